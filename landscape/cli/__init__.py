@@ -1,0 +1,103 @@
+"""Command-line entry point: argument parsing and dispatch only.
+
+Each command lives in ``landscape/cli/<command>.py`` with three names:
+``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+Command modules import torch, h5py and matplotlib only inside ``run`` so that
+``landscape --help`` and usage errors answer in well under a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from landscape import __version__
+from landscape.errors import UserError
+
+COMMANDS = (
+    "train",
+    "hessian",
+    "surface",
+    "interpolate",
+    "sharpness",
+    "escape",
+    "experiment",
+    "plot",
+    "report",
+    "info",
+)
+
+
+def _global_flags() -> argparse.ArgumentParser:
+    flags = argparse.ArgumentParser(add_help=False)
+    group = flags.add_argument_group("output control")
+    group.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
+    group.add_argument("-q", "--quiet", action="count", default=0, help="less log output on stderr")
+    group.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    return flags
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(
+        prog="landscape",
+        description="Sharpness and loss-landscape analysis of PyTorch models.",
+        parents=[_global_flags()],
+    )
+    parser.add_argument("--version", action="version", version=f"landscape {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = {}
+    for name in COMMANDS:
+        module = importlib.import_module(f"landscape.cli.{name}")
+        command = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            parents=[_global_flags()],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
+        subparsers[name] = command
+    return parser, subparsers
+
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = logging.INFO - 10 * (args.verbose or 0) + 10 * (args.quiet or 0)
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(message)s", stream=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, subparsers = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug
+    try:
+        if getattr(args, "config", None):
+            from landscape.config_file import read_config_file
+
+            subparsers[args.command].set_defaults(
+                **read_config_file(args.config, subparsers[args.command])
+            )
+            args = parser.parse_args(argv)
+        _configure_logging(args)
+        return int(args._run(args) or 0)
+    except UserError as exc:
+        if debug:
+            raise
+        print(f"landscape: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("landscape: error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line for the unexpected too; --debug shows where
+        if debug:
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(
+            f"landscape: error: {type(exc).__name__}: {message} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1

@@ -1,0 +1,140 @@
+"""Flags shared by several commands, so every command spells them the same way.
+
+Nothing here imports torch: these run while the parser is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+
+GRID_RE = re.compile(r"^\s*([^:]+):([^:]+):([^:]+)\s*$")
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """``min:max:num`` as loss-landscape users write it; any bounds, 0 included."""
+
+    start: float
+    stop: float
+    num: int
+
+    def values(self):
+        import numpy as np
+
+        return np.linspace(self.start, self.stop, self.num)
+
+    def __str__(self) -> str:
+        return f"{self.start:g}:{self.stop:g}:{self.num}"
+
+
+def parse_grid(text: str) -> GridSpec:
+    match = GRID_RE.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a grid spec MIN:MAX:NUM (e.g. -1:1:51)")
+    try:
+        start, stop = float(match.group(1)), float(match.group(2))
+        num = int(match.group(3))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a grid spec MIN:MAX:NUM with numbers (e.g. -1:1:51)"
+        ) from exc
+    if num < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: NUM must be at least 1")
+    if not (start == start and stop == stop) or abs(start) == float("inf") or abs(stop) == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: bounds must be finite numbers")
+    if num > 1 and start >= stop:
+        raise argparse.ArgumentTypeError(f"{text!r}: MIN must be smaller than MAX")
+    return GridSpec(start, stop, num)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from exc
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = nonnegative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE.toml", help="read defaults from a TOML file; flags override it")
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps (default: auto)")
+
+
+def add_seed(parser: argparse.ArgumentParser, default: int = 0) -> None:
+    parser.add_argument("--seed", type=int, default=default, help=f"random seed (default: {default})")
+
+
+def add_dtype(parser: argparse.ArgumentParser, default: str = "float32") -> None:
+    parser.add_argument(
+        "--dtype", default=default, choices=["float32", "float64"], help=f"compute dtype (default: {default})"
+    )
+
+
+def add_out(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--out", metavar="PATH", help=help_text)
+
+
+def add_model_source(parser: argparse.ArgumentParser) -> None:
+    """How to turn a checkpoint into a model: architecture and loading policy (issue 6)."""
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--arch",
+        help="architecture: a registry name (e.g. resnet20), torchvision:NAME, "
+        "path/to/file.py:factory or package.module:factory; not needed for landscape checkpoints",
+    )
+    group.add_argument("--arch-kwargs", metavar="JSON", help="keyword arguments for the architecture factory")
+    group.add_argument("--num-classes", type=positive_int, help="class count for --arch (default: the dataset's)")
+    group.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow arbitrary unpickling (TorchScript, pickled modules): only for files you trust",
+    )
+    group.add_argument("--non-strict", action="store_true", help="load the weights that fit and report the rest")
+    group.add_argument("--ema", action="store_true", help="use the EMA weights of a checkpoint that has them")
+
+
+def add_data_source(parser: argparse.ArgumentParser, splits: str = "train") -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--dataset", choices=["digits", "cifar10", "cifar100"], help="dataset (default: the checkpoint's, else digits)"
+    )
+    group.add_argument("--data", metavar="FILE.py:factory", help="user data factory returning a Dataset or (inputs, targets)")
+    group.add_argument("--data-dir", metavar="DIR", help="folder holding the CIFAR files (default: ./data)")
+    group.add_argument("--loss", choices=["cross-entropy", "mse"], default="cross-entropy", help="loss (default: cross-entropy)")
+    group.add_argument("--split", default=splits, help=f"data split(s) to evaluate on (default: {splits})")
+    group.add_argument("--samples", type=positive_int, help="number of examples in the fixed analysis subset")
+    group.add_argument("--batch-size", type=positive_int, help="evaluation batch size")
