@@ -1,0 +1,102 @@
+"""The CLI shell: fast help, one-line errors, config files."""
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from landscape import cli
+from landscape.config_file import read_config_file
+from landscape.errors import UserError
+
+HEAVY_MODULES = ("torch", "matplotlib", "h5py", "numpy", "sklearn", "scipy")
+
+
+def test_building_the_parser_imports_no_heavy_module():
+    code = (
+        "import sys; from landscape.cli import build_parser; build_parser(); "
+        f"print([m for m in {HEAVY_MODULES!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", cli.COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert f"landscape {command}" in capsys.readouterr().out
+
+
+def test_unknown_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["frobnicate"])
+    assert exit_info.value.code == 2
+
+
+def _fake_command(monkeypatch, exc):
+    def run(args):
+        raise exc
+
+    parser = argparse.ArgumentParser(prog="landscape", parents=[cli._global_flags()])
+    sub = parser.add_subparsers(dest="command")
+    fake = sub.add_parser("fake", parents=[cli._global_flags()])
+    fake.set_defaults(_run=run)
+    monkeypatch.setattr(cli, "build_parser", lambda: (parser, {"fake": fake}))
+
+
+@pytest.mark.parametrize(
+    "exc, expected",
+    [
+        (UserError("the file is missing; give another"), "landscape: error: the file is missing; give another"),
+        (RuntimeError("boom\nsecond line"), "landscape: error: RuntimeError: boom (rerun with --debug"),
+    ],
+)
+def test_errors_are_one_line_with_exit_status_1(monkeypatch, capsys, exc, expected):
+    _fake_command(monkeypatch, exc)
+    assert cli.main(["fake"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(expected)
+
+
+def test_debug_shows_the_traceback(monkeypatch):
+    _fake_command(monkeypatch, UserError("nope"))
+    with pytest.raises(UserError):
+        cli.main(["fake", "--debug"])
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="landscape train")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--sam-start", type=int)
+    parser.add_argument("--schedule", choices=["step", "cosine"], default="step")
+    parser.add_argument("--config")
+    return parser
+
+
+def test_config_file_values_become_defaults(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('epochs = 30\nsam-start = 25\n[train]\nschedule = "cosine"\n[hessian]\ntop_k = 3\n')
+    assert read_config_file(path, _parser()) == {"epochs": 30, "sam_start": 25, "schedule": "cosine"}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("epochz = 3\n", "unknown key 'epochz'"),
+        ('schedule = "linear"\n', "not one of step, cosine"),
+        ("epochs = [\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_files_are_user_errors(tmp_path, text, message):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message):
+        read_config_file(path, _parser())
+
+
+def test_missing_config_file_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        read_config_file(tmp_path / "none.toml", _parser())

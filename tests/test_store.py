@@ -1,0 +1,125 @@
+"""The HDF5 store: atomic writes, root stamps, provenance, clear refusals."""
+
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from landscape import store
+from landscape.errors import UserError
+
+PROVENANCE = {
+    "checkpoint": "run/epoch-010-sgd.pt",
+    "checkpoint_sha256": "ab" * 32,
+    "arch": "mlp",
+    "epoch": 10,
+    "phase": "sgd",
+    "split": "train",
+    "samples": 100,
+    "bn_mode": "eval",
+    "dtype": "float32",
+    "seed": 0,
+    "seconds": 1.5,
+    "config": {"top_k": 5},
+}
+
+
+def test_transaction_creates_file_with_root_attributes(tmp_path):
+    path = tmp_path / "out.h5"
+    with store.transaction(path, command=["landscape", "hessian", "x.pt"]) as f:
+        store.write_dataset(store.replace_group(f, "hessian/x"), "eigenvalues", [3.0, 2.0])
+    with h5py.File(path, "r") as f:
+        assert f.attrs["schema_version"] == store.SCHEMA_VERSION
+        assert "landscape_version" in f.attrs and "created" in f.attrs
+        assert f.attrs["command"] == '["landscape", "hessian", "x.pt"]'
+        np.testing.assert_array_equal(f["hessian/x/eigenvalues"][()], [3.0, 2.0])
+
+
+def test_transaction_keeps_other_groups_and_replaces_its_own(tmp_path):
+    path = tmp_path / "out.h5"
+    with store.transaction(path) as f:
+        store.write_dataset(store.replace_group(f, "hessian/a"), "trace", 1.0)
+        store.write_dataset(store.replace_group(f, "hessian/b"), "trace", 2.0)
+    with store.transaction(path) as f:
+        store.write_dataset(store.replace_group(f, "hessian/a"), "eigenvalues", [5.0])
+    with h5py.File(path, "r") as f:
+        assert "trace" not in f["hessian/a"] and "eigenvalues" in f["hessian/a"]
+        assert f["hessian/b/trace"][()] == 2.0
+
+
+def test_failed_transaction_leaves_old_file_untouched_and_no_temp(tmp_path):
+    path = tmp_path / "out.h5"
+    with store.transaction(path) as f:
+        store.write_dataset(f.create_group("g"), "v", 1.0)
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError), store.transaction(path) as f:
+        del f["g"]
+        raise RuntimeError("killed halfway")
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["out.h5"]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.write_text("not hdf5"), "not an HDF5 file"),
+        (lambda p: p.mkdir(), "is a directory"),
+    ],
+)
+def test_check_output_path_refuses_bad_existing_outputs(tmp_path, make, message):
+    path = tmp_path / "out.h5"
+    make(path)
+    with pytest.raises(UserError, match=message):
+        store.check_output_path(path)
+
+
+def test_check_output_path_refuses_missing_folder(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        store.check_output_path(tmp_path / "nope" / "out.h5")
+
+
+def test_non_hdf5_output_is_left_untouched(tmp_path):
+    path = tmp_path / "notes.h5"
+    path.write_text("precious")
+    with pytest.raises(UserError), store.transaction(path):
+        pass
+    assert path.read_text() == "precious"
+
+
+def test_provenance_round_trips_and_config_is_json(tmp_path):
+    path = tmp_path / "out.h5"
+    with store.transaction(path) as f:
+        store.set_provenance(store.replace_group(f, "hessian/x"), PROVENANCE)
+    with h5py.File(path, "r") as f:
+        attrs = store.read_attrs(f["hessian/x"])
+    assert attrs["config"] == {"top_k": 5}
+    assert attrs["epoch"] == 10 and attrs["phase"] == "sgd"
+
+
+def test_provenance_must_be_complete(tmp_path):
+    with store.transaction(tmp_path / "out.h5") as f, pytest.raises(ValueError, match="seed"):
+        store.set_provenance(f.create_group("g"), {k: v for k, v in PROVENANCE.items() if k != "seed"})
+
+
+def test_list_results_names_kind_and_group(tmp_path):
+    path = tmp_path / "out.h5"
+    with store.transaction(path) as f:
+        f.create_group("hessian/a")
+        f.create_group("surface/plane")
+    with store.open_result_file(path) as f:
+        assert store.list_results(f) == [("hessian", "a"), ("surface", "plane")]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.write_bytes(b"PK\x03\x04 a checkpoint"), "not an HDF5 result file"),
+        (lambda p: None, "does not exist"),
+    ],
+)
+def test_open_result_file_refuses_non_results(tmp_path, make, message):
+    path = tmp_path / "x.h5"
+    make(path)
+    with pytest.raises(UserError, match=message):
+        store.open_result_file(path)
