@@ -1,0 +1,7 @@
+"""Figures from landscape result files and training runs.
+
+One module per figure family (surface1d, surface2d, interpolation, hessian, training, compare,
+sharpness, escape); ``results`` reads result files into plain arrays, ``discover`` lists the
+figures a file gives, ``report`` writes the HTML page, ``style`` holds the one shared look.
+Figure functions return :class:`matplotlib.figure.Figure` objects built without pyplot.
+"""

@@ -1,0 +1,209 @@
+"""Walk result files and run folders and list the figures to make, each named after its result.
+
+A figure job is built lazily (``job.build()`` returns the Figure), so a caller can filter by
+kind, render to files (``landscape plot``) or to memory (``landscape report``).
+Names: ``<source>-<kind>-<result>[-<what>]`` where source is the file stem or run folder name;
+comparisons across sources are ``compare-<kind>``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from landscape.errors import UserError
+from landscape.plot import (
+    compare,
+    escape,
+    experiment,
+    hessian,
+    interpolation,
+    sharpness,
+    surface1d,
+    surface2d,
+)
+from landscape.plot.results import ResultFile, TrainingLog, read_result_file, read_training_log
+
+KINDS = ("surface", "interpolation", "hessian", "sharpness", "escape", "experiment", "training", "compare")
+LOSSES = ("train_loss", "test_loss")
+ACCURACIES = ("train_acc", "test_acc")
+
+Source = ResultFile | TrainingLog
+
+
+@dataclass(frozen=True)
+class FigureJob:
+    name: str
+    kind: str
+    caption: str
+    build: Callable[[], Figure]
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "figure"
+
+
+def parse_only(text: str | None) -> set[str] | None:
+    """``--only surface,hessian`` -> {"surface", "hessian"}; UserError listing the kinds otherwise."""
+    if text is None:
+        return None
+    kinds = {part.strip().lower() for part in text.split(",") if part.strip()}
+    unknown = sorted(kinds - set(KINDS))
+    if unknown or not kinds:
+        raise UserError(f"unknown --only kind {', '.join(unknown) or repr(text)}; choose from {', '.join(KINDS)}")
+    return kinds
+
+
+def load_source(path: str | Path) -> Source:
+    """A result file, or a run folder (or its metrics.jsonl) for training curves."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path} does not exist; give result files (.h5) or run folders (checkpoints/RUN)")
+    if path.is_dir() or path.name.endswith(".jsonl"):
+        return read_training_log(path)
+    return read_result_file(path)
+
+
+def source_label(source: Source) -> str:
+    return source.run if isinstance(source, TrainingLog) else source.stem
+
+
+def _job(jobs: list, name: str, kind: str, caption: str, build: Callable[[], Figure]) -> None:
+    jobs.append(FigureJob(safe_name(name), kind, caption, build))
+
+
+def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
+    """Every figure one source gives, in a stable order."""
+    prefix = prefix or source_label(source)
+    jobs: list[FigureJob] = []
+    if isinstance(source, TrainingLog):
+        _job(jobs, f"{prefix}-training", "training", f"Training curves of run {source.run}.",
+             lambda source=source: _training(source))
+        return jobs
+    for s in source.surfaces:
+        base = f"{prefix}-surface-{s.name}"
+        where = f"surface/{s.name} of {source.path.name}"
+        if s.ndim == 1:
+            _job(jobs, f"{base}-slice", "surface", f"1D slice {where}.", lambda s=s: surface1d.plot_slice_1d(s))
+            continue
+        for metric in (m for m in LOSSES if m in s.metrics):
+            _job(jobs, f"{base}-contour-{metric}", "surface", f"Contours of {metric} on {where}.",
+                 lambda s=s, m=metric: surface2d.plot_contour(s, m))
+            _job(jobs, f"{base}-filled-{metric}", "surface", f"Filled map of {metric} on {where}.",
+                 lambda s=s, m=metric: surface2d.plot_filled(s, m))
+            _job(jobs, f"{base}-3d-{metric}", "surface", f"3D view of {metric} on {where}.",
+                 lambda s=s, m=metric: surface2d.plot_surface_3d(s, m))
+        for metric in (m for m in ACCURACIES if m in s.metrics):
+            _job(jobs, f"{base}-filled-{metric}", "surface", f"Filled map of {metric} on {where}.",
+                 lambda s=s, m=metric: surface2d.plot_filled(s, m))
+    for it in source.interpolations:
+        _job(jobs, f"{prefix}-interpolation-{it.name}", "interpolation",
+             f"Interpolation {it.a_name} → {it.b_name} ({it.name}).", lambda it=it: interpolation.plot_interpolation(it))
+    # Default arguments bind each lambda to its own records (closures would see the last ones).
+    if source.hessian:
+        hess = source.hessian
+        if hessian.has_epoch_series(hess):
+            _job(jobs, f"{prefix}-hessian-epochs", "hessian", "Top Hessian eigenvalues and trace against epoch.",
+                 lambda hess=hess: hessian.plot_hessian_vs_epoch(hessian.group_by_run(hess)))
+        else:
+            _job(jobs, f"{prefix}-hessian-topk", "hessian", "Top Hessian eigenvalues.",
+                 lambda hess=hess: hessian.plot_top_eigenvalues(hess))
+        dense = [r for r in hess if r.density_grid is not None]
+        if len(dense) > 1:
+            _job(jobs, f"{prefix}-hessian-density", "hessian", "Spectral densities of all checkpoints.",
+                 lambda dense=dense: hessian.plot_density(dense))
+        for r in dense:
+            _job(jobs, f"{prefix}-hessian-density-{r.name}", "hessian", f"Spectral density of {r.name}.",
+                 lambda r=r: hessian.plot_density([r]))
+    if source.sharpness:
+        sharp = source.sharpness
+        if sharpness.scalar_measures(sharp):
+            _job(jobs, f"{prefix}-sharpness-measures", "sharpness", "Sharpness measures per checkpoint.",
+                 lambda sharp=sharp: sharpness.plot_sharpness_measures(sharp))
+        for measure in sharpness.curve_measures(sharp):
+            _job(jobs, f"{prefix}-sharpness-{measure}", "sharpness", f"Sharpness measure {measure}.",
+                 lambda m=measure, sharp=sharp: sharpness.plot_sharpness_curve(sharp, m))
+    for x in source.experiments:
+        if experiment.panels_present(x):
+            _job(jobs, f"{prefix}-experiment-{x.name}", "experiment",
+                 f"Experiment {x.name}: test accuracy and sharpness against the SAM start epoch.",
+                 lambda x=x: experiment.plot_late_sam_summary(x))
+    for e in source.escapes:
+        _job(jobs, f"{prefix}-escape-{e.name}", "escape", f"Escape from {e.meta.checkpoint_name or e.name}.",
+             lambda e=e: escape.plot_escape(e))
+    return jobs
+
+
+def _training(log: TrainingLog) -> Figure:
+    from landscape.plot.training import plot_training
+
+    return plot_training(log)
+
+
+def comparison_figures(sources: Sequence[Source]) -> list[FigureJob]:
+    """Figures that put several sources on one axis; none for a single source."""
+    if len(sources) < 2:
+        return []
+    labels = _unique_labels(sources)
+    jobs: list[FigureJob] = []
+    results = [s if isinstance(s, ResultFile) else None for s in sources]
+
+    def from_files(attribute: str, keep=lambda r: True) -> list[tuple[str, object]]:
+        picked = [(i, s) for i, s in enumerate(results) if s is not None and any(keep(r) for r in getattr(s, attribute))]
+        if len(picked) < 2:
+            return []
+        out = []
+        for i, s in picked:
+            records = [r for r in getattr(s, attribute) if keep(r)]
+            for r in records:
+                out.append((labels[i] if len(records) == 1 else f"{labels[i]}: {r.name}", r))
+        return out
+
+    slices = from_files("surfaces", lambda s: s.ndim == 1)
+    if slices:
+        _job(jobs, "compare-surface1d", "compare", "1D slices compared.", lambda: compare.plot_compare_slices(slices))
+    interps = from_files("interpolations")
+    if interps:
+        _job(jobs, "compare-interpolation", "compare", "Interpolation curves compared.",
+             lambda: compare.plot_compare_interpolations(interps))
+    series = [(labels[i], s.hessian) for i, s in enumerate(results) if s is not None and hessian.has_epoch_series(s.hessian)]
+    if len(series) >= 2:
+        _job(jobs, "compare-hessian", "compare", "Hessian spectra during training compared.",
+             lambda: compare.plot_compare_hessian(series))
+    escapes = from_files("escapes")
+    if escapes:
+        _job(jobs, "compare-escape", "compare", "Escape distances compared.", lambda: compare.plot_compare_escape(escapes))
+    logs = [(labels[i], s) for i, s in enumerate(sources) if isinstance(s, TrainingLog)]
+    if len(logs) >= 2:
+        _job(jobs, "compare-training", "compare", "Training runs compared.", lambda: compare.plot_compare_training(logs))
+    return jobs
+
+
+def _unique_labels(sources: Sequence[Source]) -> dict[int, str]:
+    labels = {i: source_label(s) for i, s in enumerate(sources)}
+    for i, s in enumerate(sources):
+        if list(labels.values()).count(labels[i]) > 1:
+            path = s.path.parent if isinstance(s, TrainingLog) else s.path
+            labels[i] = f"{path.parent.name}/{labels[i]}"
+    return labels
+
+
+def plan(paths: Sequence[str | Path], only: set[str] | None = None) -> tuple[list[Source], list[FigureJob]]:
+    """Read every input (UserError on the first bad one) and list the figures, unique names."""
+    sources = [load_source(p) for p in paths]
+    labels = _unique_labels(sources)
+    jobs = [job for i, s in enumerate(sources) for job in figures_for(s, labels[i])]
+    jobs += comparison_figures(sources)
+    if only is not None:
+        jobs = [job for job in jobs if job.kind in only]
+    seen: dict[str, int] = {}
+    unique = []
+    for job in jobs:  # two inputs with the same name must not overwrite each other's figures
+        count = seen.get(job.name, 0)
+        seen[job.name] = count + 1
+        unique.append(job if count == 0 else FigureJob(f"{job.name}-{count + 1}", job.kind, job.caption, job.build))
+    return sources, unique

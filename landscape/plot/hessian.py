@@ -1,0 +1,162 @@
+"""Hessian figures: top-k eigenvalues and trace against epoch with the SGD→SAM switch marked
+(the sharpness-versus-training plot of Zhou et al., ICLR 2025), and the spectral density from
+stochastic Lanczos quadrature (Ghorbani et al., 2019) on a log y-axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+import numpy as np
+from matplotlib import cm, colors
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from landscape.plot import style
+from landscape.plot.results import HessianRecord, switch_epoch
+
+DENSITY_FLOOR = 1e-6  # relative to the peak: SLQ densities fall to ~0 between Gaussians
+
+
+def group_by_run(records: Sequence[HessianRecord], label: str | None = None) -> dict[str, list[HessianRecord]]:
+    """Records with an epoch, per training run (the checkpoint's folder), sorted by epoch."""
+    runs: dict[str, list[HessianRecord]] = {}
+    for record in records:
+        if record.meta.epoch is None:
+            continue
+        key = label or record.meta.run or "run"
+        runs.setdefault(key, []).append(record)
+    for key in runs:
+        runs[key].sort(key=lambda r: r.meta.epoch)
+    return runs
+
+
+def has_epoch_series(records: Sequence[HessianRecord]) -> bool:
+    return len({r.meta.epoch for r in records if r.meta.epoch is not None}) >= 2
+
+
+def _phase_markers(ax, epochs, values, phases, **kwargs) -> None:
+    for phase in dict.fromkeys(phases):
+        idx = [i for i, p in enumerate(phases) if p == phase]
+        ax.scatter(np.asarray(epochs)[idx], np.asarray(values)[idx], color=style.phase_color(phase),
+                   edgecolors="white", linewidths=0.4, zorder=4, s=16, gid=f"phase-{phase}", **kwargs)
+
+
+def _log_if_wide(ax, values) -> None:
+    values = np.asarray([v for v in values if v is not None and np.isfinite(v)])
+    if values.size and values.min() > 0 and values.max() / values.min() > 50:
+        style.log_scale(ax)
+
+
+@style.styled
+def plot_hessian_vs_epoch(runs: dict[str, list[HessianRecord]], top_k: int | None = None) -> Figure:
+    """λ1..λk (top panel) and tr(H) ± stderr (bottom panel) against epoch, one line per run."""
+    fig = style.new_figure(style.COLUMN_WIDTH, 3.8)
+    ax_eig, ax_tr = fig.subplots(2, 1, sharex=True)
+    many = len(runs) > 1
+    switches = []
+    for i, (run, records) in enumerate(runs.items()):
+        color = style.PALETTE[(i + 2) % len(style.PALETTE)] if many else "black"
+        epochs = np.array([r.meta.epoch for r in records], dtype=float)
+        phases = [r.meta.phase for r in records]
+        k = max((r.eigenvalues.size for r in records), default=0)
+        k = min(k, top_k) if top_k else k
+        for j in range(k - 1, -1, -1):  # draw λ1 last so it sits on top
+            values = np.array([r.eigenvalues[j] if r.eigenvalues.size > j else np.nan for r in records])
+            ax_eig.plot(epochs, values, "-", color=color, linewidth=1.4 if j == 0 else 0.7,
+                        alpha=1.0 if j == 0 else 0.25 + 0.5 * (k - j) / k, zorder=3 if j == 0 else 2,
+                        label=(run if many else "λ$_1$") if j == 0 else None, gid=f"lambda{j + 1}-{run}")
+            if j == 0:
+                _phase_markers(ax_eig, epochs, values, phases)
+        traces = np.array([r.trace if r.trace is not None else np.nan for r in records], dtype=float)
+        errors = np.array([r.trace_stderr if r.trace_stderr is not None else 0.0 for r in records], dtype=float)
+        if np.isfinite(traces).any():
+            ax_tr.errorbar(epochs, traces, yerr=errors, color=color, linewidth=1.2, capsize=1.5,
+                           elinewidth=0.7, label=run if many else "tr(H)", gid=f"trace-{run}")
+            _phase_markers(ax_tr, epochs, traces, phases)
+        switch = switch_epoch(epochs, phases)
+        if switch is not None:
+            switches.append((switch, color))
+    for switch, color in dict.fromkeys(switches):
+        for ax in (ax_eig, ax_tr):
+            style.mark_switch(ax, switch, label=ax is ax_eig, color=color if many else style.SWITCH_COLOR)
+    _log_if_wide(ax_eig, [v for rs in runs.values() for r in rs for v in r.eigenvalues])
+    ax_eig.set_ylabel("top Hessian eigenvalues")
+    ax_tr.set_ylabel("Hessian trace")
+    ax_tr.set_xlabel("epoch")
+    if not ax_tr.has_data():
+        ax_tr.set_visible(False)
+    handles, labels = ax_eig.get_legend_handles_labels()
+    if not many and k > 1:
+        handles.append(Line2D([], [], color="black", linewidth=0.7, alpha=0.5))
+        labels.append(f"λ$_2$…λ$_{{{k}}}$")
+    seen = list(dict.fromkeys(p for rs in runs.values() for r in rs for p in [r.meta.phase]))
+    for phase in seen:
+        handles.append(Line2D([], [], marker="o", linestyle="", color=style.phase_color(phase)))
+        labels.append(style.phase_label(phase))
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 3))
+    return fig
+
+
+@style.styled
+def plot_top_eigenvalues(records: Sequence[HessianRecord]) -> Figure:
+    """The top-k eigenvalues of each checkpoint against their index (no epoch series needed)."""
+    fig = style.new_figure(style.COLUMN_WIDTH)
+    ax = fig.add_subplot()
+    for i, record in enumerate(records):
+        index = np.arange(1, record.eigenvalues.size + 1)
+        ax.plot(index, record.eigenvalues, "o-", color=style.PALETTE[i % len(style.PALETTE)],
+                markersize=3, label=record.name)
+    _log_if_wide(ax, [v for r in records for v in r.eigenvalues])
+    ax.set_xlabel("index i")
+    ax.set_ylabel("eigenvalue λ$_i$")
+    ax.legend()
+    return fig
+
+
+def _positive_density(record: HessianRecord) -> tuple[np.ndarray, np.ndarray]:
+    values = np.asarray(record.density_values, dtype=float)
+    peak = np.nanmax(values) if values.size and np.isfinite(values).any() else 1.0
+    return record.density_grid, np.clip(values, peak * DENSITY_FLOOR, None)
+
+
+@style.styled
+def plot_density(records: Sequence[HessianRecord]) -> Figure:
+    """Spectral densities on a log y-axis; several checkpoints are coloured by epoch."""
+    records = [r for r in records if r.density_grid is not None]
+    fig = style.new_figure(style.COLUMN_WIDTH)
+    ax = fig.add_subplot()
+    epochs = [r.meta.epoch for r in records]
+    by_epoch = len(records) > 1 and all(e is not None for e in epochs)
+    norm = colors.Normalize(min(epochs), max(epochs)) if by_epoch else None
+    cmap = matplotlib.colormaps[style.LOSS_CMAP]
+    for i, record in enumerate(records):
+        grid, values = _positive_density(record)
+        color = cmap(norm(record.meta.epoch)) if by_epoch else style.PALETTE[i % len(style.PALETTE)]
+        linestyle = "--" if record.meta.phase == "sam" and by_epoch else "-"
+        ax.plot(grid, values, linestyle, color=color, linewidth=1.0, label=record.name, gid=f"density-{record.name}")
+    style.log_scale(ax)
+    peak = max((np.nanmax(r.density_values) for r in records if np.isfinite(r.density_values).any()), default=1.0)
+    ax.set_ylim(bottom=peak * DENSITY_FLOOR * 0.5)
+    ax.set_xlabel("eigenvalue λ")
+    ax.set_ylabel("spectral density")
+    if len(records) == 1 and records[0].eigenvalues.size:
+        ax.vlines(records[0].eigenvalues, 0, 0.05, transform=ax.get_xaxis_transform(), color=style.PALETTE[1],
+                  linewidth=1.0, label="top-k (Lanczos)", gid="topk-rug")
+        ax.legend(loc="upper right")
+        title = records[0].name
+        if records[0].meta.phase:
+            title += f" ({style.phase_label(records[0].meta.phase)})"
+        ax.set_title(title)
+    elif by_epoch:
+        bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.02, fraction=0.05)
+        bar.set_label("epoch")
+        switch = switch_epoch(epochs, [r.meta.phase for r in records])
+        if switch is not None:
+            bar.ax.axhline(switch, color="white", linewidth=1.2)
+        ax.legend(handles=[Line2D([], [], color="0.3", linestyle="-", label="SGD"),
+                           Line2D([], [], color="0.3", linestyle="--", label="SAM")], loc="upper right")
+    else:
+        ax.legend(loc="upper right")
+    return fig

@@ -1,0 +1,283 @@
+"""One self-contained static HTML page: every figure (PNG, base64-embedded, so the page needs no
+network and no neighbouring files) and tables of the headline numbers per checkpoint
+(epoch, phase, test accuracy, λ1, trace, sharpness), per interpolation (barrier heights),
+per escape run and per training run.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import io
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from landscape import __version__
+from landscape.plot import style
+from landscape.plot.discover import FigureJob, Source
+from landscape.plot.results import Experiment, Meta, ResultFile, Surface, TrainingLog
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "report.html"
+
+
+@dataclass
+class CheckpointRow:
+    checkpoint: str  # the stem, as shown
+    path: str | None = None
+    epoch: int | None = None
+    phase: str | None = None
+    test_acc: float | None = None
+    test_acc_source: str | None = None
+    lambda1: float | None = None
+    trace: float | None = None
+    trace_stderr: float | None = None
+    sharpness: dict[str, float] = field(default_factory=dict)
+
+
+def fmt(value: float | None, digits: int = 4) -> str:
+    """Numbers as the tables print them (tests look for exactly this text)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.{digits}g}"
+
+
+# Where a checkpoint's test accuracy comes from, most trustworthy first: the training log
+# evaluates the full test set; surfaces and interpolations may use a subset.
+ACC_RANK = {"training log": 0, "surface centre": 1, "interpolation end": 2}
+
+
+class _Rows:
+    """Rows keyed by the checkpoint's SHA-256 when known (one checkpoint named by two paths is
+    one row), else by its path, else by the result name."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, CheckpointRow] = {}
+        self.alias: dict[str, str] = {}  # path or sha256 -> row key
+
+    def get(self, path: str | None, sha256: str | None, name: str, epoch=None, phase=None) -> CheckpointRow:
+        names = [n for n in (sha256 and f"sha:{sha256}", path and f"path:{path}") if n]
+        key = next((self.alias[n] for n in names if n in self.alias), None) or (names[0] if names else f"name:{name}")
+        for n in names:
+            self.alias.setdefault(n, key)
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = CheckpointRow(Path(path).stem if path else name, path)
+        row.epoch = row.epoch if row.epoch is not None else epoch
+        row.phase = row.phase or phase
+        return row
+
+    def of(self, meta: Meta, name: str) -> CheckpointRow:
+        return self.get(meta.checkpoint, meta.sha256, name, meta.epoch, meta.phase)
+
+
+def _set_acc(row: CheckpointRow, value: float | None, source: str) -> None:
+    if value is None or not math.isfinite(value):
+        return
+    if row.test_acc is None or ACC_RANK[source] < ACC_RANK[row.test_acc_source]:
+        row.test_acc, row.test_acc_source = float(value), source
+
+
+def _value_at(axis: np.ndarray, values: np.ndarray, point: float) -> float | None:
+    hits = np.flatnonzero(np.isclose(axis, point, atol=1e-9))
+    if hits.size == 0:
+        return None
+    value = float(values[hits[0]])
+    return value if math.isfinite(value) else None
+
+
+def _centre_acc(surface: Surface) -> float | None:
+    acc = surface.metrics["test_acc"]
+    if surface.ndim == 1:
+        return _value_at(surface.x, acc, 0.0)
+    ix = np.flatnonzero(np.isclose(surface.x, 0.0, atol=1e-9))
+    return _value_at(surface.y, acc[ix[0]], 0.0) if ix.size else None
+
+
+def checkpoint_rows(sources: Sequence[Source]) -> list[CheckpointRow]:
+    """Per checkpoint: epoch, phase, test accuracy, λ1, trace and scalar sharpness measures."""
+    rows = _Rows()
+    logs = {s.run: s for s in sources if isinstance(s, TrainingLog)}
+    for source in sources:
+        if not isinstance(source, ResultFile):
+            continue
+        for r in source.hessian:
+            row = rows.of(r.meta, r.name)
+            row.lambda1 = float(r.eigenvalues[0]) if r.eigenvalues.size else None
+            row.trace, row.trace_stderr = r.trace, r.trace_stderr
+        for r in source.sharpness:
+            row = rows.of(r.meta, r.name)
+            row.sharpness.update({m: float(v.reshape(-1)[0]) for m, v in r.measures.items() if v.size == 1})
+        for s in source.surfaces:
+            if "test_acc" in s.metrics:
+                _set_acc(rows.of(s.meta, s.name), _centre_acc(s), "surface centre")
+        for it in source.interpolations:
+            if "test_acc" not in it.metrics:
+                continue
+            paths = it.checkpoints or [it.a, it.b]
+            shas = it.checkpoint_sha256s if len(it.checkpoint_sha256s) == len(paths) else [None] * len(paths)
+            epochs = it.epochs if len(it.epochs) == len(paths) else [None] * len(paths)
+            phases = it.phases if len(it.phases) == len(paths) else [None] * len(paths)
+            for k, path in enumerate(paths):
+                if path:
+                    row = rows.get(path, shas[k], Path(path).stem, epochs[k], phases[k])
+                    _set_acc(row, _value_at(it.alpha, it.metrics["test_acc"], float(k)), "interpolation end")
+    for row in rows.rows.values():  # the training log's evaluation of that epoch, when we have the run
+        run = logs.get(Path(row.path).parent.name) if row.path else None
+        if run is not None and row.epoch is not None and "test_acc" in run.columns:
+            hit = np.flatnonzero(run.epoch == row.epoch)
+            if hit.size:
+                _set_acc(row, float(run.columns["test_acc"][hit[0]]), "training log")
+    return sorted(rows.rows.values(), key=lambda r: (r.epoch is None, r.epoch or 0, r.checkpoint))
+
+
+# ---------------------------------------------------------------------------------------- HTML
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], caption: str) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>\n" for row in rows)
+    return f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>\n"
+
+
+def tables_html(sources: Sequence[Source]) -> str:
+    parts = []
+    rows = checkpoint_rows(sources)
+    if rows:
+        measures = list(dict.fromkeys(m for r in rows for m in r.sharpness))
+        headers = ["checkpoint", "epoch", "phase", "test acc. (%)", "λ1", "trace", *measures]
+        body = []
+        for r in rows:
+            trace = fmt(r.trace) + (f" ± {fmt(r.trace_stderr, 2)}" if r.trace is not None and r.trace_stderr else "")
+            body.append([
+                r.checkpoint, str(r.epoch) if r.epoch is not None else "–", (r.phase or "–").upper(),
+                fmt(100 * r.test_acc if r.test_acc is not None else None), fmt(r.lambda1), trace,
+                *[fmt(r.sharpness.get(m)) for m in measures],
+            ])
+        parts.append(_table(headers, body, "Headline numbers per checkpoint"))
+    interps = [(s, it) for s in sources if isinstance(s, ResultFile) for it in s.interpolations]
+    if interps:
+        keys = list(dict.fromkeys(k for _, it in interps for k in sorted(it.barriers)))
+        body = [[f"{s.stem}: {it.name}", it.a_name, it.b_name, *[fmt(it.barriers.get(k)) for k in keys]] for s, it in interps]
+        parts.append(_table(["interpolation", "α=0", "α=1", *[k.removeprefix("barrier_").replace("_", " ") for k in keys]],
+                            body, "Barrier heights (loss; error as a fraction)"))
+    escapes = [(s, e) for s in sources if isinstance(s, ResultFile) for e in s.escapes]
+    if escapes:
+        body = []
+        for s, e in escapes:
+            rho, lr = e.attrs.get("rho"), e.attrs.get("lr")
+            body.append([f"{s.stem}: {e.name}", e.meta.checkpoint_name or "–", fmt(e.growth_rate),
+                         fmt(rho if isinstance(rho, (int, float)) else None), fmt(lr if isinstance(lr, (int, float)) else None)])
+        parts.append(_table(["escape", "from", "growth rate / step", "ρ", "lr"], body, "Escape from a minimum"))
+    for source in sources:
+        if isinstance(source, ResultFile):
+            parts.extend(_experiment_table(source, x) for x in source.experiments)
+    logs = [s for s in sources if isinstance(s, TrainingLog)]
+    if logs:
+        body = []
+        for t in logs:
+            acc, loss = _last(t, "test_acc"), _last(t, "train_loss")
+            body.append([t.run, str(int(t.epoch.max())), fmt(t.switch_epoch()), fmt(loss),
+                         fmt(100 * acc if acc is not None else None)])
+        parts.append(_table(["run", "epochs", "switch epoch", "final train loss", "final test acc. (%)"],
+                            body, "Training runs"))
+    return "\n".join(parts)
+
+
+EXPERIMENT_METRICS = (("test_acc", "test acc. (%)", 100.0), ("lambda1", "λ1", 1.0), ("trace", "trace", 1.0),
+                      ("worst_case", "worst case", 1.0))
+
+
+def _experiment_table(source: ResultFile, x: Experiment) -> str:
+    """One row per arm: mean ± std over seeds of each metric the experiment computed."""
+    s = x.summary
+    labels = s.get("arm_label", s.get("arm", []))
+    metrics = [m for m in EXPERIMENT_METRICS if f"{m[0]}_mean" in s and np.isfinite(s[f"{m[0]}_mean"]).any()]
+    body = []
+    for i, label in enumerate(labels):
+        row = [str(label), fmt(float(s["n_seeds"][i])) if "n_seeds" in s else "–"]
+        for key, _, scale in metrics:
+            mean = float(s[f"{key}_mean"][i]) * scale
+            std = float(s[f"{key}_std"][i]) * scale if f"{key}_std" in s else math.nan
+            row.append(fmt(mean) + (f" ± {fmt(std, 2)}" if math.isfinite(std) and math.isfinite(mean) else ""))
+        body.append(row)
+    return _table(["arm", "seeds", *[m[1] for m in metrics]], body,
+                  f"Experiment {x.name} ({source.stem}): mean ± std over seeds")
+
+
+def _last(log: TrainingLog, key: str) -> float | None:
+    return float(log.columns[key][-1]) if key in log.columns else None
+
+
+CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+caption { text-align: left; font-weight: bold; padding-bottom: 0.3em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+.figures { display: flex; flex-wrap: wrap; gap: 1em; }
+figure { margin: 0; width: 340px; } figure img { width: 100%; height: auto; }
+figcaption { font-size: 0.8em; color: #555; }
+"""
+
+
+def render_png(job: FigureJob, dpi: int) -> bytes:
+    fig = job.build()
+    buffer = io.BytesIO()
+    import matplotlib
+
+    with matplotlib.rc_context(style.RC):
+        fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": "landscape"})
+    return buffer.getvalue()
+
+
+def build_html(sources: Sequence[Source], jobs: Sequence[FigureJob], dpi: int = 120) -> str:
+    inputs = ", ".join(html.escape(str(getattr(s, "path", s))) for s in sources)
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    sections = []
+    for kind in dict.fromkeys(job.kind for job in jobs):
+        figures = []
+        for job in (j for j in jobs if j.kind == kind):
+            data = base64.b64encode(render_png(job, dpi)).decode("ascii")
+            figures.append(
+                f'<figure id="{html.escape(job.name)}"><img alt="{html.escape(job.caption)}" '
+                f'src="data:image/png;base64,{data}"><figcaption>{html.escape(job.name)}: '
+                f"{html.escape(job.caption)}</figcaption></figure>"
+            )
+        sections.append(f"<h2>{html.escape(kind)}</h2>\n<div class=\"figures\">\n" + "\n".join(figures) + "\n</div>")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>landscape report</title><style>{CSS}</style></head><body>\n"
+        f"<h1>landscape report</h1>\n<p>Inputs: {inputs}<br>Written {created} by landscape {__version__}.</p>\n"
+        f"<h2>Headline numbers</h2>\n{tables_html(sources) or '<p>No per-checkpoint numbers in these inputs.</p>'}\n"
+        + "\n".join(sections)
+        + "\n</body></html>\n"
+    )
+
+
+def write_report(sources: Sequence[Source], jobs: Sequence[FigureJob], out_dir: str | Path, dpi: int = 120) -> Path:
+    """Render and write ``out_dir/report.html`` atomically; returns its path."""
+    out_dir = Path(out_dir)
+    page = build_html(sources, jobs, dpi)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / REPORT_NAME
+    fd, tmp = tempfile.mkstemp(prefix=f".{REPORT_NAME}.", suffix=".partial", dir=out_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(page)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
