@@ -30,6 +30,13 @@ COMMANDS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other error (exit status 2, as argparse's)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"landscape: error: {message} (see '{self.prog} --help')\n")
+
+
 def _global_flags() -> argparse.ArgumentParser:
     flags = argparse.ArgumentParser(add_help=False)
     group = flags.add_argument_group("output control")
@@ -40,7 +47,7 @@ def _global_flags() -> argparse.ArgumentParser:
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="landscape",
         description="Sharpness and loss-landscape analysis of PyTorch models.",
         parents=[_global_flags()],

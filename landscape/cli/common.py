@@ -138,3 +138,53 @@ def add_data_source(parser: argparse.ArgumentParser, splits: str = "train") -> N
     group.add_argument("--split", default=splits, help=f"data split(s) to evaluate on (default: {splits})")
     group.add_argument("--samples", type=positive_int, help="number of examples in the fixed analysis subset")
     group.add_argument("--batch-size", type=positive_int, help="evaluation batch size")
+    group.add_argument(
+        "--mean", type=float_list, metavar="M[,M...]",
+        help="input normalisation mean per channel (default: the checkpoint's, else the dataset's)",
+    )
+    group.add_argument(
+        "--std", type=float_list, metavar="S[,S...]",
+        help="input normalisation std per channel (default: the checkpoint's, else the dataset's)",
+    )
+    group.add_argument("--download", action="store_true", help="download a missing CIFAR dataset")
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    """``0.49,0.48,0.45`` -> a tuple of finite floats."""
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from exc
+    if not values or any(v != v or abs(v) == float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of finite numbers")
+    return values
+
+
+def model_source_from_args(args: argparse.Namespace):
+    """The model flags of :func:`add_model_source` as a :class:`landscape.target.ModelSource`."""
+    from landscape.arch import parse_kwargs
+    from landscape.target import ModelSource
+
+    return ModelSource(
+        arch=getattr(args, "arch", None),
+        arch_kwargs=parse_kwargs(getattr(args, "arch_kwargs", None)),
+        num_classes=getattr(args, "num_classes", None),
+        trust=bool(getattr(args, "trust_checkpoint", False)),
+        strict=not getattr(args, "non_strict", False),
+        ema=bool(getattr(args, "ema", False)),
+    )
+
+
+def data_source_from_args(args: argparse.Namespace):
+    """The data flags of :func:`add_data_source` as a :class:`landscape.target.DataSource`."""
+    from landscape.target import DataSource
+
+    return DataSource(
+        dataset=getattr(args, "dataset", None),
+        data=getattr(args, "data", None),
+        data_dir=getattr(args, "data_dir", None),
+        loss=getattr(args, "loss", None) or "cross-entropy",
+        mean=getattr(args, "mean", None),
+        std=getattr(args, "std", None),
+        download=bool(getattr(args, "download", False)),
+    )
