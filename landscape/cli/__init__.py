@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from landscape import __version__
@@ -77,6 +78,9 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # OpenMP threads that busy-wait slow torch down badly on a shared CPU; this must be
+    # set before torch is imported, which happens inside the commands.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, subparsers = build_parser()
     args = parser.parse_args(argv)

@@ -1,0 +1,376 @@
+"""The training loop: SGD with momentum that switches to SAM (and optionally back).
+
+Data lives on the device as tensors; every mini-batch is cut from a seeded permutation
+and augmented as a whole batch (no DataLoader, no worker processes), as in
+KellerJordan/cifar10-airbench. Everything random comes from two CPU ``torch.Generator``s
+(shuffling, augmentation) whose states go into every checkpoint, so a resumed run
+repeats exactly what the uninterrupted run would have done: on CPU the final weights
+are bit-identical.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from landscape.data import Data, augment_batch, batches, load_dataset
+from landscape.devices import make_deterministic, resolve_dtype, seed_everything
+from landscape.errors import UserError
+from landscape.evaluate import evaluate
+from landscape.losses import LossFn, make_loss
+from landscape.models import build_model, canonical_name
+from landscape.train import run_files
+from landscape.train.config import TrainConfig, check_branch_point
+from landscape.train.sam import SAM, bn_stats_frozen
+from landscape.train.schedule import SAM as SAM_PHASE
+from landscape.train.schedule import is_save_epoch, learning_rate, phase
+
+log = logging.getLogger("landscape.train")
+
+EVAL_BATCH_SIZE = 1000
+# Seeds of the loop's generators are derived from the run seed; the offset keeps the
+# augmentation stream apart from the shuffling stream.
+AUGMENT_SEED_OFFSET = 7919
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    accuracy: float
+    examples: int
+
+
+@dataclass
+class Trainer:
+    """Model, optimizers and random generators of one run; the state a checkpoint holds."""
+
+    config: TrainConfig
+    model: nn.Module
+    optimizer: torch.optim.SGD
+    sam: SAM
+    loss_fn: LossFn
+    generators: dict[str, torch.Generator]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    epoch: int = 0  # epochs completed
+
+    def lr(self, epoch: int) -> float:
+        c = self.config
+        return learning_rate(
+            epoch, lr=c.lr, schedule=c.schedule, epochs=c.epochs, milestones=c.milestones, gamma=c.gamma
+        )
+
+    def phase(self, epoch: int) -> str:
+        return phase(epoch, self.config.sam_start, self.config.sam_end)
+
+    def scheduler_state(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "name": c.schedule,
+            "base_lr": c.lr,
+            "milestones": list(c.milestones),
+            "gamma": c.gamma,
+            "epochs": c.epochs,
+            "last_epoch": self.epoch,
+            "lr": self.lr(max(self.epoch - 1, 0)),
+        }
+
+    def apply_hyperparameters(self, epoch: int) -> None:
+        """The config's values in every parameter group (after loading an optimizer state, the
+        stored groups would otherwise win) and the scheduled learning rate of ``epoch``."""
+        c = self.config
+        for group in self.optimizer.param_groups:
+            group.update(
+                lr=self.lr(epoch),
+                momentum=c.momentum,
+                weight_decay=c.weight_decay,
+                nesterov=c.nesterov,
+                rho=c.rho,
+                adaptive=c.adaptive,
+            )
+
+
+def build_trainer(config: TrainConfig, data: Data, device: torch.device) -> Trainer:
+    """A freshly initialised run (model weights from ``config.seed``)."""
+    seed_everything(config.seed)
+    dtype = resolve_dtype(config.dtype)
+    model = build_model(config.arch, data.input_shape, data.num_classes).to(device=device, dtype=dtype)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        nesterov=config.nesterov,
+    )
+    sam = SAM(optimizer, rho=config.rho, adaptive=config.adaptive)
+    generators = seeded_generators(config.seed)
+    loss_fn = make_loss("cross-entropy", label_smoothing=config.label_smoothing)
+    return Trainer(config, model, optimizer, sam, loss_fn, generators)
+
+
+def seeded_generators(seed: int) -> dict[str, torch.Generator]:
+    return {
+        "shuffle": torch.Generator().manual_seed(seed),
+        "augment": torch.Generator().manual_seed(seed + AUGMENT_SEED_OFFSET),
+    }
+
+
+def train_epoch(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    batch_size: int,
+    augmentation: str,
+    optimizer: torch.optim.Optimizer,
+    sam: SAM | None,
+    generators: dict[str, torch.Generator],
+    on_step: Any = None,
+) -> EpochStats:
+    """One pass over the data: shuffled, augmented batches; a plain optimizer step, or a SAM
+    step when ``sam`` is given (its second forward/backward leaves BatchNorm statistics alone).
+
+    Loss and accuracy are of the first forward pass of each batch (at w, in training mode),
+    accumulated on the device: no host synchronisation inside the loop.
+    """
+    model.train()
+    total_loss = torch.zeros((), dtype=torch.float64, device=inputs.device)
+    correct = torch.zeros((), dtype=torch.int64, device=inputs.device)
+    n = inputs.shape[0]
+    # A last batch of one example would break BatchNorm in training mode: drop it.
+    drop_last = n % batch_size == 1
+    seen = 0
+    for x, y in batches(
+        inputs, targets, batch_size, shuffle=True, generator=generators["shuffle"], drop_last=drop_last
+    ):
+        x = augment_batch(x, augmentation, generators["augment"])
+        optimizer.zero_grad(set_to_none=True)
+        outputs = model(x)
+        loss = loss_fn(outputs, y)
+        loss.backward()
+        if sam is None:
+            optimizer.step()
+        else:
+            sam.first_step(zero_grad=True)
+            with bn_stats_frozen(model):
+                loss_fn(model(x), y).backward()
+            sam.second_step(zero_grad=False)
+        with torch.no_grad():
+            total_loss += loss.detach().double() * x.shape[0]
+            correct += (outputs.argmax(dim=-1) == y).sum()
+        seen += x.shape[0]
+        if on_step is not None:
+            on_step()
+    return EpochStats(total_loss.item() / seen, correct.item() / seen, seen)
+
+
+def _progress_bar(enabled: bool | None, config: TrainConfig, examples: int, epoch: int):
+    """A tqdm bar over all training steps of the run (None when off)."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    steps = steps_per_epoch(examples, config.batch_size)
+    return tqdm(
+        total=config.epochs * steps,
+        initial=epoch * steps,
+        unit="step",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+    )
+
+
+def steps_per_epoch(examples: int, batch_size: int) -> int:
+    full, rest = divmod(examples, batch_size)
+    return full + (1 if rest > 1 else 0)  # a last batch of one is dropped (BatchNorm)
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    device: torch.device | str = "cpu",
+    resume: bool = False,
+    from_checkpoint: str | Path | None = None,
+    data: Data | None = None,
+    progress: bool | None = None,
+) -> list[Path]:
+    """Train ``config`` into ``run_dir``; returns the run's checkpoint paths, oldest first.
+
+    - A run folder that already holds checkpoints of the same config is continued from its
+      newest checkpoint (``resume=True`` insists on that). A different config is refused.
+    - ``from_checkpoint``: start from another run's checkpoint, continuing its epoch count,
+      learning-rate schedule, optimizer state (momentum) and random streams; its history is
+      copied so the branch's metrics tell the whole trajectory.
+    - ``data``: the dataset (default: ``load_dataset(config.dataset, config.data_dir)``).
+    - ``progress``: a tqdm bar (None: when stderr is a terminal); otherwise one log line per epoch.
+    """
+    run_dir = Path(run_dir)
+    device = torch.device(device)
+    config = TrainConfig.from_dict(config.to_dict())  # our own copy: augmentation gets resolved
+    config.arch = canonical_name(config.arch)
+    if data is None:
+        data = load_dataset(config.dataset, config.data_dir)
+    if config.augment == "default":
+        config.augment = data.augmentation
+
+    existing = run_files.list_checkpoints(run_dir)
+    stored = run_files.read_config_file(run_dir)
+    if stored is None and existing:  # a folder from before config.json, or one copied by hand
+        stored = run_files.load_run_checkpoint(existing[-1])["config"]
+    source = None
+    if from_checkpoint is not None:
+        source = run_files.load_run_checkpoint(Path(from_checkpoint))
+        config.from_checkpoint = str(Path(from_checkpoint).resolve())
+        config.from_epoch = int(source["epoch"])
+        check_branch_point(config, source["history"], config.from_epoch, Path(from_checkpoint))
+    if stored is not None:
+        differences = config.differences(TrainConfig.from_dict(stored))
+        if differences:
+            detail = ", ".join(f"{k}: {stored.get(k)!r} there, {getattr(config, k)!r} now" for k in differences[:3])
+            raise UserError(
+                f"run folder {run_dir} holds a run with a different config ({detail}); "
+                "choose another --run or --out, or repeat the original flags to continue it"
+            )
+    if resume and not existing:
+        raise UserError(f"nothing to resume: {run_dir} holds no checkpoint; start the run without --resume")
+
+    data = data.to(device)
+    dtype = resolve_dtype(config.dtype)
+    train_x, train_y = data.train_x.to(dtype), data.train_y
+    test_x, test_y = data.test_x.to(dtype), data.test_y
+    make_deterministic(device)
+    trainer = build_trainer(config, data, device)
+
+    if existing:
+        checkpoint = run_files.load_run_checkpoint(existing[-1])
+        _restore(trainer, checkpoint)
+        log.info("resuming %s from %s", run_dir, existing[-1].name)
+    elif source is not None:
+        _restore(trainer, source)
+        trainer.history = [dict(r) for r in source["history"] if int(r["epoch"]) <= trainer.epoch]
+        if config.seed != int(source["config"].get("seed", config.seed)):
+            # A branch with its own seed: new data order and augmentation from here on.
+            for key, generator in seeded_generators(config.seed).items():
+                trainer.generators[key].set_state(generator.get_state())
+        log.info("branching from %s at epoch %d", from_checkpoint, trainer.epoch)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_files.remove_partial_files(run_dir)
+    if stored is None:
+        run_files.write_config_file(run_dir, config.to_dict())
+    run_files.rewrite_metrics(run_dir, trainer.history)
+
+    if trainer.epoch >= config.epochs:
+        log.info("%s is complete (%d epochs)", run_dir, trainer.epoch)
+        return run_files.list_checkpoints(run_dir)
+
+    bar = _progress_bar(progress, config, train_x.shape[0], trainer.epoch)
+    try:
+        while trainer.epoch < config.epochs:
+            _run_one_epoch(trainer, run_dir, train_x, train_y, test_x, test_y, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return run_files.list_checkpoints(run_dir)
+
+
+def _run_one_epoch(trainer: Trainer, run_dir: Path, train_x, train_y, test_x, test_y, bar) -> None:
+    config = trainer.config
+    epoch = trainer.epoch
+    current = trainer.phase(epoch)
+    if epoch > 0 and current != trainer.phase(epoch - 1) and config.momentum_across_switch == "reset":
+        trainer.optimizer.state.clear()  # start the new phase without the old momentum
+    trainer.apply_hyperparameters(epoch)
+    lr = trainer.lr(epoch)
+
+    start = time.perf_counter()
+    stats = train_epoch(
+        trainer.model,
+        trainer.loss_fn,
+        train_x,
+        train_y,
+        batch_size=config.batch_size,
+        augmentation=config.augment,
+        optimizer=trainer.optimizer,
+        sam=trainer.sam if current == SAM_PHASE else None,
+        generators=trainer.generators,
+        on_step=None if bar is None else (lambda: bar.update(1)),
+    )
+    trainer.model.eval()
+    test_loss, test_acc = evaluate(trainer.model, test_x, test_y, trainer.loss_fn, EVAL_BATCH_SIZE)
+    trainer.model.train()
+    seconds = time.perf_counter() - start
+
+    trainer.epoch = epoch + 1
+    record = {
+        "epoch": trainer.epoch,
+        "phase": current,
+        "lr": lr,
+        "train_loss": stats.loss,
+        "train_acc": stats.accuracy,
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "seconds": round(seconds, 4),
+    }
+    trainer.history.append(record)
+    run_files.append_metrics(run_dir, record)
+    if is_save_epoch(
+        trainer.epoch,
+        epochs=config.epochs,
+        save_every=config.save_every,
+        sam_start=config.sam_start,
+        sam_end=config.sam_end,
+    ):
+        _save(trainer, run_dir, current)
+
+    message = (
+        f"epoch {trainer.epoch}/{config.epochs} {current} lr {lr:.4g} "
+        f"train loss {stats.loss:.4f} acc {stats.accuracy:.2%} "
+        f"test loss {test_loss:.4f} acc {test_acc:.2%} ({seconds:.1f}s)"
+    )
+    if bar is not None:
+        bar.set_description_str(f"epoch {min(trainer.epoch + 1, config.epochs)}/{config.epochs}", refresh=False)
+        bar.set_postfix_str(f"{current} loss {stats.loss:.3f} test acc {test_acc:.1%}")
+    else:
+        log.info(message)
+
+
+def _save(trainer: Trainer, run_dir: Path, current_phase: str) -> Path:
+    return run_files.save_run_checkpoint(
+        run_dir,
+        arch=trainer.config.arch,
+        model=trainer.model,
+        epoch=trainer.epoch,
+        phase=current_phase,
+        config=trainer.config.to_dict(),
+        optimizer=trainer.sam,
+        scheduler=trainer.scheduler_state(),
+        rng=run_files.capture_rng(trainer.generators),
+        history=trainer.history,
+    )
+
+
+def _restore(trainer: Trainer, checkpoint: dict[str, Any]) -> None:
+    """Weights, optimizer state, random streams and epoch count from a checkpoint."""
+    try:
+        trainer.model.load_state_dict(checkpoint["model"])
+    except RuntimeError as exc:
+        raise UserError(
+            f"the checkpoint's weights do not fit {trainer.config.arch} "
+            f"({str(exc).splitlines()[0]}); was it trained with another --arch or --dataset?"
+        ) from exc
+    trainer.sam.load_state_dict(checkpoint["optimizer"])
+    run_files.restore_rng(checkpoint["rng"], trainer.generators)
+    trainer.epoch = int(checkpoint["epoch"])
+    trainer.history = [dict(r) for r in checkpoint["history"]]

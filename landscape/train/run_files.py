@@ -1,0 +1,192 @@
+"""The files of one training run folder: checkpoints, ``metrics.jsonl``, ``config.json``.
+
+::
+
+    checkpoints/<run>/
+        config.json              the resolved run config (written once, compared on re-runs)
+        epoch-010-sgd.pt         DESIGN.md "Checkpoint file"; name = epochs completed + phase
+        epoch-030-sgd.pt         the SGD solution, saved before the switch to SAM
+        epoch-040-sam.pt
+        metrics.jsonl            one JSON line per epoch
+
+Every file is replaced atomically (temp file, fsync, ``os.replace``). Random-number
+states are stored as tensors, lists and ints so that ``torch.load(weights_only=True)``
+reads the whole checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from landscape.checkpoint import FORMAT, VERSION, save_checkpoint
+from landscape.errors import UserError
+
+CHECKPOINT_RE = re.compile(r"^epoch-(\d+)-(sgd|sam)\.pt$")
+METRICS_FILE = "metrics.jsonl"
+CONFIG_FILE = "config.json"
+
+
+def checkpoint_name(epoch: int, phase: str) -> str:
+    return f"epoch-{epoch:03d}-{phase}.pt"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """The run's checkpoints, oldest epoch first."""
+    if not run_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in run_dir.iterdir() if (m := CHECKPOINT_RE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def remove_partial_files(run_dir: Path) -> None:
+    """Temp files left by a write that a SIGKILL interrupted (the finished files are intact)."""
+    if run_dir.is_dir():
+        for path in run_dir.glob(".*.partial"):
+            path.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_config_file(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path} is not readable JSON ({exc}); remove the run folder or pick another --run") from exc
+
+
+def write_config_file(run_dir: Path, config: dict[str, Any]) -> None:
+    write_text_atomic(run_dir / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def rewrite_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """Make ``metrics.jsonl`` hold exactly ``history``: lines a killed run appended after its
+    last checkpoint go, so a resumed run never duplicates an epoch."""
+    write_text_atomic(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in history))
+
+
+def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
+    with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+
+
+# ----------------------------------------------------------------------------- random states
+
+
+def capture_rng(generators: dict[str, torch.Generator]) -> dict[str, Any]:
+    """Python, NumPy, torch (CPU and every CUDA device) and the loop's own generators."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [version, list(internal), gauss],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+        "generators": {k: g.get_state() for k, g in generators.items()},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    for key, generator in generators.items():
+        generator.set_state(state["generators"][key])
+
+
+# ------------------------------------------------------------------------------- checkpoints
+
+
+def _to_cpu(obj: Any) -> Any:
+    """Tensors inside nested dicts/lists copied to the CPU: checkpoints load on any machine."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+def save_run_checkpoint(
+    run_dir: Path,
+    *,
+    arch: str,
+    model: torch.nn.Module,
+    epoch: int,
+    phase: str,
+    config: dict[str, Any],
+    optimizer: torch.optim.Optimizer,
+    scheduler: dict[str, Any],
+    rng: dict[str, Any],
+    history: list[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``epoch-XXX-<phase>.pt`` in the DESIGN.md checkpoint format, atomically."""
+    from landscape import __version__
+
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "landscape_version": __version__,
+        "arch": arch,
+        "model": _to_cpu(model.state_dict()),
+        "epoch": epoch,
+        "phase": phase,
+        "config": config,
+        "optimizer": _to_cpu(optimizer.state_dict()),
+        "scheduler": scheduler,
+        "rng": rng,
+        "history": [dict(r) for r in history],
+        **(extra or {}),
+    }
+    return save_checkpoint(run_dir / checkpoint_name(epoch, phase), payload)
+
+
+def load_run_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint written by ``landscape train`` (plain tensors only: weights_only=True)."""
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, unsafe pickle: all the user's to fix
+        raise UserError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise UserError(
+            f"{path} is not a landscape training checkpoint (no format={FORMAT!r}); "
+            "--from and --resume need a checkpoint written by 'landscape train'"
+        )
+    missing = [k for k in ("model", "epoch", "config", "optimizer", "rng", "history") if k not in payload]
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(missing)}: it cannot be continued")
+    return payload
