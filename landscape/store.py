@@ -92,7 +92,8 @@ def transaction(path: str | Path, command: list[str] | None = None) -> Iterator[
     """Open ``path`` for changes that land all at once (or not at all)."""
     path = check_output_path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=folder)
+    _remove_stale_partials(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".partial", dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -120,6 +121,28 @@ def transaction(path: str | Path, command: list[str] | None = None) -> Iterator[
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _remove_stale_partials(path: Path) -> None:
+    """Delete temp files that a killed writer of ``path`` left behind (its process is gone)."""
+    for stale in path.parent.glob(f".{path.name}.*.partial"):
+        pid_text = stale.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid_text.isdigit() and _process_alive(int(pid_text)):
+            continue
+        try:
+            stale.unlink()
+        except OSError:
+            pass
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _umask() -> int:

@@ -123,3 +123,15 @@ def test_open_result_file_refuses_non_results(tmp_path, make, message):
     make(path)
     with pytest.raises(UserError, match=message):
         store.open_result_file(path)
+
+
+def test_a_killed_writers_temp_file_is_removed_by_the_next_transaction(tmp_path):
+    path = tmp_path / "out.h5"
+    dead_pid = 2**22 + 12345  # above the default pid_max: no such process
+    stale = tmp_path / f".out.h5.{dead_pid}.abc123.partial"
+    stale.write_bytes(b"half written")
+    live = tmp_path / f".out.h5.{os.getpid()}.def456.partial"
+    live.write_bytes(b"another writer")
+    with store.transaction(path) as f:
+        f.create_group("g")
+    assert not stale.exists() and live.exists()
