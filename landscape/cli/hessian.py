@@ -1,13 +1,290 @@
-"""landscape hessian (placeholder until its issue lands)."""
+"""landscape hessian: top/bottom eigenvalues, trace and spectral density of checkpoints."""
 
-HELP = "hessian (not yet available)"
+from __future__ import annotations
+
+import argparse
+
+from landscape.cli.common import (
+    add_config,
+    add_data_source,
+    add_device,
+    add_dtype,
+    add_model_source,
+    add_out,
+    add_seed,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
+
+HELP = "Hessian top-k/bottom-k eigenvalues (Lanczos), trace (Hutch++) and spectral density (SLQ)"
+DESCRIPTION = """\
+Curvature of the mean loss over a fixed, seeded subset of a data split (no augmentation),
+summed exactly over batches. Results go to hessian/<checkpoint-stem>/ of the result file:
+eigenvalues (descending) and residuals ||Hv - lambda v||, optional bottom_eigenvalues
+(ascending), eigenvectors/<parameter> (k, ...), trace and trace_stderr, hvp_count, and
+density/{grid,values,nodes,weights}. Re-running replaces only these groups.
+
+Eigenvalues stop when every residual <= tol * |lambda| (Lanczos, full reorthogonalisation).
+The trace stops at the requested relative standard error (Hutch++, Meyer et al. 2021,
+with a Lanczos deflation basis of adaptive rank).
+The density is stochastic Lanczos quadrature (Ghorbani et al. 2019).
+
+example:
+  landscape hessian checkpoints/run/epoch-*.pt --top-k 5 --density --samples 5000 \\
+      --out analyses/hessian.h5
+"""
+
+DEFAULT_SAMPLES = 5000
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_OUT = "analyses/hessian.h5"
 
 
-def add_arguments(parser) -> None:
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint files")
+    group = parser.add_argument_group("what to compute")
+    group.add_argument("--top-k", type=positive_int, default=5, help="largest eigenvalues (default: 5)")
+    group.add_argument("--bottom-k", type=nonnegative_int, default=0,
+                       help="smallest (most negative) eigenvalues (default: 0)")
+    group.add_argument("--tol", type=positive_float, default=1e-4,
+                       help="stop when every residual ||Hv - lambda v|| <= tol |lambda| (default: 1e-4)")
+    group.add_argument("--max-hvps", type=positive_int, help="product budget per eigenvalue run")
+    group.add_argument("--eigenvectors", action="store_true", help="save the eigenvectors, per parameter")
+    group.add_argument("--trace", action=argparse.BooleanOptionalAction, default=True,
+                       help="estimate the trace (default: on)")
+    group.add_argument("--trace-method", choices=["krylov-hutch++", "hutch++", "hutchinson"],
+                       default="krylov-hutch++",
+                       help="trace estimator: Hutch++ deflated by an adaptive Lanczos basis "
+                       "(krylov-hutch++, the default), with Meyer et al.'s sketch (hutch++), "
+                       "or plain Hutchinson")
+    group.add_argument("--trace-rel-stderr", type=positive_float, default=0.01,
+                       help="relative standard error to stop the trace at (default: 0.01)")
+    group.add_argument("--trace-max-hvps", type=positive_int, default=2000,
+                       help="product budget of the trace (default: 2000)")
+    group.add_argument("--density", action="store_true", help="spectral density by SLQ")
+    group.add_argument("--density-runs", type=positive_int, default=3, help="SLQ runs (default: 3)")
+    group.add_argument("--density-steps", type=positive_int, default=80,
+                       help="Lanczos steps per SLQ run (default: 80)")
+    group.add_argument("--density-sigma", type=positive_float,
+                       help="Gaussian smoothing width (default: 1%% of the spectrum's span)")
+    group = parser.add_argument_group("the operator")
+    group.add_argument("--bn-mode", choices=["eval", "train"], default="eval",
+                       help="BatchNorm statistics: running (eval) or per batch (train) (default: eval)")
+    group.add_argument("--hvp", choices=["auto", "cached", "func"], default="auto",
+                       help="Hessian-vector products: kept double-backward graphs (cached), "
+                       "forward-over-reverse (func), or chosen by memory (auto, the default)")
+    group.add_argument("--weight-decay-term", type=nonnegative_float, nargs="?", const=-1.0,
+                       metavar="WD", help="add the L2 term WD * I (without a value: the "
+                       "checkpoint's configured weight decay); default: not included")
+    group.add_argument("--label-smoothing", type=nonnegative_float, default=0.0,
+                       help="label smoothing of the cross-entropy (default: 0)")
+    add_model_source(parser)
+    add_data_source(parser, splits="train")
+    add_device(parser)
+    add_dtype(parser)
+    add_seed(parser)
+    add_out(parser, f"result file (default: {DEFAULT_OUT})")
+    add_config(parser)
 
 
-def run(args) -> int:
+def resolve_out(out: str | None):
+    """The output path, checked before any work; the default folder is created."""
+    from pathlib import Path
+
+    from landscape import store
+
+    if out is None:
+        Path(DEFAULT_OUT).parent.mkdir(parents=True, exist_ok=True)
+        out = DEFAULT_OUT
+    return store.check_output_path(out)
+
+
+def weight_decay_of(args: argparse.Namespace, config: dict) -> float:
+    if args.weight_decay_term is None:
+        return 0.0
+    if args.weight_decay_term >= 0:
+        return float(args.weight_decay_term)
     from landscape.errors import UserError
 
-    raise UserError("'landscape hessian' is not available yet")
+    value = config.get("weight_decay")
+    if not isinstance(value, (int, float)):
+        raise UserError(
+            "--weight-decay-term without a value needs a checkpoint whose config names weight_decay; "
+            "give the value, e.g. --weight-decay-term 5e-4"
+        )
+    return float(value)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import time
+
+    from landscape.cli.common import data_source_from_args, model_source_from_args
+    from landscape.data import fixed_subset
+    from landscape.devices import resolve_device, resolve_dtype, seed_everything
+    from landscape.errors import UserError
+    from landscape.losses import make_loss
+    from landscape.target import load_targets
+
+    log = logging.getLogger("landscape.hessian")
+    out = resolve_out(args.out)
+    if args.split not in ("train", "test"):
+        raise UserError(f"--split must be train or test, not {args.split!r}")
+    if args.label_smoothing and args.loss != "cross-entropy":
+        raise UserError("--label-smoothing applies to --loss cross-entropy only")
+    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
+    seed_everything(args.seed)
+    targets, data = load_targets(
+        args.checkpoints, model_source_from_args(args), data_source_from_args(args), device, dtype
+    )
+    for target in targets:  # all flags checked against every model before any product
+        dim = sum(p.numel() for p in target.model.parameters() if p.requires_grad)
+        for flag, k in (("--top-k", args.top_k), ("--bottom-k", args.bottom_k)):
+            if k > dim:
+                raise UserError(f"{flag} {k} is larger than the {dim} parameters of {target.path}")
+        weight_decay_of(args, target.config)
+    x, y = fixed_subset(*data.split(args.split), args.samples or DEFAULT_SAMPLES, args.seed)
+    if x.shape[0] == 0:
+        raise UserError(f"the {args.split} split of {data.name} is empty")
+    x = x.to(device=device, dtype=dtype)
+    y = y.to(device) if not y.is_floating_point() else y.to(device=device, dtype=dtype)
+    loss_fn = make_loss(args.loss, label_smoothing=args.label_smoothing)
+
+    rows = []
+    for target in targets:
+        started = time.monotonic()
+        result = analyse(target.model, loss_fn, x, y, args, weight_decay_of(args, target.config), log)
+        seconds = time.monotonic() - started
+        write_result(out, target, result, args, data, x.shape[0], seconds)
+        rows.append((target, result))
+        log.info("%s: %d products in %.1f s (%s)", target.path, result["hvp_count"], seconds,
+                 result["cost_note"])
+    print(summary_table(rows, args.top_k))
+    print(f"wrote {out}")
+    return 0
+
+
+def analyse(model, loss_fn, x, y, args: argparse.Namespace, weight_decay: float, log) -> dict:
+    """Everything asked for on one model; plain numbers and arrays, ready to store."""
+    from landscape.curvature import TRACE_METHODS, HessianOperator, lanczos_eigs
+    from landscape.curvature.density import slq_density
+
+    result: dict = {}
+    with HessianOperator(
+        model, loss_fn, x, y, batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+        bn_mode=args.bn_mode, engine=args.hvp, weight_decay=weight_decay,
+    ) as op:
+        result["engine"] = op.engine_name
+        result["batch_size"] = op.batch_size
+        result["weight_decay"] = weight_decay
+        result["parameter_names"] = list(op.names)
+        for which, k in (("top", args.top_k), ("bottom", args.bottom_k)):
+            if k == 0:
+                continue
+            eig = lanczos_eigs(op, k, which=which, tol=args.tol, max_hvps=args.max_hvps,
+                               seed=args.seed, eigenvectors=args.eigenvectors)
+            if not eig.converged:
+                log.warning("%s-%d eigenvalues did not reach tol %g within %d products "
+                            "(largest relative residual %.2g)", which, k, args.tol, eig.hvp_count,
+                            float(eig.relative_residuals.max()))
+            result[which] = eig
+            if eig.eigenvectors is not None:
+                result[f"{which}_vectors"] = {
+                    name: part.detach().cpu().numpy()
+                    for name, part in _per_parameter(op, eig.eigenvectors).items()
+                }
+        if args.trace:
+            estimator = TRACE_METHODS[args.trace_method]
+            trace = estimator(op, rel_stderr=args.trace_rel_stderr, max_hvps=args.trace_max_hvps,
+                              seed=args.seed)
+            if not trace.converged:
+                log.warning("trace reached relative stderr %.3g, not %g, within %d products",
+                            trace.relative_stderr, args.trace_rel_stderr, trace.hvp_count)
+            result["trace"] = trace
+        if args.density:
+            result["density"] = slq_density(op, runs=args.density_runs, steps=args.density_steps,
+                                            sigma=args.density_sigma, seed=args.seed)
+        result["hvp_count"] = op.hvp_count
+        result["cost_note"] = op.cost_note()
+    return result
+
+
+def _per_parameter(op, vectors) -> dict:
+    """(k, P) flat eigenvectors -> {parameter name: (k, *shape)}."""
+    import torch
+
+    per_vector = [op.named(v) for v in vectors]
+    return {name: torch.stack([d[name] for d in per_vector]) for name in op.names}
+
+
+def write_result(out, target, result: dict, args, data, samples: int, seconds: float) -> None:
+    import math
+
+    import numpy as np
+
+    from landscape import store
+    from landscape.target import provenance
+
+    config = {
+        "dataset": data.name, "loss": args.loss, "label_smoothing": args.label_smoothing,
+        "weight_decay_term": result["weight_decay"], "batch_size": result["batch_size"],
+        "hvp_engine": result["engine"], "tol": args.tol, "top_k": args.top_k,
+        "bottom_k": args.bottom_k, "max_hvps": args.max_hvps,
+        "trace": args.trace, "trace_method": args.trace_method,
+        "trace_rel_stderr": args.trace_rel_stderr, "trace_max_hvps": args.trace_max_hvps,
+        "density": args.density, "density_runs": args.density_runs,
+        "density_steps": args.density_steps, "density_sigma": args.density_sigma,
+    }
+    with store.transaction(out) as f:
+        group = store.replace_group(f, f"hessian/{target.stem}")
+        store.set_provenance(group, provenance(
+            target, split=args.split, samples=samples, bn_mode=args.bn_mode, dtype=args.dtype,
+            seed=args.seed, seconds=seconds, config=config,
+        ))
+        store.set_attrs(group, cost_note=result["cost_note"])
+        for which, prefix in (("top", ""), ("bottom", "bottom_")):
+            eig = result.get(which)
+            if eig is None:
+                continue
+            store.write_dataset(group, f"{prefix}eigenvalues", np.asarray(eig.eigenvalues, np.float64),
+                                converged=eig.converged, tol=eig.tol, hvp_count=eig.hvp_count)
+            store.write_dataset(group, f"{prefix}residuals", np.asarray(eig.residuals, np.float64))
+            vectors = result.get(f"{which}_vectors")
+            if vectors:
+                folder = group.create_group(f"{prefix}eigenvectors")
+                for name, array in vectors.items():
+                    store.write_dataset(folder, name, array)
+                store.set_attrs(folder, parameter_names=result["parameter_names"])
+        trace = result.get("trace")
+        store.write_dataset(group, "trace", trace.trace if trace else math.nan,
+                            **({"method": trace.method, "converged": trace.converged,
+                                "samples": trace.samples, "sketch_rank": trace.sketch_rank,
+                                "hvp_count": trace.hvp_count} if trace else {}))
+        store.write_dataset(group, "trace_stderr", trace.stderr if trace else math.nan)
+        store.write_dataset(group, "hvp_count", int(result["hvp_count"]))
+        density = result.get("density")
+        if density is not None:
+            folder = group.create_group("density")
+            store.write_dataset(folder, "grid", density.grid)
+            store.write_dataset(folder, "values", density.values)
+            store.write_dataset(folder, "nodes", density.nodes)
+            store.write_dataset(folder, "weights", density.weights)
+            store.set_attrs(folder, sigma=density.sigma, runs=density.nodes.shape[0],
+                            steps=density.nodes.shape[1], hvp_count=density.hvp_count)
+
+
+def summary_table(rows, top_k: int) -> str:
+    """checkpoint | epoch | phase | lambda_1..k | trace +- stderr, as aligned text."""
+    header = ["checkpoint", "epoch", "phase"] + [f"lambda{i + 1}" for i in range(top_k)] + ["trace"]
+    lines = [header]
+    for target, result in rows:
+        eig = result.get("top")
+        values = [f"{v:.5g}" for v in eig.eigenvalues] if eig is not None else []
+        values += [""] * (top_k - len(values))
+        trace = result.get("trace")
+        trace_text = f"{trace.trace:.5g} +- {trace.stderr:.2g}" if trace else "-"
+        epoch = "" if target.epoch is None else str(target.epoch)
+        lines.append([target.stem, epoch, target.phase or "", *values, trace_text])
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines)

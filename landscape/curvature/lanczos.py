@@ -1,0 +1,245 @@
+"""Extreme eigenvalues of a symmetric operator by Lanczos with full reorthogonalisation.
+
+Given only products ``v -> H v``, Lanczos builds an orthonormal basis ``Q_j`` of the Krylov
+space ``span{q, Hq, ..., H^{j-1} q}`` and the projected matrix ``T_j = Q_j^T H Q_j``. Its
+eigenpairs ``(theta_i, s_i)`` give Ritz pairs ``(theta_i, Q_j s_i)`` whose residuals are
+known without further products (Saad, *Numerical Methods for Large Eigenvalue Problems*,
+2011, Prop. 6.8)::
+
+    H Q_j = Q_j T_j + r_j e_j^T   =>   ||H y_i - theta_i y_i|| = ||r_j|| |e_j^T s_i|.
+
+For a symmetric ``H`` every residual bounds the distance of ``theta_i`` to the spectrum,
+so stopping when ``||H y - theta y|| <= tol |theta|`` certifies a relative error <= tol.
+
+Choices here:
+
+* Every new vector is orthogonalised against the whole basis twice (classical Gram-Schmidt
+  applied twice, "twice is enough"), so no spurious copies of converged eigenvalues appear
+  and the Ritz residual above stays equal to the true residual.
+* Basis, coefficients and ``T`` are float64 whatever the model's dtype: the recurrence
+  then loses nothing beyond the error of the products themselves.
+* When the basis reaches ``basis_size`` vectors the method restarts thickly (Wu & Simon,
+  SIAM J. Matrix Anal. Appl. 22, 2000; equivalent to Krylov-Schur): the best Ritz vectors
+  are kept with the residual vector, so memory stays bounded and nothing converged is lost.
+  ``T`` is then no longer tridiagonal, so it is kept as a small dense matrix filled from the
+  Gram-Schmidt coefficients, which covers both cases with one code path.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+
+class LinearOperator(Protocol):
+    dim: int
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class EigResult:
+    """Ritz pairs, most extreme first (``top``: descending; ``bottom``: ascending).
+
+    ``residuals[i]`` is ``||H y_i - lambda_i y_i||`` for the unit Ritz vector ``y_i``;
+    ``eigenvectors`` (k, dim) float64 rows, only when asked for.
+    """
+
+    eigenvalues: np.ndarray
+    residuals: np.ndarray
+    eigenvectors: torch.Tensor | None
+    hvp_count: int
+    converged: bool
+    which: str
+    tol: float
+    restarts: int = 0
+
+    @property
+    def relative_residuals(self) -> np.ndarray:
+        return self.residuals / np.maximum(np.abs(self.eigenvalues), np.finfo(float).tiny)
+
+
+def _device(op: LinearOperator) -> torch.device:
+    return getattr(op, "device", torch.device("cpu"))
+
+
+def random_unit_vector(dim: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    v = torch.randn(dim, generator=generator, dtype=torch.float64)
+    return (v / v.norm()).to(device)
+
+
+def _orthogonalise(w: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """Coefficients ``h = basis w`` and ``w <- w - basis^T h``, applied twice (CGS2)."""
+    h = basis @ w
+    w -= basis.T @ h
+    h2 = basis @ w
+    w -= basis.T @ h2
+    return h + h2
+
+
+def _grown(basis: torch.Tensor, rows: int, limit: int) -> torch.Tensor:
+    """``basis`` with room for at least ``rows`` rows: capacity doubles up to ``limit``, so a
+    short run never holds memory for the longest one."""
+    if rows <= basis.shape[0]:
+        return basis
+    bigger = basis.new_zeros(min(limit, max(rows, 2 * basis.shape[0])), basis.shape[1])
+    bigger[: basis.shape[0]] = basis
+    return bigger
+
+
+def _wanted(theta: np.ndarray, which: str) -> np.ndarray:
+    """Indices of Ritz values ordered from most to least wanted."""
+    order = np.argsort(theta)
+    return order[::-1] if which == "top" else order
+
+
+def lanczos_eigs(
+    op: LinearOperator,
+    k: int = 1,
+    *,
+    which: str = "top",
+    tol: float = 1e-4,
+    max_hvps: int | None = None,
+    basis_size: int | None = None,
+    seed: int = 0,
+    eigenvectors: bool = True,
+    start: torch.Tensor | None = None,
+) -> EigResult:
+    """The ``k`` algebraically largest (``which="top"``) or smallest (``"bottom"``) eigenpairs.
+
+    Stops when every one of the ``k`` Ritz pairs has ``||H y - theta y|| <= tol * |theta|``
+    (plus an absolute floor at the precision of the products, ``1e-10 * max|theta|`` for float64
+    operators and ``1e-6 * max|theta|`` otherwise, so that eigenvalues near zero converge), or after
+    ``max_hvps`` products (default ``max(500, 60 k)``) with ``converged=False``.
+    The ``k`` unit Ritz vectors are returned unless ``eigenvectors=False``.
+    ``basis_size`` (default ``max(2k + 20, 50)``, at most ``dim``) bounds memory to that many
+    float64 vectors of length ``dim``. The start vector is Gaussian from ``seed`` unless given.
+    """
+    dim = int(op.dim)
+    if which not in ("top", "bottom"):
+        raise ValueError(f"which must be 'top' or 'bottom', not {which!r}")
+    if not 1 <= k <= dim:
+        raise ValueError(f"k must be between 1 and the dimension {dim}, not {k}")
+    if not tol > 0:
+        raise ValueError(f"tol must be > 0, not {tol}")
+    device = _device(op)
+    m = min(dim, basis_size or max(2 * k + 20, 50))
+    if m < min(dim, k + 2):
+        raise ValueError(f"basis_size must be at least k + 2 = {k + 2}")
+    max_hvps = max_hvps or max(500, 60 * k)
+    generator = torch.Generator().manual_seed(seed)
+    precision = 1e-10 if getattr(op, "dtype", torch.float64) == torch.float64 else 1e-6
+
+    basis = torch.zeros(min(m, 8), dim, dtype=torch.float64, device=device)
+    if start is None:
+        basis[0] = random_unit_vector(dim, generator, device)
+    else:
+        basis[0] = start.to(device=device, dtype=torch.float64) / start.norm()
+    T = np.zeros((m, m))
+    n = 1  # vectors in the basis; the last one still needs its product
+    hvps = restarts = 0
+    theta = S = None
+    beta = 0.0
+    while True:
+        j = n - 1
+        w = op.matvec(basis[j]).to(torch.float64)
+        hvps += 1
+        h = _orthogonalise(w, basis[:n]).cpu().numpy()
+        T[:n, j] = h
+        T[j, :n] = h
+        beta = float(w.norm())
+        theta, S = np.linalg.eigh(T[:n, :n])
+        residuals = beta * np.abs(S[j, :])
+        scale = float(np.max(np.abs(theta)))
+        wanted = _wanted(theta, which)[: min(k, n)]
+        floor = precision * scale
+        if n >= k and np.all(residuals[wanted] <= tol * np.abs(theta[wanted]) + floor):
+            break
+        if hvps >= max_hvps or n == dim:  # budget spent, or T is H itself in a rotated basis
+            break
+        # The next basis vector: the residual direction, or a fresh one after a breakdown
+        # (an invariant subspace was found; its Ritz values are exact).
+        if beta > 1e-12 * max(scale, 1e-300):
+            nxt, coupling = w / beta, beta
+        else:
+            nxt = torch.randn(dim, generator=generator, dtype=torch.float64).to(device)
+            _orthogonalise(nxt, basis[:n])
+            nxt /= nxt.norm()
+            coupling = 0.0
+        if n == m:  # thick restart: keep the best Ritz vectors and the residual direction
+            keep = min(m - 2, max(k + 1, m // 2))
+            chosen = _wanted(theta, which)[:keep]
+            ritz = torch.as_tensor(S[:, chosen].T.copy(), device=device) @ basis[:n]
+            basis[:keep] = ritz
+            T[:] = 0.0
+            T[np.arange(keep), np.arange(keep)] = theta[chosen]
+            T[keep, :keep] = T[:keep, keep] = coupling * S[j, chosen]
+            n = keep
+            restarts += 1
+        basis = _grown(basis, n + 1, m)
+        basis[n] = nxt
+        n += 1
+
+    wanted = _wanted(theta, which)[:k]
+    residuals = beta * np.abs(S[n - 1, wanted])
+    scale = float(np.max(np.abs(theta)))
+    converged = bool(
+        len(wanted) == k
+        and np.all(residuals <= tol * np.abs(theta[wanted]) + precision * scale)
+    )
+    vectors = None
+    if eigenvectors:
+        vectors = torch.as_tensor(S[:, wanted].T.copy(), device=device) @ basis[:n]
+    return EigResult(
+        eigenvalues=theta[wanted].copy(),
+        residuals=residuals,
+        eigenvectors=vectors,
+        hvp_count=hvps,
+        converged=converged,
+        which=which,
+        tol=tol,
+        restarts=restarts,
+    )
+
+
+def lanczos_tridiagonal(
+    op: LinearOperator, start: torch.Tensor, steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``steps`` Lanczos steps from ``start`` with full reorthogonalisation.
+
+    Returns the diagonal ``alpha`` (m) and off-diagonal ``beta`` (m - 1) of ``T_m``; ``m`` is
+    smaller than ``steps`` when the Krylov space is exhausted (an invariant subspace).
+    """
+    dim = int(op.dim)
+    steps = min(steps, dim)
+    device = _device(op)
+    basis = torch.zeros(min(steps, 8), dim, dtype=torch.float64, device=device)
+    basis[0] = start.to(device=device, dtype=torch.float64) / start.norm()
+    alphas: list[float] = []
+    betas: list[float] = []
+    scale = 0.0
+    for j in range(steps):
+        w = op.matvec(basis[j]).to(torch.float64)
+        h = _orthogonalise(w, basis[: j + 1])
+        alphas.append(float(h[j]))
+        beta = float(w.norm())
+        scale = max(scale, abs(alphas[-1]), beta)
+        if j + 1 == steps or beta <= 1e-12 * max(scale, 1e-300):
+            break
+        betas.append(beta)
+        basis = _grown(basis, j + 2, steps)
+        basis[j + 1] = w / beta
+    return np.array(alphas), np.array(betas)
+
+
+def gauss_quadrature(alphas: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of the Gauss rule of ``T`` (Golub & Welsch 1969): the eigenvalues of
+    ``T`` and the squared first components of its unit eigenvectors."""
+    T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
+    nodes, vectors = np.linalg.eigh(T)
+    weights = vectors[0, :] ** 2
+    return nodes, weights / math.fsum(weights)

@@ -1,0 +1,262 @@
+"""The Hessian of a model's mean loss over a fixed set of examples, as a linear operator.
+
+For examples split into batches ``B_1 .. B_m`` of sizes ``n_1 .. n_m`` (``N = sum n_b``) and a
+loss that returns the batch mean, the mean loss is ``L = sum_b (n_b / N) L_b``, so
+
+    H v = sum_b (n_b / N) H_b v   (+ weight_decay * v when the L2 term is asked for).
+
+The sum over batches lives in :meth:`HessianOperator.matvec` only, so that sharding it over
+processes later is one ``all_reduce`` here. An uneven last batch gets its true weight.
+With BatchNorm in ``train`` mode the operator depends on how examples are batched (batch
+statistics); the batch size is part of what defines it and is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+
+import torch
+from torch import nn
+
+from landscape.curvature.hvp import (
+    COST_CACHED,
+    COST_FUNC,
+    COST_REBUILT,
+    ENGINES,
+    CachedGraphEngine,
+    FuncEngine,
+    default_memory_budget,
+    evaluation_context,
+)
+
+log = logging.getLogger(__name__)
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+DEFAULT_BATCH_SIZE = 512
+
+
+def _split(inputs: torch.Tensor, targets: torch.Tensor, batch_size: int):
+    n = inputs.shape[0]
+    return [
+        (inputs[start : start + batch_size], targets[start : start + batch_size])
+        for start in range(0, n, batch_size)
+    ]
+
+
+class HessianOperator(AbstractContextManager):
+    """``v -> H v`` for the Hessian of the mean loss of ``model`` over fixed examples.
+
+    Parameters
+    ----------
+    model, loss_fn:
+        Any ``nn.Module`` and a loss ``(outputs, targets) -> mean over the batch``.
+    inputs, targets:
+        The examples (moved to the model's device). Alternatively pass ``batches=`` (any
+        iterable of ``(x, y)`` pairs, e.g. a DataLoader); it is read once and kept.
+    batch_size:
+        Examples per forward pass (default 512); the result does not depend on it except
+        with ``bn_mode="train"``.
+    bn_mode:
+        ``"eval"`` (running statistics, the default) or ``"train"`` (batch statistics).
+    engine:
+        ``"cached"``, ``"func"`` or ``"auto"`` (see :mod:`landscape.curvature.hvp`).
+    weight_decay:
+        Adds ``weight_decay * I``, the Hessian of ``weight_decay / 2 * ||theta||^2``.
+    memory_budget:
+        Bytes the cached engine may keep in graphs (default: half the free memory).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        inputs: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+        *,
+        batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None,
+        batch_size: int | None = None,
+        bn_mode: str = "eval",
+        engine: str = "auto",
+        weight_decay: float = 0.0,
+        memory_budget: int | None = None,
+    ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+        if bn_mode not in ("eval", "train"):
+            raise ValueError(f"bn_mode must be 'eval' or 'train', not {bn_mode!r}")
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        if not named:
+            raise ValueError("the model has no parameters that require gradients")
+        self.model, self.loss_fn, self.bn_mode = model, loss_fn, bn_mode
+        self.weight_decay = float(weight_decay)
+        self.names = [n for n, _ in named]
+        self.params = self.names  # parameter names, in the order of the flat vectors
+        self.tensors = [p for _, p in named]
+        self.shapes = [tuple(p.shape) for p in self.tensors]
+        self.sizes = [p.numel() for p in self.tensors]
+        self.dim = sum(self.sizes)
+        self.device = self.tensors[0].device
+        self.dtype = self.tensors[0].dtype
+
+        if batches is None:
+            if inputs is None or targets is None:
+                raise ValueError("give inputs and targets, or batches")
+            if inputs.shape[0] != targets.shape[0]:
+                raise ValueError(f"{inputs.shape[0]} inputs but {targets.shape[0]} targets")
+            size = batch_size or DEFAULT_BATCH_SIZE
+            if size < 1:
+                raise ValueError(f"batch_size must be at least 1, not {size}")
+            batches = _split(inputs, targets, size)
+        self.batches = [(x.to(self.device), y.to(self.device)) for x, y in batches]
+        self.batches = [(x, y) for x, y in self.batches if x.shape[0] > 0]
+        self.num_samples = sum(x.shape[0] for x, _ in self.batches)
+        if self.num_samples == 0:
+            raise ValueError("no examples: the Hessian of an empty mean is undefined")
+        self.batch_size = max(x.shape[0] for x, _ in self.batches)
+        self.weights = [x.shape[0] / self.num_samples for x, _ in self.batches]
+        self.hvp_count = 0
+        self.log_every = 10.0  # seconds between progress lines on the logger (stderr in the CLI)
+        self._started = self._logged = time.monotonic()
+        self.memory_budget = (
+            default_memory_budget(self.device) if memory_budget is None else int(memory_budget)
+        )
+        self.engine = self._make_engine(engine)
+
+    # ----------------------------------------------------------------- engines
+    def _make_engine(self, requested: str):
+        cached = CachedGraphEngine(
+            self.model, self.loss_fn, self.tensors, self.batches, self.memory_budget
+        )
+        if requested == "func":
+            return FuncEngine(self.model, self.loss_fn, self.names, self.tensors, self.batches)
+        if requested == "cached":
+            return cached
+        # auto: keep graphs when enough of them fit. With a fraction f kept, a product costs
+        # about COST_CACHED f + COST_REBUILT (1 - f) gradients against COST_FUNC.
+        with evaluation_context(self.model, self.bn_mode):
+            first, _ = cached.prepare(0)
+        per_sample = max(first, 1) / self.batches[0][0].shape[0]
+        kept_fraction = min(1.0, self.memory_budget / (per_sample * self.num_samples))
+        mixed = COST_CACHED * kept_fraction + COST_REBUILT * (1 - kept_fraction)
+        if mixed <= COST_FUNC:
+            return cached
+        cached.release()
+        engine = FuncEngine(self.model, self.loss_fn, self.names, self.tensors, self.batches)
+        try:  # some models (custom autograd functions, in-place tricks) have no forward AD
+            with evaluation_context(self.model, self.bn_mode):
+                engine.product(0, [torch.zeros_like(p) for p in self.tensors])
+        except (RuntimeError, NotImplementedError) as exc:
+            log.warning("forward-over-reverse unavailable (%s); rebuilding graphs per product", exc)
+            return cached
+        return engine
+
+    @property
+    def engine_name(self) -> str:
+        return self.engine.name
+
+    def cost_note(self) -> str:
+        """One line: the engine, what is kept, and the price of one product in gradients."""
+        cost = sum(
+            w * self.engine.cost_per_batch(i) for i, w in enumerate(self.weights)
+        )
+        note = f"engine={self.engine.name}, {len(self.batches)} batch(es) of <= {self.batch_size}"
+        if isinstance(self.engine, CachedGraphEngine):
+            note += (
+                f", {len(self.engine.graphs)} graph(s) kept"
+                f" ({self.engine.graph_bytes / 2**20:.0f} MiB)"
+            )
+        return note + f"; one product ~ {cost:.2f} gradient(s) over the same examples"
+
+    # ----------------------------------------------------------------- vectors
+    def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """A flat vector as per-parameter tensors in the model's dtype and device."""
+        parts = torch.split(flat.to(device=self.device, dtype=self.dtype), self.sizes)
+        return [part.view(shape) for part, shape in zip(parts, self.shapes)]
+
+    def named(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A flat vector as ``{parameter name: tensor}`` (for saving eigenvectors)."""
+        return dict(zip(self.names, self.split(flat)))
+
+    def flat_parameters(self) -> torch.Tensor:
+        return torch.cat([p.detach().reshape(-1) for p in self.tensors])
+
+    # ----------------------------------------------------------------- product
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """``H v`` for a flat vector ``v`` of length :attr:`dim`; same dtype and device as ``v``.
+
+        Per-batch products are accumulated in float64 with weights ``n_b / N``.
+        """
+        if v.shape != (self.dim,):
+            raise ValueError(f"expected a vector of length {self.dim}, got shape {tuple(v.shape)}")
+        parts = self.split(v)
+        total = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
+        with evaluation_context(self.model, self.bn_mode):
+            for index, weight in enumerate(self.weights):
+                hv = self.engine.product(index, parts)
+                total += torch.cat([h.reshape(-1) for h in hv]).to(torch.float64) * weight
+        if self.weight_decay:
+            total += self.weight_decay * v.to(device=self.device, dtype=torch.float64)
+        self.hvp_count += 1
+        now = time.monotonic()
+        if now - self._logged >= self.log_every:
+            self._logged = now
+            log.info("%d Hessian-vector products in %.0f s", self.hvp_count, now - self._started)
+        return total.to(device=v.device, dtype=v.dtype)
+
+    __matmul__ = matvec
+
+    def gradient(self) -> torch.Tensor:
+        """The gradient of the mean loss (one plain backward per batch), e.g. as a cost yardstick."""
+        total = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
+        with evaluation_context(self.model, self.bn_mode):
+            for (x, y), weight in zip(self.batches, self.weights):
+                loss = self.loss_fn(self.model(x), y)
+                grads = torch.autograd.grad(loss, self.tensors, allow_unused=True)
+                total += torch.cat(
+                    [
+                        (torch.zeros_like(p) if g is None else g).reshape(-1)
+                        for g, p in zip(grads, self.tensors)
+                    ]
+                ).double() * weight
+        return total
+
+    def release(self) -> None:
+        """Free kept graphs (the operator still works, rebuilding them on demand)."""
+        self.engine.release()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"HessianOperator(dim={self.dim}, samples={self.num_samples}, {self.cost_note()})"
+
+
+def as_batches(
+    data: torch.Tensor | Iterable, targets: torch.Tensor | None
+) -> tuple[torch.Tensor | None, torch.Tensor | None, Sequence | None]:
+    """``(inputs, targets)`` tensors or an iterable of batches (a DataLoader) -> operator args."""
+    if isinstance(data, torch.Tensor):
+        if targets is None:
+            raise ValueError("targets are needed with an inputs tensor")
+        return data, targets, None
+    return None, None, [(x, y) for x, y in data]
+
+
+class MatrixOperator:
+    """A dense symmetric matrix behind the same ``dim`` / ``matvec`` interface (small problems,
+    tests, and checking the algorithms on analytic spectra)."""
+
+    def __init__(self, matrix: torch.Tensor) -> None:
+        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+            raise ValueError("expected a square matrix")
+        self.matrix = matrix.to(torch.float64)
+        self.dim = matrix.shape[0]
+        self.device = matrix.device
+        self.hvp_count = 0
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        self.hvp_count += 1
+        return (self.matrix @ v.to(self.matrix)).to(v.dtype)

@@ -1,0 +1,157 @@
+"""`landscape hessian` end to end on tiny digits checkpoints."""
+
+import json
+import math
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from landscape import checkpoint
+from landscape.cli import main
+from landscape.curvature import hessian_eigenvalues
+from landscape.data import fixed_subset, load_dataset
+from landscape.losses import make_loss
+from landscape.models import build_model
+
+FAST = ["--samples", "64", "--device", "cpu", "--tol", "1e-3", "--trace-rel-stderr", "0.2"]
+
+
+def _save(path, model, arch, epoch, phase, **config):
+    checkpoint.save_checkpoint(path, {
+        "format": checkpoint.FORMAT, "version": checkpoint.VERSION, "arch": arch,
+        "model": model.state_dict(), "epoch": epoch, "phase": phase,
+        "config": {"dataset": "digits", **config}, "history": [],
+    })
+    return path
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread; on a busy machine extra threads only spin."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    a = _save(folder / "epoch-003-sgd.pt", build_model("mlp", (1, 8, 8), 10), "mlp", 3, "sgd",
+              weight_decay=5e-4)
+    b = _save(folder / "epoch-004-sam.pt", build_model("cnn-bn", (1, 8, 8), 10), "cnn-bn", 4, "sam")
+    return a, b
+
+
+def test_writes_the_hessian_layout_with_provenance_and_prints_a_table(ckpts, tmp_path, capsys):
+    out = tmp_path / "h.h5"
+    assert main(["hessian", str(ckpts[0]), "--top-k", "3", *FAST, "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "epoch-003-sgd" in stdout and "lambda3" in stdout and str(out) in stdout
+    assert "+-" in stdout
+    with h5py.File(out) as f:
+        group = f["hessian/epoch-003-sgd"]
+        eigenvalues = group["eigenvalues"][()]
+        assert eigenvalues.shape == (3,) and np.all(np.diff(eigenvalues) <= 0)
+        assert np.all(group["residuals"][()] <= 1e-3 * np.abs(eigenvalues))
+        assert math.isfinite(group["trace"][()]) and group["trace_stderr"][()] > 0
+        assert group["hvp_count"][()] > 0
+        attrs = group.attrs
+        assert attrs["epoch"] == 3 and attrs["phase"] == "sgd" and attrs["samples"] == 64
+        assert attrs["bn_mode"] == "eval" and attrs["dtype"] == "float32" and attrs["split"] == "train"
+        config = json.loads(attrs["config"])
+        assert config["hvp_engine"] in ("cached", "func") and config["weight_decay_term"] == 0.0
+        assert config["loss"] == "cross-entropy" and config["label_smoothing"] == 0.0
+
+
+def test_eigenvalues_match_the_python_api_on_the_same_subset(ckpts, tmp_path):
+    out = tmp_path / "h.h5"
+    argv = ["hessian", str(ckpts[0]), "--top-k", "2", "--no-trace", "--samples", "64",
+            "--tol", "1e-8", "--dtype", "float64", "--device", "cpu", "--seed", "3", "--out", str(out)]
+    assert main(argv) == 0
+    model = build_model("mlp", (1, 8, 8), 10).double()
+    model.load_state_dict(torch.load(ckpts[0], weights_only=True)["model"])
+    x, y = fixed_subset(*load_dataset("digits").split("train"), 64, 3)
+    expected = hessian_eigenvalues(model.eval(), make_loss(), x.double(), y, k=2, tol=1e-8).eigenvalues
+    with h5py.File(out) as f:
+        np.testing.assert_allclose(f["hessian/epoch-003-sgd/eigenvalues"][()], expected, rtol=1e-6)
+        assert math.isnan(f["hessian/epoch-003-sgd/trace"][()])
+
+
+def test_several_checkpoints_give_one_group_each_and_a_rerun_replaces_only_its_own(
+    ckpts, tmp_path
+):
+    out = tmp_path / "h.h5"
+    assert main(["hessian", *map(str, ckpts), "--top-k", "1", *FAST, "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        assert set(f["hessian"]) == {"epoch-003-sgd", "epoch-004-sam"}
+        kept = f["hessian/epoch-004-sam/eigenvalues"][()]
+    assert main(["hessian", str(ckpts[0]), "--top-k", "2", *FAST, "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        assert f["hessian/epoch-003-sgd/eigenvalues"].shape == (2,)
+        np.testing.assert_array_equal(f["hessian/epoch-004-sam/eigenvalues"][()], kept)
+
+
+def test_density_bottom_k_and_eigenvectors_on_request(ckpts, tmp_path):
+    out = tmp_path / "h.h5"
+    argv = ["hessian", str(ckpts[1]), "--top-k", "2", "--bottom-k", "1", "--eigenvectors",
+            "--density", "--density-runs", "2", "--density-steps", "12", "--no-trace",
+            "--bn-mode", "train", *FAST, "--out", str(out)]
+    assert main(argv) == 0
+    model = build_model("cnn-bn", (1, 8, 8), 10)
+    with h5py.File(out) as f:
+        group = f["hessian/epoch-004-sam"]
+        assert group.attrs["bn_mode"] == "train"
+        assert group["bottom_eigenvalues"].shape == (1,)
+        assert group["bottom_eigenvalues"][0] <= group["eigenvalues"][1]
+        vectors = group["eigenvectors"]
+        for name, parameter in model.named_parameters():
+            assert vectors[name].shape == (2, *parameter.shape)
+        norm = math.sqrt(sum(float((vectors[n][0] ** 2).sum()) for n in vectors))
+        assert norm == pytest.approx(1.0, rel=1e-5)
+        density = group["density"]
+        assert density["nodes"].shape == density["weights"].shape == (2, 12)
+        assert np.trapezoid(density["values"][()], density["grid"][()]) == pytest.approx(1, abs=1e-4)
+
+
+def test_the_weight_decay_term_shifts_every_eigenvalue_by_the_configured_decay(ckpts, tmp_path):
+    out = tmp_path / "h.h5"
+    base = ["hessian", str(ckpts[0]), "--top-k", "2", "--no-trace", "--samples", "32",
+            "--tol", "1e-9", "--dtype", "float64", "--device", "cpu"]
+    assert main([*base, "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        plain = f["hessian/epoch-003-sgd/eigenvalues"][()]
+    assert main([*base, "--weight-decay-term", "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        shifted = f["hessian/epoch-003-sgd/eigenvalues"][()]
+        assert json.loads(f["hessian/epoch-003-sgd"].attrs["config"])["weight_decay_term"] == 5e-4
+    np.testing.assert_allclose(shifted - plain, 5e-4, atol=1e-9)
+
+
+def test_top_k_beyond_the_parameter_count_is_a_user_error_and_writes_nothing(ckpts, tmp_path, capsys):
+    out = tmp_path / "h.h5"
+    assert main(["hessian", str(ckpts[0]), "--top-k", "9000", *FAST, "--out", str(out)]) == 1
+    assert "--top-k 9000 is larger than the 8970 parameters" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_nan_weights_are_a_user_error_and_write_nothing(tmp_path, capsys):
+    model = build_model("mlp", (1, 8, 8), 10)
+    with torch.no_grad():
+        next(model.parameters())[0, 0] = float("nan")
+    path = _save(tmp_path / "nan.pt", model, "mlp", 1, "sgd")
+    out = tmp_path / "h.h5"
+    assert main(["hessian", str(path), *FAST, "--out", str(out)]) == 1
+    assert "landscape: error:" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flags", [["--top-k", "0"], ["--samples", "0"], ["--tol", "0"]])
+def test_bad_flags_are_usage_errors(ckpts, tmp_path, flags):
+    with pytest.raises(SystemExit) as exc:
+        main(["hessian", str(ckpts[0]), *flags, "--out", str(tmp_path / "h.h5")])
+    assert exc.value.code == 2
+    assert not (tmp_path / "h.h5").exists()

@@ -1,0 +1,128 @@
+"""HessianOperator: exact products, exact batch weighting, BatchNorm modes, no side effects."""
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from landscape.curvature import HessianOperator
+from tests.curvature.tiny_models import MODELS, loss_fn, problem, reference
+
+
+def _random_vector(dim: int, seed: int = 3) -> torch.Tensor:
+    return torch.randn(dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("engine", ["cached", "func", "auto"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_engine_equals_the_exact_hessian_times_v(name, engine):
+    model, x, y, H = reference(name)
+    op = HessianOperator(model, loss_fn, x, y, batch_size=len(x), engine=engine)
+    for seed in (1, 2):
+        v = _random_vector(op.dim, seed)
+        assert torch.allclose(op.matvec(v), H @ v, rtol=0, atol=1e-12 * H.abs().max())
+    assert op.hvp_count == 2
+
+
+@pytest.mark.parametrize("engine", ["cached", "func"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_uneven_batches_equal_the_one_batch_hessian_of_the_same_samples(name, engine):
+    model, x, y, H = reference(name, samples=30)
+    op = HessianOperator(model, loss_fn, x, y, batch_size=7, engine=engine)  # 7+7+7+7+2
+    assert len(op.batches) == 5 and op.batches[-1][0].shape[0] == 2
+    v = _random_vector(op.dim)
+    assert torch.allclose(op.matvec(v), H @ v, rtol=0, atol=1e-12 * H.abs().max())
+
+
+def test_graphs_beyond_the_memory_budget_are_rebuilt_and_still_exact():
+    model, x, y, H = reference("cnn-bn")
+    op = HessianOperator(model, loss_fn, x, y, batch_size=10, engine="cached", memory_budget=0)
+    v = _random_vector(op.dim)
+    assert torch.allclose(op.matvec(v), H @ v, rtol=0, atol=1e-12)
+    assert torch.allclose(op.matvec(v), H @ v, rtol=0, atol=1e-12)
+    assert len(op.engine.graphs) == 0
+
+
+def test_auto_picks_forward_over_reverse_when_graphs_do_not_fit():
+    model, x, y = problem("mlp")
+    assert HessianOperator(model, loss_fn, x, y, memory_budget=0).engine_name == "func"
+    assert HessianOperator(model, loss_fn, x, y).engine_name == "cached"
+
+
+@pytest.mark.parametrize("engine", ["cached", "func"])
+def test_bn_train_mode_uses_batch_statistics_and_leaves_running_statistics_alone(engine):
+    model, x, y = problem("cnn-bn")
+    bn = model[1]
+    before = [b.clone() for b in bn.buffers()]
+    H_train = reference("cnn-bn", bn_mode="train")[3]
+    H_eval = reference("cnn-bn")[3]
+    op = HessianOperator(model, loss_fn, x, y, batch_size=len(x), bn_mode="train", engine=engine)
+    v = _random_vector(op.dim)
+    for _ in range(2):  # the kept graph stays usable after the statistics are restored
+        assert torch.allclose(op.matvec(v), H_train @ v, rtol=0, atol=1e-12)
+    assert not torch.allclose(H_train, H_eval)
+    assert all(torch.equal(a, b) for a, b in zip(before, bn.buffers()))
+    assert not model.training
+
+
+def test_the_model_mode_is_restored_after_products():
+    model, x, y = problem("cnn-bn")
+    model.train()
+    op = HessianOperator(model, loss_fn, x, y)
+    op.matvec(_random_vector(op.dim))
+    assert model.training and model[1].training
+
+
+def test_weight_decay_adds_a_multiple_of_the_identity():
+    model, x, y, H = reference("mlp")
+    op = HessianOperator(model, loss_fn, x, y, weight_decay=5e-4)
+    v = _random_vector(op.dim)
+    assert torch.allclose(op.matvec(v), H @ v + 5e-4 * v, rtol=0, atol=1e-12)
+
+
+def test_a_dataloader_gives_the_same_operator_as_tensors():
+    model, x, y, H = reference("residual", samples=25)
+    loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=False)
+    op = HessianOperator(model, loss_fn, batches=loader)
+    v = _random_vector(op.dim)
+    assert op.num_samples == 25
+    assert torch.allclose(op.matvec(v), H @ v, rtol=0, atol=1e-12)
+
+
+def test_float32_models_give_float32_accurate_products():
+    model, x, y, H = reference("cnn-bn")
+    model32 = model.float()
+    op = HessianOperator(model32, loss_fn, x.float(), y, batch_size=11)
+    v = _random_vector(op.dim)
+    hv = op.matvec(v)
+    assert hv.dtype == torch.float64
+    assert torch.linalg.norm(hv - H @ v) <= 1e-5 * torch.linalg.norm(H @ v)
+
+
+def test_named_splits_a_flat_vector_by_parameter():
+    model, x, y = problem("mlp")
+    op = HessianOperator(model, loss_fn, x, y)
+    parts = op.named(torch.arange(op.dim, dtype=torch.float64))
+    assert list(parts) == [n for n, _ in model.named_parameters()]
+    assert parts["0.weight"].shape == (6, 4)
+    assert parts["2.bias"].tolist() == list(range(op.dim - 3, op.dim))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"samples": 0}, "no examples"),
+        ({"engine": "fast"}, "engine"),
+        ({"bn_mode": "frozen"}, "bn_mode"),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs, message):
+    model, x, y = problem("mlp", samples=kwargs.pop("samples", 10))
+    with pytest.raises(ValueError, match=message):
+        HessianOperator(model, loss_fn, x, y, **kwargs)
+
+
+def test_a_vector_of_the_wrong_length_is_refused():
+    model, x, y = problem("mlp")
+    op = HessianOperator(model, loss_fn, x, y)
+    with pytest.raises(ValueError, match="length"):
+        op.matvec(torch.zeros(op.dim + 1, dtype=torch.float64))
