@@ -41,7 +41,10 @@ def path_points(alphas: Sequence[float], n_checkpoints: int) -> tuple[np.ndarray
     ordered along the path, with every checkpoint (``alpha`` 0 or 1) included exactly once."""
     if n_checkpoints < 2:
         raise ValueError("interpolation needs at least two checkpoints")
-    grid = np.unique(np.concatenate([np.asarray(alphas, dtype=np.float64), [0.0, 1.0]]))
+    grid = np.asarray(alphas, dtype=np.float64).copy()
+    for anchor in (0.0, 1.0):  # linspace lands next to the end points, e.g. at -2.8e-17
+        grid[np.abs(grid - anchor) < 1e-9] = anchor
+    grid = np.unique(np.concatenate([grid, [0.0, 1.0]]))
     segments, values = [], []
     last = n_checkpoints - 2
     for s in range(last + 1):

@@ -27,6 +27,11 @@ def test_two_checkpoint_path_always_holds_both_end_points():
     assert alpha[0] == pytest.approx(-0.2) and alpha[-1] == pytest.approx(1.2)
 
 
+def test_grid_points_within_rounding_of_an_end_point_become_that_end_point():
+    _, alpha = path_points(np.linspace(-0.2, 1.2, 29), 2)  # holds -2.8e-17 instead of 0
+    assert len(alpha) == 29 and 0.0 in alpha and 1.0 in alpha
+
+
 def test_polyline_visits_every_checkpoint_once_and_extrapolates_only_at_the_ends():
     segment, alpha = path_points([-0.5, 0.0, 0.5, 1.0, 1.5], 3)
     t = segment + alpha
