@@ -100,12 +100,15 @@ def run(args: argparse.Namespace) -> int:
     measure = Measure(setup.loss_fn, setup.splits, batch_size=setup.batch_size,
                       bn_mode="recalibrate" if args.bn == "recompute" else "eval", bn_inputs=setup.bn_inputs)
     previous = read_previous(out, group_path, targets[0].sha256, config)
+    segment, alpha = path_points(alphas, len(states))
+    if previous is not None and previous["done"].shape != alpha.shape:
+        log.warning("%s:%s holds other points than this grid; recomputing it", out, group_path)
+        previous = None
     if previous is not None:
-        segment, alpha = path_points(alphas, len(states))
         result = InterpolationResult(segment, alpha, previous["metrics"], previous["done"], previous["seconds"])
         log.info("resuming %s:%s: %d of %d points done", out, group_path, int(result.done.sum()), result.done.size)
     else:
-        result = InterpolationResult.empty(*path_points(alphas, len(states)), measure.names)
+        result = InterpolationResult.empty(segment, alpha, measure.names)
         with store.transaction(out) as f:
             write_interpolation_group(f, group_path, result, targets, args, config, setup)
 
