@@ -78,14 +78,17 @@ def hessian_eigenvalues(
     seed: int = 0,
     eigenvectors: bool = False,
     max_hvps: int | None = None,
+    stop: str = "residual",
     **operator_options: Any,
 ) -> EigResult:
     """Top-k (or ``which="bottom"``) Hessian eigenpairs of the mean loss, to relative residual
-    ``tol``. ``operator_options`` go to :class:`HessianOperator` (``batch_size``, ``bn_mode``,
+    ``tol`` (or, with ``stop="gap"``, to eigenvalue error bound ``r^2/gap <= tol |lambda|``).
+    ``operator_options`` go to :class:`HessianOperator` (``batch_size``, ``bn_mode``,
     ``engine``, ``weight_decay``, ``memory_budget``)."""
     with _operator(model, loss_fn, inputs, targets, operator_options) as op:
         return lanczos_eigs(
-            op, k, which=which, tol=tol, seed=seed, eigenvectors=eigenvectors, max_hvps=max_hvps
+            op, k, which=which, tol=tol, seed=seed, eigenvectors=eigenvectors, max_hvps=max_hvps,
+            stop=stop,
         )
 
 

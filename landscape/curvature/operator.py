@@ -118,6 +118,8 @@ class HessianOperator(AbstractContextManager):
         self.batch_size = max(x.shape[0] for x, _ in self.batches)
         self.weights = [x.shape[0] / self.num_samples for x, _ in self.batches]
         self.hvp_count = 0
+        self.product_seconds: list[float] = []  # wall-clock time of each matvec, in order
+        self._gradient_seconds: float | None = None
         self.log_every = 10.0  # seconds between progress lines on the logger (stderr in the CLI)
         self._started = self._logged = time.monotonic()
         self.memory_budget = (
@@ -157,18 +159,39 @@ class HessianOperator(AbstractContextManager):
     def engine_name(self) -> str:
         return self.engine.name
 
-    def cost_note(self) -> str:
-        """One line: the engine, what is kept, and the price of one product in gradients."""
-        cost = sum(
-            w * self.engine.cost_per_batch(i) for i, w in enumerate(self.weights)
-        )
+    def gradient_seconds(self) -> float:
+        """Wall-clock seconds of one gradient of the mean loss over the same examples (timed
+        once, on first call): the yardstick for the price of a product."""
+        if self._gradient_seconds is None:
+            started = time.perf_counter()
+            self.gradient()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self._gradient_seconds = time.perf_counter() - started
+        return self._gradient_seconds
+
+    def cost_note(self, measure: bool = True) -> str:
+        """One line: the engine, what is kept, and the measured price of one product.
+
+        The price is the median time of the products so far after the first (which builds
+        the kept graphs), divided by one timed gradient over the same examples; with fewer
+        than two products, or ``measure=False``, it is left out.
+        """
         note = f"engine={self.engine.name}, {len(self.batches)} batch(es) of <= {self.batch_size}"
         if isinstance(self.engine, CachedGraphEngine):
             note += (
                 f", {len(self.engine.graphs)} graph(s) kept"
                 f" ({self.engine.graph_bytes / 2**20:.0f} MiB)"
             )
-        return note + f"; one product ~ {cost:.2f} gradient(s) over the same examples"
+        steady = sorted(self.product_seconds[1:])
+        if measure and steady:
+            product = steady[len(steady) // 2]
+            gradient = self.gradient_seconds()
+            note += (
+                f"; one product {product:.3g} s = {product / max(gradient, 1e-12):.2f} gradients"
+                f" over the same examples ({gradient:.3g} s, measured)"
+            )
+        return note
 
     # ----------------------------------------------------------------- vectors
     def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
@@ -191,6 +214,7 @@ class HessianOperator(AbstractContextManager):
         """
         if v.shape != (self.dim,):
             raise ValueError(f"expected a vector of length {self.dim}, got shape {tuple(v.shape)}")
+        started = time.perf_counter()
         parts = self.split(v)
         total = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
         with evaluation_context(self.model, self.bn_mode):
@@ -200,11 +224,15 @@ class HessianOperator(AbstractContextManager):
         if self.weight_decay:
             total += self.weight_decay * v.to(device=self.device, dtype=torch.float64)
         self.hvp_count += 1
+        result = total.to(device=v.device, dtype=v.dtype)
+        if result.device.type == "cuda":
+            torch.cuda.synchronize(result.device)
+        self.product_seconds.append(time.perf_counter() - started)
         now = time.monotonic()
         if now - self._logged >= self.log_every:
             self._logged = now
             log.info("%d Hessian-vector products in %.0f s", self.hvp_count, now - self._started)
-        return total.to(device=v.device, dtype=v.dtype)
+        return result
 
     __matmul__ = matvec
 
@@ -231,7 +259,8 @@ class HessianOperator(AbstractContextManager):
         self.release()
 
     def __repr__(self) -> str:
-        return f"HessianOperator(dim={self.dim}, samples={self.num_samples}, {self.cost_note()})"
+        note = self.cost_note(measure=False)
+        return f"HessianOperator(dim={self.dim}, samples={self.num_samples}, {note})"
 
 
 def as_batches(

@@ -155,3 +155,18 @@ def test_bad_flags_are_usage_errors(ckpts, tmp_path, flags):
         main(["hessian", str(ckpts[0]), *flags, "--out", str(tmp_path / "h.h5")])
     assert exc.value.code == 2
     assert not (tmp_path / "h.h5").exists()
+
+
+def test_the_gap_rule_stores_error_bounds_within_the_tolerance(ckpts, tmp_path, capsys):
+    out = tmp_path / "h.h5"
+    argv = ["hessian", str(ckpts[0]), "--top-k", "2", "--no-trace", "--samples", "64",
+            "--stop", "gap", "--tol", "1e-6", "--dtype", "float64", "--device", "cpu",
+            "--out", str(out)]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.endswith(f"wrote {out}\n")
+    with h5py.File(out) as f:
+        group = f["hessian/epoch-003-sgd"]
+        eigenvalues, bounds = group["eigenvalues"][()], group["error_bounds"][()]
+        assert group["eigenvalues"].attrs["converged"]
+        assert np.all(bounds <= 1e-6 * np.abs(eigenvalues) + 1e-10 * np.abs(eigenvalues).max())
+        assert json.loads(group.attrs["config"])["stop"] == "gap"

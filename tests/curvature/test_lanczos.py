@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from landscape.curvature import HessianOperator, lanczos_eigs
+from landscape.curvature.lanczos import error_bounds as lanczos_error_bounds
 from landscape.curvature.operator import MatrixOperator
 from tests.curvature.tiny_models import MODELS, clustered_operator, loss_fn, reference
 
@@ -83,3 +84,28 @@ def test_bad_arguments_are_refused(kwargs, message):
     op = MatrixOperator(torch.eye(8, dtype=torch.float64))
     with pytest.raises(ValueError, match=message):
         lanczos_eigs(op, **kwargs)
+
+
+@pytest.mark.parametrize("k, which", [(1, "top"), (5, "top"), (3, "bottom")])
+def test_the_gap_rule_reaches_the_requested_eigenvalue_error_with_fewer_products(k, which):
+    op, spectrum = clustered_operator()
+    exact = spectrum[:k] if which == "top" else np.sort(spectrum)[:k]
+    by_gap = lanczos_eigs(op, k, which=which, tol=1e-8, stop="gap", seed=4)
+    by_residual = lanczos_eigs(op, k, which=which, tol=1e-8, seed=4)
+    assert by_gap.converged and by_gap.stop == "gap"
+    errors = np.abs(by_gap.eigenvalues - exact)
+    assert np.all(errors <= by_gap.error_bounds * (1 + 1e-6) + 1e-12)
+    assert np.all(errors <= 1e-8 * np.abs(exact))
+    assert by_gap.hvp_count < by_residual.hvp_count
+
+
+def test_error_bounds_are_quadratic_in_the_residual_when_the_gap_is_known():
+    theta = np.array([10.0, 9.0, 1.0])
+    residuals = np.array([1e-3, 1e-2, 1e-1])
+    bounds = lanczos_error_bounds(theta, residuals, np.array([0]))
+    assert bounds[0] == pytest.approx(1e-6 / (1.0 - 1e-2))
+
+
+def test_an_unknown_stop_rule_is_refused():
+    with pytest.raises(ValueError, match="stop"):
+        lanczos_eigs(MatrixOperator(torch.eye(8, dtype=torch.float64)), 1, stop="oracle")

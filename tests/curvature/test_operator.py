@@ -126,3 +126,54 @@ def test_a_vector_of_the_wrong_length_is_refused():
     op = HessianOperator(model, loss_fn, x, y)
     with pytest.raises(ValueError, match="length"):
         op.matvec(torch.zeros(op.dim + 1, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("engine", ["cached", "func"])
+def test_eval_batchnorm_products_equal_those_of_the_fused_kernel(engine):
+    """Eval-mode BatchNorm is differentiated as its affine map; the Hessian must not change."""
+    from torch.func import functional_call, hessian
+
+    model, x, y = problem("cnn-bn")
+    bn = model[1]
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():  # statistics and affine parameters far from their initial values
+        for tensor in (bn.running_mean, bn.weight, bn.bias):
+            tensor.copy_(torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype))
+        bn.running_var.copy_(torch.rand(bn.running_var.shape, generator=generator).double() + 0.1)
+    names = [n for n, _ in model.named_parameters()]
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    sizes = [p.numel() for p in model.parameters()]
+    shapes = [p.shape for p in model.parameters()]
+
+    def loss_of(theta):
+        parts = [t.view(s) for t, s in zip(torch.split(theta, sizes), shapes)]
+        return loss_fn(functional_call(model, dict(zip(names, parts)), (x,)), y)
+
+    H = hessian(loss_of)(flat)
+    op = HessianOperator(model, loss_fn, x, y, engine=engine)
+    v = _random_vector(op.dim)
+    assert torch.allclose(op.matvec(v), H @ v, rtol=0, atol=1e-11)
+    assert "forward" not in vars(bn)  # the module's own forward is back
+
+
+def test_the_cost_note_quotes_measured_times_not_constants():
+    model, x, y = problem("mlp")
+    op = HessianOperator(model, loss_fn, x, y)
+    assert "gradients" not in op.cost_note()  # nothing measured yet
+    for _ in range(3):
+        op.matvec(_random_vector(op.dim))
+    assert len(op.product_seconds) == 3 and op.gradient_seconds() > 0
+    assert "gradients over the same examples" in op.cost_note()
+    assert "measured" in op.cost_note()
+
+
+def test_products_inside_an_outer_evaluation_context_leave_the_model_intact():
+    from landscape.curvature.hvp import evaluation_context
+
+    model, x, y = problem("cnn-bn")
+    op = HessianOperator(model, loss_fn, x, y)
+    v = _random_vector(op.dim)
+    expected = op.matvec(v)
+    with evaluation_context(model, "eval"):
+        assert torch.allclose(op.matvec(v), expected, rtol=0, atol=1e-12)
+    assert "forward" not in vars(model[1])
