@@ -1,13 +1,145 @@
-"""landscape escape (placeholder until its issue lands)."""
+"""landscape escape: real SAM steps from a checkpoint, and how fast they leave it."""
 
-HELP = "escape (not yet available)"
+from __future__ import annotations
+
+import argparse
+
+from landscape.cli.common import (
+    add_config,
+    add_data_source,
+    add_device,
+    add_dtype,
+    add_model_source,
+    add_out,
+    add_seed,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
+
+HELP = "SAM escape dynamics from a checkpoint: distance, loss, lambda_max per step, growth rate"
+DESCRIPTION = """\
+Runs N full-batch SAM steps (ascent to w + rho g/||g||, gradient there, descent from w)
+on a fixed subset of training examples, starting from the checkpoint's weights w_0, and
+records ||w_t - w_0||, train loss and accuracy at every step, the top Hessian eigenvalue
+every --eig-every steps (NaN elsewhere), and the exponential growth rate of the distance
+in the early phase (least-squares slope of log ||w_t - w_0||). Written to escape/<name>/.
+
+--unnormalized uses the simplified SAM of the linear-stability analysis,
+w <- w - lr grad L(w + rho grad L(w)).
+
+example:
+  landscape escape checkpoints/sgd/epoch-160-sgd.pt --rho 0.05 --lr 0.01 --steps 200 \\
+      --eig-every 20 --samples 1024 --out analyses/escape.h5
+"""
+
+DEFAULT_OUT = "analyses/escape.h5"
+DEFAULT_SAMPLES = 1024
 
 
-def add_arguments(parser) -> None:
-    pass
+def parse_window(text: str) -> tuple[int, int]:
+    try:
+        start, stop = (int(v) for v in text.split(":"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not START:STOP (steps, e.g. 1:30)") from exc
+    if not 0 <= start < stop:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= START < STOP")
+    return start, stop
 
 
-def run(args) -> int:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", metavar="CKPT", help="checkpoint to start from")
+    group = parser.add_argument_group("SAM")
+    group.add_argument("--rho", type=nonnegative_float, required=True, help="SAM radius")
+    group.add_argument("--lr", type=positive_float, required=True, help="step size")
+    group.add_argument("--steps", type=positive_int, required=True, help="number of SAM steps")
+    group.add_argument("--eig-every", type=nonnegative_int, default=0, metavar="K",
+                       help="top Hessian eigenvalue every K steps (default: 0, never)")
+    group.add_argument("--unnormalized", action="store_true",
+                       help="ascent rho * g instead of rho * g / ||g|| (the simplified SAM)")
+    group.add_argument("--momentum", type=nonnegative_float, default=0.0, help="heavy-ball momentum (default: 0)")
+    group.add_argument("--weight-decay", type=nonnegative_float, default=0.0, help="weight decay (default: 0)")
+    group.add_argument("--fit-window", type=parse_window, metavar="START:STOP",
+                       help="steps of the growth-rate fit (default: 1 to where the distance reaches half its maximum)")
+    group.add_argument("--bn-mode", choices=["eval", "train"], default="eval",
+                       help="BatchNorm statistics: running (eval) or per batch (train) (default: eval)")
+    group.add_argument("--name", help="result name under escape/ (default: the checkpoint stem)")
+    add_model_source(parser)
+    add_data_source(parser, splits="train")
+    add_device(parser)
+    add_dtype(parser)
+    add_seed(parser)
+    add_out(parser, f"result file (default: {DEFAULT_OUT})")
+    add_config(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from landscape import store
+    from landscape.cli.common import data_source_from_args, model_source_from_args
+    from landscape.data import fixed_subset
+    from landscape.devices import resolve_device, resolve_dtype, seed_everything
     from landscape.errors import UserError
+    from landscape.escape import sam_escape
+    from landscape.losses import make_loss
+    from landscape.target import load_targets, provenance
 
-    raise UserError("'landscape escape' is not available yet")
+    if args.out is None:
+        Path(DEFAULT_OUT).parent.mkdir(parents=True, exist_ok=True)
+    out = store.check_output_path(args.out or DEFAULT_OUT)
+    if args.split != "train":
+        raise UserError("escape runs SAM on training examples: --split must be train")
+    if args.fit_window and args.fit_window[1] > args.steps:
+        raise UserError(f"--fit-window ends after the last step ({args.steps})")
+    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
+    seed_everything(args.seed)
+    (target,), data = load_targets(
+        [args.checkpoint], model_source_from_args(args), data_source_from_args(args), device, dtype
+    )
+    x, y = fixed_subset(*data.split("train"), args.samples or DEFAULT_SAMPLES, args.seed)
+    x = x.to(device=device, dtype=dtype)
+    y = y.to(device) if not y.is_floating_point() else y.to(device=device, dtype=dtype)
+    started = time.monotonic()
+    result = sam_escape(
+        target.model, make_loss(args.loss), x, y, rho=args.rho, lr=args.lr, steps=args.steps,
+        unnormalized=args.unnormalized, momentum=args.momentum, weight_decay=args.weight_decay,
+        eig_every=args.eig_every, batch_size=args.batch_size or 512, bn_mode=args.bn_mode,
+        fit_window=args.fit_window,
+    )
+    seconds = time.monotonic() - started
+    name = store.safe_group_name(args.name or target.stem)
+    with store.transaction(out) as f:
+        write_escape_group(f, name, result, provenance(
+            target, split="train", samples=x.shape[0], bn_mode=args.bn_mode, dtype=args.dtype,
+            seed=args.seed, seconds=seconds, config=result.params,
+        ))
+    print(summary(name, result))
+    print(f"wrote {out}")
+    return 0
+
+
+def write_escape_group(f, name: str, result, provenance_attrs: dict) -> None:
+    """``escape/<name>/``: step, distance, train_loss, train_acc, eigenvalue; fit as attrs."""
+    from landscape import store
+
+    group = store.replace_group(f, f"escape/{name}")
+    store.set_provenance(group, provenance_attrs)
+    for key in ("step", "distance", "train_loss", "train_acc", "eigenvalue"):
+        store.write_dataset(group, key, getattr(result, key))
+    store.set_attrs(
+        group, growth_rate=result.growth_rate, growth_factor=result.growth_factor,
+        fit_start=result.fit_window[0], fit_stop=result.fit_window[1],
+        **{k: v for k, v in result.params.items() if k not in ("bn_mode", "examples")},
+    )
+
+
+def summary(name: str, result) -> str:
+    return (
+        f"escape/{name}: {len(result.step) - 1} SAM steps, final distance {result.distance[-1]:.4g}, "
+        f"train loss {result.train_loss[0]:.4g} -> {result.train_loss[-1]:.4g}, "
+        f"growth rate {result.growth_rate:.4g} per step (x{result.growth_factor:.4g}, "
+        f"steps {result.fit_window[0]}-{result.fit_window[1]})"
+    )

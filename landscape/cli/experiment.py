@@ -1,13 +1,141 @@
-"""landscape experiment (placeholder until its issue lands)."""
+"""landscape experiment: the paper's late-SAM experiment end to end, in one command."""
 
-HELP = "experiment (not yet available)"
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from landscape.cli.common import (
+    add_config,
+    add_device,
+    nonnegative_float,
+    positive_float,
+    positive_int,
+)
+
+HELP = "late-SAM experiment: SGD trunk, SAM branches at t0, full SAM; curvature, sharpness, summary"
+DESCRIPTION = """\
+late-sam (Zhou et al., ICLR 2025, "Sharpness-Aware Minimization Efficiently Selects
+Flatter Minima Late in Training"): trains an SGD trunk, branches that switch to SAM at
+each t0 in --switch-epochs (landscape train --from the trunk's checkpoint), a full-SAM run
+and optional SAM->SGD runs, for every seed; then measures every final model (test
+accuracy, top Hessian eigenvalue, trace, worst-case sharpness), interpolates from each SGD
+solution to the SAM solutions, runs the escape curve from the SGD trunk at the latest t0,
+prints mean +- std over seeds per arm, and renders the figures with `landscape plot`.
+Everything lands in OUT/ (checkpoints/<run>/, result.h5, figures/). Re-running skips
+finished runs and analyses, so an interrupted experiment continues where it stopped.
+
+examples:
+  landscape experiment late-sam                                   # digits default, ~15 min on 2 CPU cores
+  landscape experiment late-sam --config configs/late-sam-cifar10-resnet20.toml --device cuda
+  landscape experiment late-sam --seeds 0 --epochs 20 --switch-epochs 10,15 --out experiments/quick
+"""
 
 
-def add_arguments(parser) -> None:
-    pass
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in str(text).replace(" ", "").split(",") if v]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from exc
+    return values
 
 
-def run(args) -> int:
-    from landscape.errors import UserError
+def optional_positive_int(text: str) -> int | None:
+    return None if str(text).lower() in ("none", "all", "") else positive_int(text)
 
-    raise UserError("'landscape experiment' is not available yet")
+
+# flag type and help for each LateSamConfig field (defaults shown come from the dataclass)
+FIELDS = {
+    "name": (str, "result group name under experiment/"),
+    "dataset": (str, "digits, cifar10 or cifar100"),
+    "arch": (str, "architecture (registry name)"),
+    "epochs": (positive_int, "epochs of every run"),
+    "batch_size": (positive_int, "training batch size"),
+    "lr": (positive_float, "initial learning rate"),
+    "momentum": (nonnegative_float, "SGD momentum"),
+    "weight_decay": (nonnegative_float, "weight decay"),
+    "schedule": (str, "learning-rate schedule: step, cosine or constant"),
+    "milestones": (int_list, "epochs at which a step schedule multiplies lr by gamma (default: half-way)"),
+    "gamma": (positive_float, "step-schedule factor"),
+    "rho": (nonnegative_float, "SAM radius"),
+    "augment": (str, "training augmentation: default, none, crop-flip, crop-flip-cutout"),
+    "dtype": (str, "float32 or float64"),
+    "data_dir": (str, "folder holding the CIFAR files"),
+    "momentum_across_switch": (str, "keep or reset the momentum at a SGD/SAM switch"),
+    "switch_epochs": (int_list, "late-SAM arms: epochs t0 at which SAM starts, comma-separated (default: 1/2, 3/4, 9/10 of --epochs)"),
+    "full_sam": (None, "train the full-SAM arm"),
+    "sam_sgd_epochs": (int_list, "SAM->SGD arms: epochs t1 at which SAM stops, comma-separated (default: half of --epochs; '' for none)"),
+    "seeds": (int_list, "seeds (comma-separated)"),
+    "samples": (positive_int, "training examples of the analyses"),
+    "analysis_batch_size": (positive_int, "batch size of the analyses"),
+    "bn_mode": (str, "BatchNorm statistics in the analyses: eval or train"),
+    "eig_tol": (positive_float, "relative residual of the top eigenvalue"),
+    "trace_rel_stderr": (positive_float, "relative standard error of the trace"),
+    "trace_max_hvps": (positive_int, "most Hessian-vector products per trace"),
+    "sharpness_rho": (nonnegative_float, "radius of worst-case sharpness (default: --rho)"),
+    "sharpness_steps": (positive_int, "ascent steps of worst-case sharpness"),
+    "sharpness_m": (optional_positive_int, "m of m-sharpness (default: all samples at once)"),
+    "interpolation_points": (positive_int, "points on each interpolation path"),
+    "escape": (None, "run the escape curve"),
+    "escape_steps": (positive_int, "SAM steps of the escape curve"),
+    "escape_lr": (positive_float, "learning rate of the escape curve (default: the schedule's at the latest t0)"),
+    "escape_rho": (nonnegative_float, "SAM radius of the escape curve (default: --rho)"),
+    "escape_eig_every": (positive_int, "top eigenvalue every K escape steps"),
+    "escape_momentum": (nonnegative_float, "momentum of the escape curve (default: --momentum)"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from landscape.experiment.config import LateSamConfig
+
+    parser.add_argument("experiment", choices=["late-sam"], help="which experiment (late-sam)")
+    defaults = LateSamConfig().to_dict()
+    group = parser.add_argument_group("experiment options (also as keys of --config FILE.toml)")
+    for name, (kind, text) in FIELDS.items():
+        flag = "--" + name.replace("_", "-")
+        default = defaults[name]
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        if kind is None:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"{text} (default: {'yes' if default else 'no'})")
+        else:
+            suffix = "" if default is None else f" (default: {shown})"
+            group.add_argument(flag, type=kind, default=None, help=text + suffix)
+    parser.add_argument("--out", metavar="DIR",
+                        help="experiment folder (default: experiments/<name>-<dataset>-<arch>)")
+    parser.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
+                        help="render the figures with `landscape plot` at the end (default: yes)")
+    add_device(parser)
+    add_config(parser)
+
+
+def config_from_args(args: argparse.Namespace):
+    from landscape.experiment.config import LateSamConfig
+
+    given = {name: getattr(args, name) for name in FIELDS if getattr(args, name, None) is not None}
+    known = {f.name for f in dataclasses.fields(LateSamConfig)}
+    return LateSamConfig(**{k: v for k, v in given.items() if k in known})
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import sys
+    from pathlib import Path
+
+    from landscape.devices import resolve_device
+    from landscape.experiment.late_sam import run_late_sam
+
+    log = logging.getLogger("landscape.experiment")
+    config = config_from_args(args).validate()
+    device = resolve_device(args.device)
+    root = Path(args.out or f"experiments/{config.name}-{config.dataset}-{config.arch}")
+    outcome = run_late_sam(config, root, device=device, command=["landscape", *sys.argv[1:]])
+    print(outcome.table)
+    print(f"wrote {outcome.result_path}")
+    if args.figures:
+        from landscape.cli import main as cli_main
+
+        code = cli_main(["plot", str(outcome.result_path), "--out", str(root / "figures")])
+        if code != 0:
+            log.warning("figures could not be rendered (landscape plot exited %d)", code)
+    return 0

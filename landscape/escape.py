@@ -1,0 +1,196 @@
+"""SAM escape dynamics: real SAM steps from a given point, and how fast they leave it.
+
+Zhou et al. (ICLR 2025) observe that SAM started from an SGD minimum first moves away from
+it exponentially fast (the minimum is linearly unstable for SAM), then settles in a flatter
+minimum nearby. :func:`sam_escape` runs full-batch SAM on a fixed set of examples from the
+model's current weights w_0 and records, at every step t, ||w_t - w_0||, the train loss and
+accuracy, and every ``eig_every`` steps the top Hessian eigenvalue (NaN elsewhere). It fits
+the exponential growth rate of the early phase by least squares on log ||w_t - w_0||.
+
+One SAM step (Foret et al., ICLR 2021), both halves of it:
+
+    g = grad L(w_t)
+    e = rho g / ||g||        (or e = rho g with ``unnormalized``: the simplified SAM of the
+                              paper's analysis, w <- w - lr H (w + rho H w) on a quadratic)
+    v = momentum v + grad L(w_t + e) + weight_decay w_t
+    w_{t+1} = w_t - lr v
+
+Near a minimum of a quadratic, unnormalised SAM multiplies the component along an
+eigenvector of eigenvalue lambda by 1 - lr lambda - lr rho lambda^2 at every step, so it
+escapes along the directions where that factor exceeds 1 in absolute value.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from landscape.bn import analysis_mode
+from landscape.losses import LossFn
+from landscape.sharpness._batched import (
+    global_norm,
+    loss_and_accuracy,
+    loss_and_grad,
+    trainable_parameters,
+)
+
+log = logging.getLogger(__name__)
+
+EigenvalueFn = Callable[[nn.Module], float]
+
+
+@dataclass
+class EscapeResult:
+    """Per-step records (index t = 0..steps, t = 0 being the starting point) and the fit."""
+
+    step: np.ndarray
+    distance: np.ndarray
+    train_loss: np.ndarray
+    train_acc: np.ndarray
+    eigenvalue: np.ndarray
+    growth_rate: float  # slope of log ||w_t - w_0|| per step over the fit window
+    fit_window: tuple[int, int]  # first and last step of the fit (inclusive); (-1, -1) if none
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def growth_factor(self) -> float:
+        """exp(growth_rate): the factor by which the distance grows per step."""
+        return math.exp(self.growth_rate) if math.isfinite(self.growth_rate) else float("nan")
+
+
+def fit_growth_rate(
+    distance: np.ndarray, window: tuple[int, int] | None = None
+) -> tuple[float, tuple[int, int]]:
+    """Least-squares slope of log(distance) against step over ``window`` (inclusive).
+
+    Default window: from step 1 to the first step at which the distance reaches half its
+    largest value, i.e. the early phase, before the escape saturates. Steps with zero
+    distance are left out. Fewer than three usable points give NaN.
+    """
+    distance = np.asarray(distance, dtype=np.float64)
+    if window is None:
+        positive = np.flatnonzero(distance > 0)
+        if positive.size == 0:
+            return float("nan"), (-1, -1)
+        peak = np.nanmax(distance)
+        stop = int(np.flatnonzero(distance >= 0.5 * peak)[0])
+        window = (int(positive[0]), stop)
+    start, stop = window
+    steps = np.arange(start, min(stop, len(distance) - 1) + 1)
+    steps = steps[distance[steps] > 0]  # also drops NaN (after a divergence)
+    if steps.size < 3:
+        return float("nan"), (int(start), int(stop))
+    slope, _ = np.polyfit(steps.astype(np.float64), np.log(distance[steps]), 1)
+    return float(slope), (int(start), int(stop))
+
+
+def sam_escape(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    rho: float,
+    lr: float,
+    steps: int,
+    unnormalized: bool = False,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    eig_every: int = 0,
+    eigenvalue_fn: EigenvalueFn | None = None,
+    batch_size: int | None = None,
+    bn_mode: str = "eval",
+    fit_window: tuple[int, int] | None = None,
+    progress_every_s: float = 5.0,
+) -> EscapeResult:
+    """Run ``steps`` full-batch SAM steps on (inputs, targets), moving ``model`` in place.
+
+    ``eigenvalue_fn(model) -> float`` computes the top Hessian eigenvalue; when
+    ``eig_every > 0`` and none is given, landscape.curvature's Lanczos is used on the same
+    examples. BatchNorm running statistics are not updated (``bn_mode`` as in analysis).
+    """
+    if steps < 0 or lr <= 0 or rho < 0:
+        raise ValueError("steps must be >= 0, lr > 0 and rho >= 0")
+    if eig_every > 0 and eigenvalue_fn is None:
+        eigenvalue_fn = _curvature_eigenvalue(loss_fn, inputs, targets, batch_size, bn_mode)
+    params = trainable_parameters(model)
+    start = [p.detach().clone() for p in params]
+    velocity = [torch.zeros_like(p) for p in params]
+    records = {k: np.full(steps + 1, np.nan) for k in ("distance", "train_loss", "train_acc", "eigenvalue")}
+    last_report = time.monotonic()
+    diverged_at = -1
+    with analysis_mode(model, bn_mode):
+        for t in range(steps + 1):
+            with torch.no_grad():
+                records["distance"][t] = global_norm([p - s for p, s in zip(params, start)]).item()
+            if t == steps:
+                loss, acc = loss_and_accuracy(model, loss_fn, inputs, targets, batch_size)
+            else:
+                loss, acc, grads = loss_and_grad(model, loss_fn, inputs, targets, params, batch_size)
+            records["train_loss"][t], records["train_acc"][t] = loss, acc
+            if not (math.isfinite(loss) and math.isfinite(records["distance"][t])):
+                # Diverged (lr too large for this sharpness): the rest stays NaN.
+                diverged_at = t
+                log.warning("SAM diverged at step %d (loss %s); later steps are NaN", t, loss)
+                break
+            if eig_every > 0 and t % eig_every == 0:
+                records["eigenvalue"][t] = eigenvalue_fn(model)
+            if t == steps:
+                break
+            _sam_update(model, loss_fn, inputs, targets, params, grads, velocity, rho=rho, lr=lr,
+                        unnormalized=unnormalized, momentum=momentum,
+                        weight_decay=weight_decay, batch_size=batch_size)
+            if time.monotonic() - last_report > progress_every_s:
+                last_report = time.monotonic()
+                log.info("escape step %d/%d: distance %.4g, loss %.4g", t + 1, steps,
+                         records["distance"][t], loss)
+    growth_rate, window = fit_growth_rate(records["distance"], fit_window)
+    return EscapeResult(
+        step=np.arange(steps + 1),
+        growth_rate=growth_rate,
+        fit_window=window,
+        params={"rho": rho, "lr": lr, "steps": steps, "unnormalized": unnormalized,
+                "momentum": momentum, "weight_decay": weight_decay, "eig_every": eig_every,
+                "bn_mode": bn_mode, "examples": inputs.shape[0], "diverged_at": diverged_at},
+        **records,
+    )
+
+
+def _sam_update(model, loss_fn, inputs, targets, params, grads, velocity, *, rho, lr,
+                unnormalized, momentum, weight_decay, batch_size) -> None:
+    """Ascent to w + e, gradient there, descent from w (the step the released script omits)."""
+    if unnormalized:
+        scale = rho
+    else:
+        size = global_norm(grads).item()
+        scale = rho / size if size > 0 else 0.0
+    here = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            p.add_(g, alpha=scale)
+    _, _, sam_grads = loss_and_grad(model, loss_fn, inputs, targets, params, batch_size)
+    with torch.no_grad():
+        for p, w, v, sg in zip(params, here, velocity, sam_grads):
+            p.copy_(w)  # back to w_t exactly
+            if weight_decay:
+                sg = sg.add(p, alpha=weight_decay)
+            v.mul_(momentum).add_(sg)
+            p.sub_(v, alpha=lr)
+
+
+def _curvature_eigenvalue(loss_fn, inputs, targets, batch_size, bn_mode) -> EigenvalueFn:
+    def top(model: nn.Module) -> float:
+        from landscape.sharpness.hessian import top_eigenvalue
+
+        return top_eigenvalue(model, loss_fn, inputs, targets, batch_size=batch_size,
+                              bn_mode=bn_mode).value
+
+    return top

@@ -1,0 +1,357 @@
+"""The late-SAM experiment of Zhou et al. (ICLR 2025) end to end.
+
+1. Train every run of :func:`~landscape.experiment.plan.plan_runs` with landscape.train
+   (late-SAM and SAM->SGD arms branch from a checkpoint of their parent, ``train --from``).
+2. For every final model: test loss/accuracy, top Hessian eigenvalue and trace
+   (landscape.curvature), worst-case sharpness (landscape.sharpness).
+3. Linear interpolation from each seed's SGD solution to its late-SAM and full-SAM solutions
+   (landscape.surface).
+4. The escape curve: real SAM steps (landscape.escape) from the SGD trunk at the latest
+   switch epoch, with the learning rate of that epoch.
+5. Mean +- std over seeds per arm, printed and stored in ``experiment/<name>/``.
+
+Everything goes into ``<root>/result.h5`` (DESIGN.md layout), one transaction per finished
+piece, so a killed experiment loses at most the piece in progress. Re-running skips trained
+runs and every analysis whose inputs (checkpoint hash, options) are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from landscape import store
+from landscape.bn import has_batchnorm
+from landscape.data import Data, fixed_subset, load_dataset
+from landscape.evaluate import evaluate
+from landscape.experiment.config import LateSamConfig
+from landscape.experiment.plan import Run, checkpoint_path, plan_runs, run_dir, save_every_for
+from landscape.experiment.summary import METRICS, format_table, summarise
+from landscape.losses import make_loss
+
+log = logging.getLogger("landscape.experiment")
+
+RESULT_FILE = "result.h5"
+ANALYSIS_SEED = 0  # the same analysis examples and random vectors for every run
+
+
+@dataclass
+class Outcome:
+    result_path: Path
+    table: str
+    rows: list[dict]
+
+
+def run_late_sam(
+    config: LateSamConfig,
+    root: str | Path,
+    *,
+    device: torch.device | str = "cpu",
+    progress: bool | None = None,
+    command: list[str] | None = None,
+) -> Outcome:
+    """Run (or complete) the experiment in folder ``root``; returns the summary table."""
+    config.validate()
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    result_path = store.check_output_path(root / RESULT_FILE)
+    device = torch.device(device)
+    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    data = load_dataset(config.dataset, config.data_dir)
+    runs = plan_runs(config)
+    started = time.monotonic()
+
+    for i, run in enumerate(runs, 1):
+        _train(run, runs, config, root, data, device, progress, f"[{i}/{len(runs)}]")
+    log.info("training done (%.0f s)", time.monotonic() - started)
+
+    ctx = _Context(config, root, result_path, data, device, dtype, command)
+    previous = ctx.previous_rows()
+    rows = []
+    for run in runs:
+        rows.append(ctx.analyse(run, previous.get(run.label)))
+        ctx.write_rows(rows)
+    for seed in config.seeds:
+        for run in runs:
+            if run.seed == seed and run.arm in ("late-sam", "full-sam"):
+                ctx.interpolate(next(r for r in runs if r.arm == "sgd" and r.seed == seed), run)
+        if config.escape:
+            ctx.escape(next(r for r in runs if r.arm == "sgd" and r.seed == seed))
+    summaries = summarise(rows)
+    table = format_table(summaries)
+    ctx.write_summary(rows, summaries, table)
+    log.info("experiment done (%.0f s)", time.monotonic() - started)
+    return Outcome(result_path, table, rows)
+
+
+# ------------------------------------------------------------------------------- training
+
+
+def train_config(run: Run, runs: list[Run], config: LateSamConfig):
+    from landscape.train import resolve_config
+
+    overrides = {k: v for k, v in config.train_overrides().items() if v is not None}
+    overrides.update(
+        seed=run.seed,
+        sam_start="never" if run.sam_start is None else run.sam_start,
+        sam_end=run.sam_end,
+        save_every=save_every_for(run, runs),
+    )
+    return resolve_config(overrides)
+
+
+def _train(run: Run, runs: list[Run], config: LateSamConfig, root: Path, data: Data,
+           device: torch.device, progress: bool | None, counter: str) -> None:
+    from landscape.train import train
+
+    final = checkpoint_path(root, run, config.epochs, run.final_phase)
+    if final.exists():
+        log.info("%s %s: trained (%s)", counter, run.label, final)
+        return
+    source = None
+    if run.parent is not None:
+        parent = next(r for r in runs if r.label == run.parent)
+        source = checkpoint_path(root, parent, run.branch_epoch, run.branch_phase)
+    log.info("%s training %s%s", counter, run.label, f" from {source}" if source else "")
+    t = time.monotonic()
+    train(train_config(run, runs, config), run_dir(root, run), device=device,
+          from_checkpoint=source, data=data, progress=progress)
+    log.info("%s %s trained in %.0f s", counter, run.label, time.monotonic() - t)
+
+
+# ------------------------------------------------------------------------------- analyses
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class _Context:
+    """What every analysis shares: data on the device, loss, result file, options."""
+
+    def __init__(self, config: LateSamConfig, root: Path, result_path: Path, data: Data,
+                 device: torch.device, dtype: torch.dtype, command: list[str] | None):
+        self.config, self.root, self.result_path = config, root, result_path
+        self.data, self.device, self.dtype, self.command = data, device, dtype, command
+        self.loss_fn = make_loss("cross-entropy")
+        x, y = fixed_subset(data.train_x, data.train_y, config.samples, ANALYSIS_SEED)
+        self.x, self.y = x.to(device=device, dtype=dtype), y.to(device)
+        self.test_x = data.test_x.to(device=device, dtype=dtype)
+        self.test_y = data.test_y.to(device)
+        self.options = config.analysis_options()
+        self._targets: dict[Path, object] = {}
+
+    # -- loading
+    def target(self, path: Path):
+        """The checkpoint as a landscape.target.Target (model on the device, eval mode)."""
+        from landscape.checkpoint import file_sha256, load_checkpoint
+        from landscape.target import ModelSource, Target, build_model_for
+
+        if path not in self._targets:
+            ckpt = load_checkpoint(path)
+            model, arch, _ = build_model_for(ckpt, ModelSource(), self.data)
+            model = model.to(device=self.device, dtype=self.dtype).eval()
+            self._targets[path] = Target(path, file_sha256(path), model, arch, ckpt.epoch,
+                                         ckpt.phase, ckpt.config, ckpt)
+            while len(self._targets) > 4:  # keep a few models only
+                self._targets.pop(next(iter(self._targets)))
+        return self._targets[path]
+
+    def final(self, run: Run) -> Path:
+        return checkpoint_path(self.root, run, self.config.epochs, run.final_phase)
+
+    def provenance(self, target, seconds: float, config: dict, samples: int | None = None) -> dict:
+        from landscape.target import provenance
+
+        return provenance(target, split="train", samples=samples or self.x.shape[0],
+                          bn_mode=self.config.bn_mode, dtype=self.config.dtype,
+                          seed=ANALYSIS_SEED, seconds=seconds, config=config)
+
+    def _attr(self, name: str, key: str = "experiment_key"):
+        if not self.result_path.exists():
+            return None
+        with store.open_result_file(self.result_path) as f:
+            return f[name].attrs.get(key) if name in f else None
+
+    # -- per-run measures
+    def previous_rows(self) -> dict[str, dict]:
+        name = f"experiment/{self.config.name}/runs"
+        if not self.result_path.exists():
+            return {}
+        with store.open_result_file(self.result_path) as f:
+            if name not in f or "key" not in f[name]:
+                return {}
+            table = {k: f[name][k][()] for k in f[name]}
+        out = {}
+        for i, label in enumerate(table["label"]):
+            row = {k: (v[i].decode() if isinstance(v[i], bytes) else v[i].item()) for k, v in table.items()}
+            out[label.decode() if isinstance(label, bytes) else str(label)] = row
+        return out
+
+    def analyse(self, run: Run, previous: dict | None) -> dict:
+        path = self.final(run)
+        target = self.target(path)
+        key = _key(target.sha256, self.options)
+        if previous is not None and previous.get("key") == key and previous.get("done"):
+            log.info("%s: analysed", run.label)
+            return previous
+        cfg, t = self.config, time.monotonic()
+        model = target.model
+        test_loss, test_acc = evaluate(model, self.test_x, self.test_y, self.loss_fn, cfg.analysis_batch_size)
+        train_loss, train_acc = evaluate(model, self.x, self.y, self.loss_fn, cfg.analysis_batch_size)
+        from landscape.curvature import hessian_eigenvalues, hessian_trace
+        from landscape.sharpness import worst_case_sharpness
+
+        common = dict(batch_size=cfg.analysis_batch_size, bn_mode=cfg.bn_mode)
+        t_h = time.monotonic()
+        eig = hessian_eigenvalues(model, self.loss_fn, self.x, self.y, k=1, tol=cfg.eig_tol,
+                                  seed=ANALYSIS_SEED, **common)
+        trace = hessian_trace(model, self.loss_fn, self.x, self.y, rel_stderr=cfg.trace_rel_stderr,
+                              max_hvps=cfg.trace_max_hvps, seed=ANALYSIS_SEED, **common)
+        hessian_seconds = time.monotonic() - t_h
+        t_s = time.monotonic()
+        sharp = worst_case_sharpness(model, self.loss_fn, self.x, self.y, rho=cfg.sharpness_radius,
+                                     steps=cfg.sharpness_steps, m=cfg.sharpness_m,
+                                     seed=ANALYSIS_SEED, **common)
+        sharp_seconds = time.monotonic() - t_s
+        row = {
+            "label": run.label, "arm": run.arm, "arm_label": run.arm_label, "seed": run.seed,
+            "t0": run.t0, "t1": run.t1, "checkpoint": str(path), "key": key, "done": True,
+            "test_acc": test_acc, "test_loss": test_loss, "train_acc": train_acc,
+            "train_loss": train_loss, "lambda1": float(eig.eigenvalues[0]),
+            "trace": float(trace.trace), "worst_case": sharp.value,
+        }
+        with store.transaction(self.result_path, self.command) as f:
+            group = store.replace_group(f, f"hessian/{run.label}")
+            store.set_provenance(group, self.provenance(target, hessian_seconds, {
+                "k": 1, "tol": cfg.eig_tol, "trace_rel_stderr": cfg.trace_rel_stderr,
+                "trace_max_hvps": cfg.trace_max_hvps, "batch_size": cfg.analysis_batch_size}))
+            store.write_dataset(group, "eigenvalues", np.asarray(eig.eigenvalues, dtype=np.float64))
+            store.write_dataset(group, "residuals", np.asarray(eig.residuals, dtype=np.float64))
+            store.write_dataset(group, "trace", float(trace.trace))
+            store.write_dataset(group, "trace_stderr", float(trace.stderr))
+            store.write_dataset(group, "hvp_count", int(eig.hvp_count + trace.hvp_count))
+            store.set_attrs(group, experiment_key=key)
+            from landscape.cli.sharpness import write_sharpness_group
+
+            write_sharpness_group(f, run.label, [(sharp, sharp_seconds)],
+                                  self.provenance(target, sharp_seconds, sharp.params))
+        log.info("%s: test acc %.2f%%, lambda1 %.4g, trace %.4g, worst-case %.4g (%.0f s)",
+                 run.label, 100 * test_acc, row["lambda1"], row["trace"], row["worst_case"],
+                 time.monotonic() - t)
+        return row
+
+    def write_rows(self, rows: list[dict]) -> None:
+        with store.transaction(self.result_path, self.command) as f:
+            _write_table(store.replace_group(f, f"experiment/{self.config.name}/runs"), rows)
+
+    # -- interpolation
+    def interpolate(self, sgd: Run, other: Run) -> None:
+        from landscape.surface import Measure, interpolate
+
+        cfg = self.config
+        a, b = self.target(self.final(sgd)), self.target(self.final(other))
+        name = f"interpolation/{sgd.label}_to_{other.label}"
+        key = _key(a.sha256, b.sha256, cfg.interpolation_points, self.options)
+        if self._attr(name) == key:
+            log.info("%s: done", name)
+            return
+        t = time.monotonic()
+        bn = "recalibrate" if has_batchnorm(a.model) else "eval"
+        measure = Measure(self.loss_fn, {"train": (self.x, self.y), "test": (self.test_x, self.test_y)},
+                          batch_size=cfg.analysis_batch_size, bn_mode=bn, bn_inputs=self.x)
+        alphas = np.linspace(0.0, 1.0, cfg.interpolation_points)
+        states = [dict(a.model.state_dict()), dict(b.model.state_dict())]
+        result = interpolate(a.model, states, measure, alphas, bn="recompute", progress=False)
+        with store.transaction(self.result_path, self.command) as f:
+            group = store.replace_group(f, name)
+            store.set_provenance(group, self.provenance(a, time.monotonic() - t, {
+                "points": cfg.interpolation_points, "bn": bn}))
+            store.write_dataset(group, "alpha", result.alpha)
+            for metric, values in result.metrics.items():
+                store.write_dataset(group, metric, values)
+            store.write_dataset(group, "done", result.done)
+            barriers = {f"barrier_{k}": v for k, v in result.barriers().items()}
+            store.set_attrs(group, a=str(a.path), b=str(b.path), bn_mode=bn, experiment_key=key,
+                            **barriers)
+        log.info("%s: train-loss barrier %.4g (%.0f s)", name,
+                 barriers.get("barrier_train_loss_frankle", math.nan), time.monotonic() - t)
+
+    # -- escape
+    def escape(self, sgd: Run) -> None:
+        from landscape.escape import sam_escape
+        from landscape.train.schedule import learning_rate
+
+        cfg = self.config
+        t0 = max(cfg.switch_epochs)
+        path = checkpoint_path(self.root, sgd, t0, "sgd")
+        target = self.target(path)
+        tc = train_config(sgd, plan_runs(cfg), cfg)
+        lr = cfg.escape_lr or learning_rate(t0, lr=tc.lr, schedule=tc.schedule, epochs=tc.epochs,
+                                            milestones=tc.milestones, gamma=tc.gamma)
+        rho = cfg.rho if cfg.escape_rho is None else cfg.escape_rho
+        momentum = cfg.momentum if cfg.escape_momentum is None else cfg.escape_momentum
+        name = f"escape/{sgd.label}-epoch{t0:03d}"
+        key = _key(target.sha256, lr, rho, momentum, cfg.escape_steps, cfg.escape_eig_every,
+                   self.options)
+        if self._attr(name) == key:
+            log.info("%s: done", name)
+            return
+        t = time.monotonic()
+        import copy
+
+        model = copy.deepcopy(target.model)  # escape moves the weights
+        result = sam_escape(model, self.loss_fn, self.x, self.y, rho=rho, lr=lr,
+                            momentum=momentum, steps=cfg.escape_steps, eig_every=cfg.escape_eig_every,
+                            batch_size=cfg.analysis_batch_size, bn_mode=cfg.bn_mode)
+        from landscape.cli.escape import write_escape_group
+
+        with store.transaction(self.result_path, self.command) as f:
+            write_escape_group(f, name.split("/", 1)[1], result,
+                               self.provenance(target, time.monotonic() - t, result.params))
+            store.set_attrs(f[name], experiment_key=key)
+        log.info("%s: growth rate %.4g per step, final distance %.4g (%.0f s)", name,
+                 result.growth_rate, result.distance[-1], time.monotonic() - t)
+
+    # -- summary
+    def write_summary(self, rows: list[dict], summaries, table: str) -> None:
+        cfg = self.config
+        with store.transaction(self.result_path, self.command) as f:
+            group = f.require_group(f"experiment/{cfg.name}")
+            store.set_attrs(group, kind="late-sam", config=cfg.to_dict(), dataset=cfg.dataset,
+                            arch=cfg.arch, epochs=cfg.epochs, rho=cfg.rho, seeds=cfg.seeds,
+                            summary_text=table)
+            _write_table(store.replace_group(f, f"experiment/{cfg.name}/runs"), rows)
+            summary = store.replace_group(f, f"experiment/{cfg.name}/summary")
+            columns: dict[str, list] = {"arm_label": [], "arm": [], "t0": [], "t1": [], "n_seeds": []}
+            for s in summaries:
+                for k in ("arm_label", "arm", "t0", "t1", "n_seeds"):
+                    columns[k].append(getattr(s, k))
+                for metric in METRICS:
+                    columns.setdefault(f"{metric}_mean", []).append(s.mean[metric])
+                    columns.setdefault(f"{metric}_std", []).append(s.std[metric])
+            for k, values in columns.items():
+                store.write_dataset(summary, k, _column(values))
+
+
+def _column(values: list):
+    if values and isinstance(values[0], str):
+        return np.array(values, dtype=object).astype("S")
+    return np.asarray(values)
+
+
+def _write_table(group, rows: list[dict]) -> None:
+    """One 1-D dataset per column; strings as fixed-length bytes."""
+    if not rows:
+        return
+    for column in rows[0]:
+        store.write_dataset(group, column, _column([row[column] for row in rows]))
+

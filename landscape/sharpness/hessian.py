@@ -1,0 +1,69 @@
+"""Top Hessian eigenvalue and trace as sharpness measures, computed by landscape.curvature.
+
+Imported lazily so that the other measures work even where the curvature engine is not
+needed; nothing is reimplemented here.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from landscape.losses import LossFn
+from landscape.sharpness.result import SharpnessResult
+
+
+def top_eigenvalue(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    tol: float = 1e-3,
+    batch_size: int | None = None,
+    bn_mode: str = "eval",
+    seed: int = 0,
+) -> SharpnessResult:
+    """lambda_max of the Hessian of the mean loss (Lanczos, landscape.curvature)."""
+    from landscape.curvature import hessian_eigenvalues
+
+    result = hessian_eigenvalues(
+        model, loss_fn, inputs, targets, k=1, tol=tol, seed=seed,
+        batch_size=batch_size, bn_mode=bn_mode,
+    )
+    return SharpnessResult(
+        measure="top_eigenvalue",
+        value=float(result.eigenvalues[0]),
+        params={"tol": tol, "bn_mode": bn_mode, "seed": seed, "examples": inputs.shape[0],
+                "residual": float(result.residuals[0]), "hvp_count": int(result.hvp_count)},
+        gradient_evaluations=2.0 * result.hvp_count,
+    )
+
+
+def hessian_trace(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    rel_stderr: float = 0.02,
+    batch_size: int | None = None,
+    bn_mode: str = "eval",
+    seed: int = 0,
+    max_hvps: int = 2000,
+) -> SharpnessResult:
+    """tr(H) of the mean loss (Hutch++, landscape.curvature), with its standard error."""
+    from landscape.curvature import hessian_trace as curvature_trace
+
+    result = curvature_trace(
+        model, loss_fn, inputs, targets, rel_stderr=rel_stderr, seed=seed, max_hvps=max_hvps,
+        batch_size=batch_size, bn_mode=bn_mode,
+    )
+    return SharpnessResult(
+        measure="trace",
+        value=float(result.trace),
+        stderr=float(result.stderr),
+        params={"rel_stderr": rel_stderr, "bn_mode": bn_mode, "seed": seed, "max_hvps": max_hvps,
+                "examples": inputs.shape[0], "hvp_count": int(result.hvp_count)},
+        gradient_evaluations=2.0 * result.hvp_count,
+    )

@@ -1,0 +1,83 @@
+"""`landscape sharpness` and `landscape escape` end to end on a tiny digits checkpoint."""
+
+import math
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from landscape import checkpoint
+from landscape.cli import main
+from landscape.models import build_model
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_model("mlp", (1, 8, 8), 10)
+    path = tmp_path_factory.mktemp("ckpt") / "epoch-003-sgd.pt"
+    checkpoint.save_checkpoint(path, {
+        "format": checkpoint.FORMAT, "version": checkpoint.VERSION, "arch": "mlp",
+        "model": model.state_dict(), "epoch": 3, "phase": "sgd",
+        "config": {"dataset": "digits"}, "history": [],
+    })
+    return path
+
+
+def test_sharpness_writes_one_dataset_per_measure_with_its_parameters(ckpt, tmp_path, capsys):
+    out = tmp_path / "s.h5"
+    code = main(["sharpness", str(ckpt), "--measure", "worst-case", "average-case", "gradient-norm",
+                 "fisher-rao-norm", "--samples", "64", "--steps", "3", "--draws", "4", "--m", "32",
+                 "--rho", "0.1", "--out", str(out)])
+    assert code == 0
+    stdout = capsys.readouterr().out
+    assert "worst_case" in stdout and str(out) in stdout
+    with h5py.File(out) as f:
+        group = f["sharpness/epoch-003-sgd"]
+        assert set(group) == {"worst_case", "average_case", "gradient_norm", "fisher_rao_norm"}
+        assert group.attrs["samples"] == 64 and group.attrs["epoch"] == 3
+        assert group["worst_case"].attrs["rho"] == 0.1 and group["worst_case"].attrs["m"] == 32
+        assert group["worst_case"][()] > 0
+        assert math.isfinite(group["average_case"].attrs["stderr"])
+
+
+def test_a_second_run_adds_measures_to_the_same_group(ckpt, tmp_path):
+    out = tmp_path / "s.h5"
+    base = [str(ckpt), "--samples", "32", "--out", str(out)]
+    assert main(["sharpness", *base, "--measure", "gradient-norm"]) == 0
+    assert main(["sharpness", *base, "--measure", "fisher-rao-norm"]) == 0
+    with h5py.File(out) as f:
+        assert set(f["sharpness/epoch-003-sgd"]) == {"gradient_norm", "fisher_rao_norm"}
+
+
+def test_sharpness_refuses_a_bad_output_before_loading(ckpt, tmp_path, capsys):
+    bad = tmp_path / "not-hdf5.h5"
+    bad.write_text("hello")
+    assert main(["sharpness", str(ckpt), "--out", str(bad)]) == 1
+    assert "not an HDF5 file" in capsys.readouterr().err
+    assert bad.read_text() == "hello"
+
+
+def test_escape_writes_the_escape_layout(ckpt, tmp_path, capsys):
+    out = tmp_path / "e.h5"
+    code = main(["escape", str(ckpt), "--rho", "0.5", "--lr", "0.5", "--steps", "6",
+                 "--eig-every", "3", "--samples", "64", "--out", str(out), "--name", "run"])
+    assert code == 0
+    assert "growth rate" in capsys.readouterr().out
+    with h5py.File(out) as f:
+        g = f["escape/run"]
+        assert list(g["step"][()]) == list(range(7))
+        assert g["distance"][0] == 0 and np.all(g["distance"][1:] > 0)
+        assert np.isnan(g["eigenvalue"][()]).tolist() == [False, True, True, False, True, True, False]
+        assert g.attrs["rho"] == 0.5 and g.attrs["lr"] == 0.5 and not g.attrs["unnormalized"]
+        assert "growth_rate" in g.attrs and g.attrs["checkpoint"] == str(ckpt)
+
+
+def test_escape_unnormalized_flag_is_recorded(ckpt, tmp_path):
+    out = tmp_path / "e.h5"
+    assert main(["escape", str(ckpt), "--rho", "0.05", "--lr", "0.1", "--steps", "2", "--unnormalized",
+                 "--samples", "32", "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        (name,) = list(f["escape"])
+        assert f["escape"][name].attrs["unnormalized"]
