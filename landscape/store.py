@@ -245,3 +245,42 @@ def safe_group_name(text: str) -> str:
     """A checkpoint stem or label usable as one HDF5 path component."""
     cleaned = text.replace("/", "_").strip() or "result"
     return "_" + cleaned if cleaned.startswith(".") else cleaned
+
+
+def write_sharpness_group(f, stem: str, computed, provenance_attrs: dict) -> None:
+    """``sharpness/<stem>/<measure>``: one scalar dataset per measure, its parameters as attrs.
+
+    Measures already in the group survive when they were computed on the same checkpoint and
+    examples; otherwise the group is replaced.
+    """
+    name = f"sharpness/{safe_group_name(stem)}"
+    same = (
+        name in f
+        and all(
+            str(f[name].attrs.get(key, "")) == str(provenance_attrs[key])
+            for key in ("checkpoint_sha256", "split", "samples", "seed", "bn_mode", "dtype")
+        )
+    )
+    group = f[name] if same else replace_group(f, name)
+    set_provenance(group, provenance_attrs)
+    for result, seconds in computed:
+        write_dataset(
+            group, result.measure, float(result.value),
+            stderr=float(result.stderr), loss=float(result.loss), seconds=float(seconds),
+            gradient_evaluations=float(result.gradient_evaluations),
+            **{k: v for k, v in result.params.items() if k not in ("bn_mode", "seed", "examples")},
+            **{k: v for k, v in result.extra.items() if not isinstance(v, list)},
+        )
+
+
+def write_escape_group(f, name: str, result, provenance_attrs: dict) -> None:
+    """``escape/<name>/``: step, distance, train_loss, train_acc, eigenvalue; fit as attrs."""
+    group = replace_group(f, f"escape/{name}")
+    set_provenance(group, provenance_attrs)
+    for key in ("step", "distance", "train_loss", "train_acc", "eigenvalue"):
+        write_dataset(group, key, getattr(result, key))
+    set_attrs(
+        group, growth_rate=result.growth_rate, growth_factor=result.growth_factor,
+        fit_start=result.fit_window[0], fit_stop=result.fit_window[1],
+        **{k: v for k, v in result.params.items() if k not in ("bn_mode", "examples")},
+    )

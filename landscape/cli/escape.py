@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.monotonic() - started
     name = store.safe_group_name(args.name or target.stem)
     with store.transaction(out) as f:
-        write_escape_group(f, name, result, provenance(
+        store.write_escape_group(f, name, result, provenance(
             target, split="train", samples=x.shape[0], bn_mode=args.bn_mode, dtype=args.dtype,
             seed=args.seed, seconds=seconds, config=result.params,
         ))
@@ -121,19 +121,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_escape_group(f, name: str, result, provenance_attrs: dict) -> None:
-    """``escape/<name>/``: step, distance, train_loss, train_acc, eigenvalue; fit as attrs."""
-    from landscape import store
-
-    group = store.replace_group(f, f"escape/{name}")
-    store.set_provenance(group, provenance_attrs)
-    for key in ("step", "distance", "train_loss", "train_acc", "eigenvalue"):
-        store.write_dataset(group, key, getattr(result, key))
-    store.set_attrs(
-        group, growth_rate=result.growth_rate, growth_factor=result.growth_factor,
-        fit_start=result.fit_window[0], fit_stop=result.fit_window[1],
-        **{k: v for k, v in result.params.items() if k not in ("bn_mode", "examples")},
-    )
 
 
 def summary(name: str, result) -> str:

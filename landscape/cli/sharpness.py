@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
     with store.transaction(out) as f:
         for stem, (target, computed, seconds) in results.items():
-            write_sharpness_group(
+            store.write_sharpness_group(
                 f, stem, computed,
                 provenance(target, split=args.split, samples=x.shape[0], bn_mode=args.bn_mode,
                            dtype=args.dtype, seed=args.seed, seconds=seconds,
@@ -169,32 +169,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_sharpness_group(f, stem: str, computed, provenance_attrs: dict) -> None:
-    """``sharpness/<stem>/<measure>``: one scalar dataset per measure, its parameters as attrs.
-
-    Measures already in the group survive when they were computed on the same checkpoint and
-    examples; otherwise the group is replaced.
-    """
-    from landscape import store
-
-    name = f"sharpness/{store.safe_group_name(stem)}"
-    same = (
-        name in f
-        and all(
-            str(f[name].attrs.get(key, "")) == str(provenance_attrs[key])
-            for key in ("checkpoint_sha256", "split", "samples", "seed", "bn_mode", "dtype")
-        )
-    )
-    group = f[name] if same else store.replace_group(f, name)
-    store.set_provenance(group, provenance_attrs)
-    for result, seconds in computed:
-        store.write_dataset(
-            group, result.measure, float(result.value),
-            stderr=float(result.stderr), loss=float(result.loss), seconds=float(seconds),
-            gradient_evaluations=float(result.gradient_evaluations),
-            **{k: v for k, v in result.params.items() if k not in ("bn_mode", "seed", "examples")},
-            **{k: v for k, v in result.extra.items() if not isinstance(v, list)},
-        )
 
 
 def format_table(rows) -> str:

@@ -240,7 +240,7 @@ class _Context:
             store.write_dataset(group, "trace_stderr", float(trace.stderr))
             store.write_dataset(group, "hvp_count", int(eig.hvp_count + trace.hvp_count))
             store.set_attrs(group, experiment_key=key)
-            from landscape.cli.sharpness import write_sharpness_group
+            from landscape.store import write_sharpness_group
 
             write_sharpness_group(f, run.label, [(sharp, sharp_seconds)],
                                   self.provenance(target, sharp_seconds, sharp.params))
@@ -312,7 +312,7 @@ class _Context:
         result = sam_escape(model, self.loss_fn, self.x, self.y, rho=rho, lr=lr,
                             momentum=momentum, steps=cfg.escape_steps, eig_every=cfg.escape_eig_every,
                             batch_size=cfg.analysis_batch_size, bn_mode=cfg.bn_mode)
-        from landscape.cli.escape import write_escape_group
+        from landscape.store import write_escape_group
 
         with store.transaction(self.result_path, self.command) as f:
             write_escape_group(f, name.split("/", 1)[1], result,
