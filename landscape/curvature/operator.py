@@ -31,6 +31,7 @@ from landscape.curvature.hvp import (
     default_memory_budget,
     evaluation_context,
 )
+from landscape.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +224,12 @@ class HessianOperator(AbstractContextManager):
                 total += torch.cat([h.reshape(-1) for h in hv]).to(torch.float64) * weight
         if self.weight_decay:
             total += self.weight_decay * v.to(device=self.device, dtype=torch.float64)
+        if not bool(torch.isfinite(total).all()):
+            # Caught here, once for every algorithm, rather than as a cryptic LAPACK failure later.
+            raise UserError(
+                "a Hessian-vector product is not finite: the loss or its derivatives overflow at "
+                "these weights (check the checkpoint for NaN/Inf, or try --dtype float64)"
+            )
         self.hvp_count += 1
         result = total.to(device=v.device, dtype=v.dtype)
         if result.device.type == "cuda":

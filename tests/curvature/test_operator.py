@@ -177,3 +177,15 @@ def test_products_inside_an_outer_evaluation_context_leave_the_model_intact():
     with evaluation_context(model, "eval"):
         assert torch.allclose(op.matvec(v), expected, rtol=0, atol=1e-12)
     assert "forward" not in vars(model[1])
+
+
+def test_a_non_finite_product_is_a_clear_user_error():
+    from landscape.errors import UserError
+
+    model = torch.nn.Linear(3, 2).double()
+    with torch.no_grad():
+        model.weight[0, 0] = float("inf")
+    x, y = torch.randn(4, 3, dtype=torch.float64), torch.tensor([0, 1, 0, 1])
+    op = HessianOperator(model, torch.nn.functional.cross_entropy, x, y, batch_size=4, engine="cached")
+    with pytest.raises(UserError, match="not finite"):
+        op.matvec(_random_vector(op.dim))
