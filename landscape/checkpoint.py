@@ -230,6 +230,16 @@ def _torch_load(path: Path, container: str, trust: bool) -> Any:
         ) from exc
 
 
+def read_torch_object(path: str | Path, *, trust: bool = False) -> Any:
+    """The object a ``torch.save`` file holds, after the byte-level checks of
+    :func:`sniff_container` and with the same safety rules as :func:`load_checkpoint`."""
+    path = Path(path)
+    container = sniff_container(path)
+    if container not in ("torch-zip", "torch-legacy"):
+        raise UserError(f"{path} is a {container} file, not a torch.save checkpoint")
+    return _torch_load(path, container, trust)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

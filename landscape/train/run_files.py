@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.checkpoint import FORMAT, VERSION, save_checkpoint
+from landscape.checkpoint import FORMAT, VERSION, read_torch_object, save_checkpoint
 from landscape.errors import UserError
 
 CHECKPOINT_RE = re.compile(r"^epoch-(\d+)-(sgd|sam)\.pt$")
@@ -175,12 +175,7 @@ def save_run_checkpoint(
 
 def load_run_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint written by ``landscape train`` (plain tensors only: weights_only=True)."""
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, not a torch file, unsafe pickle: all the user's to fix
-        raise UserError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+    payload = read_torch_object(path)  # format checks and weights_only=True, as for analyses
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(
             f"{path} is not a landscape training checkpoint (no format={FORMAT!r}); "
