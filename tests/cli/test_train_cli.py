@@ -19,13 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = ["--arch", "mlp-bn", "--epochs", "3", "--sam-start", "2", "--batch-size", "256"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy CPU they lose a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def load(path):

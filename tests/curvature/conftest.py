@@ -1,11 +1,7 @@
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a busy machine extra threads only spin."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _tiny_models_use_one_thread(one_thread):
+    """Every curvature test runs on one intra-op thread (see tests/conftest.py)."""
     yield
-    torch.set_num_threads(threads)
