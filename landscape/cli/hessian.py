@@ -78,8 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--bn-mode", choices=["eval", "train"], default="eval",
                        help="BatchNorm statistics: running (eval) or per batch (train) (default: eval)")
     group.add_argument("--hvp", choices=["auto", "cached", "func"], default="auto",
-                       help="Hessian-vector products: kept double-backward graphs (cached), "
-                       "forward-over-reverse (func), or chosen by memory (auto, the default)")
+                       help="Hessian-vector products: double backward through graphs kept "
+                       "while memory allows, the rest rebuilt per product (cached); "
+                       "forward-over-reverse (func); auto (the default) = cached, or func "
+                       "when the model has no double backward")
     group.add_argument("--weight-decay-term", type=nonnegative_float, nargs="?", const=-1.0,
                        metavar="WD", help="add the L2 term WD * I (without a value: the "
                        "checkpoint's configured weight decay); default: not included")

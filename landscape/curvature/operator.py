@@ -22,9 +22,6 @@ import torch
 from torch import nn
 
 from landscape.curvature.hvp import (
-    COST_CACHED,
-    COST_FUNC,
-    COST_REBUILT,
     ENGINES,
     CachedGraphEngine,
     FuncEngine,
@@ -63,7 +60,9 @@ class HessianOperator(AbstractContextManager):
     bn_mode:
         ``"eval"`` (running statistics, the default) or ``"train"`` (batch statistics).
     engine:
-        ``"cached"``, ``"func"`` or ``"auto"`` (see :mod:`landscape.curvature.hvp`).
+        ``"cached"``, ``"func"`` or ``"auto"`` (see :mod:`landscape.curvature.hvp`): ``auto``
+        is the cached engine (graphs kept within ``memory_budget``, the rest rebuilt per
+        product), falling back to ``func`` if the model has no double backward.
     weight_decay:
         Adds ``weight_decay * I``, the Hessian of ``weight_decay / 2 * ||theta||^2``.
     memory_budget:
@@ -130,31 +129,31 @@ class HessianOperator(AbstractContextManager):
 
     # ----------------------------------------------------------------- engines
     def _make_engine(self, requested: str):
-        cached = CachedGraphEngine(
+        self._fallback_allowed = requested == "auto"
+        if requested == "func":
+            return self._func_engine()
+        return CachedGraphEngine(
             self.model, self.loss_fn, self.tensors, self.batches, self.memory_budget
         )
-        if requested == "func":
-            return FuncEngine(self.model, self.loss_fn, self.names, self.tensors, self.batches)
-        if requested == "cached":
-            return cached
-        # auto: keep graphs when enough of them fit. With a fraction f kept, a product costs
-        # about COST_CACHED f + COST_REBUILT (1 - f) gradients against COST_FUNC.
-        with evaluation_context(self.model, self.bn_mode):
-            first, _ = cached.prepare(0)
-        per_sample = max(first, 1) / self.batches[0][0].shape[0]
-        kept_fraction = min(1.0, self.memory_budget / (per_sample * self.num_samples))
-        mixed = COST_CACHED * kept_fraction + COST_REBUILT * (1 - kept_fraction)
-        if mixed <= COST_FUNC:
-            return cached
-        cached.release()
-        engine = FuncEngine(self.model, self.loss_fn, self.names, self.tensors, self.batches)
-        try:  # some models (custom autograd functions, in-place tricks) have no forward AD
-            with evaluation_context(self.model, self.bn_mode):
-                engine.product(0, [torch.zeros_like(p) for p in self.tensors])
+
+    def _func_engine(self) -> FuncEngine:
+        return FuncEngine(self.model, self.loss_fn, self.names, self.tensors, self.batches)
+
+    def _batch_product(self, index: int, parts: list[torch.Tensor]) -> list[torch.Tensor]:
+        try:
+            return self.engine.product(index, parts)
+        except torch.OutOfMemoryError:
+            raise
         except (RuntimeError, NotImplementedError) as exc:
-            log.warning("forward-over-reverse unavailable (%s); rebuilding graphs per product", exc)
-            return cached
-        return engine
+            # "auto" on a model without double backward (a custom function marked
+            # once_differentiable, say): switch to forward-over-reverse, once, at the start.
+            if not (self._fallback_allowed and self.hvp_count == 0 and index == 0):
+                raise
+            self._fallback_allowed = False
+            log.warning("double backward unavailable (%s); using forward-over-reverse", exc)
+            self.engine.release()
+            self.engine = self._func_engine()
+            return self.engine.product(index, parts)
 
     @property
     def engine_name(self) -> str:
@@ -220,7 +219,7 @@ class HessianOperator(AbstractContextManager):
         total = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
         with evaluation_context(self.model, self.bn_mode):
             for index, weight in enumerate(self.weights):
-                hv = self.engine.product(index, parts)
+                hv = self._batch_product(index, parts)
                 total += torch.cat([h.reshape(-1) for h in hv]).to(torch.float64) * weight
         if self.weight_decay:
             total += self.weight_decay * v.to(device=self.device, dtype=torch.float64)

@@ -42,10 +42,41 @@ def test_graphs_beyond_the_memory_budget_are_rebuilt_and_still_exact():
     assert len(op.engine.graphs) == 0
 
 
-def test_auto_picks_forward_over_reverse_when_graphs_do_not_fit():
+def test_auto_keeps_graphs_within_the_budget_and_rebuilds_the_rest():
+    model, x, y, H = reference("mlp")
+    lean = HessianOperator(model, loss_fn, x, y, batch_size=10, memory_budget=0)
+    roomy = HessianOperator(model, loss_fn, x, y, batch_size=10)
+    v = _random_vector(lean.dim)
+    for op in (lean, roomy):
+        assert op.engine_name == "cached"
+        assert torch.allclose(op.matvec(v), H @ v, rtol=0, atol=1e-12)
+    assert len(lean.engine.graphs) == 0 and len(roomy.engine.graphs) == len(roomy.batches)
+
+
+def _no_double_backward(monkeypatch):
+    from landscape.curvature.hvp import CachedGraphEngine
+
+    def product(self, index, v_parts):
+        raise RuntimeError("derivative for aten::something is not implemented")
+
+    monkeypatch.setattr(CachedGraphEngine, "product", product)
+
+
+def test_auto_falls_back_to_forward_over_reverse_without_double_backward(monkeypatch):
+    model, x, y, H = reference("mlp")
+    _no_double_backward(monkeypatch)
+    op = HessianOperator(model, loss_fn, x, y, batch_size=10)
+    v = _random_vector(op.dim)
+    assert torch.allclose(op.matvec(v), H @ v, rtol=0, atol=1e-12)
+    assert op.engine_name == "func"
+
+
+def test_an_explicitly_cached_engine_reports_a_missing_double_backward(monkeypatch):
     model, x, y = problem("mlp")
-    assert HessianOperator(model, loss_fn, x, y, memory_budget=0).engine_name == "func"
-    assert HessianOperator(model, loss_fn, x, y).engine_name == "cached"
+    _no_double_backward(monkeypatch)
+    op = HessianOperator(model, loss_fn, x, y, engine="cached")
+    with pytest.raises(RuntimeError, match="not implemented"):
+        op.matvec(_random_vector(op.dim))
 
 
 @pytest.mark.parametrize("engine", ["cached", "func"])
