@@ -25,6 +25,7 @@ from landscape.curvature.hvp import (
     ENGINES,
     CachedGraphEngine,
     FuncEngine,
+    NoDoubleBackward,
     default_memory_budget,
     evaluation_context,
 )
@@ -144,16 +145,25 @@ class HessianOperator(AbstractContextManager):
             return self.engine.product(index, parts)
         except torch.OutOfMemoryError:
             raise
+        except NoDoubleBackward as exc:
+            # forward-over-reverse drops the same terms (measured), so there is no fallback
+            raise UserError(f"{exc}; its Hessian cannot be computed exactly") from exc
         except (RuntimeError, NotImplementedError) as exc:
-            # "auto" on a model without double backward (a custom function marked
-            # once_differentiable, say): switch to forward-over-reverse, once, at the start.
+            # "auto" on a model without double backward (an operation whose backward has no
+            # derivative formula): switch to forward-over-reverse, once, at the start.
             if not (self._fallback_allowed and self.hvp_count == 0 and index == 0):
                 raise
             self._fallback_allowed = False
             log.warning("double backward unavailable (%s); using forward-over-reverse", exc)
             self.engine.release()
             self.engine = self._func_engine()
-            return self.engine.product(index, parts)
+            try:
+                return self.engine.product(index, parts)
+            except Exception as func_exc:
+                raise UserError(
+                    f"no Hessian-vector product for this model: double backward failed ({exc}) "
+                    f"and so did forward-over-reverse ({func_exc})"
+                ) from func_exc
 
     @property
     def engine_name(self) -> str:

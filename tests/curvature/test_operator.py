@@ -2,9 +2,11 @@
 
 import pytest
 import torch
+from torch.autograd.function import once_differentiable
 from torch.utils.data import DataLoader, TensorDataset
 
 from landscape.curvature import HessianOperator
+from landscape.errors import UserError
 from tests.curvature.tiny_models import MODELS, loss_fn, problem, reference
 
 
@@ -77,6 +79,50 @@ def test_an_explicitly_cached_engine_reports_a_missing_double_backward(monkeypat
     op = HessianOperator(model, loss_fn, x, y, engine="cached")
     with pytest.raises(RuntimeError, match="not implemented"):
         op.matvec(_random_vector(op.dim))
+
+
+class _CubeOnce(torch.autograd.Function):
+    """x**3 with a backward that autograd cannot differentiate again."""
+
+    @staticmethod
+    def forward(x):
+        return x**3
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+        ctx.save_for_forward(inputs[0])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return 3 * x * x * grad
+
+    @staticmethod
+    def jvp(ctx, tangent):
+        (x,) = ctx.saved_tensors
+        return 3 * x * x * tangent
+
+
+@pytest.mark.parametrize("engine", ["auto", "cached", "func"])
+def test_a_once_differentiable_backward_is_an_error_not_a_silently_wrong_hessian(engine):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(4, 3).double()
+    model = torch.nn.Sequential(linear, _Lambda(_CubeOnce.apply))
+    x, y = torch.randn(8, 4, dtype=torch.float64), torch.randint(0, 3, (8,))
+    op = HessianOperator(model, loss_fn, x, y, engine=engine)
+    with pytest.raises(UserError, match="once_differentiable"):
+        op.matvec(_random_vector(op.dim))
+
+
+class _Lambda(torch.nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
 
 
 @pytest.mark.parametrize("engine", ["cached", "func"])
