@@ -4,10 +4,10 @@ Cases (eval mode, the same examples for both libraries):
 
 * ``trained`` -- the issue's setting: a CIFAR ResNet-20 on ``--samples`` CIFAR-shaped inputs
   (1,000; quick 256), trained here for ``--train-epochs`` epochs (3) on a synthetic CIFAR-shaped
-  task (ten smooth class templates under heavy noise; about 60% training accuracy, i.e. a
+  task (ten smooth class templates under heavy noise; about 30% training accuracy, i.e. a
   mid-training checkpoint with the outlying top eigenvalues of a network that has learnt
   something). Ours runs in batches of ``--batch-size`` (128) and keeps each batch's graph;
-  PyHessian gets all inputs as its single batch (``data=``, its fastest mode: one kept graph).
+  PyHessian gets all inputs as its single batch (``data=``: one kept graph).
   The same top-1 job is also run memory-lean (``--no-streaming`` skips it): ours with
   ``memory_budget=0`` (each batch's graph rebuilt per product) against PyHessian's
   ``dataloader=`` mode over the same batches.
