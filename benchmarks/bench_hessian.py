@@ -68,7 +68,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from landscape.curvature import HessianOperator, krylov_hutchpp_trace, lanczos_eigs
+from landscape.curvature import HessianOperator, hessian_trace, lanczos_eigs
 
 TARGET = 1e-4
 PYHESSIAN_TOL = 1e-6  # its rule for the recorded runs; looser ones are replayed from them
@@ -202,8 +202,10 @@ class PyHessianRecorder:
         self.module.hessian_vector_product, self.module.orthnormal = self._hvp, self._orth
         self.h.dataloader_hv_product = self._dataloader
 
-    def phase_events(self, phase: int) -> list[tuple[float, float]]:
-        return [(t, value) for t, p, value in self.events if p == phase]
+
+def phase_events(events, phase: int) -> list[tuple[float, float]]:
+    """(time, estimate) of the products PyHessian spent on eigenvalue ``phase``."""
+    return [(t, value) for t, p, value in events if p == phase]
 
 
 def pyhessian_make(case: Case, device, batch_size: int | None = None):
@@ -239,17 +241,17 @@ def oracle_credit(events, start: float, reference: np.ndarray, k: int) -> Credit
     """Seconds and products until each of the first ``k`` phases had come within TARGET."""
     seconds, products, reached, phase_start = 0.0, 0, True, start
     for phase in range(k):
-        phase_events = [(t, v) for t, p, v in events if p == phase]
-        if not phase_events:
+        this_phase = phase_events(events, phase)
+        if not this_phase:
             return Credit(seconds, products, False)
-        hit = next((i for i, (_, v) in enumerate(phase_events)
+        hit = next((i for i, (_, v) in enumerate(this_phase)
                     if abs(v - reference[phase]) <= TARGET * abs(reference[phase])), None)
         if hit is None:
             reached = False
-            hit = len(phase_events) - 1
-        seconds += phase_events[hit][0] - phase_start
+            hit = len(this_phase) - 1
+        seconds += this_phase[hit][0] - phase_start
         products += hit + 1
-        phase_start = phase_events[-1][0]
+        phase_start = this_phase[-1][0]
     return Credit(seconds, products, reached)
 
 
@@ -322,10 +324,10 @@ def ours_top(case: Case, device, k: int, tol: float, seed: int, batch_size: int,
 def ours_trace(case: Case, device, rel: float, seed: int, batch_size: int, max_hvps: int):
     sync(device)
     start = time.perf_counter()
-    with HessianOperator(case.model, F.cross_entropy, case.x, case.y, batch_size=batch_size) as op:
-        result = krylov_hutchpp_trace(op, rel_stderr=rel, seed=seed, max_hvps=max_hvps)
-        sync(device)
-        return time.perf_counter() - start, result
+    result = hessian_trace(case.model, F.cross_entropy, case.x, case.y, rel_stderr=rel, seed=seed,
+                           max_hvps=max_hvps, batch_size=batch_size)
+    sync(device)
+    return time.perf_counter() - start, result
 
 
 def interleaved_seconds(case: Case, device, batch_size: int, repeats: int):
@@ -460,7 +462,7 @@ def run_case(name: str, args, workdir: str) -> list[tuple[str, str, str, str]]:
         f"{t1r:.1f} s ({r1r.hvp_count} HVP)")
 
     events, start = pyhessian_top(case, device, args.pyhessian_iters, 0)
-    phase0 = [(t, v) for t, p, v in events if p == 0]
+    phase0 = phase_events(events, 0)
     own1 = own_rule_credit(phase0, start, ref[0])
     oracle1, oracle5 = oracle_credit(events, start, ref, 1), oracle_credit(events, start, ref, 5)
     default_error, default_products = default_rule_error(phase0, ref[0])
@@ -517,7 +519,7 @@ def run_lean(case: Case, weights: str, args, ref: np.ndarray, grad: float, batch
     t1, r1, note = ours_top(case, device, 1, TARGET, 0, batch, memory_budget=0)
     err = abs(r1.eigenvalues[0] - ref[0]) / abs(ref[0])
     events, start = pyhessian_top(case, device, args.pyhessian_iters, 0, k=1, batch_size=batch)
-    own = own_rule_credit([(t, v) for t, p, v in events if p == 0], start, ref[0])
+    own = own_rule_credit(phase_events(events, 0), start, ref[0])
     oracle = oracle_credit(events, start, ref, 1)
     mem_ours = peak_memory("ours-lean", case, weights, args, batch)
     mem_theirs = peak_memory("pyhessian-dataloader", case, weights, args, batch)
