@@ -22,10 +22,14 @@ from landscape.cli.common import (
 HELP = "Hessian top-k/bottom-k eigenvalues (Lanczos), trace (Hutch++) and spectral density (SLQ)"
 DESCRIPTION = """\
 Curvature of the mean loss over a fixed, seeded subset of a data split (no augmentation),
-summed exactly over batches. Results go to hessian/<checkpoint-stem>/ of the result file:
-eigenvalues (descending) and residuals ||Hv - lambda v||, optional bottom_eigenvalues
-(ascending), eigenvectors/<parameter> (k, ...), trace and trace_stderr, hvp_count, and
-density/{grid,values,nodes,weights}. Re-running replaces only these groups.
+summed exactly over batches. Only what is named is computed: --top-k K, --bottom-k K,
+--trace, --density, in any combination. With none of them, the default is the largest
+eigenvalue alone (--top-k 1): a few dozen products, no trace, no density.
+
+Results go to hessian/<checkpoint-stem>/ of the result file: eigenvalues (descending) and
+residuals ||Hv - lambda v||, bottom_eigenvalues (ascending), eigenvectors/<parameter> (k, ...),
+trace and trace_stderr (NaN when not asked for), hvp_count, density/{grid,values,nodes,weights}
+(layout: docs/file-format.md). Re-running replaces only these groups.
 
 Eigenvalues stop when every residual <= tol * |lambda| (Lanczos, full reorthogonalisation),
 or with --stop gap when every eigenvalue error bound min(r, r^2/gap) <= tol * |lambda|
@@ -33,22 +37,33 @@ or with --stop gap when every eigenvalue error bound min(r, r^2/gap) <= tol * |l
 The trace stops at the requested relative standard error (Hutch++, Meyer et al. 2021,
 with a Lanczos deflation basis of adaptive rank).
 The density is stochastic Lanczos quadrature (Ghorbani et al. 2019).
+Progress on stderr names the phase (top-5 eigenvalues, trace, density), the current estimate
+and its error against the target, and an ETA.
 
-example:
-  landscape hessian checkpoints/run/epoch-*.pt --top-k 5 --density --samples 5000 \\
+examples:
+  landscape hessian CKPT                                  # lambda_1 only
+  landscape hessian checkpoints/run/epoch-*.pt --top-k 5 --trace --density --samples 5000 \\
       --out analyses/hessian.h5
 """
 
 DEFAULT_SAMPLES = 5000
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_OUT = "analyses/hessian.h5"
+DEFAULT_TOP_K = 1  # what a bare `landscape hessian CKPT` computes: the largest eigenvalue
+TRACE_DEFAULTS = {"trace_method": "krylov-hutch++", "trace_rel_stderr": 0.01, "trace_max_hvps": 2000}
+DENSITY_DEFAULTS = {"density_runs": 3, "density_steps": 80, "density_sigma": None}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint files")
-    group = parser.add_argument_group("what to compute")
-    group.add_argument("--top-k", type=positive_int, default=5, help="largest eigenvalues (default: 5)")
-    group.add_argument("--bottom-k", type=nonnegative_int, default=0,
+    group = parser.add_argument_group(
+        "what to compute", "only what is named; with none of --top-k/--bottom-k/--trace/--density: "
+        f"--top-k {DEFAULT_TOP_K}"
+    )
+    group.add_argument("--top-k", type=positive_int,
+                       help=f"largest eigenvalues (default: {DEFAULT_TOP_K} when nothing is named, "
+                       "else 0)")
+    group.add_argument("--bottom-k", type=nonnegative_int,
                        help="smallest (most negative) eigenvalues (default: 0)")
     group.add_argument("--tol", type=positive_float, default=1e-4,
                        help="stop when every residual ||Hv - lambda v|| <= tol |lambda| (default: 1e-4)")
@@ -57,20 +72,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "error bound r^2/gap <= tol |lambda| (eigenvalues only; faster)")
     group.add_argument("--max-hvps", type=positive_int, help="product budget per eigenvalue run")
     group.add_argument("--eigenvectors", action="store_true", help="save the eigenvectors, per parameter")
-    group.add_argument("--trace", action=argparse.BooleanOptionalAction, default=True,
-                       help="estimate the trace (default: on)")
+    group.add_argument("--trace", action=argparse.BooleanOptionalAction, default=None,
+                       help="estimate the trace (default: off)")
     group.add_argument("--trace-method", choices=["krylov-hutch++", "hutch++", "hutchinson"],
-                       default="krylov-hutch++",
                        help="trace estimator: Hutch++ deflated by an adaptive Lanczos basis "
                        "(krylov-hutch++, the default), with Meyer et al.'s sketch (hutch++), "
                        "or plain Hutchinson")
-    group.add_argument("--trace-rel-stderr", type=positive_float, default=0.01,
+    group.add_argument("--trace-rel-stderr", type=positive_float,
                        help="relative standard error to stop the trace at (default: 0.01)")
-    group.add_argument("--trace-max-hvps", type=positive_int, default=2000,
+    group.add_argument("--trace-max-hvps", type=positive_int,
                        help="product budget of the trace (default: 2000)")
-    group.add_argument("--density", action="store_true", help="spectral density by SLQ")
-    group.add_argument("--density-runs", type=positive_int, default=3, help="SLQ runs (default: 3)")
-    group.add_argument("--density-steps", type=positive_int, default=80,
+    group.add_argument("--density", action="store_true", default=None, help="spectral density by SLQ")
+    group.add_argument("--density-runs", type=positive_int, help="SLQ runs (default: 3)")
+    group.add_argument("--density-steps", type=positive_int,
                        help="Lanczos steps per SLQ run (default: 80)")
     group.add_argument("--density-sigma", type=positive_float,
                        help="Gaussian smoothing width (default: 1%% of the spectrum's span)")
@@ -94,6 +108,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_seed(parser)
     add_out(parser, f"result file (default: {DEFAULT_OUT})")
     add_config(parser)
+
+
+def resolve_plan(args: argparse.Namespace) -> None:
+    """Fill in what to compute, in place: only the quantities named, else ``--top-k 1``.
+
+    An option of the trace or the density without that quantity is an error rather than a
+    silent no-op (or a silent, expensive trace).
+    """
+    from landscape.errors import UserError
+
+    named = any(v for v in (args.top_k, args.bottom_k, args.trace, args.density))
+    if not named and args.top_k is None and args.bottom_k is None:
+        args.top_k = DEFAULT_TOP_K
+    args.top_k, args.bottom_k = args.top_k or 0, args.bottom_k or 0
+    args.trace, args.density = bool(args.trace), bool(args.density)
+    if not (args.top_k or args.bottom_k or args.trace or args.density):
+        raise UserError("nothing to compute: name --top-k K, --bottom-k K, --trace or --density")
+    for quantity, defaults in (("trace", TRACE_DEFAULTS), ("density", DENSITY_DEFAULTS)):
+        for key, default in defaults.items():
+            if getattr(args, key) is None:
+                setattr(args, key, default)
+            elif not getattr(args, quantity):
+                flag = "--" + key.replace("_", "-")
+                raise UserError(f"{flag} is an option of the {quantity}, which is not computed: "
+                                f"add --{quantity}")
 
 
 def resolve_out(out: str | None):
@@ -133,9 +172,11 @@ def run(args: argparse.Namespace) -> int:
     from landscape.devices import resolve_device, resolve_dtype, seed_everything
     from landscape.errors import UserError
     from landscape.losses import make_loss
+    from landscape.progress import cli_reporter
     from landscape.target import load_targets
 
     log = logging.getLogger("landscape.hessian")
+    resolve_plan(args)
     out = resolve_out(args.out)
     if args.split not in ("train", "test"):
         raise UserError(f"--split must be train or test, not {args.split!r}")
@@ -159,10 +200,13 @@ def run(args: argparse.Namespace) -> int:
     y = y.to(device) if not y.is_floating_point() else y.to(device=device, dtype=dtype)
     loss_fn = make_loss(args.loss, label_smoothing=args.label_smoothing)
 
+    reporter = cli_reporter()
     rows = []
-    for target in targets:
+    for i, target in enumerate(targets):
         started = time.monotonic()
-        result = analyse(target.model, loss_fn, x, y, args, weight_decay_of(args, target.config), log)
+        prefix = f"[{i + 1}/{len(targets)}] {target.stem}: " if len(targets) > 1 else ""
+        result = analyse(target.model, loss_fn, x, y, args, weight_decay_of(args, target.config), log,
+                         reporter, prefix)
         seconds = time.monotonic() - started
         write_result(out, target, result, args, data, x.shape[0], seconds)
         rows.append((target, result))
@@ -174,11 +218,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def analyse(model, loss_fn, x, y, args: argparse.Namespace, weight_decay: float, log) -> dict:
-    """Everything asked for on one model; plain numbers and arrays, ready to store."""
+def analyse(model, loss_fn, x, y, args: argparse.Namespace, weight_decay: float, log,
+            reporter=None, prefix: str = "") -> dict:
+    """Everything asked for on one model; plain numbers and arrays, ready to store. Each
+    quantity is one phase of ``reporter`` (``prefix`` names the checkpoint)."""
     from landscape.curvature import TRACE_METHODS, HessianOperator, lanczos_eigs
     from landscape.curvature.density import slq_density
+    from landscape.progress import Reporter
 
+    reporter = reporter or Reporter(enabled=False)
     result: dict = {}
     with HessianOperator(
         model, loss_fn, x, y, batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
@@ -191,8 +239,10 @@ def analyse(model, loss_fn, x, y, args: argparse.Namespace, weight_decay: float,
         for which, k in (("top", args.top_k), ("bottom", args.bottom_k)):
             if k == 0:
                 continue
-            eig = lanczos_eigs(op, k, which=which, tol=args.tol, max_hvps=args.max_hvps,
-                               seed=args.seed, eigenvectors=args.eigenvectors, stop=args.stop)
+            with reporter.phase(f"{prefix}{which}-{k} eigenvalues", unit="products") as phase:
+                eig = lanczos_eigs(op, k, which=which, tol=args.tol, max_hvps=args.max_hvps,
+                                   seed=args.seed, eigenvectors=args.eigenvectors, stop=args.stop,
+                                   progress=phase)
             if not eig.converged:
                 log.warning("%s-%d eigenvalues did not reach tol %g within %d products "
                             "(largest relative residual %.2g)", which, k, args.tol, eig.hvp_count,
@@ -205,15 +255,18 @@ def analyse(model, loss_fn, x, y, args: argparse.Namespace, weight_decay: float,
                 }
         if args.trace:
             estimator = TRACE_METHODS[args.trace_method]
-            trace = estimator(op, rel_stderr=args.trace_rel_stderr, max_hvps=args.trace_max_hvps,
-                              seed=args.seed)
+            with reporter.phase(f"{prefix}trace ({args.trace_method})", unit="products") as phase:
+                trace = estimator(op, rel_stderr=args.trace_rel_stderr,
+                                  max_hvps=args.trace_max_hvps, seed=args.seed, progress=phase)
             if not trace.converged:
                 log.warning("trace reached relative stderr %.3g, not %g, within %d products",
                             trace.relative_stderr, args.trace_rel_stderr, trace.hvp_count)
             result["trace"] = trace
         if args.density:
-            result["density"] = slq_density(op, runs=args.density_runs, steps=args.density_steps,
-                                            sigma=args.density_sigma, seed=args.seed)
+            with reporter.phase(f"{prefix}density", unit="products") as phase:
+                result["density"] = slq_density(op, runs=args.density_runs,
+                                                steps=args.density_steps, sigma=args.density_sigma,
+                                                seed=args.seed, progress=phase)
         result["hvp_count"] = op.hvp_count
         result["cost_note"] = op.cost_note()
     return result
@@ -287,15 +340,16 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
 
 def summary_table(rows, top_k: int) -> str:
     """checkpoint | epoch | phase | lambda_1..k | trace +- stderr, as aligned text."""
-    header = ["checkpoint", "epoch", "phase"] + [f"lambda{i + 1}" for i in range(top_k)] + ["trace"]
+    header = ["checkpoint", "epoch", "phase"] + [f"lambda{i + 1}" for i in range(top_k)]
+    header += ["trace"] if any("trace" in result for _, result in rows) else []
     lines = [header]
     for target, result in rows:
         eig = result.get("top")
         values = [f"{v:.5g}" for v in eig.eigenvalues] if eig is not None else []
         values += [""] * (top_k - len(values))
         trace = result.get("trace")
-        trace_text = f"{trace.trace:.5g} +- {trace.stderr:.2g}" if trace else "-"
+        trace_text = [f"{trace.trace:.5g} +- {trace.stderr:.2g}"] if trace else []
         epoch = "" if target.epoch is None else str(target.epoch)
-        lines.append([target.stem, epoch, target.phase or "", *values, trace_text])
+        lines.append([target.stem, epoch, target.phase or "", *values, *trace_text])
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines)

@@ -29,6 +29,7 @@ from landscape.curvature.lanczos import (
     lanczos_tridiagonal,
 )
 from landscape.curvature.trace import _rademacher
+from landscape.progress import ProgressFn, report
 
 
 @dataclass
@@ -73,8 +74,10 @@ def slq_density(
     grid_points: int = 1001,
     sigma: float | None = None,
     seed: int = 0,
+    progress: ProgressFn | None = None,
 ) -> Density:
-    """``runs`` independent SLQ runs of ``steps`` Lanczos steps each.
+    """``runs`` independent SLQ runs of ``steps`` Lanczos steps each (``progress``: products
+    so far of ``runs * steps``, and which run).
 
     ``sigma`` defaults to 1% of the span of all nodes; the grid covers the nodes with
     ``6 sigma`` to spare on both sides, so the discretised density integrates to one.
@@ -88,7 +91,12 @@ def slq_density(
     weights = np.zeros((runs, steps))
     hvps = 0
     for run in range(runs):
-        alphas, betas = lanczos_tridiagonal(op, _rademacher(dim, generator, device), steps)
+        def on_step(j: int, run: int = run, before: int = hvps) -> None:
+            report(progress, done=before + j, total=runs * steps, note=f"run {run + 1}/{runs}")
+
+        alphas, betas = lanczos_tridiagonal(
+            op, _rademacher(dim, generator, device), steps, on_step if progress else None
+        )
         hvps += len(alphas)
         theta, tau = gauss_quadrature(alphas, betas)
         nodes[run, : len(theta)] = theta

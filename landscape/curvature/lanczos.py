@@ -38,11 +38,14 @@ Choices here:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import torch
+
+from landscape.progress import ProgressFn, geometric_total, report
 
 
 class LinearOperator(Protocol):
@@ -141,6 +144,7 @@ def lanczos_eigs(
     eigenvectors: bool = True,
     start: torch.Tensor | None = None,
     stop: str = "residual",
+    progress: ProgressFn | None = None,
 ) -> EigResult:
     """The ``k`` algebraically largest (``which="top"``) or smallest (``"bottom"``) eigenpairs.
 
@@ -149,6 +153,9 @@ def lanczos_eigs(
     operators and ``1e-6 * max|theta|`` otherwise, so that eigenvalues near zero converge), or after
     ``max_hvps`` products (default ``max(500, 60 k)``) with ``converged=False``.
     The ``k`` unit Ritz vectors are returned unless ``eigenvectors=False``.
+    ``progress`` gets a :class:`~landscape.progress.Status` after every product: the leading
+    Ritz value, the largest relative error of the ``k`` against ``tol``, and the product count
+    at which that error, decaying as it has over the last few products, reaches ``tol``.
     ``basis_size`` (default ``max(2k + 20, 50)``, at most ``dim``) bounds memory to that many
     float64 vectors of length ``dim``. The start vector is Gaussian from ``seed`` unless given.
 
@@ -184,6 +191,8 @@ def lanczos_eigs(
     hvps = restarts = 0
     theta = S = None
     beta = 0.0
+    history: list[float] = []  # the largest relative error of the wanted values, per product
+    error_name = "rel. residual" if stop == "residual" else "rel. error bound"
     while True:
         j = n - 1
         w = op.matvec(basis[j]).to(torch.float64)
@@ -201,6 +210,14 @@ def lanczos_eigs(
         if stop == "gap" and n > k:  # the k-th value needs a neighbour for its gap
             errors = np.zeros_like(residuals)
             errors[wanted] = error_bounds(theta, residuals, wanted)
+        if progress is not None:
+            shown = residuals if errors is None else errors
+            relative = (shown[wanted] - floor) / np.maximum(np.abs(theta[wanted]), 1e-300)
+            history.append(float(max(np.max(relative), 0.0)) if n >= k else math.inf)
+            report(progress, done=hvps, total=geometric_total(history, tol, max_hvps),
+                   limit=max_hvps, estimate=float(theta[wanted[0]]),
+                   name="lambda1" if which == "top" else "lambda_min", error=history[-1],
+                   error_name=error_name, target=tol)
         if (
             n >= k
             and errors is not None
@@ -259,9 +276,13 @@ def lanczos_eigs(
 
 
 def lanczos_tridiagonal(
-    op: LinearOperator, start: torch.Tensor, steps: int
+    op: LinearOperator,
+    start: torch.Tensor,
+    steps: int,
+    on_step: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``steps`` Lanczos steps from ``start`` with full reorthogonalisation.
+    """``steps`` Lanczos steps from ``start`` with full reorthogonalisation (``on_step(j)``
+    after the ``j``-th product).
 
     Returns the diagonal ``alpha`` (m) and off-diagonal ``beta`` (m - 1) of ``T_m``; ``m`` is
     smaller than ``steps`` when the Krylov space is exhausted (an invariant subspace).
@@ -278,6 +299,8 @@ def lanczos_tridiagonal(
         w = op.matvec(basis[j]).to(torch.float64)
         h = _orthogonalise(w, basis[: j + 1])
         alphas.append(float(h[j]))
+        if on_step is not None:
+            on_step(j + 1)
         beta = float(w.norm())
         scale = max(scale, abs(alphas[-1]), beta)
         if j + 1 == steps or beta <= 1e-12 * max(scale, 1e-300):

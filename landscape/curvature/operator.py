@@ -121,8 +121,6 @@ class HessianOperator(AbstractContextManager):
         self.hvp_count = 0
         self.product_seconds: list[float] = []  # wall-clock time of each matvec, in order
         self._gradient_seconds: float | None = None
-        self.log_every = 10.0  # seconds between progress lines on the logger (stderr in the CLI)
-        self._started = self._logged = time.monotonic()
         self.memory_budget = (
             default_memory_budget(self.device) if memory_budget is None else int(memory_budget)
         )
@@ -244,11 +242,7 @@ class HessianOperator(AbstractContextManager):
         if result.device.type == "cuda":
             torch.cuda.synchronize(result.device)
         self.product_seconds.append(time.perf_counter() - started)
-        now = time.monotonic()
-        if now - self._logged >= self.log_every:
-            self._logged = now
-            log.info("%d Hessian-vector products in %.0f s", self.hvp_count, now - self._started)
-        return result
+        return result  # progress is reported by the algorithm, which knows its phase and target
 
     __matmul__ = matvec
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import torch
 
 from landscape.curvature.lanczos import LinearOperator, _device, _grown, _orthogonalise
+from landscape.progress import ProgressFn, projected_total, report
 
 
 @dataclass
@@ -90,12 +91,24 @@ def _sample_until(
     rel_stderr: float,
     min_samples: int,
     budget: int,
+    progress: ProgressFn | None = None,
+    spent: int = 0,
 ) -> tuple[_RunningMean, bool]:
+    """Projected Hutchinson samples until the relative stderr of ``offset + mean`` is
+    ``rel_stderr``; ``progress`` sees products ``spent`` before plus those here, and the count
+    at which the stderr, falling as ``1/sqrt(n)``, reaches the target."""
     device = _device(op)
     stats = _RunningMean()
     while stats.n < budget:
         z = project(_rademacher(op.dim, generator, device))
         stats.add(float(z @ op.matvec(z).to(torch.float64)))
+        relative = stats.stderr / abs(offset + stats.mean) if offset + stats.mean else math.inf
+        if progress is not None:
+            needed = projected_total(stats.n, relative, rel_stderr, 2.0, budget)
+            report(progress, done=spent + stats.n, total=spent + max(needed, min_samples),
+                   limit=spent + budget, estimate=offset + stats.mean, name="trace",
+                   error=relative, error_name="rel. stderr", target=rel_stderr,
+                   note=f"{stats.n} samples")
         if stats.n >= min_samples and stats.stderr <= rel_stderr * abs(offset + stats.mean):
             return stats, True
     return stats, False
@@ -115,12 +128,13 @@ def hutchinson_trace(
     min_samples: int = 10,
     max_hvps: int = 2000,
     seed: int = 0,
+    progress: ProgressFn | None = None,
 ) -> TraceResult:
     """Plain Hutchinson with Rademacher vectors, stopped at ``rel_stderr``."""
     _check(rel_stderr, min_samples)
     generator = torch.Generator().manual_seed(seed)
     stats, converged = _sample_until(
-        op, generator, lambda z: z, 0.0, rel_stderr, min_samples, max_hvps
+        op, generator, lambda z: z, 0.0, rel_stderr, min_samples, max_hvps, progress
     )
     return TraceResult(
         trace=stats.mean,
@@ -140,6 +154,7 @@ def hutchpp_trace(
     min_samples: int = 10,
     max_hvps: int = 2000,
     seed: int = 0,
+    progress: ProgressFn | None = None,
 ) -> TraceResult:
     """Hutch++ with a sketch of ``sketch_rank`` columns, then projected Hutchinson samples
     until ``rel_stderr``. Costs ``2 * sketch_rank + samples`` products. When the sketch
@@ -152,16 +167,27 @@ def hutchpp_trace(
         exact = sum(float(op.matvec(e)[i]) for i, e in enumerate(torch.eye(dim, dtype=torch.float64, device=device)))
         return TraceResult(exact, 0.0, dim, 0, "hutch++", True, dim, exact)
 
+    def sketch_step(done: int) -> None:
+        report(progress, done=done, limit=max_hvps, note=f"sketch {done}/{2 * rank} products")
+
     sketch = torch.stack([_rademacher(dim, generator, device) for _ in range(rank)], dim=1)
-    images = torch.stack([op.matvec(sketch[:, i]).to(torch.float64) for i in range(rank)], dim=1)
-    Q, _ = torch.linalg.qr(images)  # (dim, rank), orthonormal columns
-    low_rank = math.fsum(float(Q[:, i] @ op.matvec(Q[:, i]).to(torch.float64)) for i in range(rank))
+    images = []
+    for i in range(rank):
+        images.append(op.matvec(sketch[:, i]).to(torch.float64))
+        sketch_step(i + 1)
+    Q, _ = torch.linalg.qr(torch.stack(images, dim=1))  # (dim, rank), orthonormal columns
+    parts = []
+    for i in range(rank):
+        parts.append(float(Q[:, i] @ op.matvec(Q[:, i]).to(torch.float64)))
+        sketch_step(rank + i + 1)
+    low_rank = math.fsum(parts)
 
     def project(z: torch.Tensor) -> torch.Tensor:
         return z - Q @ (Q.T @ z)
 
     stats, converged = _sample_until(
-        op, generator, project, low_rank, rel_stderr, min_samples, max(max_hvps - 2 * rank, min_samples)
+        op, generator, project, low_rank, rel_stderr, min_samples,
+        max(max_hvps - 2 * rank, min_samples), progress, 2 * rank,
     )
     return TraceResult(
         trace=low_rank + stats.mean,
@@ -184,6 +210,7 @@ def krylov_hutchpp_trace(
     max_rank: int | None = None,
     pilot_samples: int = 8,
     seed: int = 0,
+    progress: ProgressFn | None = None,
 ) -> TraceResult:
     """Hutch++ with a Lanczos deflation basis of adaptive rank (see the module notes).
 
@@ -202,6 +229,8 @@ def krylov_hutchpp_trace(
     for _ in range(min(pilot_samples, max_hvps // 4)):
         z = _rademacher(dim, generator, device)
         pilot.add(float(z @ op.matvec(z).to(torch.float64)))
+        report(progress, done=pilot.n, limit=max_hvps, estimate=pilot.mean, name="trace",
+               note=f"pilot {pilot.n} samples")
     # Samples saved per unit of ||.||_F^2 removed; with no pilot, deflate to max_rank.
     scale = 2.0 / (rel_stderr * abs(pilot.mean)) ** 2 if pilot.n and pilot.mean else math.inf
 
@@ -219,6 +248,8 @@ def krylov_hutchpp_trace(
         alphas.append(alpha)
         gains.append(scale * (alpha**2 + 2 * beta**2))
         rank += 1
+        report(progress, done=pilot.n + rank, limit=max_hvps, estimate=math.fsum(alphas),
+               name="low-rank part", note=f"deflation basis rank {rank}")
         if rank == dim:
             exhausted = True
             break
@@ -241,7 +272,8 @@ def krylov_hutchpp_trace(
         return z - Q.T @ (Q @ z)
 
     stats, converged = _sample_until(
-        op, generator, project, low_rank, rel_stderr, min_samples, max(max_hvps - spent, min_samples)
+        op, generator, project, low_rank, rel_stderr, min_samples,
+        max(max_hvps - spent, min_samples), progress, spent,
     )
     return TraceResult(
         trace=low_rank + stats.mean,

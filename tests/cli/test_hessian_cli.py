@@ -1,6 +1,7 @@
 """`landscape hessian` end to end on tiny digits checkpoints."""
 
 import json
+import logging
 import math
 
 import h5py
@@ -15,7 +16,8 @@ from landscape.data import fixed_subset, load_dataset
 from landscape.losses import make_loss
 from landscape.models import build_model
 
-FAST = ["--samples", "64", "--device", "cpu", "--tol", "1e-3", "--trace-rel-stderr", "0.2"]
+FAST = ["--samples", "64", "--device", "cpu", "--tol", "1e-3"]
+TRACE = ["--trace", "--trace-rel-stderr", "0.2"]
 
 
 def _save(path, model, arch, epoch, phase, **config):
@@ -42,7 +44,7 @@ def ckpts(tmp_path_factory):
 
 def test_writes_the_hessian_layout_with_provenance_and_prints_a_table(ckpts, tmp_path, capsys):
     out = tmp_path / "h.h5"
-    assert main(["hessian", str(ckpts[0]), "--top-k", "3", *FAST, "--out", str(out)]) == 0
+    assert main(["hessian", str(ckpts[0]), "--top-k", "3", *FAST, *TRACE, "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
     assert "epoch-003-sgd" in stdout and "lambda3" in stdout and str(out) in stdout
     assert "+-" in stdout
@@ -164,3 +166,57 @@ def test_the_gap_rule_stores_error_bounds_within_the_tolerance(ckpts, tmp_path, 
         assert group["eigenvalues"].attrs["converged"]
         assert np.all(bounds <= 1e-6 * np.abs(eigenvalues) + 1e-10 * np.abs(eigenvalues).max())
         assert json.loads(group.attrs["config"])["stop"] == "gap"
+
+
+def test_a_bare_run_computes_the_largest_eigenvalue_only(ckpts, tmp_path):
+    out = tmp_path / "h.h5"
+    assert main(["hessian", str(ckpts[0]), *FAST, "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        group = f["hessian/epoch-003-sgd"]
+        assert group["eigenvalues"].shape == (1,)
+        assert math.isnan(group["trace"][()]) and "density" not in group
+        assert "bottom_eigenvalues" not in group
+        assert group["hvp_count"][()] == group["eigenvalues"].attrs["hvp_count"]
+
+
+@pytest.mark.parametrize(
+    "flags, present, absent",
+    [
+        (["--top-k", "2"], {"eigenvalues"}, {"bottom_eigenvalues", "density"}),
+        (["--trace", "--trace-rel-stderr", "0.2"], set(), {"eigenvalues", "density"}),
+        (["--bottom-k", "1"], {"bottom_eigenvalues"}, {"eigenvalues", "density"}),
+        (["--density", "--density-steps", "8", "--density-runs", "1"], {"density"},
+         {"eigenvalues", "bottom_eigenvalues"}),
+    ],
+)
+def test_naming_a_quantity_computes_only_that(ckpts, tmp_path, flags, present, absent):
+    out = tmp_path / "h.h5"
+    assert main(["hessian", str(ckpts[0]), *flags, *FAST, "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        group = f["hessian/epoch-003-sgd"]
+        assert present <= set(group) and not absent & set(group)
+        assert math.isfinite(group["trace"][()]) == ("--trace" in flags)
+
+
+@pytest.mark.parametrize("flags", [["--trace-rel-stderr", "0.1"], ["--density-runs", "2"],
+                                   ["--top-k", "1", "--trace-method", "hutchinson"]])
+def test_an_option_of_a_quantity_not_asked_for_is_an_error(ckpts, tmp_path, capsys, flags):
+    out = tmp_path / "h.h5"
+    assert main(["hessian", str(ckpts[0]), *flags, *FAST, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("landscape: error: --") and "which is not computed" in err
+    assert not out.exists()
+
+
+def test_progress_names_each_phase_with_its_estimate_against_the_target(ckpts, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="landscape.progress")
+    out = tmp_path / "h.h5"
+    argv = ["hessian", str(ckpts[0]), "--top-k", "2", *TRACE, "--density", "--density-runs", "2",
+            "--density-steps", "6", *FAST, "--out", str(out)]
+    assert main(argv) == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "landscape.progress"]
+    eig = next(line for line in lines if line.startswith("top-2 eigenvalues: "))
+    assert "products" in eig and "lambda1 " in eig and "rel. residual" in eig and "(target 0.001)" in eig
+    trace = next(line for line in lines if line.startswith("trace (krylov-hutch++): "))
+    assert "rel. stderr" in trace and "(target 0.2)" in trace
+    assert any(line.startswith("density: 12 products") and "run 2/2" in line for line in lines)
