@@ -1,4 +1,15 @@
-"""Losses by name. Every loss returns the mean over the batch."""
+"""Losses by name. Every loss returns the mean over the batch.
+
+* ``cross-entropy``: ``torch.nn.functional.cross_entropy`` (optionally label-smoothed).
+* ``mse``: ``torch.nn.MSELoss()`` semantics, the mean over all ``N x C`` elements,
+  ``(1 / (N C)) sum_n ||f(x_n) - y_n||^2``: a user's own ``nn.MSELoss`` gives the same
+  value, and so the same eigenvalues, traces and sharpness.
+* ``half-sse``: the convention of the theory papers (Cohen et al., "Gradient descent on
+  neural networks typically occurs at the edge of stability", ICLR 2021):
+  ``(1 / N) sum_n 0.5 ||f(x_n) - y_n||^2``, i.e. ``C / 2`` times ``mse``.
+
+Integer targets become one-hot vectors for the squared errors.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +22,17 @@ from landscape.errors import UserError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+LOSS_NAMES = ("cross-entropy", "mse", "half-sse")
+
+
+def _as_outputs(targets: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+    if targets.dtype in (torch.int64, torch.int32):
+        return F.one_hot(targets, outputs.shape[-1]).to(outputs.dtype)
+    return targets.to(outputs.dtype)
+
 
 def make_loss(name: str = "cross-entropy", label_smoothing: float = 0.0) -> LossFn:
-    """``cross-entropy`` (optionally label-smoothed) or ``mse`` against one-hot targets."""
+    """The loss called ``name`` (one of :data:`LOSS_NAMES`; see the module docstring)."""
     if name == "cross-entropy":
 
         def cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -23,10 +42,14 @@ def make_loss(name: str = "cross-entropy", label_smoothing: float = 0.0) -> Loss
     if name == "mse":
 
         def mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-            if targets.dtype in (torch.int64, torch.int32):
-                targets = F.one_hot(targets, outputs.shape[-1]).to(outputs.dtype)
-            # Mean over examples of the squared error summed over outputs.
-            return 0.5 * ((outputs - targets) ** 2).sum(dim=-1).mean()
+            return F.mse_loss(outputs, _as_outputs(targets, outputs))  # mean over all elements
 
         return mse
-    raise UserError(f"unknown loss {name!r}: use cross-entropy or mse")
+    if name == "half-sse":
+
+        def half_sse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            squared = (outputs - _as_outputs(targets, outputs)) ** 2
+            return 0.5 * squared.flatten(1).sum(dim=1).mean()
+
+        return half_sse
+    raise UserError(f"unknown loss {name!r}: use {', '.join(LOSS_NAMES)}")

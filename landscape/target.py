@@ -307,8 +307,10 @@ def check_model_fits_data(
             f"model {arch} from {path} has {classes} outputs but {source} has {data.num_classes} "
             "classes; check --arch/--num-classes or the dataset"
         )
-    if loss not in ("cross-entropy", "mse"):
-        raise UserError(f"unknown loss {loss!r}: use cross-entropy or mse")
+    from landscape.losses import LOSS_NAMES
+
+    if loss not in LOSS_NAMES:
+        raise UserError(f"unknown loss {loss!r}: use {', '.join(LOSS_NAMES)}")
 
 
 # ----------------------------------------------------------------------------------- provenance

@@ -9,6 +9,14 @@ import argparse
 import re
 from dataclasses import dataclass
 
+# The names of landscape.losses (not imported here: it imports torch).
+LOSS_NAMES = ("cross-entropy", "mse", "half-sse")
+LOSS_HELP = (
+    "loss, a mean over the N examples (default: cross-entropy); mse = torch.nn.MSELoss(): "
+    "(1/(N C)) sum_n ||f(x_n) - y_n||^2 over all N x C outputs; half-sse = (1/N) sum_n "
+    "0.5 ||f(x_n) - y_n||^2, the convention of Cohen et al. 2021 (C/2 times mse); integer "
+    "labels become one-hot targets"
+)
 GRID_RE = re.compile(r"^\s*([^:]+):([^:]+):([^:]+)\s*$")
 
 
@@ -134,7 +142,7 @@ def add_data_source(parser: argparse.ArgumentParser, splits: str = "train") -> N
     )
     group.add_argument("--data", metavar="FILE.py:factory", help="user data factory returning a Dataset or (inputs, targets)")
     group.add_argument("--data-dir", metavar="DIR", help="folder holding the CIFAR files (default: ./data)")
-    group.add_argument("--loss", choices=["cross-entropy", "mse"], default="cross-entropy", help="loss (default: cross-entropy)")
+    group.add_argument("--loss", choices=LOSS_NAMES, default="cross-entropy", help=LOSS_HELP)
     group.add_argument("--split", default=splits, help=f"data split(s) to evaluate on (default: {splits})")
     group.add_argument("--samples", type=positive_int, help="number of examples in the fixed analysis subset")
     group.add_argument("--batch-size", type=positive_int, help="evaluation batch size")

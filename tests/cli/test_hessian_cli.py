@@ -220,3 +220,35 @@ def test_progress_names_each_phase_with_its_estimate_against_the_target(ckpts, t
     trace = next(line for line in lines if line.startswith("trace (krylov-hutch++): "))
     assert "rel. stderr" in trace and "(target 0.2)" in trace
     assert any(line.startswith("density: 12 products") and "run 2/2" in line for line in lines)
+
+
+def test_loss_mse_gives_the_eigenvalue_of_torch_mse_loss_and_half_sse_c_over_2_times_it(
+    ckpts, tmp_path, capsys
+):
+    out = tmp_path / "h.h5"
+    base = ["hessian", str(ckpts[0]), "--samples", "32", "--tol", "1e-9", "--dtype", "float64",
+            "--device", "cpu", "--out", str(out)]
+    model = build_model("mlp", (1, 8, 8), 10).double()
+    model.load_state_dict(torch.load(ckpts[0], weights_only=True)["model"])
+    x, y = fixed_subset(*load_dataset("digits").split("train"), 32, 0)
+
+    def users_mse(outputs, labels):
+        return torch.nn.MSELoss()(outputs, torch.nn.functional.one_hot(labels, 10).to(outputs))
+
+    expected = hessian_eigenvalues(model.eval(), users_mse, x.double(), y, k=1, tol=1e-10).eigenvalues
+    values = {}
+    for loss in ("mse", "half-sse"):
+        assert main([*base, "--loss", loss]) == 0
+        with h5py.File(out) as f:
+            values[loss] = f["hessian/epoch-003-sgd/eigenvalues"][0]
+            assert json.loads(f["hessian/epoch-003-sgd"].attrs["config"])["loss"] == loss
+    assert values["mse"] == pytest.approx(expected[0], rel=1e-7)
+    assert values["half-sse"] == pytest.approx(5 * values["mse"], rel=1e-7)  # C/2 for 10 outputs
+
+
+def test_the_loss_help_states_both_squared_error_formulas(capsys):
+    with pytest.raises(SystemExit):
+        main(["hessian", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "mse = torch.nn.MSELoss(): (1/(N C)) sum_n ||f(x_n) - y_n||^2" in text
+    assert "half-sse = (1/N) sum_n 0.5 ||f(x_n) - y_n||^2" in text
