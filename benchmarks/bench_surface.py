@@ -71,7 +71,7 @@ def grid_points(model, directions, measure, xs, ys, points: list[int], device) -
     result.done[...] = True
     result.done.reshape(-1)[points] = False
     with Timer(device) as t:
-        evaluate_surface(model, directions, measure, xs, ys, result=result, progress=False)
+        evaluate_surface(model, directions, measure, xs, ys, result=result)
     t.wall, t.cpu = t.wall / len(points), t.cpu / len(points)
     return t
 

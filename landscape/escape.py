@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +34,7 @@ from torch import nn
 
 from landscape.bn import analysis_mode
 from landscape.losses import LossFn
+from landscape.progress import ProgressFn, report
 from landscape.sharpness._batched import (
     global_norm,
     loss_and_accuracy,
@@ -109,13 +109,14 @@ def sam_escape(
     batch_size: int | None = None,
     bn_mode: str = "eval",
     fit_window: tuple[int, int] | None = None,
-    progress_every_s: float = 5.0,
+    progress: ProgressFn | None = None,
 ) -> EscapeResult:
     """Run ``steps`` full-batch SAM steps on (inputs, targets), moving ``model`` in place.
 
     ``eigenvalue_fn(model) -> float`` computes the top Hessian eigenvalue; when
     ``eig_every > 0`` and none is given, landscape.curvature's Lanczos is used on the same
     examples. BatchNorm running statistics are not updated (``bn_mode`` as in analysis).
+    ``progress`` sees steps done of ``steps``, the distance travelled and the loss.
     """
     if steps < 0 or lr <= 0 or rho < 0:
         raise ValueError("steps must be >= 0, lr > 0 and rho >= 0")
@@ -125,7 +126,6 @@ def sam_escape(
     start = [p.detach().clone() for p in params]
     velocity = [torch.zeros_like(p) for p in params]
     records = {k: np.full(steps + 1, np.nan) for k in ("distance", "train_loss", "train_acc", "eigenvalue")}
-    last_report = time.monotonic()
     diverged_at = -1
     with analysis_mode(model, bn_mode):
         for t in range(steps + 1):
@@ -148,10 +148,8 @@ def sam_escape(
             _sam_update(model, loss_fn, inputs, targets, params, grads, velocity, rho=rho, lr=lr,
                         unnormalized=unnormalized, momentum=momentum,
                         weight_decay=weight_decay, batch_size=batch_size)
-            if time.monotonic() - last_report > progress_every_s:
-                last_report = time.monotonic()
-                log.info("escape step %d/%d: distance %.4g, loss %.4g", t + 1, steps,
-                         records["distance"][t], loss)
+            report(progress, done=t + 1, total=steps, estimate=float(records["distance"][t]),
+                   name="distance", note=f"train loss {loss:.4g}")
     growth_rate, window = fit_growth_rate(records["distance"], fit_window)
     return EscapeResult(
         step=np.arange(steps + 1),

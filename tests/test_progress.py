@@ -132,3 +132,15 @@ def test_geometric_total_extrapolates_a_decaying_error():
 )
 def test_clock(seconds, text):
     assert clock(seconds) == text
+
+
+@pytest.mark.parametrize("level, enabled", [(logging.INFO, True), (logging.WARNING, False)])
+def test_the_cli_reporter_follows_the_progress_logger_level(level, enabled):
+    from landscape.progress import cli_reporter, log
+
+    old = log.level
+    log.setLevel(level)
+    try:
+        assert cli_reporter(bar=False).enabled is enabled
+    finally:
+        log.setLevel(old)

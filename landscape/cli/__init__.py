@@ -38,12 +38,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"landscape: error: {message} (see '{self.prog} --help')\n")
 
 
-def _global_flags() -> argparse.ArgumentParser:
+def _global_flags(default=0) -> argparse.ArgumentParser:
+    """``-v/-q/--debug``, accepted before and after the command; a command's parser gets
+    ``default=argparse.SUPPRESS`` so that it does not reset what was given before it."""
     flags = argparse.ArgumentParser(add_help=False)
     group = flags.add_argument_group("output control")
-    group.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
-    group.add_argument("-q", "--quiet", action="count", default=0, help="less log output on stderr")
-    group.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    group.add_argument("-v", "--verbose", action="count", default=default, help="more log output on stderr")
+    group.add_argument("-q", "--quiet", action="count", default=default,
+                       help="less log output on stderr (-q: no progress)")
+    group.add_argument("--debug", action="store_true", default=False if default == 0 else default,
+                       help="show tracebacks for errors")
     return flags
 
 
@@ -62,7 +66,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
             name,
             help=module.HELP,
             description=getattr(module, "DESCRIPTION", module.HELP),
-            parents=[_global_flags()],
+            parents=[_global_flags(argparse.SUPPRESS)],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(command)

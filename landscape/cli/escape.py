@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from landscape.errors import UserError
     from landscape.escape import sam_escape
     from landscape.losses import make_loss
+    from landscape.progress import cli_reporter
     from landscape.target import load_targets, provenance
 
     if args.out is None:
@@ -103,12 +104,13 @@ def run(args: argparse.Namespace) -> int:
     x = x.to(device=device, dtype=dtype)
     y = y.to(device) if not y.is_floating_point() else y.to(device=device, dtype=dtype)
     started = time.monotonic()
-    result = sam_escape(
-        target.model, make_loss(args.loss), x, y, rho=args.rho, lr=args.lr, steps=args.steps,
-        unnormalized=args.unnormalized, momentum=args.momentum, weight_decay=args.weight_decay,
-        eig_every=args.eig_every, batch_size=args.batch_size or 512, bn_mode=args.bn_mode,
-        fit_window=args.fit_window,
-    )
+    with cli_reporter().phase("SAM escape", args.steps, unit="steps") as phase:
+        result = sam_escape(
+            target.model, make_loss(args.loss), x, y, rho=args.rho, lr=args.lr, steps=args.steps,
+            unnormalized=args.unnormalized, momentum=args.momentum, weight_decay=args.weight_decay,
+            eig_every=args.eig_every, batch_size=args.batch_size or 512, bn_mode=args.bn_mode,
+            fit_window=args.fit_window, progress=phase,
+        )
     seconds = time.monotonic() - started
     name = store.safe_group_name(args.name or target.stem)
     with store.transaction(out) as f:

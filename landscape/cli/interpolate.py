@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         read_previous,
     )
     from landscape.errors import UserError
+    from landscape.progress import cli_reporter
     from landscape.surface import InterpolationResult, Measure, interpolate, path_points
 
     if len(args.checkpoints) < 2:
@@ -118,8 +119,11 @@ def run(args: argparse.Namespace) -> int:
         write_results(f[group_path], result)
 
     try:
-        interpolate(model, states, measure, alphas, bn=args.bn, result=result,
-                    on_save=lambda _: saver.save(update), save_every=args.save_every, progress=not args.quiet)
+        with cli_reporter().phase(f"interpolation {len(targets)} checkpoints", result.done.size,
+                                  unit="points", initial=int(result.done.sum())) as phase:
+            interpolate(model, states, measure, alphas, bn=args.bn, result=result,
+                        on_save=lambda _: saver.save(update), save_every=args.save_every,
+                        progress=phase)
     finally:
         if saver.pending:  # also after Ctrl-C: keep what is done
             saver.flush(update)

@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from landscape.devices import resolve_device, resolve_dtype, seed_everything
     from landscape.errors import UserError
     from landscape.losses import make_loss
+    from landscape.progress import cli_reporter
     from landscape.sharpness import compute_measure
     from landscape.target import load_targets, provenance
 
@@ -139,17 +140,23 @@ def run(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size or 512, "bn_mode": args.bn_mode, "seed": args.seed,
         "tol": args.tol, "rel_stderr": args.trace_rel_stderr,
     }
+    reporter = cli_reporter()
     rows = []
     results = {}
-    for target in targets:
+    for i, target in enumerate(targets):
         started = time.monotonic()
         computed = []
+        prefix = f"[{i + 1}/{len(targets)}] {target.stem}: " if len(targets) > 1 else ""
         for name in measures:
             t0 = time.monotonic()
             opts = dict(options)
             if name == "adaptive-worst-case-linf":
                 opts["adaptive_rho"] = args.linf_rho
-            result = compute_measure(name, target.model, loss_fn, x, y, **opts)
+            unit = {"average-case": "draws", "adaptive-average-case": "draws"}.get(name, "steps")
+            if name in ("top-eigenvalue", "trace"):
+                unit = "products"
+            with reporter.phase(f"{prefix}{name}", unit=unit) as phase:
+                result = compute_measure(name, target.model, loss_fn, x, y, **opts, progress=phase)
             seconds = time.monotonic() - t0
             log.info("%s %s = %.6g (%.1f s)", target.stem, name, result.value, seconds)
             computed.append((result, seconds))

@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     from landscape import store
     from landscape.errors import UserError
+    from landscape.progress import cli_reporter
     from landscape.surface import Measure, SurfaceResult, evaluate_surface
 
     x_spec, y_spec = _grid_specs(args)
@@ -153,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
             write_surface_group(f, group_path, result, directions, extras, args, centre, config, setup)
 
     saver = PeriodicSaver(out, args.save_every)
+    reporter = cli_reporter()
     if pca_info is not None and not (pca_info["done"].all() and pca_info["projected_done"].all()):
         started = time.monotonic()
 
@@ -162,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             evaluate_trajectory(model, directions, measure, pca_info, others,
-                                save=lambda: saver.save(update_trajectory))
+                                save=lambda: saver.save(update_trajectory), reporter=reporter)
         finally:
             if saver.pending:  # also after Ctrl-C: keep what is done
                 saver.flush(update_trajectory)
@@ -172,10 +174,13 @@ def run(args: argparse.Namespace) -> int:
         update_metrics(f, group_path, result.metrics, result.done, seconds=result.seconds)
 
     # evaluate_surface fills `result` in place; every few seconds the finished points are saved.
+    shape = "x".join(str(n) for n in result.done.shape)
     try:
-        evaluate_surface(model, [directions[k] for k in ("x", "y") if k in directions], measure, xs, ys,
-                         result=result, on_save=lambda _: saver.save(update), save_every=args.save_every,
-                         progress=not args.quiet)
+        with reporter.phase(f"surface {shape}", result.done.size, unit="points",
+                            initial=int(result.done.sum())) as phase:
+            evaluate_surface(model, [directions[k] for k in ("x", "y") if k in directions], measure, xs,
+                             ys, result=result, on_save=lambda _: saver.save(update),
+                             save_every=args.save_every, progress=phase)
     finally:
         if saver.pending:
             saver.flush(update)
@@ -328,18 +333,24 @@ def make_directions(args, model, centre, others, setup, norm: str, *, two_d: boo
     return out, extras
 
 
-def evaluate_trajectory(model, directions, measure, info, others, *, save) -> None:
+def evaluate_trajectory(model, directions, measure, info, others, *, save, reporter) -> None:
     """True metrics at the real checkpoints and at their projections onto the plane."""
     from landscape.surface.flat import preserved_state
     from landscape.surface.grid import PlaneWriter, evaluate_points, evaluate_states
 
     states = [dict(t.model.state_dict()) for t in others]
-    evaluate_states(model, states, measure, metrics=info["metrics"], done=info["done"], on_save=save)
+    with reporter.phase("trajectory checkpoints", info["done"].size, unit="points",
+                        initial=int(info["done"].sum())) as phase:
+        evaluate_states(model, states, measure, metrics=info["metrics"], done=info["done"],
+                        on_save=save, progress=phase)
     with preserved_state(model):
         writer = PlaneWriter(model, [directions["x"], directions["y"]] if "y" in directions else [directions["x"]])
         coeffs = list(zip(info["x"], info["y"])) if "y" in directions else [(c,) for c in info["x"]]
-        evaluate_points(lambda i: writer.write(coeffs[i]), lambda: measure(model), info["projected"],
-                        info["projected_done"], on_save=save, desc="projections")
+        done = info["projected_done"]
+        with reporter.phase("trajectory projections", done.size, unit="points",
+                            initial=int(done.sum())) as phase:
+            evaluate_points(lambda i: writer.write(coeffs[i]), lambda: measure(model),
+                            info["projected"], done, on_save=save, progress=phase)
 
 
 def write_surface_group(f, group_path, result, directions, extras, args, centre, config, setup) -> None:

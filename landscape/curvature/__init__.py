@@ -41,6 +41,7 @@ from landscape.curvature.trace import (
     hutchpp_trace,
     krylov_hutchpp_trace,
 )
+from landscape.progress import ProgressFn
 
 __all__ = [
     "Density",
@@ -79,16 +80,18 @@ def hessian_eigenvalues(
     eigenvectors: bool = False,
     max_hvps: int | None = None,
     stop: str = "residual",
+    progress: ProgressFn | None = None,
     **operator_options: Any,
 ) -> EigResult:
     """Top-k (or ``which="bottom"``) Hessian eigenpairs of the mean loss, to relative residual
     ``tol`` (or, with ``stop="gap"``, to eigenvalue error bound ``r^2/gap <= tol |lambda|``).
     ``operator_options`` go to :class:`HessianOperator` (``batch_size``, ``bn_mode``,
-    ``engine``, ``weight_decay``, ``memory_budget``)."""
+    ``engine``, ``weight_decay``, ``memory_budget``); ``progress`` as in
+    :mod:`landscape.progress`."""
     with _operator(model, loss_fn, inputs, targets, operator_options) as op:
         return lanczos_eigs(
             op, k, which=which, tol=tol, seed=seed, eigenvectors=eigenvectors, max_hvps=max_hvps,
-            stop=stop,
+            stop=stop, progress=progress,
         )
 
 
@@ -113,6 +116,7 @@ def hessian_trace(
     method: str = "krylov-hutch++",
     seed: int = 0,
     max_hvps: int = 2000,
+    progress: ProgressFn | None = None,
     **operator_options: Any,
 ) -> TraceResult:
     """``tr H`` to ``rel_stderr``: ``method`` is ``"krylov-hutch++"`` (default: Hutch++ with an
@@ -122,7 +126,7 @@ def hessian_trace(
         raise ValueError(f"method must be one of {', '.join(TRACE_METHODS)}, not {method!r}")
     estimator = TRACE_METHODS[method]
     with _operator(model, loss_fn, inputs, targets, operator_options) as op:
-        return estimator(op, rel_stderr=rel_stderr, seed=seed, max_hvps=max_hvps)
+        return estimator(op, rel_stderr=rel_stderr, seed=seed, max_hvps=max_hvps, progress=progress)
 
 
 def spectral_density(
@@ -136,10 +140,12 @@ def spectral_density(
     sigma: float | None = None,
     grid_points: int = 1001,
     seed: int = 0,
+    progress: ProgressFn | None = None,
     **operator_options: Any,
 ) -> Density:
     """Hessian eigenvalue density by stochastic Lanczos quadrature."""
     with _operator(model, loss_fn, inputs, targets, operator_options) as op:
         return slq_density(
-            op, runs=runs, steps=steps, sigma=sigma, grid_points=grid_points, seed=seed
+            op, runs=runs, steps=steps, sigma=sigma, grid_points=grid_points, seed=seed,
+            progress=progress,
         )

@@ -130,6 +130,13 @@ def _train(run: Run, runs: list[Run], config: LateSamConfig, root: Path, data: D
 # ------------------------------------------------------------------------------- analyses
 
 
+def _phase(name: str, unit: str, total: int | None = None):
+    """One phase of the experiment's progress on stderr (see landscape.progress)."""
+    from landscape.progress import cli_reporter
+
+    return cli_reporter().phase(name, total, unit=unit)
+
+
 def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -212,15 +219,20 @@ class _Context:
 
         common = dict(batch_size=cfg.analysis_batch_size, bn_mode=cfg.bn_mode)
         t_h = time.monotonic()
-        eig = hessian_eigenvalues(model, self.loss_fn, self.x, self.y, k=1, tol=cfg.eig_tol,
-                                  seed=ANALYSIS_SEED, **common)
-        trace = hessian_trace(model, self.loss_fn, self.x, self.y, rel_stderr=cfg.trace_rel_stderr,
-                              max_hvps=cfg.trace_max_hvps, seed=ANALYSIS_SEED, **common)
+        with _phase(f"{run.label}: top-1 eigenvalue", "products") as phase:
+            eig = hessian_eigenvalues(model, self.loss_fn, self.x, self.y, k=1, tol=cfg.eig_tol,
+                                      seed=ANALYSIS_SEED, progress=phase, **common)
+        with _phase(f"{run.label}: trace", "products") as phase:
+            trace = hessian_trace(model, self.loss_fn, self.x, self.y,
+                                  rel_stderr=cfg.trace_rel_stderr, max_hvps=cfg.trace_max_hvps,
+                                  seed=ANALYSIS_SEED, progress=phase, **common)
         hessian_seconds = time.monotonic() - t_h
         t_s = time.monotonic()
-        sharp = worst_case_sharpness(model, self.loss_fn, self.x, self.y, rho=cfg.sharpness_radius,
-                                     steps=cfg.sharpness_steps, m=cfg.sharpness_m,
-                                     seed=ANALYSIS_SEED, **common)
+        with _phase(f"{run.label}: worst-case sharpness", "steps") as phase:
+            sharp = worst_case_sharpness(model, self.loss_fn, self.x, self.y,
+                                         rho=cfg.sharpness_radius, steps=cfg.sharpness_steps,
+                                         m=cfg.sharpness_m, seed=ANALYSIS_SEED, progress=phase,
+                                         **common)
         sharp_seconds = time.monotonic() - t_s
         row = {
             "label": run.label, "arm": run.arm, "arm_label": run.arm_label, "seed": run.seed,
@@ -270,7 +282,8 @@ class _Context:
                           batch_size=cfg.analysis_batch_size, bn_mode=bn, bn_inputs=self.x)
         alphas = np.linspace(0.0, 1.0, cfg.interpolation_points)
         states = [dict(a.model.state_dict()), dict(b.model.state_dict())]
-        result = interpolate(a.model, states, measure, alphas, bn="recompute", progress=False)
+        with _phase(name, "points", len(alphas)) as phase:
+            result = interpolate(a.model, states, measure, alphas, bn="recompute", progress=phase)
         with store.transaction(self.result_path, self.command) as f:
             group = store.replace_group(f, name)
             store.set_provenance(group, self.provenance(a, time.monotonic() - t, {

@@ -20,28 +20,28 @@ from landscape.sharpness.worst_case import worst_case_sharpness
 MEASURES: dict[str, tuple[Callable[..., SharpnessResult], tuple[str, ...]]] = {
     "worst-case": (
         partial(worst_case_sharpness, adaptive=False, norm="l2"),
-        ("rho", "steps", "m", "batch_size", "bn_mode", "seed"),
+        ("rho", "steps", "m", "batch_size", "bn_mode", "seed", "progress"),
     ),
     "adaptive-worst-case": (
         partial(worst_case_sharpness, adaptive=True, norm="l2"),
-        ("rho", "steps", "m", "batch_size", "bn_mode", "seed"),
+        ("rho", "steps", "m", "batch_size", "bn_mode", "seed", "progress"),
     ),
     "adaptive-worst-case-linf": (
         partial(worst_case_sharpness, adaptive=True, norm="linf"),
-        ("rho", "steps", "m", "batch_size", "bn_mode", "seed"),
+        ("rho", "steps", "m", "batch_size", "bn_mode", "seed", "progress"),
     ),
     "average-case": (
         partial(average_case_sharpness, adaptive=False),
-        ("sigma", "draws", "batch_size", "bn_mode", "seed"),
+        ("sigma", "draws", "batch_size", "bn_mode", "seed", "progress"),
     ),
     "adaptive-average-case": (
         partial(average_case_sharpness, adaptive=True),
-        ("sigma", "draws", "batch_size", "bn_mode", "seed"),
+        ("sigma", "draws", "batch_size", "bn_mode", "seed", "progress"),
     ),
     "gradient-norm": (gradient_norm, ("batch_size", "bn_mode")),
     "fisher-rao-norm": (fisher_rao_norm, ("batch_size", "bn_mode")),
-    "top-eigenvalue": (top_eigenvalue, ("tol", "batch_size", "bn_mode", "seed")),
-    "trace": (hessian_trace, ("rel_stderr", "max_hvps", "batch_size", "bn_mode", "seed")),
+    "top-eigenvalue": (top_eigenvalue, ("tol", "batch_size", "bn_mode", "seed", "progress")),
+    "trace": (hessian_trace, ("rel_stderr", "max_hvps", "batch_size", "bn_mode", "seed", "progress")),
 }
 
 

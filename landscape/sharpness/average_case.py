@@ -20,6 +20,7 @@ from torch import nn
 
 from landscape.bn import analysis_mode
 from landscape.losses import LossFn
+from landscape.progress import ProgressFn, report
 from landscape.sharpness._batched import loss_and_accuracy, perturbable
 from landscape.sharpness.result import SharpnessResult
 
@@ -37,8 +38,10 @@ def average_case_sharpness(
     batch_size: int | None = None,
     bn_mode: str = "eval",
     seed: int = 0,
+    progress: ProgressFn | None = None,
 ) -> SharpnessResult:
-    """Monte-Carlo estimate of E[L(w + delta)] - L(w), with its standard error."""
+    """Monte-Carlo estimate of E[L(w + delta)] - L(w), with its standard error (``progress``:
+    draws done of ``draws``, the running mean and its standard error)."""
     if sigma < 0 or draws < 1:
         raise ValueError("sigma must be >= 0 and draws >= 1")
     generator = torch.Generator().manual_seed(seed)
@@ -60,6 +63,11 @@ def average_case_sharpness(
                 gaps.append(0.5 * (plus + minus) - base)
             else:
                 gaps.append(plus - base)
+            if progress is not None:
+                mean = sum(gaps) / len(gaps)
+                spread = float(torch.tensor(gaps).std()) / math.sqrt(len(gaps)) if len(gaps) > 1 else None
+                report(progress, done=len(gaps), total=draws, estimate=mean, name="sharpness",
+                       error=spread, error_name="stderr")
     values = torch.tensor(gaps, dtype=torch.float64)
     stderr = values.std(unbiased=True).item() / math.sqrt(draws) if draws > 1 else float("nan")
     return SharpnessResult(

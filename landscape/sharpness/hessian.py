@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from landscape.losses import LossFn
+from landscape.progress import ProgressFn
 from landscape.sharpness.result import SharpnessResult
 
 
@@ -23,13 +24,14 @@ def top_eigenvalue(
     batch_size: int | None = None,
     bn_mode: str = "eval",
     seed: int = 0,
+    progress: ProgressFn | None = None,
 ) -> SharpnessResult:
     """lambda_max of the Hessian of the mean loss (Lanczos, landscape.curvature)."""
     from landscape.curvature import hessian_eigenvalues
 
     result = hessian_eigenvalues(
         model, loss_fn, inputs, targets, k=1, tol=tol, seed=seed,
-        batch_size=batch_size, bn_mode=bn_mode,
+        batch_size=batch_size, bn_mode=bn_mode, progress=progress,
     )
     return SharpnessResult(
         measure="top_eigenvalue",
@@ -51,13 +53,14 @@ def hessian_trace(
     bn_mode: str = "eval",
     seed: int = 0,
     max_hvps: int = 2000,
+    progress: ProgressFn | None = None,
 ) -> SharpnessResult:
     """tr(H) of the mean loss (Hutch++, landscape.curvature), with its standard error."""
     from landscape.curvature import hessian_trace as curvature_trace
 
     result = curvature_trace(
         model, loss_fn, inputs, targets, rel_stderr=rel_stderr, seed=seed, max_hvps=max_hvps,
-        batch_size=batch_size, bn_mode=bn_mode,
+        batch_size=batch_size, bn_mode=bn_mode, progress=progress,
     )
     return SharpnessResult(
         measure="trace",

@@ -22,12 +22,14 @@ lower bound of the true maximum, and it is exact for a quadratic at its minimum
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from landscape.bn import analysis_mode
 from landscape.losses import LossFn
+from landscape.progress import ProgressFn, report
 from landscape.sharpness._batched import (
     Origin,
     global_norm,
@@ -97,6 +99,7 @@ def _maximise_group(
     batch_size: int | None,
     generator: torch.Generator,
     random_start: bool,
+    on_step: Callable[[float], None] | None = None,
 ) -> tuple[float, float]:
     """APGD on one group of examples: (unperturbed loss, largest perturbed loss found)."""
 
@@ -121,6 +124,8 @@ def _maximise_group(
         if loss > best_loss:
             best_loss, best_u = loss, u
             improvements += 1
+        if on_step is not None:
+            on_step(best_loss - base_loss)
         if scale is not None:
             grads = [c * g for c, g in zip(scale, grads)]
         direction = _ascent_direction(grads, norm)
@@ -163,12 +168,15 @@ def worst_case_sharpness(
     batch_size: int | None = None,
     bn_mode: str = "eval",
     seed: int = 0,
+    progress: ProgressFn | None = None,
 ) -> SharpnessResult:
     """max_{||delta / c||_p <= rho} L(w + delta) - L(w), averaged over groups of m examples.
 
     ``c = |w| + adaptive_eta`` elementwise when ``adaptive`` (else 1); ``norm`` is "l2" or
     "linf"; ``m=None`` takes the maximum on all examples at once. The model's parameters
     are restored exactly afterwards, and BatchNorm statistics are left untouched.
+    ``progress`` sees ascent steps done of ``steps`` per group times the groups, and the
+    best loss increase of the current group.
     """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, not {norm!r}")
@@ -181,11 +189,22 @@ def worst_case_sharpness(
     group_values = []
     with analysis_mode(model, bn_mode), perturbable(model) as origin:
         scale = [w.abs() + adaptive_eta for w in origin.values] if adaptive else None
-        for start in range(0, n, group):
+        groups = math.ceil(n / group)
+        for index, start in enumerate(range(0, n, group)):
             x, y = inputs[start : start + group], targets[start : start + group]
+
+            steps_done = index * steps
+
+            def on_step(gap: float, note: str = f"group {index + 1}/{groups}") -> None:
+                nonlocal steps_done
+                steps_done += 1
+                report(progress, done=steps_done, total=groups * steps, estimate=gap,
+                       name="max loss increase", note=note)
+
             base, best = _maximise_group(
                 model, loss_fn, origin, scale, x, y, rho=rho, norm=norm, steps=steps,
                 batch_size=batch_size, generator=generator, random_start=random_start,
+                on_step=on_step if progress is not None else None,
             )
             group_values.append(best - base)
             weighted_gap += (best - base) * x.shape[0]

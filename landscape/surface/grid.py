@@ -21,8 +21,8 @@ from torch import nn
 from landscape.bn import analysis_mode
 from landscape.evaluate import evaluate
 from landscape.losses import LossFn
+from landscape.progress import ProgressFn, report
 from landscape.surface.flat import FlatParameters, preserved_state, state_tensors
-from landscape.surface.progress import Progress
 from landscape.surface.recalibrate import recalibrate_batchnorm
 
 BN_MODES = ("eval", "train", "recalibrate")
@@ -76,14 +76,14 @@ def evaluate_points(
     *,
     on_save: Callable[[], None] | None = None,
     save_every: float = 5.0,
-    progress: bool = True,
-    desc: str = "points",
+    progress: ProgressFn | None = None,
 ) -> int:
     """Evaluate every point ``i`` (flat index into ``done``) that is not done yet.
 
     ``results[name]`` and ``done`` are filled in place (their flattened views); ``on_save``
     runs every ``save_every`` seconds and once at the end, also after an interruption.
-    Returns the number of points computed here.
+    ``progress`` sees points done (resumed ones included) of all, and the first metric's
+    value at the last point. Returns the number of points computed here.
     """
     flat_done = done.reshape(-1)
     flat_results = {k: v.reshape(-1) for k, v in results.items()}
@@ -91,7 +91,7 @@ def evaluate_points(
         if not np.shares_memory(arr, src):
             raise ValueError("results and done must be C-contiguous arrays")
     todo = np.flatnonzero(~flat_done)
-    bar = Progress(flat_done.size, initial=flat_done.size - todo.size, desc=desc, enabled=progress)
+    already = flat_done.size - todo.size
     last_save = time.monotonic()
     computed = 0
     try:
@@ -102,12 +102,13 @@ def evaluate_points(
                 flat_results[name][i] = value
             flat_done[i] = True
             computed += 1
-            bar.update()
+            first = next(iter(values), None)
+            report(progress, done=already + computed, total=flat_done.size,
+                   estimate=None if first is None else float(values[first]), name=first or "")
             if on_save is not None and time.monotonic() - last_save >= save_every:
                 on_save()
                 last_save = time.monotonic()
     finally:
-        bar.close()
         if on_save is not None and computed:
             on_save()
     return computed
@@ -164,7 +165,7 @@ def evaluate_surface(
     result: SurfaceResult | None = None,
     on_save: Callable[[SurfaceResult], None] | None = None,
     save_every: float = 5.0,
-    progress: bool = True,
+    progress: ProgressFn | None = None,
 ) -> SurfaceResult:
     """Loss/accuracy at ``theta0 + x_i d_x (+ y_j d_y)`` for every grid node (Li et al. 2018).
 
@@ -191,7 +192,7 @@ def evaluate_surface(
                 on_save(result)
 
         evaluate_points(write_point, lambda: measure(model), result.metrics, result.done, on_save=save,
-                        save_every=save_every, progress=progress, desc="surface")
+                        save_every=save_every, progress=progress)
     result.seconds = seconds0 + time.monotonic() - start
     return result
 
@@ -214,9 +215,9 @@ def evaluate_states(
     metrics: dict[str, np.ndarray],
     done: np.ndarray,
     on_save: Callable[[], None] | None = None,
-    progress: bool = True,
+    progress: ProgressFn | None = None,
 ) -> None:
     """Metrics of each full state (real checkpoints: parameters and buffers) into ``metrics``."""
     with preserved_state(model):
         evaluate_points(lambda i: load_state(model, states[i]), lambda: measure(model), metrics, done,
-                        on_save=on_save, progress=progress, desc="checkpoints")
+                        on_save=on_save, progress=progress)

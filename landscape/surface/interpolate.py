@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from landscape.progress import ProgressFn
 from landscape.surface.flat import FlatParameters, preserved_state
 from landscape.surface.grid import Measure, evaluate_points
 
@@ -146,7 +147,7 @@ def interpolate(
     result: InterpolationResult | None = None,
     on_save: Callable[[InterpolationResult], None] | None = None,
     save_every: float = 5.0,
-    progress: bool = True,
+    progress: ProgressFn | None = None,
 ) -> InterpolationResult:
     """Metrics along the polyline through ``states`` (``{name: tensor}``, matched by name).
 
@@ -169,6 +170,6 @@ def interpolate(
         writer = PathWriter(model, states, interpolate_buffers=bn == "interpolate")
         evaluate_points(lambda i: writer.write(int(result.segment[i]), float(result.alpha[i])),
                         lambda: measure(model), result.metrics, result.done, on_save=save,
-                        save_every=save_every, progress=progress, desc="interpolation")
+                        save_every=save_every, progress=progress)
     result.seconds = seconds0 + time.monotonic() - start
     return result

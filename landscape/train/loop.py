@@ -11,7 +11,6 @@ are bit-identical.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,23 +170,12 @@ def train_epoch(
     return EpochStats(total_loss.item() / seen, correct.item() / seen, seen)
 
 
-def _progress_bar(enabled: bool | None, config: TrainConfig, examples: int, epoch: int):
-    """A tqdm bar over all training steps of the run (None when off)."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        return None
-    from tqdm import tqdm
+def _reporter(progress: bool | None):
+    """``progress=True``: a bar; ``None``: a bar on a terminal; else plain progress lines
+    (shown when the ``landscape.progress`` logger is on, as in the CLI without ``-q``)."""
+    from landscape.progress import Reporter, cli_reporter
 
-    steps = steps_per_epoch(examples, config.batch_size)
-    return tqdm(
-        total=config.epochs * steps,
-        initial=epoch * steps,
-        unit="step",
-        file=sys.stderr,
-        dynamic_ncols=True,
-        desc=f"epoch {epoch + 1}/{config.epochs}",
-    )
+    return Reporter(True, bar=True) if progress else cli_reporter(bar=progress)
 
 
 def steps_per_epoch(examples: int, batch_size: int) -> int:
@@ -213,7 +201,8 @@ def train(
       learning-rate schedule, optimizer state (momentum) and random streams; its history is
       copied so the branch's metrics tell the whole trajectory.
     - ``data``: the dataset (default: ``load_dataset(config.dataset, config.data_dir)``).
-    - ``progress``: a tqdm bar (None: when stderr is a terminal); otherwise one log line per epoch.
+    - ``progress``: a tqdm bar (None: when stderr is a terminal); otherwise a progress line
+      (steps done of all, ETA) every few seconds and one log line per epoch.
     """
     run_dir = Path(run_dir)
     device = torch.device(device)
@@ -275,17 +264,16 @@ def train(
         log.info("%s is complete (%d epochs)", run_dir, trainer.epoch)
         return run_files.list_checkpoints(run_dir)
 
-    bar = _progress_bar(progress, config, train_x.shape[0], trainer.epoch)
-    try:
+    steps = steps_per_epoch(train_x.shape[0], config.batch_size)
+    with _reporter(progress).phase(
+        "train", config.epochs * steps, unit="steps", initial=trainer.epoch * steps
+    ) as phase:
         while trainer.epoch < config.epochs:
-            _run_one_epoch(trainer, run_dir, train_x, train_y, test_x, test_y, bar)
-    finally:
-        if bar is not None:
-            bar.close()
+            _run_one_epoch(trainer, run_dir, train_x, train_y, test_x, test_y, phase)
     return run_files.list_checkpoints(run_dir)
 
 
-def _run_one_epoch(trainer: Trainer, run_dir: Path, train_x, train_y, test_x, test_y, bar) -> None:
+def _run_one_epoch(trainer: Trainer, run_dir: Path, train_x, train_y, test_x, test_y, phase) -> None:
     config = trainer.config
     epoch = trainer.epoch
     current = trainer.phase(epoch)
@@ -293,6 +281,7 @@ def _run_one_epoch(trainer: Trainer, run_dir: Path, train_x, train_y, test_x, te
         trainer.optimizer.state.clear()  # start the new phase without the old momentum
     trainer.apply_hyperparameters(epoch)
     lr = trainer.lr(epoch)
+    phase.advance(0, note=f"epoch {epoch + 1}/{config.epochs} {current}")
 
     start = time.perf_counter()
     stats = train_epoch(
@@ -305,7 +294,7 @@ def _run_one_epoch(trainer: Trainer, run_dir: Path, train_x, train_y, test_x, te
         optimizer=trainer.optimizer,
         sam=trainer.sam if current == SAM_PHASE else None,
         generators=trainer.generators,
-        on_step=None if bar is None else (lambda: bar.update(1)),
+        on_step=phase.advance,
     )
     trainer.model.eval()
     test_loss, test_acc = evaluate(trainer.model, test_x, test_y, trainer.loss_fn, EVAL_BATCH_SIZE)
@@ -339,10 +328,9 @@ def _run_one_epoch(trainer: Trainer, run_dir: Path, train_x, train_y, test_x, te
         f"train loss {stats.loss:.4f} acc {stats.accuracy:.2%} "
         f"test loss {test_loss:.4f} acc {test_acc:.2%} ({seconds:.1f}s)"
     )
-    if bar is not None:
-        bar.set_description_str(f"epoch {min(trainer.epoch + 1, config.epochs)}/{config.epochs}", refresh=False)
-        bar.set_postfix_str(f"{current} loss {stats.loss:.3f} test acc {test_acc:.1%}")
-    else:
+    phase.advance(0, estimate=stats.loss, name="train loss",
+                  note=f"epoch {trainer.epoch}/{config.epochs} {current}, test acc {test_acc:.1%}")
+    if phase.bar is None:  # on a terminal the bar shows it; a log line would break the bar
         log.info(message)
 
 

@@ -31,7 +31,7 @@ def test_quadratic_surface_matches_closed_form_in_ij_order(xs, ys):
     d1, d2 = _unit_directions(model)
     xg, yg = np.linspace(*xs), np.linspace(*ys)
     measure = Measure(mean_output, {"train": (x, y)}, batch_size=3)
-    result = evaluate_surface(model, [d1, d2], measure, xg, yg, progress=False)
+    result = evaluate_surface(model, [d1, d2], measure, xg, yg)
     assert result.metrics["train_loss"].shape == (len(xg), len(yg))
     expected = np.array(
         [[quadratic_loss(model, model.w + a * d1["w"] + b * d2["w"], x) for b in yg] for a in xg]
@@ -44,7 +44,7 @@ def test_one_dimensional_slice_matches_closed_form():
     model, x, y = make_quadratic(seed=3)
     d1, _ = _unit_directions(model)
     xg = np.linspace(-2, 0.5, 6)
-    result = evaluate_surface(model, [d1], Measure(mean_output, {"train": (x, y)}), xg, progress=False)
+    result = evaluate_surface(model, [d1], Measure(mean_output, {"train": (x, y)}), xg)
     expected = [quadratic_loss(model, model.w + a * d1["w"], x) for a in xg]
     assert result.y is None and result.metrics["train_loss"].shape == (6,)
     np.testing.assert_allclose(result.metrics["train_loss"], expected, rtol=1e-12)
@@ -56,7 +56,7 @@ def test_curvature_along_a_direction_is_its_rayleigh_quotient():
     d1, _ = _unit_directions(model)
     h = 0.25
     r = evaluate_surface(model, [d1], Measure(mean_output, {"train": (x, y)}), np.array([-h, 0, h]),
-                         progress=False).metrics["train_loss"]
+                         ).metrics["train_loss"]
     d = d1["w"].reshape(-1)
     np.testing.assert_allclose((r[0] - 2 * r[1] + r[2]) / h**2, float(d @ model.hessian @ d), rtol=1e-9)
 
@@ -71,7 +71,7 @@ def test_centre_point_equals_the_checkpoints_own_metrics(bn_mode):
     own = measure(model)  # (recalibrate mode works on a copy of nothing: the surface restores buffers)
     model2 = tiny_bn_net(0)
     result = evaluate_surface(model2, [d1, d2], measure, np.linspace(-1, 1, 3), np.linspace(-1, 1, 5),
-                              progress=False)
+                              )
     assert result.metrics["train_loss"][1, 2] == own["train_loss"]
     assert result.metrics["train_acc"][1, 2] == own["train_acc"]
 
@@ -82,7 +82,7 @@ def test_centre_in_eval_mode_is_plain_evaluate():
     loss, acc = evaluate(model, x, y, F.cross_entropy)
     d = {n: torch.randn_like(p) for n, p in model.named_parameters()}
     result = evaluate_surface(model, [d], Measure(F.cross_entropy, {"test": (x, y)}), np.array([-1.0, 0.0, 1.0]),
-                              progress=False)
+                              )
     assert result.metrics["test_loss"][1] == loss and result.metrics["test_acc"][1] == acc
 
 
@@ -94,7 +94,7 @@ def test_model_is_restored_exactly(bn_mode):
     x, y = tiny_data()
     d = {n: torch.randn_like(p) for n, p in model.named_parameters()}
     evaluate_surface(model, [d, d], Measure(F.cross_entropy, {"train": (x, y)}, bn_mode=bn_mode, bn_inputs=x),
-                     np.linspace(-1, 1, 2), np.linspace(-1, 1, 2), progress=False)
+                     np.linspace(-1, 1, 2), np.linspace(-1, 1, 2))
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert model.training and model.bn.training
@@ -112,13 +112,13 @@ def test_resume_computes_only_missing_points_and_matches_a_full_run():
             return super().__call__(m)
 
     measure = Counting(mean_output, {"train": (x, y)})
-    full = evaluate_surface(model, [d1, d2], measure, xg, yg, progress=False)
+    full = evaluate_surface(model, [d1, d2], measure, xg, yg)
     partial = SurfaceResult.empty(xg, yg, measure.names)
     partial.done[:2] = True
     partial.metrics["train_loss"][:2] = full.metrics["train_loss"][:2]
     partial.metrics["train_acc"][:2] = full.metrics["train_acc"][:2]
     calls.clear()
-    resumed = evaluate_surface(model, [d1, d2], measure, xg, yg, result=partial, progress=False)
+    resumed = evaluate_surface(model, [d1, d2], measure, xg, yg, result=partial)
     assert len(calls) == 6
     np.testing.assert_array_equal(resumed.metrics["train_loss"], full.metrics["train_loss"])
 
@@ -128,7 +128,7 @@ def test_on_save_sees_nan_for_points_not_done():
     d1, d2 = _unit_directions(model)
     seen = []
     evaluate_surface(model, [d1, d2], Measure(mean_output, {"train": (x, y)}), np.linspace(-1, 1, 3),
-                     np.linspace(-1, 1, 3), save_every=0.0, progress=False,
+                     np.linspace(-1, 1, 3), save_every=0.0,
                      on_save=lambda r: seen.append((r.done.copy(), r.metrics["train_loss"].copy())))
     done, loss = seen[0]
     assert done.sum() == 1 and np.isnan(loss[~done]).all() and not np.isnan(loss[done]).any()
@@ -139,7 +139,7 @@ def test_directions_are_matched_by_name_and_refused_when_they_do_not_fit():
     model, x, y = make_quadratic()
     with pytest.raises(ValueError, match="lack parameters"):
         evaluate_surface(model, [{"v": torch.zeros(6)}], Measure(mean_output, {"train": (x, y)}),
-                         np.zeros(1), progress=False)
+                         np.zeros(1))
     with pytest.raises(ValueError, match="do not fit"):
         evaluate_surface(model, [{"w": torch.zeros(3, 2)}], Measure(mean_output, {"train": (x, y)}),
-                         np.zeros(1), progress=False)
+                         np.zeros(1))

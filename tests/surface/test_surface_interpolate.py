@@ -66,7 +66,7 @@ def test_end_points_equal_each_checkpoints_own_metrics(bn, bn_mode):
     own_a, own_b = measure(a), measure(b)  # recalibrate mode recomputes statistics first
     model = tiny_bn_net(0)
     result = interpolate(model, [_state(tiny_bn_net(0)), _state(b)], measure, np.linspace(-0.2, 1.2, 8),
-                         bn=bn, progress=False)
+                         bn=bn)
     start, end = np.flatnonzero(result.alpha == 0)[0], np.flatnonzero(result.alpha == 1)[0]
     for name in measure.names:
         assert result.metrics[name][start] == own_a[name], name
@@ -77,7 +77,7 @@ def test_interpolating_buffers_uses_interpolated_running_statistics():
     x, y = tiny_data(16)
     a, b = tiny_bn_net(0), tiny_bn_net(1)
     result = interpolate(tiny_bn_net(0), [_state(a), _state(b)], _measure(x, y, "eval"), [0.5],
-                         bn="interpolate", progress=False)
+                         bn="interpolate")
     mid = tiny_bn_net(0)
     with torch.no_grad():
         for name, t in state_tensors(mid).items():
@@ -93,7 +93,7 @@ def test_model_is_restored_and_barriers_are_reported():
     model = tiny_bn_net(0)
     before = _state(model)
     result = interpolate(model, [_state(tiny_bn_net(2)), _state(tiny_bn_net(3)), _state(tiny_bn_net(4))],
-                         _measure(x, y, "recalibrate"), np.linspace(0, 1, 5), progress=False)
+                         _measure(x, y, "recalibrate"), np.linspace(0, 1, 5))
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     per_segment = result.segment_barriers()
     assert set(per_segment) == {f"{s}_{m}_{d}" for s in ("train", "test") for m in ("loss", "error")
