@@ -12,19 +12,23 @@ Render every result found in the given files: 1D slices, 2D contours / filled ma
 surfaces (with the PCA trajectory), interpolation curves with barriers, Hessian spectra
 against epoch and spectral densities, sharpness measures, escape runs, late-SAM experiment
 summaries. A run folder (checkpoints/RUN, holding metrics.jsonl) gives its training curves.
+Any other folder stands for every run folder and result file in it: the --out folder of
+'landscape train', an experiment folder (result.h5 and checkpoints/), or a folder of those.
 With several inputs, comparison figures put them on one axis. Prints the paths written.
 
 examples:
   landscape plot analyses/late-sam.h5
   landscape plot analyses/sgd.h5 analyses/sam.h5 --format png,pdf --out figures/
   landscape plot checkpoints/late-sam --only training
+  landscape plot checkpoints/                 # every run that 'train --out checkpoints' wrote
+  landscape plot experiments/late-sam-digits-mlp   # an experiment folder
 """
 
 KINDS = ("surface", "interpolation", "hessian", "sharpness", "escape", "experiment", "training", "compare")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="result files (.h5) and/or run folders")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="result files (.h5), run folders, folders of runs, experiment folders")
     parser.add_argument("--out", metavar="DIR", default="figures", help="folder for the figures (default: figures/)")
     parser.add_argument("--format", default="png", help="comma-separated: png, pdf, svg (default: png)")
     parser.add_argument("--dpi", type=positive_int, default=200, help="resolution of PNGs and of rasterized fills (default: 200)")

@@ -12,14 +12,17 @@ Write OUT/report.html: every figure 'landscape plot' makes from the inputs, embe
 page (it needs no network and no other files), and tables of the headline numbers: per
 checkpoint epoch, phase, test accuracy, top eigenvalue, trace and sharpness measures; barrier
 heights per interpolation; escape growth rates; per training run its final numbers.
+A folder that is not a run folder stands for every run folder and result file in it (the
+--out folder of 'landscape train', an experiment folder, or a folder of those).
 
 examples:
   landscape report analyses/*.h5 checkpoints/late-sam --out report/
+  landscape report experiments/late-sam-digits-mlp --out report/
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="result files (.h5) and/or run folders")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="result files (.h5), run folders, folders of runs, experiment folders")
     parser.add_argument("--out", metavar="DIR", default="report", help="folder for report.html (default: report/)")
     parser.add_argument("--dpi", type=positive_int, default=120, help="resolution of the embedded figures (default: 120)")
     parser.add_argument("--only", metavar="KIND", help="only these figure kinds, comma-separated (tables are always complete)")

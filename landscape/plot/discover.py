@@ -58,6 +58,48 @@ def parse_only(text: str | None) -> set[str] | None:
     return kinds
 
 
+RUN_MARKER = "metrics.jsonl"  # what makes a folder a training run (landscape train)
+RESULT_SUFFIXES = (".h5", ".hdf5")
+SEARCH_DEPTH = 3  # folder of experiments / experiment / checkpoints / run
+
+
+def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
+    """Files and run folders as given; any other folder stands for what it holds.
+
+    A folder without ``metrics.jsonl`` -- the ``--out`` folder of ``landscape train`` (run
+    folders), an experiment folder (``result.h5`` and ``checkpoints/<run>/``), or a folder of
+    those -- is replaced by its result files and run folders, searched up to
+    ``SEARCH_DEPTH`` levels down, in sorted order. UserError when it holds none.
+    """
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise UserError(f"{path} does not exist; give result files (.h5) or run folders (checkpoints/RUN)")
+        if not path.is_dir() or (path / RUN_MARKER).is_file():
+            out.append(path)
+            continue
+        found = _contents(path, SEARCH_DEPTH)
+        if not found:
+            raise UserError(
+                f"{path} has no {RUN_MARKER} and holds no run folders, result files (.h5) or "
+                "experiment folders; give result files or run folders (checkpoints/RUN)"
+            )
+        out += found
+    return list(dict.fromkeys(out))
+
+
+def _contents(folder: Path, depth: int) -> list[Path]:
+    if (folder / RUN_MARKER).is_file():
+        return [folder]
+    if depth == 0:
+        return []
+    children = sorted(folder.iterdir())
+    found = [c for c in children if c.is_file() and c.suffix in RESULT_SUFFIXES]
+    for child in (c for c in children if c.is_dir() and not c.name.startswith(".")):
+        found += _contents(child, depth - 1)
+    return found
+
+
 def load_source(path: str | Path) -> Source:
     """A result file, or a run folder (or its metrics.jsonl) for training curves."""
     path = Path(path)
@@ -193,8 +235,9 @@ def _unique_labels(sources: Sequence[Source]) -> dict[int, str]:
 
 
 def plan(paths: Sequence[str | Path], only: set[str] | None = None) -> tuple[list[Source], list[FigureJob]]:
-    """Read every input (UserError on the first bad one) and list the figures, unique names."""
-    sources = [load_source(p) for p in paths]
+    """Read every input (UserError on the first bad one) and list the figures, unique names.
+    Folders of runs and experiment folders stand for their contents (:func:`expand_inputs`)."""
+    sources = [load_source(p) for p in expand_inputs(paths)]
     labels = _unique_labels(sources)
     jobs = [job for i, s in enumerate(sources) for job in figures_for(s, labels[i])]
     jobs += comparison_figures(sources)

@@ -108,3 +108,40 @@ def test_report_of_a_non_result_file_fails_and_writes_nothing(tmp_path, capsys):
     code = cli.main(["report", str(tmp_path / "x.h5"), "--out", str(tmp_path / "report")])
     assert code == 1 and not (tmp_path / "report").exists()
     assert capsys.readouterr().err.startswith("landscape: error:")
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """The --out folder of `landscape train` (two runs) and an experiment folder."""
+    root = tmp_path_factory.mktemp("folders")
+    build.write_run(root / "runs" / "digits-mlp-s0")
+    build.write_run(root / "runs" / "digits-mlp-sam8-s0", switch=None)
+    experiment = root / "experiments" / "late-sam-digits-mlp"
+    experiment.mkdir(parents=True)
+    build.write_result_file(experiment / "result.h5", build.write_experiment)
+    build.write_run(experiment / "checkpoints" / "sgd-s0")
+    return {"runs": root / "runs", "experiment": experiment, "experiments": root / "experiments"}
+
+
+@pytest.mark.parametrize(
+    "folder, expected",
+    [
+        ("runs", {"digits-mlp-s0-training.png", "digits-mlp-sam8-s0-training.png",
+                  "compare-training.png"}),
+        ("experiment", {"result-experiment-late-sam.png", "sgd-s0-training.png"}),
+        ("experiments", {"result-experiment-late-sam.png", "sgd-s0-training.png"}),
+    ],
+)
+def test_plot_of_a_folder_of_runs_or_an_experiment_folder_draws_everything_in_it(
+    folders, tmp_path, capsys, folder, expected
+):
+    code, _, printed, err = _plot(tmp_path, capsys, folders[folder])
+    assert code == 0, err
+    assert expected <= {p.name for p in printed}
+
+
+def test_report_of_a_folder_of_runs_tables_every_run(folders, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert cli.main(["report", str(folders["runs"]), "--out", str(out), "--dpi", "30"]) == 0
+    html = (out / "report.html").read_text()
+    assert "digits-mlp-s0" in html and "digits-mlp-sam8-s0" in html
