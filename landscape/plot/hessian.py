@@ -99,9 +99,49 @@ def plot_hessian_vs_epoch(runs: dict[str, list[HessianRecord]], top_k: int | Non
     return fig
 
 
+FEW_CHECKPOINTS = 6  # up to this many, lines against the index i; more: one row per checkpoint
+
+
 @style.styled
 def plot_top_eigenvalues(records: Sequence[HessianRecord]) -> Figure:
-    """The top-k eigenvalues of each checkpoint against their index (no epoch series needed)."""
+    """The top-k eigenvalues of each checkpoint (no epoch series needed).
+
+    A few checkpoints with k > 1: one line per checkpoint against the index i. Otherwise
+    (k = 1, or many checkpoints): one row per checkpoint, named on the y-axis, with lambda_1
+    as a dot in its phase colour and lambda_2..lambda_k as small grey ticks, so the axis
+    spans the eigenvalues and no legend has to sit on the data.
+    """
+    k = max((r.eigenvalues.size for r in records), default=0)
+    if k > 1 and len(records) <= FEW_CHECKPOINTS:
+        return _top_eigenvalues_by_index(records)
+    rows = len(records)
+    fig = style.new_figure(style.COLUMN_WIDTH, max(1.6, 0.7 + 0.16 * rows))
+    ax = fig.add_subplot()
+    position = np.arange(rows)[::-1]  # the first checkpoint on top
+    for y, record in zip(position, records):
+        if record.eigenvalues.size > 1:
+            rest = record.eigenvalues[1:]
+            ax.scatter(rest, np.full(rest.size, y), marker="|", s=30, color="0.55", linewidths=0.8,
+                       zorder=2, gid=f"lambda2plus-{record.name}")
+    lambda1 = np.array([r.eigenvalues[0] if r.eigenvalues.size else np.nan for r in records])
+    phases = [r.meta.phase for r in records]
+    _phase_markers(ax, lambda1, position, phases)
+    ax.set_yticks(position, [r.name for r in records])
+    ax.set_ylim(-0.7, rows - 0.3)
+    ax.grid(axis="y", visible=False)
+    _log_if_wide_x(ax, [v for r in records for v in r.eigenvalues])
+    ax.set_xlabel("top Hessian eigenvalue λ$_1$" if k <= 1 else "Hessian eigenvalues λ$_1$…λ$_k$")
+    handles = [Line2D([], [], marker="o", linestyle="", color=style.phase_color(p))
+               for p in dict.fromkeys(phases)]
+    labels = [f"λ$_1$ ({style.phase_label(p)})" for p in dict.fromkeys(phases)]
+    if k > 1:
+        handles.append(Line2D([], [], marker="|", linestyle="", color="0.55"))
+        labels.append(f"λ$_2$…λ$_{{{k}}}$")
+    fig.legend(handles, labels, loc="outside upper center", ncols=min(len(handles), 3))
+    return fig
+
+
+def _top_eigenvalues_by_index(records: Sequence[HessianRecord]) -> Figure:
     fig = style.new_figure(style.COLUMN_WIDTH)
     ax = fig.add_subplot()
     for i, record in enumerate(records):
@@ -109,10 +149,17 @@ def plot_top_eigenvalues(records: Sequence[HessianRecord]) -> Figure:
         ax.plot(index, record.eigenvalues, "o-", color=style.PALETTE[i % len(style.PALETTE)],
                 markersize=3, label=record.name)
     _log_if_wide(ax, [v for r in records for v in r.eigenvalues])
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("index i")
     ax.set_ylabel("eigenvalue λ$_i$")
-    ax.legend()
+    fig.legend(loc="outside right upper")
     return fig
+
+
+def _log_if_wide_x(ax, values) -> None:
+    values = np.asarray([v for v in values if v is not None and np.isfinite(v)])
+    if values.size and values.min() > 0 and values.max() / values.min() > 50:
+        style.log_scale(ax, "x")
 
 
 def _positive_density(record: HessianRecord) -> tuple[np.ndarray, np.ndarray]:

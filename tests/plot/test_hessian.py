@@ -69,3 +69,40 @@ def test_without_epochs_the_top_eigenvalues_are_drawn_against_their_index(record
     line = fig.axes[0].get_lines()[0]
     np.testing.assert_array_equal(line.get_xdata(), [1, 2, 3, 4, 5])
     np.testing.assert_allclose(line.get_ydata(), records[0].eigenvalues)
+
+
+def _one_per_checkpoint(count: int, k: int):
+    from landscape.plot.results import HessianRecord, Meta
+
+    rng = np.random.default_rng(0)
+    return [
+        HessianRecord(f"arm{i // 3}-s{i % 3}", np.sort(40 + 10 * rng.random(k))[::-1], None, None,
+                      None, None, Meta(epoch=200, phase="sam" if i >= 3 else "sgd"))
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("count, k", [(21, 1), (12, 3), (3, 1), (2, 5)])
+def test_top_eigenvalues_axis_spans_the_values_and_the_legend_leaves_the_data_free(count, k, tmp_path):
+    import warnings
+
+    records = _one_per_checkpoint(count, k)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. "constrained_layout not applied"
+        fig = hessian.plot_top_eigenvalues(records)
+        style.save_figure(fig, tmp_path / "topk", ["png"], 60)
+    ax = fig.axes[0]
+    values = np.concatenate([r.eigenvalues for r in records])
+    span = values.max() - values.min()
+    axis = ax.get_ylim() if "eigenvalue" in ax.get_ylabel() else ax.get_xlim()
+    assert axis[0] <= values.min() and axis[1] >= values.max()
+    assert axis[1] - axis[0] < 2 * span  # not a range around a single index
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # the constrained layout, as in the saved file
+    renderer = canvas.get_renderer()
+    legends = fig.legends + ([ax.get_legend()] if ax.get_legend() else [])
+    assert legends and not any(
+        legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer)) for legend in legends
+    )
