@@ -1,4 +1,4 @@
-"""The HDF5 result layout of DESIGN.md, in one place.
+"""The HDF5 result layout of docs/file-format.md, in one place.
 
 Every write goes through :func:`transaction`: the existing file (if any) is
 copied to a temporary file in the same folder, changed there, flushed, fsynced
@@ -199,7 +199,7 @@ PROVENANCE_KEYS = (
 
 
 def set_provenance(group: h5py.Group, provenance: dict[str, Any]) -> None:
-    """The provenance attributes every result group carries (DESIGN.md)."""
+    """The provenance attributes every result group carries (docs/file-format.md)."""
     missing = [k for k in PROVENANCE_KEYS if k not in provenance]
     if missing:
         raise ValueError(f"provenance lacks {missing}")

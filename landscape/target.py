@@ -4,7 +4,7 @@
 :func:`load_targets`, so a checkpoint that one command reads, every command reads, with the
 same safety rules (no unpickling of code unless trusted), the same architecture resolution,
 the same mismatch reports and the same data. :func:`provenance` gives the attributes that
-every result group carries (DESIGN.md "Result files").
+every result group carries (docs/file-format.md, "Result files").
 """
 
 from __future__ import annotations
@@ -327,7 +327,7 @@ def provenance(
     seconds: float,
     config: dict,
 ) -> dict:
-    """The provenance attributes of DESIGN.md for :func:`landscape.store.set_provenance`."""
+    """The provenance attributes of docs/file-format.md for :func:`landscape.store.set_provenance`."""
     return {
         "checkpoint": str(target.path),
         "checkpoint_sha256": target.sha256,

@@ -2,7 +2,7 @@
 
 The numbers come from :mod:`landscape.surface`; this module parses flags, loads checkpoints
 and data through :func:`landscape.target.load_targets`, and writes ``surface/<name>/`` of
-DESIGN.md through :func:`landscape.store.transaction` every few seconds, so that a killed run
+docs/file-format.md through :func:`landscape.store.transaction` every few seconds, so that a killed run
 resumes where it stopped. The helpers at the bottom are shared with ``landscape interpolate``.
 """
 

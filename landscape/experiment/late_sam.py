@@ -10,7 +10,7 @@
    switch epoch, with the learning rate of that epoch.
 5. Mean +- std over seeds per arm, printed and stored in ``experiment/<name>/``.
 
-Everything goes into ``<root>/result.h5`` (DESIGN.md layout), one transaction per finished
+Everything goes into ``<root>/result.h5`` (docs/file-format.md), one transaction per finished
 piece, so a killed experiment loses at most the piece in progress. Re-running skips trained
 runs and every analysis whose inputs (checkpoint hash, options) are unchanged.
 """

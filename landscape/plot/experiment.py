@@ -1,5 +1,5 @@
-"""The late-SAM experiment summary (``experiment/<name>/summary``, /work/notes layout of
-``landscape experiment late-sam``): test accuracy and sharpness against the epoch t0 at which
+"""The late-SAM experiment summary (``experiment/<name>/summary`` of ``landscape experiment
+late-sam``, docs/file-format.md): test accuracy and sharpness against the epoch t0 at which
 SAM takes over (Zhou et al., ICLR 2025, Fig. 1): late-SAM arms as a line over t0 with the
 spread over seeds, full SAM as t0 = 0, SGD as a horizontal band.
 """

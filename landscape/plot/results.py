@@ -1,9 +1,9 @@
-"""Read result groups (DESIGN.md "Result files") into plain arrays for the figure functions.
+"""Read result groups (docs/file-format.md, "Result files") into plain arrays for the figure functions.
 
 Figure functions take these dataclasses, never paths or h5py objects, so they work from a
 notebook on numbers computed there. Everything is read eagerly and the file is closed again;
 the potentially large ``directions`` and ``eigenvectors`` datasets are never read.
-The exact names read here are listed in /work/notes/PLOT_CONTRACT.md.
+The names read here are those of docs/file-format.md.
 """
 
 from __future__ import annotations

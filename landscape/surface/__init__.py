@@ -2,7 +2,7 @@
 
 Numerical code only (a model, a loss and tensors in; arrays out): the CLI in
 ``landscape/cli/surface.py`` and ``landscape/cli/interpolate.py`` loads checkpoints and data
-and writes the HDF5 layout of DESIGN.md.
+and writes the HDF5 layout of docs/file-format.md.
 """
 
 from landscape.surface.directions import (

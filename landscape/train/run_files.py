@@ -4,7 +4,7 @@
 
     checkpoints/<run>/
         config.json              the resolved run config (written once, compared on re-runs)
-        epoch-010-sgd.pt         DESIGN.md "Checkpoint file"; name = epochs completed + phase
+        epoch-010-sgd.pt         docs/file-format.md "Checkpoint file"; name = epochs completed + phase
         epoch-030-sgd.pt         the SGD solution, saved before the switch to SAM
         epoch-040-sam.pt
         metrics.jsonl            one JSON line per epoch
@@ -152,7 +152,7 @@ def save_run_checkpoint(
     history: list[dict[str, Any]],
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``epoch-XXX-<phase>.pt`` in the DESIGN.md checkpoint format, atomically."""
+    """Write ``epoch-XXX-<phase>.pt`` in the checkpoint format of docs/file-format.md, atomically."""
     from landscape import __version__
 
     payload = {

@@ -1,4 +1,4 @@
-"""Small result files in the DESIGN.md layout, written with plain h5py (not the producers),
+"""Small result files in the docs/file-format.md layout, written with plain h5py (not the producers),
 so the plots are tested against the documented format rather than against one writer.
 
 The builders are plain functions so tests/cli/test_plot_cli.py can load this module by path.

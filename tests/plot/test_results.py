@@ -1,4 +1,4 @@
-"""Reading result files and training logs for plotting: the DESIGN.md layout, odd input refused."""
+"""Reading result files and training logs for plotting: the docs/file-format.md layout, odd input refused."""
 
 import json
 
