@@ -34,9 +34,16 @@ class WriteError(UserError):
     ``lost`` (set by the command that knows) says what finished work could not be saved.
     """
 
-    def __init__(self, path: Path, reason: str, advice: str, needs_bytes: int | None = None) -> None:
+    def __init__(
+        self, path: Path, reason: str, advice: str, needs_bytes: int | None = None
+    ) -> None:
         super().__init__(reason)
-        self.path, self.reason, self.advice, self.needs_bytes = Path(path), reason, advice, needs_bytes
+        self.path, self.reason, self.advice, self.needs_bytes = (
+            Path(path),
+            reason,
+            advice,
+            needs_bytes,
+        )
         self.lost: str | None = None
 
     def __str__(self) -> str:
@@ -51,14 +58,24 @@ def write_error(exc: OSError, path: Path, size: int) -> WriteError:
     """The :class:`WriteError` for an ``OSError`` met while writing ``size`` bytes to ``path``."""
     folder = path.parent
     if exc.errno in NO_SPACE:
-        return WriteError(path, NO_SPACE[exc.errno], "free space and rerun the same command to resume", size)
+        return WriteError(
+            path, NO_SPACE[exc.errno], "free space and rerun the same command to resume", size
+        )
     if exc.errno in NOT_WRITABLE:
-        return WriteError(path, f"output folder {folder} is not writable ({exc.strerror})",
-                          "make it writable and rerun the same command to resume")
+        return WriteError(
+            path,
+            f"output folder {folder} is not writable ({exc.strerror})",
+            "make it writable and rerun the same command to resume",
+        )
     if exc.errno == errno.ENOENT or not folder.is_dir():
-        return WriteError(path, f"output folder {folder} has disappeared",
-                          "recreate it and rerun the same command (it resumes from what is still on disk)")
-    return WriteError(path, f"could not write ({exc.strerror or exc})", "rerun the same command to resume")
+        return WriteError(
+            path,
+            f"output folder {folder} has disappeared",
+            "recreate it and rerun the same command (it resumes from what is still on disk)",
+        )
+    return WriteError(
+        path, f"could not write ({exc.strerror or exc})", "rerun the same command to resume"
+    )
 
 
 def write_atomic(path: str | Path, data: bytes | bytearray | memoryview) -> None:
@@ -73,7 +90,9 @@ def write_atomic(path: str | Path, data: bytes | bytearray | memoryview) -> None
     size = view.nbytes
     with interrupt.held():
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".partial", dir=folder)
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=f".{path.name}.{os.getpid()}.", suffix=".partial", dir=folder
+            )
         except OSError as exc:
             raise write_error(exc, path, size) from None
         try:

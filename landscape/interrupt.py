@@ -66,8 +66,11 @@ def _raise_pending() -> None:
 def _handle(signum: int, frame) -> None:
     if _state.received is not None:
         what = f"; on disk: {_state.saved}" if _state.saved else ""
-        os.write(2, f"landscape: second {signal.Signals(signum).name}: stopping at once{what}; "
-                    "rerun the same command to resume from the last save\n".encode())
+        os.write(
+            2,
+            f"landscape: second {signal.Signals(signum).name}: stopping at once{what}; "
+            "rerun the same command to resume from the last save\n".encode(),
+        )
         os._exit(128 + signum)
     _state.received = signum
     if _state.held == 0:
