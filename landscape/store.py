@@ -141,7 +141,7 @@ def corrupt_message(path: Path, exc: BaseException) -> str:
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return (
         f"result file {path} is damaged ({detail}); it was left untouched: move it away "
-        f"(mv {path} {path}.damaged) and rerun the same command, which then starts that file afresh"
+        f"(mv {path} {path}.damaged) and rerun the same command, which then starts a new file"
     )
 
 
@@ -276,9 +276,13 @@ def read_attrs(obj: h5py.Group | h5py.Dataset) -> dict[str, Any]:
 
 
 def write_dataset(group: h5py.Group, name: str, data: Any, **attrs: Any) -> h5py.Dataset:
+    """A dataset with attributes; numeric arrays carry a Fletcher-32 checksum per chunk, so that
+    a bit flipped on disk is a read error (naming the file) instead of a silently wrong value."""
     if name in group:
         del group[name]
-    dataset = group.create_dataset(name, data=np.asarray(data))
+    array = np.asarray(data)
+    checksummed = array.ndim >= 1 and array.size > 0 and array.dtype.kind in "biuf"
+    dataset = group.create_dataset(name, data=array, fletcher32=checksummed)
     set_attrs(dataset, **attrs)
     return dataset
 

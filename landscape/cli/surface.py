@@ -380,7 +380,7 @@ def write_surface_group(f, group_path, result, directions, extras, args, centre,
         dg = g.create_group(f"directions/{axis}")
         store.set_attrs(dg, seed=args.seed, kind=args.directions, norm=config["norm"], ignore=args.ignore)
         for pname, tensor in direction.items():
-            dg.create_dataset(pname, data=tensor.detach().cpu().numpy())
+            store.write_dataset(dg, pname, tensor.detach().cpu().numpy())
     if "explained_variance_ratio" in extras:
         comp = store.write_dataset(g, "component", np.array([1, 2]))
         comp.make_scale("component")
@@ -428,7 +428,18 @@ def update_metrics(f, group_path, metrics, done, *, seconds: float) -> None:
 
 def read_previous(out: Path, group_path: str, sha256: str, config: dict):
     """The stored state of an earlier run of the same command, or None (absent or different:
-    the group is then replaced)."""
+    the group is then replaced). A damaged file is an error that names it: starting afresh
+    would throw its finished points away."""
+    from landscape import store
+    from landscape.errors import UserError
+
+    try:
+        return _read_previous(out, group_path, sha256, config)
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise UserError(store.corrupt_message(out, exc)) from exc
+
+
+def _read_previous(out: Path, group_path: str, sha256: str, config: dict):
     import h5py
     import numpy as np
     import torch
