@@ -528,24 +528,27 @@ class PeriodicSaver:
 
         if self.failed:
             return  # the error is on its way up; do not try again from every finally block
+        from landscape import interrupt
+
         started = time.monotonic()
         count = self.finished()
-        try:
-            with store.transaction(self.out) as f:
-                store.owned_group(f, self.group)
-                write(f)
-        except WriteError as exc:
-            self.failed = True
-            exc.lost = (f"{count - self.saved} points finished since the last save "
-                        f"({time.monotonic() - self.last:.0f} s ago) could not be saved")
-            raise
-        except BaseException:
-            self.failed = True
-            raise
-        self.last = time.monotonic()
-        self.cost = self.last - started
-        self.pending, self.saved = False, count
-        self._note_saved()
+        with interrupt.held():  # a stop signal during the save acts after the bookkeeping below
+            try:
+                with store.transaction(self.out) as f:
+                    store.owned_group(f, self.group)
+                    write(f)
+            except WriteError as exc:
+                self.failed = True
+                exc.lost = (f"{count - self.saved} points finished since the last save "
+                            f"({time.monotonic() - self.last:.0f} s ago) could not be saved")
+                raise
+            except BaseException:
+                self.failed = True
+                raise
+            self.last = time.monotonic()
+            self.cost = self.last - started
+            self.pending, self.saved = False, count
+            self._note_saved()
 
     def _note_saved(self) -> None:
         from landscape import interrupt
