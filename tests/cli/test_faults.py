@@ -312,7 +312,13 @@ def test_a_damaged_result_file_is_named_on_resume_and_not_started_afresh(
     finished, args = finished_surface
     out = tmp_path / "r.h5"
     with h5py.File(finished, "r") as f:  # a bit in the middle of the stored losses
-        flip_at = f["surface/k/train_loss"].id.get_chunk_info(0).byte_offset + 19
+        losses = f["surface/k/train_loss"]
+        start = (
+            losses.id.get_offset()
+            if losses.chunks is None
+            else losses.id.get_chunk_info(0).byte_offset
+        )
+    flip_at = start + 19
     out.write_bytes(_damage(bytearray(finished.read_bytes()), how, flip_at))
     damaged = out.read_bytes()
     capsys.readouterr()
