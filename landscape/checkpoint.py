@@ -7,11 +7,11 @@ format from the file's bytes and never unpickles arbitrary objects unless truste
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import re
 import struct
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -28,28 +28,19 @@ VERSION = 1
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` atomically: temp file in the same folder, flush,
-    fsync, ``os.replace``. A kill at any moment leaves the old file or the new one."""
+    """Write ``payload`` to ``path`` atomically (:func:`landscape.atomic.write_atomic`).
+
+    The archive is built in memory first: torch's zip writer never meets a full disk (where it
+    fails with an unhelpful ``PytorchStreamWriter`` error); the one write that can fail says why.
+    A missing folder is created.
+    """
+    from landscape.atomic import write_atomic
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_atomic(path, buffer.getbuffer())
     return path
 
 
@@ -206,7 +197,30 @@ def data_only_globals() -> list[Any]:
     return allowed
 
 
+def check_zip_integrity(path: Path) -> None:
+    """Refuse a zip checkpoint whose bytes changed on disk.
+
+    ``torch.load`` does not check the CRC-32 that every member of the archive carries, so a
+    flipped bit in the tensor data would load as silently wrong weights; this reads every member
+    once and compares (about one extra read of the file).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except Exception as exc:  # BadZipFile, a garbled member name (UnicodeDecodeError), ...
+        bad, detail = None, _first_line(exc)
+    else:
+        detail = None if bad is None else f"CRC-32 mismatch in {bad}"
+    if detail is not None:
+        raise UserError(
+            f"checkpoint {path} is damaged ({detail}): its bytes changed after it was written; "
+            f"move it away (mv {path} {path}.damaged) and use an intact copy or an earlier checkpoint"
+        )
+
+
 def _torch_load(path: Path, container: str, trust: bool) -> Any:
+    if container == "torch-zip":
+        check_zip_integrity(path)
     try:
         if trust:
             return torch.load(path, map_location="cpu", weights_only=False)

@@ -1,8 +1,9 @@
 """The HDF5 result layout of docs/file-format.md, in one place.
 
-Every write goes through :func:`transaction`: the existing file (if any) is
-copied to a temporary file in the same folder, changed there, flushed, fsynced
-and moved into place with ``os.replace``. A kill at any moment leaves either
+Every write goes through :func:`transaction`: under a lock shared by all writers
+of the file, the current file (if any) is read into memory, changed there and
+written to a temporary file in the same folder, fsynced and moved into place
+with ``os.replace`` (:mod:`landscape.atomic`). A kill at any moment leaves either
 the old file or the new one, never a half-written one. Each command replaces
 only its own groups.
 """
@@ -10,11 +11,12 @@ only its own groups.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
 import os
-import shutil
+import socket
 import sys
-import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +25,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from landscape import __version__
+from landscape import __version__, interrupt
+from landscape.atomic import write_atomic, write_error
 from landscape.errors import UserError
 
 SCHEMA_VERSION = 1
@@ -74,53 +77,72 @@ def open_result_file(path: str | Path) -> h5py.File:
         raise UserError(f"{path} is not a readable HDF5 file: {exc}") from exc
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 @contextmanager
 def transaction(path: str | Path, command: list[str] | None = None) -> Iterator[h5py.File]:
-    """Open ``path`` for changes that land all at once (or not at all)."""
-    path = check_output_path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    _remove_stale_partials(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".partial", dir=folder)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        if path.exists():
-            shutil.copyfile(path, tmp)
-            mode = "r+"
-        else:
-            mode = "w"
-        try:
-            handle = h5py.File(tmp, mode)
-        except OSError as exc:
-            raise UserError(f"output {path} exists but is not a readable HDF5 file: {exc}") from exc
+    """Open ``path`` for changes that land all at once (or not at all).
+
+    Concurrent writers of one file (a job array putting every result into one file) are
+    serialised by an advisory lock on ``.<name>.lock`` next to it, held from reading the
+    current file to its replacement: each transaction changes the file as the previous one
+    left it, so no writer puts back a copy taken before another's save. The file is changed
+    in memory (HDF5's core driver, nothing written through HDF5) and then written by
+    :func:`landscape.atomic.write_atomic`, so a full disk or a read-only folder is one
+    :class:`~landscape.atomic.WriteError` and the old file stays as it was.
+    """
+    path = Path(path)
+    _check_target(path)
+    with interrupt.held(), _file_lock(path):
+        _remove_stale_partials(path)
+        handle = _open_in_memory(path)
         with handle as f:
             _stamp_root(f, command)
             yield f
             f.flush()
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        if path.exists():
-            shutil.copymode(path, tmp)
-        else:
-            os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-        _fsync_dir(folder)
+            image = f.id.get_file_image()
+        write_atomic(path, image)
+
+
+def _check_target(path: Path) -> None:
+    if path.is_dir():
+        raise UserError(f"output {path} is a directory; give a file name ending in .h5")
+    if path.exists() and not is_hdf5(path):
+        raise UserError(f"output {path} exists but is not an HDF5 file; it was left untouched, choose another --out")
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``.<name>.lock`` (kept: removing a lock file races with its users)."""
+    lock_path = path.with_name(f".{path.name}.lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise write_error(exc, path, 0) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        os.close(fd)  # releases the lock
+
+
+def _open_in_memory(path: Path) -> h5py.File:
+    """The current file (or a new one) as an HDF5 image in memory."""
+    if not path.exists():
+        return h5py.File(path, "w", driver="core", backing_store=False, locking=False)
+    if not os.access(path, os.R_OK):
+        raise UserError(f"output {path} exists but cannot be read; choose another --out")
+    try:
+        return h5py.File(path, "r+", driver="core", backing_store=False, locking=False)
+    except OSError as exc:
+        raise UserError(corrupt_message(path, exc)) from exc
+
+
+def corrupt_message(path: Path, exc: BaseException) -> str:
+    """For a result file that exists but cannot be read: name it and say what to do."""
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (
+        f"result file {path} is damaged ({detail}); it was left untouched: move it away "
+        f"(mv {path} {path}.damaged) and rerun the same command, which then starts a new file"
+    )
 
 
 def _remove_stale_partials(path: Path) -> None:
@@ -145,10 +167,40 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+# One id per process: which command is writing a group that it saves again and again.
+WRITER = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+
+
+def claim_group(f: h5py.File, name: str) -> None:
+    """Mark ``name`` as being written by this process (see :func:`owned_group`)."""
+    f[name].attrs["writer"] = WRITER
+
+
+def owned_group(f: h5py.File, name: str) -> h5py.Group:
+    """``f[name]`` if this process still owns it; otherwise a clear error.
+
+    Two commands that write the same group of one file at once (same ``--name`` and
+    ``--out``) would mix their points; the one whose group was taken over stops here, and the
+    group stays as the other one writes it.
+    """
+    group = f.get(name)
+    owner = None if group is None else group.attrs.get("writer")
+    if isinstance(owner, bytes):
+        owner = owner.decode()
+    if owner != WRITER:
+        who = "deleted" if group is None else f"taken over by another landscape command ({_describe_writer(owner)})"
+        raise UserError(
+            f"{name} in {f.filename} was {who} while this command was writing it; two commands cannot "
+            "write the same group of one file at once: this one stops and the group holds what the other "
+            "writes; give each command its own --name or --out"
+        )
+    return group
+
+
+def _describe_writer(owner: Any) -> str:
+    host, _, rest = str(owner or "").partition(":")
+    pid = rest.partition(":")[0]
+    return f"process {pid} on {host}" if pid else "unknown process"
 
 
 def _stamp_root(f: h5py.File, command: list[str] | None) -> None:
@@ -224,9 +276,13 @@ def read_attrs(obj: h5py.Group | h5py.Dataset) -> dict[str, Any]:
 
 
 def write_dataset(group: h5py.Group, name: str, data: Any, **attrs: Any) -> h5py.Dataset:
+    """A dataset with attributes; numeric arrays carry a Fletcher-32 checksum per chunk, so that
+    a bit flipped on disk is a read error (naming the file) instead of a silently wrong value."""
     if name in group:
         del group[name]
-    dataset = group.create_dataset(name, data=np.asarray(data))
+    array = np.asarray(data)
+    checksummed = array.ndim >= 1 and array.size > 0 and array.dtype.kind in "biuf"
+    dataset = group.create_dataset(name, data=array, fletcher32=checksummed)
     set_attrs(dataset, **attrs)
     return dataset
 

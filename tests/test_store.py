@@ -57,7 +57,7 @@ def test_failed_transaction_leaves_old_file_untouched_and_no_temp(tmp_path):
         del f["g"]
         raise RuntimeError("killed halfway")
     assert path.read_bytes() == before
-    assert sorted(os.listdir(tmp_path)) == ["out.h5"]
+    assert sorted(os.listdir(tmp_path)) == [".out.h5.lock", "out.h5"]  # the writers' lock stays
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 
-from landscape import __version__
+from landscape import __version__, interrupt
 from landscape.errors import UserError
 
 COMMANDS = (
@@ -89,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     parser, subparsers = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug
+    with interrupt.handling():
+        return _run(args, argv, parser, subparsers, debug)
+
+
+def _run(args, argv, parser, subparsers, debug: bool) -> int:
     try:
         if getattr(args, "config", None):
             from landscape.config_file import read_config_file
@@ -104,9 +109,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"landscape: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("landscape: error: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # interrupt.Interrupted, or a Ctrl-C before the handlers
+        name = exc.name if isinstance(exc, interrupt.Interrupted) else "SIGINT"
+        on_disk = interrupt.saved()
+        saved = f"saved {on_disk}" if on_disk else "nothing had been saved yet"
+        print(f"landscape: stopped by {name}; {saved}; rerun the same command to resume", file=sys.stderr)
+        return exc.exit_status if isinstance(exc, interrupt.Interrupted) else 130
     except Exception as exc:  # one line for the unexpected too; --debug shows where
         if debug:
             raise

@@ -112,8 +112,13 @@ def run(args: argparse.Namespace) -> int:
         result = InterpolationResult.empty(segment, alpha, measure.names)
         with store.transaction(out) as f:
             write_interpolation_group(f, group_path, result, targets, args, config, setup)
+            store.claim_group(f, group_path)
 
-    saver = PeriodicSaver(out, args.save_every)
+    saver = PeriodicSaver(out, args.save_every, group_path, lambda: int(result.done.sum()), result.done.size)
+    if previous is not None:
+        saver.claim()
+    else:
+        saver._note_saved()
 
     def update(f) -> None:
         write_results(f[group_path], result)

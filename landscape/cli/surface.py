@@ -152,9 +152,21 @@ def run(args: argparse.Namespace) -> int:
         pca_info = extras.get("trajectory")
         with store.transaction(out) as f:
             write_surface_group(f, group_path, result, directions, extras, args, centre, config, setup)
+            store.claim_group(f, group_path)
 
-    saver = PeriodicSaver(out, args.save_every)
     reporter = cli_reporter()
+    def finished() -> int:
+        done = int(result.done.sum())
+        if pca_info is not None:
+            done += int(pca_info["done"].sum() + pca_info["projected_done"].sum())
+        return done
+
+    total = result.done.size + (0 if pca_info is None else pca_info["done"].size + pca_info["projected_done"].size)
+    saver = PeriodicSaver(out, args.save_every, group_path, finished, total)
+    if previous is not None:
+        saver.claim()
+    else:
+        saver._note_saved()
     if pca_info is not None and not (pca_info["done"].all() and pca_info["projected_done"].all()):
         started = time.monotonic()
 
@@ -379,7 +391,7 @@ def write_surface_group(f, group_path, result, directions, extras, args, centre,
         dg = g.create_group(f"directions/{axis}")
         store.set_attrs(dg, seed=args.seed, kind=args.directions, norm=config["norm"], ignore=args.ignore)
         for pname, tensor in direction.items():
-            dg.create_dataset(pname, data=tensor.detach().cpu().numpy())
+            store.write_dataset(dg, pname, tensor.detach().cpu().numpy())
     if "explained_variance_ratio" in extras:
         comp = store.write_dataset(g, "component", np.array([1, 2]))
         comp.make_scale("component")
@@ -427,7 +439,18 @@ def update_metrics(f, group_path, metrics, done, *, seconds: float) -> None:
 
 def read_previous(out: Path, group_path: str, sha256: str, config: dict):
     """The stored state of an earlier run of the same command, or None (absent or different:
-    the group is then replaced)."""
+    the group is then replaced). A damaged file is an error that names it: starting afresh
+    would throw its finished points away."""
+    from landscape import store
+    from landscape.errors import UserError
+
+    try:
+        return _read_previous(out, group_path, sha256, config)
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise UserError(store.corrupt_message(out, exc)) from exc
+
+
+def _read_previous(out: Path, group_path: str, sha256: str, config: dict):
     import h5py
     import numpy as np
     import torch
@@ -483,11 +506,27 @@ def _changed_keys(old, new) -> list[str]:
 
 class PeriodicSaver:
     """Runs ``write(f)`` inside a store transaction at most every few seconds; the interval grows
-    to 20x the cost of one save, so that copying a large file never dominates the run."""
+    to 20x the cost of one save, so that copying a large file never dominates the run.
 
-    def __init__(self, out: Path, every: float) -> None:
-        self.out, self.every = out, every
-        self.last, self.cost, self.pending = time.monotonic(), 0.0, False
+    ``group`` is claimed for this process (:func:`landscape.store.claim_group`) and every save
+    checks the claim, so that a second command writing the same group stops with a clear error
+    instead of mixing its points into another grid. ``finished()`` counts the finished points:
+    a stop signal's message says how many are on disk, a failed save how many were not saved.
+    """
+
+    def __init__(self, out: Path, every: float, group: str, finished, total: int) -> None:
+        self.out, self.every, self.group = out, every, group
+        self.finished, self.total = finished, total
+        self.last, self.cost, self.pending, self.failed = time.monotonic(), 0.0, False, False
+        self.saved = finished()
+
+    def claim(self) -> None:
+        """Make the group this process's (a resumed run takes over what an earlier one left)."""
+        from landscape import store
+
+        with store.transaction(self.out) as f:
+            store.claim_group(f, self.group)
+        self._note_saved()
 
     def save(self, write) -> None:
         self.pending = True
@@ -496,13 +535,36 @@ class PeriodicSaver:
 
     def flush(self, write) -> None:
         from landscape import store
+        from landscape.atomic import WriteError
+
+        if self.failed:
+            return  # the error is on its way up; do not try again from every finally block
+        from landscape import interrupt
 
         started = time.monotonic()
-        with store.transaction(self.out) as f:
-            write(f)
-        self.last = time.monotonic()
-        self.cost = self.last - started
-        self.pending = False
+        count = self.finished()
+        with interrupt.held():  # a stop signal during the save acts after the bookkeeping below
+            try:
+                with store.transaction(self.out) as f:
+                    store.owned_group(f, self.group)
+                    write(f)
+            except WriteError as exc:
+                self.failed = True
+                exc.lost = (f"{count - self.saved} points finished since the last save "
+                            f"({time.monotonic() - self.last:.0f} s ago) could not be saved")
+                raise
+            except BaseException:
+                self.failed = True
+                raise
+            self.last = time.monotonic()
+            self.cost = self.last - started
+            self.pending, self.saved = False, count
+            self._note_saved()
+
+    def _note_saved(self) -> None:
+        from landscape import interrupt
+
+        interrupt.note_saved(f"{self.out}:{self.group} with {self.saved} of {self.total} points done")
 
 
 class Setup:

@@ -12,8 +12,6 @@ import html
 import io
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,14 +268,8 @@ def write_report(sources: Sequence[Source], jobs: Sequence[FigureJob], out_dir: 
     out_dir = Path(out_dir)
     page = build_html(sources, jobs, dpi)
     out_dir.mkdir(parents=True, exist_ok=True)
+    from landscape.atomic import write_atomic
+
     target = out_dir / REPORT_NAME
-    fd, tmp = tempfile.mkstemp(prefix=f".{REPORT_NAME}.", suffix=".partial", dir=out_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(page)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(target, page.encode("utf-8"))
     return target

@@ -8,8 +8,7 @@ figure returned to a notebook displays like any other.
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
+import io
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
@@ -120,22 +119,19 @@ def parse_formats(text: str) -> list[str]:
 
 
 def save_figure(fig: Figure, stem: str | Path, formats: Iterable[str] = ("png",), dpi: int = 200) -> list[Path]:
-    """Write ``stem.<format>`` for every format, each atomically (temp file + ``os.replace``)."""
+    """Write ``stem.<format>`` for every format, each atomically (:func:`landscape.atomic.write_atomic`:
+    rendered in memory, so a full disk is one clear error and an older figure stays whole)."""
+    from landscape.atomic import write_atomic
+
     stem = Path(stem)
     written = []
     with matplotlib.rc_context(RC):
         for fmt in formats:
             target = stem.with_name(f"{stem.name}.{fmt}")
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-            os.close(fd)
-            try:
-                # dpi also sets the resolution of rasterized artists (dense fills) in PDF/SVG.
-                fig.savefig(tmp, format=fmt, dpi=dpi, metadata=_metadata(fmt))
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, target)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            buffer = io.BytesIO()
+            # dpi also sets the resolution of rasterized artists (dense fills) in PDF/SVG.
+            fig.savefig(buffer, format=fmt, dpi=dpi, metadata=_metadata(fmt))
+            write_atomic(target, buffer.getbuffer())
             written.append(target)
     return written
 

@@ -10,6 +10,7 @@ are bit-identical.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from landscape import interrupt
+from landscape.atomic import WriteError, write_error
+from landscape.checkpoint import save_checkpoint
 from landscape.data import Data, augment_batch, batches, load_dataset
 from landscape.devices import make_deterministic, resolve_dtype, seed_everything
 from landscape.errors import UserError
@@ -265,15 +269,54 @@ def train(
         return run_files.list_checkpoints(run_dir)
 
     steps = steps_per_epoch(train_x.shape[0], config.batch_size)
+    saved = _Saved(run_dir, trainer.epoch, config.epochs)
     with _reporter(progress).phase(
         "train", config.epochs * steps, unit="steps", initial=trainer.epoch * steps
     ) as phase:
-        while trainer.epoch < config.epochs:
-            _run_one_epoch(trainer, run_dir, train_x, train_y, test_x, test_y, phase)
+        try:
+            while trainer.epoch < config.epochs:
+                _run_one_epoch(trainer, run_dir, train_x, train_y, test_x, test_y, phase, saved)
+        except interrupt.Interrupted:
+            # A stop signal mid-epoch: the epoch under way is dropped (its data order and random
+            # streams cannot be resumed half-way), the last finished one is saved if it is not yet.
+            if saved.pending is not None:
+                saved.write(saved.pending)
+            raise
     return run_files.list_checkpoints(run_dir)
 
 
-def _run_one_epoch(trainer: Trainer, run_dir: Path, train_x, train_y, test_x, test_y, phase) -> None:
+class _Saved:
+    """Which epoch is on disk: for the stop message, and for what a failed save loses."""
+
+    def __init__(self, run_dir: Path, epoch: int, epochs: int) -> None:
+        self.run_dir, self.epoch, self.epochs = run_dir, epoch, epochs
+        self.pending: dict[str, Any] | None = None  # a finished epoch's checkpoint, in memory only
+        if epoch:
+            interrupt.note_saved(f"{run_dir} up to epoch {epoch} of {epochs}")
+
+    def write(self, payload: dict[str, Any]) -> Path:
+        path = self.run_dir / run_files.checkpoint_name(payload["epoch"], payload["phase"])
+        try:
+            if not self.run_dir.is_dir():  # vanished mid-run: say so, do not start it afresh
+                raise write_error(FileNotFoundError(errno.ENOENT, "gone"), path, 0)
+            save_checkpoint(path, payload)
+        except WriteError as exc:
+            exc.lost = self.lost(payload["epoch"])
+            raise
+        self.epoch, self.pending = payload["epoch"], None
+        interrupt.note_saved(f"{path} (epoch {self.epoch} of {self.epochs})")
+        return path
+
+    def lost(self, epoch: int) -> str:
+        first = self.epoch + 1
+        epochs = f"epoch {epoch}" if first >= epoch else f"epochs {first}-{epoch}"
+        return f"{epochs} finished since the last checkpoint (epoch {self.epoch}) could not be saved"
+
+
+def _run_one_epoch(
+    trainer: Trainer, run_dir: Path, train_x, train_y, test_x, test_y, phase, saved: _Saved
+) -> None:
+    """One epoch; a checkpoint that is not due is kept in ``saved.pending`` for a stop signal."""
     config = trainer.config
     epoch = trainer.epoch
     current = trainer.phase(epoch)
@@ -301,27 +344,33 @@ def _run_one_epoch(trainer: Trainer, run_dir: Path, train_x, train_y, test_x, te
     trainer.model.train()
     seconds = time.perf_counter() - start
 
-    trainer.epoch = epoch + 1
-    record = {
-        "epoch": trainer.epoch,
-        "phase": current,
-        "lr": lr,
-        "train_loss": stats.loss,
-        "train_acc": stats.accuracy,
-        "test_loss": test_loss,
-        "test_acc": test_acc,
-        "seconds": round(seconds, 4),
-    }
-    trainer.history.append(record)
-    run_files.append_metrics(run_dir, record)
-    if is_save_epoch(
-        trainer.epoch,
-        epochs=config.epochs,
-        save_every=config.save_every,
-        sam_start=config.sam_start,
-        sam_end=config.sam_end,
-    ):
-        _save(trainer, run_dir, current)
+    with interrupt.held():  # the epoch's record and checkpoint land together, or neither
+        trainer.epoch = epoch + 1
+        record = {
+            "epoch": trainer.epoch,
+            "phase": current,
+            "lr": lr,
+            "train_loss": stats.loss,
+            "train_acc": stats.accuracy,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "seconds": round(seconds, 4),
+        }
+        trainer.history.append(record)
+        try:
+            run_files.append_metrics(run_dir, record)
+        except WriteError as exc:
+            exc.lost = saved.lost(trainer.epoch)
+            raise
+        saved.pending = _checkpoint(trainer, current)
+        if is_save_epoch(
+            trainer.epoch,
+            epochs=config.epochs,
+            save_every=config.save_every,
+            sam_start=config.sam_start,
+            sam_end=config.sam_end,
+        ):
+            saved.write(saved.pending)
 
     message = (
         f"epoch {trainer.epoch}/{config.epochs} {current} lr {lr:.4g} "
@@ -334,9 +383,8 @@ def _run_one_epoch(trainer: Trainer, run_dir: Path, train_x, train_y, test_x, te
         log.info(message)
 
 
-def _save(trainer: Trainer, run_dir: Path, current_phase: str) -> Path:
-    return run_files.save_run_checkpoint(
-        run_dir,
+def _checkpoint(trainer: Trainer, current_phase: str) -> dict[str, Any]:
+    return run_files.run_checkpoint_payload(
         arch=trainer.config.arch,
         model=trainer.model,
         epoch=trainer.epoch,

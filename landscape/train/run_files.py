@@ -17,16 +17,15 @@ reads the whole checkpoint.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from landscape.atomic import write_atomic, write_error
 from landscape.checkpoint import FORMAT, VERSION, read_torch_object, save_checkpoint
 from landscape.errors import UserError
 
@@ -55,17 +54,7 @@ def remove_partial_files(run_dir: Path) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, text.encode("utf-8"))
 
 
 def read_config_file(run_dir: Path) -> dict[str, Any] | None:
@@ -89,9 +78,16 @@ def rewrite_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
-    with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record) + "\n")
-        fh.flush()
+    """One line more; a line cut short by a full disk is dropped again on resume (the
+    checkpoint's history is the truth, see :func:`rewrite_metrics`)."""
+    path = run_dir / METRICS_FILE
+    line = json.dumps(record) + "\n"
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+    except OSError as exc:
+        raise write_error(exc, path, len(line)) from None
 
 
 # ----------------------------------------------------------------------------- random states
@@ -138,8 +134,13 @@ def _to_cpu(obj: Any) -> Any:
     return obj
 
 
-def save_run_checkpoint(
-    run_dir: Path,
+def save_run_checkpoint(run_dir: Path, **state: Any) -> Path:
+    """Write ``epoch-XXX-<phase>.pt`` in the checkpoint format of docs/file-format.md, atomically."""
+    payload = run_checkpoint_payload(**state)
+    return save_checkpoint(run_dir / checkpoint_name(payload["epoch"], payload["phase"]), payload)
+
+
+def run_checkpoint_payload(
     *,
     arch: str,
     model: torch.nn.Module,
@@ -151,11 +152,13 @@ def save_run_checkpoint(
     rng: dict[str, Any],
     history: list[dict[str, Any]],
     extra: dict[str, Any] | None = None,
-) -> Path:
-    """Write ``epoch-XXX-<phase>.pt`` in the checkpoint format of docs/file-format.md, atomically."""
+) -> dict[str, Any]:
+    """The checkpoint of a training state in the format of docs/file-format.md, everything copied
+    to the CPU (the state may go on changing: the loop keeps the last finished epoch's to save it
+    when a stop signal comes)."""
     from landscape import __version__
 
-    payload = {
+    return {
         "format": FORMAT,
         "version": VERSION,
         "landscape_version": __version__,
@@ -170,7 +173,6 @@ def save_run_checkpoint(
         "history": [dict(r) for r in history],
         **(extra or {}),
     }
-    return save_checkpoint(run_dir / checkpoint_name(epoch, phase), payload)
 
 
 def load_run_checkpoint(path: Path) -> dict[str, Any]:
