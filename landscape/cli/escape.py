@@ -75,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
     import time
     from pathlib import Path
 
@@ -110,8 +111,12 @@ def run(args: argparse.Namespace) -> int:
         fit_window=args.fit_window,
     )
     seconds = time.monotonic() - started
-    name = store.safe_group_name(args.name or target.stem)
     with store.transaction(out) as f:
+        name, exists = store.claim_group_name(f, "escape", args.name or target.stem, [target.sha256],
+                                              where=f" in {out}")
+        if exists:
+            logging.getLogger("landscape.escape").warning(
+                "replacing escape/%s in %s: the same checkpoint, analysed again", name, out)
         store.write_escape_group(f, name, result, provenance(
             target, split="train", samples=x.shape[0], bn_mode=args.bn_mode, dtype=args.dtype,
             seed=args.seed, seconds=seconds, config=result.params,

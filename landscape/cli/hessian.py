@@ -22,10 +22,13 @@ from landscape.cli.common import (
 HELP = "Hessian top-k/bottom-k eigenvalues (Lanczos), trace (Hutch++) and spectral density (SLQ)"
 DESCRIPTION = """\
 Curvature of the mean loss over a fixed, seeded subset of a data split (no augmentation),
-summed exactly over batches. Results go to hessian/<checkpoint-stem>/ of the result file:
+summed exactly over batches. Results go to hessian/<run>_<stem>/ of the result file (run =
+the checkpoint's folder, so the final checkpoints of two runs never share a name):
 eigenvalues (descending) and residuals ||Hv - lambda v||, optional bottom_eigenvalues
 (ascending), eigenvectors/<parameter> (k, ...), trace and trace_stderr, hvp_count, and
-density/{grid,values,nodes,weights}. Re-running replaces only these groups.
+density/{grid,values,nodes,weights}. Re-running on the same checkpoint replaces its group
+(said on stderr); a group holding another checkpoint's result is never replaced (NAME-2 is
+written instead).
 
 Eigenvalues stop when every residual <= tol * |lambda| (Lanczos, full reorthogonalisation),
 or with --stop gap when every eigenvalue error bound min(r, r^2/gap) <= tol * |lambda|
@@ -164,8 +167,8 @@ def run(args: argparse.Namespace) -> int:
         started = time.monotonic()
         result = analyse(target.model, loss_fn, x, y, args, weight_decay_of(args, target.config), log)
         seconds = time.monotonic() - started
-        write_result(out, target, result, args, data, x.shape[0], seconds)
-        rows.append((target, result))
+        name = write_result(out, target, result, args, data, x.shape[0], seconds)
+        rows.append((name, target, result))
         log.info("%s: %d products in %.1f s (%s)", target.path, result["hvp_count"], seconds,
                  result["cost_note"])
     sys.stderr.flush()  # log lines first, then the results, each on its own lines
@@ -227,7 +230,9 @@ def _per_parameter(op, vectors) -> dict:
     return {name: torch.stack([d[name] for d in per_vector]) for name in op.names}
 
 
-def write_result(out, target, result: dict, args, data, samples: int, seconds: float) -> None:
+def write_result(out, target, result: dict, args, data, samples: int, seconds: float) -> str:
+    """Store one checkpoint's result in ``hessian/<name>``; returns the name used."""
+    import logging
     import math
 
     import numpy as np
@@ -246,7 +251,11 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
         "density_steps": args.density_steps, "density_sigma": args.density_sigma,
     }
     with store.transaction(out) as f:
-        group = store.replace_group(f, f"hessian/{target.stem}")
+        name, exists = store.claim_group_name(f, "hessian", target.stem, [target.sha256], where=f" in {out}")
+        if exists:
+            logging.getLogger("landscape.hessian").warning(
+                "replacing hessian/%s in %s: the same checkpoint, analysed again", name, out)
+        group = store.replace_group(f, f"hessian/{name}")
         store.set_provenance(group, provenance(
             target, split=args.split, samples=samples, bn_mode=args.bn_mode, dtype=args.dtype,
             seed=args.seed, seconds=seconds, config=config,
@@ -283,19 +292,20 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
             store.write_dataset(folder, "weights", density.weights)
             store.set_attrs(folder, sigma=density.sigma, runs=density.nodes.shape[0],
                             steps=density.nodes.shape[1], hvp_count=density.hvp_count)
+    return name
 
 
 def summary_table(rows, top_k: int) -> str:
     """checkpoint | epoch | phase | lambda_1..k | trace +- stderr, as aligned text."""
     header = ["checkpoint", "epoch", "phase"] + [f"lambda{i + 1}" for i in range(top_k)] + ["trace"]
     lines = [header]
-    for target, result in rows:
+    for name, target, result in rows:
         eig = result.get("top")
         values = [f"{v:.5g}" for v in eig.eigenvalues] if eig is not None else []
         values += [""] * (top_k - len(values))
         trace = result.get("trace")
         trace_text = f"{trace.trace:.5g} +- {trace.stderr:.2g}" if trace else "-"
         epoch = "" if target.epoch is None else str(target.epoch)
-        lines.append([target.stem, epoch, target.phase or "", *values, trace_text])
+        lines.append([name, epoch, target.phase or "", *values, trace_text])
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines)
