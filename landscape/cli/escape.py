@@ -16,6 +16,7 @@ from landscape.cli.common import (
     nonnegative_int,
     positive_float,
     positive_int,
+    state_default,
 )
 
 HELP = "SAM escape dynamics from a checkpoint: distance, loss, lambda_max per step, growth rate"
@@ -67,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--name", help="result name under escape/ (default: the checkpoint stem)")
     add_model_source(parser)
     add_data_source(parser, splits="train")
+    state_default(parser, "--samples", str(DEFAULT_SAMPLES))
+    state_default(parser, "--batch-size", "512")
     add_device(parser)
     add_dtype(parser)
     add_seed(parser)

@@ -17,6 +17,7 @@ from landscape.cli.common import (
     nonnegative_int,
     positive_float,
     positive_int,
+    state_default,
 )
 
 HELP = "Hessian top-k/bottom-k eigenvalues (Lanczos), trace (Hutch++) and spectral density (SLQ)"
@@ -92,6 +93,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="label smoothing of the cross-entropy (default: 0)")
     add_model_source(parser)
     add_data_source(parser, splits="train")
+    state_default(parser, "--samples", f"{DEFAULT_SAMPLES}, or the whole split if smaller")
+    state_default(parser, "--batch-size", str(DEFAULT_BATCH_SIZE))
     add_device(parser)
     add_dtype(parser)
     add_seed(parser)

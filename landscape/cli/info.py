@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also build the model and load the weights (implied by --arch)",
     )
     add_model_source(parser)
-    add_data_source(parser)
+    add_data_source(parser, subset=False)
     add_config(parser)
 
 

@@ -18,6 +18,7 @@ from landscape.cli.common import (
     add_out,
     nonnegative_float,
     parse_grid,
+    state_default,
 )
 
 log = logging.getLogger("landscape.surface")
@@ -60,6 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config(parser)
     add_model_source(parser)
     add_data_source(parser, splits="train,test")
+    state_default(parser, "--samples", f"{DEFAULT_SAMPLES} per split")
+    state_default(parser, "--batch-size", "500, or the subset size if smaller")
     parser.set_defaults(samples=DEFAULT_SAMPLES)
 
 

@@ -15,6 +15,7 @@ from landscape.cli.common import (
     nonnegative_float,
     positive_float,
     positive_int,
+    state_default,
 )
 
 HELP = "worst-case, adaptive, average-case sharpness, gradient and Fisher-Rao norms, lambda_max, trace"
@@ -79,6 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="BatchNorm statistics: running (eval) or per batch (train) (default: eval)")
     add_model_source(parser)
     add_data_source(parser, splits="train")
+    state_default(parser, "--samples", str(DEFAULT_SAMPLES))
+    state_default(parser, "--batch-size", "512")
     add_device(parser)
     add_dtype(parser)
     add_seed(parser)

@@ -24,6 +24,7 @@ from landscape.cli.common import (
     add_seed,
     nonnegative_float,
     parse_grid,
+    state_default,
 )
 
 log = logging.getLogger("landscape.surface")
@@ -94,6 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config(parser)
     add_model_source(parser)
     add_data_source(parser, splits="train")
+    state_default(parser, "--samples", f"{DEFAULT_SAMPLES} per split")
+    state_default(parser, "--batch-size", "500, or the subset size if smaller")
     parser.set_defaults(samples=DEFAULT_SAMPLES)
 
 
