@@ -122,7 +122,7 @@ def test_model_and_data_flags_become_sources():
 
     parser, _ = cli.build_parser()
     args = parser.parse_args([
-        "info", "x.pt", "--arch", "cnn", "--arch-kwargs", '{"width": 8}', "--num-classes", "3",
+        "hessian", "x.pt", "--arch", "cnn", "--arch-kwargs", '{"width": 8}', "--num-classes", "3",
         "--trust-checkpoint", "--non-strict", "--ema", "--dataset", "cifar10", "--data-dir", "d",
         "--mean", "0.5,0.4,0.3", "--std", "0.2", "--loss", "mse",
     ])
