@@ -303,6 +303,73 @@ def safe_group_name(text: str) -> str:
     return "_" + cleaned if cleaned.startswith(".") else cleaned
 
 
+def checkpoint_label(path: str | Path) -> str:
+    """The result name of a checkpoint: its run (the folder holding it) and its file stem.
+
+    Every landscape run ends in a file of the same name (``epoch-060-sam.pt``), so the stem
+    alone would let seed 1's results overwrite seed 0's; ``<run>_<stem>`` tells them apart.
+    The folder name is taken from the absolute path (``./model.pt`` is named after the current
+    folder) without resolving links, so the name is the one the user sees.
+    """
+    path = Path(path)
+    run = Path(os.path.abspath(path)).parent.name
+    return safe_group_name(f"{run}_{path.stem}" if run else path.stem)
+
+
+def group_checkpoints(group: h5py.Group) -> list[str]:
+    """The SHA-256 of the checkpoint(s) a result group was computed from (several for an
+    interpolation path)."""
+    shas = group.attrs.get("checkpoint_sha256s")
+    if shas is not None:
+        if isinstance(shas, bytes):
+            shas = shas.decode()
+        return [str(s) for s in json.loads(shas)] if isinstance(shas, str) else [str(s) for s in shas]
+    sha = group.attrs.get("checkpoint_sha256")
+    if isinstance(sha, bytes):
+        sha = sha.decode()
+    return [str(sha)] if sha else []
+
+
+def claim_group_name(f: h5py.File | None, kind: str, base: str, sha256s: list[str], *, where: str = "") -> tuple[str, bool]:
+    """The name under ``kind/`` for a result of the checkpoint(s) ``sha256s``: ``base``, unless
+    that group holds a result of other checkpoints; then ``base-2``, ``base-3``, ... .
+
+    Returns ``(name, exists)``; ``exists`` means the group holds the same checkpoint(s), analysed
+    before (perhaps with other options), and is replaced or resumed by the caller. A result is
+    never replaced by another checkpoint's: the detour is said on stderr.
+    """
+    import logging
+
+    log = logging.getLogger("landscape.store")
+    base = safe_group_name(base)
+    wanted = [str(s) for s in sha256s]
+    n = 1
+    while True:
+        name = base if n == 1 else f"{base}-{n}"
+        path = f"{kind}/{name}"
+        if f is None or path not in f:
+            break
+        if group_checkpoints(f[path]) == wanted:
+            if n > 1:
+                log.info("%s/%s holds another checkpoint's result; using %s%s", kind, base, path, where)
+            return name, True
+        n += 1
+    if n > 1:
+        held = str(f[f"{kind}/{base}"].attrs.get("checkpoint", "another checkpoint"))
+        log.warning("%s/%s%s holds the result of another checkpoint (%s); writing %s instead",
+                    kind, base, where, held, path)
+    return name, False
+
+
+def claim_group_name_in(path: str | Path, kind: str, base: str, sha256s: list[str]) -> tuple[str, bool]:
+    """:func:`claim_group_name` in the result file at ``path`` (which need not exist yet)."""
+    path = Path(path)
+    if not path.exists():
+        return safe_group_name(base), False
+    with h5py.File(path, "r") as f:
+        return claim_group_name(f, kind, base, sha256s, where=f" in {path}")
+
+
 def write_sharpness_group(f, stem: str, computed, provenance_attrs: dict) -> None:
     """``sharpness/<stem>/<measure>``: one scalar dataset per measure, its parameters as attrs.
 

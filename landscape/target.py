@@ -22,7 +22,7 @@ from landscape.checkpoint import LoadedCheckpoint, check_finite, file_sha256, lo
 from landscape.data import Data, load_dataset
 from landscape.errors import UserError
 from landscape.state_fit import align_prefix, fit_state_dict, mismatch_summary
-from landscape.store import safe_group_name
+from landscape.store import checkpoint_label, safe_group_name
 
 __all__ = [
     "DataSource", "ModelSource", "Target", "align_prefix", "build_model_for", "check_model_fits_data",
@@ -71,13 +71,13 @@ class Target:
     phase: str | None
     config: dict
     checkpoint: LoadedCheckpoint  # its state_dict is emptied: the weights are in ``model``
-    label: str | None = None  # set by load_targets when two checkpoints share a file stem
+    label: str | None = None  # the result name, <run>_<stem> (landscape.store.checkpoint_label)
     load_report: dict = field(default_factory=dict)
 
     @property
     def stem(self) -> str:
-        """Group name for this checkpoint's results (``hessian/<stem>``)."""
-        return safe_group_name(self.label or self.path.stem)
+        """Group name for this checkpoint's results (``hessian/<run>_<stem>``)."""
+        return safe_group_name(self.label or checkpoint_label(self.path))
 
 
 def load_targets(
@@ -102,9 +102,8 @@ def load_targets(
     # Cheap checks first: every file is read (safely) before data are loaded.
     loaded = [load_checkpoint(p, trust=model_source.trust, ema=model_source.ema) for p in paths]
     data = load_data(data_source, loaded)
-    labels = _labels(paths)
     targets = []
-    for path, ckpt, label in zip(paths, loaded, labels):
+    for path, ckpt in zip(paths, loaded):
         model, arch, report = build_model_for(ckpt, model_source, data)
         model = model.to(device=device, dtype=dtype).eval()
         # The weights now live in the model; dropping the checkpoint's copy halves the memory
@@ -121,26 +120,11 @@ def load_targets(
                 phase=ckpt.phase,
                 config=ckpt.config,
                 checkpoint=ckpt,
-                label=label,
+                label=checkpoint_label(path),
                 load_report=report,
             )
         )
     return targets, data
-
-
-def _labels(paths: list[Path]) -> list[str | None]:
-    """Group names are file stems; when stems collide, the parent folder is prepended."""
-    stems = [p.stem for p in paths]
-    out: list[str | None] = []
-    for p in paths:
-        if stems.count(p.stem) == 1:
-            out.append(None)
-            continue
-        label = f"{p.parent.name}_{p.stem}" if p.parent.name else p.stem
-        out.append(label)
-    if len(set(str(o) for o in out if o is not None)) != len([o for o in out if o is not None]):
-        out = [f"{i}_{p.stem}" if o is not None else None for i, (p, o) in enumerate(zip(paths, out))]
-    return out
 
 
 # ----------------------------------------------------------------------------------------- data

@@ -60,7 +60,9 @@ def outputs_match(target, reference, data, dtype=torch.float32):
 def test_landscape_checkpoint_needs_no_flags(tmp_path, cnn, digits, dtype):
     save_checkpoint(tmp_path / "epoch-004-sgd.pt", landscape_payload(cnn))
     [target], data = load_targets(tmp_path / "epoch-004-sgd.pt", ModelSource(), DataSource(), "cpu", dtype)
-    assert (target.arch, target.epoch, target.phase, target.stem) == ("cnn-bn", 4, "sgd", "epoch-004-sgd")
+    assert (target.arch, target.epoch, target.phase, target.stem) == (
+        "cnn-bn", 4, "sgd", f"{tmp_path.name}_epoch-004-sgd"
+    )
     assert data.name == "digits" and not target.model.training
     assert next(target.model.parameters()).dtype == dtype
     assert outputs_match(target, cnn, data, dtype)

@@ -9,9 +9,11 @@ Command modules import torch, h5py and matplotlib only inside ``run`` so that
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import os
+import re
 import sys
 
 from landscape import __version__, interrupt
@@ -32,10 +34,46 @@ COMMANDS = (
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line, like every other error (exit status 2, as argparse's)."""
+    """Usage errors as one line, like every other error (exit status 2, as argparse's), with
+    the fix when we can tell it: ``--x=-1:1:51`` for a value that starts with '-', the nearest
+    flag or command for a typo, and the help of the command that was meant."""
+
+    argv: list[str] = []  # the command line being parsed, for the hints (set by main)
+    subparsers: dict[str, argparse.ArgumentParser] = {}
 
     def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"landscape: error: {message} (see '{self.prog} --help')\n")
+        prog, hint = self.prog, ""
+        command = next((a for a in self.argv if a in self.subparsers), None)
+        if prog == "landscape" and command is not None:
+            prog = f"landscape {command}"
+        if match := re.match(r"argument (--[\w-]+)(?:/[\w-]+)*: expected one argument", message):
+            hint = _negative_value_hint(match.group(1), self.argv)
+        elif match := re.match(r"unrecognized arguments: (.*)", message):
+            options = self.subparsers[command] if command else self
+            hint = _did_you_mean(match.group(1).split()[0].split("=")[0], _option_strings(options))
+        elif match := re.match(r"argument COMMAND: invalid choice: '([^']*)'", message):
+            hint = _did_you_mean(match.group(1), list(self.subparsers))
+            message = f"unknown command '{match.group(1)}'"
+        self.exit(2, f"landscape: error: {message}{hint} (see '{prog} --help')\n")
+
+
+def _negative_value_hint(flag: str, argv: list[str]) -> str:
+    """``--x -1:1:51``: argparse takes ``-1:1:51`` for a flag; the value must follow '='."""
+    for i, arg in enumerate(argv[:-1]):
+        if arg == flag and argv[i + 1].startswith("-"):
+            return f"; a value starting with '-' needs '=': write {flag}={argv[i + 1]}"
+    return ""
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    return [s for action in parser._actions for s in action.option_strings if s.startswith("--")]
+
+
+def _did_you_mean(word: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(word, candidates, n=2, cutoff=0.75)
+    if not close and word.startswith("--"):  # an abbreviation of a longer flag: --sampl -> --samples
+        close = [c for c in candidates if c.startswith(word)][:3]
+    return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
 def _global_flags(default=0) -> argparse.ArgumentParser:
@@ -87,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, subparsers = build_parser()
+    if not argv:  # bare `landscape`: what it can do, rather than "COMMAND is required"
+        parser.print_help()
+        return 0
+    _Parser.argv, _Parser.subparsers = argv, subparsers
     args = parser.parse_args(argv)
     debug = args.debug
     with interrupt.handling():

@@ -135,17 +135,20 @@ def add_model_source(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ema", action="store_true", help="use the EMA weights of a checkpoint that has them")
 
 
-def add_data_source(parser: argparse.ArgumentParser, splits: str = "train") -> None:
+def add_data_source(parser: argparse.ArgumentParser, splits: str = "train", *, subset: bool = True) -> None:
+    """The data flags; ``subset=False`` leaves out the analysis ones (loss, split, samples,
+    batch size) for commands that only load the data."""
     group = parser.add_argument_group("data")
     group.add_argument(
         "--dataset", choices=["digits", "cifar10", "cifar100"], help="dataset (default: the checkpoint's, else digits)"
     )
     group.add_argument("--data", metavar="FILE.py:factory", help="user data factory returning a Dataset or (inputs, targets)")
     group.add_argument("--data-dir", metavar="DIR", help="folder holding the CIFAR files (default: ./data)")
-    group.add_argument("--loss", choices=LOSS_NAMES, default="cross-entropy", help=LOSS_HELP)
-    group.add_argument("--split", default=splits, help=f"data split(s) to evaluate on (default: {splits})")
-    group.add_argument("--samples", type=positive_int, help="number of examples in the fixed analysis subset")
-    group.add_argument("--batch-size", type=positive_int, help="evaluation batch size")
+    if subset:
+        group.add_argument("--loss", choices=LOSS_NAMES, default="cross-entropy", help=LOSS_HELP)
+        group.add_argument("--split", default=splits, help=f"data split(s) to evaluate on (default: {splits})")
+        group.add_argument("--samples", type=positive_int, help="number of examples in the fixed analysis subset")
+        group.add_argument("--batch-size", type=positive_int, help="evaluation batch size")
     group.add_argument(
         "--mean", type=float_list, metavar="M[,M...]",
         help="input normalisation mean per channel (default: the checkpoint's, else the dataset's)",
@@ -155,6 +158,15 @@ def add_data_source(parser: argparse.ArgumentParser, splits: str = "train") -> N
         help="input normalisation std per channel (default: the checkpoint's, else the dataset's)",
     )
     group.add_argument("--download", action="store_true", help="download a missing CIFAR dataset")
+
+
+def state_default(parser: argparse.ArgumentParser, option: str, text: str) -> None:
+    """Append ``(default: TEXT)`` to the help of a shared flag whose default the command sets."""
+    for action in parser._actions:
+        if option in action.option_strings:
+            action.help = f"{action.help} (default: {text})"
+            return
+    raise ValueError(f"no option {option}")
 
 
 def float_list(text: str) -> tuple[float, ...]:

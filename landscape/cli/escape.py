@@ -16,6 +16,7 @@ from landscape.cli.common import (
     nonnegative_int,
     positive_float,
     positive_int,
+    state_default,
 )
 
 HELP = "SAM escape dynamics from a checkpoint: distance, loss, lambda_max per step, growth rate"
@@ -67,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--name", help="result name under escape/ (default: the checkpoint stem)")
     add_model_source(parser)
     add_data_source(parser, splits="train")
+    state_default(parser, "--samples", str(DEFAULT_SAMPLES))
+    state_default(parser, "--batch-size", "512")
     add_device(parser)
     add_dtype(parser)
     add_seed(parser)
@@ -75,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
     import time
     from pathlib import Path
 
@@ -112,8 +116,12 @@ def run(args: argparse.Namespace) -> int:
             fit_window=args.fit_window, progress=phase,
         )
     seconds = time.monotonic() - started
-    name = store.safe_group_name(args.name or target.stem)
     with store.transaction(out) as f:
+        name, exists = store.claim_group_name(f, "escape", args.name or target.stem, [target.sha256],
+                                              where=f" in {out}")
+        if exists:
+            logging.getLogger("landscape.escape").warning(
+                "replacing escape/%s in %s: the same checkpoint, analysed again", name, out)
         store.write_escape_group(f, name, result, provenance(
             target, split="train", samples=x.shape[0], bn_mode=args.bn_mode, dtype=args.dtype,
             seed=args.seed, seconds=seconds, config=result.params,

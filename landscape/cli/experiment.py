@@ -26,7 +26,7 @@ Everything lands in OUT/ (checkpoints/<run>/, result.h5, figures/). Re-running s
 finished runs and analyses, so an interrupted experiment continues where it stopped.
 
 examples:
-  landscape experiment late-sam                                   # digits default, ~15 min on 2 CPU cores
+  landscape experiment late-sam                                   # digits default, about 3 minutes on 2 CPU cores
   landscape experiment late-sam --config configs/late-sam-cifar10-resnet20.toml --device cuda
   landscape experiment late-sam --seeds 0 --epochs 20 --switch-epochs 10,15 --out experiments/quick
 """
@@ -85,6 +85,17 @@ FIELDS = {
 }
 
 
+# Flags with a fixed set of values: argparse shows and checks them (also for --config keys).
+CHOICES = {
+    "dataset": ["digits", "cifar10", "cifar100"],
+    "schedule": ["step", "cosine", "constant"],
+    "augment": ["default", "none", "crop-flip", "crop-flip-cutout"],
+    "dtype": ["float32", "float64"],
+    "momentum_across_switch": ["keep", "reset"],
+    "bn_mode": ["eval", "train"],
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from landscape.experiment.config import LateSamConfig
 
@@ -100,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                help=f"{text} (default: {'yes' if default else 'no'})")
         else:
             suffix = "" if default is None else f" (default: {shown})"
-            group.add_argument(flag, type=kind, default=None, help=text + suffix)
+            group.add_argument(flag, type=kind, default=None, choices=CHOICES.get(name), help=text + suffix)
     parser.add_argument("--out", metavar="DIR",
                         help="experiment folder (default: experiments/<name>-<dataset>-<arch>)")
     parser.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,

@@ -17,6 +17,7 @@ from landscape.cli.common import (
     nonnegative_int,
     positive_float,
     positive_int,
+    state_default,
 )
 
 HELP = "Hessian top-k/bottom-k eigenvalues (Lanczos), trace (Hutch++) and spectral density (SLQ)"
@@ -26,10 +27,13 @@ summed exactly over batches. Only what is named is computed: --top-k K, --bottom
 --trace, --density, in any combination. With none of them, the default is the largest
 eigenvalue alone (--top-k 1): a few dozen products, no trace, no density.
 
-Results go to hessian/<checkpoint-stem>/ of the result file: eigenvalues (descending) and
-residuals ||Hv - lambda v||, bottom_eigenvalues (ascending), eigenvectors/<parameter> (k, ...),
-trace and trace_stderr (NaN when not asked for), hvp_count, density/{grid,values,nodes,weights}
-(layout: docs/file-format.md). Re-running replaces only these groups.
+Results go to hessian/<run>_<stem>/ of the result file (run = the checkpoint's folder, so the
+final checkpoints of two runs never share a name): eigenvalues (descending) and residuals
+||Hv - lambda v||, bottom_eigenvalues (ascending), eigenvectors/<parameter> (k, ...), trace
+and trace_stderr (NaN when not asked for), hvp_count, density/{grid,values,nodes,weights}
+(layout: docs/file-format.md). Re-running on the same checkpoint replaces its group (said on
+stderr); a group holding another checkpoint's result is never replaced (NAME-2 is written
+instead).
 
 Eigenvalues stop when every residual <= tol * |lambda| (Lanczos, full reorthogonalisation),
 or with --stop gap when every eigenvalue error bound min(r, r^2/gap) <= tol * |lambda|
@@ -103,6 +107,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="label smoothing of the cross-entropy (default: 0)")
     add_model_source(parser)
     add_data_source(parser, splits="train")
+    state_default(parser, "--samples", f"{DEFAULT_SAMPLES}, or the whole split if smaller")
+    state_default(parser, "--batch-size", str(DEFAULT_BATCH_SIZE))
     add_device(parser)
     add_dtype(parser)
     add_seed(parser)
@@ -208,8 +214,8 @@ def run(args: argparse.Namespace) -> int:
         result = analyse(target.model, loss_fn, x, y, args, weight_decay_of(args, target.config), log,
                          reporter, prefix)
         seconds = time.monotonic() - started
-        write_result(out, target, result, args, data, x.shape[0], seconds)
-        rows.append((target, result))
+        name = write_result(out, target, result, args, data, x.shape[0], seconds)
+        rows.append((name, target, result))
         log.info("%s: %d products in %.1f s (%s)", target.path, result["hvp_count"], seconds,
                  result["cost_note"])
     sys.stderr.flush()  # log lines first, then the results, each on its own lines
@@ -280,7 +286,9 @@ def _per_parameter(op, vectors) -> dict:
     return {name: torch.stack([d[name] for d in per_vector]) for name in op.names}
 
 
-def write_result(out, target, result: dict, args, data, samples: int, seconds: float) -> None:
+def write_result(out, target, result: dict, args, data, samples: int, seconds: float) -> str:
+    """Store one checkpoint's result in ``hessian/<name>``; returns the name used."""
+    import logging
     import math
 
     import numpy as np
@@ -299,7 +307,11 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
         "density_steps": args.density_steps, "density_sigma": args.density_sigma,
     }
     with store.transaction(out) as f:
-        group = store.replace_group(f, f"hessian/{target.stem}")
+        name, exists = store.claim_group_name(f, "hessian", target.stem, [target.sha256], where=f" in {out}")
+        if exists:
+            logging.getLogger("landscape.hessian").warning(
+                "replacing hessian/%s in %s: the same checkpoint, analysed again", name, out)
+        group = store.replace_group(f, f"hessian/{name}")
         store.set_provenance(group, provenance(
             target, split=args.split, samples=samples, bn_mode=args.bn_mode, dtype=args.dtype,
             seed=args.seed, seconds=seconds, config=config,
@@ -336,20 +348,21 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
             store.write_dataset(folder, "weights", density.weights)
             store.set_attrs(folder, sigma=density.sigma, runs=density.nodes.shape[0],
                             steps=density.nodes.shape[1], hvp_count=density.hvp_count)
+    return name
 
 
 def summary_table(rows, top_k: int) -> str:
     """checkpoint | epoch | phase | lambda_1..k | trace +- stderr, as aligned text."""
     header = ["checkpoint", "epoch", "phase"] + [f"lambda{i + 1}" for i in range(top_k)]
-    header += ["trace"] if any("trace" in result for _, result in rows) else []
+    header += ["trace"] if any("trace" in result for _, _, result in rows) else []
     lines = [header]
-    for target, result in rows:
+    for name, target, result in rows:
         eig = result.get("top")
         values = [f"{v:.5g}" for v in eig.eigenvalues] if eig is not None else []
         values += [""] * (top_k - len(values))
         trace = result.get("trace")
         trace_text = [f"{trace.trace:.5g} +- {trace.stderr:.2g}"] if trace else []
         epoch = "" if target.epoch is None else str(target.epoch)
-        lines.append([target.stem, epoch, target.phase or "", *values, *trace_text])
+        lines.append([name, epoch, target.phase or "", *values, *trace_text])
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from landscape.cli.common import add_config, add_data_source, add_model_source
 
@@ -12,7 +13,9 @@ DESCRIPTION = """Describe a checkpoint or a result file, without running code fr
 Checkpoints: detected format, wrapper keys, prefixes stripped, tensor and parameter counts,
 architecture, epoch and phase when known, non-finite weights. With --arch (or for landscape
 checkpoints) the model is also built and the weights loaded, exactly as the analysis commands do.
-Result files (HDF5): the result groups, their datasets' shapes and provenance.
+Result files (HDF5): every result group with its provenance and numbers: eigenvalues with
+residuals, trace with its standard error, surface extent and loss/accuracy min and max,
+barriers, sharpness values, escape growth rates (--json: all of it, unrounded, for scripts).
 
 examples:
   landscape info checkpoints/run/epoch-160-sam.pt
@@ -38,12 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also build the model and load the weights (implied by --arch)",
     )
     add_model_source(parser)
-    add_data_source(parser)
+    add_data_source(parser, subset=False)
     add_config(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import os
+    import sys
 
     from landscape.store import HDF5_SIGNATURE
 
@@ -53,12 +58,29 @@ def run(args: argparse.Namespace) -> int:
             descriptions.append(describe_result_file(path))
         else:
             descriptions.append(describe_checkpoint(path, args))
-    for description in descriptions:
-        if args.json:
-            print(json.dumps(description, default=str))
-        else:
-            print(render(description))
+    try:
+        for description in descriptions:
+            if args.json:
+                print(json.dumps(_json_safe(description), default=str))
+            else:
+                print(render(description))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `landscape info ... | head`: the reader has what it wanted. Point stdout at devnull so
+        # that the interpreter's final flush does not print a BrokenPipeError either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
+
+
+def _json_safe(value):
+    """NaN and infinities become null: what JSON readers accept."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _head(path: str) -> bytes:
@@ -155,6 +177,7 @@ def describe_result_file(path: str) -> dict:
             results.append(
                 {
                     "group": f"{kind}/{name}",
+                    "values": result_values(kind, group),
                     "datasets": shapes,
                     "provenance": {k: attrs[k] for k in PROVENANCE_SHOWN if k in attrs},
                 }
@@ -168,6 +191,115 @@ def describe_result_file(path: str) -> dict:
         "command": root.get("command"),
         "results": results,
     }
+
+
+def result_values(kind: str, group) -> dict:
+    """The numbers of one result group that a user asks for, as plain Python values."""
+    import h5py
+    import numpy as np
+
+    def array(name: str):
+        return np.asarray(group[name][()], dtype=np.float64) if name in group else None
+
+    def scalar(value):
+        value = np.asarray(value, dtype=np.float64)
+        return float(value) if value.size == 1 else None
+
+    out: dict = {}
+    if kind == "hessian":
+        for key in ("eigenvalues", "residuals", "bottom_eigenvalues", "bottom_residuals"):
+            if (values := array(key)) is not None:
+                out[key] = values.tolist()
+        for key in ("trace", "trace_stderr", "hvp_count"):
+            if key in group:
+                out[key] = scalar(group[key][()])
+        if "density" in group:
+            out["density"] = {"points": int(group["density/grid"].shape[0]),
+                              "sigma": scalar(group["density"].attrs.get("sigma", np.nan))}
+    elif kind in ("surface", "interpolation"):
+        axes = ("x", "y") if kind == "surface" else ("alpha",)
+        for axis in axes:
+            if (values := array(axis)) is not None and values.size:
+                out[axis] = {"min": float(values.min()), "max": float(values.max()), "num": int(values.size)}
+        done = np.asarray(group["done"][()], dtype=bool) if "done" in group else None
+        if done is not None:
+            out["done"] = f"{int(done.sum())}/{done.size}"
+        for name in group:
+            if name.endswith(("_loss", "_acc")) and isinstance(group[name], h5py.Dataset):
+                values = array(name)
+                finite = values[np.isfinite(values)]
+                out[name] = {"min": float(finite.min()), "max": float(finite.max())} if finite.size else None
+        if kind == "surface" and "directions" in group.attrs:
+            out["directions"] = str(group.attrs["directions"])
+        if kind == "interpolation":
+            out["barriers"] = {key[len("barrier_"):]: float(value) for key, value in group.attrs.items()
+                               if key.startswith("barrier_")}
+    elif kind == "sharpness":
+        for name in group:
+            if isinstance(group[name], h5py.Dataset) and group[name].size == 1:
+                entry = {"value": scalar(group[name][()])}
+                stderr = group[name].attrs.get("stderr")
+                if stderr is not None and np.isfinite(stderr) and stderr > 0:
+                    entry["stderr"] = float(stderr)
+                out[name] = entry
+    elif kind == "escape":
+        for key in ("growth_rate", "growth_factor", "fit_start", "fit_stop", "rho", "lr"):
+            if key in group.attrs:
+                out[key] = scalar(group.attrs[key])
+        if (steps := array("step")) is not None and steps.size:
+            out["steps"] = int(steps[-1])
+        for key in ("distance", "train_loss", "eigenvalue"):
+            if (values := array(key)) is not None:
+                finite = values[np.isfinite(values)]
+                if finite.size:
+                    out[f"{key}_first_last"] = [float(finite[0]), float(finite[-1])]
+    return out
+
+
+def _number(value) -> str:
+    """Floats to 4 significant digits; everything else as it is."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_number(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_number(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _value_lines(kind: str, values: dict) -> list[str]:
+    """One line per number a user looks for, in words."""
+    lines = []
+    if kind == "hessian":
+        if "eigenvalues" in values:
+            lines.append(f"top eigenvalues: {_number(values['eigenvalues'])}")
+            if "residuals" in values:
+                lines.append(f"  residuals:     {_number(values['residuals'])}")
+        if "bottom_eigenvalues" in values:
+            lines.append(f"bottom eigenvalues: {_number(values['bottom_eigenvalues'])}")
+        trace = values.get("trace")
+        if trace is not None and trace == trace:
+            lines.append(f"trace: {_number(trace)} ± {_number(values.get('trace_stderr'))}")
+        if "hvp_count" in values:
+            lines.append(f"Hessian-vector products: {int(values['hvp_count'])}")
+        if "density" in values:
+            lines.append(f"spectral density: {values['density']['points']} points, sigma {_number(values['density']['sigma'])}")
+        return lines
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and {"min", "max", "num"} <= set(value):
+            lines.append(f"{key}: {_number(value['min'])} to {_number(value['max'])}, {value['num']} points")
+        elif isinstance(value, dict) and {"min", "max"} == set(value):
+            lines.append(f"{key}: min {_number(value['min'])}, max {_number(value['max'])}")
+        elif isinstance(value, dict) and "value" in value:
+            err = f" ± {_number(value['stderr'])}" if "stderr" in value else ""
+            lines.append(f"{key}: {_number(value['value'])}{err}")
+        elif isinstance(value, dict):
+            lines.append(f"{key}: {_number(value)}")
+        else:
+            lines.append(f"{key}: {_number(value)}")
+    return lines
 
 
 def render(info: dict) -> str:
@@ -225,12 +357,17 @@ def _render_result(info: dict) -> str:
         lines.append("  no results")
     for result in info["results"]:
         prov = result["provenance"]
-        where = ", ".join(f"{k}={v}" for k, v in prov.items() if v not in ("", None))
+        where = ", ".join(f"{k}={_number(v)}" for k, v in prov.items() if v not in ("", None))
         lines.append(f"  {result['group']}" + (f"  [{where}]" if where else ""))
-        for name, shape in list(result["datasets"].items())[:15]:
-            lines.append(f"    {name}: {tuple(shape)}")
-        if len(result["datasets"]) > 15:
-            lines.append(f"    ... {len(result['datasets']) - 15} more datasets")
+        kind = result["group"].split("/", 1)[0]
+        value_lines = _value_lines(kind, result.get("values", {}))
+        for line in value_lines:
+            lines.append(f"    {line}")
+        if not value_lines:  # a kind without headline numbers (experiment tables): what it holds
+            for name, shape in list(result["datasets"].items())[:15]:
+                lines.append(f"    {name}: {tuple(shape)}")
+            if len(result["datasets"]) > 15:
+                lines.append(f"    ... {len(result['datasets']) - 15} more datasets")
     return "\n".join(lines)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from landscape.cli.common import (
     add_config,
@@ -19,6 +18,7 @@ from landscape.cli.common import (
     add_out,
     nonnegative_float,
     parse_grid,
+    state_default,
 )
 
 log = logging.getLogger("landscape.surface")
@@ -35,7 +35,7 @@ coordinate along it (checkpoint k at alpha = k) and barriers are the largest ove
 BatchNorm (--bn): recompute running statistics at every point from training examples
 (default), or interpolate them like the weights (what most mode-connectivity code does).
 Resume: rerunning the same command computes only the missing points; different options
-replace the group. Data subsets are fixed (seed 0, no augmentation).
+replace the group (said on stderr); a group of other checkpoints is never replaced. Data subsets are fixed (seed 0, no augmentation).
 --samples defaults to 2000 examples per split (all of them if the split is smaller).
 
 example:
@@ -52,15 +52,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"interpolation coefficients per segment (default {DEFAULT_ALPHA})")
     parser.add_argument("--bn", choices=["recompute", "interpolate"], default="recompute",
                         help="BatchNorm statistics at each point (default: recompute)")
-    parser.add_argument("--name", help="result group name (default: <A stem>-to-<B stem>)")
+    parser.add_argument("--name", help="result group name (default: <A run>_<A stem>-to-<B stem>)")
     parser.add_argument("--save-every", type=nonnegative_float, default=5.0, metavar="SECONDS",
                         help="write finished points to the file this often (default: 5)")
-    add_out(parser, "result file (default: analyses/<A stem>.h5)")
+    add_out(parser, "result file (default: analyses/<A run>_<A stem>.h5)")
     add_device(parser)
     add_dtype(parser)
     add_config(parser)
     add_model_source(parser)
     add_data_source(parser, splits="train,test")
+    state_default(parser, "--samples", f"{DEFAULT_SAMPLES} per split")
+    state_default(parser, "--batch-size", "500, or the subset size if smaller")
     parser.set_defaults(samples=DEFAULT_SAMPLES)
 
 
@@ -73,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         output_path,
         parse_splits,
         read_previous,
+        short_label,
     )
     from landscape.errors import UserError
     from landscape.progress import cli_reporter
@@ -81,13 +84,16 @@ def run(args: argparse.Namespace) -> int:
     if len(args.checkpoints) < 2:
         raise UserError("interpolate needs at least two checkpoints: A B [C ...]")
     splits = parse_splits(args.split)
-    stems = [Path(p).stem for p in args.checkpoints]
-    out = output_path(args.out, stems[0])
-    name = store.safe_group_name(args.name or "-to-".join(stems))
-    group_path = f"interpolation/{name}"
+    first = args.checkpoints[0]
+    out = output_path(args.out, store.checkpoint_label(first))
+    base_name = args.name or "-to-".join(
+        [store.checkpoint_label(first), *(short_label(p, first) for p in args.checkpoints[1:])]
+    )
 
     setup = load_setup(args, args.checkpoints, splits, recalibrate=args.bn == "recompute")
     targets = setup.targets
+    name, _ = store.claim_group_name_in(out, "interpolation", base_name, [t.sha256 for t in targets])
+    group_path = f"interpolation/{name}"
     for target in targets[1:]:
         check_same_parameters(targets[0], target)
     model = targets[0].model

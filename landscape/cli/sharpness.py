@@ -15,12 +15,13 @@ from landscape.cli.common import (
     nonnegative_float,
     positive_float,
     positive_int,
+    state_default,
 )
 
 HELP = "worst-case, adaptive, average-case sharpness, gradient and Fisher-Rao norms, lambda_max, trace"
 DESCRIPTION = """\
 Sharpness measures of each checkpoint on a fixed subset of examples, written to
-sharpness/<checkpoint-stem>/<measure> of the result file, each with its parameters.
+sharpness/<run>_<stem>/<measure> of the result file, each with its parameters.
 
 measures:
   worst-case                max_{||d||_2<=rho} L(w+d) - L(w)       (--rho, --steps, --m)
@@ -79,6 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="BatchNorm statistics: running (eval) or per batch (train) (default: eval)")
     add_model_source(parser)
     add_data_source(parser, splits="train")
+    state_default(parser, "--samples", str(DEFAULT_SAMPLES))
+    state_default(parser, "--batch-size", "512")
     add_device(parser)
     add_dtype(parser)
     add_seed(parser)
@@ -161,12 +164,16 @@ def run(args: argparse.Namespace) -> int:
             log.info("%s %s = %.6g (%.1f s)", target.stem, name, result.value, seconds)
             computed.append((result, seconds))
             rows.append((target.stem, result.measure, result.value, result.stderr))
-        results[target.stem] = (target, computed, time.monotonic() - started)
+        results[len(results)] = (target, computed, time.monotonic() - started)
 
     with store.transaction(out) as f:
-        for stem, (target, computed, seconds) in results.items():
+        for target, computed, seconds in results.values():
+            name, exists = store.claim_group_name(f, "sharpness", target.stem, [target.sha256],
+                                                  where=f" in {out}")
+            if exists:
+                log.info("updating sharpness/%s in %s: the same checkpoint, analysed again", name, out)
             store.write_sharpness_group(
-                f, stem, computed,
+                f, name, computed,
                 provenance(target, split=args.split, samples=x.shape[0], bn_mode=args.bn_mode,
                            dtype=args.dtype, seed=args.seed, seconds=seconds,
                            config={**options, "linf_rho": args.linf_rho, "measures": measures}),

@@ -24,6 +24,7 @@ from landscape.cli.common import (
     add_seed,
     nonnegative_float,
     parse_grid,
+    state_default,
 )
 
 log = logging.getLogger("landscape.surface")
@@ -50,7 +51,8 @@ prefer --bn recalibrate for BatchNorm networks, and for comparing a PCA plane wi
 true loss at its trajectory checkpoints.
 
 Resume: rerunning the same command into the same file computes only the missing points.
-A rerun with different options (or a changed checkpoint) into the same group replaces it.
+A rerun on the same checkpoint with different options replaces its group (said on stderr);
+a group holding another checkpoint's result is never replaced (NAME-2 is written instead).
 The data subsets are fixed (seed 0, no augmentation) whatever --seed, which seeds directions.
 --samples defaults to 2000 examples per split (all of them if the split is smaller).
 
@@ -83,16 +85,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "statistics (train) or statistics recomputed from training examples (recalibrate)")
     parser.add_argument("--trajectory", nargs="+", metavar="CKPT", help="checkpoints for --directions pca")
     parser.add_argument("--other", metavar="CKPT", help="checkpoint B for --directions between")
-    parser.add_argument("--name", help="result group name (default: <stem>-<directions>-<1d|2d>)")
+    parser.add_argument("--name", help="result group name (default: <run>_<stem>-<directions>-<1d|2d>)")
     parser.add_argument("--save-every", type=nonnegative_float, default=5.0, metavar="SECONDS",
                         help="write finished points to the file this often (default: 5)")
-    add_out(parser, "result file (default: analyses/<checkpoint stem>.h5)")
+    add_out(parser, "result file (default: analyses/<run>_<stem>.h5, run = the checkpoint's folder)")
     add_seed(parser)
     add_device(parser)
     add_dtype(parser)
     add_config(parser)
     add_model_source(parser)
     add_data_source(parser, splits="train")
+    state_default(parser, "--samples", f"{DEFAULT_SAMPLES} per split")
+    state_default(parser, "--batch-size", "500, or the subset size if smaller")
     parser.set_defaults(samples=DEFAULT_SAMPLES)
 
 
@@ -108,12 +112,13 @@ def run(args: argparse.Namespace) -> int:
     splits = parse_splits(args.split)
     norm = _resolve_norm(args)
     _check_direction_flags(args)
-    out = output_path(args.out, Path(args.checkpoint).stem)
-    name = store.safe_group_name(args.name or _default_name(args, x_spec is not None and y_spec is None))
+    out = output_path(args.out, store.checkpoint_label(args.checkpoint))
+    base_name = args.name or _default_name(args, x_spec is not None and y_spec is None)
 
     setup = load_setup(args, [args.checkpoint, *(args.trajectory or []), *([args.other] if args.other else [])],
                        splits, recalibrate=args.bn == "recalibrate")
     centre = setup.targets[0]
+    name, _ = store.claim_group_name_in(out, "surface", base_name, [centre.sha256])
     others = setup.targets[1:]
     for target in others:
         check_same_parameters(centre, target)
@@ -265,9 +270,23 @@ def _check_direction_flags(args) -> None:
 
 
 def _default_name(args, one_d: bool) -> str:
-    stem = Path(args.checkpoint).stem
-    kind = f"between-{Path(args.other).stem}" if args.directions == "between" else args.directions
-    return f"{stem}-{kind}-{'1d' if one_d else '2d'}"
+    kind = f"between-{short_label(args.other, args.checkpoint)}" if args.directions == "between" else args.directions
+    return f"{_label(args.checkpoint)}-{kind}-{'1d' if one_d else '2d'}"
+
+
+def _label(path) -> str:
+    from landscape.store import checkpoint_label
+
+    return checkpoint_label(path)
+
+
+def short_label(path, first) -> str:
+    """A second checkpoint's part of a name: its stem when it lies in the first one's run folder
+    (``run_epoch-045-sgd-to-epoch-060-sam``), else its full ``<run>_<stem>`` label."""
+    import os
+
+    same_run = os.path.dirname(os.path.abspath(path)) == os.path.dirname(os.path.abspath(first))
+    return Path(path).stem if same_run else _label(path)
 
 
 def _centre_index(xs, ys):
@@ -586,7 +605,7 @@ def parse_splits(text: str) -> list[str]:
 
 
 def output_path(out: str | None, stem: str) -> Path:
-    """``--out`` checked before any work; default analyses/<stem>.h5 (the folder is created)."""
+    """``--out`` checked before any work; default analyses/<label>.h5 (the folder is created)."""
     from landscape import store
 
     if out is None:

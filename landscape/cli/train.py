@@ -11,14 +11,14 @@ DESCRIPTION = """\
 Train with SGD (momentum, weight decay, step or cosine learning rate) and switch to SAM
 (Foret et al. 2021; --adaptive for ASAM, Kwon et al. 2021) at --sam-start, optionally back
 to SGD at --sam-end. With no arguments: the offline digits run (cnn-bn, 60 epochs, SAM from
-epoch 45), well under 2 minutes on a laptop CPU.
+epoch 45), about 20 s on 2 CPU cores.
 
 Writes <out>/<run>/epoch-XXX-<phase>.pt (every --save-every epochs, at the last epoch before
 each switch, and at the end), metrics.jsonl (one JSON line per epoch) and config.json.
 Running the same command again continues the run from its newest checkpoint.
 
 examples:
-  landscape train                                       # digits, SGD then SAM, ~1 minute
+  landscape train                                       # digits, SGD then SAM
   landscape train --config configs/cifar10-resnet20.toml --data-dir data
   landscape train --epochs 160 --sam-start never --save-every 10 --run trunk --dataset cifar10
   landscape train --from checkpoints/trunk/epoch-120-sgd.pt --sam-start 120 --run branch120
@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sgd.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None, help="Nesterov momentum (default: off)")
     sgd.add_argument("--weight-decay", type=float, help="L2 weight decay (default: 5e-4)")
     sgd.add_argument("--schedule", choices=["step", "cosine", "constant"],
-                     help="learning-rate schedule (default: step: x--gamma at each milestone)")
+                     help="learning-rate schedule (default: step: lr times --gamma at each milestone)")
     sgd.add_argument("--milestones", metavar="E1,E2", help="epochs of the step schedule's drops (default: half the epochs)")
     sgd.add_argument("--gamma", type=float, help="factor of each step drop (default: 0.1)")
     sgd.add_argument("--label-smoothing", type=float, help="label smoothing of the cross-entropy (default: 0)")

@@ -281,6 +281,13 @@ def as_batches(
         if targets is None:
             raise ValueError("targets are needed with an inputs tensor")
         return data, targets, None
+    if targets is not None:
+        # A DataLoader yields its own targets; silently ignoring the given ones would analyse
+        # other labels than the caller meant.
+        raise ValueError(
+            "targets were given together with a DataLoader (or another iterable of batches), which "
+            "yields its own (inputs, targets): pass either tensors inputs, targets or the loader alone"
+        )
     return None, None, [(x, y) for x, y in data]
 
 

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ckpt")
+    folder = tmp_path_factory.mktemp("run-h", numbered=False)
     torch.manual_seed(0)
     a = _save(folder / "epoch-003-sgd.pt", build_model("mlp", (1, 8, 8), 10), "mlp", 3, "sgd",
               weight_decay=5e-4)
@@ -49,7 +49,7 @@ def test_writes_the_hessian_layout_with_provenance_and_prints_a_table(ckpts, tmp
     assert "epoch-003-sgd" in stdout and "lambda3" in stdout and str(out) in stdout
     assert "+-" in stdout
     with h5py.File(out) as f:
-        group = f["hessian/epoch-003-sgd"]
+        group = f["hessian/run-h_epoch-003-sgd"]
         eigenvalues = group["eigenvalues"][()]
         assert eigenvalues.shape == (3,) and np.all(np.diff(eigenvalues) <= 0)
         assert np.all(group["residuals"][()] <= 1e-3 * np.abs(eigenvalues))
@@ -73,8 +73,8 @@ def test_eigenvalues_match_the_python_api_on_the_same_subset(ckpts, tmp_path):
     x, y = fixed_subset(*load_dataset("digits").split("train"), 64, 3)
     expected = hessian_eigenvalues(model.eval(), make_loss(), x.double(), y, k=2, tol=1e-8).eigenvalues
     with h5py.File(out) as f:
-        np.testing.assert_allclose(f["hessian/epoch-003-sgd/eigenvalues"][()], expected, rtol=1e-6)
-        assert math.isnan(f["hessian/epoch-003-sgd/trace"][()])
+        np.testing.assert_allclose(f["hessian/run-h_epoch-003-sgd/eigenvalues"][()], expected, rtol=1e-6)
+        assert math.isnan(f["hessian/run-h_epoch-003-sgd/trace"][()])
 
 
 def test_several_checkpoints_give_one_group_each_and_a_rerun_replaces_only_its_own(
@@ -83,12 +83,12 @@ def test_several_checkpoints_give_one_group_each_and_a_rerun_replaces_only_its_o
     out = tmp_path / "h.h5"
     assert main(["hessian", *map(str, ckpts), "--top-k", "1", *FAST, "--out", str(out)]) == 0
     with h5py.File(out) as f:
-        assert set(f["hessian"]) == {"epoch-003-sgd", "epoch-004-sam"}
-        kept = f["hessian/epoch-004-sam/eigenvalues"][()]
+        assert set(f["hessian"]) == {"run-h_epoch-003-sgd", "run-h_epoch-004-sam"}
+        kept = f["hessian/run-h_epoch-004-sam/eigenvalues"][()]
     assert main(["hessian", str(ckpts[0]), "--top-k", "2", *FAST, "--out", str(out)]) == 0
     with h5py.File(out) as f:
-        assert f["hessian/epoch-003-sgd/eigenvalues"].shape == (2,)
-        np.testing.assert_array_equal(f["hessian/epoch-004-sam/eigenvalues"][()], kept)
+        assert f["hessian/run-h_epoch-003-sgd/eigenvalues"].shape == (2,)
+        np.testing.assert_array_equal(f["hessian/run-h_epoch-004-sam/eigenvalues"][()], kept)
 
 
 def test_density_bottom_k_and_eigenvectors_on_request(ckpts, tmp_path):
@@ -99,7 +99,7 @@ def test_density_bottom_k_and_eigenvectors_on_request(ckpts, tmp_path):
     assert main(argv) == 0
     model = build_model("cnn-bn", (1, 8, 8), 10)
     with h5py.File(out) as f:
-        group = f["hessian/epoch-004-sam"]
+        group = f["hessian/run-h_epoch-004-sam"]
         assert group.attrs["bn_mode"] == "train"
         assert group["bottom_eigenvalues"].shape == (1,)
         assert group["bottom_eigenvalues"][0] <= group["eigenvalues"][1]
@@ -119,11 +119,11 @@ def test_the_weight_decay_term_shifts_every_eigenvalue_by_the_configured_decay(c
             "--tol", "1e-9", "--dtype", "float64", "--device", "cpu"]
     assert main([*base, "--out", str(out)]) == 0
     with h5py.File(out) as f:
-        plain = f["hessian/epoch-003-sgd/eigenvalues"][()]
+        plain = f["hessian/run-h_epoch-003-sgd/eigenvalues"][()]
     assert main([*base, "--weight-decay-term", "--out", str(out)]) == 0
     with h5py.File(out) as f:
-        shifted = f["hessian/epoch-003-sgd/eigenvalues"][()]
-        assert json.loads(f["hessian/epoch-003-sgd"].attrs["config"])["weight_decay_term"] == 5e-4
+        shifted = f["hessian/run-h_epoch-003-sgd/eigenvalues"][()]
+        assert json.loads(f["hessian/run-h_epoch-003-sgd"].attrs["config"])["weight_decay_term"] == 5e-4
     np.testing.assert_allclose(shifted - plain, 5e-4, atol=1e-9)
 
 
@@ -161,7 +161,7 @@ def test_the_gap_rule_stores_error_bounds_within_the_tolerance(ckpts, tmp_path, 
     assert main(argv) == 0
     assert capsys.readouterr().out.endswith(f"wrote {out}\n")
     with h5py.File(out) as f:
-        group = f["hessian/epoch-003-sgd"]
+        group = f["hessian/run-h_epoch-003-sgd"]
         eigenvalues, bounds = group["eigenvalues"][()], group["error_bounds"][()]
         assert group["eigenvalues"].attrs["converged"]
         assert np.all(bounds <= 1e-6 * np.abs(eigenvalues) + 1e-10 * np.abs(eigenvalues).max())

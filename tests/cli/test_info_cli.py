@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 
@@ -87,7 +91,7 @@ def test_resnet18_dataparallel_example_from_the_readme(tmp_path, capsys):
     assert f"torchvision:resnet18, {parameters(net):,} parameters" in out
 
 
-def test_result_file_lists_groups_shapes_and_provenance(tmp_path, capsys):
+def test_result_file_lists_groups_values_and_provenance(tmp_path, capsys):
     with store.transaction(tmp_path / "r.h5", command=["landscape", "hessian"]) as f:
         group = store.replace_group(f, "hessian/epoch-010-sgd")
         store.write_dataset(group, "eigenvalues", [3.0, 2.0, 1.0])
@@ -98,7 +102,7 @@ def test_result_file_lists_groups_shapes_and_provenance(tmp_path, capsys):
         })
     code, out, _ = info(capsys, tmp_path / "r.h5")
     assert code == 0
-    assert "hessian/epoch-010-sgd" in out and "eigenvalues: (3,)" in out
+    assert "hessian/epoch-010-sgd" in out and "top eigenvalues: [3, 2, 1]" in out
     assert "arch=resnet20" in out and "samples=512" in out
 
 
@@ -122,7 +126,7 @@ def test_model_and_data_flags_become_sources():
 
     parser, _ = cli.build_parser()
     args = parser.parse_args([
-        "info", "x.pt", "--arch", "cnn", "--arch-kwargs", '{"width": 8}', "--num-classes", "3",
+        "hessian", "x.pt", "--arch", "cnn", "--arch-kwargs", '{"width": 8}', "--num-classes", "3",
         "--trust-checkpoint", "--non-strict", "--ema", "--dataset", "cifar10", "--data-dir", "d",
         "--mean", "0.5,0.4,0.3", "--std", "0.2", "--loss", "mse",
     ])
@@ -133,3 +137,72 @@ def test_model_and_data_flags_become_sources():
     assert (data.dataset, data.data_dir, data.mean, data.std, data.loss) == (
         "cifar10", "d", (0.5, 0.4, 0.3), (0.2,), "mse"
     )
+
+
+def _result_file(path):
+    """One group of every kind, with known numbers, as the commands write them."""
+    prov = {
+        "checkpoint": "checkpoints/run/epoch-010-sgd.pt", "checkpoint_sha256": "ab", "arch": "cnn-bn",
+        "epoch": 10, "phase": "sgd", "split": "train", "samples": 512, "bn_mode": "eval",
+        "dtype": "float32", "seed": 0, "seconds": 1.23456789, "config": {},
+    }
+    with store.transaction(path, command=["landscape", "test"]) as f:
+        h = store.replace_group(f, "hessian/run_epoch-010-sgd")
+        store.set_provenance(h, prov)
+        store.write_dataset(h, "eigenvalues", [16.123456, 14.4])
+        store.write_dataset(h, "residuals", [1.2345e-4, 2e-4])
+        store.write_dataset(h, "trace", 85.69876)
+        store.write_dataset(h, "trace_stderr", 0.3123)
+        s = store.replace_group(f, "surface/run_epoch-010-sgd-random-2d")
+        store.set_provenance(s, prov)
+        store.set_attrs(s, directions="random")
+        store.write_dataset(s, "x", np.linspace(-1, 1, 3))
+        store.write_dataset(s, "y", np.linspace(-0.5, 0.5, 2))
+        store.write_dataset(s, "train_loss", [[3.0, 2.0], [0.0123456, np.nan], [4.5, 5.0]])
+        store.write_dataset(s, "done", [[True, True], [True, False], [True, True]])
+        i = store.replace_group(f, "interpolation/a-to-b")
+        store.set_provenance(i, prov)
+        store.write_dataset(i, "alpha", np.linspace(0, 1, 5))
+        store.write_dataset(i, "train_loss", [0.1, 0.2, 0.3, 0.2, 0.1])
+        store.set_attrs(i, barrier_train_loss_frankle=0.2000001)
+        p = store.replace_group(f, "sharpness/run_epoch-010-sgd")
+        store.set_provenance(p, prov)
+        store.write_dataset(p, "worst_case", 0.048712345, stderr=0.0)
+        store.write_dataset(p, "average_case", 0.0123, stderr=0.00045)
+        e = store.replace_group(f, "escape/run_epoch-010-sgd")
+        store.set_provenance(e, prov)
+        store.write_dataset(e, "step", np.arange(4))
+        store.write_dataset(e, "distance", [0.0, 0.1, 0.2, 0.4])
+        store.set_attrs(e, growth_rate=0.0912345)
+    return path
+
+
+def test_result_file_shows_the_numbers_rounded(tmp_path, capsys):
+    code, out, _ = info(capsys, _result_file(tmp_path / "r.h5"))
+    assert code == 0
+    for expected in (
+        "top eigenvalues: [16.12, 14.4]", "residuals:     [0.0001234, 0.0002]", "trace: 85.7 ± 0.3123",
+        "x: -1 to 1, 3 points", "y: -0.5 to 0.5, 2 points", "done: 5/6", "train_loss: min 0.01235, max 5",
+        "alpha: 0 to 1, 5 points", "barriers: train_loss_frankle 0.2",
+        "worst_case: 0.04871", "average_case: 0.0123 ± 0.00045", "growth_rate: 0.09123", "seconds=1.235",
+    ):
+        assert expected in out, expected
+
+
+def test_result_file_as_json_keeps_full_precision_and_is_valid_json(tmp_path, capsys):
+    code, out, _ = info(capsys, _result_file(tmp_path / "r.h5"), "--json")
+    described = json.loads(out)  # strict JSON: NaN would not parse in most readers
+    groups = {r["group"]: r for r in described["results"]}
+    assert groups["hessian/run_epoch-010-sgd"]["values"]["eigenvalues"] == [16.123456, 14.4]
+    assert groups["surface/run_epoch-010-sgd-random-2d"]["values"]["train_loss"]["min"] == 0.0123456
+    assert "NaN" not in out
+
+
+def test_a_reader_that_stops_early_gets_no_broken_pipe_error(tmp_path):
+    """``landscape info r.h5 | head -1``: the reader goes away before everything is written."""
+    path = _result_file(tmp_path / "r.h5")
+    proc = subprocess.Popen([sys.executable, "-m", "landscape", "info", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    proc.stdout.close()  # no reader at all: the first write already fails
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 0 and err == ""

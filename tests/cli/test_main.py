@@ -100,3 +100,63 @@ def test_bad_config_files_are_user_errors(tmp_path, text, message):
 def test_missing_config_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         read_config_file(tmp_path / "none.toml", _parser())
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["surface", "c.pt", "--x", "-1:1:51"], "write --x=-1:1:51 (see 'landscape surface --help')"),
+        (["hessian", "c.pt", "--top-kk", "3"], "did you mean --top-k? (see 'landscape hessian --help')"),
+        (["train", "--epochz", "3"], "did you mean --epochs? (see 'landscape train --help')"),
+        (["hesian", "c.pt"], "unknown command 'hesian'; did you mean hessian? (see 'landscape --help')"),
+    ],
+)
+def test_usage_errors_say_how_to_fix_them(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("landscape: error: ") and err.rstrip().endswith(expected)
+
+
+def test_bare_landscape_lists_the_commands(capsys):
+    assert cli.main([]) == 0
+    out = capsys.readouterr().out
+    assert all(f"    {command} " in out for command in cli.COMMANDS)
+
+
+def _help(command: str) -> str:
+    return cli.build_parser()[1][command].format_help()
+
+
+@pytest.mark.parametrize(
+    "command, option, default",
+    [
+        ("hessian", "--samples", "5000"),
+        ("hessian", "--batch-size", "500"),
+        ("surface", "--samples", "2000 per split"),
+        ("sharpness", "--samples", "1024"),
+        ("escape", "--batch-size", "512"),
+    ],
+)
+def test_analysis_commands_state_their_subset_defaults(command, option, default):
+    action = next(a for a in cli.build_parser()[1][command]._actions if option in a.option_strings)
+    assert f"(default: {default}" in action.help
+
+
+def test_train_help_states_one_timing_and_no_garbled_default():
+    text = " ".join(_help("train").split())
+    assert "minute" not in text and text.count("about 20 s") == 1
+    assert "x--gamma" not in text and "lr times --gamma at each milestone" in text
+
+
+def test_experiment_flags_show_their_choices():
+    text = _help("experiment")
+    for shown in ("{step,cosine,constant}", "{eval,train}", "{digits,cifar10,cifar100}", "{keep,reset}"):
+        assert shown in text
+
+
+def test_info_lists_only_the_flags_it_uses():
+    options = {s for a in cli.build_parser()[1]["info"]._actions for s in a.option_strings}
+    assert {"--arch", "--dataset", "--data", "--json"} <= options
+    assert not options & {"--samples", "--batch-size", "--split", "--loss"}

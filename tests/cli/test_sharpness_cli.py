@@ -16,7 +16,7 @@ from landscape.models import build_model
 def ckpt(tmp_path_factory):
     torch.manual_seed(0)
     model = build_model("mlp", (1, 8, 8), 10)
-    path = tmp_path_factory.mktemp("ckpt") / "epoch-003-sgd.pt"
+    path = tmp_path_factory.mktemp("run-s", numbered=False) / "epoch-003-sgd.pt"
     checkpoint.save_checkpoint(path, {
         "format": checkpoint.FORMAT, "version": checkpoint.VERSION, "arch": "mlp",
         "model": model.state_dict(), "epoch": 3, "phase": "sgd",
@@ -34,7 +34,7 @@ def test_sharpness_writes_one_dataset_per_measure_with_its_parameters(ckpt, tmp_
     stdout = capsys.readouterr().out
     assert "worst_case" in stdout and str(out) in stdout
     with h5py.File(out) as f:
-        group = f["sharpness/epoch-003-sgd"]
+        group = f["sharpness/run-s_epoch-003-sgd"]
         assert set(group) == {"worst_case", "average_case", "gradient_norm", "fisher_rao_norm"}
         assert group.attrs["samples"] == 64 and group.attrs["epoch"] == 3
         assert group["worst_case"].attrs["rho"] == 0.1 and group["worst_case"].attrs["m"] == 32
@@ -48,7 +48,7 @@ def test_a_second_run_adds_measures_to_the_same_group(ckpt, tmp_path):
     assert main(["sharpness", *base, "--measure", "gradient-norm"]) == 0
     assert main(["sharpness", *base, "--measure", "fisher-rao-norm"]) == 0
     with h5py.File(out) as f:
-        assert set(f["sharpness/epoch-003-sgd"]) == {"gradient_norm", "fisher_rao_norm"}
+        assert set(f["sharpness/run-s_epoch-003-sgd"]) == {"gradient_norm", "fisher_rao_norm"}
 
 
 def test_sharpness_refuses_a_bad_output_before_loading(ckpt, tmp_path, capsys):

@@ -43,7 +43,7 @@ def _checkpoint(path: Path, seed: int, *, arch: str = "mlp-bn", epoch: int = 1, 
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("ckpts")
+    folder = tmp_path_factory.mktemp("run-sf", numbered=False)
     out = {f"ep{i}": _checkpoint(folder / f"epoch-00{i}-{'sam' if i == 3 else 'sgd'}.pt", seed=i, epoch=i,
                                  phase="sam" if i == 3 else "sgd") for i in range(4)}
     out["cnn"] = _checkpoint(folder / "cnn.pt", seed=0, arch="cnn")
@@ -68,9 +68,9 @@ def test_non_square_2d_surface_layout(tmp_path, ckpts, capsys):
     out = tmp_path / "s.h5"
     assert main(["surface", str(ckpts["ep0"]), "--x=-1:1:5", "--y=0:0.5:3", "--out", str(out),
                  "--split", "train,test", "--seed", "7", *SAMPLES]) == 0
-    assert f"{out}:surface/epoch-000-sgd-random-2d" in capsys.readouterr().out
+    assert f"{out}:surface/run-sf_epoch-000-sgd-random-2d" in capsys.readouterr().out
     with h5py.File(out, "r") as f:
-        g = f["surface/epoch-000-sgd-random-2d"]
+        g = f["surface/run-sf_epoch-000-sgd-random-2d"]
         for name in ("train_loss", "train_acc", "test_loss", "test_acc", "done"):
             assert g[name].shape == (5, 3)
             assert g[name].dims[0][0].name.endswith("/x") and g[name].dims[1][0].name.endswith("/y")
@@ -101,7 +101,7 @@ def test_only_x_gives_a_1d_slice(tmp_path, ckpts):
     out = tmp_path / "s.h5"
     assert main(["surface", str(ckpts["ep1"]), "--x=-0.5:0.5:3", "--out", str(out), *SAMPLES]) == 0
     with h5py.File(out, "r") as f:
-        g = f["surface/epoch-001-sgd-random-1d"]
+        g = f["surface/run-sf_epoch-001-sgd-random-1d"]
         assert g["train_loss"].shape == (3,) and "y" not in g and "y" not in g["directions"]
 
 
@@ -111,7 +111,7 @@ def test_pca_plane_stores_trajectory_and_true_versus_projected_loss(tmp_path, ck
     assert main(["surface", str(ckpts["ep3"]), "--directions", "pca", "--trajectory", *traj,
                  "--x=-20:20:3", "--y=-20:20:3", "--bn", "recalibrate", "--out", str(out), *SAMPLES]) == 0
     with h5py.File(out, "r") as f:
-        g = f["surface/epoch-003-sam-pca-2d"]
+        g = f["surface/run-sf_epoch-003-sam-pca-2d"]
         evr = g["explained_variance_ratio"][()]
         assert evr.shape == (2,) and evr[0] >= evr[1] > 0 and evr.sum() <= 1 + 1e-9
         t = g["trajectory"]
@@ -134,7 +134,7 @@ def test_between_plane_puts_b_at_one_zero(tmp_path, ckpts):
     x, y = fixed_subset(*load_dataset("digits").split("train"), 150, 0)
     expected, _ = evaluate(model.eval(), x, y, make_loss("cross-entropy"))
     with h5py.File(out, "r") as f:
-        g = f["surface/epoch-000-sgd-between-epoch-002-sgd-2d"]
+        g = f["surface/run-sf_epoch-000-sgd-between-epoch-002-sgd-2d"]
         assert g.attrs["a"] == str(ckpts["ep0"]) and g.attrs["b"] == str(ckpts["ep2"])
         assert g["train_loss"][1, 1] == pytest.approx(expected, rel=1e-5)
         loss_a, _ = _own_metrics(ckpts["ep0"])
@@ -147,7 +147,7 @@ def test_interpolation_end_points_equal_each_checkpoints_own_metrics(tmp_path, c
                  "--out", str(out), *SAMPLES]) == 0
     assert "loss barrier" in capsys.readouterr().out
     with h5py.File(out, "r") as f:
-        g = f["interpolation/epoch-000-sgd-to-epoch-001-sgd"]
+        g = f["interpolation/run-sf_epoch-000-sgd-to-epoch-001-sgd"]
         alpha = g["alpha"][()]
         assert 0.0 in alpha and 1.0 in alpha and g["done"][()].all()
         for value, key in ((0.0, "ep0"), (1.0, "ep1")):
@@ -285,7 +285,7 @@ def test_hessian_plane_records_eigenvalues(tmp_path, ckpts):
     assert main(["surface", str(ckpts["ep1"]), "--directions", "hessian", "--x=-0.1:0.1:3", "--y=-0.1:0.1:3",
                  "--out", str(out), "--samples", "100"]) == 0
     with h5py.File(out, "r") as f:
-        g = f["surface/epoch-001-sgd-hessian-2d"]
+        g = f["surface/run-sf_epoch-001-sgd-hessian-2d"]
         first, second = g.attrs["eigenvalues"]
         assert first >= second and g.attrs["norm"] == "none"
         d = np.concatenate([v[()].ravel() for v in g["directions/x"].values()])

@@ -50,3 +50,11 @@ def test_spectral_density_returns_grid_values_nodes_and_weights():
     density = spectral_density(model, loss_fn, x, y, runs=2, steps=10, grid_points=501)
     assert density.grid.shape == density.values.shape == (501,)
     assert density.nodes.shape == (2, 10)
+
+
+@pytest.mark.parametrize("function", [hessian_eigenvalues, hessian_trace, spectral_density])
+def test_a_dataloader_with_targets_is_an_error_not_ignored(function):
+    model, x, y, _ = reference("mlp")
+    loader = DataLoader(TensorDataset(x, y), batch_size=11)
+    with pytest.raises(ValueError, match="targets were given together with a DataLoader"):
+        function(model, loss_fn, loader, y)
