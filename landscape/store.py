@@ -366,7 +366,12 @@ def claim_group_name_in(path: str | Path, kind: str, base: str, sha256s: list[st
     path = Path(path)
     if not path.exists():
         return safe_group_name(base), False
-    with h5py.File(path, "r") as f:
+    _check_target(path)
+    try:
+        handle = h5py.File(path, "r", locking=False)
+    except OSError as exc:
+        raise UserError(corrupt_message(path, exc)) from exc
+    with handle as f:
         return claim_group_name(f, kind, base, sha256s, where=f" in {path}")
 
 
