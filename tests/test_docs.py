@@ -7,7 +7,7 @@ import h5py
 import pytest
 import torch
 
-from landscape import checkpoint
+from landscape import checkpoint, store
 from landscape.cli import main
 from landscape.models import build_model
 
@@ -87,7 +87,7 @@ def test_every_name_a_full_hessian_run_writes_is_in_the_file_format_doc(tmp_path
     names = set()
     with h5py.File(out) as f:
         names |= set(f.attrs)
-        group = f["hessian/epoch-001-sgd"]
+        group = f[f"hessian/{store.checkpoint_label(ckpt)}"]
         names |= set(group.attrs)
 
         def visit(name, obj):

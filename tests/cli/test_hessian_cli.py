@@ -172,7 +172,7 @@ def test_a_bare_run_computes_the_largest_eigenvalue_only(ckpts, tmp_path):
     out = tmp_path / "h.h5"
     assert main(["hessian", str(ckpts[0]), *FAST, "--out", str(out)]) == 0
     with h5py.File(out) as f:
-        group = f["hessian/epoch-003-sgd"]
+        group = f["hessian/run-h_epoch-003-sgd"]
         assert group["eigenvalues"].shape == (1,)
         assert math.isnan(group["trace"][()]) and "density" not in group
         assert "bottom_eigenvalues" not in group
@@ -193,7 +193,7 @@ def test_naming_a_quantity_computes_only_that(ckpts, tmp_path, flags, present, a
     out = tmp_path / "h.h5"
     assert main(["hessian", str(ckpts[0]), *flags, *FAST, "--out", str(out)]) == 0
     with h5py.File(out) as f:
-        group = f["hessian/epoch-003-sgd"]
+        group = f["hessian/run-h_epoch-003-sgd"]
         assert present <= set(group) and not absent & set(group)
         assert math.isfinite(group["trace"][()]) == ("--trace" in flags)
 
@@ -240,8 +240,8 @@ def test_loss_mse_gives_the_eigenvalue_of_torch_mse_loss_and_half_sse_c_over_2_t
     for loss in ("mse", "half-sse"):
         assert main([*base, "--loss", loss]) == 0
         with h5py.File(out) as f:
-            values[loss] = f["hessian/epoch-003-sgd/eigenvalues"][0]
-            assert json.loads(f["hessian/epoch-003-sgd"].attrs["config"])["loss"] == loss
+            values[loss] = f["hessian/run-h_epoch-003-sgd/eigenvalues"][0]
+            assert json.loads(f["hessian/run-h_epoch-003-sgd"].attrs["config"])["loss"] == loss
     assert values["mse"] == pytest.approx(expected[0], rel=1e-7)
     assert values["half-sse"] == pytest.approx(5 * values["mse"], rel=1e-7)  # C/2 for 10 outputs
 
