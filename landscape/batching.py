@@ -97,6 +97,7 @@ def probe(
     candidates: Sequence[int],
     *,
     device: torch.device | None = None,
+    rounds: int = ROUNDS,
 ) -> dict[int, float]:
     """Predicted seconds of one pass over ``n`` examples for each candidate tried.
 
@@ -115,7 +116,7 @@ def probe(
             once = (
                 first
                 if hopeless
-                else min(_timed(run, size, device, repeats) for _ in range(ROUNDS))
+                else min(_timed(run, size, device, repeats) for _ in range(rounds))
             )
         except torch.OutOfMemoryError:
             if device is not None and device.type == "cuda":
@@ -225,6 +226,7 @@ def choose(
     extra: Mapping[str, object] | None = None,
     largest: int | None = None,
     step: float = 1.4,
+    rounds: int = ROUNDS,
     cache: bool = True,
 ) -> BatchChoice:
     """The fastest balanced batch size for ``run`` over all of ``inputs`` (probed or cached)."""
@@ -242,7 +244,9 @@ def choose(
         log.info("%s: %s", kind, choice.describe())
         return choice
     started = time.perf_counter()
-    timings = probe(run, n, candidate_sizes(n, largest=largest, step=step), device=inputs.device)
+    timings = probe(
+        run, n, candidate_sizes(n, largest=largest, step=step), device=inputs.device, rounds=rounds
+    )
     size = min(timings, key=timings.__getitem__)
     choice = BatchChoice(
         size,
@@ -288,6 +292,33 @@ def forward_batch_size(
             model(inputs[:size])
 
     return choose("forward", model, inputs, run, extra={"autocast": str(autocast)}, cache=cache)
+
+
+def gradient_batch_size(
+    model: nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    cache: bool = True,
+) -> BatchChoice:
+    """Fastest batch for loss gradients (a forward and a backward per batch, eval mode)."""
+    from landscape.bn import analysis_mode
+
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def run(size: int) -> None:
+        with analysis_mode(model, "eval"):
+            torch.autograd.grad(loss_fn(model(inputs[:size]), targets[:size]), params)
+
+    return choose(
+        "gradient",
+        model,
+        inputs,
+        run,
+        extra={"loss": getattr(loss_fn, "__name__", "")},
+        cache=cache,
+    )
 
 
 def product_batch_size(
