@@ -19,7 +19,9 @@ images that ``landscape surface`` evaluates). A 2-D filter-normalised random pla
 
 The three are timed in alternating blocks in one process, so load that changes during the run
 affects all alike; figures are medians over blocks, the 51 x 51 wall time is extrapolated from
-the measured points (+ the probe for landscape).
+the measured points (+ the probe for landscape). Ratios are also given on the CPU clock (user +
+system time of the process and its DataLoader workers), which other load on a shared machine
+barely moves; on a GPU only the wall clock means anything.
 
     python benchmarks/bench_surface.py              # 3 blocks per case (~10 min on 2 busy CPU cores)
     python benchmarks/bench_surface.py --quick      # 1 block, ResNet-20 on 512 inputs and digits
@@ -30,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -83,7 +84,15 @@ def resnet_case(n: int, device: torch.device) -> Case:
         F.cross_entropy(model(x[i * 128 : (i + 1) * 128]), y[i * 128 : (i + 1) * 128]).backward()
         opt.step()
     model.eval().to(device)
-    return Case(f"ResNet-20, {n} CIFAR-shaped", model, x.to(device), y.to(device), images, CIFAR_MEAN, CIFAR_STD)
+    return Case(
+        f"ResNet-20, {n} CIFAR-shaped",
+        model,
+        x.to(device),
+        y.to(device),
+        images,
+        CIFAR_MEAN,
+        CIFAR_STD,
+    )
 
 
 def digits_case(device: torch.device) -> Case:
@@ -105,8 +114,15 @@ def digits_case(device: torch.device) -> Case:
     lo, hi = float(x.min()), float(x.max())
     images = np.round((x.permute(0, 2, 3, 1).numpy() - lo) / (hi - lo) * 255).astype(np.uint8)
     std = (hi - lo) / 1.0
-    return Case(f"digits default (cnn-bn, {x.shape[0]})", model, x.to(device), y.to(device), images,
-                (-lo / std,), (1 / std,))
+    return Case(
+        f"digits default (cnn-bn, {x.shape[0]})",
+        model,
+        x.to(device),
+        y.to(device),
+        images,
+        (-lo / std,),
+        (1 / std,),
+    )
 
 
 # ------------------------------------------------------------------------- the forward limit
@@ -118,12 +134,23 @@ def forward_pass(model, x: torch.Tensor, batch: int) -> None:
             model(x[i : i + batch])
 
 
-def timed(fn, device: torch.device) -> float:
+def cpu_seconds() -> float:
+    """User + system time of this process and its reaped children (DataLoader workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def timed(fn, device: torch.device) -> np.ndarray:
+    """``[wall, cpu]`` seconds of ``fn()``; the CPU clock does not count time lost to other load."""
     synchronize(device)
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), cpu_seconds()
     fn()
     synchronize(device)
-    return time.perf_counter() - start
+    return np.array([time.perf_counter() - wall, cpu_seconds() - cpu])
+
+
+def fastest(samples: list[np.ndarray]) -> np.ndarray:
+    return min(samples, key=lambda t: t[0])
 
 
 def best_forward_batch(case: Case, device: torch.device) -> tuple[int, dict[int, float]]:
@@ -131,7 +158,9 @@ def best_forward_batch(case: Case, device: torch.device) -> tuple[int, dict[int,
     times = {}
     for b in candidate_sizes(case.x.shape[0]):
         forward_pass(case.model, case.x[: 2 * b], b)
-        times[b] = min(timed(lambda b=b: forward_pass(case.model, case.x, b), device) for _ in range(2))
+        times[b] = min(
+            timed(lambda b=b: forward_pass(case.model, case.x, b), device)[0] for _ in range(2)
+        )
     return min(times, key=times.get), times
 
 
@@ -160,8 +189,9 @@ def loss_landscape_loader(case: Case):
 
     transform = T.Compose([T.ToTensor(), T.Normalize(case.mean, case.std)])
     dataset = StoredImages(case.images, case.y, transform)
-    return torch.utils.data.DataLoader(dataset, batch_size=LOSS_LANDSCAPE_BATCH, shuffle=False,
-                                       num_workers=LOSS_LANDSCAPE_WORKERS)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=LOSS_LANDSCAPE_BATCH, shuffle=False, num_workers=LOSS_LANDSCAPE_WORKERS
+    )
 
 
 class LossLandscapeLoop:
@@ -215,7 +245,7 @@ class LossLandscapeLoop:
 
 
 def run_case(case: Case, device: torch.device, blocks: int, per_block: int, folder: str) -> dict:
-    model, n = case.model, case.x.shape[0]
+    model = case.model
     weights = {k: p.detach() for k, p in model.named_parameters()}
     directions = [random_direction(weights, seed=0, axis=a) for a in ("x", "y")]
     xs = ys = np.linspace(-1, 1, GRID)
@@ -227,48 +257,80 @@ def run_case(case: Case, device: torch.device, blocks: int, per_block: int, fold
     started = time.perf_counter()
     choice = choose_evaluation(model, F.cross_entropy, {"train": (case.x, case.y)})
     probe = time.perf_counter() - started
-    measure = Measure(F.cross_entropy, {"train": (case.x, case.y)}, batch_size=choice.batch_size,
-                      points_per_pass=choice.points)
+    measure = Measure(
+        F.cross_entropy,
+        {"train": (case.x, case.y)},
+        batch_size=choice.batch_size,
+        points_per_pass=choice.points,
+    )
     theirs = LossLandscapeLoop(case, directions, device, folder)
     rows = {"limit": [], "landscape": [], "loss-landscape": []}
     try:
         for b in range(blocks):
             chosen = order[b * per_block : (b + 1) * per_block]
-            rows["limit"].append(min(timed(lambda: forward_pass(model, case.x, best), device)
-                                     for _ in range(max(2, per_block))))
+            rows["limit"].append(
+                fastest(
+                    [
+                        timed(lambda: forward_pass(model, case.x, best), device)
+                        for _ in range(max(2, per_block))
+                    ]
+                )
+            )
             result = SurfaceResult.empty(xs, ys, measure.names)
             result.done[...] = True
             result.done.reshape(-1)[chosen] = False
-            rows["landscape"].append(timed(lambda r=result: evaluate_surface(model, directions, measure, xs, ys,
-                                                                            result=r, progress=False), device)
-                                     / per_block)
+            ours = timed(
+                lambda r=result: evaluate_surface(
+                    model, directions, measure, xs, ys, result=r, progress=False
+                ),
+                device,
+            )
+            rows["landscape"].append(ours / per_block)
             theirs_points = chosen[: max(1, per_block // 2)]  # slower: half as many points
-            rows["loss-landscape"].append(timed(lambda p=theirs_points: [theirs.point(int(i), coords[i]) for i in p],
-                                                device) / len(theirs_points))
+            spent = timed(
+                lambda p=theirs_points: [theirs.point(int(i), coords[i]) for i in p], device
+            )
+            rows["loss-landscape"].append(spent / len(theirs_points))
     finally:
         theirs.restore()
-    med = {k: statistics.median(v) for k, v in rows.items()}
-    efficiency = statistics.median(a / b for a, b in zip(rows["limit"], rows["landscape"]))
-    speedup = statistics.median(a / b for a, b in zip(rows["loss-landscape"], rows["landscape"]))
-    ours_51 = med["landscape"] * GRID * GRID + probe
-    return {"case": case.name, "n": n, "best": best, "scan": scan, "choice": choice, "probe": probe, **med,
-            "efficiency": efficiency, "speedup": speedup, "ours_51": ours_51,
-            "theirs_51": med["loss-landscape"] * GRID * GRID, "probe_share": probe / ours_51}
+    med = {k: np.median(np.stack(v), axis=0) for k, v in rows.items()}  # [wall, cpu]
+    efficiency = np.median([a / b for a, b in zip(rows["limit"], rows["landscape"])], axis=0)
+    speedup = np.median([a / b for a, b in zip(rows["loss-landscape"], rows["landscape"])], axis=0)
+    ours_51 = med["landscape"][0] * GRID * GRID + probe
+    return {
+        "case": case.name,
+        "best": best,
+        "scan": scan,
+        "choice": choice,
+        "probe": probe,
+        **med,
+        "efficiency": efficiency,
+        "speedup": speedup,
+        "ours_51": ours_51,
+        "theirs_51": med["loss-landscape"][0] * GRID * GRID,
+        "probe_share": probe / ours_51,
+    }
 
 
 def bf16_error(case: Case, device: torch.device) -> float:
     """Relative error of the mean loss at the centre under bfloat16 autocast vs float32."""
     full = Measure(F.cross_entropy, {"t": (case.x, case.y)}, batch_size=256)(case.model)["t_loss"]
-    half = Measure(F.cross_entropy, {"t": (case.x, case.y)}, batch_size=256, autocast=torch.bfloat16)(case.model)
+    half = Measure(
+        F.cross_entropy, {"t": (case.x, case.y)}, batch_size=256, autocast=torch.bfloat16
+    )(case.model)
     return abs(half["t_loss"] - full) / abs(full)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 block; ResNet-20 on 512 inputs and digits")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 block; ResNet-20 on 512 inputs and digits"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="intra-op threads (default: torch's)")
-    parser.add_argument("--blocks", type=int, help="alternating measurement blocks (default 3, --quick 1)")
+    parser.add_argument(
+        "--blocks", type=int, help="alternating measurement blocks (default 3, --quick 1)"
+    )
     parser.add_argument("--points", type=int, default=4, help="landscape grid points per block")
     args = parser.parse_args()
     device = resolve_device(args.device)
@@ -284,24 +346,31 @@ def main() -> None:
         errors = {c.name: bf16_error(c, device) for c in cases}
 
     threads = torch.get_num_threads() if device.type == "cpu" else "-"
-    print(f"\ndevice {device} (threads {threads}), {os.cpu_count()} CPUs, load average {load0:.1f} -> {load1:.1f}; "
-          f"{blocks} alternating block(s) of {args.points} landscape points / {max(1, args.points // 2)} "
-          "loss-landscape points per case; s = seconds per grid point (median over blocks)\n")
-    print("| case | forward limit: best batch, s/pass | landscape: batch x points, s/point | % of limit "
-          "| loss-landscape (batch 128, DataLoader) s/point | speed-up | 51x51 landscape / loss-landscape "
-          "| probe s (% of 51x51) |")
+    print(
+        f"\ndevice {device} (threads {threads}), {os.cpu_count()} CPUs, load average {load0:.1f} -> {load1:.1f}; "
+        f"{blocks} alternating block(s) of {args.points} landscape points / {max(1, args.points // 2)} "
+        "loss-landscape points per case; s = seconds per grid point (median over blocks)\n"
+    )
+    print(
+        "| case | forward limit: best batch, s/pass | landscape: batch × points, s/point | % of limit (CPU clock) "
+        "| loss-landscape s/point | speed-up (CPU clock) | 51×51 landscape / loss-landscape | probe s (% of 51×51) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        c = r["choice"]
-        print(f"| {r['case']} | {r['best']}, {r['limit']:.4f} | {c.batch_size} x {c.points}, {r['landscape']:.4f} "
-              f"| {100 * r['efficiency']:.1f}% | {r['loss-landscape']:.4f} | {r['speedup']:.2f}x "
-              f"| {r['ours_51'] / 60:.1f} / {r['theirs_51'] / 60:.1f} min | {r['probe']:.2f} "
-              f"({100 * r['probe_share']:.2f}%) |")
+        c, eff, up = r["choice"], 100 * r["efficiency"], r["speedup"]
+        print(
+            f"| {r['case']} | {r['best']}, {r['limit'][0]:.4f} | {c.batch_size} × {c.points}, "
+            f"{r['landscape'][0]:.4f} | {eff[0]:.1f}% ({eff[1]:.1f}%) | {r['loss-landscape'][0]:.4f} "
+            f"| {up[0]:.2f}× ({up[1]:.2f}×) | {r['ours_51'] / 60:.1f} / {r['theirs_51'] / 60:.1f} min "
+            f"| {r['probe']:.2f} ({100 * r['probe_share']:.2f}%) |"
+        )
     print("\nforward pass over all inputs by batch size (s, faster of two):")
     for r in results:
         print(f"  {r['case']}: " + ", ".join(f"{b}: {t:.3f}" for b, t in r["scan"].items()))
-    print("\nbf16 autocast, relative error of the mean loss at the centre vs float32: "
-          + "; ".join(f"{k}: {v:.1e}" for k, v in errors.items()))
+    print(
+        "\nbf16 autocast, relative error of the mean loss at the centre vs float32: "
+        + "; ".join(f"{k}: {v:.1e}" for k, v in errors.items())
+    )
 
 
 if __name__ == "__main__":

@@ -68,13 +68,39 @@ def test_hessian_in_train_mode_keeps_the_fixed_batch(ckpt, tmp_path, kinds):
     [("average-case", "forward"), ("gradient-norm", "gradient"), ("top-eigenvalue", "hvp")],
 )
 def test_sharpness_measures_the_batch_of_the_work_it_repeats(ckpt, tmp_path, kinds, measure, kind):
-    args = ["sharpness", str(ckpt), "--measure", measure, "--samples", "64", "--draws", "2", "--tol", "1e-2"]
+    args = [
+        "sharpness",
+        str(ckpt),
+        "--measure",
+        measure,
+        "--samples",
+        "64",
+        "--draws",
+        "2",
+        "--tol",
+        "1e-2",
+    ]
     assert main([*args, "--out", str(tmp_path / "s.h5")]) == 0
     assert kinds == [kind]
 
 
 def test_sharpness_in_train_mode_is_not_probed(ckpt, tmp_path, kinds):
     out = tmp_path / "s.h5"
-    assert main(["sharpness", str(ckpt), "--measure", "gradient-norm", "--samples", "64", "--bn-mode", "train",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "sharpness",
+                str(ckpt),
+                "--measure",
+                "gradient-norm",
+                "--samples",
+                "64",
+                "--bn-mode",
+                "train",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert kinds == []
