@@ -136,8 +136,8 @@ def forward_pass(model, x: torch.Tensor, batch: int) -> None:
 
 def cpu_seconds() -> float:
     """User + system time of this process and its reaped children (DataLoader workers)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    t = os.times()  # children only in clock ticks; our own process at full resolution
+    return time.process_time() + t.children_user + t.children_system
 
 
 def timed(fn, device: torch.device) -> np.ndarray:

@@ -7,7 +7,7 @@ ResNet-20 forward over 512 inputs took 0.31 s in batches of 128 and 0.77 s in on
 a few candidates on the real model and tensors before a long job, and remember the answer.
 
 Candidates are *balanced* sizes ``ceil(n / k)``: ``k`` equal batches cost ``k * t(ceil(n / k))``
-for one pass, which we predict from one timed batch per candidate (the fastest of three rounds
+for one pass, which we predict from one timed batch per candidate (the fastest of two rounds
 after a warm-up; calls of a few milliseconds are repeated within a round). All are tried, from small to large (time is not a smooth function of the batch: on a busy
 2-core CPU some small sizes were 20x slower than their neighbours), until one runs out of
 memory; one whose warm-up alone is 5x slower than the best so far is not timed further, and
@@ -46,8 +46,8 @@ HOPELESS = 5.0  # a candidate whose warm-up alone is this much slower than the b
 FINALISTS = (
     2.0  # the (up to three) fastest candidates within this factor of the best are timed again
 )
-ROUNDS = 3  # timed rounds per candidate; the fastest counts (other load only ever adds time)
-MIN_TIMED = 0.01  # seconds per round: short calls are repeated up to this
+ROUNDS = 2  # timed rounds per candidate; the fastest counts (other load only ever adds time)
+MIN_TIMED = 0.005  # seconds per round: short calls are repeated up to this
 MAX_REPEATS = 20
 
 
@@ -74,7 +74,7 @@ class BatchChoice:
 
 
 def candidate_sizes(
-    n: int, smallest: int = SMALLEST, largest: int | None = None, step: float = 1.4
+    n: int, smallest: int = SMALLEST, largest: int | None = None, step: float = 1.5
 ) -> list[int]:
     """Balanced batch sizes ``ceil(n / k)``, ascending, between ``smallest`` and ``largest``,
     with ``k`` growing by about ``step`` (``n`` itself is a candidate unless above ``largest``)."""
@@ -147,11 +147,22 @@ def _timed(
 ) -> float:
     """Seconds of one ``run(size)``, averaged over ``repeats`` back-to-back calls."""
     synchronize(device)
-    start = time.perf_counter()
+    start = clock(device)
     for _ in range(repeats):
         run(size)
     synchronize(device)
-    return (time.perf_counter() - start) / repeats
+    return (clock(device) - start) / repeats
+
+
+def clock(device: torch.device | None) -> float:
+    """The probe's clock. On a CPU: this process's CPU seconds per intra-op thread. On a shared
+    CPU, wall time is mostly other processes' load (on the 2-core machine of issue 18, a 6-8x
+    oversubscribed run timed the same batch 1x and 4x apart), while CPU time counts only our
+    work, and spinning or serial sections keep CPU time per thread close to wall time on an idle
+    machine. On accelerators: wall time after synchronising."""
+    if device is not None and device.type == "cpu":
+        return time.process_time() / max(1, torch.get_num_threads())
+    return time.perf_counter()
 
 
 def synchronize(device: torch.device | None) -> None:
@@ -238,7 +249,7 @@ def choose(
     *,
     extra: Mapping[str, object] | None = None,
     largest: int | None = None,
-    step: float = 1.4,
+    step: float = 1.5,
     rounds: int = ROUNDS,
     cache: bool = True,
 ) -> BatchChoice:

@@ -36,6 +36,8 @@ class FakeClock:
 def clock(monkeypatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(batching.time, "perf_counter", fake)
+    monkeypatch.setattr(batching.time, "process_time", fake)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     return fake
 
 
@@ -85,6 +87,15 @@ def test_probe_stops_at_the_first_size_that_does_not_fit(clock):
     assert timings and max(timings) <= 100
 
 
+def test_cpu_work_is_timed_on_the_cpu_clock_per_thread(monkeypatch):
+    # Another process holding the core makes wall time run on; CPU time per thread does not.
+    monkeypatch.setattr(batching.time, "process_time", lambda: 8.0)
+    monkeypatch.setattr(batching.time, "perf_counter", lambda: 100.0)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert batching.clock(torch.device("cpu")) == 4.0
+    assert batching.clock(torch.device("cuda")) == batching.clock(None) == 100.0
+
+
 def test_probe_repeats_calls_too_short_to_time(clock):
     calls: list[int] = []
     probe(_work(clock, lambda b: 1e-4, calls), 64, [64])
@@ -114,7 +125,7 @@ def test_cache_key_covers_what_changes_the_best_size(tmp_path, monkeypatch, cloc
     model, x, kind = nn.Linear(3, 2), torch.zeros(100, 3), "forward"
     choose(kind, model, x, _work(clock, lambda b: 0.01))
     if change == "threads":
-        monkeypatch.setattr(torch, "get_num_threads", lambda: 97)
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     elif change == "n":
         x = torch.zeros(99, 3)
     elif change == "model":

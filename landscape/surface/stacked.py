@@ -138,7 +138,7 @@ def choose_points(
             found = {
                 b: t / k
                 for b, t in probe(
-                    run, n, sizes[-4:] or [one_point.batch_size], device=inputs.device
+                    run, n, sizes[-2:] or [one_point.batch_size], device=inputs.device
                 ).items()
             }
         except (
