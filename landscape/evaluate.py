@@ -20,16 +20,26 @@ def evaluate(
 
     Batches are weighted by their size, so an uneven last batch counts correctly.
     """
-    total_loss = torch.zeros((), dtype=torch.float64, device=inputs.device)
-    correct = torch.zeros((), dtype=torch.int64, device=inputs.device)
-    n = inputs.shape[0]
-    for start in range(0, n, batch_size):
+    loss, acc = (evaluate_sums(model, inputs, targets, loss_fn, batch_size) / inputs.shape[0]).tolist()
+    return loss, acc
+
+
+@torch.no_grad()
+def evaluate_sums(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    loss_fn: LossFn,
+    batch_size: int = 1000,
+) -> torch.Tensor:
+    """``[sum of loss, correct count]`` (float64, on the device): summed there so that a GPU is
+    not synchronised with the host per batch; the caller reads it back once."""
+    total = torch.zeros(2, dtype=torch.float64, device=inputs.device)
+    for start in range(0, inputs.shape[0], batch_size):
         x = inputs[start : start + batch_size]
         y = targets[start : start + batch_size]
         out = model(x)
-        total_loss += loss_fn(out, y).double() * x.shape[0]
-        if y.dtype in (torch.int64, torch.int32):
-            correct += (out.argmax(dim=-1) == y).sum()
-        else:
-            correct += (out.argmax(dim=-1) == y.argmax(dim=-1)).sum()
-    return (total_loss / n).item(), correct.item() / n
+        total[0] += loss_fn(out, y).double() * x.shape[0]
+        labels = y if y.dtype in (torch.int64, torch.int32) else y.argmax(dim=-1)
+        total[1] += (out.argmax(dim=-1) == labels).sum()
+    return total

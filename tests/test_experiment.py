@@ -101,3 +101,31 @@ def test_experiment_reads_its_options_from_a_toml_file(tmp_path, capsys):
     with h5py.File(out / "result.h5") as f:
         assert [x.decode() for x in f["experiment/late-sam/runs/label"][()]] == ["sgd-s0", "late-sam-t1-s0"]
         assert "escape" not in f
+
+
+@pytest.mark.parametrize(
+    ("options", "kind", "expected"),
+    [({"analysis_batch_size": 7}, "hvp", 7), ({"bn_mode": "train"}, "hvp", 512), ({"bn_mode": "train"}, "gradient", 512),
+     ({}, "hvp", "measured"), ({}, "gradient", "measured"), ({"bn_mode": "train"}, "forward", "measured")],
+)
+def test_analysis_batches_are_measured_unless_given_or_defining_batchnorm_statistics(options, kind, expected):
+    from types import SimpleNamespace
+
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from landscape.experiment.late_sam import _Context
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.Linear(5, 3)).eval()
+    context = SimpleNamespace(config=LateSamConfig(**options), x=torch.randn(40, 4), y=torch.arange(40) % 3,
+                              loss_fn=F.cross_entropy)
+    size = _Context.batch(context, kind, model)
+    if expected == "measured":
+        step = 2.0 if kind == "hvp" else 1.5
+        from landscape.batching import candidate_sizes
+
+        assert size in candidate_sizes(40, step=step)
+    else:
+        assert size == expected

@@ -67,7 +67,8 @@ FIELDS = {
     "sam_sgd_epochs": (int_list, "SAM->SGD arms: epochs t1 at which SAM stops, comma-separated (default: half of --epochs; '' for none)"),
     "seeds": (int_list, "seeds (comma-separated)"),
     "samples": (positive_int, "training examples of the analyses"),
-    "analysis_batch_size": (positive_int, "batch size of the analyses"),
+    "analysis_batch_size": (positive_int, "batch size of the analyses (default: measured, and 512 "
+                            "where batches define BatchNorm statistics)"),
     "bn_mode": (str, "BatchNorm statistics in the analyses: eval or train"),
     "eig_tol": (positive_float, "relative residual of the top eigenvalue"),
     "trace_rel_stderr": (positive_float, "relative standard error of the trace"),

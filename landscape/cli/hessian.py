@@ -224,6 +224,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def product_batch(model, loss_fn, x, y, args: argparse.Namespace) -> int:
+    """--batch-size; with --bn-mode train DEFAULT_BATCH_SIZE (the batch defines the operator);
+    else the fastest for Hessian-vector products, measured and cached (:mod:`landscape.batching`)."""
+    from landscape.batching import product_batch_size
+
+    if args.batch_size:
+        return args.batch_size
+    if args.bn_mode == "train":
+        return DEFAULT_BATCH_SIZE
+    return product_batch_size(model, loss_fn, x, y, engine=args.hvp).batch_size
+
+
 def analyse(model, loss_fn, x, y, args: argparse.Namespace, weight_decay: float, log,
             reporter=None, prefix: str = "") -> dict:
     """Everything asked for on one model; plain numbers and arrays, ready to store. Each
@@ -235,7 +247,7 @@ def analyse(model, loss_fn, x, y, args: argparse.Namespace, weight_decay: float,
     reporter = reporter or Reporter(enabled=False)
     result: dict = {}
     with HessianOperator(
-        model, loss_fn, x, y, batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+        model, loss_fn, x, y, batch_size=product_batch(model, loss_fn, x, y, args),
         bn_mode=args.bn_mode, engine=args.hvp, weight_decay=weight_decay,
     ) as op:
         result["engine"] = op.engine_name

@@ -14,6 +14,7 @@ from landscape.cli.common import (
     add_data_source,
     add_device,
     add_dtype,
+    add_fast_evaluation,
     add_model_source,
     add_out,
     nonnegative_float,
@@ -58,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_out(parser, "result file (default: analyses/<A run>_<A stem>.h5)")
     add_device(parser)
     add_dtype(parser)
+    add_fast_evaluation(parser)
     add_config(parser)
     add_model_source(parser)
     add_data_source(parser, splits="train,test")
@@ -70,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from landscape import store
     from landscape.cli.surface import (
         PeriodicSaver,
+        batch_config,
         check_same_parameters,
         load_setup,
         output_path,
@@ -79,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from landscape.errors import UserError
     from landscape.progress import cli_reporter
-    from landscape.surface import InterpolationResult, Measure, interpolate, path_points
+    from landscape.surface import InterpolationResult, interpolate, path_points
 
     if len(args.checkpoints) < 2:
         raise UserError("interpolate needs at least two checkpoints: A B [C ...]")
@@ -101,11 +104,10 @@ def run(args: argparse.Namespace) -> int:
     alphas = args.alpha.values()
     config = {
         "alpha": str(args.alpha), "bn": args.bn, "splits": splits, "samples": setup.samples,
-        "subset_seed": 0, "batch_size": setup.batch_size, "loss": args.loss, "dataset": setup.data.name,
+        "subset_seed": 0, **batch_config(args, setup), "loss": args.loss, "dataset": setup.data.name,
         "dtype": args.dtype, "checkpoints": [{"path": str(t.path), "sha256": t.sha256} for t in targets],
     }
-    measure = Measure(setup.loss_fn, setup.splits, batch_size=setup.batch_size,
-                      bn_mode="recalibrate" if args.bn == "recompute" else "eval", bn_inputs=setup.bn_inputs)
+    measure = setup.measure("recalibrate" if args.bn == "recompute" else "eval")
     previous = read_previous(out, group_path, targets[0].sha256, config)
     segment, alpha = path_points(alphas, len(states))
     if previous is not None and previous["done"].shape != alpha.shape:

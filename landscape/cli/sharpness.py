@@ -140,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
     options = {
         "rho": args.rho, "adaptive_rho": args.adaptive_rho, "steps": args.steps, "m": args.m,
         "sigma": args.sigma, "adaptive_sigma": args.adaptive_sigma, "draws": args.draws,
-        "batch_size": args.batch_size or 512, "bn_mode": args.bn_mode, "seed": args.seed,
+        "batch_size": args.batch_size or (FIXED_BATCH if args.bn_mode == "train" else "auto"),
+        "bn_mode": args.bn_mode, "seed": args.seed,
         "tol": args.tol, "rel_stderr": args.trace_rel_stderr,
     }
     reporter = cli_reporter()
@@ -155,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
             opts = dict(options)
             if name == "adaptive-worst-case-linf":
                 opts["adaptive_rho"] = args.linf_rho
+            if opts["batch_size"] == "auto":
+                opts["batch_size"] = measured_batch(name, target.model, loss_fn, x, y)
             unit = {"average-case": "draws", "adaptive-average-case": "draws"}.get(name, "steps")
             if name in ("top-eigenvalue", "trace"):
                 unit = "products"
@@ -183,6 +186,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+
+
+FIXED_BATCH = 512  # with --bn-mode train the batch defines the statistics: not tuned
+
+
+def measured_batch(measure: str, model, loss_fn, x, y) -> int:
+    """The fastest batch for what ``measure`` repeats, measured and cached (:mod:`landscape.batching`):
+    forwards (average-case), Hessian-vector products (top eigenvalue, trace) or gradients (the rest)."""
+    from landscape import batching
+
+    if "average-case" in measure:
+        return batching.forward_batch_size(model, x).batch_size
+    if measure in ("top-eigenvalue", "trace"):
+        return batching.product_batch_size(model, loss_fn, x, y).batch_size
+    return batching.gradient_batch_size(model, loss_fn, x, y).batch_size
 
 
 def format_table(rows) -> str:

@@ -19,6 +19,7 @@ from landscape.cli.common import (
     add_data_source,
     add_device,
     add_dtype,
+    add_fast_evaluation,
     add_model_source,
     add_out,
     add_seed,
@@ -92,6 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_seed(parser)
     add_device(parser)
     add_dtype(parser)
+    add_fast_evaluation(parser)
     add_config(parser)
     add_model_source(parser)
     add_data_source(parser, splits="train")
@@ -106,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from landscape import store
     from landscape.errors import UserError
     from landscape.progress import cli_reporter
-    from landscape.surface import Measure, SurfaceResult, evaluate_surface
+    from landscape.surface import SurfaceResult, evaluate_surface
 
     x_spec, y_spec = _grid_specs(args)
     splits = parse_splits(args.split)
@@ -116,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     base_name = args.name or _default_name(args, x_spec is not None and y_spec is None)
 
     setup = load_setup(args, [args.checkpoint, *(args.trajectory or []), *([args.other] if args.other else [])],
-                       splits, recalibrate=args.bn == "recalibrate")
+                       splits, recalibrate=args.bn == "recalibrate", bn_train=args.bn == "train",
+                       stack=args.bn == "eval")
     centre = setup.targets[0]
     name, _ = store.claim_group_name_in(out, "surface", base_name, [centre.sha256])
     others = setup.targets[1:]
@@ -130,13 +133,12 @@ def run(args: argparse.Namespace) -> int:
         "directions": args.directions, "norm": norm, "ignore": args.ignore, "bn": args.bn,
         "x": f"auto:{AUTO_POINTS}" if auto else str(x_spec),
         "y": f"auto:{AUTO_POINTS}" if auto else (None if y_spec is None else str(y_spec)), "splits": splits,
-        "samples": setup.samples, "subset_seed": SUBSET_SEED, "batch_size": setup.batch_size,
+        "samples": setup.samples, "subset_seed": SUBSET_SEED, **batch_config(args, setup),
         "loss": args.loss, "dataset": setup.data.name, "dtype": args.dtype, "seed": args.seed,
         "trajectory": [{"path": str(t.path), "sha256": t.sha256} for t in others] if args.trajectory else None,
         "other": {"path": str(others[-1].path), "sha256": others[-1].sha256} if args.other else None,
     }
-    measure = Measure(setup.loss_fn, setup.splits, batch_size=setup.batch_size,
-                      bn_mode=args.bn, bn_inputs=setup.bn_inputs)
+    measure = setup.measure(args.bn)
     group_path = f"surface/{name}"
     previous = read_previous(out, group_path, centre.sha256, config)
 
@@ -587,11 +589,39 @@ class PeriodicSaver:
 
 
 class Setup:
-    """What every point needs: targets, data subsets on the device, loss."""
+    """What every point needs: targets, data subsets on the device, loss, and the batch sizes.
 
-    def __init__(self, targets, data, splits, loss_fn, batch_size, samples, bn_inputs):
+    ``batch_size`` is the evaluation batch (measured unless --batch-size or --bn train fixes
+    it), ``bn_batch_size`` the batch that defines BatchNorm statistics (recalibration, --bn
+    train), ``points_per_pass`` grid points per batched call (measured, :mod:`landscape.surface.stacked`).
+    """
+
+    def __init__(self, targets, data, splits, loss_fn, batch_size, samples, bn_inputs, *,
+                 bn_batch_size=None, points_per_pass=1, autocast=None, batch_note="given"):
         self.targets, self.data, self.splits, self.loss_fn = targets, data, splits, loss_fn
         self.batch_size, self.samples, self.bn_inputs = batch_size, samples, bn_inputs
+        self.bn_batch_size = bn_batch_size or batch_size
+        self.points_per_pass, self.autocast, self.batch_note = points_per_pass, autocast, batch_note
+
+    def measure(self, bn_mode: str):
+        from landscape.surface import Measure
+
+        return Measure(self.loss_fn, self.splits, batch_size=self.batch_size, bn_mode=bn_mode,
+                       bn_inputs=self.bn_inputs, bn_batch_size=self.bn_batch_size,
+                       points_per_pass=self.points_per_pass if bn_mode == "eval" else 1, autocast=self.autocast)
+
+
+def batch_config(args, setup: Setup) -> dict:
+    """The batch entries of a result's config: only batches that change the numbers (BatchNorm
+    statistics) are pinned; a measured evaluation batch is "auto", so that a rerun whose probe
+    picks another size still resumes. bf16 autocast changes the numbers and is recorded."""
+    bn = getattr(args, "bn", "eval")
+    config = {"batch_size": setup.batch_size if bn == "train" else (args.batch_size or "auto")}
+    if bn in ("recalibrate", "recompute"):
+        config["bn_batch_size"] = setup.bn_batch_size
+    if setup.autocast is not None:
+        config["autocast"] = str(setup.autocast).removeprefix("torch.")
+    return config
 
 
 def parse_splits(text: str) -> list[str]:
@@ -627,7 +657,12 @@ def grid_values(spec):
     return values
 
 
-def load_setup(args, paths, splits, *, recalibrate: bool) -> Setup:
+def load_setup(args, paths, splits, *, recalibrate: bool, bn_train: bool = False, stack: bool = False) -> Setup:
+    """Targets and data on the device, and the batch sizes: ``--batch-size``, else (unless
+    ``bn_train``: batches define the statistics) measured on the centre model and cached
+    (:mod:`landscape.batching`); ``stack`` also measures several grid points per pass."""
+    import torch
+
     from landscape.cli.common import data_source_from_args, model_source_from_args
     from landscape.data import fixed_subset
     from landscape.devices import resolve_device, resolve_dtype
@@ -636,22 +671,40 @@ def load_setup(args, paths, splits, *, recalibrate: bool) -> Setup:
 
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     targets, data = load_targets(paths, model_source_from_args(args), data_source_from_args(args), device, dtype)
+    channels_last = bool(getattr(args, "channels_last", False))
+    autocast = torch.bfloat16 if getattr(args, "bf16", False) else None
+
+    def resident(x):  # inputs stay on the device for the whole job
+        x = x.to(device=device, dtype=dtype)
+        return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+    if channels_last:
+        for target in targets:
+            target.model.to(memory_format=torch.channels_last)
     subsets = {}
     for split in splits:
         x, y = data.split(split)
         x, y = fixed_subset(x, y, args.samples, SUBSET_SEED)
-        subsets[split] = (x.to(device=device, dtype=dtype), y.to(device))
+        subsets[split] = (resident(x), y.to(device))
     bn_inputs = None
     if recalibrate:
         if "train" in subsets:
             bn_inputs = subsets["train"][0]
         else:
             x, y = fixed_subset(*data.split("train"), args.samples, SUBSET_SEED)
-            bn_inputs = x.to(device=device, dtype=dtype)
+            bn_inputs = resident(x)
     samples = next(iter(subsets.values()))[0].shape[0]
-    # 500: on CPUs the fastest ResNet-20 batch we measured (cache-sized activations); GPUs barely care.
-    batch_size = args.batch_size or min(500, max(v[0].shape[0] for v in subsets.values()))
-    return Setup(targets, data, subsets, make_loss(args.loss), batch_size, samples, bn_inputs)
+    loss_fn = make_loss(args.loss)
+    # Where batches define BatchNorm statistics (--bn train, recalibration) the batch is part of
+    # the result: --batch-size, else 500 (the default before sizes were measured).
+    fixed = args.batch_size or min(500, max(v[0].shape[0] for v in subsets.values()))
+    if args.batch_size or bn_train:
+        return Setup(targets, data, subsets, loss_fn, fixed, samples, bn_inputs, autocast=autocast)
+    from landscape.surface.stacked import choose_evaluation
+
+    choice = choose_evaluation(targets[0].model, loss_fn, subsets, stack=stack, autocast=autocast)
+    return Setup(targets, data, subsets, loss_fn, choice.batch_size, samples, bn_inputs, bn_batch_size=fixed,
+                 points_per_pass=choice.points, autocast=autocast, batch_note=choice.describe())
 
 
 def check_same_parameters(reference, target) -> None:

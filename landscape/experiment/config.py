@@ -49,7 +49,7 @@ class LateSamConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     # analyses
     samples: int = 512
-    analysis_batch_size: int = 512
+    analysis_batch_size: int | None = None  # None: measured per kind of work (landscape.batching)
     bn_mode: str = "eval"
     eig_tol: float = 1e-3
     trace_rel_stderr: float = 0.05

@@ -41,6 +41,7 @@ log = logging.getLogger("landscape.experiment")
 
 RESULT_FILE = "result.h5"
 ANALYSIS_SEED = 0  # the same analysis examples and random vectors for every run
+FIXED_BATCH = 512  # analysis batch where batches define BatchNorm statistics (bn_mode="train")
 
 
 @dataclass
@@ -203,6 +204,23 @@ class _Context:
             out[label.decode() if isinstance(label, bytes) else str(label)] = row
         return out
 
+    def batch(self, kind: str, model) -> int:
+        """``analysis_batch_size`` if set; else FIXED_BATCH where batches define BatchNorm
+        statistics (``bn_mode="train"``), else the fastest for ``kind`` of work ("forward",
+        "gradient", "hvp"), measured once per model shape and cached (:mod:`landscape.batching`)."""
+        from landscape import batching
+
+        cfg = self.config
+        if cfg.analysis_batch_size:
+            return cfg.analysis_batch_size
+        if cfg.bn_mode == "train" and kind != "forward":
+            return FIXED_BATCH
+        if kind == "forward":
+            return batching.forward_batch_size(model, self.x).batch_size
+        if kind == "hvp":
+            return batching.product_batch_size(model, self.loss_fn, self.x, self.y).batch_size
+        return batching.gradient_batch_size(model, self.loss_fn, self.x, self.y).batch_size
+
     def analyse(self, run: Run, previous: dict | None) -> dict:
         path = self.final(run)
         target = self.target(path)
@@ -212,27 +230,28 @@ class _Context:
             return previous
         cfg, t = self.config, time.monotonic()
         model = target.model
-        test_loss, test_acc = evaluate(model, self.test_x, self.test_y, self.loss_fn, cfg.analysis_batch_size)
-        train_loss, train_acc = evaluate(model, self.x, self.y, self.loss_fn, cfg.analysis_batch_size)
+        forward = self.batch("forward", model)
+        test_loss, test_acc = evaluate(model, self.test_x, self.test_y, self.loss_fn, forward)
+        train_loss, train_acc = evaluate(model, self.x, self.y, self.loss_fn, forward)
         from landscape.curvature import hessian_eigenvalues, hessian_trace
         from landscape.sharpness import worst_case_sharpness
 
-        common = dict(batch_size=cfg.analysis_batch_size, bn_mode=cfg.bn_mode)
+        products = dict(batch_size=self.batch("hvp", model), bn_mode=cfg.bn_mode)
         t_h = time.monotonic()
         with _phase(f"{run.label}: top-1 eigenvalue", "products") as phase:
             eig = hessian_eigenvalues(model, self.loss_fn, self.x, self.y, k=1, tol=cfg.eig_tol,
-                                      seed=ANALYSIS_SEED, progress=phase, **common)
+                                      seed=ANALYSIS_SEED, progress=phase, **products)
         with _phase(f"{run.label}: trace", "products") as phase:
             trace = hessian_trace(model, self.loss_fn, self.x, self.y,
                                   rel_stderr=cfg.trace_rel_stderr, max_hvps=cfg.trace_max_hvps,
-                                  seed=ANALYSIS_SEED, progress=phase, **common)
+                                  seed=ANALYSIS_SEED, progress=phase, **products)
         hessian_seconds = time.monotonic() - t_h
         t_s = time.monotonic()
         with _phase(f"{run.label}: worst-case sharpness", "steps") as phase:
             sharp = worst_case_sharpness(model, self.loss_fn, self.x, self.y,
                                          rho=cfg.sharpness_radius, steps=cfg.sharpness_steps,
                                          m=cfg.sharpness_m, seed=ANALYSIS_SEED, progress=phase,
-                                         **common)
+                                         batch_size=self.batch("gradient", model), bn_mode=cfg.bn_mode)
         sharp_seconds = time.monotonic() - t_s
         row = {
             "label": run.label, "arm": run.arm, "arm_label": run.arm_label, "seed": run.seed,
@@ -245,7 +264,7 @@ class _Context:
             group = store.replace_group(f, f"hessian/{run.label}")
             store.set_provenance(group, self.provenance(target, hessian_seconds, {
                 "k": 1, "tol": cfg.eig_tol, "trace_rel_stderr": cfg.trace_rel_stderr,
-                "trace_max_hvps": cfg.trace_max_hvps, "batch_size": cfg.analysis_batch_size}))
+                "trace_max_hvps": cfg.trace_max_hvps, "batch_size": products["batch_size"]}))
             store.write_dataset(group, "eigenvalues", np.asarray(eig.eigenvalues, dtype=np.float64))
             store.write_dataset(group, "residuals", np.asarray(eig.residuals, dtype=np.float64))
             store.write_dataset(group, "trace", float(trace.trace))
@@ -279,7 +298,8 @@ class _Context:
         t = time.monotonic()
         bn = "recalibrate" if has_batchnorm(a.model) else "eval"
         measure = Measure(self.loss_fn, {"train": (self.x, self.y), "test": (self.test_x, self.test_y)},
-                          batch_size=cfg.analysis_batch_size, bn_mode=bn, bn_inputs=self.x)
+                          batch_size=self.batch("forward", a.model), bn_mode=bn, bn_inputs=self.x,
+                          bn_batch_size=cfg.analysis_batch_size or FIXED_BATCH)
         alphas = np.linspace(0.0, 1.0, cfg.interpolation_points)
         states = [dict(a.model.state_dict()), dict(b.model.state_dict())]
         with _phase(name, "points", len(alphas)) as phase:
@@ -324,7 +344,7 @@ class _Context:
         model = copy.deepcopy(target.model)  # escape moves the weights
         result = sam_escape(model, self.loss_fn, self.x, self.y, rho=rho, lr=lr,
                             momentum=momentum, steps=cfg.escape_steps, eig_every=cfg.escape_eig_every,
-                            batch_size=cfg.analysis_batch_size, bn_mode=cfg.bn_mode)
+                            batch_size=self.batch("gradient", model), bn_mode=cfg.bn_mode)
         from landscape.store import write_escape_group
 
         with store.transaction(self.result_path, self.command) as f:

@@ -18,12 +18,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from landscape.batching import autocast_context
 from landscape.bn import analysis_mode
-from landscape.evaluate import evaluate
+from landscape.evaluate import evaluate_sums
 from landscape.losses import LossFn
 from landscape.progress import ProgressFn, report
 from landscape.surface.flat import FlatParameters, preserved_state, state_tensors
 from landscape.surface.recalibrate import recalibrate_batchnorm
+from landscape.surface.stacked import StackedEvaluator
 
 BN_MODES = ("eval", "train", "recalibrate")
 
@@ -37,6 +39,13 @@ class Measure:
     ``bn_mode``: ``eval`` uses the running statistics in the model, ``train`` batch statistics
     (running statistics left untouched), ``recalibrate`` first recomputes the running statistics
     from ``bn_inputs`` (fixed training examples) and then evaluates in ``eval`` mode.
+
+    ``batch_size`` only changes speed (choose it with :mod:`landscape.batching`), except with
+    ``bn_mode="train"`` where batches define the statistics; ``bn_batch_size`` (default
+    ``batch_size``) is the recalibration batch, which defines the recalibrated statistics.
+    ``points_per_pass > 1`` lets :func:`evaluate_surface` evaluate that many grid points in one
+    batched call (``bn_mode="eval"`` only, :mod:`landscape.surface.stacked`). ``autocast`` (e.g.
+    ``torch.bfloat16``) runs the forward passes under ``torch.autocast``.
     """
 
     def __init__(
@@ -47,25 +56,35 @@ class Measure:
         batch_size: int = 1000,
         bn_mode: str = "eval",
         bn_inputs: torch.Tensor | None = None,
+        bn_batch_size: int | None = None,
+        points_per_pass: int = 1,
+        autocast: torch.dtype | None = None,
     ) -> None:
         if bn_mode not in BN_MODES:
             raise ValueError(f"bn_mode must be one of {BN_MODES}, not {bn_mode!r}")
         if bn_mode == "recalibrate" and bn_inputs is None:
             raise ValueError("bn_mode='recalibrate' needs bn_inputs (training examples)")
+        if points_per_pass > 1 and bn_mode != "eval":
+            raise ValueError("several points per pass need bn_mode='eval' (no per-point BatchNorm state)")
         self.loss_fn, self.splits, self.batch_size = loss_fn, dict(splits), batch_size
         self.bn_mode, self.bn_inputs = bn_mode, bn_inputs
+        self.bn_batch_size = bn_batch_size or batch_size
+        self.points_per_pass, self.autocast = max(1, int(points_per_pass)), autocast
         self.names = metric_names(self.splits)
 
     def __call__(self, model: nn.Module) -> dict[str, float]:
         if self.bn_mode == "recalibrate":
-            recalibrate_batchnorm(model, self.bn_inputs, self.batch_size)
-        out = {}
+            recalibrate_batchnorm(model, self.bn_inputs, self.bn_batch_size)
         mode = "train" if self.bn_mode == "train" else "eval"
-        with torch.inference_mode(), analysis_mode(model, mode):
-            for split, (inputs, targets) in self.splits.items():
-                loss, acc = evaluate(model, inputs, targets, self.loss_fn, batch_size=self.batch_size)
-                out[f"{split}_loss"], out[f"{split}_acc"] = loss, acc
-        return out
+        sums = []
+        with torch.inference_mode(), analysis_mode(model, mode), autocast_context(self._device(), self.autocast):
+            for inputs, targets in self.splits.values():
+                sums.append(evaluate_sums(model, inputs, targets, self.loss_fn, self.batch_size) / inputs.shape[0])
+        values = torch.cat(sums).tolist()  # one read-back per point
+        return dict(zip(self.names, values))
+
+    def _device(self) -> torch.device:
+        return next(iter(self.splits.values()))[0].device
 
 
 def evaluate_points(
@@ -85,6 +104,27 @@ def evaluate_points(
     ``progress`` sees points done (resumed ones included) of all, and the first metric's
     value at the last point. Returns the number of points computed here.
     """
+
+    def one(indices: list[int]) -> list[dict[str, float]]:
+        write_point(indices[0])
+        return [measure()]
+
+    return evaluate_point_groups(one, results, done, group=1, on_save=on_save, save_every=save_every,
+                                 progress=progress)
+
+
+def evaluate_point_groups(
+    measure_group: Callable[[list[int]], list[dict[str, float]]],
+    results: Mapping[str, np.ndarray],
+    done: np.ndarray,
+    *,
+    group: int,
+    on_save: Callable[[], None] | None = None,
+    save_every: float = 5.0,
+    progress: ProgressFn | None = None,
+) -> int:
+    """:func:`evaluate_points` for ``measure_group(indices)``, which returns the metrics of up to
+    ``group`` points at once (in the order given)."""
     flat_done = done.reshape(-1)
     flat_results = {k: v.reshape(-1) for k, v in results.items()}
     for arr, src in [(flat_done, done), *((flat_results[k], results[k]) for k in results)]:
@@ -95,16 +135,16 @@ def evaluate_points(
     last_save = time.monotonic()
     computed = 0
     try:
-        for i in todo:
-            write_point(int(i))
-            values = measure()
-            for name, value in values.items():
-                flat_results[name][i] = value
-            flat_done[i] = True
-            computed += 1
-            first = next(iter(values), None)
-            report(progress, done=already + computed, total=flat_done.size,
-                   estimate=None if first is None else float(values[first]), name=first or "")
+        for start in range(0, todo.size, group):
+            indices = [int(i) for i in todo[start : start + group]]
+            for i, values in zip(indices, measure_group(indices)):
+                for name, value in values.items():
+                    flat_results[name][i] = value
+                flat_done[i] = True
+                computed += 1
+                first = next(iter(values), None)
+                report(progress, done=already + computed, total=flat_done.size,
+                       estimate=None if first is None else float(values[first]), name=first or "")
             if on_save is not None and time.monotonic() - last_save >= save_every:
                 on_save()
                 last_save = time.monotonic()
@@ -154,6 +194,17 @@ class PlaneWriter:
                 self.buffer.add_(d, alpha=float(c))
         self.flat.set(self.buffer)
 
+    @torch.no_grad()
+    def points(self, coefficients: np.ndarray) -> torch.Tensor:
+        """``(k, dim)`` weight vectors for ``k`` rows of coefficients, each built exactly as
+        :meth:`write` builds one (same additions in the same order, so the same bits)."""
+        out = self.origin.expand(len(coefficients), -1).clone()
+        for row, cs in zip(out, coefficients):
+            for d, c in zip(self.directions, cs):
+                if c != 0:
+                    row.add_(d, alpha=float(c))
+        return out
+
 
 def evaluate_surface(
     model: nn.Module,
@@ -191,10 +242,29 @@ def evaluate_surface(
             if on_save is not None:
                 on_save(result)
 
-        evaluate_points(write_point, lambda: measure(model), result.metrics, result.done, on_save=save,
-                        save_every=save_every, progress=progress)
+        if measure.points_per_pass > 1:
+            stacked = StackedEvaluator(model, measure.loss_fn, measure.splits, measure.batch_size,
+                                       autocast=measure.autocast)
+            grid = _grid_coefficients(result, y is not None)
+
+            def measure_group(indices: list[int]) -> list[dict[str, float]]:
+                return stacked(writer.points(grid[indices]))
+
+            evaluate_point_groups(measure_group, result.metrics, result.done, group=measure.points_per_pass,
+                                  on_save=save, save_every=save_every, progress=progress)
+        else:
+            evaluate_points(write_point, lambda: measure(model), result.metrics, result.done, on_save=save,
+                            save_every=save_every, progress=progress)
     result.seconds = seconds0 + time.monotonic() - start
     return result
+
+
+def _grid_coefficients(result: SurfaceResult, two_d: bool) -> np.ndarray:
+    """``(points, axes)`` coefficients of every grid node in flat ('ij') order."""
+    if not two_d:
+        return result.x[:, None]
+    xx, yy = np.meshgrid(result.x, result.y, indexing="ij")
+    return np.stack([xx.reshape(-1), yy.reshape(-1)], axis=1)
 
 
 def load_state(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
