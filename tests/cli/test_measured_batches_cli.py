@@ -47,7 +47,8 @@ HESSIAN = ["--samples", "64", "--top-k", "1", "--tol", "1e-2", "--no-trace"]
 
 def _hessian_batch(out) -> int:
     with h5py.File(out) as f:
-        return json.loads(f["hessian/epoch-002-sgd"].attrs["config"])["batch_size"]
+        (name,) = list(f["hessian"])
+        return json.loads(f[f"hessian/{name}"].attrs["config"])["batch_size"]
 
 
 def test_hessian_measures_the_product_batch(ckpt, tmp_path, kinds):

@@ -9,12 +9,11 @@ import h5py
 import numpy as np
 import pytest
 
-from landscape import batching
+from landscape import batching, store
 from landscape.cli import main
 from tests.cli.test_surface_cli import _checkpoint
 
 SAMPLES = ["--samples", "150"]
-GROUP = "surface/c-random-1d"
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +39,7 @@ def _surface(ckpt, out, *extra):
         == 0
     )
     with h5py.File(out, "r") as f:
-        g = f[GROUP]
+        g = f[f"surface/{store.checkpoint_label(ckpt['a'])}-random-1d"]
         return json.loads(g.attrs["config"]), g["train_loss"][()]
 
 
