@@ -89,7 +89,10 @@ def _hf_class(name: str, config: dict[str, Any]):
     from transformers.models.auto import modeling_auto as auto
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
-    known = {**auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, **auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES}
+    known = {
+        **auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        **auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+    }
     supported = set(known.values())
     if name in CONFIG_MAPPING_NAMES:  # a model type: the task's class
         model_type = name
@@ -125,14 +128,18 @@ def hf_model(name: str, num_classes: int | None, kwargs: dict[str, Any]) -> nn.M
     fields = {k: v for k, v in kwargs.items() if k not in _CONFIG_BOOKKEEPING}
     task = hf_task(model_type)
     if task == "image-classification" and num_classes is not None:
-        fields = {k: v for k, v in fields.items() if k not in ("id2label", "label2id", "num_classes")}
+        fields = {
+            k: v for k, v in fields.items() if k not in ("id2label", "label2id", "num_classes")
+        }
         fields["num_labels"] = num_classes
     fields["use_cache"] = False  # no key/value cache: analyses never generate
     try:
         config = CONFIG_MAPPING[model_type](**fields)
         model = cls(config)
     except Exception as exc:  # a bad config raises many types (ValueError, TypeError, KeyError ...)
-        raise UserError(f"--arch hf:{name}: could not build it from its config: {_first_line(exc)}") from exc
+        raise UserError(
+            f"--arch hf:{name}: could not build it from its config: {_first_line(exc)}"
+        ) from exc
     return with_logits(model, task or "image-classification")
 
 
@@ -165,7 +172,9 @@ def language_model_limits(model: nn.Module) -> tuple[int, int | None] | None:
         return None
     config = model.config
     vocab = int(config.vocab_size)
-    context = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+    context = getattr(config, "n_positions", None) or getattr(
+        config, "max_position_embeddings", None
+    )
     return vocab, (int(context) if context else None)
 
 

@@ -56,7 +56,11 @@ def folder_arch(folder: Path, config: dict[str, Any]) -> tuple[str, dict[str, An
         return f"timm:{config['architecture']}", kwargs
     if isinstance(config.get("model_type"), str):  # Transformers
         architectures = config.get("architectures")
-        name = architectures[0] if isinstance(architectures, list) and architectures else config["model_type"]
+        name = (
+            architectures[0]
+            if isinstance(architectures, list) and architectures
+            else config["model_type"]
+        )
         return f"hf:{name}", dict(config)
     raise UserError(
         f"{folder / CONFIG_FILE} names neither a timm architecture ('architecture') nor a "
@@ -76,13 +80,17 @@ def folder_weights(folder: Path) -> list[Path]:
                 weight_map = json.loads(index_path.read_text(encoding="utf-8"))["weight_map"]
                 shards = sorted(set(weight_map.values()))
             except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise UserError(f"{index_path} is not a shard index with a weight_map: {exc}") from exc
+                raise UserError(
+                    f"{index_path} is not a shard index with a weight_map: {exc}"
+                ) from exc
             paths = [folder / shard for shard in shards]
             if any(Path(s).name != s for s in shards):  # a shard outside the folder
                 raise UserError(f"{index_path} names shards outside its folder")
             missing = [p.name for p in paths if not p.is_file()]
             if missing:
-                raise UserError(f"{folder}: shards listed in {name} are missing: {', '.join(missing[:3])}")
+                raise UserError(
+                    f"{folder}: shards listed in {name} are missing: {', '.join(missing[:3])}"
+                )
             return paths
     raise UserError(
         f"model folder {folder} has a config.json but no weights "
@@ -112,6 +120,10 @@ def load_model_folder(folder: str | Path, *, trust: bool = False):
         from landscape.external import hf_task
 
         labels = config.get("id2label")
-        if hf_task(config["model_type"]) == "image-classification" and isinstance(labels, dict) and labels:
+        if (
+            hf_task(config["model_type"]) == "image-classification"
+            and isinstance(labels, dict)
+            and labels
+        ):
             ckpt.config["num_classes"] = len(labels)
     return ckpt

@@ -87,7 +87,7 @@ def _tokenise_text(path: Path, folder: str | Path | None) -> np.ndarray:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except ImportError as exc:
         raise UserError("tokenising text needs transformers; pip install transformers") from exc
-    except Exception as exc:  # missing files raise OSError, ValueError, ... depending on the version
+    except Exception as exc:  # missing files raise OSError, ValueError, ... by version
         raise UserError(
             f"--data tokens:{path} is text, but the model folder {folder} has no usable tokenizer "
             f"({type(exc).__name__}); give token ids (.bin or .npy)"
@@ -111,7 +111,13 @@ def cut_blocks(ids: np.ndarray, block_size: int, where: str) -> tuple[torch.Tens
     if count > pool:
         rng = np.random.default_rng(POOL_SEED)
         starts = np.sort(rng.choice(starts, size=pool, replace=False))
-        log.info("%s: %d blocks of %d tokens; keeping a fixed choice of %d", where, count, block_size, pool)
+        log.info(
+            "%s: %d blocks of %d tokens; keeping a fixed choice of %d",
+            where,
+            count,
+            block_size,
+            pool,
+        )
     offsets = starts[:, None] + np.arange(block_size + 1, dtype=np.int64)
     windows = torch.from_numpy(np.asarray(ids[offsets], dtype=np.int64))
     return windows[:, :-1].contiguous(), windows[:, 1:].contiguous()
@@ -127,14 +133,20 @@ def load_token_data(
         train_file, test_file = target / "train.bin", target / "val.bin"
         missing = [p.name for p in (train_file, test_file) if not p.is_file()]
         if missing:
-            raise UserError(f"--data tokens:{target}: the folder lacks {' and '.join(missing)} (nanoGPT layout)")
+            raise UserError(
+                f"--data tokens:{target}: the folder lacks {' and '.join(missing)} (nanoGPT layout)"
+            )
     else:
         train_file = test_file = target
-    train_x, train_y = cut_blocks(read_token_stream(train_file, tokenizer_folder), block_size, str(train_file))
+    train_x, train_y = cut_blocks(
+        read_token_stream(train_file, tokenizer_folder), block_size, str(train_file)
+    )
     if test_file == train_file:
         test_x, test_y = train_x, train_y
     else:
-        test_x, test_y = cut_blocks(read_token_stream(test_file, tokenizer_folder), block_size, str(test_file))
+        test_x, test_y = cut_blocks(
+            read_token_stream(test_file, tokenizer_folder), block_size, str(test_file)
+        )
     vocabulary = int(max(train_y.max(), train_x.max(), test_y.max(), test_x.max())) + 1
     return Data(
         name=f"tokens:{target.name}",

@@ -19,11 +19,22 @@ VOCAB = 64
 CONTEXT = 16
 
 GPT2_CONFIG = dict(
-    vocab_size=VOCAB, n_positions=CONTEXT, n_embd=4, n_layer=2, n_head=2, n_inner=8,
-    bos_token_id=0, eos_token_id=0, resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1,
+    vocab_size=VOCAB,
+    n_positions=CONTEXT,
+    n_embd=4,
+    n_layer=2,
+    n_head=2,
+    n_inner=8,
+    bos_token_id=0,
+    eos_token_id=0,
+    resid_pdrop=0.1,
+    embd_pdrop=0.1,
+    attn_pdrop=0.1,
 )
-VIT_ARGS = dict(img_size=32, patch_size=16, depth=2, embed_dim=4, num_heads=2, mlp_ratio=2.0, num_classes=3)
-CONVNEXT_ARGS = dict(depths=(1, 1), dims=(4, 8), num_classes=3)
+VIT_ARGS = dict(
+    img_size=32, patch_size=16, depth=2, embed_dim=4, num_heads=2, mlp_ratio=2.0, num_classes=3
+)
+CONVNEXT_ARGS = dict(depths=(1, 1, 1, 1), dims=(2, 2, 4, 4), num_classes=3)
 
 
 def gpt2(seed: int = 0, attn_implementation: str = "sdpa", dtype=torch.float32):
@@ -64,7 +75,9 @@ def token_file(path: Path, count: int = 600, vocab: int = VOCAB, seed: int = 0) 
     return path
 
 
-def token_blocks(count: int = 4, block: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def token_blocks(
+    count: int = 4, block: int = 8, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     rng = np.random.default_rng(seed)
     stream = torch.from_numpy(rng.integers(0, VOCAB, count * block + 1)).long()
     x = torch.stack([stream[i * block : i * block + block] for i in range(count)])

@@ -62,4 +62,3 @@ def reset_announcement() -> None:
     """Forget that the log line was written (tests that check it appears once)."""
     global _announced
     _announced = False
-

@@ -88,7 +88,12 @@ def vit_pair():
             block.fused_attn = False
     model.patch_embed.requires_grad_(False)  # 3 x 16 x 16 x 4 weights: a smaller dense Hessian
     torch.manual_seed(1)
-    return model, reference, torch.randn(4, 3, 32, 32, dtype=torch.float64), torch.tensor([0, 1, 2, 1])
+    return (
+        model,
+        reference,
+        torch.randn(4, 3, 32, 32, dtype=torch.float64),
+        torch.tensor([0, 1, 2, 1]),
+    )
 
 
 PAIRS = {"gpt2": gpt2_pair, "vit": vit_pair}
@@ -161,6 +166,8 @@ def test_models_without_attention_are_not_announced(caplog):
     model = torch.nn.Sequential(torch.nn.Linear(3, 2))
     reset_announcement()
     with caplog.at_level(logging.INFO, logger="landscape.curvature"):
-        with HessianOperator(model, F.cross_entropy, torch.randn(4, 3), torch.tensor([0, 1, 0, 1])) as op:
+        with HessianOperator(
+            model, F.cross_entropy, torch.randn(4, 3), torch.tensor([0, 1, 0, 1])
+        ) as op:
             op.matvec(torch.ones(op.dim))
     assert not any("math kernel" in r.getMessage() for r in caplog.records)
