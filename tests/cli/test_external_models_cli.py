@@ -180,3 +180,21 @@ def test_bad_input_is_one_error_line_and_nothing_written(ws, tmp_path, capsys, c
     assert len(errors) == 1 and errors[0] == lines[-1]
     assert __import__("re").search(expect, errors[0]), errors[0]
     assert not out.exists()
+
+
+def test_train_a_timm_vit_on_digits_then_analyse_it_without_arch(tmp_path, capsys):
+    kwargs = {
+        "img_size": 8,
+        "patch_size": 4,
+        "in_chans": 1,
+        "depth": 1,
+        "embed_dim": 8,
+        "num_heads": 2,
+    }
+    argv = ["train", "--arch", "timm:vit_tiny_patch16_224", "--arch-kwargs", json.dumps(kwargs)]
+    flags = ["--epochs", "1", "--sam-start", "never", "--batch-size", "256", "--device", "cpu"]
+    assert main([*argv, *flags, "--out", str(tmp_path), "--run", "vit"]) == 0
+    ckpt = tmp_path / "vit" / "epoch-001-sgd.pt"
+    out = tmp_path / "h.h5"
+    assert main(["hessian", str(ckpt), "--samples", "16", *FAST, "--out", str(out)]) == 0
+    assert np.isfinite(eigenvalues(out, "epoch-001-sgd")).all()
