@@ -49,6 +49,18 @@ def save_gpt2(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def save_word_tokenizer(folder: Path) -> list[str]:
+    """A word-level tokenizer of ``VOCAB`` words ``w0 .. w62`` (id 0 is unknown), saved offline."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = ["[UNK]"] + [f"w{i}" for i in range(VOCAB - 1)]
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]")
+    fast.save_pretrained(folder)
+    return words
+
+
 def vit(seed: int = 0):
     torch.manual_seed(seed)
     return timm.create_model("vit_tiny_patch16_224", pretrained=False, **VIT_ARGS).eval()

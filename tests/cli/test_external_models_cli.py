@@ -198,3 +198,20 @@ def test_train_a_timm_vit_on_digits_then_analyse_it_without_arch(tmp_path, capsy
     out = tmp_path / "h.h5"
     assert main(["hessian", str(ckpt), "--samples", "16", *FAST, "--out", str(out)]) == 0
     assert np.isfinite(eigenvalues(out, "epoch-001-sgd")).all()
+
+
+def test_text_is_tokenised_with_the_model_folders_tokenizer(ws, tmp_path):
+    folder = tmp_path / "gpt2"
+    em.save_gpt2(folder)
+    words = em.save_word_tokenizer(folder)
+    ids = [(5 * i) % (em.VOCAB - 1) + 1 for i in range(100)]
+    (tmp_path / "a.txt").write_text(" ".join(words[i] for i in ids))
+    from_text = load_targets(
+        folder, ModelSource(), DataSource(data=f"tokens:{tmp_path / 'a.txt'}")
+    )[1]
+    np.save(tmp_path / "a.npy", np.asarray(ids))
+    from_ids = load_targets(folder, ModelSource(), DataSource(data=f"tokens:{tmp_path / 'a.npy'}"))[
+        1
+    ]
+    assert torch.equal(from_text.train_x, from_ids.train_x)
+    assert from_text.input_shape == (em.CONTEXT,)  # the default block: the model's context
