@@ -163,6 +163,36 @@ def with_logits(model: nn.Module, task: str) -> nn.Module:
     return model
 
 
+def hf_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` under ``model``'s own names.
+
+    Transformers 5 renames (and may fuse or split) some models' weights when it loads them:
+    ``save_pretrained`` writes ViT's ``vit.encoder.layer.0.attention.attention.query.weight``,
+    the module holds ``vit.layers.0.attention.q_proj.weight``. The library's own conversion does
+    that, in memory (no file is read). A state dict that fits as it is, or does not fit even
+    after conversion, is returned unchanged so that the usual mismatch report names its keys.
+    """
+    if set(state) <= set(model.state_dict()):
+        return state
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        converted, info = type(model).from_pretrained(
+            None, config=model.config, state_dict=state, output_loading_info=True
+        )
+    except Exception:  # noqa: BLE001 - any failure: keep the original names for the report
+        return state
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
+    if any(info.get(k) for k in ("missing_keys", "unexpected_keys", "mismatched_keys")):
+        return state
+    return converted.state_dict()
+
+
 # ---------------------------------------------------------------------------- language models
 
 

@@ -284,7 +284,12 @@ def build_model_for(
         kwargs=kwargs,
         explicit_num_classes=source.num_classes is not None,
     )
-    report = fit_state_dict(model, ckpt.state_dict, strict=source.strict, path=ckpt.path, arch=arch)
+    state = ckpt.state_dict
+    if arch.startswith("hf:"):
+        from landscape.external import hf_state_dict
+
+        state = hf_state_dict(model, state)  # save_pretrained's names -> the model's
+    report = fit_state_dict(model, state, strict=source.strict, path=ckpt.path, arch=arch)
     return model, arch, report
 
 
@@ -306,10 +311,9 @@ def check_model_fits_data(
     x = data.train_x[:2].to(device=device, dtype=dtype)
     y = data.train_y[:2]
     source = f"dataset {data.name}" if data.name != "custom" else "the --data factory"
-    if _check_language_model(model, data, path, arch):
-        if loss != "cross-entropy":
-            raise UserError(f"a language model's loss is next-token cross-entropy, not {loss!r}")
-        return
+    language_model = _check_language_model(model, data, path, arch)
+    if language_model and loss != "cross-entropy":
+        raise UserError(f"a language model's loss is next-token cross-entropy, not {loss!r}")
     try:
         with torch.no_grad():
             out = model(x)
@@ -319,6 +323,11 @@ def check_model_fits_data(
             f"model {arch} from {path} does not accept inputs of shape {list(data.input_shape)} "
             f"from {source} ({text}); check --arch, --dataset/--data"
         ) from exc
+    if language_model:
+        if not isinstance(out, torch.Tensor) or tuple(out.shape[:2]) != tuple(y.shape):
+            shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise UserError(f"model {arch} from {path} returns {shape}, not (blocks, tokens, vocabulary) logits")
+        return
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise UserError(f"model {arch} from {path} returns {shape}, not (batch, classes) logits")

@@ -49,6 +49,48 @@ def save_gpt2(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def save_hf(kind: str, folder: Path, seed: int = 0) -> Path:
+    """A tiny random Transformers model of ``kind`` saved with ``save_pretrained``."""
+    torch.manual_seed(seed)
+    t = transformers
+    if kind == "llama":
+        config = t.LlamaConfig(
+            vocab_size=VOCAB,
+            hidden_size=8,
+            intermediate_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=CONTEXT,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
+        model = t.LlamaForCausalLM(config)
+    elif kind == "vit":
+        config = t.ViTConfig(
+            image_size=32,
+            patch_size=16,
+            hidden_size=8,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=16,
+            num_labels=3,
+        )
+        model = t.ViTForImageClassification(config)
+    elif kind == "convnext":
+        config = t.ConvNextConfig(hidden_sizes=[4, 8], depths=[1, 1], num_stages=2, num_labels=3)
+        model = t.ConvNextForImageClassification(config)
+    elif kind == "resnet":
+        config = t.ResNetConfig(
+            embedding_size=4, hidden_sizes=[4, 8], depths=[1, 1], layer_type="basic", num_labels=3
+        )
+        model = t.ResNetForImageClassification(config)
+    else:
+        raise ValueError(kind)
+    model.save_pretrained(folder)
+    return folder
+
+
 def save_word_tokenizer(folder: Path) -> list[str]:
     """A word-level tokenizer of ``VOCAB`` words ``w0 .. w62`` (id 0 is unknown), saved offline."""
     from tokenizers import Tokenizer, models, pre_tokenizers

@@ -37,6 +37,8 @@ def ws(tmp_path_factory):
     em.save_gpt2(root / "gpt2")
     em.save_timm(em.vit(), root / "vit", em.VIT_ARGS)
     em.save_timm(em.convnext(), root / "convnext", em.CONVNEXT_ARGS)
+    for kind in ("llama", "vit", "convnext", "resnet"):
+        em.save_hf(kind, root / f"hf-{kind}")
     em.token_file(root / "train.bin")
     (root / "images.py").write_text(IMAGES)
     return root
@@ -85,6 +87,31 @@ def test_timm_folder_needs_no_arch_and_cli_and_api_agree(ws, tmp_path, name):
     )
     np.testing.assert_allclose(
         eigenvalues(out, name), api_eigenvalues(ws / name, data, 6), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("kind", ["vit", "convnext", "resnet"])
+def test_transformers_image_classifier_folders_cli_and_api_agree(ws, tmp_path, kind):
+    out, data = tmp_path / "h.h5", f"{ws / 'images.py'}:images"
+    folder = ws / f"hf-{kind}"
+    assert (
+        main(["hessian", str(folder), "--data", data, "--samples", "6", *FAST, "--out", str(out)])
+        == 0
+    )
+    np.testing.assert_allclose(
+        eigenvalues(out, folder.name), api_eigenvalues(folder, data, 6), rtol=1e-6
+    )
+
+
+def test_llama_folder_with_tokens_cli_and_api_agree(ws, tmp_path):
+    out, data = tmp_path / "h.h5", f"tokens:{ws / 'train.bin'}"
+    folder = ws / "hf-llama"
+    assert (
+        main(["hessian", str(folder), "--data", data, "--samples", "4", *FAST, "--out", str(out)])
+        == 0
+    )
+    np.testing.assert_allclose(
+        eigenvalues(out, folder.name), api_eigenvalues(folder, data, 4), rtol=1e-6
     )
 
 
