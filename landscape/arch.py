@@ -4,6 +4,9 @@ Three kinds of spec:
 
 * a registry name (``resnet20``, ``cnn-bn``, ...) built by :func:`landscape.models.build_model`;
 * ``torchvision:NAME`` for any torchvision classification model (``num_classes`` honoured);
+* ``timm:NAME`` for any timm model and ``hf:NAME`` for a Hugging Face Transformers causal
+  language model or image classifier built from its config (:mod:`landscape.external`), with
+  ``--arch-kwargs`` as the model's keyword arguments or config fields;
 * ``path/to/file.py:factory`` or ``package.module:factory`` for user code, called with the
   keyword arguments of ``--arch-kwargs`` (and ``num_classes`` when given and accepted).
 
@@ -42,9 +45,12 @@ def parse_kwargs(text: str | dict | None) -> dict[str, Any]:
     return value
 
 
+LIBRARY_PREFIXES = ("torchvision:", "timm:", "hf:")
+
+
 def is_factory_spec(spec: str) -> bool:
-    """``X:factory`` where X is a .py file or a dotted module (not ``torchvision:``)."""
-    if ":" not in spec or spec.startswith("torchvision:"):
+    """``X:factory`` where X is a .py file or a dotted module (not ``torchvision:`` and the like)."""
+    if ":" not in spec or spec.startswith(LIBRARY_PREFIXES):
         return False
     left, right = spec.rsplit(":", 1)
     return bool(left) and right.isidentifier()
@@ -129,6 +135,14 @@ def build_architecture(
     kwargs = dict(kwargs or {})
     if spec.startswith("torchvision:"):
         model = _torchvision_model(spec.split(":", 1)[1], num_classes, kwargs)
+    elif spec.startswith(("timm:", "hf:")):
+        from landscape.external import hf_model, timm_model
+
+        library, name = spec.split(":", 1)
+        build = timm_model if library == "timm" else hf_model
+        # A class count in the kwargs (a model folder's config) wins unless --num-classes was given.
+        own_count = any(k in kwargs for k in ("num_classes", "num_labels", "id2label"))
+        model = build(name, num_classes if explicit_num_classes or not own_count else None, kwargs)
     elif is_factory_spec(spec) or spec.endswith(".py"):
         factory = load_factory(spec)
         if explicit_num_classes and "num_classes" not in kwargs and _accepts(factory, "num_classes"):

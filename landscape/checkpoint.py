@@ -76,6 +76,7 @@ class LoadedCheckpoint:
 
     path: Path
     format: str  # landscape | state_dict | wrapped | safetensors | torchscript | pickled-module
+    # | timm-folder | hf-folder (path is then the weights file inside the folder)
     state_dict: dict[str, torch.Tensor]
     arch: str | None = None
     epoch: int | None = None
@@ -310,8 +311,15 @@ def load_checkpoint(path: str | Path, *, trust: bool = False, ema: bool = False)
     ``state_dict``, ``model``, ``net``, ``model_state_dict`` or ``module`` (``state_dict_ema``
     or ``model_ema`` when ``ema``); safetensors; and, only when ``trust``, TorchScript
     archives and whole pickled modules. ``module.`` and ``_orig_mod.`` prefixes are stripped.
+    A folder is a timm or Hugging Face model folder (:mod:`landscape.model_folder`).
     """
     path = Path(path)
+    if path.is_dir():
+        from landscape.model_folder import load_model_folder
+
+        if ema:
+            raise UserError(f"--ema was given but model folder {path} holds one set of weights")
+        return load_model_folder(path, trust=trust)
     container = sniff_container(path)
     if container == "safetensors":
         return _load_safetensors(path, ema)

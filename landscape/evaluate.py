@@ -18,7 +18,8 @@ def evaluate(
 ) -> tuple[float, float]:
     """Mean loss and accuracy over all examples; the model's current mode is used as is.
 
-    Batches are weighted by their size, so an uneven last batch counts correctly.
+    Batches are weighted by their size, so an uneven last batch counts correctly. For a
+    language model (targets ``(blocks, positions)``) the accuracy is next-token accuracy.
     """
     loss, acc = (evaluate_sums(model, inputs, targets, loss_fn, batch_size) / inputs.shape[0]).tolist()
     return loss, acc
@@ -33,13 +34,17 @@ def evaluate_sums(
     batch_size: int = 1000,
 ) -> torch.Tensor:
     """``[sum of loss, correct count]`` (float64, on the device): summed there so that a GPU is
-    not synchronised with the host per batch; the caller reads it back once."""
+    not synchronised with the host per batch; the caller reads it back once. A language
+    model's block counts as the share of its positions predicted correctly."""
     total = torch.zeros(2, dtype=torch.float64, device=inputs.device)
     for start in range(0, inputs.shape[0], batch_size):
         x = inputs[start : start + batch_size]
         y = targets[start : start + batch_size]
         out = model(x)
         total[0] += loss_fn(out, y).double() * x.shape[0]
-        labels = y if y.dtype in (torch.int64, torch.int32) else y.argmax(dim=-1)
-        total[1] += (out.argmax(dim=-1) == labels).sum()
+        if y.dtype in (torch.int64, torch.int32):
+            hits = out.argmax(dim=-1) == y  # (batch,) or (batch, positions)
+            total[1] += hits.double().sum() / max(1, hits[0].numel())
+        else:
+            total[1] += (out.argmax(dim=-1) == y.argmax(dim=-1)).sum()
     return total

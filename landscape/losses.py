@@ -9,6 +9,11 @@
   ``(1 / N) sum_n 0.5 ||f(x_n) - y_n||^2``, i.e. ``C / 2`` times ``mse``.
 
 Integer targets become one-hot vectors for the squared errors.
+
+A language model's logits are ``(blocks, positions, vocabulary)`` against next-token targets
+``(blocks, positions)``; cross-entropy then averages over every position of every block, the
+next-token loss of the token stream (all blocks have the same length, so the batch mean of
+the per-block means is the same number).
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ def make_loss(name: str = "cross-entropy", label_smoothing: float = 0.0) -> Loss
     if name == "cross-entropy":
 
         def cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            if outputs.ndim == 3 and targets.ndim == 2 and not targets.is_floating_point():
+                outputs, targets = outputs.flatten(0, 1), targets.flatten()
             return F.cross_entropy(outputs, targets, label_smoothing=label_smoothing)
 
         return cross_entropy

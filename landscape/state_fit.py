@@ -89,6 +89,7 @@ def fit_state_dict(
     ``shape_mismatches``, ``loaded``)."""
     expected = model.state_dict()
     state, prefix_fix, hint = align_prefix(state, set(expected))
+    state = fill_tied(model, state)
     missing = [k for k in expected if k not in state and not _is_optional(k)]
     unexpected = [k for k in state if k not in expected]
     mismatched = [
@@ -123,6 +124,23 @@ def fit_state_dict(
     # Non-float tensors keep their dtype; float ones take the model's (copy_ converts).
     model.load_state_dict(fitting, strict=False)
     return report
+
+
+def fill_tied(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Names that share one parameter in ``model`` (GPT-2's token embedding and output head,
+    ``tie_word_embeddings``) are one tensor: a state dict that stores it under one of the names,
+    as ``save_pretrained`` does, supplies the others."""
+    groups: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(param), []).append(name)
+    filled = None
+    for names in groups.values():
+        present = [n for n in names if n in state]
+        if len(names) > 1 and present and len(present) < len(names):
+            filled = dict(state) if filled is None else filled
+            for name in names:
+                filled.setdefault(name, state[present[0]])
+    return state if filled is None else filled
 
 
 def mismatch_summary(

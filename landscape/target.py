@@ -23,6 +23,7 @@ from landscape.data import Data, load_dataset
 from landscape.errors import UserError
 from landscape.state_fit import align_prefix, fit_state_dict, mismatch_summary
 from landscape.store import checkpoint_label, safe_group_name
+from landscape.tokens import is_token_spec
 
 __all__ = [
     "DataSource", "ModelSource", "Target", "align_prefix", "build_model_for", "check_model_fits_data",
@@ -51,7 +52,8 @@ class DataSource:
     """Where the analysis data comes from (the CLI's data flags)."""
 
     dataset: str | None = None
-    data: str | None = None  # path/to/file.py:factory or package.module:factory
+    data: str | None = None  # path/to/file.py:factory, package.module:factory or tokens:FILE
+    block_size: int | None = None  # tokens per block of --data tokens:FILE
     data_dir: str | None = None
     loss: str = "cross-entropy"
     mean: tuple[float, ...] | None = None  # input normalisation overriding the checkpoint's
@@ -113,7 +115,7 @@ def load_targets(
         targets.append(
             Target(
                 path=path,
-                sha256=file_sha256(path),
+                sha256=file_sha256(ckpt.path),  # a model folder's weights file
                 model=model,
                 arch=arch,
                 epoch=ckpt.epoch,
@@ -136,7 +138,11 @@ def load_data(source: DataSource, checkpoints: list[LoadedCheckpoint] | None = N
     if source.data and source.dataset:
         raise UserError("give either --dataset or --data, not both")
     config = next((c.config for c in checkpoints if c.config), {})
-    if source.data:
+    if source.block_size is not None and not is_token_spec(source.data):
+        raise UserError("--block-size applies to --data tokens:FILE only")
+    if is_token_spec(source.data):
+        data = _load_tokens(source, checkpoints)
+    elif source.data:
         from landscape.user_data import load_user_data
 
         data = load_user_data(source.data)
@@ -162,6 +168,23 @@ def load_data(source: DataSource, checkpoints: list[LoadedCheckpoint] | None = N
     if mean is not None or std is not None:
         data = renormalise(data, mean, std)
     return data
+
+
+def _load_tokens(source: DataSource, checkpoints: list[LoadedCheckpoint]) -> Data:
+    """Token blocks; the default block size is the first model's context, at most 256."""
+    from landscape.external import config_context_length
+    from landscape.tokens import DEFAULT_BLOCK_SIZE, load_token_data
+
+    folder = next((c.config["model_folder"] for c in checkpoints if c.config.get("model_folder")), None)
+    block_size = source.block_size
+    if block_size is None:
+        contexts = [
+            config_context_length(c.config["arch_kwargs"])
+            for c in checkpoints
+            if isinstance(c.config.get("arch_kwargs"), dict)
+        ]
+        block_size = min([DEFAULT_BLOCK_SIZE] + [n for n in contexts if n])
+    return load_token_data(source.data, block_size, tokenizer_folder=folder)
 
 
 def _config_normalisation(config: dict) -> tuple[Any, Any]:
@@ -245,7 +268,12 @@ def build_model_for(
         kwargs=kwargs,
         explicit_num_classes=source.num_classes is not None,
     )
-    report = fit_state_dict(model, ckpt.state_dict, strict=source.strict, path=ckpt.path, arch=arch)
+    state = ckpt.state_dict
+    if arch.startswith("hf:"):
+        from landscape.external import hf_state_dict
+
+        state = hf_state_dict(model, state)  # save_pretrained's names -> the model's
+    report = fit_state_dict(model, state, strict=source.strict, path=ckpt.path, arch=arch)
     return model, arch, report
 
 
@@ -267,6 +295,9 @@ def check_model_fits_data(
     x = data.train_x[:2].to(device=device, dtype=dtype)
     y = data.train_y[:2]
     source = f"dataset {data.name}" if data.name != "custom" else "the --data factory"
+    language_model = _check_language_model(model, data, path, arch)
+    if language_model and loss != "cross-entropy":
+        raise UserError(f"a language model's loss is next-token cross-entropy, not {loss!r}")
     try:
         with torch.no_grad():
             out = model(x)
@@ -276,6 +307,11 @@ def check_model_fits_data(
             f"model {arch} from {path} does not accept inputs of shape {list(data.input_shape)} "
             f"from {source} ({text}); check --arch, --dataset/--data"
         ) from exc
+    if language_model:
+        if not isinstance(out, torch.Tensor) or tuple(out.shape[:2]) != tuple(y.shape):
+            shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise UserError(f"model {arch} from {path} returns {shape}, not (blocks, tokens, vocabulary) logits")
+        return
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise UserError(f"model {arch} from {path} returns {shape}, not (batch, classes) logits")
@@ -295,6 +331,40 @@ def check_model_fits_data(
 
     if loss not in LOSS_NAMES:
         raise UserError(f"unknown loss {loss!r}: use {', '.join(LOSS_NAMES)}")
+
+
+def _check_language_model(model: nn.Module, data: Data, path: str | Path, arch: str) -> bool:
+    """For a causal language model: the data are token blocks within its vocabulary and
+    context (checked before any forward pass). False for any other model."""
+    from landscape.external import language_model_limits
+
+    limits = language_model_limits(model)
+    tokens = data.name.startswith("tokens:")
+    if limits is None:
+        if tokens:
+            raise UserError(
+                f"--data {data.name} holds token blocks, but model {arch} from {path} is not a "
+                "causal language model"
+            )
+        return False
+    if not tokens:
+        raise UserError(
+            f"model {arch} from {path} is a causal language model; give its text as "
+            "--data tokens:FILE (nanoGPT .bin, .npy or text)"
+        )
+    vocabulary, context = limits
+    if data.num_classes > vocabulary:
+        raise UserError(
+            f"--data {data.name} has token ids up to {data.num_classes - 1}, beyond the "
+            f"vocabulary of {vocabulary} of model {arch} from {path}; was it tokenised for this model?"
+        )
+    block = data.input_shape[0]
+    if context is not None and block > context:
+        raise UserError(
+            f"--block-size {block} is above the context of {context} tokens of model {arch} "
+            f"from {path}; use --block-size {context} or less"
+        )
+    return True
 
 
 # ----------------------------------------------------------------------------------- provenance

@@ -268,3 +268,20 @@ def test_provenance_has_every_attribute_the_store_requires(tmp_path, cnn):
     assert set(PROVENANCE_KEYS) <= set(prov)
     assert prov["checkpoint_sha256"] == target.sha256 and len(target.sha256) == 64
     assert (prov["arch"], prov["epoch"], prov["phase"]) == ("cnn-bn", 4, "sgd")
+
+
+def test_tied_parameters_stored_once_fill_every_name():
+    """save_pretrained stores GPT-2's shared embedding/head weight once (issue 16)."""
+    from landscape.state_fit import fit_state_dict
+
+    class Tied(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(5, 3)
+            self.head = torch.nn.Linear(3, 5, bias=False)
+            self.head.weight = self.embed.weight
+
+    model = Tied()
+    weight = torch.randn(5, 3)
+    report = fit_state_dict(model, {"embed.weight": weight})
+    assert report["missing"] == [] and torch.equal(model.head.weight, weight)

@@ -130,8 +130,10 @@ def add_model_source(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(
         "--arch",
-        help="architecture: a registry name (e.g. resnet20), torchvision:NAME, "
-        "path/to/file.py:factory or package.module:factory; not needed for landscape checkpoints",
+        help="architecture: a registry name (e.g. resnet20), torchvision:NAME, timm:NAME, "
+        "hf:NAME (a Transformers class or model type, --arch-kwargs its config), "
+        "path/to/file.py:factory or package.module:factory; not needed for landscape checkpoints "
+        "and timm or Hugging Face model folders",
     )
     group.add_argument("--arch-kwargs", metavar="JSON", help="keyword arguments for the architecture factory")
     group.add_argument("--num-classes", type=positive_int, help="class count for --arch (default: the dataset's)")
@@ -151,7 +153,16 @@ def add_data_source(parser: argparse.ArgumentParser, splits: str = "train", *, s
     group.add_argument(
         "--dataset", choices=["digits", "cifar10", "cifar100"], help="dataset (default: the checkpoint's, else digits)"
     )
-    group.add_argument("--data", metavar="FILE.py:factory", help="user data factory returning a Dataset or (inputs, targets)")
+    group.add_argument(
+        "--data", metavar="FILE.py:factory",
+        help="user data factory returning a Dataset or (inputs, targets), or tokens:FILE for a "
+        "language model (nanoGPT .bin, .npy, or text with the model folder's tokenizer)",
+    )
+    group.add_argument(
+        "--block-size", type=positive_int, metavar="T",
+        help="tokens per block of --data tokens:FILE (default: the model's context, at most 256); "
+        "--samples counts blocks",
+    )
     group.add_argument("--data-dir", metavar="DIR", help="folder holding the CIFAR files (default: ./data)")
     if subset:
         group.add_argument("--loss", choices=LOSS_NAMES, default="cross-entropy", help=LOSS_HELP)
@@ -213,6 +224,7 @@ def data_source_from_args(args: argparse.Namespace):
     return DataSource(
         dataset=getattr(args, "dataset", None),
         data=getattr(args, "data", None),
+        block_size=getattr(args, "block_size", None),
         data_dir=getattr(args, "data_dir", None),
         loss=getattr(args, "loss", None) or "cross-entropy",
         mean=getattr(args, "mean", None),

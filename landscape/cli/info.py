@@ -101,7 +101,7 @@ def describe_checkpoint(path: str, args: argparse.Namespace) -> dict:
     info: dict = {
         "kind": "checkpoint",
         "path": str(path),
-        "sha256": file_sha256(path),
+        "sha256": file_sha256(ckpt.path),  # a model folder: its weights file
         "format": ckpt.format,
         "container": ckpt.container,
         "top_level_keys": ckpt.top_level_keys,

@@ -28,7 +28,7 @@ examples:
 # Flags that make up the run config (landscape.train.TrainConfig); None means "not given", so a
 # --from branch or --resume inherits the stored value and a fresh run gets the built-in default.
 CONFIG_FLAGS = (
-    "dataset", "arch", "epochs", "batch_size", "lr", "momentum", "weight_decay", "nesterov",
+    "dataset", "arch", "arch_kwargs", "epochs", "batch_size", "lr", "momentum", "weight_decay", "nesterov",
     "schedule", "milestones", "gamma", "sam_start", "sam_end", "rho", "adaptive",
     "momentum_across_switch", "label_smoothing", "augment", "seed", "dtype", "save_every", "data_dir",
 )
@@ -58,7 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--data-dir", metavar="DIR", help="folder holding the CIFAR files (default: ./data)")
     data.add_argument("--download", action="store_true", help="download CIFAR into --data-dir if it is missing")
     data.add_argument("--arch", help="architecture: mlp, mlp-bn, cnn, cnn-bn, resnet20/32/56, vgg11-bn, vgg16-bn, "
-                      "wrn16-8, wrn28-10 (default: cnn-bn)")
+                      "wrn16-8, wrn28-10, or timm:NAME (default: cnn-bn)")
+    data.add_argument("--arch-kwargs", metavar="JSON",
+                      help='keyword arguments of --arch timm:NAME, e.g. \'{"img_size": 32, "patch_size": 4}\'')
     data.add_argument("--augment", choices=["default", "none", "crop-flip", "crop-flip-cutout"],
                       help="training augmentation (default: the dataset's: none for digits, crop-flip for CIFAR)")
 

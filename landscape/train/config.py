@@ -26,7 +26,8 @@ RUNTIME_FIELDS = ("data_dir", "save_every")
 @dataclass
 class TrainConfig:
     dataset: str = "digits"
-    arch: str = "cnn-bn"
+    arch: str = "cnn-bn"  # a registry name or timm:NAME
+    arch_kwargs: dict = field(default_factory=dict)  # timm:NAME's keyword arguments
     epochs: int = 60
     batch_size: int = 128
     lr: float = 0.1
@@ -77,7 +78,8 @@ class TrainConfig:
             tag = f"{self.optimizer_name}{self.sam_start}"
             if self.sam_end is not None:
                 tag += f"-{self.sam_end}"
-        name = f"{self.dataset}-{self.arch}-{tag}-s{self.seed}"
+        arch = self.arch.replace(":", "-")  # timm:vit_tiny_patch16_224 -> a folder name
+        name = f"{self.dataset}-{arch}-{tag}-s{self.seed}"
         if self.from_epoch is not None:
             name += f"-from{self.from_epoch:03d}"
         return name
@@ -171,8 +173,19 @@ def resolve_config(overrides: dict[str, Any], base: dict[str, Any] | None = None
         not (values["nesterov"] and values["momentum"] == 0),
         "--nesterov needs a momentum > 0",
     )
-    # The registry's spelling (VGG16_BN -> vgg16-bn), so run names and config comparisons agree.
-    values["arch"] = str(values["arch"]).strip().lower().replace("_", "-")
+    # The registry's spelling (VGG16_BN -> vgg16-bn), so run names and config comparisons agree;
+    # timm names are the library's own (underscores and case kept).
+    arch = str(values["arch"]).strip()
+    values["arch"] = arch if arch.startswith("timm:") else arch.lower().replace("_", "-")
+    if isinstance(values["arch_kwargs"], str):
+        from landscape.arch import parse_kwargs
+
+        values["arch_kwargs"] = parse_kwargs(values["arch_kwargs"])
+    _check(isinstance(values["arch_kwargs"], dict), "--arch-kwargs must be a JSON object")
+    _check(
+        not values["arch_kwargs"] or values["arch"].startswith("timm:"),
+        "--arch-kwargs applies to --arch timm:NAME only in training",
+    )
     values["dataset"] = str(values["dataset"]).strip().lower()
     if values["data_dir"] is not None:
         values["data_dir"] = str(values["data_dir"])

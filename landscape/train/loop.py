@@ -103,7 +103,7 @@ def build_trainer(config: TrainConfig, data: Data, device: torch.device) -> Trai
     """A freshly initialised run (model weights from ``config.seed``)."""
     seed_everything(config.seed)
     dtype = resolve_dtype(config.dtype)
-    model = build_model(config.arch, data.input_shape, data.num_classes).to(device=device, dtype=dtype)
+    model = _build_model(config, data).to(device=device, dtype=dtype)
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=config.lr,
@@ -115,6 +115,21 @@ def build_trainer(config: TrainConfig, data: Data, device: torch.device) -> Trai
     generators = seeded_generators(config.seed)
     loss_fn = make_loss("cross-entropy", label_smoothing=config.label_smoothing)
     return Trainer(config, model, optimizer, sam, loss_fn, generators)
+
+
+def _build_model(config: TrainConfig, data: Data) -> torch.nn.Module:
+    """A registry model, or ``timm:NAME`` with ``config.arch_kwargs`` (landscape.arch)."""
+    if config.arch.startswith("timm:"):
+        from landscape.arch import build_architecture
+
+        return build_architecture(
+            config.arch,
+            input_shape=tuple(data.input_shape),
+            num_classes=data.num_classes,
+            kwargs=config.arch_kwargs,
+            explicit_num_classes=True,
+        )
+    return build_model(config.arch, data.input_shape, data.num_classes)
 
 
 def seeded_generators(seed: int) -> dict[str, torch.Generator]:
@@ -211,7 +226,8 @@ def train(
     run_dir = Path(run_dir)
     device = torch.device(device)
     config = TrainConfig.from_dict(config.to_dict())  # our own copy: augmentation gets resolved
-    config.arch = canonical_name(config.arch)
+    if not config.arch.startswith("timm:"):
+        config.arch = canonical_name(config.arch)
     if data is None:
         data = load_dataset(config.dataset, config.data_dir)
     if config.augment == "default":
