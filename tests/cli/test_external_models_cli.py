@@ -44,8 +44,10 @@ def ws(tmp_path_factory):
     return root
 
 
-def eigenvalues(path, group) -> np.ndarray:
+def eigenvalues(path, stem) -> np.ndarray:
+    """The eigenvalues of the one result group named ``<run>_<stem>``."""
     with h5py.File(path, "r") as fh:
+        (group,) = [name for name in fh["hessian"] if name.endswith(f"_{stem}")]
         return np.asarray(fh[f"hessian/{group}/eigenvalues"])
 
 
