@@ -108,8 +108,10 @@ def _run(args, argv, parser, subparsers, debug: bool) -> int:
     except KeyboardInterrupt as exc:  # interrupt.Interrupted, or a Ctrl-C before the handlers
         name = exc.name if isinstance(exc, interrupt.Interrupted) else "SIGINT"
         on_disk = interrupt.saved()
-        saved = f"saved {on_disk}" if on_disk else "nothing had been saved yet"
-        print(f"landscape: stopped by {name}; {saved}; rerun the same command to resume", file=sys.stderr)
+        saved = f"saved {on_disk}; rerun the same command to resume" if on_disk else (
+            "nothing had been saved yet; rerun the same command to start again"
+        )
+        print(f"landscape: stopped by {name}; {saved}", file=sys.stderr)
         return exc.exit_status if isinstance(exc, interrupt.Interrupted) else 130
     except Exception as exc:  # one line for the unexpected too; --debug shows where
         if debug:
