@@ -51,6 +51,9 @@ true loss at its trajectory checkpoints.
 
 Resume: rerunning the same command into the same file computes only the missing points.
 A rerun with different options (or a changed checkpoint) into the same group replaces it.
+SIGTERM/SIGINT/SIGUSR1 save the finished points and exit 143/130/138. Commands writing one
+--out file at once take turns (nothing is lost); two writing the same --name: the one whose
+group was taken over stops with an error and the other finishes it.
 The data subsets are fixed (seed 0, no augmentation) whatever --seed, which seeds directions.
 --samples defaults to 2000 examples per split (all of them if the split is smaller).
 

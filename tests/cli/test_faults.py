@@ -244,6 +244,52 @@ def test_sigterm_mid_training_saves_the_last_finished_epoch_and_the_rerun_is_bit
     assert [json.loads(line)["epoch"] for line in lines] == list(range(1, 9))
 
 
+# ------------------------------------------------------------ several writers, one file
+
+
+@pytest.mark.slow
+def test_surfaces_into_one_file_lose_nothing_and_a_second_writer_of_a_group_takes_it_over(
+    tmp_path, ckpt
+):
+    out = tmp_path / "race.h5"
+    small = ["--x=-1:1:30", "--y=-1:1:3", "--save-every", "0"]
+    first_a = subprocess.Popen(
+        _surface(ckpt, out, "A", "--save-every", "0"),
+        env=ENV,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    others = [
+        subprocess.Popen(
+            [*_surface(ckpt, out, name), *small],
+            env=ENV,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for name in "BC"
+    ]
+    _wait_for(first_a, lambda: _done(out, "surface/A") >= 5)
+    second_a = subprocess.Popen(
+        _surface(ckpt, out, "A"), env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )  # same command: it resumes A and takes it over
+    for proc in others:
+        assert proc.wait(timeout=300) == 0, proc.communicate()[1]
+    assert second_a.wait(timeout=300) == 0, second_a.communicate()[1]
+    _, stderr = first_a.communicate(timeout=300)
+    assert first_a.returncode == 1
+    assert _one_line(stderr).startswith(
+        f"landscape: error: surface/A in {out} was taken over by another landscape command (process "
+        f"{second_a.pid} on "
+    )
+    assert (_done(out, "surface/A"), _done(out, "surface/B"), _done(out, "surface/C")) == (
+        POINTS,
+        90,
+        90,
+    )
+
+
 # ---------------------------------------------------------- the output folder goes away
 
 
