@@ -3,6 +3,7 @@ signals at a random moment, an output folder that vanishes or turns read-only, d
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -73,6 +74,14 @@ def _done(path: Path, group: str) -> int:
             return int(f[f"{group}/done"][()].sum()) if f"{group}/done" in f else 0
     except (OSError, KeyError):
         return 0  # not there yet (the folder may be moved away by the test)
+
+
+def _writer(path: Path, group: str) -> str:
+    try:
+        with h5py.File(path, "r") as f:
+            return str(f[group].attrs.get("writer", ""))
+    except (OSError, KeyError):
+        return ""
 
 
 def _wait_for(proc: subprocess.Popen, condition, timeout: float = 120) -> None:
@@ -271,9 +280,18 @@ def test_surfaces_into_one_file_lose_nothing_and_a_second_writer_of_a_group_take
         for name in "BC"
     ]
     _wait_for(first_a, lambda: _done(out, "surface/A") >= 5)
+    # Pause the first writer of A between two saves (holding the writers' lock ourselves, it cannot
+    # be inside one), so that the second one surely takes A over while the first is still running.
+    with open(out.with_name(f".{out.name}.lock")) as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        os.kill(first_a.pid, signal.SIGSTOP)
     second_a = subprocess.Popen(
         _surface(ckpt, out, "A"), env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )  # same command: it resumes A and takes it over
+    try:
+        _wait_for(second_a, lambda: f":{second_a.pid}:" in _writer(out, "surface/A"))
+    finally:
+        os.kill(first_a.pid, signal.SIGCONT)
     for proc in others:
         assert proc.wait(timeout=300) == 0, proc.communicate()[1]
     assert second_a.wait(timeout=300) == 0, second_a.communicate()[1]
