@@ -393,7 +393,7 @@ def write_surface_group(f, group_path, result, directions, extras, args, centre,
         info = extras["trajectory"]
         t = g.create_group("trajectory")
         for key in ("x", "y", "epoch", "distance_to_plane"):
-            t.create_dataset(key, data=info[key])
+            store.write_dataset(t, key, info[key])  # checksummed, as every numeric array
         t.create_dataset("phase", data=np.array([p.encode() for p in info["phase"]], dtype="S"))
         t.create_dataset("checkpoint", data=np.array([c.encode() for c in info["checkpoint"]], dtype="S"))
         _write_trajectory_metrics(t, info)
@@ -415,9 +415,9 @@ def _put(group, name, values) -> None:
     if name in group and group[name].shape == values.shape:
         group[name][...] = values
     else:
-        if name in group:
-            del group[name]
-        group.create_dataset(name, data=values)
+        from landscape import store
+
+        store.write_dataset(group, name, values)
 
 
 def update_metrics(f, group_path, metrics, done, *, seconds: float) -> None:
