@@ -90,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args, argv, parser, subparsers, debug: bool) -> int:
+    import time
+
+    from landscape.atomic import WriteError
+
+    started = time.monotonic()
     try:
         if getattr(args, "config", None):
             from landscape.config_file import read_config_file
@@ -103,6 +108,8 @@ def _run(args, argv, parser, subparsers, debug: bool) -> int:
     except UserError as exc:
         if debug:
             raise
+        if isinstance(exc, WriteError) and exc.lost is None:  # commands that write once, at the end
+            exc.lost = f"what this run computed ({time.monotonic() - started:.0f} s) could not be saved"
         print(f"landscape: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:  # interrupt.Interrupted, or a Ctrl-C before the handlers

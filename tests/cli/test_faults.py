@@ -3,6 +3,7 @@ signals at a random moment, an output folder that vanishes or turns read-only, d
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -155,6 +156,28 @@ def test_a_file_size_limit_is_one_line_and_the_rerun_resumes(tmp_path, ckpt):
     assert _done(out, "surface/k") == 81
     with h5py.File(out, "r") as f:
         assert int(f["surface/small/done"][()].sum()) == 3  # the other result is still there
+
+
+@pytest.mark.slow  # hessian estimates the trace as well today (issue 11, item 1)
+def test_a_full_disk_at_the_end_of_a_command_says_its_work_was_not_saved(
+    tmp_path, ckpt, capsys, monkeypatch
+):
+    from landscape import atomic
+
+    def no_space(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "write", no_space)
+    out = tmp_path / "h.h5"
+    assert main(["hessian", str(ckpt), "--top-k", "1", "--samples", "64", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert re.fullmatch(
+        rf"landscape: error: no space left on device while writing {re.escape(str(out))} \(needs about "
+        r"\d+\.\d MB\); nothing already on disk was changed; what this run computed \(\d+ s\) could not "
+        r"be saved; free space and rerun the same command to resume\n",
+        err.splitlines(keepends=True)[-1],
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".h.h5.lock"]
 
 
 # ---------------------------------------------------------------------- stop signals
