@@ -115,6 +115,11 @@ def _file_lock(path: Path) -> Iterator[None]:
     lock_path = path.with_name(f".{path.name}.lock")
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError as exc:
+        try:  # another user's lock file in a shared folder: flock needs no write access
+            fd = os.open(lock_path, os.O_RDONLY)
+        except OSError:
+            raise write_error(exc, path, 0) from None
     except OSError as exc:
         raise write_error(exc, path, 0) from None
     try:

@@ -136,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args, argv, parser, subparsers, debug: bool) -> int:
+    import time
+
+    from landscape.atomic import WriteError
+
+    started = time.monotonic()
     try:
         if getattr(args, "config", None):
             from landscape.config_file import read_config_file
@@ -149,13 +154,17 @@ def _run(args, argv, parser, subparsers, debug: bool) -> int:
     except UserError as exc:
         if debug:
             raise
+        if isinstance(exc, WriteError) and exc.lost is None:  # commands that write once, at the end
+            exc.lost = f"what this run computed ({time.monotonic() - started:.0f} s) could not be saved"
         print(f"landscape: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:  # interrupt.Interrupted, or a Ctrl-C before the handlers
         name = exc.name if isinstance(exc, interrupt.Interrupted) else "SIGINT"
         on_disk = interrupt.saved()
-        saved = f"saved {on_disk}" if on_disk else "nothing had been saved yet"
-        print(f"landscape: stopped by {name}; {saved}; rerun the same command to resume", file=sys.stderr)
+        saved = f"saved {on_disk}; rerun the same command to resume" if on_disk else (
+            "nothing had been saved yet; rerun the same command to start again"
+        )
+        print(f"landscape: stopped by {name}; {saved}", file=sys.stderr)
         return exc.exit_status if isinstance(exc, interrupt.Interrupted) else 130
     except Exception as exc:  # one line for the unexpected too; --debug shows where
         if debug:

@@ -54,6 +54,9 @@ true loss at its trajectory checkpoints.
 Resume: rerunning the same command into the same file computes only the missing points.
 A rerun on the same checkpoint with different options replaces its group (said on stderr);
 a group holding another checkpoint's result is never replaced (NAME-2 is written instead).
+SIGTERM/SIGINT/SIGUSR1 save the finished points and exit 143/130/138. Commands writing one
+--out file at once take turns (nothing is lost); two writing the same --name: the one whose
+group was taken over stops with an error and the other finishes it.
 The data subsets are fixed (seed 0, no augmentation) whatever --seed, which seeds directions.
 --samples defaults to 2000 examples per split (all of them if the split is smaller).
 
@@ -422,7 +425,7 @@ def write_surface_group(f, group_path, result, directions, extras, args, centre,
         info = extras["trajectory"]
         t = g.create_group("trajectory")
         for key in ("x", "y", "epoch", "distance_to_plane"):
-            t.create_dataset(key, data=info[key])
+            store.write_dataset(t, key, info[key])  # checksummed, as every numeric array
         t.create_dataset("phase", data=np.array([p.encode() for p in info["phase"]], dtype="S"))
         t.create_dataset("checkpoint", data=np.array([c.encode() for c in info["checkpoint"]], dtype="S"))
         _write_trajectory_metrics(t, info)
@@ -444,9 +447,9 @@ def _put(group, name, values) -> None:
     if name in group and group[name].shape == values.shape:
         group[name][...] = values
     else:
-        if name in group:
-            del group[name]
-        group.create_dataset(name, data=values)
+        from landscape import store
+
+        store.write_dataset(group, name, values)
 
 
 def update_metrics(f, group_path, metrics, done, *, seconds: float) -> None:
