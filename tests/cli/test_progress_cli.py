@@ -93,7 +93,7 @@ CASES = {
             "--arch",
             "mlp",
             "--epochs",
-            "2",
+            "1",
             "--batch-size",
             "512",
             "--out",
