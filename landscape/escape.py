@@ -136,6 +136,8 @@ def sam_escape(
             else:
                 loss, acc, grads = loss_and_grad(model, loss_fn, inputs, targets, params, batch_size)
             records["train_loss"][t], records["train_acc"][t] = loss, acc
+            report(progress, done=t, total=steps, estimate=float(records["distance"][t]),
+                   name="distance", note=f"train loss {loss:.4g}")
             if not (math.isfinite(loss) and math.isfinite(records["distance"][t])):
                 # Diverged (lr too large for this sharpness): the rest stays NaN.
                 diverged_at = t
@@ -148,8 +150,6 @@ def sam_escape(
             _sam_update(model, loss_fn, inputs, targets, params, grads, velocity, rho=rho, lr=lr,
                         unnormalized=unnormalized, momentum=momentum,
                         weight_decay=weight_decay, batch_size=batch_size)
-            report(progress, done=t + 1, total=steps, estimate=float(records["distance"][t]),
-                   name="distance", note=f"train loss {loss:.4g}")
     growth_rate, window = fit_growth_rate(records["distance"], fit_window)
     return EscapeResult(
         step=np.arange(steps + 1),

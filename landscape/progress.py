@@ -167,8 +167,9 @@ class Phase:
     # ----------------------------------------------------------------- derived
     @property
     def expected_total(self) -> int | None:
-        s = self.status
-        return s.total if s.total is not None else s.limit
+        """The count the phase is expected to reach; None while only a budget is known (a
+        method's first stage, before it can project), so that no ETA is made up from it."""
+        return self.status.total
 
     def seconds_per_unit(self) -> float:
         worked = self.status.done - self.initial
@@ -184,7 +185,7 @@ class Phase:
         """The plain line: name, count/total, estimate vs target, rate and ETA."""
         s, total = self.status, self.expected_total
         count = f"{s.done}/{total}" if total is not None else f"{s.done}"
-        if s.limit is not None and s.total is not None and s.total != s.limit:
+        if s.limit is not None and s.total != s.limit:
             count += f" (limit {s.limit})"
         pieces = [f"{count} {self.unit}".rstrip()]
         detail = describe(s)

@@ -144,3 +144,13 @@ def test_the_cli_reporter_follows_the_progress_logger_level(level, enabled):
         assert cli_reporter(bar=False).enabled is enabled
     finally:
         log.setLevel(old)
+
+
+def test_with_only_a_budget_the_line_shows_it_but_makes_no_eta(caplog):
+    fake = FakeClock()
+    caplog.set_level(logging.INFO, logger="landscape.progress")
+    phase = plain(fake, every_s=1.0).phase("trace", unit="products")
+    fake.now = 2.0
+    phase(Status(done=8, limit=2000, estimate=3.0, name="trace", note="pilot 8 samples"))
+    assert caplog.messages[0].startswith("trace: 8 (limit 2000) products, trace 3")
+    assert "ETA" not in caplog.messages[0]

@@ -257,7 +257,8 @@ def analyse(model, loss_fn, x, y, args: argparse.Namespace, weight_decay: float,
         for which, k in (("top", args.top_k), ("bottom", args.bottom_k)):
             if k == 0:
                 continue
-            with reporter.phase(f"{prefix}{which}-{k} eigenvalues", unit="products") as phase:
+            name = f"{which}-{k} eigenvalue" + ("s" if k > 1 else "")
+            with reporter.phase(f"{prefix}{name}", unit="products") as phase:
                 eig = lanczos_eigs(op, k, which=which, tol=args.tol, max_hvps=args.max_hvps,
                                    seed=args.seed, eigenvectors=args.eigenvectors, stop=args.stop,
                                    progress=phase)

@@ -311,6 +311,7 @@ def make_directions(args, model, centre, others, setup, norm: str, *, two_d: boo
     import numpy as np
 
     from landscape.errors import UserError
+    from landscape.progress import cli_reporter
     from landscape.surface import directions as dirs
 
     weights = {n: p.detach() for n, p in model.named_parameters()}
@@ -332,9 +333,11 @@ def make_directions(args, model, centre, others, setup, norm: str, *, two_d: boo
     elif args.directions == "hessian":
         x, y = setup.splits.get("train", next(iter(setup.splits.values())))
         try:
-            dx, dy, eigenvalues = dirs.hessian_directions(
-                model, setup.loss_fn, x, y, batch_size=setup.batch_size,
-                bn_mode="train" if args.bn == "train" else "eval", seed=args.seed)
+            with cli_reporter().phase("Hessian directions (top-2 eigenvectors)", unit="products") as phase:
+                dx, dy, eigenvalues = dirs.hessian_directions(
+                    model, setup.loss_fn, x, y, batch_size=setup.batch_size,
+                    bn_mode="train" if args.bn == "train" else "eval", seed=args.seed,
+                    progress=phase)
         except ImportError as exc:
             raise UserError("--directions hessian needs landscape.curvature, which is not installed") from exc
         if norm != "none":

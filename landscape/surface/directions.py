@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
+from landscape.progress import ProgressFn
+
 Direction = dict[str, torch.Tensor]
 
 NORMS = ("filter", "layer", "none")
@@ -226,17 +228,20 @@ def hessian_directions(
     bn_mode: str = "eval",
     seed: int = 0,
     tol: float = 1e-4,
+    progress: ProgressFn | None = None,
 ) -> tuple[Direction, Direction, list[float]]:
     """Top two Hessian eigenvectors of the mean loss (Lanczos, :mod:`landscape.curvature`) as
     unit directions by parameter name, and their eigenvalues. Signs are fixed so that the
-    largest-magnitude entry of each vector is positive.
+    largest-magnitude entry of each vector is positive. ``progress``: as for
+    :func:`landscape.curvature.lanczos_eigs`.
 
     The curvature engine is imported only here.
     """
     from landscape.curvature import HessianOperator, lanczos_eigs
 
     with HessianOperator(model, loss_fn, inputs, targets, batch_size=batch_size, bn_mode=bn_mode) as op:
-        result = lanczos_eigs(op, 2, which="top", tol=tol, seed=seed, eigenvectors=True)
+        result = lanczos_eigs(op, 2, which="top", tol=tol, seed=seed, eigenvectors=True,
+                              progress=progress)
         names = list(op.names)
     named = dict(model.named_parameters())
     out = []

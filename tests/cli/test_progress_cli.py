@@ -84,7 +84,7 @@ CASES = {
     ),
     "hessian": (
         lambda c, o: ["hessian", c[0], "--tol", "1e-2", *SAMPLES, "--out", o],
-        "top-1 eigenvalues: ",
+        "top-1 eigenvalue: ",
         "(target 0.01)",
     ),
     "train": (
@@ -93,7 +93,7 @@ CASES = {
             "--arch",
             "mlp",
             "--epochs",
-            "2",
+            "1",
             "--batch-size",
             "512",
             "--out",

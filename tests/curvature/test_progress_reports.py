@@ -1,0 +1,48 @@
+"""The curvature engines report through a callback what they finally return."""
+
+import numpy as np
+import pytest
+import torch
+
+from landscape.curvature import TRACE_METHODS, lanczos_eigs, slq_density
+from landscape.curvature.operator import MatrixOperator
+
+
+def _operator(dim: int = 120, seed: int = 0) -> MatrixOperator:
+    generator = torch.Generator().manual_seed(seed)
+    Q, _ = torch.linalg.qr(torch.randn(dim, dim, generator=generator, dtype=torch.float64))
+    spectrum = torch.cat(
+        [
+            torch.tensor([50.0, 20.0, 10.0]),
+            torch.rand(dim - 3, generator=generator, dtype=torch.float64),
+        ]
+    )
+    return MatrixOperator(Q @ torch.diag(spectrum) @ Q.T)
+
+
+@pytest.mark.parametrize("stop", ["residual", "gap"])
+def test_lanczos_reports_each_product_and_ends_on_its_result(stop):
+    seen = []
+    result = lanczos_eigs(_operator(), 2, tol=1e-8, stop=stop, progress=seen.append)
+    assert [s.done for s in seen] == list(range(1, result.hvp_count + 1))
+    last = seen[-1]
+    assert last.estimate == pytest.approx(result.eigenvalues[0]) and last.target == 1e-8
+    assert last.error <= 1e-8 < seen[0].error
+    assert all(s.total <= s.limit for s in seen) and last.total == last.done
+
+
+@pytest.mark.parametrize("method", list(TRACE_METHODS))
+def test_trace_reports_its_running_estimate_and_relative_stderr(method):
+    seen = []
+    result = TRACE_METHODS[method](_operator(), rel_stderr=0.05, progress=seen.append)
+    assert seen[-1].done == result.hvp_count
+    assert seen[-1].estimate == pytest.approx(result.trace)
+    assert seen[-1].error == pytest.approx(result.relative_stderr) and seen[-1].target == 0.05
+    assert np.all(np.diff([s.done for s in seen]) == 1)
+
+
+def test_density_reports_runs_and_products():
+    seen = []
+    density = slq_density(_operator(), runs=2, steps=7, progress=seen.append)
+    assert [s.done for s in seen] == list(range(1, density.hvp_count + 1))
+    assert seen[-1].total == 14 and seen[-1].note == "run 2/2"
