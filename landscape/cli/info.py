@@ -295,6 +295,9 @@ def _value_lines(kind: str, values: dict) -> list[str]:
         elif isinstance(value, dict) and "value" in value:
             err = f" ± {_number(value['stderr'])}" if "stderr" in value else ""
             lines.append(f"{key}: {_number(value['value'])}{err}")
+        elif key == "barriers":  # error barriers in percentage points, as plots and report show them
+            parts = [f"{k} {100 * v:.4g}%" if "error" in k else f"{k} {_number(v)}" for k, v in value.items()]
+            lines.append(f"barriers: {', '.join(parts)}")
         elif isinstance(value, dict):
             lines.append(f"{key}: {_number(value)}")
         else:

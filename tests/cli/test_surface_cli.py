@@ -105,6 +105,20 @@ def test_only_x_gives_a_1d_slice(tmp_path, ckpts):
         assert g["train_loss"].shape == (3,) and "y" not in g and "y" not in g["directions"]
 
 
+@pytest.mark.parametrize(("grid", "warns"), [("-1e-6:1e-6:2", True), ("-20:20:2", False)])
+def test_a_pca_grid_that_leaves_out_trajectory_checkpoints_says_which_and_what_fits(
+    tmp_path, ckpts, caplog, grid, warns
+):
+    traj = [str(ckpts[f"ep{i}"]) for i in range(4)]
+    argv = ["surface", str(ckpts["ep3"]), "--directions", "pca", "--trajectory", *traj,
+            f"--x={grid}", f"--y={grid}", "--out", str(tmp_path / "p.h5"), *SAMPLES]
+    assert main(argv) == 0
+    said = [r.getMessage() for r in caplog.records if "outside the grid" in r.getMessage()]
+    assert bool(said) == warns
+    if warns:
+        assert "epoch-000-sgd" in said[0] and "omit --x/--y" in said[0] and "--x=" in said[0]
+
+
 def test_pca_plane_stores_trajectory_and_true_versus_projected_loss(tmp_path, ckpts):
     out = tmp_path / "p.h5"
     traj = [str(ckpts[f"ep{i}"]) for i in range(4)]
