@@ -159,9 +159,13 @@ def test_interpolation_end_points_equal_each_checkpoints_own_metrics(tmp_path, c
     out = tmp_path / "i.h5"
     assert main(["interpolate", str(ckpts["ep0"]), str(ckpts["ep1"]), "--alpha=-0.2:1.2:8", "--bn", "interpolate",
                  "--out", str(out), *SAMPLES]) == 0
-    assert "loss barrier" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "loss barrier" in printed
     with h5py.File(out, "r") as f:
         g = f["interpolation/run-sf_epoch-000-sgd-to-epoch-001-sgd"]
+        # error barriers are printed in percentage points, as the figures and the report show them
+        frankle = 100 * g.attrs["barrier_train_error_frankle"]
+        assert f"error barrier {frankle:.3g}% / " in printed
         alpha = g["alpha"][()]
         assert 0.0 in alpha and 1.0 in alpha and g["done"][()].all()
         for value, key in ((0.0, "ep0"), (1.0, "ep1")):
