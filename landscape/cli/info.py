@@ -15,7 +15,9 @@ architecture, epoch and phase when known, non-finite weights. With --arch (or fo
 checkpoints) the model is also built and the weights loaded, exactly as the analysis commands do.
 Result files (HDF5): every result group with its provenance and numbers: eigenvalues with
 residuals, trace with its standard error, surface extent and loss/accuracy min and max,
-barriers, sharpness values, escape growth rates (--json: all of it, unrounded, for scripts).
+barriers (error barriers in percentage points), sharpness values, escape growth rates.
+--json gives all of it unrounded, in the file's units (accuracies and error barriers as
+fractions), with null for numbers not computed.
 
 examples:
   landscape info checkpoints/run/epoch-160-sam.pt
