@@ -15,7 +15,9 @@ architecture, epoch and phase when known, non-finite weights. With --arch (or fo
 checkpoints) the model is also built and the weights loaded, exactly as the analysis commands do.
 Result files (HDF5): every result group with its provenance and numbers: eigenvalues with
 residuals, trace with its standard error, surface extent and loss/accuracy min and max,
-barriers, sharpness values, escape growth rates (--json: all of it, unrounded, for scripts).
+barriers (error barriers in percentage points), sharpness values, escape growth rates.
+--json gives all of it unrounded, in the file's units (accuracies and error barriers as
+fractions), with null for numbers not computed.
 
 examples:
   landscape info checkpoints/run/epoch-160-sam.pt
@@ -295,6 +297,9 @@ def _value_lines(kind: str, values: dict) -> list[str]:
         elif isinstance(value, dict) and "value" in value:
             err = f" ± {_number(value['stderr'])}" if "stderr" in value else ""
             lines.append(f"{key}: {_number(value['value'])}{err}")
+        elif key == "barriers":  # error barriers in percentage points, as plots and report show them
+            parts = [f"{k} {100 * v:.4g}%" if "error" in k else f"{k} {_number(v)}" for k, v in value.items()]
+            lines.append(f"barriers: {', '.join(parts)}")
         elif isinstance(value, dict):
             lines.append(f"{key}: {_number(value)}")
         else:

@@ -144,9 +144,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{out}:{group_path}  {int(result.done.sum())}/{result.done.size} points, {result.seconds:.1f} s")
     barriers = result.barriers()
     for split in splits:
+        # error barriers in percentage points, as the figures and the report show them
         print(f"  {split}: loss barrier {barriers[f'{split}_loss_frankle']:.4g} (Frankle) "
               f"{barriers[f'{split}_loss_entezari']:.4g} (Entezari); error barrier "
-              f"{barriers[f'{split}_error_frankle']:.4g} / {barriers[f'{split}_error_entezari']:.4g}")
+              f"{100 * barriers[f'{split}_error_frankle']:.3g}% / {100 * barriers[f'{split}_error_entezari']:.3g}%")
     if not result.done.all():
         raise UserError(f"{int((~result.done).sum())} points were not computed; rerun the command to resume")
     return 0

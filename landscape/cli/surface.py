@@ -160,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
         result = SurfaceResult.empty(xs, ys, measure.names)
         result.seconds = time.monotonic() - started
         pca_info = extras.get("trajectory")
+        if pca_info is not None and not auto:
+            warn_trajectory_outside(pca_info, xs, ys)
         with store.transaction(out) as f:
             write_surface_group(f, group_path, result, directions, extras, args, centre, config, setup)
             store.claim_group(f, group_path)
@@ -292,6 +294,25 @@ def short_label(path, first) -> str:
 
     same_run = os.path.dirname(os.path.abspath(path)) == os.path.dirname(os.path.abspath(first))
     return Path(path).stem if same_run else _label(path)
+
+
+def warn_trajectory_outside(info, xs, ys) -> None:
+    """Say which trajectory checkpoints a given --x/--y grid leaves out, and the grid that fits."""
+    import numpy as np
+
+    x, y = np.asarray(info["x"]), np.asarray(info["y"])
+    inside = (x >= xs.min()) & (x <= xs.max())
+    if ys is not None:
+        inside &= (y >= ys.min()) & (y <= ys.max())
+    if inside.all():
+        return
+    names = [str(c) for c, ok in zip(info["checkpoint"], inside) if not ok]
+    fx, fy = fit_grid(x, xs.size), fit_grid(y, ys.size if ys is not None else 1)
+    fitted = f"--x={fx[0]:.3g}:{fx[-1]:.3g}:{fx.size}" + (
+        f" --y={fy[0]:.3g}:{fy[-1]:.3g}:{fy.size}" if ys is not None else "")
+    log.warning("%d of %d trajectory checkpoints lie outside the grid (%s%s); omit --x/--y to fit "
+                "the grid around the trajectory, or give e.g. %s", len(names), x.size,
+                ", ".join(names[:4]), ", ..." if len(names) > 4 else "", fitted)
 
 
 def _centre_index(xs, ys):

@@ -118,6 +118,25 @@ def _job(jobs: list, name: str, kind: str, caption: str, build: Callable[[], Fig
     jobs.append(FigureJob(safe_name(name), kind, caption, build))
 
 
+QUANTITY_WORDS = {"train_loss": "training loss", "test_loss": "test loss",
+                  "train_acc": "training accuracy", "test_acc": "test accuracy"}
+PLANE_WORDS = {"random": "a random filter-normalised plane", "pca": "the PCA plane of the training trajectory",
+               "hessian": "the plane of the top two Hessian eigenvectors", "between": "the plane through two solutions"}
+
+
+def _checkpoint_words(meta) -> str:
+    """``epoch-060-sam of run digits-...``: the checkpoint and its run, as a reader names them."""
+    name = meta.checkpoint_name or "the checkpoint"
+    return f"{name} of run {meta.run}" if meta.run else name
+
+
+def _plane_words(s) -> str:
+    directions = str(s.meta.attrs.get("directions", ""))
+    if s.ndim == 1:
+        return f"a 1-D slice ({directions or 'random'} direction)"
+    return PLANE_WORDS.get(directions, "a 2-D plane")
+
+
 def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
     """Every figure one source gives, in a stable order."""
     prefix = prefix or source_label(source)
@@ -128,23 +147,28 @@ def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
         return jobs
     for s in source.surfaces:
         base = f"{prefix}-surface-{s.name}"
-        where = f"surface/{s.name} of {source.path.name}"
+        where = f"{_plane_words(s)} around {_checkpoint_words(s.meta)}"
         if s.ndim == 1:
-            _job(jobs, f"{base}-slice", "surface", f"1D slice {where}.", lambda s=s: surface1d.plot_slice_1d(s))
+            _job(jobs, f"{base}-slice", "surface", f"Loss and accuracy along {where}.",
+                 lambda s=s: surface1d.plot_slice_1d(s))
             continue
         for metric in (m for m in LOSSES if m in s.metrics):
-            _job(jobs, f"{base}-contour-{metric}", "surface", f"Contours of {metric} on {where}.",
+            words = QUANTITY_WORDS.get(metric, metric)
+            _job(jobs, f"{base}-contour-{metric}", "surface", f"Contour lines of the {words} on {where}.",
                  lambda s=s, m=metric: surface2d.plot_contour(s, m))
-            _job(jobs, f"{base}-filled-{metric}", "surface", f"Filled map of {metric} on {where}.",
+            _job(jobs, f"{base}-filled-{metric}", "surface", f"The {words} on {where}, as a colour map.",
                  lambda s=s, m=metric: surface2d.plot_filled(s, m))
-            _job(jobs, f"{base}-3d-{metric}", "surface", f"3D view of {metric} on {where}.",
+            _job(jobs, f"{base}-3d-{metric}", "surface", f"The {words} on {where}, in 3-D.",
                  lambda s=s, m=metric: surface2d.plot_surface_3d(s, m))
         for metric in (m for m in ACCURACIES if m in s.metrics):
-            _job(jobs, f"{base}-filled-{metric}", "surface", f"Filled map of {metric} on {where}.",
+            words = QUANTITY_WORDS.get(metric, metric)
+            _job(jobs, f"{base}-filled-{metric}", "surface", f"The {words} on {where}, as a colour map.",
                  lambda s=s, m=metric: surface2d.plot_filled(s, m))
     for it in source.interpolations:
         _job(jobs, f"{prefix}-interpolation-{it.name}", "interpolation",
-             f"Interpolation {it.a_name} → {it.b_name} ({it.name}).", lambda it=it: interpolation.plot_interpolation(it))
+             f"Loss and error on the straight line from {it.a_name} to {it.b_name}"
+             + (f" (run {it.meta.run})" if it.meta.run else "") + ", with the barrier heights.",
+             lambda it=it: interpolation.plot_interpolation(it))
     # Default arguments bind each lambda to its own records (closures would see the last ones).
     if source.hessian:
         hess = source.hessian
@@ -159,7 +183,8 @@ def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
             _job(jobs, f"{prefix}-hessian-density", "hessian", "Spectral densities of all checkpoints.",
                  lambda dense=dense: hessian.plot_density(dense))
         for r in dense:
-            _job(jobs, f"{prefix}-hessian-density-{r.name}", "hessian", f"Spectral density of {r.name}.",
+            _job(jobs, f"{prefix}-hessian-density-{r.name}", "hessian",
+                 f"Hessian spectral density of {_checkpoint_words(r.meta)}, with its top eigenvalues.",
                  lambda r=r: hessian.plot_density([r]))
     if source.sharpness:
         sharp = source.sharpness
@@ -175,7 +200,8 @@ def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
                  f"Experiment {x.name}: test accuracy and sharpness against the SAM start epoch.",
                  lambda x=x: experiment.plot_late_sam_summary(x))
     for e in source.escapes:
-        _job(jobs, f"{prefix}-escape-{e.name}", "escape", f"Escape from {e.meta.checkpoint_name or e.name}.",
+        _job(jobs, f"{prefix}-escape-{e.name}", "escape",
+             f"SAM steps from {_checkpoint_words(e.meta)}: distance travelled, loss and top eigenvalue.",
              lambda e=e: escape.plot_escape(e))
     return jobs
 

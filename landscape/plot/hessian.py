@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib import cm, colors
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from landscape.plot import style
 from landscape.plot.results import HessianRecord, switch_epoch
@@ -186,12 +187,18 @@ def plot_density(records: Sequence[HessianRecord]) -> Figure:
     style.log_scale(ax)
     peak = max((np.nanmax(r.density_values) for r in records if np.isfinite(r.density_values).any()), default=1.0)
     ax.set_ylim(bottom=peak * DENSITY_FLOOR * 0.5)
+    # Between its Gaussians an SLQ density falls to ~0, which a log axis cannot show: values
+    # are clipped at a floor, drawn and named so that the flat stretches are not read as data.
+    ax.axhline(peak * DENSITY_FLOOR, color=style.SWITCH_COLOR, linewidth=0.6, linestyle=":", zorder=0.5,
+               gid="floor")
+    floor = Line2D([], [], color=style.SWITCH_COLOR, linewidth=0.6, linestyle=":",
+                   label=f"floor: 10$^{{{int(np.log10(DENSITY_FLOOR))}}}$ × peak (smaller values clipped)")
     ax.set_xlabel("eigenvalue λ")
     ax.set_ylabel("spectral density")
     if len(records) == 1 and records[0].eigenvalues.size:
         ax.vlines(records[0].eigenvalues, 0, 0.05, transform=ax.get_xaxis_transform(), color=style.PALETTE[1],
                   linewidth=1.0, label="top-k (Lanczos)", gid="topk-rug")
-        ax.legend(loc="upper right")
+        ax.legend(handles=[*ax.get_legend_handles_labels()[0], floor], loc="upper right", fontsize=6.5)
         title = records[0].name
         if records[0].meta.phase:
             title += f" ({style.phase_label(records[0].meta.phase)})"
@@ -202,8 +209,14 @@ def plot_density(records: Sequence[HessianRecord]) -> Figure:
         switch = switch_epoch(epochs, [r.meta.phase for r in records])
         if switch is not None:
             bar.ax.axhline(switch, color="white", linewidth=1.2)
-        ax.legend(handles=[Line2D([], [], color="0.3", linestyle="-", label="SGD"),
-                           Line2D([], [], color="0.3", linestyle="--", label="SAM")], loc="upper right")
+        bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        fig.legend(handles=[Line2D([], [], color="0.3", linestyle="-", label="SGD"),
+                            Line2D([], [], color="0.3", linestyle="--", label="SAM"), floor],
+                   loc="outside lower center", ncols=3, fontsize=6.5)
     else:
-        ax.legend(loc="upper right")
+        ax.legend(handles=[*ax.get_legend_handles_labels()[0], floor], loc="upper right", fontsize=6.5)
+    if len(records) > 1:
+        runs = sorted({r.meta.run for r in records if getattr(r.meta, "run", None)})
+        ax.set_title(f"Hessian spectral density (SLQ), {len(records)} checkpoints"
+                     + (f"\n{', '.join(runs)}" if runs else ""), fontsize=8)
     return fig

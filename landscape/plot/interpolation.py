@@ -44,10 +44,6 @@ def chord_excess(alpha: np.ndarray, values: np.ndarray) -> tuple[float, float, f
     return best
 
 
-def _curve_split(interp: Interpolation) -> str:
-    return "train" if "train_loss" in interp.metrics or "train_acc" in interp.metrics else "test"
-
-
 def barrier_value(interp: Interpolation, split: str, quantity: str, method: str) -> float | None:
     """``barrier_<split>_<quantity>_<method>`` (as ``landscape interpolate`` writes), else the
     split-less ``barrier_<quantity>_<method>``."""
@@ -57,9 +53,12 @@ def barrier_value(interp: Interpolation, split: str, quantity: str, method: str)
     return None
 
 
-def _annotate_barrier(ax, interp: Interpolation, values: np.ndarray, quantity: str, scale: float) -> None:
+def _annotate_barrier(ax, interp: Interpolation, values: np.ndarray, quantity: str, scale: float,
+                      split: str, color: str) -> None:
     """Chord, a double arrow at the largest excess over it, and the barrier heights in the legend
-    (the legend finds a free corner; text next to the arrow would sit on the curves)."""
+    (the legend finds a free corner; text next to the arrow would sit on the curves). The chord
+    is drawn above the curves, so the dotted line of the legend is always visible in the plot,
+    also when the barrier is zero and the chord lies on the curve."""
     found = chord_excess(interp.alpha, values)
     if found is None:
         return
@@ -67,7 +66,6 @@ def _annotate_barrier(ax, interp: Interpolation, values: np.ndarray, quantity: s
     ends = np.arange(len(interp.checkpoint_names))
     ends = ends[ends <= np.nanmax(interp.alpha) + 1e-9]
     at_ends = [values[np.isclose(interp.alpha, k)][0] if np.isclose(interp.alpha, k).any() else np.nan for k in ends]
-    split = _curve_split(interp)
     parts = []
     for method in ("entezari", "frankle"):
         value = barrier_value(interp, split, quantity, method)
@@ -75,12 +73,12 @@ def _annotate_barrier(ax, interp: Interpolation, values: np.ndarray, quantity: s
             parts.append(f"{method.capitalize()} {value * scale:.3g}")
     if not parts:
         parts.append(f"{excess:.3g} (from curve)")
-    unit = " (pp)" if quantity == "error" else ""
-    ax.plot(ends, at_ends, ":", color=style.SWITCH_COLOR, linewidth=0.9, zorder=1.5, gid="chord",
+    unit = " (%)" if quantity == "error" else ""
+    ax.plot(ends, at_ends, ":", color=color, linewidth=1.3, zorder=2.5, gid=f"chord-{split}",
             label=f"{split} {quantity} barrier{unit}: " + ", ".join(parts))
     if excess > 0:
-        ax.annotate("", xy=(a_star, top), xytext=(a_star, chord_at), gid="barrier",
-                    arrowprops={"arrowstyle": "<->", "color": "black", "linewidth": 0.8, "shrinkA": 0, "shrinkB": 0})
+        ax.annotate("", xy=(a_star, top), xytext=(a_star, chord_at), gid=f"barrier-{split}",
+                    arrowprops={"arrowstyle": "<->", "color": color, "linewidth": 0.8, "shrinkA": 0, "shrinkB": 0})
 
 
 def _mark_endpoints(ax_top, axes, interp: Interpolation) -> None:
@@ -121,16 +119,16 @@ def plot_interpolation(interp: Interpolation) -> Figure:
     fig = style.new_figure(style.COLUMN_WIDTH, 3.8 if has_acc else 2.6)
     axes = list(np.atleast_1d(fig.subplots(2 if has_acc else 1, 1, sharex=True)))
     ax_loss, ax_err = axes[0], axes[-1]
-    curve = _curve_split(interp)
     for split, color in (("train", style.PALETTE[0]), ("test", style.PALETTE[1])):
         if f"{split}_loss" in interp.metrics:
             ax_loss.plot(interp.alpha, interp.metrics[f"{split}_loss"], SPLIT_STYLE[split], color=color, label=split)
         if f"{split}_acc" in interp.metrics:
             ax_err.plot(interp.alpha, 100 * (1 - interp.metrics[f"{split}_acc"]), SPLIT_STYLE[split], color=color, label=split)
-    if f"{curve}_loss" in interp.metrics:
-        _annotate_barrier(ax_loss, interp, interp.metrics[f"{curve}_loss"], "loss", 1.0)
-    if f"{curve}_acc" in interp.metrics:
-        _annotate_barrier(ax_err, interp, 100 * (1 - interp.metrics[f"{curve}_acc"]), "error", 100.0)
+    for split, color in (("train", style.PALETTE[0]), ("test", style.PALETTE[1])):  # every split's barrier
+        if f"{split}_loss" in interp.metrics:
+            _annotate_barrier(ax_loss, interp, interp.metrics[f"{split}_loss"], "loss", 1.0, split, color)
+        if f"{split}_acc" in interp.metrics:
+            _annotate_barrier(ax_err, interp, 100 * (1 - interp.metrics[f"{split}_acc"]), "error", 100.0, split, color)
     ax_loss.set_ylabel("loss")
     if has_acc:
         ax_err.set_ylabel("error (%)")

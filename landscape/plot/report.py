@@ -147,12 +147,80 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], caption: str) 
     return f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>\n"
 
 
+MEASURE_HEADINGS = {
+    "worst_case": "worst-case sharpness", "adaptive_worst_case_l2": "adaptive worst-case (ℓ2)",
+    "adaptive_worst_case_linf": "adaptive worst-case (ℓ∞)", "average_case": "average-case sharpness",
+    "adaptive_average_case": "adaptive average-case", "gradient_norm": "gradient norm",
+    "fisher_rao_norm": "Fisher–Rao norm", "top_eigenvalue": "λ1 (sharpness run)", "trace": "trace (sharpness run)",
+}
+MEASURE_ORDER = list(MEASURE_HEADINGS)
+# Barrier columns: loss before error, train before test, Frankle (max minus mean of the ends)
+# before Entezari (max above the chord); error barriers in percentage points, as in the figures.
+BARRIER_ORDER = [f"barrier_{split}_{q}_{m}" for q in ("loss", "error") for split in ("train", "test")
+                 for m in ("frankle", "entezari")]
+SECTION_ORDER = ("training", "hessian", "surface", "interpolation", "sharpness", "escape", "experiment", "compare")
+SECTION_TITLES = {"training": "Training", "hessian": "Curvature", "surface": "Loss surfaces",
+                  "interpolation": "Interpolation", "sharpness": "Sharpness", "escape": "Escape from a minimum",
+                  "experiment": "Experiment", "compare": "Comparisons"}
+BN_WORDS = {"eval": "running statistics", "train": "batch statistics", "recalibrate": "recalibrated",
+            "recompute": "recomputed per point", "interpolate": "interpolated"}
+
+
+def _barrier_heading(key: str) -> str:
+    parts = key.removeprefix("barrier_").split("_")
+    if len(parts) == 3:
+        split, quantity, method = parts
+        unit = " (%)" if quantity == "error" else ""
+        return f"{split} {quantity} barrier{unit}, {method.capitalize()}"
+    return key.removeprefix("barrier_").replace("_", " ")
+
+
+def _barrier_value(key: str, value: float | None) -> str:
+    return fmt(100 * value if value is not None and "_error_" in f"_{key}_" else value)
+
+
+def settings_rows(sources: Sequence[Source]) -> list[list[str]]:
+    """Per result group: what it measured on (split, examples, BatchNorm mode, dtype, seed)."""
+    rows = []
+    for source in sources:
+        if not isinstance(source, ResultFile):
+            continue
+        groups = [("curvature", r) for r in source.hessian] + [("surface", r) for r in source.surfaces]
+        groups += [("interpolation", r) for r in source.interpolations] + [("sharpness", r) for r in source.sharpness]
+        groups += [("escape", r) for r in source.escapes]
+        for kind, record in groups:
+            attrs = record.meta.attrs
+            bn = str(attrs.get("bn_mode", "")) or "–"
+            samples = attrs.get("samples")
+            rows.append([
+                f"{kind}: {record.name}", record.meta.checkpoint_name or "–", str(attrs.get("split", "")) or "–",
+                str(samples) if samples not in (None, "") else "–", BN_WORDS.get(bn, bn),
+                str(attrs.get("dtype", "")) or "–", str(attrs.get("seed", "")) if attrs.get("seed", "") != "" else "–",
+            ])
+    return rows
+
+
+def _training_table(sources: Sequence[Source]) -> str:
+    logs = [s for s in sources if isinstance(s, TrainingLog)]
+    if not logs:
+        return ""
+    body = []
+    for t in logs:
+        acc, loss = _last(t, "test_acc"), _last(t, "train_loss")
+        body.append([t.run, str(int(t.epoch.max())), fmt(t.switch_epoch()), fmt(loss),
+                     fmt(100 * acc if acc is not None else None)])
+    return _table(["run", "epochs", "SGD→SAM switch (epoch)", "final training loss", "final test accuracy (%)"],
+                  body, "Training runs")
+
+
 def tables_html(sources: Sequence[Source]) -> str:
-    parts = []
+    parts = [_training_table(sources)]
     rows = checkpoint_rows(sources)
     if rows:
-        measures = list(dict.fromkeys(m for r in rows for m in r.sharpness))
-        headers = ["checkpoint", "epoch", "phase", "test acc. (%)", "λ1", "trace", *measures]
+        found = list(dict.fromkeys(m for r in rows for m in r.sharpness))
+        measures = [m for m in MEASURE_ORDER if m in found] + [m for m in found if m not in MEASURE_ORDER]
+        headers = ["checkpoint", "epoch", "phase", "test accuracy (%)", "top eigenvalue λ1", "trace ± s.e.",
+                   *[MEASURE_HEADINGS.get(m, m.replace("_", " ")) for m in measures]]
         body = []
         for r in rows:
             trace = fmt(r.trace) + (f" ± {fmt(r.trace_stderr, 2)}" if r.trace is not None and r.trace_stderr else "")
@@ -161,13 +229,14 @@ def tables_html(sources: Sequence[Source]) -> str:
                 fmt(100 * r.test_acc if r.test_acc is not None else None), fmt(r.lambda1), trace,
                 *[fmt(r.sharpness.get(m)) for m in measures],
             ])
-        parts.append(_table(headers, body, "Headline numbers per checkpoint"))
+        parts.append(_table(headers, body, "Curvature and sharpness per checkpoint"))
     interps = [(s, it) for s in sources if isinstance(s, ResultFile) for it in s.interpolations]
     if interps:
-        keys = list(dict.fromkeys(k for _, it in interps for k in sorted(it.barriers)))
-        body = [[f"{s.stem}: {it.name}", it.a_name, it.b_name, *[fmt(it.barriers.get(k)) for k in keys]] for s, it in interps]
-        parts.append(_table(["interpolation", "α=0", "α=1", *[k.removeprefix("barrier_").replace("_", " ") for k in keys]],
-                            body, "Barrier heights (loss; error as a fraction)"))
+        found = list(dict.fromkeys(k for _, it in interps for k in it.barriers))
+        keys = [k for k in BARRIER_ORDER if k in found] + [k for k in found if k not in BARRIER_ORDER]
+        body = [[it.a_name, it.b_name, *[_barrier_value(k, it.barriers.get(k)) for k in keys]] for s, it in interps]
+        parts.append(_table(["from (α = 0)", "to (α = 1)", *[_barrier_heading(k) for k in keys]],
+                            body, "Barrier heights on the straight line between checkpoints (error in percentage points)"))
     escapes = [(s, e) for s in sources if isinstance(s, ResultFile) for e in s.escapes]
     if escapes:
         body = []
@@ -179,16 +248,11 @@ def tables_html(sources: Sequence[Source]) -> str:
     for source in sources:
         if isinstance(source, ResultFile):
             parts.extend(_experiment_table(source, x) for x in source.experiments)
-    logs = [s for s in sources if isinstance(s, TrainingLog)]
-    if logs:
-        body = []
-        for t in logs:
-            acc, loss = _last(t, "test_acc"), _last(t, "train_loss")
-            body.append([t.run, str(int(t.epoch.max())), fmt(t.switch_epoch()), fmt(loss),
-                         fmt(100 * acc if acc is not None else None)])
-        parts.append(_table(["run", "epochs", "switch epoch", "final train loss", "final test acc. (%)"],
-                            body, "Training runs"))
-    return "\n".join(parts)
+    settings = settings_rows(sources)
+    if settings:
+        parts.append(_table(["result", "checkpoint", "split", "examples", "BatchNorm", "dtype", "seed"], settings,
+                            "Analysis settings of every result"))
+    return "\n".join(p for p in parts if p)
 
 
 EXPERIMENT_METRICS = (("test_acc", "test acc. (%)", 100.0), ("lambda1", "λ1", 1.0), ("trace", "trace", 1.0),
@@ -242,25 +306,40 @@ def render_png(job: FigureJob, dpi: int) -> bytes:
 def build_html(sources: Sequence[Source], jobs: Sequence[FigureJob], dpi: int = 120) -> str:
     inputs = ", ".join(html.escape(str(getattr(s, "path", s))) for s in sources)
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    runs = report_runs(sources)
+    title = "landscape report" + (f": {', '.join(runs[:4])}{' …' if len(runs) > 4 else ''}" if runs else "")
     sections = []
-    for kind in dict.fromkeys(job.kind for job in jobs):
+    found = list(dict.fromkeys(job.kind for job in jobs))
+    for kind in [k for k in SECTION_ORDER if k in found] + [k for k in found if k not in SECTION_ORDER]:
         figures = []
         for job in (j for j in jobs if j.kind == kind):
             data = base64.b64encode(render_png(job, dpi)).decode("ascii")
             figures.append(
                 f'<figure id="{html.escape(job.name)}"><img alt="{html.escape(job.caption)}" '
-                f'src="data:image/png;base64,{data}"><figcaption>{html.escape(job.name)}: '
-                f"{html.escape(job.caption)}</figcaption></figure>"
+                f'src="data:image/png;base64,{data}" title="{html.escape(job.name)}">'
+                f"<figcaption>{html.escape(job.caption)}</figcaption></figure>"
             )
-        sections.append(f"<h2>{html.escape(kind)}</h2>\n<div class=\"figures\">\n" + "\n".join(figures) + "\n</div>")
+        heading = SECTION_TITLES.get(kind, kind)
+        sections.append(f"<h2>{html.escape(heading)}</h2>\n<div class=\"figures\">\n" + "\n".join(figures) + "\n</div>")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>landscape report</title><style>{CSS}</style></head><body>\n"
-        f"<h1>landscape report</h1>\n<p>Inputs: {inputs}<br>Written {created} by landscape {__version__}.</p>\n"
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>\n"
+        f"<h1>{html.escape(title)}</h1>\n<p>Inputs: {inputs}<br>Written {created} by landscape {__version__}.</p>\n"
         f"<h2>Headline numbers</h2>\n{tables_html(sources) or '<p>No per-checkpoint numbers in these inputs.</p>'}\n"
         + "\n".join(sections)
         + "\n</body></html>\n"
     )
+
+
+def report_runs(sources: Sequence[Source]) -> list[str]:
+    """The training runs the report is about: run folders given, else those of the checkpoints
+    the results were computed from."""
+    runs = [s.run for s in sources if isinstance(s, TrainingLog)]
+    for source in sources:
+        if isinstance(source, ResultFile):
+            records = [*source.hessian, *source.surfaces, *source.interpolations, *source.sharpness, *source.escapes]
+            runs += [r.meta.run for r in records if r.meta.run]
+    return list(dict.fromkeys(runs))
 
 
 def write_report(sources: Sequence[Source], jobs: Sequence[FigureJob], out_dir: str | Path, dpi: int = 120) -> Path:

@@ -50,6 +50,30 @@ def levels_for(values: np.ndarray, metric: str, count: int = 14) -> tuple[np.nda
     return np.linspace(low, high, count), colors.Normalize(low, high), False
 
 
+def line_levels(values: np.ndarray, metric: str) -> tuple[np.ndarray, colors.Normalize, bool]:
+    """Contour-line levels a reader can read off: 1-2-5 steps per decade for losses that span
+    decades (0.01, 0.02, 0.05, 0.1, ...), round linear steps otherwise; every line labelled."""
+    levels, norm, log = levels_for(values, metric)
+    low, high = float(levels[0]), float(levels[-1])
+    if log:
+        decades = np.arange(np.floor(np.log10(low)), np.ceil(np.log10(high)) + 1)
+        for mantissas in ((1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)):
+            nice = np.array([m * 10.0**d for d in decades for m in mantissas])
+            nice = nice[(nice > low) & (nice < high)]
+            if nice.size >= 6:
+                break
+        if nice.size >= 2:
+            return nice, norm, True
+        return levels, norm, True
+    nice = MaxNLocator(nbins=10, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+    nice = nice[(nice > low) & (nice < high)]
+    return (nice if nice.size >= 2 else levels), norm, False
+
+
+def _level_label(value: float) -> str:
+    return f"{value:g}" if value >= 1e-3 else f"{value:.0e}"
+
+
 def _mesh(surface: Surface) -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(surface.x, surface.y, indexing="ij")
 
@@ -206,16 +230,21 @@ def _inside(value: float, axis: np.ndarray) -> bool:
 
 @style.styled
 def plot_contour(surface: Surface, metric: str = "train_loss") -> Figure:
-    """Contour lines on log-spaced levels (losses), labelled with their values."""
+    """Contour lines on round levels (1-2-5 per decade for losses), each labelled with its
+    value, and a colour bar that maps line colour to value."""
     fig = style.new_figure(style.COLUMN_WIDTH, 3.3)
     ax = fig.add_subplot()
     X, Y = _mesh(surface)
     Z = _values(surface, metric)
-    levels, norm, _ = levels_for(Z, metric)
+    levels, norm, log = line_levels(Z, metric)
     cmap = style.ACCURACY_CMAP if metric.endswith("_acc") else style.LOSS_CMAP
     if np.isfinite(Z).sum() >= 4 and np.nanmax(Z) > np.nanmin(Z):
         lines = ax.contour(X, Y, np.ma.masked_invalid(Z), levels=levels, norm=norm, cmap=cmap, linewidths=0.8)
-        ax.clabel(lines, lines.levels[1::3], fontsize=5.5, fmt="%.3g", inline_spacing=2)
+        ax.clabel(lines, lines.levels, fontsize=5.5, fmt=_level_label, inline_spacing=2)
+        bar = fig.colorbar(lines, ax=ax, pad=0.02, fraction=0.05)
+        bar.set_label(QUANTITY_LABEL.get(metric, metric))
+        bar.set_ticks(levels, labels=[_level_label(v) for v in levels])
+        bar.minorticks_off()
     ax.set_xlim(surface.x.min(), surface.x.max())
     ax.set_ylim(surface.y.min(), surface.y.max())
     _decorate(ax, fig, surface, metric, [])

@@ -105,6 +105,20 @@ def test_only_x_gives_a_1d_slice(tmp_path, ckpts):
         assert g["train_loss"].shape == (3,) and "y" not in g and "y" not in g["directions"]
 
 
+@pytest.mark.parametrize(("grid", "warns"), [("-1e-6:1e-6:2", True), ("-20:20:2", False)])
+def test_a_pca_grid_that_leaves_out_trajectory_checkpoints_says_which_and_what_fits(
+    tmp_path, ckpts, caplog, grid, warns
+):
+    traj = [str(ckpts[f"ep{i}"]) for i in range(4)]
+    argv = ["surface", str(ckpts["ep3"]), "--directions", "pca", "--trajectory", *traj,
+            f"--x={grid}", f"--y={grid}", "--out", str(tmp_path / "p.h5"), *SAMPLES]
+    assert main(argv) == 0
+    said = [r.getMessage() for r in caplog.records if "outside the grid" in r.getMessage()]
+    assert bool(said) == warns
+    if warns:
+        assert "epoch-000-sgd" in said[0] and "omit --x/--y" in said[0] and "--x=" in said[0]
+
+
 def test_pca_plane_stores_trajectory_and_true_versus_projected_loss(tmp_path, ckpts):
     out = tmp_path / "p.h5"
     traj = [str(ckpts[f"ep{i}"]) for i in range(4)]
@@ -145,9 +159,13 @@ def test_interpolation_end_points_equal_each_checkpoints_own_metrics(tmp_path, c
     out = tmp_path / "i.h5"
     assert main(["interpolate", str(ckpts["ep0"]), str(ckpts["ep1"]), "--alpha=-0.2:1.2:8", "--bn", "interpolate",
                  "--out", str(out), *SAMPLES]) == 0
-    assert "loss barrier" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "loss barrier" in printed
     with h5py.File(out, "r") as f:
         g = f["interpolation/run-sf_epoch-000-sgd-to-epoch-001-sgd"]
+        # error barriers are printed in percentage points, as the figures and the report show them
+        frankle = 100 * g.attrs["barrier_train_error_frankle"]
+        assert f"error barrier {frankle:.3g}% / " in printed
         alpha = g["alpha"][()]
         assert 0.0 in alpha and 1.0 in alpha and g["done"][()].all()
         for value, key in ((0.0, "ep0"), (1.0, "ep1")):

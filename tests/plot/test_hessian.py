@@ -64,6 +64,15 @@ def test_several_densities_are_coloured_by_epoch_with_a_colour_bar(records):
     assert fig.axes[1].get_ylabel() == "epoch"
 
 
+def test_density_figures_name_their_floor_and_the_combined_one_has_a_title(records):
+    fig = hessian.plot_density(records)
+    texts = [t.get_text() for legend in fig.legends + [fig.axes[0].get_legend()] if legend for t in legend.get_texts()]
+    assert any("floor" in t and "peak" in t for t in texts)
+    assert fig.axes[0].get_title().startswith("Hessian spectral density (SLQ), 7 checkpoints")
+    single = hessian.plot_density(records[:1])
+    assert any("floor" in t.get_text() for t in single.axes[0].get_legend().get_texts())
+
+
 def test_without_epochs_the_top_eigenvalues_are_drawn_against_their_index(records):
     fig = hessian.plot_top_eigenvalues(records[:2])
     line = fig.axes[0].get_lines()[0]

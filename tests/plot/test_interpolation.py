@@ -42,14 +42,23 @@ def _barrier_labels(fig):
 def test_barriers_from_the_file_are_named_in_the_legend_and_the_arrow_marks_the_peak(loaded):
     interp = loaded["interpolation"].interpolations[0]
     fig = interpolation.plot_interpolation(interp)
-    assert _barrier_labels(fig) == [
-        "train loss barrier: Entezari 0.388, Frankle 0.432",
-        "train error barrier (pp): Entezari 5.47, Frankle 6.12",  # percent points, like the axis
-    ]
-    arrow = next(t for t in fig.axes[0].texts if t.get_gid() == "barrier")
+    labels = _barrier_labels(fig)
+    assert labels[0] == "train loss barrier: Entezari 0.388, Frankle 0.432"
+    assert labels[2] == "train error barrier (%): Entezari 5.47, Frankle 6.12"  # in %, like the axis
+    arrow = next(t for t in fig.axes[0].texts if t.get_gid() == "barrier-train")
     assert arrow.xy[0] == pytest.approx(0.5, abs=0.06)
-    arrow = next(t for t in fig.axes[0].texts if t.get_gid() == "barrier")
-    assert arrow.xy[0] == pytest.approx(0.5, abs=0.06)
+
+
+def test_every_split_gets_its_barrier_and_the_dotted_chord_is_drawn_above_the_curves(loaded):
+    interp = loaded["interpolation"].interpolations[0]
+    fig = interpolation.plot_interpolation(interp)
+    labels = _barrier_labels(fig)
+    assert [label.split(" barrier")[0] for label in labels] == ["train loss", "test loss", "train error", "test error"]
+    for ax in fig.axes[:2]:
+        curves = [line for line in ax.get_lines() if line.get_gid() is None]
+        for split in ("train", "test"):
+            chord = next(line for line in ax.get_lines() if line.get_gid() == f"chord-{split}")
+            assert chord.get_linestyle() == ":" and chord.get_zorder() > max(c.get_zorder() for c in curves)
 
 
 def test_barrier_attrs_without_a_split_are_read_too(loaded):
@@ -67,7 +76,7 @@ def test_a_polyline_labels_every_checkpoint_and_annotates_the_highest_segment(bu
     fig = interpolation.plot_interpolation(interp)
     top = fig.axes[0].child_axes[0]
     assert [t.get_text() for t in top.get_xticklabels()] == ["epoch-040-sgd", "epoch-060-sgd", "epoch-080-sgd"]
-    arrow = next(t for t in fig.axes[0].texts if t.get_gid() == "barrier")
+    arrow = next(t for t in fig.axes[0].texts if t.get_gid() == "barrier-train")
     assert 1.0 < arrow.xy[0] < 2.0  # the second segment's barrier is twice as high
     missing = [p for p in fig.axes[0].patches if p.get_gid() == "missing"]
     assert len(missing) == 2

@@ -40,7 +40,7 @@ def test_report_embeds_every_figure_and_references_no_missing_file(page):
 
 
 def test_checkpoint_table_holds_epoch_phase_lambda1_trace_and_accuracy(page, loaded):
-    html = page[1]
+    html = _table_of(page[1], "Curvature and sharpness per checkpoint")
     rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr><td>(epoch-\d+-\w+)</td>.*?</tr>", html)}
     for record in loaded["all"].hessian:
         row = rows[record.name]
@@ -51,11 +51,39 @@ def test_checkpoint_table_holds_epoch_phase_lambda1_trace_and_accuracy(page, loa
     assert report.fmt(100 * surface.metrics["test_acc"][10]) in rows["epoch-100-sam"]
 
 
-def test_barrier_table_holds_the_file_attrs(page, build):
-    html = page[1]
+def _table_of(html: str, caption: str) -> str:
+    start = html.index(f"<caption>{caption}")
+    return html[start : html.index("</table>", start)]
+
+
+def test_barrier_table_holds_the_file_attrs_in_words_loss_first_error_in_percent(page, build):
+    html = _table_of(page[1], "Barrier heights")
+    headings = re.findall(r"<th>(.*?)</th>", html)
+    assert headings[:4] == ["from (α = 0)", "to (α = 1)", "train loss barrier, Frankle", "train loss barrier, Entezari"]
+    assert headings.index("test loss barrier, Entezari") < headings.index("train error barrier (%), Frankle")
     for key, value in build.BARRIERS.items():
-        assert f"<td>{report.fmt(value)}</td>" in html
-        assert key.removeprefix("barrier_").replace("_", " ") in html
+        shown = 100 * value if "_error_" in key else value
+        assert f"<td>{report.fmt(shown)}</td>" in html
+
+
+def test_the_report_is_titled_by_its_runs_and_ordered_training_curvature_surfaces_interpolation(files, run_dir, tmp_path):
+    sources, jobs = discover.plan([files["all"], run_dir], {"training", "hessian", "surface", "interpolation"})
+    jobs = [j for j in jobs if j.kind != "surface" or j.name.endswith("slice")]  # a few are enough
+    html = report.write_report(sources, jobs, tmp_path, dpi=20).read_text()
+    assert "<h1>landscape report: late-sam</h1>" in html and "all.h5</h1>" not in html
+    sections = re.findall(r"<h2>(.*?)</h2>", html)
+    assert sections == ["Headline numbers", "Training", "Curvature", "Loss surfaces", "Interpolation"]
+    tables = re.findall(r"<caption>(.*?)</caption>", html)
+    assert tables[0] == "Training runs" and tables[-1] == "Analysis settings of every result"
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", html)
+    assert captions and not any(".h5" in c or "surface/" in c or "train_loss" in c for c in captions)
+
+
+def test_the_settings_table_gives_split_examples_batchnorm_and_dtype_per_result(page):
+    html = _table_of(page[1], "Analysis settings of every result")
+    assert re.findall(r"<th>(.*?)</th>", html) == ["result", "checkpoint", "split", "examples", "BatchNorm", "dtype", "seed"]
+    rows = re.findall(r"<tr><td>(.*?)</td>", html)
+    assert any(r.startswith("curvature: ") for r in rows) and any(r.startswith("interpolation: ") for r in rows)
 
 
 def test_training_run_table_holds_the_switch_and_final_accuracy(page, run_dir):

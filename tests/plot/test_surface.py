@@ -63,6 +63,24 @@ def test_non_square_contour_spans_both_axes_without_transposing(loaded):
     assert ax.get_xlabel() == "direction 1 (α)" and ax.get_ylabel() == "direction 2 (β)"
 
 
+@pytest.mark.parametrize("metric", ["train_loss", "test_acc"])
+def test_contour_lines_sit_on_round_values_each_labelled_with_a_colour_bar(loaded, metric):
+    fig = surface2d.plot_contour(loaded["surface2d"].surfaces[0], metric)
+    ax, bar_ax = fig.axes[0], fig.axes[1]
+    contour = next(c for c in ax.collections if hasattr(c, "levels"))
+    levels = np.asarray(contour.levels)
+    assert len(levels) >= 5
+    if metric.endswith("_loss"):  # 1-2-5 per decade: 0.01, 0.02, 0.05, 0.1, ...
+        mantissas = levels / 10.0 ** np.floor(np.log10(levels) + 1e-9)
+        assert set(np.round(mantissas, 6)) <= {1.0, 1.5, 2.0, 3.0, 5.0, 7.0}
+    else:  # round linear steps
+        np.testing.assert_allclose(np.diff(levels), np.diff(levels)[0])
+        assert all(float(f"{v:.3g}") == pytest.approx(v) for v in levels)
+    labels = [t.get_text() for t in ax.texts]
+    assert labels and all(len(text) <= 5 for text in labels)  # "0.05", "2", not "0.0361"
+    assert bar_ax.get_ylabel() == surface2d.QUANTITY_LABEL[metric]
+
+
 def test_partial_surface_marks_missing_cells_in_every_2d_figure(loaded):
     surface = loaded["surface2d"].surfaces[0]
     for plot in (surface2d.plot_contour, surface2d.plot_filled):
