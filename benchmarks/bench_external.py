@@ -17,7 +17,7 @@ every product; PyTorch's fused CPU attention kernel has no double backward, so i
 run inside ``sdpa_kernel(MATH)`` (without it they raise). Printed per case: one gradient (the
 yardstick), the median of ``--products`` products after a warm-up one, and the ratios.
 
-    python benchmarks/bench_external.py            # about 3 minutes on 2 CPU cores
+    python benchmarks/bench_external.py
 """
 
 from __future__ import annotations
@@ -98,27 +98,28 @@ def measure(name: str, model, x, y, products: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vit-batch", type=int, default=32)
-    parser.add_argument("--gpt-batch", type=int, default=2)
-    parser.add_argument("--products", type=int, default=3)
+    parser.add_argument("--vit-batch", type=int, default=16)
+    parser.add_argument("--gpt-batch", type=int, default=1)
+    parser.add_argument("--products", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows = [
-        measure(f"vit-tiny, {args.vit_batch} x 3x32x32", *vit_case(args.vit_batch), args.products),
-        measure(
-            f"gpt2-6l, {args.gpt_batch} x 256 tokens", *gpt2_case(args.gpt_batch), args.products
-        ),
-    ]
     print(
         f"{'case':<28} {'params':>8} {'gradient':>9} {'ours':>8} {'eigenthings':>12} "
-        f"{'ours/grad':>9} {'theirs/grad':>11} {'theirs/ours':>11} {'|dHv|/|Hv|':>10}"
+        f"{'ours/grad':>9} {'theirs/grad':>11} {'theirs/ours':>11} {'|dHv|/|Hv|':>10}",
+        flush=True,
     )
-    for r in rows:
+    cases = [
+        (f"vit-tiny, {args.vit_batch} x 3x32x32", lambda: vit_case(args.vit_batch)),
+        (f"gpt2-6l, {args.gpt_batch} x 256 tokens", lambda: gpt2_case(args.gpt_batch)),
+    ]
+    for name, build in cases:
+        r = measure(name, *build(), args.products)
         print(
             f"{r['case']:<28} {r['params'] / 1e6:>7.1f}M {r['gradient']:>8.2f}s {r['ours']:>7.2f}s "
             f"{r['theirs']:>11.2f}s {r['ours'] / r['gradient']:>9.2f} "
-            f"{r['theirs'] / r['gradient']:>11.2f} {r['theirs'] / r['ours']:>11.2f} {r['agree']:>10.1e}"
+            f"{r['theirs'] / r['gradient']:>11.2f} {r['theirs'] / r['ours']:>11.2f} {r['agree']:>10.1e}",
+            flush=True,
         )
 
 

@@ -334,19 +334,15 @@ def check_model_fits_data(
 
 
 def _check_language_model(model: nn.Module, data: Data, path: str | Path, arch: str) -> bool:
-    """For a causal language model: the data are token blocks within its vocabulary and
-    context (checked before any forward pass). False for any other model."""
+    """Whether ``model`` is analysed as a language model (token blocks in, per-token logits
+    out). For a Transformers one, the blocks must lie within its vocabulary and context
+    (checked before any forward pass); the user's own model on token blocks is taken as one."""
     from landscape.external import language_model_limits
 
     limits = language_model_limits(model)
     tokens = data.name.startswith("tokens:")
     if limits is None:
-        if tokens:
-            raise UserError(
-                f"--data {data.name} holds token blocks, but model {arch} from {path} is not a "
-                "causal language model"
-            )
-        return False
+        return tokens
     if not tokens:
         raise UserError(
             f"model {arch} from {path} is a causal language model; give its text as "
