@@ -39,6 +39,7 @@ from landscape.surface.flat import FlatParameters
 log = logging.getLogger("landscape.batching")
 
 FASTER = 0.9  # k points per pass are kept only if at least 10% faster per point
+GIVE_UP = 1.5  # a first stacked call this much slower per point ends the measurement of that k
 POINTS = (4, 16, 64)  # tried in this order while each is faster than the last
 
 
@@ -134,18 +135,19 @@ def choose_points(
         def run(size: int, vectors: torch.Tensor = vectors) -> None:
             evaluator.sums(vectors, inputs[:size], targets[:size], size)
 
+        # A warm-up already 1.5x slower per point than one point per pass is not timed further:
+        # where stacking loses (the common case on CPUs) it costs about one call.
+        give_up = GIVE_UP * best.seconds * k
         try:
-            found = {
-                b: t / k
-                for b, t in probe(
-                    run, n, sizes[-2:] or [one_point.batch_size], device=inputs.device
-                ).items()
-            }
+            timed = probe(
+                run, n, sizes[-2:] or [one_point.batch_size], device=inputs.device, give_up=give_up
+            )
         except (
             RuntimeError,
             torch.OutOfMemoryError,
         ):  # no batching rule, or no memory for k copies
             break
+        found = {b: t / k for b, t in timed.items()}
         timings.update({f"{b}x{k}": t for b, t in found.items()})
         size = min(found, key=found.__getitem__)
         if not found[size] < FASTER * best.seconds:
@@ -168,7 +170,9 @@ def choose_evaluation(
     ``model`` on ``splits``: measured on the largest split, cached like
     :func:`landscape.batching.choose`."""
     inputs, targets = max(splits.values(), key=lambda xy: xy[0].shape[0])
-    one_point = forward_batch_size(model, inputs, autocast=autocast, cache=cache)
+    one_point = forward_batch_size(
+        model, inputs, autocast=autocast, cache=cache, announce=not stack
+    )
     if not stack:
         return one_point
     key = cache_key(
@@ -201,5 +205,5 @@ def choose_evaluation(
                     "created": time.time(),
                 },
             )
-    log.info("grid points: %s", choice.describe())
+    log.info("evaluation: %s", choice.describe())
     return choice
