@@ -8,6 +8,7 @@ import dataclasses
 from landscape.cli.common import (
     add_config,
     add_device,
+    float_list,
     nonnegative_float,
     positive_float,
     positive_int,
@@ -72,7 +73,7 @@ FIELDS = {
     "eig_tol": (positive_float, "relative residual of the top eigenvalue"),
     "trace_rel_stderr": (positive_float, "relative standard error of the trace"),
     "trace_max_hvps": (positive_int, "most Hessian-vector products per trace"),
-    "sharpness_rho": (nonnegative_float, "radius of worst-case sharpness (default: --rho)"),
+    "sharpness_rho": (float_list, "radii of worst-case sharpness, comma-separated (default: rho/2, rho, 2 rho)"),
     "sharpness_steps": (positive_int, "ascent steps of worst-case sharpness"),
     "sharpness_m": (optional_positive_int, "m of m-sharpness (default: all samples at once)"),
     "interpolation_points": (positive_int, "points on each interpolation path"),
@@ -82,6 +83,12 @@ FIELDS = {
     "escape_rho": (nonnegative_float, "SAM radius of the escape curve (default: --rho)"),
     "escape_eig_every": (positive_int, "top eigenvalue every K escape steps"),
     "escape_momentum": (nonnegative_float, "momentum of the escape curve (default: --momentum)"),
+    "escape_bn_mode": (str, "BatchNorm in the escape curve: auto (as in training: batch statistics "
+                            "if the model has BatchNorm), eval or train"),
+    "escape_weight_decay": (nonnegative_float, "weight decay of the escape curve (default: --weight-decay)"),
+    "escape_divergence_factor": (positive_float, "the escape counts as diverged (stored as diverged_at, "
+                                                 "no growth rate) when its loss exceeds this x max(start "
+                                                 "loss, 0.01) or is not finite"),
 }
 
 
@@ -105,6 +112,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="experiment folder (default: experiments/<name>-<dataset>-<arch>)")
     parser.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
                         help="render the figures with `landscape plot` at the end (default: yes)")
+    parser.add_argument("--threads", type=positive_int, metavar="N",
+                        help="CPU threads for torch (default: torch's choice; 1 is fastest for the "
+                             "small models, and lets two experiments share a 2-core machine)")
     add_device(parser)
     add_config(parser)
 
@@ -127,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
 
     log = logging.getLogger("landscape.experiment")
     config = config_from_args(args).validate()
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     root = Path(args.out or f"experiments/{config.name}-{config.dataset}-{config.arch}")
     outcome = run_late_sam(config, root, device=device, command=["landscape", *sys.argv[1:]])

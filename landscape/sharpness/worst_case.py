@@ -97,14 +97,17 @@ def _maximise_group(
     batch_size: int | None,
     generator: torch.Generator,
     random_start: bool,
+    base_loss: float | None = None,
 ) -> tuple[float, float]:
-    """APGD on one group of examples: (unperturbed loss, largest perturbed loss found)."""
+    """APGD on one group of examples: (unperturbed loss, largest perturbed loss found).
+    ``base_loss``, when known, saves the forward pass at the unperturbed weights."""
 
     def delta_of(u):
         return u if scale is None else [c * t for c, t in zip(scale, u)]
 
     origin.restore()
-    base_loss, _ = loss_and_accuracy(model, loss_fn, inputs, targets, batch_size)
+    if base_loss is None:
+        base_loss, _ = loss_and_accuracy(model, loss_fn, inputs, targets, batch_size)
     if random_start:
         u = _random_start(origin.values, rho, norm, generator)
     else:
@@ -170,38 +173,79 @@ def worst_case_sharpness(
     "linf"; ``m=None`` takes the maximum on all examples at once. The model's parameters
     are restored exactly afterwards, and BatchNorm statistics are left untouched.
     """
+    (result,) = worst_case_sharpness_radii(
+        model, loss_fn, inputs, targets, radii=[rho], steps=steps, m=m, norm=norm,
+        adaptive=adaptive, adaptive_eta=adaptive_eta, random_start=random_start,
+        batch_size=batch_size, bn_mode=bn_mode, seed=seed,
+    )
+    return result
+
+
+def worst_case_sharpness_radii(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    radii: list[float],
+    steps: int = 20,
+    m: int | None = None,
+    norm: str = "l2",
+    adaptive: bool = False,
+    adaptive_eta: float = 0.0,
+    random_start: bool = True,
+    batch_size: int | None = None,
+    bn_mode: str = "eval",
+    seed: int = 0,
+) -> list[SharpnessResult]:
+    """:func:`worst_case_sharpness` at every radius in ``radii``, in one pass over the groups.
+
+    Each group of m examples is taken once: its unperturbed loss is computed once and the
+    ascent runs for every radius on it (the ascents themselves cannot be shared: each
+    radius has its own maximiser). Every radius gets the random start it would get alone
+    (a generator seeded with ``seed`` per radius), so the values equal separate calls.
+    """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, not {norm!r}")
-    if rho < 0 or steps < 1:
-        raise ValueError("rho must be >= 0 and steps >= 1")
+    radii = [float(r) for r in radii]
+    if not radii or any(r < 0 for r in radii) or steps < 1:
+        raise ValueError("radii must be a non-empty list of values >= 0 and steps >= 1")
     n = inputs.shape[0]
     group = n if m is None else min(m, n)
-    generator = torch.Generator().manual_seed(seed)
-    weighted_gap = weighted_base = weighted_best = 0.0
-    group_values = []
+    generators = [torch.Generator().manual_seed(seed) for _ in radii]
+    gap, base_total, best_total = [0.0] * len(radii), 0.0, [0.0] * len(radii)
+    group_values: list[list[float]] = [[] for _ in radii]
     with analysis_mode(model, bn_mode), perturbable(model) as origin:
         scale = [w.abs() + adaptive_eta for w in origin.values] if adaptive else None
         for start in range(0, n, group):
             x, y = inputs[start : start + group], targets[start : start + group]
-            base, best = _maximise_group(
-                model, loss_fn, origin, scale, x, y, rho=rho, norm=norm, steps=steps,
-                batch_size=batch_size, generator=generator, random_start=random_start,
-            )
-            group_values.append(best - base)
-            weighted_gap += (best - base) * x.shape[0]
-            weighted_base += base * x.shape[0]
-            weighted_best += best * x.shape[0]
+            origin.restore()
+            base, _ = loss_and_accuracy(model, loss_fn, x, y, batch_size)
+            base_total += base * x.shape[0]
+            for i, rho in enumerate(radii):
+                _, best = _maximise_group(
+                    model, loss_fn, origin, scale, x, y, rho=rho, norm=norm, steps=steps,
+                    batch_size=batch_size, generator=generators[i], random_start=random_start,
+                    base_loss=base,
+                )
+                group_values[i].append(best - base)
+                gap[i] += (best - base) * x.shape[0]
+                best_total[i] += best * x.shape[0]
     name = ("adaptive_" if adaptive else "") + "worst_case" + ("_linf" if norm == "linf" else "")
-    params = {
-        "rho": rho, "norm": norm, "adaptive": adaptive, "adaptive_eta": adaptive_eta,
-        "m": m if m is not None else n, "steps": steps, "random_start": random_start,
-        "algorithm": "apgd", "bn_mode": bn_mode, "seed": seed, "examples": n,
-    }
-    return SharpnessResult(
-        measure=name,
-        value=weighted_gap / n,
-        loss=weighted_base / n,
-        params=params,
-        extra={"perturbed_loss": weighted_best / n, "group_values": group_values},
-        gradient_evaluations=steps + 2 / 3,
-    )
+    results = []
+    for i, rho in enumerate(radii):
+        params = {
+            "rho": rho, "norm": norm, "adaptive": adaptive, "adaptive_eta": adaptive_eta,
+            "m": m if m is not None else n, "steps": steps, "random_start": random_start,
+            "algorithm": "apgd", "bn_mode": bn_mode, "seed": seed, "examples": n,
+        }
+        results.append(SharpnessResult(
+            measure=name,
+            value=gap[i] / n,
+            loss=base_total / n,
+            params=params,
+            extra={"perturbed_loss": best_total[i] / n, "group_values": group_values[i]},
+            # the unperturbed forward pass (1/3) is shared by all radii
+            gradient_evaluations=steps + 1 / 3 + 1 / (3 * len(radii)),
+        ))
+    return results
