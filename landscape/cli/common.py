@@ -130,7 +130,7 @@ def add_model_source(parser: argparse.ArgumentParser) -> None:
 def add_data_source(parser: argparse.ArgumentParser, splits: str = "train") -> None:
     group = parser.add_argument_group("data")
     group.add_argument(
-        "--dataset", choices=["digits", "cifar10", "cifar100"], help="dataset (default: the checkpoint's, else digits)"
+        "--dataset", choices=["digits", "mnist1d", "cifar10", "cifar100"], help="dataset (default: the checkpoint's, else digits)"
     )
     group.add_argument("--data", metavar="FILE.py:factory", help="user data factory returning a Dataset or (inputs, targets)")
     group.add_argument("--data-dir", metavar="DIR", help="folder holding the CIFAR files (default: ./data)")

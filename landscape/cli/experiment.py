@@ -48,7 +48,7 @@ def optional_positive_int(text: str) -> int | None:
 # flag type and help for each LateSamConfig field (defaults shown come from the dataclass)
 FIELDS = {
     "name": (str, "result group name under experiment/"),
-    "dataset": (str, "digits, cifar10 or cifar100"),
+    "dataset": (str, "digits, mnist1d, cifar10 or cifar100"),
     "arch": (str, "architecture (registry name)"),
     "epochs": (positive_int, "epochs of every run"),
     "batch_size": (positive_int, "training batch size"),
