@@ -129,9 +129,11 @@ def test_gap_closed_is_paired_within_each_seed_with_a_student_t_interval():
 def test_a_seed_without_a_gap_is_left_out_of_the_gap_mean():
     rows = [_row("sgd", 0, 5.0), _row("full-sam", 0, 5.0), _row("late-sam", 0, 4.0),
             _row("sgd", 1, 5.0), _row("full-sam", 1, 3.0), _row("late-sam", 1, 4.0)]
-    late = summarise(rows)[2]
+    summaries = summarise(rows)
+    late = summaries[2]
     assert late.gap["lambda1"].n == 1 and late.gap["lambda1"].mean == pytest.approx(0.5)
     assert math.isnan(late.gap["lambda1"].low)
+    assert "| 50 (1 of 2 seeds) |" in format_summary(summaries)
 
 
 def test_paired_table_shows_the_gap_closed_with_its_interval_and_sam_steps():
@@ -197,3 +199,12 @@ def test_a_diverging_escape_is_reported_and_stored_without_a_growth_rate(tmp_pat
         attrs = f["escape"][name].attrs
         assert 0 < attrs["diverged_at"] <= 20 and math.isnan(attrs["growth_rate"])
         assert "DIVERGED" in f["experiment/late-sam"].attrs["summary_text"]
+
+
+def test_the_summary_states_full_sam_minus_sgd_paired_with_its_interval():
+    rows = []
+    for s, (sgd_acc, sam_acc) in enumerate([(0.90, 0.92), (0.80, 0.83), (0.85, 0.86)]):
+        rows += [dict(_row("sgd", s, 10.0), test_acc=sgd_acc), dict(_row("full-sam", s, 6.0), test_acc=sam_acc)]
+    text = format_summary(summarise(rows))
+    line = next(x for x in text.splitlines() if x.startswith("full SAM - SGD"))
+    assert "test error -2 pp [" in line and "λ1 -4" in line and "3 seeds" in line

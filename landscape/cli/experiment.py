@@ -21,13 +21,18 @@ Flatter Minima Late in Training"): trains an SGD trunk, branches that switch to 
 each t0 in --switch-epochs (landscape train --from the trunk's checkpoint), a full-SAM run
 and optional SAM->SGD runs, for every seed; then measures every final model (test
 accuracy, top Hessian eigenvalue, trace, worst-case sharpness), interpolates from each SGD
-solution to the SAM solutions, runs the escape curve from the SGD trunk at the latest t0,
-prints mean +- std over seeds per arm, and renders the figures with `landscape plot`.
+solution to the SAM solutions, runs the escape curve from the SGD trunk at the latest t0
+(full-batch SAM with the training's lr, momentum, weight decay and BatchNorm mode; a run
+whose loss blows up is stopped and reported as DIVERGED, with no growth rate), prints
+mean +- std over seeds per arm and, paired within each seed, the share of the SGD ->
+full-SAM gap each arm closes (mean [95 % t-interval] over seeds) beside its SAM steps,
+and renders the figures with `landscape plot` (error and sharpness against t0, gap
+closed against SAM steps).
 Everything lands in OUT/ (checkpoints/<run>/, result.h5, figures/). Re-running skips
 finished runs and analyses, so an interrupted experiment continues where it stopped.
 
 examples:
-  landscape experiment late-sam                                   # digits default, ~15 min on 2 CPU cores
+  landscape experiment late-sam --threads 1                       # digits default: see the time below
   landscape experiment late-sam --config configs/late-sam-cifar10-resnet20.toml --device cuda
   landscape experiment late-sam --seeds 0 --epochs 20 --switch-epochs 10,15 --out experiments/quick
 """

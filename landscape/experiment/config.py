@@ -49,7 +49,7 @@ class LateSamConfig:
     # arms
     switch_epochs: list[int] | None = None  # None: SAM for the last 25, 15, 10 and 5 % of epochs
     full_sam: bool = True
-    sam_sgd_epochs: list[int] | None = None  # None: a quarter and half the epochs (if full_sam)
+    sam_sgd_epochs: list[int] | None = None  # None: half the epochs, the high-lr phase (if full_sam)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
     # analyses
     samples: int = 512
@@ -120,8 +120,7 @@ class LateSamConfig:
                 {min(self.epochs - 1, max(1, round(f * self.epochs))) for f in (0.75, 0.85, 0.9, 0.95)}
             )
         if self.sam_sgd_epochs is None:
-            halves = {max(1, self.epochs // 4), max(1, self.epochs // 2)}
-            self.sam_sgd_epochs = sorted(halves) if self.full_sam else []
+            self.sam_sgd_epochs = [max(1, self.epochs // 2)] if self.full_sam else []
         if not self.seeds:
             raise UserError("give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):

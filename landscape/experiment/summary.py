@@ -22,10 +22,20 @@ import numpy as np
 METRICS = ("test_acc", "test_loss", "lambda1", "trace", "worst_case")
 # Metrics of the paired comparison: test error gives the same gap as test accuracy.
 PAIRED = ("test_acc", "test_loss", "lambda1", "trace", "worst_case")
-HEADERS = {"test_acc": "test acc (%)", "test_loss": "test loss", "lambda1": "λ1", "trace": "trace",
-           "worst_case": "worst-case sharpness"}
-PAIRED_HEADERS = {"test_acc": "test error", "test_loss": "test loss", "lambda1": "λ1", "trace": "trace",
-                  "worst_case": "worst-case"}
+HEADERS = {
+    "test_acc": "test acc (%)",
+    "test_loss": "test loss",
+    "lambda1": "λ1",
+    "trace": "trace",
+    "worst_case": "worst-case sharpness",
+}
+PAIRED_HEADERS = {
+    "test_acc": "test error",
+    "test_loss": "test loss",
+    "lambda1": "λ1",
+    "trace": "trace",
+    "worst_case": "worst-case",
+}
 CONFIDENCE = 0.95
 
 
@@ -49,8 +59,9 @@ class ArmSummary:
     sam_steps: float = math.nan
     mean: dict[str, float] = field(default_factory=dict)
     std: dict[str, float] = field(default_factory=dict)
-    gap: dict[str, Interval] = field(default_factory=dict)  # share of the SGD -> full-SAM gap closed
-    diff: dict[str, Interval] = field(default_factory=dict)  # arm - SGD
+    # the share of the SGD -> full-SAM gap closed, and arm - SGD, paired within each seed
+    gap: dict[str, Interval] = field(default_factory=dict)
+    diff: dict[str, Interval] = field(default_factory=dict)
 
 
 def radius_metric(rho: float) -> str:
@@ -99,7 +110,9 @@ def paired_columns(rows: list[dict], metrics=PAIRED) -> list[dict]:
             target = full.get(metric, math.nan) if full else math.nan
             gap = base - target
             columns[f"diff_{metric}"] = value - base
-            columns[f"gap_{metric}"] = (base - value) / gap if gap != 0 and math.isfinite(gap) else math.nan
+            columns[f"gap_{metric}"] = (
+                (base - value) / gap if gap != 0 and math.isfinite(gap) else math.nan
+            )
         out.append(columns)
     return out
 
@@ -121,13 +134,21 @@ def summarise(rows: list[dict]) -> list[ArmSummary]:
     for label in order:
         members = [rows[i] for i in groups[label]]
         first = members[0]
-        summary = ArmSummary(label, first["arm"], first["t0"], first["t1"], len(members),
-                             float(first.get("sam_steps", math.nan)))
+        summary = ArmSummary(
+            label,
+            first["arm"],
+            first["t0"],
+            first["t1"],
+            len(members),
+            float(first.get("sam_steps", math.nan)),
+        )
         for metric in metrics:
             values = np.array([m.get(metric, math.nan) for m in members], dtype=np.float64)
             values = values[np.isfinite(values)]
             summary.mean[metric] = float(values.mean()) if values.size else math.nan
-            summary.std[metric] = float(values.std(ddof=1)) if values.size > 1 else (0.0 if values.size else math.nan)
+            summary.std[metric] = (
+                float(values.std(ddof=1)) if values.size > 1 else (0.0 if values.size else math.nan)
+            )
         for metric in PAIRED:
             columns = [paired[i] for i in groups[label]]
             summary.gap[metric] = t_interval([c.get(f"gap_{metric}", math.nan) for c in columns])
@@ -142,12 +163,16 @@ def _cell(mean: float, std: float, scale: float = 1.0, digits: int = 3) -> str:
     return f"{mean * scale:.{digits}g} ± {std * scale:.{digits - 1}g}"
 
 
-def _percent(interval: Interval) -> str:
+def _percent(interval: Interval, seeds: int) -> str:
+    """``mean [low, high]`` in percent; says so when seeds without a gap were left out."""
     if not math.isfinite(interval.mean):
         return "–"
-    if not math.isfinite(interval.low):
-        return f"{100 * interval.mean:.0f}"
-    return f"{100 * interval.mean:.0f} [{100 * interval.low:.0f}, {100 * interval.high:.0f}]"
+    text = f"{100 * interval.mean:.0f}"
+    if math.isfinite(interval.low):
+        text += f" [{100 * interval.low:.0f}, {100 * interval.high:.0f}]"
+    if interval.n < seeds:
+        text += f" ({interval.n} of {seeds} seeds)"
+    return text
 
 
 def _header(metric: str) -> str:
@@ -184,16 +209,47 @@ def format_paired_table(summaries: list[ArmSummary]) -> str:
             continue
         steps = f"{s.sam_steps:,.0f}" if math.isfinite(s.sam_steps) else "–"
         cells = [s.arm_label, steps, str(s.n_seeds)]
-        cells += [_percent(s.gap[m]) if m in s.gap else "–" for m in PAIRED]
+        cells += [_percent(s.gap[m], s.n_seeds) if m in s.gap else "–" for m in PAIRED]
         lines.append("| " + " | ".join(cells) + " |")
+    if any(
+        s.gap[m].n < s.n_seeds for s in summaries if s.arm not in ("sgd", "full-sam") for m in s.gap
+    ):
+        lines += ["", "(a seed whose SGD and full-SAM values are equal has no gap and is left out)"]
     return "\n".join(lines)
+
+
+def format_full_sam_difference(summaries: list[ArmSummary]) -> str:
+    """Full SAM - SGD, paired within each seed: is SAM's effect larger than the seed noise?"""
+    full = next((s for s in summaries if s.arm == "full-sam"), None)
+    if full is None or not full.diff:
+        return ""
+    parts = []
+    for metric in PAIRED:
+        d = full.diff.get(metric)
+        if d is None or not math.isfinite(d.mean):
+            continue
+        scale, unit = (-100.0, " pp") if metric == "test_acc" else (1.0, "")  # as test error
+        low, high = sorted((scale * d.low, scale * d.high))
+        interval = f" [{low:.3g}, {high:.3g}]" if math.isfinite(d.low) else ""
+        parts.append(f"{PAIRED_HEADERS[metric]} {scale * d.mean:+.3g}{unit}{interval}")
+    if not parts:
+        return ""
+    return (
+        f"full SAM - SGD, paired within each seed (mean [95 % t-interval], {full.n_seeds} seeds): "
+        + ", ".join(parts)
+    )
 
 
 def format_summary(summaries: list[ArmSummary]) -> str:
     """Both tables, raw first, with a line saying what the paired numbers are."""
     paired = format_paired_table(summaries)
     text = format_table(summaries)
+    difference = format_full_sam_difference(summaries)
+    if difference:
+        text += "\n\n" + difference
     if len(paired.splitlines()) > 2:
-        text += ("\n\nShare of the SGD -> full-SAM gap closed, within each seed; mean "
-                 f"[{100 * CONFIDENCE:.0f} % t-interval] over seeds:\n\n" + paired)
+        text += (
+            "\n\nShare of the SGD -> full-SAM gap closed, within each seed; mean "
+            f"[{100 * CONFIDENCE:.0f} % t-interval] over seeds:\n\n" + paired
+        )
     return text

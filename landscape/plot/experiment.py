@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from landscape.plot import style
 from landscape.plot.results import Experiment
@@ -138,8 +139,11 @@ def plot_dose_response(experiment: Experiment) -> Figure:
                         gid=f"{arm}-gap-{metric}-seeds")
         ax.axhline(0.0, color=style.PHASE_COLORS["sgd"], linewidth=0.8, label="SGD (0 %)")
         ax.axhline(100.0, color="black", linewidth=0.8, linestyle=":", label="full SAM (100 %)")
-        ax.set_ylabel(f"{label}: gap closed (%)")
+        ax.set_title(label)
+        ax.set_ylabel("gap closed (%)")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     for ax in axes[max(0, len(panels) - 2):len(panels)]:
