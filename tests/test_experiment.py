@@ -40,6 +40,10 @@ def test_parents_save_every_epoch_a_branch_starts_from():
     (dict(seeds=[]), "at least one seed"),
     (dict(full_sam=False, sam_sgd_epochs=[3]), "full_sam"),
     (dict(bn_mode="batch"), "bn_mode"),
+    (dict(escape_bn_mode="batch"), "escape_bn_mode"),
+    (dict(escape_divergence_factor=1.0), "escape_divergence_factor"),
+    (dict(sharpness_rho=[0.05, -0.1]), "sharpness_rho"),
+    (dict(sharpness_rho=[0.05, 0.05]), "sharpness_rho"),
 ])
 def test_inconsistent_options_are_user_errors(change, message):
     with pytest.raises(UserError, match=message):
