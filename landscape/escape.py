@@ -18,6 +18,12 @@ One SAM step (Foret et al., ICLR 2021), both halves of it:
 Near a minimum of a quadratic, unnormalised SAM multiplies the component along an
 eigenvector of eigenvalue lambda by 1 - lr lambda - lr rho lambda^2 at every step, so it
 escapes along the directions where that factor exceeds 1 in absolute value.
+
+An escape is not a divergence: when the loss becomes non-finite or exceeds
+``divergence_factor`` times its starting value (at least ``divergence_factor`` x 0.01, so
+that a start at loss ~0 does not count every rise as a blow-up), the run stops there, the step is stored as
+``diverged_at`` (NaN when the run stayed finite) and no growth rate is fitted (a fit
+through a blow-up measures the blow-up, not the instability of the minimum).
 """
 
 from __future__ import annotations
@@ -46,6 +52,18 @@ log = logging.getLogger(__name__)
 
 EigenvalueFn = Callable[[nn.Module], float]
 
+# A loss this many times its starting value is a blow-up, not an escape: from a minimum
+# with loss ~0.005, SAM that escapes raises it to ~0.01-0.05; a divergence goes to ~10.
+DIVERGENCE_FACTOR = 100.0
+# The reference is never below this loss: from a start at loss 1e-6 a rise to 1e-3 is no
+# divergence (threshold 100 x 0.01 = 1, half the cross-entropy of chance on 10 classes).
+DIVERGENCE_MIN_REFERENCE = 0.01
+
+
+def divergence_limit(start_loss: float, factor: float = DIVERGENCE_FACTOR) -> float:
+    """The loss above which a SAM run from a point with ``start_loss`` counts as diverged."""
+    return factor * max(start_loss, DIVERGENCE_MIN_REFERENCE)
+
 
 @dataclass
 class EscapeResult:
@@ -59,6 +77,11 @@ class EscapeResult:
     growth_rate: float  # slope of log ||w_t - w_0|| per step over the fit window
     fit_window: tuple[int, int]  # first and last step of the fit (inclusive); (-1, -1) if none
     params: dict[str, Any] = field(default_factory=dict)
+    diverged_at: float = float("nan")  # first step whose loss diverged; NaN if none
+
+    @property
+    def diverged(self) -> bool:
+        return math.isfinite(self.diverged_at)
 
     @property
     def growth_factor(self) -> float:
@@ -109,6 +132,7 @@ def sam_escape(
     batch_size: int | None = None,
     bn_mode: str = "eval",
     fit_window: tuple[int, int] | None = None,
+    divergence_factor: float = DIVERGENCE_FACTOR,
     progress: ProgressFn | None = None,
 ) -> EscapeResult:
     """Run ``steps`` full-batch SAM steps on (inputs, targets), moving ``model`` in place.
@@ -116,17 +140,22 @@ def sam_escape(
     ``eigenvalue_fn(model) -> float`` computes the top Hessian eigenvalue; when
     ``eig_every > 0`` and none is given, landscape.curvature's Lanczos is used on the same
     examples. BatchNorm running statistics are not updated (``bn_mode`` as in analysis).
+    The run stops at the first step whose loss is non-finite or above
+    :func:`divergence_limit` of the loss at step 0 (``diverged_at``; ``divergence_factor``
+    = inf: only non-finite); then the growth rate is NaN unless ``fit_window`` ends before.
     ``progress`` sees steps done of ``steps``, the distance travelled and the loss.
     """
     if steps < 0 or lr <= 0 or rho < 0:
         raise ValueError("steps must be >= 0, lr > 0 and rho >= 0")
+    if not divergence_factor > 1:
+        raise ValueError("divergence_factor must be > 1")
     if eig_every > 0 and eigenvalue_fn is None:
         eigenvalue_fn = _curvature_eigenvalue(loss_fn, inputs, targets, batch_size, bn_mode)
     params = trainable_parameters(model)
     start = [p.detach().clone() for p in params]
     velocity = [torch.zeros_like(p) for p in params]
     records = {k: np.full(steps + 1, np.nan) for k in ("distance", "train_loss", "train_acc", "eigenvalue")}
-    diverged_at = -1
+    diverged_at = math.nan
     with analysis_mode(model, bn_mode):
         for t in range(steps + 1):
             with torch.no_grad():
@@ -138,10 +167,15 @@ def sam_escape(
             records["train_loss"][t], records["train_acc"][t] = loss, acc
             report(progress, done=t, total=steps, estimate=float(records["distance"][t]),
                    name="distance", note=f"train loss {loss:.4g}")
-            if not (math.isfinite(loss) and math.isfinite(records["distance"][t])):
+            finite = math.isfinite(loss) and math.isfinite(records["distance"][t])
+            if t == 0:
+                limit = divergence_limit(loss, divergence_factor)
+            if not finite or loss > limit:
                 # Diverged (lr too large for this sharpness): the rest stays NaN.
                 diverged_at = t
-                log.warning("SAM diverged at step %d (loss %s); later steps are NaN", t, loss)
+                log.warning("SAM diverged at step %d (loss %.4g -> %s, limit %.4g); "
+                            "later steps are NaN and no growth rate is fitted",
+                            t, records["train_loss"][0], loss, limit)
                 break
             if eig_every > 0 and t % eig_every == 0:
                 records["eigenvalue"][t] = eigenvalue_fn(model)
@@ -150,14 +184,19 @@ def sam_escape(
             _sam_update(model, loss_fn, inputs, targets, params, grads, velocity, rho=rho, lr=lr,
                         unnormalized=unnormalized, momentum=momentum,
                         weight_decay=weight_decay, batch_size=batch_size)
-    growth_rate, window = fit_growth_rate(records["distance"], fit_window)
+    if math.isfinite(diverged_at) and (fit_window is None or fit_window[1] >= diverged_at):
+        growth_rate, window = math.nan, (-1, -1)
+    else:
+        growth_rate, window = fit_growth_rate(records["distance"], fit_window)
     return EscapeResult(
         step=np.arange(steps + 1),
         growth_rate=growth_rate,
         fit_window=window,
         params={"rho": rho, "lr": lr, "steps": steps, "unnormalized": unnormalized,
                 "momentum": momentum, "weight_decay": weight_decay, "eig_every": eig_every,
-                "bn_mode": bn_mode, "examples": inputs.shape[0], "diverged_at": diverged_at},
+                "bn_mode": bn_mode, "examples": inputs.shape[0],
+                "divergence_factor": divergence_factor},
+        diverged_at=float(diverged_at),
         **records,
     )
 

@@ -415,5 +415,6 @@ def write_escape_group(f, name: str, result, provenance_attrs: dict) -> None:
     set_attrs(
         group, growth_rate=result.growth_rate, growth_factor=result.growth_factor,
         fit_start=result.fit_window[0], fit_stop=result.fit_window[1],
+        diverged_at=float(result.diverged_at),
         **{k: v for k, v in result.params.items() if k not in ("bn_mode", "examples")},
     )

@@ -88,7 +88,7 @@ def test_split_accessor(digits):
 
 
 def test_unknown_dataset_lists_the_names():
-    with pytest.raises(UserError, match="digits, cifar10, cifar100"):
+    with pytest.raises(UserError, match="digits, mnist1d, cifar10, cifar100"):
         load_dataset("mnist")
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.escape import fit_growth_rate, sam_escape
+from landscape.escape import divergence_limit, fit_growth_rate, sam_escape
 from landscape.losses import make_loss
 from tests.sharpness.quadratic import Quadratic, dummy_data, mean_loss, spd_matrix
 
@@ -36,8 +36,9 @@ def test_growth_rate_is_log_of_the_largest_unstable_factor():
     hessian, q = spd_matrix(EIGENVALUES)
     model = Quadratic(hessian, start=q @ torch.full((4,), 1e-8, dtype=torch.float64))
     x, y = dummy_data()
+    # A quadratic has no other minimum: the escape grows without bound, so no divergence check.
     result = sam_escape(model, mean_loss, x, y, rho=RHO, lr=LR, steps=40, unnormalized=True,
-                        fit_window=(20, 40))
+                        fit_window=(20, 40), divergence_factor=math.inf)
     assert abs(1 - LR * 15.0) < 1 < abs(_factor(15.0))
     assert result.growth_rate == pytest.approx(math.log(abs(_factor(15.0))), rel=1e-4)
     assert result.growth_factor == pytest.approx(abs(_factor(15.0)), rel=1e-4)
@@ -120,14 +121,57 @@ def test_fit_growth_rate_recovers_an_exponential_and_refuses_too_few_points():
     assert math.isnan(fit_growth_rate(np.array([0.0, 1.0]))[0])
 
 
-def test_a_diverging_run_stops_and_leaves_the_rest_nan():
-    # lr * lambda = 30 on a quadratic: unnormalised SAM blows up to inf within a few hundred steps.
+def test_a_diverging_run_stops_leaves_the_rest_nan_and_fits_no_growth_rate():
+    # lr * lambda = 30 on a quadratic: unnormalised SAM blows up within a few steps.
     hessian, _ = spd_matrix([300.0, 1.0])
     model = Quadratic(hessian, start=torch.tensor([1.0, 1.0], dtype=torch.float64))
     x, y = dummy_data()
     result = sam_escape(model, mean_loss, x, y, rho=1.0, lr=0.1, steps=400, unnormalized=True,
                         eig_every=1, eigenvalue_fn=lambda m: 300.0)
-    stop = result.params["diverged_at"]
-    assert 0 < stop < 400
+    stop = int(result.diverged_at)
+    assert result.diverged and 0 < stop < 400
+    assert result.train_loss[stop] > divergence_limit(result.train_loss[0])
+    assert np.isfinite(result.train_loss[: stop + 1]).all()
     assert np.isnan(result.train_loss[stop + 1 :]).all() and np.isnan(result.eigenvalue[stop:]).all()
+    assert math.isnan(result.growth_rate) and result.fit_window == (-1, -1)
+
+
+def test_the_divergence_limit_is_a_multiple_of_the_start_loss_but_not_of_almost_zero():
+    assert divergence_limit(0.5) == pytest.approx(50.0)
+    assert divergence_limit(1e-9) == divergence_limit(0.01) == pytest.approx(1.0)
+    assert divergence_limit(0.5, factor=10) == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("factor, diverges", [(1e3, True), (math.inf, False)])
+def test_divergence_is_a_loss_above_the_stated_multiple_of_the_start(factor, diverges):
+    hessian, _ = spd_matrix([300.0, 1.0])
+    model = Quadratic(hessian, start=torch.tensor([1.0, 1.0], dtype=torch.float64))
+    x, y = dummy_data()
+    result = sam_escape(model, mean_loss, x, y, rho=1.0, lr=0.1, steps=20, unnormalized=True,
+                        divergence_factor=factor)
+    assert result.diverged == diverges
+    if diverges:
+        stop = int(result.diverged_at)
+        limit = divergence_limit(result.train_loss[0], factor)
+        assert result.train_loss[stop] > limit >= result.train_loss[stop - 1]
+    else:
+        assert np.isfinite(result.train_loss).all() and math.isfinite(result.growth_rate)
+
+
+def test_a_finite_escape_has_diverged_at_nan_and_a_fitted_rate():
+    hessian, q = spd_matrix(EIGENVALUES)
+    model = Quadratic(hessian, start=q @ torch.full((4,), 1e-8, dtype=torch.float64))
+    x, y = dummy_data()
+    result = sam_escape(model, mean_loss, x, y, rho=RHO, lr=LR, steps=25, unnormalized=True)
+    assert math.isnan(result.diverged_at) and not result.diverged
     assert math.isfinite(result.growth_rate)
+
+
+def test_a_fit_window_before_the_divergence_is_still_fitted():
+    hessian, q = spd_matrix(EIGENVALUES)
+    model = Quadratic(hessian, start=q @ torch.full((4,), 1e-9, dtype=torch.float64))
+    x, y = dummy_data()
+    result = sam_escape(model, mean_loss, x, y, rho=RHO, lr=LR, steps=60, unnormalized=True,
+                        fit_window=(10, 30))
+    assert result.diverged and result.diverged_at > 30
+    assert result.growth_rate == pytest.approx(math.log(abs(_factor(15.0))), rel=1e-3)

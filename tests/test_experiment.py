@@ -1,6 +1,7 @@
 """`landscape experiment late-sam`: the plan of runs, the summary, and a tiny run end to end."""
 
 import math
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -10,7 +11,7 @@ from landscape.cli import main
 from landscape.errors import UserError
 from landscape.experiment import LateSamConfig, plan_runs
 from landscape.experiment.plan import save_every_for
-from landscape.experiment.summary import format_table, summarise
+from landscape.experiment.summary import format_summary, format_table, summarise
 
 
 def test_plan_branches_late_sam_from_the_trunk_and_sam_sgd_from_full_sam():
@@ -39,6 +40,10 @@ def test_parents_save_every_epoch_a_branch_starts_from():
     (dict(seeds=[]), "at least one seed"),
     (dict(full_sam=False, sam_sgd_epochs=[3]), "full_sam"),
     (dict(bn_mode="batch"), "bn_mode"),
+    (dict(escape_bn_mode="batch"), "escape_bn_mode"),
+    (dict(escape_divergence_factor=1.0), "escape_divergence_factor"),
+    (dict(sharpness_rho=[0.05, -0.1]), "sharpness_rho"),
+    (dict(sharpness_rho=[0.05, 0.05]), "sharpness_rho"),
 ])
 def test_inconsistent_options_are_user_errors(change, message):
     with pytest.raises(UserError, match=message):
@@ -129,3 +134,109 @@ def test_analysis_batches_are_measured_unless_given_or_defining_batchnorm_statis
         assert size in candidate_sizes(40, step=step)
     else:
         assert size == expected
+
+
+def _row(arm, seed, value, label=None):
+    return dict(arm_label=label or arm, arm=arm, seed=seed, t0=math.nan, t1=math.nan, lambda1=value)
+
+
+def test_gap_closed_is_paired_within_each_seed_with_a_student_t_interval():
+    from scipy.stats import t
+
+    sgd, full, late = [10.0, 14.0, 8.0], [6.0, 10.0, 4.0], [8.0, 11.0, 7.0]  # closes 50, 75, 25 %
+    rows = [r for s in range(3) for r in (_row("sgd", s, sgd[s]), _row("full-sam", s, full[s]),
+                                          _row("late-sam", s, late[s], "late-sam t0=5"))]
+    by_label = {s.arm_label: s for s in summarise(rows)}
+    gap = by_label["late-sam t0=5"].gap["lambda1"]
+    half = t.ppf(0.975, 2) * np.std([0.5, 0.75, 0.25], ddof=1) / math.sqrt(3)
+    assert (gap.mean, gap.n) == (pytest.approx(0.5), 3)
+    assert (gap.low, gap.high) == (pytest.approx(0.5 - half), pytest.approx(0.5 + half))
+    diff = by_label["late-sam t0=5"].diff["lambda1"]
+    assert diff.mean == pytest.approx(np.mean([-2.0, -3.0, -1.0]))
+    assert by_label["sgd"].gap["lambda1"].mean == 0 and by_label["full-sam"].gap["lambda1"].mean == 1
+    # Unpaired, the arms overlap: the seed spread (std 3.1) exceeds the effect (2).
+    assert by_label["sgd"].std["lambda1"] > abs(diff.mean)
+
+
+def test_a_seed_without_a_gap_is_left_out_of_the_gap_mean():
+    rows = [_row("sgd", 0, 5.0), _row("full-sam", 0, 5.0), _row("late-sam", 0, 4.0),
+            _row("sgd", 1, 5.0), _row("full-sam", 1, 3.0), _row("late-sam", 1, 4.0)]
+    summaries = summarise(rows)
+    late = summaries[2]
+    assert late.gap["lambda1"].n == 1 and late.gap["lambda1"].mean == pytest.approx(0.5)
+    assert math.isnan(late.gap["lambda1"].low)
+    assert "| 50 (1 of 2 seeds) |" in format_summary(summaries)
+
+
+def test_paired_table_shows_the_gap_closed_with_its_interval_and_sam_steps():
+    rows = [dict(r, sam_steps=steps) for s in range(2)
+            for r, steps in ((_row("sgd", s, 10.0), 0), (_row("full-sam", s, 6.0), 900),
+                             (_row("late-sam", s, 8.0 + s, "late-sam t0=5"), 450))]
+    text = format_summary(summarise(rows))
+    assert "| late-sam t0=5 | 450 | 2 |" in text
+    assert "λ1 gap closed (%)" in text and "t-interval" in text
+
+
+def test_the_default_gives_late_sam_thousands_of_steps_in_the_last_quarter():
+    config = LateSamConfig().validate()
+    steps = config.steps_per_epoch(1437)  # digits training split
+    assert config.milestones is None or config.milestones == [config.epochs // 2]
+    assert min(config.switch_epochs) >= 0.75 * config.epochs and max(config.switch_epochs) <= 0.95 * config.epochs
+    assert (config.epochs - min(config.switch_epochs)) * steps >= 3000
+
+
+@pytest.mark.parametrize("name, epochs, batch", [("late-sam-digits", 300, 32), ("late-sam-digits-quick", 60, 128)])
+def test_the_named_digits_configs(name, epochs, batch):
+    from landscape.config_file import load_toml
+
+    values = load_toml(Path(__file__).parents[1] / "configs" / f"{name}.toml")["experiment"]
+    assert (values["epochs"], values["batch-size"]) == (epochs, batch)
+
+
+def test_escape_follows_the_training_batchnorm_and_weight_decay_by_default():
+    from torch import nn
+
+    from landscape.experiment.late_sam import escape_settings
+
+    config = LateSamConfig(epochs=10, switch_epochs=[8], weight_decay=3e-4, momentum=0.8, seeds=[0]).validate()
+    sgd = plan_runs(config)[0]
+    with_bn = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    settings = escape_settings(config, sgd, with_bn)
+    assert (settings["bn_mode"], settings["weight_decay"], settings["momentum"]) == ("train", 3e-4, 0.8)
+    assert settings["lr"] == pytest.approx(0.01)  # after the decay at epoch 5
+    assert escape_settings(config, sgd, nn.Linear(2, 2))["bn_mode"] == "eval"
+    config.escape_bn_mode, config.escape_weight_decay = "eval", 0.0
+    assert escape_settings(config, sgd, with_bn)["bn_mode"] == "eval"
+    assert escape_settings(config, sgd, with_bn)["weight_decay"] == 0.0
+
+
+def test_a_diverging_escape_is_reported_and_stored_without_a_growth_rate(tmp_path, capsys):
+    out = tmp_path / "exp"
+    argv = ["experiment", "late-sam", "--arch", "mlp", "--epochs", "2", "--switch-epochs", "1", "--seeds", "0",
+            "--no-full-sam", "--sam-sgd-epochs", "", "--samples", "32", "--interpolation-points", "2",
+            "--escape-steps", "20", "--escape-lr", "50", "--escape-eig-every", "100", "--trace-max-hvps", "12",
+            "--trace-rel-stderr", "0.5", "--sharpness-steps", "1", "--eig-tol", "0.05", "--device", "cpu",
+            "--no-figures", "--threads", "1", "--out", str(out)]
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        assert main(argv) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert "DIVERGED at step" in capsys.readouterr().out
+    with h5py.File(out / "result.h5") as f:
+        (name,) = list(f["escape"])
+        attrs = f["escape"][name].attrs
+        assert 0 < attrs["diverged_at"] <= 20 and math.isnan(attrs["growth_rate"])
+        assert "DIVERGED" in f["experiment/late-sam"].attrs["summary_text"]
+
+
+def test_the_summary_states_full_sam_minus_sgd_paired_with_its_interval():
+    rows = []
+    for s, (sgd_acc, sam_acc) in enumerate([(0.90, 0.92), (0.80, 0.83), (0.85, 0.86)]):
+        rows += [dict(_row("sgd", s, 10.0), test_acc=sgd_acc), dict(_row("full-sam", s, 6.0), test_acc=sam_acc)]
+    text = format_summary(summarise(rows))
+    line = next(x for x in text.splitlines() if x.startswith("full SAM - SGD"))
+    assert "test error -2 pp [" in line and "λ1 -4" in line and "3 seeds" in line

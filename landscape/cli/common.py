@@ -151,7 +151,7 @@ def add_data_source(parser: argparse.ArgumentParser, splits: str = "train", *, s
     batch size) for commands that only load the data."""
     group = parser.add_argument_group("data")
     group.add_argument(
-        "--dataset", choices=["digits", "cifar10", "cifar100"], help="dataset (default: the checkpoint's, else digits)"
+        "--dataset", choices=["digits", "mnist1d", "cifar10", "cifar100"], help="dataset (default: the checkpoint's, else digits)"
     )
     group.add_argument(
         "--data", metavar="FILE.py:factory",

@@ -49,6 +49,17 @@ def parse_window(text: str) -> tuple[int, int]:
     return start, stop
 
 
+def divergence_factor(text: str) -> float:
+    """A factor > 1 (inf allowed): the loss multiple that counts as a divergence."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+    if not value > 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: the divergence factor must be > 1")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CKPT", help="checkpoint to start from")
     group = parser.add_argument_group("SAM")
@@ -63,6 +74,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--weight-decay", type=nonnegative_float, default=0.0, help="weight decay (default: 0)")
     group.add_argument("--fit-window", type=parse_window, metavar="START:STOP",
                        help="steps of the growth-rate fit (default: 1 to where the distance reaches half its maximum)")
+    group.add_argument("--divergence-factor", type=divergence_factor, default=100.0, metavar="F",
+                       help="stop as diverged when the loss exceeds F x max(start loss, 0.01) or is "
+                            "not finite; stored as diverged_at, no growth rate fitted (default: 100; "
+                            "inf: only non-finite)")
     group.add_argument("--bn-mode", choices=["eval", "train"], default="eval",
                        help="BatchNorm statistics: running (eval) or per batch (train) (default: eval)")
     group.add_argument("--name", help="result name under escape/ (default: the checkpoint stem)")
@@ -113,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
             target.model, make_loss(args.loss), x, y, rho=args.rho, lr=args.lr, steps=args.steps,
             unnormalized=args.unnormalized, momentum=args.momentum, weight_decay=args.weight_decay,
             eig_every=args.eig_every, batch_size=args.batch_size or 512, bn_mode=args.bn_mode,
-            fit_window=args.fit_window, progress=phase,
+            fit_window=args.fit_window, divergence_factor=args.divergence_factor,
+            progress=phase,
         )
     seconds = time.monotonic() - started
     with store.transaction(out) as f:
@@ -134,6 +150,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary(name: str, result) -> str:
+    if result.diverged:
+        return (
+            f"escape/{name}: DIVERGED at step {int(result.diverged_at)} of {len(result.step) - 1} "
+            f"(train loss {result.train_loss[0]:.4g} -> {result.train_loss[int(result.diverged_at)]:.4g}); "
+            "no growth rate fitted; try a smaller --lr or --bn-mode as in training"
+        )
     return (
         f"escape/{name}: {len(result.step) - 1} SAM steps, final distance {result.distance[-1]:.4g}, "
         f"train loss {result.train_loss[0]:.4g} -> {result.train_loss[-1]:.4g}, "

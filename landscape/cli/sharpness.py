@@ -25,6 +25,8 @@ sharpness/<run>_<stem>/<measure> of the result file, each with its parameters.
 
 measures:
   worst-case                max_{||d||_2<=rho} L(w+d) - L(w)       (--rho, --steps, --m)
+                            several radii (--rho 0.02 0.05 0.1) in one pass over the examples,
+                            stored as worst_case_rho0.02, worst_case_rho0.05, ...
   adaptive-worst-case       same with ||d/|w| ||_2 <= rho          (--adaptive-rho)
   adaptive-worst-case-linf  same with ||d/|w| ||_inf <= rho        (--linf-rho)
   average-case              E L(w+d) - L(w), d ~ N(0, sigma^2 I)   (--sigma, --draws)
@@ -58,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME", help="measures to compute (default: worst-case); 'all' for every one",
     )
     group = parser.add_argument_group("measure parameters")
-    group.add_argument("--rho", type=nonnegative_float, default=0.05, help="l2 radius of worst-case (default: 0.05)")
+    group.add_argument("--rho", type=nonnegative_float, nargs="+", default=[0.05], metavar="RHO",
+                       help="l2 radius (or radii) of worst-case (default: 0.05)")
     group.add_argument("--adaptive-rho", type=nonnegative_float, default=0.5,
                        help="radius of adaptive-worst-case, relative to |w| (default: 0.5)")
     group.add_argument("--linf-rho", type=nonnegative_float, default=0.001,
@@ -137,8 +140,9 @@ def run(args: argparse.Namespace) -> int:
     x = x.to(device=device, dtype=dtype)
     y = y.to(device) if not y.is_floating_point() else y.to(device=device, dtype=dtype)
     loss_fn = make_loss(args.loss)
+    radii = list(dict.fromkeys(args.rho))
     options = {
-        "rho": args.rho, "adaptive_rho": args.adaptive_rho, "steps": args.steps, "m": args.m,
+        "rho": radii[0], "adaptive_rho": args.adaptive_rho, "steps": args.steps, "m": args.m,
         "sigma": args.sigma, "adaptive_sigma": args.adaptive_sigma, "draws": args.draws,
         "batch_size": args.batch_size or (FIXED_BATCH if args.bn_mode == "train" else "auto"),
         "bn_mode": args.bn_mode, "seed": args.seed,
@@ -162,11 +166,15 @@ def run(args: argparse.Namespace) -> int:
             if name in ("top-eigenvalue", "trace"):
                 unit = "products"
             with reporter.phase(f"{prefix}{name}", unit=unit) as phase:
-                result = compute_measure(name, target.model, loss_fn, x, y, **opts, progress=phase)
-            seconds = time.monotonic() - t0
-            log.info("%s %s = %.6g (%.1f s)", target.stem, name, result.value, seconds)
-            computed.append((result, seconds))
-            rows.append((target.stem, result.measure, result.value, result.stderr))
+                if name == "worst-case" and len(radii) > 1:
+                    found = worst_case_radii(target.model, loss_fn, x, y, radii, opts, phase)
+                else:
+                    found = [compute_measure(name, target.model, loss_fn, x, y, **opts, progress=phase)]
+            seconds = (time.monotonic() - t0) / len(found)
+            for result in found:
+                log.info("%s %s = %.6g (%.1f s)", target.stem, result.measure, result.value, seconds)
+                computed.append((result, seconds))
+                rows.append((target.stem, result.measure, result.value, result.stderr))
         results[len(results)] = (target, computed, time.monotonic() - started)
 
     with store.transaction(out) as f:
@@ -179,7 +187,8 @@ def run(args: argparse.Namespace) -> int:
                 f, name, computed,
                 provenance(target, split=args.split, samples=x.shape[0], bn_mode=args.bn_mode,
                            dtype=args.dtype, seed=args.seed, seconds=seconds,
-                           config={**options, "linf_rho": args.linf_rho, "measures": measures}),
+                           config={**options, "rho": radii if len(radii) > 1 else radii[0],
+                        "linf_rho": args.linf_rho, "measures": measures}),
             )
     print(format_table(rows))
     print(f"wrote {out}")
@@ -201,6 +210,20 @@ def measured_batch(measure: str, model, loss_fn, x, y) -> int:
     if measure in ("top-eigenvalue", "trace"):
         return batching.product_batch_size(model, loss_fn, x, y).batch_size
     return batching.gradient_batch_size(model, loss_fn, x, y).batch_size
+
+
+def worst_case_radii(model, loss_fn, x, y, radii: list[float], options: dict, progress=None) -> list:
+    """Worst-case sharpness at every radius in one pass, named worst_case_rho<r>."""
+    from landscape.sharpness import worst_case_sharpness_radii
+
+    results = worst_case_sharpness_radii(
+        model, loss_fn, x, y, radii=radii, steps=options["steps"], m=options["m"],
+        batch_size=options["batch_size"], bn_mode=options["bn_mode"], seed=options["seed"],
+        progress=progress,
+    )
+    for result in results:
+        result.measure = f"worst_case_rho{result.params['rho']:g}"
+    return results
 
 
 def format_table(rows) -> str:

@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="progress bar (default: only when stderr is a terminal; else a log line per epoch)")
 
     data = parser.add_argument_group("data and model")
-    data.add_argument("--dataset", choices=["digits", "cifar10", "cifar100"], help="dataset (default: digits)")
+    data.add_argument("--dataset", choices=["digits", "mnist1d", "cifar10", "cifar100"], help="dataset (default: digits)")
     data.add_argument("--data-dir", metavar="DIR", help="folder holding the CIFAR files (default: ./data)")
     data.add_argument("--download", action="store_true", help="download CIFAR into --data-dir if it is missing")
     data.add_argument("--arch", help="architecture: mlp, mlp-bn, cnn, cnn-bn, resnet20/32/56, vgg11-bn, vgg16-bn, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,11 +27,14 @@ class LateSamConfig:
     """
 
     name: str = "late-sam"
-    # training (landscape.train.TrainConfig)
+    # training (landscape.train.TrainConfig). The default gives late SAM a budget like the
+    # paper's (thousands of SAM steps): 300 epochs of 45 steps (batch 32 on 1,437 digits),
+    # so SAM from t0 = 225 takes 3,375 steps; configs/late-sam-digits-quick.toml is the
+    # short setting (60 epochs, batch 128: 66-330 late-SAM steps).
     dataset: str = "digits"
     arch: str = "cnn-bn"
-    epochs: int = 60
-    batch_size: int = 128
+    epochs: int = 300
+    batch_size: int = 32
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -43,10 +47,10 @@ class LateSamConfig:
     data_dir: str | None = None
     momentum_across_switch: str = "keep"
     # arms
-    switch_epochs: list[int] | None = None  # None: 1/2, 3/4 and 9/10 of the epochs
+    switch_epochs: list[int] | None = None  # None: SAM for the last 25, 15, 10 and 5 % of epochs
     full_sam: bool = True
-    sam_sgd_epochs: list[int] | None = None  # None: half the epochs (if full_sam)
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    sam_sgd_epochs: list[int] | None = None  # None: half the epochs, the high-lr phase (if full_sam)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
     # analyses
     samples: int = 512
     analysis_batch_size: int | None = None  # None: measured per kind of work (landscape.batching)
@@ -54,7 +58,9 @@ class LateSamConfig:
     eig_tol: float = 1e-3
     trace_rel_stderr: float = 0.05
     trace_max_hvps: int = 400
-    sharpness_rho: float | None = None  # None: the training rho
+    # worst-case sharpness radii; None: rho/2, rho and 2 rho. The ``worst_case`` column is
+    # the one at the training rho (or the first radius when rho is not among them).
+    sharpness_rho: list[float] | float | None = None
     sharpness_steps: int = 10
     sharpness_m: int | None = None
     interpolation_points: int = 21
@@ -64,6 +70,11 @@ class LateSamConfig:
     escape_rho: float | None = None  # None: the training rho
     escape_eig_every: int = 25
     escape_momentum: float | None = None  # None: the training momentum
+    # BatchNorm in the escape: "auto" follows training (batch statistics when the model has
+    # BatchNorm), "eval" (running statistics) or "train". Weight decay None: the training's.
+    escape_bn_mode: str = "auto"
+    escape_weight_decay: float | None = None
+    escape_divergence_factor: float = 100.0  # diverged: loss > factor x max(start loss, 0.01)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -76,12 +87,29 @@ class LateSamConfig:
         keys = ("samples", "analysis_batch_size", "bn_mode", "eig_tol", "trace_rel_stderr",
                 "trace_max_hvps", "sharpness_steps", "sharpness_m", "dtype")
         out = {k: getattr(self, k) for k in keys}
-        out["sharpness_rho"] = self.sharpness_radius
+        out["sharpness_rho"] = self.sharpness_radii
         return out
 
     @property
+    def sharpness_radii(self) -> list[float]:
+        """The radii of worst-case sharpness, in the order given."""
+        if self.sharpness_rho is None:
+            return [self.rho / 2, self.rho, 2 * self.rho] if self.rho > 0 else [0.05]
+        if isinstance(self.sharpness_rho, (int, float)):
+            return [float(self.sharpness_rho)]
+        return [float(r) for r in self.sharpness_rho]
+
+    @property
     def sharpness_radius(self) -> float:
-        return self.rho if self.sharpness_rho is None else self.sharpness_rho
+        """The radius of the ``worst_case`` column: the training rho when it is measured."""
+        radii = self.sharpness_radii
+        return self.rho if self.rho in radii else radii[0]
+
+    def steps_per_epoch(self, train_examples: int) -> int:
+        """Optimizer steps in one training epoch (as landscape.train counts them)."""
+        from landscape.train.loop import steps_per_epoch
+
+        return steps_per_epoch(train_examples, self.batch_size)
 
     def validate(self) -> LateSamConfig:
         """Check the options and fill in the switch epochs that follow ``epochs``."""
@@ -89,10 +117,10 @@ class LateSamConfig:
             raise UserError(f"the experiment needs at least 2 epochs, got {self.epochs}")
         if self.switch_epochs is None:
             self.switch_epochs = sorted(
-                {min(self.epochs - 1, max(1, round(f * self.epochs))) for f in (0.5, 0.75, 0.9)}
+                {min(self.epochs - 1, max(1, round(f * self.epochs))) for f in (0.75, 0.85, 0.9, 0.95)}
             )
         if self.sam_sgd_epochs is None:
-            self.sam_sgd_epochs = [self.epochs // 2] if self.full_sam else []
+            self.sam_sgd_epochs = [max(1, self.epochs // 2)] if self.full_sam else []
         if not self.seeds:
             raise UserError("give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
@@ -109,6 +137,13 @@ class LateSamConfig:
             raise UserError("SAM->SGD arms branch from the full-SAM run: keep full_sam on")
         if self.bn_mode not in ("eval", "train"):
             raise UserError(f"bn_mode must be eval or train, not {self.bn_mode!r}")
+        if self.escape_bn_mode not in ("auto", "eval", "train"):
+            raise UserError(f"escape_bn_mode must be auto, eval or train, not {self.escape_bn_mode!r}")
+        if not self.escape_divergence_factor > 1:
+            raise UserError(f"escape_divergence_factor must be > 1, got {self.escape_divergence_factor}")
+        radii = self.sharpness_radii
+        if not radii or any(not (r >= 0 and math.isfinite(r)) for r in radii) or len(set(radii)) != len(radii):
+            raise UserError(f"sharpness_rho {self.sharpness_rho} must be distinct radii >= 0")
         if self.samples < 1 or self.interpolation_points < 2 or self.escape_steps < 1:
             raise UserError("samples >= 1, interpolation_points >= 2 and escape_steps >= 1 are needed")
         if self.escape and not self.switch_epochs:

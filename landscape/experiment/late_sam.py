@@ -8,7 +8,9 @@
    (landscape.surface).
 4. The escape curve: real SAM steps (landscape.escape) from the SGD trunk at the latest
    switch epoch, with the learning rate of that epoch.
-5. Mean +- std over seeds per arm, printed and stored in ``experiment/<name>/``.
+5. Mean +- std over seeds per arm and, within each seed, the share of the SGD -> full-SAM
+   gap each arm closes (mean and 95 % t-interval over seeds), printed and stored in
+   ``experiment/<name>/`` (landscape.experiment.summary).
 
 Everything goes into ``<root>/result.h5`` (docs/file-format.md), one transaction per finished
 piece, so a killed experiment loses at most the piece in progress. Re-running skips trained
@@ -17,6 +19,7 @@ runs and every analysis whose inputs (checkpoint hash, options) are unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -34,7 +37,14 @@ from landscape.data import Data, fixed_subset, load_dataset
 from landscape.evaluate import evaluate
 from landscape.experiment.config import LateSamConfig
 from landscape.experiment.plan import Run, checkpoint_path, plan_runs, run_dir, save_every_for
-from landscape.experiment.summary import METRICS, format_table, summarise
+from landscape.experiment.summary import (
+    PAIRED,
+    format_summary,
+    metrics_of,
+    paired_columns,
+    radius_metric,
+    summarise,
+)
 from landscape.losses import make_loss
 
 log = logging.getLogger("landscape.experiment")
@@ -68,6 +78,7 @@ def run_late_sam(
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
     data = load_dataset(config.dataset, config.data_dir)
     runs = plan_runs(config)
+    steps_per_epoch = config.steps_per_epoch(data.train_x.shape[0])
     started = time.monotonic()
 
     for i, run in enumerate(runs, 1):
@@ -78,19 +89,74 @@ def run_late_sam(
     previous = ctx.previous_rows()
     rows = []
     for run in runs:
-        rows.append(ctx.analyse(run, previous.get(run.label)))
+        row = ctx.analyse(run, previous.get(run.label))
+        row["sam_steps"] = float(sam_epochs(run, config.epochs) * steps_per_epoch)
+        rows.append(row)
         ctx.write_rows(rows)
+    escapes = []
     for seed in config.seeds:
         for run in runs:
             if run.seed == seed and run.arm in ("late-sam", "full-sam"):
                 ctx.interpolate(next(r for r in runs if r.arm == "sgd" and r.seed == seed), run)
         if config.escape:
-            ctx.escape(next(r for r in runs if r.arm == "sgd" and r.seed == seed))
+            escapes.append(ctx.escape(next(r for r in runs if r.arm == "sgd" and r.seed == seed)))
+    for row, paired in zip(rows, paired_columns(rows)):
+        row.update(paired)
     summaries = summarise(rows)
-    table = format_table(summaries)
+    table = format_summary(summaries)
+    if escapes:
+        table += "\n\n" + format_escapes(escapes)
     ctx.write_summary(rows, summaries, table)
     log.info("experiment done (%.0f s)", time.monotonic() - started)
     return Outcome(result_path, table, rows)
+
+
+def sam_epochs(run: Run, epochs: int) -> int:
+    """Epochs an arm trains with SAM: late SAM from t0 to the end, SAM->SGD up to t1."""
+    if run.sam_start is None:
+        return 0
+    return (epochs if run.sam_end is None else run.sam_end) - run.sam_start
+
+
+def escape_settings(config: LateSamConfig, sgd: Run, model: torch.nn.Module) -> dict:
+    """lr, rho, momentum, weight decay and BatchNorm mode of the escape curve from the SGD
+    trunk at the latest switch epoch: those of its training there unless the config names
+    others (``escape_*``). Training normalises with each batch's statistics, so ``auto``
+    BatchNorm is ``train``; running statistics with no weight decay make SAM at the
+    training lr blow up from the SGD solution (issue 11)."""
+    from landscape.train.schedule import learning_rate
+
+    t0 = max(config.switch_epochs)
+    tc = train_config(sgd, plan_runs(config), config)
+    lr = config.escape_lr or learning_rate(t0, lr=tc.lr, schedule=tc.schedule, epochs=tc.epochs,
+                                           milestones=tc.milestones, gamma=tc.gamma)
+    bn_mode = config.escape_bn_mode
+    if bn_mode == "auto":
+        bn_mode = "train" if has_batchnorm(model) else "eval"
+    return {
+        "lr": lr,
+        "rho": config.rho if config.escape_rho is None else config.escape_rho,
+        "momentum": config.momentum if config.escape_momentum is None else config.escape_momentum,
+        "weight_decay": tc.weight_decay if config.escape_weight_decay is None else config.escape_weight_decay,
+        "bn_mode": bn_mode,
+        "divergence_factor": config.escape_divergence_factor,
+    }
+
+
+def format_escapes(escapes: list[dict]) -> str:
+    """One line per escape curve: where it started, how it ended, divergence first."""
+    lines = []
+    for e in escapes:
+        head = f"escape {e['name']} ({e['steps']} SAM steps, lr {e['lr']:.3g}, BatchNorm {e['bn_mode']}, " \
+               f"weight decay {e['weight_decay']:.3g}):"
+        if math.isfinite(e["diverged_at"]):
+            lines.append(f"{head} DIVERGED at step {int(e['diverged_at'])} (train loss "
+                         f"{e['loss_start']:.3g} -> {e['loss_end']:.3g}); no growth rate fitted")
+        else:
+            lines.append(f"{head} train loss {e['loss_start']:.3g} -> {e['loss_end']:.3g}, distance "
+                         f"{e['distance']:.3g}, λ1 {e['eig_start']:.3g} -> {e['eig_end']:.3g}, "
+                         f"growth rate {e['growth_rate']:.3g} per step")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------- training
@@ -234,7 +300,7 @@ class _Context:
         test_loss, test_acc = evaluate(model, self.test_x, self.test_y, self.loss_fn, forward)
         train_loss, train_acc = evaluate(model, self.x, self.y, self.loss_fn, forward)
         from landscape.curvature import hessian_eigenvalues, hessian_trace
-        from landscape.sharpness import worst_case_sharpness
+        from landscape.sharpness import worst_case_sharpness_radii
 
         products = dict(batch_size=self.batch("hvp", model), bn_mode=cfg.bn_mode)
         t_h = time.monotonic()
@@ -247,11 +313,14 @@ class _Context:
                                   seed=ANALYSIS_SEED, progress=phase, **products)
         hessian_seconds = time.monotonic() - t_h
         t_s = time.monotonic()
+        radii = cfg.sharpness_radii
         with _phase(f"{run.label}: worst-case sharpness", "steps") as phase:
-            sharp = worst_case_sharpness(model, self.loss_fn, self.x, self.y,
-                                         rho=cfg.sharpness_radius, steps=cfg.sharpness_steps,
-                                         m=cfg.sharpness_m, seed=ANALYSIS_SEED, progress=phase,
-                                         batch_size=self.batch("gradient", model), bn_mode=cfg.bn_mode)
+            sharps = worst_case_sharpness_radii(model, self.loss_fn, self.x, self.y, radii=radii,
+                                                steps=cfg.sharpness_steps, m=cfg.sharpness_m,
+                                                seed=ANALYSIS_SEED, progress=phase,
+                                                batch_size=self.batch("gradient", model),
+                                                bn_mode=cfg.bn_mode)
+        sharp = dataclasses.replace(sharps[radii.index(cfg.sharpness_radius)])  # kept as worst_case
         sharp_seconds = time.monotonic() - t_s
         row = {
             "label": run.label, "arm": run.arm, "arm_label": run.arm_label, "seed": run.seed,
@@ -259,6 +328,7 @@ class _Context:
             "test_acc": test_acc, "test_loss": test_loss, "train_acc": train_acc,
             "train_loss": train_loss, "lambda1": float(eig.eigenvalues[0]),
             "trace": float(trace.trace), "worst_case": sharp.value,
+            **{radius_metric(r.params["rho"]): r.value for r in sharps},
         }
         with store.transaction(self.result_path, self.command) as f:
             group = store.replace_group(f, f"hessian/{run.label}")
@@ -273,8 +343,10 @@ class _Context:
             store.set_attrs(group, experiment_key=key)
             from landscape.store import write_sharpness_group
 
-            write_sharpness_group(f, run.label, [(sharp, sharp_seconds)],
-                                  self.provenance(target, sharp_seconds, sharp.params))
+            for r in sharps:
+                r.measure = radius_metric(r.params["rho"])
+            write_sharpness_group(f, run.label, [(sharp, sharp_seconds)] + [(r, sharp_seconds) for r in sharps],
+                                  self.provenance(target, sharp_seconds, {**sharp.params, "rho": radii}))
         log.info("%s: test acc %.2f%%, lambda1 %.4g, trace %.4g, worst-case %.4g (%.0f s)",
                  run.label, 100 * test_acc, row["lambda1"], row["trace"], row["worst_case"],
                  time.monotonic() - t)
@@ -319,40 +391,58 @@ class _Context:
                  barriers.get("barrier_train_loss_frankle", math.nan), time.monotonic() - t)
 
     # -- escape
-    def escape(self, sgd: Run) -> None:
+    def escape(self, sgd: Run) -> dict:
+        """Run (or read back) the escape curve from the SGD trunk at the latest switch epoch;
+        returns its summary for the experiment's table."""
         from landscape.escape import sam_escape
-        from landscape.train.schedule import learning_rate
+        from landscape.store import write_escape_group
 
         cfg = self.config
         t0 = max(cfg.switch_epochs)
         path = checkpoint_path(self.root, sgd, t0, "sgd")
         target = self.target(path)
-        tc = train_config(sgd, plan_runs(cfg), cfg)
-        lr = cfg.escape_lr or learning_rate(t0, lr=tc.lr, schedule=tc.schedule, epochs=tc.epochs,
-                                            milestones=tc.milestones, gamma=tc.gamma)
-        rho = cfg.rho if cfg.escape_rho is None else cfg.escape_rho
-        momentum = cfg.momentum if cfg.escape_momentum is None else cfg.escape_momentum
+        settings = escape_settings(cfg, sgd, target.model)
         name = f"escape/{sgd.label}-epoch{t0:03d}"
-        key = _key(target.sha256, lr, rho, momentum, cfg.escape_steps, cfg.escape_eig_every,
-                   self.options)
+        key = _key(target.sha256, settings, cfg.escape_steps, cfg.escape_eig_every, self.options)
         if self._attr(name) == key:
             log.info("%s: done", name)
-            return
-        t = time.monotonic()
-        import copy
+        else:
+            t = time.monotonic()
+            import copy
 
-        model = copy.deepcopy(target.model)  # escape moves the weights
-        result = sam_escape(model, self.loss_fn, self.x, self.y, rho=rho, lr=lr,
-                            momentum=momentum, steps=cfg.escape_steps, eig_every=cfg.escape_eig_every,
-                            batch_size=self.batch("gradient", model), bn_mode=cfg.bn_mode)
-        from landscape.store import write_escape_group
-
-        with store.transaction(self.result_path, self.command) as f:
-            write_escape_group(f, name.split("/", 1)[1], result,
-                               self.provenance(target, time.monotonic() - t, result.params))
-            store.set_attrs(f[name], experiment_key=key)
-        log.info("%s: growth rate %.4g per step, final distance %.4g (%.0f s)", name,
-                 result.growth_rate, result.distance[-1], time.monotonic() - t)
+            model = copy.deepcopy(target.model)  # escape moves the weights
+            # With batch statistics the batch defines the operator: fixed, not measured.
+            batch = (cfg.analysis_batch_size or FIXED_BATCH if settings["bn_mode"] == "train"
+                     else self.batch("gradient", model))
+            with _phase(f"{name}: SAM escape", "steps", cfg.escape_steps) as phase:
+                result = sam_escape(model, self.loss_fn, self.x, self.y, steps=cfg.escape_steps,
+                                    eig_every=cfg.escape_eig_every, batch_size=batch,
+                                    progress=phase, **settings)
+            provenance = self.provenance(target, time.monotonic() - t, result.params)
+            provenance["bn_mode"] = settings["bn_mode"]
+            with store.transaction(self.result_path, self.command) as f:
+                write_escape_group(f, name.split("/", 1)[1], result, provenance)
+                store.set_attrs(f[name], experiment_key=key)
+            log.info("%s: %s, final distance %.4g (%.0f s)", name,
+                     f"DIVERGED at step {int(result.diverged_at)}" if result.diverged
+                     else f"growth rate {result.growth_rate:.4g} per step",
+                     result.distance[-1], time.monotonic() - t)
+        with store.open_result_file(self.result_path) as f:
+            group = f[name]
+            loss, distance = group["train_loss"][()], group["distance"][()]
+            eig = group["eigenvalue"][()]
+            diverged_at = float(group.attrs.get("diverged_at", math.nan))
+            growth_rate = float(group.attrs.get("growth_rate", math.nan))
+        finite = np.isfinite(loss)
+        eig_finite = eig[np.isfinite(eig)]
+        return {
+            "name": name.split("/", 1)[1], "steps": cfg.escape_steps, **settings,
+            "diverged_at": diverged_at, "growth_rate": growth_rate,
+            "loss_start": float(loss[0]), "loss_end": float(loss[finite][-1]),
+            "distance": float(distance[np.isfinite(distance)][-1]),
+            "eig_start": float(eig_finite[0]) if eig_finite.size else math.nan,
+            "eig_end": float(eig_finite[-1]) if eig_finite.size else math.nan,
+        }
 
     # -- summary
     def write_summary(self, rows: list[dict], summaries, table: str) -> None:
@@ -361,16 +451,22 @@ class _Context:
             group = f.require_group(f"experiment/{cfg.name}")
             store.set_attrs(group, kind="late-sam", config=cfg.to_dict(), dataset=cfg.dataset,
                             arch=cfg.arch, epochs=cfg.epochs, rho=cfg.rho, seeds=cfg.seeds,
-                            summary_text=table)
+                            summary_text=table, confidence=0.95, interval="student-t over seeds")
             _write_table(store.replace_group(f, f"experiment/{cfg.name}/runs"), rows)
             summary = store.replace_group(f, f"experiment/{cfg.name}/summary")
             columns: dict[str, list] = {"arm_label": [], "arm": [], "t0": [], "t1": [], "n_seeds": []}
             for s in summaries:
                 for k in ("arm_label", "arm", "t0", "t1", "n_seeds"):
                     columns[k].append(getattr(s, k))
-                for metric in METRICS:
+                columns.setdefault("sam_steps", []).append(s.sam_steps)
+                for metric in metrics_of(rows):
                     columns.setdefault(f"{metric}_mean", []).append(s.mean[metric])
                     columns.setdefault(f"{metric}_std", []).append(s.std[metric])
+                for metric in PAIRED:  # paired: gap closed (fraction) and arm - SGD, 95 % t-interval
+                    for kind, interval in (("gap", s.gap[metric]), ("diff", s.diff[metric])):
+                        columns.setdefault(f"{metric}_{kind}_mean", []).append(interval.mean)
+                        columns.setdefault(f"{metric}_{kind}_low", []).append(interval.low)
+                        columns.setdefault(f"{metric}_{kind}_high", []).append(interval.high)
             for k, values in columns.items():
                 store.write_dataset(summary, k, _column(values))
 
@@ -385,6 +481,9 @@ def _write_table(group, rows: list[dict]) -> None:
     """One 1-D dataset per column; strings as fixed-length bytes."""
     if not rows:
         return
-    for column in rows[0]:
-        store.write_dataset(group, column, _column([row[column] for row in rows]))
+    columns = list(dict.fromkeys(k for row in rows for k in row))  # rows analysed earlier may have more
+    for column in columns:
+        present = [row[column] for row in rows if column in row]
+        missing = "" if isinstance(present[0], str) else math.nan
+        store.write_dataset(group, column, _column([row.get(column, missing) for row in rows]))
 

@@ -4,6 +4,8 @@ Names and what they build:
 
 - ``mlp``, ``mlp-bn``: 2 hidden layers of 64 (``hidden=(..)``), without / with BatchNorm.
 - ``cnn``, ``cnn-bn``: two 3x3 conv layers (16, 32 channels; ``width=``), global average pool.
+- ``cnn1d``, ``cnn1d-bn``: three 1-D conv layers (kernel 5, stride 2, 32 channels; ``width=``) for
+  sequences (C, L) such as MNIST-1D (the paper's CNN, Greydanus 2020).
 - ``resnet20``, ``resnet32``, ``resnet56``: CIFAR ResNets of He et al. 2016 (option-A shortcuts;
   ``shortcut="B"`` for 1x1-conv projections).
 - ``vgg11-bn``, ``vgg16-bn``: CIFAR VGG with BatchNorm and one linear classifier (inputs >= 32x32).
@@ -22,7 +24,7 @@ from torch import nn
 
 from landscape.errors import UserError
 from landscape.models.resnet import CifarResNet
-from landscape.models.small import MLP, SmallCNN
+from landscape.models.small import MLP, SmallCNN, SmallCNN1d
 from landscape.models.vgg import VGG
 from landscape.models.wide_resnet import WideResNet
 
@@ -43,6 +45,21 @@ def _cnn(input_shape, num_classes, width: int = 16):
 
 def _cnn_bn(input_shape, num_classes, width: int = 16):
     return SmallCNN(input_shape, num_classes, width, batch_norm=True)
+
+
+def _sequence_input(input_shape) -> None:
+    if len(input_shape) != 2:
+        raise UserError(f"cnn1d needs sequence inputs (C, L), got input shape {tuple(input_shape)}")
+
+
+def _cnn1d(input_shape, num_classes, width: int = 32):
+    _sequence_input(input_shape)
+    return SmallCNN1d(input_shape, num_classes, width, batch_norm=False)
+
+
+def _cnn1d_bn(input_shape, num_classes, width: int = 32):
+    _sequence_input(input_shape)
+    return SmallCNN1d(input_shape, num_classes, width, batch_norm=True)
 
 
 def _resnet(depth: int) -> Callable[..., nn.Module]:
@@ -72,6 +89,8 @@ _REGISTRY: dict[str, tuple[Callable[..., nn.Module], bool]] = {
     "mlp-bn": (_mlp_bn, False),
     "cnn": (_cnn, True),
     "cnn-bn": (_cnn_bn, True),
+    "cnn1d": (_cnn1d, False),
+    "cnn1d-bn": (_cnn1d_bn, False),
     "resnet20": (_resnet(20), True),
     "resnet32": (_resnet(32), True),
     "resnet56": (_resnet(56), True),

@@ -1,4 +1,5 @@
-"""Models sized for the CPU default (digits, 8x8): an MLP and a small CNN, with or without BN."""
+"""Models sized for the CPU datasets (digits 8x8, MNIST-1D 1x40): an MLP, a small 2-D CNN and a
+small 1-D CNN, each with or without BatchNorm."""
 
 from __future__ import annotations
 
@@ -64,6 +65,37 @@ class SmallCNN(nn.Module):
             nn.Flatten(),
         )
         self.classifier = nn.Linear(2 * width, num_classes)
+        kaiming_init(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x))
+
+
+class SmallCNN1d(nn.Module):
+    """Three conv1d (kernel 5, stride 2) -> (BN) -> ReLU layers, flatten, Linear.
+
+    The convolutional model of the MNIST-1D paper (Greydanus 2020: 3 layers of 25 channels,
+    kernel 5, stride 2), here ``width`` channels. Inputs are (C, L) sequences.
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        width: int = 32,
+        batch_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        channels, length = input_shape
+        layers: list[nn.Module] = []
+        for cin in (channels, width, width):
+            layers.append(nn.Conv1d(cin, width, 5, stride=2, padding=2, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(width))
+            layers.append(nn.ReLU())
+            length = (length - 1) // 2 + 1  # (L + 2*2 - 5) // 2 + 1
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.classifier = nn.Linear(width * length, num_classes)
         kaiming_init(self)
 
     def forward(self, x: Tensor) -> Tensor:

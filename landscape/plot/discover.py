@@ -197,8 +197,12 @@ def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
     for x in source.experiments:
         if experiment.panels_present(x):
             _job(jobs, f"{prefix}-experiment-{x.name}", "experiment",
-                 f"Experiment {x.name}: test accuracy and sharpness against the SAM start epoch.",
+                 f"Experiment {x.name}: test error and sharpness against the SAM start epoch.",
                  lambda x=x: experiment.plot_late_sam_summary(x))
+        if experiment.gap_panels_present(x):
+            _job(jobs, f"{prefix}-experiment-{x.name}-dose-response", "experiment",
+                 f"Experiment {x.name}: share of the SGD → full-SAM gap closed against SAM steps.",
+                 lambda x=x: experiment.plot_dose_response(x))
     for e in source.escapes:
         _job(jobs, f"{prefix}-escape-{e.name}", "escape",
              f"SAM steps from {_checkpoint_words(e.meta)}: distance travelled, loss and top eigenvalue.",

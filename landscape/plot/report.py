@@ -248,6 +248,7 @@ def tables_html(sources: Sequence[Source]) -> str:
     for source in sources:
         if isinstance(source, ResultFile):
             parts.extend(_experiment_table(source, x) for x in source.experiments)
+            parts.extend(_gap_table(source, x) for x in source.experiments if _gap_metrics(x))
     settings = settings_rows(sources)
     if settings:
         parts.append(_table(["result", "checkpoint", "split", "examples", "BatchNorm", "dtype", "seed"], settings,
@@ -274,6 +275,36 @@ def _experiment_table(source: ResultFile, x: Experiment) -> str:
         body.append(row)
     return _table(["arm", "seeds", *[m[1] for m in metrics]], body,
                   f"Experiment {x.name} ({source.stem}): mean ± std over seeds")
+
+
+GAP_METRICS = (("test_acc", "test error"), ("test_loss", "test loss"), ("lambda1", "λ1"), ("trace", "trace"),
+               ("worst_case", "worst case"))
+
+
+def _gap_metrics(x: Experiment) -> list[tuple[str, str]]:
+    s = x.summary
+    return [m for m in GAP_METRICS if f"{m[0]}_gap_mean" in s and np.isfinite(s[f"{m[0]}_gap_mean"]).any()]
+
+
+def _gap_table(source: ResultFile, x: Experiment) -> str:
+    """Per arm (but SGD and full SAM, 0 and 100 % by definition): the share of the SGD -> full-SAM
+    gap closed within each seed, mean [95 % t-interval] over seeds, beside its SAM steps."""
+    s = x.summary
+    metrics = _gap_metrics(x)
+    body = []
+    for i, arm in enumerate(s.get("arm", [])):
+        if str(arm) in ("sgd", "full-sam"):
+            continue
+        steps = float(s["sam_steps"][i]) if "sam_steps" in s else math.nan
+        row = [str(s.get("arm_label", s["arm"])[i]), fmt(steps, 6)]
+        for key, _ in metrics:
+            mean, low, high = (float(s[f"{key}_gap_{k}"][i]) * 100 if f"{key}_gap_{k}" in s else math.nan
+                               for k in ("mean", "low", "high"))
+            row.append(fmt(mean, 3) + (f" [{fmt(low, 3)}, {fmt(high, 3)}]" if math.isfinite(low) else ""))
+        body.append(row)
+    return _table(["arm", "SAM steps", *[f"{m[1]} gap closed (%)" for m in metrics]], body,
+                  f"Experiment {x.name} ({source.stem}): share of the SGD → full-SAM gap closed, paired within "
+                  "each seed; mean [95 % t-interval] over seeds")
 
 
 def _last(log: TrainingLog, key: str) -> float | None:

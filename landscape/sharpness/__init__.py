@@ -14,7 +14,7 @@ from landscape.sharpness.average_case import average_case_sharpness
 from landscape.sharpness.gradient import fisher_rao_norm, gradient_norm
 from landscape.sharpness.hessian import hessian_trace, top_eigenvalue
 from landscape.sharpness.result import SharpnessResult
-from landscape.sharpness.worst_case import worst_case_sharpness
+from landscape.sharpness.worst_case import worst_case_sharpness, worst_case_sharpness_radii
 
 # name -> (function with its fixed arguments, the keyword parameters it accepts)
 MEASURES: dict[str, tuple[Callable[..., SharpnessResult], tuple[str, ...]]] = {
@@ -80,4 +80,5 @@ __all__ = [
     "hessian_trace",
     "top_eigenvalue",
     "worst_case_sharpness",
+    "worst_case_sharpness_radii",
 ]

@@ -100,14 +100,17 @@ def _maximise_group(
     generator: torch.Generator,
     random_start: bool,
     on_step: Callable[[float], None] | None = None,
+    base_loss: float | None = None,
 ) -> tuple[float, float]:
-    """APGD on one group of examples: (unperturbed loss, largest perturbed loss found)."""
+    """APGD on one group of examples: (unperturbed loss, largest perturbed loss found).
+    ``base_loss``, when known, saves the forward pass at the unperturbed weights."""
 
     def delta_of(u):
         return u if scale is None else [c * t for c, t in zip(scale, u)]
 
     origin.restore()
-    base_loss, _ = loss_and_accuracy(model, loss_fn, inputs, targets, batch_size)
+    if base_loss is None:
+        base_loss, _ = loss_and_accuracy(model, loss_fn, inputs, targets, batch_size)
     if random_start:
         u = _random_start(origin.values, rho, norm, generator)
     else:
@@ -178,49 +181,92 @@ def worst_case_sharpness(
     ``progress`` sees ascent steps done of ``steps`` per group times the groups, and the
     best loss increase of the current group.
     """
+    (result,) = worst_case_sharpness_radii(
+        model, loss_fn, inputs, targets, radii=[rho], steps=steps, m=m, norm=norm,
+        adaptive=adaptive, adaptive_eta=adaptive_eta, random_start=random_start,
+        batch_size=batch_size, bn_mode=bn_mode, seed=seed, progress=progress,
+    )
+    return result
+
+
+def worst_case_sharpness_radii(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    radii: list[float],
+    steps: int = 20,
+    m: int | None = None,
+    norm: str = "l2",
+    adaptive: bool = False,
+    adaptive_eta: float = 0.0,
+    random_start: bool = True,
+    batch_size: int | None = None,
+    bn_mode: str = "eval",
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+) -> list[SharpnessResult]:
+    """:func:`worst_case_sharpness` at every radius in ``radii``, in one pass over the groups.
+
+    Each group of m examples is taken once: its unperturbed loss is computed once and the
+    ascent runs for every radius on it (the ascents themselves cannot be shared: each
+    radius has its own maximiser). Every radius gets the random start it would get alone
+    (a generator seeded with ``seed`` per radius), so the values equal separate calls.
+    ``progress`` sees ascent steps done of ``steps`` per group and radius times the groups
+    and radii, and the best loss increase of the current ascent.
+    """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, not {norm!r}")
-    if rho < 0 or steps < 1:
-        raise ValueError("rho must be >= 0 and steps >= 1")
+    radii = [float(r) for r in radii]
+    if not radii or any(r < 0 for r in radii) or steps < 1:
+        raise ValueError("radii must be a non-empty list of values >= 0 and steps >= 1")
     n = inputs.shape[0]
     group = n if m is None else min(m, n)
-    generator = torch.Generator().manual_seed(seed)
-    weighted_gap = weighted_base = weighted_best = 0.0
-    group_values = []
+    generators = [torch.Generator().manual_seed(seed) for _ in radii]
+    gap, base_total, best_total = [0.0] * len(radii), 0.0, [0.0] * len(radii)
+    group_values: list[list[float]] = [[] for _ in radii]
     with analysis_mode(model, bn_mode), perturbable(model) as origin:
         scale = [w.abs() + adaptive_eta for w in origin.values] if adaptive else None
         groups = math.ceil(n / group)
         for index, start in enumerate(range(0, n, group)):
             x, y = inputs[start : start + group], targets[start : start + group]
+            origin.restore()
+            base, _ = loss_and_accuracy(model, loss_fn, x, y, batch_size)
+            base_total += base * x.shape[0]
+            for i, rho in enumerate(radii):
+                steps_done = (index * len(radii) + i) * steps
+                note = f"group {index + 1}/{groups}" + (f", rho {rho:g}" if len(radii) > 1 else "")
 
-            steps_done = index * steps
+                def on_step(increase: float, note: str = note) -> None:
+                    nonlocal steps_done
+                    steps_done += 1
+                    report(progress, done=steps_done, total=groups * len(radii) * steps,
+                           estimate=increase, name="max loss increase", note=note)
 
-            def on_step(gap: float, note: str = f"group {index + 1}/{groups}") -> None:
-                nonlocal steps_done
-                steps_done += 1
-                report(progress, done=steps_done, total=groups * steps, estimate=gap,
-                       name="max loss increase", note=note)
-
-            base, best = _maximise_group(
-                model, loss_fn, origin, scale, x, y, rho=rho, norm=norm, steps=steps,
-                batch_size=batch_size, generator=generator, random_start=random_start,
-                on_step=on_step if progress is not None else None,
-            )
-            group_values.append(best - base)
-            weighted_gap += (best - base) * x.shape[0]
-            weighted_base += base * x.shape[0]
-            weighted_best += best * x.shape[0]
+                _, best = _maximise_group(
+                    model, loss_fn, origin, scale, x, y, rho=rho, norm=norm, steps=steps,
+                    batch_size=batch_size, generator=generators[i], random_start=random_start,
+                    on_step=on_step if progress is not None else None, base_loss=base,
+                )
+                group_values[i].append(best - base)
+                gap[i] += (best - base) * x.shape[0]
+                best_total[i] += best * x.shape[0]
     name = ("adaptive_" if adaptive else "") + "worst_case" + ("_linf" if norm == "linf" else "")
-    params = {
-        "rho": rho, "norm": norm, "adaptive": adaptive, "adaptive_eta": adaptive_eta,
-        "m": m if m is not None else n, "steps": steps, "random_start": random_start,
-        "algorithm": "apgd", "bn_mode": bn_mode, "seed": seed, "examples": n,
-    }
-    return SharpnessResult(
-        measure=name,
-        value=weighted_gap / n,
-        loss=weighted_base / n,
-        params=params,
-        extra={"perturbed_loss": weighted_best / n, "group_values": group_values},
-        gradient_evaluations=steps + 2 / 3,
-    )
+    results = []
+    for i, rho in enumerate(radii):
+        params = {
+            "rho": rho, "norm": norm, "adaptive": adaptive, "adaptive_eta": adaptive_eta,
+            "m": m if m is not None else n, "steps": steps, "random_start": random_start,
+            "algorithm": "apgd", "bn_mode": bn_mode, "seed": seed, "examples": n,
+        }
+        results.append(SharpnessResult(
+            measure=name,
+            value=gap[i] / n,
+            loss=base_total / n,
+            params=params,
+            extra={"perturbed_loss": best_total[i] / n, "group_values": group_values[i]},
+            # the unperturbed forward pass (1/3) is shared by all radii
+            gradient_evaluations=steps + 1 / 3 + 1 / (3 * len(radii)),
+        ))
+    return results

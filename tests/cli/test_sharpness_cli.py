@@ -81,3 +81,35 @@ def test_escape_unnormalized_flag_is_recorded(ckpt, tmp_path):
     with h5py.File(out) as f:
         (name,) = list(f["escape"])
         assert f["escape"][name].attrs["unnormalized"]
+
+
+def test_escape_reports_a_divergence_and_stores_where_it_happened(ckpt, tmp_path, capsys):
+    out = tmp_path / "e.h5"
+    assert main(["escape", str(ckpt), "--rho", "0.05", "--lr", "50", "--steps", "20",
+                 "--samples", "32", "--out", str(out), "--name", "run"]) == 0
+    assert "DIVERGED at step" in capsys.readouterr().out
+    with h5py.File(out) as f:
+        g = f["escape/run"]
+        assert 0 < g.attrs["diverged_at"] <= 20 and math.isnan(g.attrs["growth_rate"])
+
+
+def test_a_finite_escape_stores_diverged_at_as_nan(ckpt, tmp_path):
+    out = tmp_path / "e.h5"
+    assert main(["escape", str(ckpt), "--rho", "0.05", "--lr", "0.01", "--steps", "3",
+                 "--samples", "32", "--out", str(out), "--name", "run"]) == 0
+    with h5py.File(out) as f:
+        assert math.isnan(f["escape/run"].attrs["diverged_at"])
+
+
+def test_several_rho_give_one_worst_case_dataset_per_radius(ckpt, tmp_path, capsys):
+    out = tmp_path / "s.h5"
+    assert main(["sharpness", str(ckpt), "--measure", "worst-case", "--rho", "0.02", "0.05", "0.1",
+                 "--samples", "32", "--steps", "3", "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    with h5py.File(out) as f:
+        group = f["sharpness/epoch-003-sgd"]
+        assert set(group) == {"worst_case_rho0.02", "worst_case_rho0.05", "worst_case_rho0.1"}
+        values = [group[f"worst_case_rho{r}"][()] for r in ("0.02", "0.05", "0.1")]
+        assert [group[f"worst_case_rho{r}"].attrs["rho"] for r in ("0.02", "0.05", "0.1")] == [0.02, 0.05, 0.1]
+    assert 0 < values[0] < values[1] < values[2]
+    assert "worst_case_rho0.1" in stdout

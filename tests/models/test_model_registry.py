@@ -10,10 +10,27 @@ from landscape.models import build_model, canonical_name, model_names
 
 PAPER_MODELS = ["resnet20", "resnet32", "resnet56", "vgg11-bn", "vgg16-bn", "wrn16-8", "wrn28-10"]
 SMALL_MODELS = ["mlp", "mlp-bn", "cnn", "cnn-bn"]
+SEQUENCE_MODELS = ["cnn1d", "cnn1d-bn"]
 
 
 def test_registry_holds_the_planned_names():
-    assert model_names() == SMALL_MODELS + PAPER_MODELS
+    assert model_names() == SMALL_MODELS + SEQUENCE_MODELS + PAPER_MODELS
+
+
+@pytest.mark.parametrize("name", SEQUENCE_MODELS + ["mlp"])
+def test_sequence_models_fit_mnist1d_and_train_a_step(name):
+    torch.manual_seed(0)
+    model = build_model(name, (1, 40), 10)
+    x, y = torch.randn(32, 1, 40), torch.randint(0, 10, (32,))
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    assert model(x).shape == (32, 10) and all(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("name", SEQUENCE_MODELS)
+def test_sequence_models_refuse_images(name):
+    with pytest.raises(UserError, match="sequence inputs"):
+        build_model(name, (1, 8, 8), 10)
 
 
 def test_unknown_name_lists_the_names():

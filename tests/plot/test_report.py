@@ -108,3 +108,14 @@ def test_one_checkpoint_named_by_two_paths_is_one_row(loaded):
     moved = [replace(r, meta=replace(r.meta, checkpoint="/elsewhere/" + r.meta.checkpoint)) for r in result.hessian]
     rows = report.checkpoint_rows([result, replace(result, hessian=moved)])
     assert len(rows) == len(result.hessian)
+
+
+def test_experiment_gap_table_shows_the_paired_share_closed_with_its_interval(build, tmp_path):
+    from landscape.plot import results
+    from tests.plot.test_experiment import _with_gaps
+
+    path = build.write_result_file(tmp_path / "x.h5", _with_gaps)
+    html = report.tables_html([results.read_result_file(path)])
+    assert "share of the SGD → full-SAM gap closed" in html
+    assert "<tr><td>late-sam t0=25</td><td>900</td><td>60 [50, 70]</td></tr>" in html
+    assert "<td>full-sam</td><td>3600</td>" not in html

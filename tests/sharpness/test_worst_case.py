@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from landscape.losses import make_loss
-from landscape.sharpness import worst_case_sharpness
+from landscape.sharpness import worst_case_sharpness, worst_case_sharpness_radii
 from landscape.sharpness.worst_case import apgd_checkpoints
 from tests.sharpness.quadratic import Quadratic, dummy_data, mean_loss, spd_matrix
 
@@ -107,3 +107,25 @@ def test_linf_ball_bounds_every_coordinate():
 
 def test_apgd_checkpoints_follow_croce_and_hein():
     assert sorted(apgd_checkpoints(100)) == [22, 41, 57, 70, 80, 87, 93, 99]
+
+
+def test_several_radii_in_one_pass_equal_separate_calls():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+    x, y = torch.randn(12, 4, dtype=torch.float64), torch.randint(0, 3, (12,))
+    loss = make_loss()
+    radii = [0.05, 0.3, 0.1]
+    swept = worst_case_sharpness_radii(model, loss, x, y, radii=radii, steps=6, m=4, seed=2)
+    assert [r.params["rho"] for r in swept] == radii
+    for rho, result in zip(radii, swept):
+        alone = worst_case_sharpness(model, loss, x, y, rho=rho, steps=6, m=4, seed=2)
+        assert result.value == pytest.approx(alone.value, rel=1e-12)
+        assert result.extra["group_values"] == pytest.approx(alone.extra["group_values"], rel=1e-12)
+
+
+def test_radii_sweep_on_a_quadratic_follows_rho_squared():
+    hessian, _ = spd_matrix(EIGENVALUES)
+    x, y = dummy_data()
+    swept = worst_case_sharpness_radii(Quadratic(hessian), mean_loss, x, y, radii=[0.01, 0.1, 0.5], steps=60)
+    assert [r.value for r in swept] == pytest.approx([r**2 * max(EIGENVALUES) / 2 for r in (0.01, 0.1, 0.5)],
+                                                     rel=1e-9)
