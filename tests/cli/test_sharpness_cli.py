@@ -107,7 +107,7 @@ def test_several_rho_give_one_worst_case_dataset_per_radius(ckpt, tmp_path, caps
                  "--samples", "32", "--steps", "3", "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
     with h5py.File(out) as f:
-        group = f["sharpness/epoch-003-sgd"]
+        group = f["sharpness/run-s_epoch-003-sgd"]
         assert set(group) == {"worst_case_rho0.02", "worst_case_rho0.05", "worst_case_rho0.1"}
         values = [group[f"worst_case_rho{r}"][()] for r in ("0.02", "0.05", "0.1")]
         assert [group[f"worst_case_rho{r}"].attrs["rho"] for r in ("0.02", "0.05", "0.1")] == [0.02, 0.05, 0.1]
