@@ -94,6 +94,9 @@ def _hf_class(name: str, config: dict[str, Any]):
         **auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
     }
     supported = set(known.values())
+    if name not in supported and config.get("model_type") in known:
+        # A folder of a head-less or other-task class (GPT2Model): its type's supported class.
+        name = str(config["model_type"])
     if name in CONFIG_MAPPING_NAMES:  # a model type: the task's class
         model_type = name
         task = hf_task(model_type)
