@@ -23,7 +23,7 @@ the measured points (+ the probe for landscape). Ratios are also given on the CP
 system time of the process and its DataLoader workers), which other load on a shared machine
 barely moves; on a GPU only the wall clock means anything.
 
-    python benchmarks/bench_surface.py              # 3 blocks per case (~10 min on 2 busy CPU cores)
+    python benchmarks/bench_surface.py              # 3 blocks per case (about 17 min on 2 busy CPU cores)
     python benchmarks/bench_surface.py --quick      # 1 block, ResNet-20 on 512 inputs and digits
     python benchmarks/bench_surface.py --device cuda
 """

@@ -42,6 +42,7 @@ from torch import nn
 log = logging.getLogger("landscape.batching")
 
 SMALLEST = 16  # below this, per-call overhead dominates on every device we know
+PRODUCT_CPU_LARGEST = 1024  # largest Hessian-product batch tried on a CPU
 HOPELESS = 5.0  # a candidate whose warm-up alone is this much slower than the best is not timed
 FINALISTS = (
     2.0  # the (up to three) fastest candidates within this factor of the best are timed again
@@ -110,6 +111,7 @@ def probe(
     device: torch.device | None = None,
     rounds: int = ROUNDS,
     give_up: float = math.inf,
+    retime: bool = True,
 ) -> dict[int, float]:
     """Predicted seconds of one pass over ``n`` examples for each candidate tried.
 
@@ -144,7 +146,9 @@ def probe(
     # Other load only ever adds time, so the minimum over more rounds is the better estimate:
     # the contenders (within FINALISTS x of the best) get a second set of rounds, in another
     # order, so that one busy moment does not decide the choice.
-    for size in sorted(set(timings) - hopeless_sizes, key=timings.__getitem__)[:3]:
+    for size in sorted(set(timings) - hopeless_sizes, key=timings.__getitem__)[
+        : 3 if retime else 0
+    ]:
         if timings[size] <= FINALISTS * best:
             once = timings[size] / math.ceil(n / size)
             repeats = max(1, min(MAX_REPEATS, round(MIN_TIMED / max(once, 1e-9))))
@@ -262,6 +266,7 @@ def choose(
     largest: int | None = None,
     step: float = 1.5,
     rounds: int = ROUNDS,
+    retime: bool = True,
     cache: bool = True,
     announce: bool = True,
 ) -> BatchChoice:
@@ -283,7 +288,12 @@ def choose(
         return choice
     started = time.perf_counter()
     timings = probe(
-        run, n, candidate_sizes(n, largest=largest, step=step), device=inputs.device, rounds=rounds
+        run,
+        n,
+        candidate_sizes(n, largest=largest, step=step),
+        device=inputs.device,
+        rounds=rounds,
+        retime=retime,
     )
     size = min(timings, key=timings.__getitem__)
     choice = BatchChoice(
@@ -402,14 +412,20 @@ def product_batch_size(
         operators.clear()
 
     try:
-        # products cost ~3 forwards and a job needs fewer of them: coarser candidates (step 2)
+        # A product costs several forwards and a job needs tens of them, not thousands: coarser
+        # candidates (step 2), one timed product each (no second look: an operator rebuilt
+        # for it would time its graph construction), and on CPUs at most PRODUCT_CPU_LARGEST
+        # examples per batch (throughput there saturates far below; GPUs try up to n).
         return choose(
             "hvp",
             model,
             inputs,
             run,
             extra={"engine": engine, "loss": getattr(loss_fn, "__name__", "")},
+            largest=PRODUCT_CPU_LARGEST if inputs.device.type == "cpu" else None,
             step=2.0,
+            rounds=1,
+            retime=False,
             cache=cache,
         )
     finally:

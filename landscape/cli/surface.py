@@ -624,13 +624,14 @@ class Setup:
     """
 
     def __init__(self, targets, data, splits, loss_fn, batch_size, samples, bn_inputs, *,
-                 bn_batch_size=None, points_per_pass=1, autocast=None, batch_note="given"):
+                 bn_batch_size=None, points_per_pass=1, autocast=None):
         self.targets, self.data, self.splits, self.loss_fn = targets, data, splits, loss_fn
         self.batch_size, self.samples, self.bn_inputs = batch_size, samples, bn_inputs
         self.bn_batch_size = bn_batch_size or batch_size
-        self.points_per_pass, self.autocast, self.batch_note = points_per_pass, autocast, batch_note
+        self.points_per_pass, self.autocast = points_per_pass, autocast
 
     def measure(self, bn_mode: str):
+        """The :class:`landscape.surface.Measure` of these subsets and batches."""
         from landscape.surface import Measure
 
         return Measure(self.loss_fn, self.splits, batch_size=self.batch_size, bn_mode=bn_mode,
@@ -731,7 +732,7 @@ def load_setup(args, paths, splits, *, recalibrate: bool, bn_train: bool = False
 
     choice = choose_evaluation(targets[0].model, loss_fn, subsets, stack=stack, autocast=autocast)
     return Setup(targets, data, subsets, loss_fn, choice.batch_size, samples, bn_inputs, bn_batch_size=fixed,
-                 points_per_pass=choice.points, autocast=autocast, batch_note=choice.describe())
+                 points_per_pass=choice.points, autocast=autocast)
 
 
 def check_same_parameters(reference, target) -> None:

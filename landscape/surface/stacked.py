@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Mapping
 
 import torch
@@ -86,7 +87,12 @@ class StackedEvaluator:
             torch.inference_mode(),
             analysis_mode(self.model, "eval"),
             autocast_context(x.device, self.autocast),
+            warnings.catch_warnings(),
         ):
+            # vmap's note that an op runs through a slow fallback: the probe measures that cost
+            warnings.filterwarnings(
+                "ignore", message="There is a performance drop because we have not yet"
+            )
             for start in range(0, x.shape[0], batch_size):
                 xb, yb = x[start : start + batch_size], y[start : start + batch_size]
                 loss, correct = self._batched(vectors, xb, yb)

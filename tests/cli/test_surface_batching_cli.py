@@ -101,3 +101,12 @@ def test_interpolate_measures_its_batch(ckpt, tmp_path):
         (name,) = list(f["interpolation"])
         config = json.loads(f[f"interpolation/{name}"].attrs["config"])
     assert config["batch_size"] == "auto" and config["bn_batch_size"] == 150
+
+
+def test_channels_last_gives_the_same_surface_and_bf16_is_close_and_recorded(ckpt, tmp_path):
+    plain, loss = _surface(ckpt, tmp_path / "plain.h5", "--batch-size", "50")
+    _, channels_last = _surface(ckpt, tmp_path / "cl.h5", "--batch-size", "50", "--channels-last")
+    config, bf16 = _surface(ckpt, tmp_path / "bf16.h5", "--batch-size", "50", "--bf16")
+    np.testing.assert_allclose(channels_last, loss, rtol=1e-6)
+    np.testing.assert_allclose(bf16, loss, rtol=2e-2)
+    assert config["autocast"] == "bfloat16" and "autocast" not in plain
