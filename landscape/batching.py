@@ -80,6 +80,18 @@ class BatchChoice:
         )
         return f"batch {self.batch_size}{per_pass} ({how})"
 
+    @classmethod
+    def from_cache(cls, entry: Mapping[str, object]) -> BatchChoice:
+        """The choice a cache entry (:func:`read_cache`) recorded; nothing was probed for it."""
+        return cls(
+            entry["batch_size"],
+            int(entry.get("points", 1)),
+            float(entry.get("seconds", math.nan)),
+            0.0,
+            True,
+            dict(entry.get("timings", {})),
+        )
+
 
 def candidate_sizes(
     n: int, smallest: int = SMALLEST, largest: int | None = None, step: float = 1.5
@@ -276,14 +288,7 @@ def choose(
     n = int(inputs.shape[0])
     key = cache_key(kind, model, inputs, {**dict(extra or {}), "largest": largest, "step": step})
     if cache and (entry := read_cache(key)) is not None:
-        choice = BatchChoice(
-            entry["batch_size"],
-            int(entry.get("points", 1)),
-            float(entry.get("seconds", math.nan)),
-            0.0,
-            True,
-            dict(entry.get("timings", {})),
-        )
+        choice = BatchChoice.from_cache(entry)
         log.log(level, "%s: %s", kind, choice.describe())
         return choice
     started = time.perf_counter()

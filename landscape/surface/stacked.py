@@ -14,7 +14,6 @@ recalibration per point are state that a stacked call cannot share.
 from __future__ import annotations
 
 import logging
-import math
 import time
 import warnings
 from collections.abc import Mapping
@@ -185,14 +184,7 @@ def choose_evaluation(
         "points", model, inputs, {"autocast": str(autocast), "batch": one_point.batch_size}
     )
     if cache and (entry := read_cache(key)) is not None:
-        choice = BatchChoice(
-            entry["batch_size"],
-            int(entry.get("points", 1)),
-            float(entry.get("seconds", math.nan)),
-            0.0,
-            True,
-            dict(entry.get("timings", {})),
-        )
+        choice = BatchChoice.from_cache(entry)
     else:
         evaluator = StackedEvaluator(
             model, loss_fn, {"probe": (inputs, targets)}, one_point.batch_size, autocast=autocast

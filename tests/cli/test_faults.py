@@ -146,6 +146,8 @@ def test_a_file_size_limit_is_one_line_and_the_rerun_resumes(tmp_path, ckpt):
     assert re.fullmatch(
         rf"landscape: error: no space left on device \(file size limit, see ulimit -f\) while writing "
         rf"{re.escape(str(out))} \(needs about \d+\.\d MB\); nothing already on disk was changed; "
+        # the first save comes after loading, the batch probe and the directions: their time is said
+        r"(what this run computed \(\d+ s\) could not be saved; )?"
         "free space and rerun the same command to resume",
         _one_line(done.stderr),
     )
