@@ -125,8 +125,10 @@ def make_case(name: str, args, device: torch.device, weights: str | None = None)
         model.eval()
         with torch.no_grad():
             accuracy = float((model(x[:512]).argmax(1) == y[:512]).float().mean())
-        label = (f"ResNet-20 after {args.train_epochs} epochs ({accuracy:.0%} train accuracy), "
-                 f"{args.samples} inputs")
+        label = (
+            f"ResNet-20 after {args.train_epochs} epochs ({accuracy:.0%} train accuracy), "
+            f"{args.samples} inputs"
+        )
     elif name == "init":
         model = build_model("resnet20", (3, 32, 32), 10)
         x, y = synthetic_cifar(args.init_samples, seed=1)
@@ -244,8 +246,14 @@ def oracle_credit(events, start: float, reference: np.ndarray, k: int) -> Credit
         this_phase = phase_events(events, phase)
         if not this_phase:
             return Credit(seconds, products, False)
-        hit = next((i for i, (_, v) in enumerate(this_phase)
-                    if abs(v - reference[phase]) <= TARGET * abs(reference[phase])), None)
+        hit = next(
+            (
+                i
+                for i, (_, v) in enumerate(this_phase)
+                if abs(v - reference[phase]) <= TARGET * abs(reference[phase])
+            ),
+            None,
+        )
         if hit is None:
             reached = False
             hit = len(this_phase) - 1
@@ -307,15 +315,32 @@ def pyhessian_trace(case: Case, device, rel: float, max_samples: int, seed: int)
 
 
 # -------------------------------------------------------------------------------------- ours
-def ours_top(case: Case, device, k: int, tol: float, seed: int, batch_size: int, *,
-             stop: str = "gap", max_hvps=None, memory_budget=None):
+def ours_top(
+    case: Case,
+    device,
+    k: int,
+    tol: float,
+    seed: int,
+    batch_size: int,
+    *,
+    stop: str = "gap",
+    max_hvps=None,
+    memory_budget=None,
+):
     """Seconds, result and the operator's cost note of one eigenvalue run from scratch."""
     sync(device)
     start = time.perf_counter()
-    with HessianOperator(case.model, F.cross_entropy, case.x, case.y, batch_size=batch_size,
-                         memory_budget=memory_budget) as op:
-        result = lanczos_eigs(op, k, tol=tol, seed=seed, eigenvectors=False, max_hvps=max_hvps,
-                              stop=stop)
+    with HessianOperator(
+        case.model,
+        F.cross_entropy,
+        case.x,
+        case.y,
+        batch_size=batch_size,
+        memory_budget=memory_budget,
+    ) as op:
+        result = lanczos_eigs(
+            op, k, tol=tol, seed=seed, eigenvectors=False, max_hvps=max_hvps, stop=stop
+        )
         sync(device)
         seconds = time.perf_counter() - start
         return seconds, result, op.cost_note(measure=False)
@@ -324,8 +349,16 @@ def ours_top(case: Case, device, k: int, tol: float, seed: int, batch_size: int,
 def ours_trace(case: Case, device, rel: float, seed: int, batch_size: int, max_hvps: int):
     sync(device)
     start = time.perf_counter()
-    result = hessian_trace(case.model, F.cross_entropy, case.x, case.y, rel_stderr=rel, seed=seed,
-                           max_hvps=max_hvps, batch_size=batch_size)
+    result = hessian_trace(
+        case.model,
+        F.cross_entropy,
+        case.x,
+        case.y,
+        rel_stderr=rel,
+        seed=seed,
+        max_hvps=max_hvps,
+        batch_size=batch_size,
+    )
     sync(device)
     return time.perf_counter() - start, result
 
@@ -417,10 +450,26 @@ def memory_child(args) -> None:
 
 
 def peak_memory(job: str, case: Case, weights: str, args, batch: int) -> float:
-    cmd = [sys.executable, __file__, "--memory-child", job, "--case", case.name,
-           "--weights", weights, "--device", args.device, "--batch-size", str(batch),
-           "--samples", str(args.samples), "--init-samples", str(args.init_samples),
-           "--train-epochs", str(args.train_epochs)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--memory-child",
+        job,
+        "--case",
+        case.name,
+        "--weights",
+        weights,
+        "--device",
+        args.device,
+        "--batch-size",
+        str(batch),
+        "--samples",
+        str(args.samples),
+        "--init-samples",
+        str(args.init_samples),
+        "--train-epochs",
+        str(args.train_epochs),
+    ]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -442,14 +491,19 @@ def run_case(name: str, args, workdir: str) -> list[tuple[str, str, str, str]]:
     weights = os.path.join(workdir, f"{name}.pt")
     torch.save(case.model.state_dict(), weights)
     dim = sum(p.numel() for p in case.model.parameters())
-    log(f"\n## {case.label}: {dim} parameters, device {device}, {torch.get_num_threads()} thread(s)")
+    log(
+        f"\n## {case.label}: {dim} parameters, device {device}, {torch.get_num_threads()} thread(s)"
+    )
     batch = args.batch_size or (512 if name == "digits" else 128)
 
-    ref_time, reference, _ = ours_top(case, device, 5, 1e-6, 1, batch, stop="residual",
-                                      max_hvps=args.reference_hvps)
+    ref_time, reference, _ = ours_top(
+        case, device, 5, 1e-6, 1, batch, stop="residual", max_hvps=args.reference_hvps
+    )
     ref = reference.eigenvalues
-    log(f"reference top-5 {np.array2string(ref, precision=6)} (max rel. residual "
-        f"{reference.relative_residuals.max():.1e}, {reference.hvp_count} products, {ref_time:.0f} s)")
+    log(
+        f"reference top-5 {np.array2string(ref, precision=6)} (max rel. residual "
+        f"{reference.relative_residuals.max():.1e}, {reference.hvp_count} products, {ref_time:.0f} s)"
+    )
 
     def error(result, k):
         return float(np.max(np.abs(result.eigenvalues - ref[:k]) / np.abs(ref[:k])))
@@ -457,22 +511,28 @@ def run_case(name: str, args, workdir: str) -> list[tuple[str, str, str, str]]:
     t1, r1, note = ours_top(case, device, 1, TARGET, 0, batch)
     t5, r5, _ = ours_top(case, device, 5, TARGET, 0, batch)
     t1r, r1r, _ = ours_top(case, device, 1, TARGET, 0, batch, stop="residual")
-    log(f"ours: top-1 {t1:.1f} s ({r1.hvp_count} HVP, err {error(r1, 1):.1e}; {note}), top-5 "
+    log(
+        f"ours: top-1 {t1:.1f} s ({r1.hvp_count} HVP, err {error(r1, 1):.1e}; {note}), top-5 "
         f"{t5:.1f} s ({r5.hvp_count} HVP, err {error(r5, 5):.1e}), top-1 residual rule "
-        f"{t1r:.1f} s ({r1r.hvp_count} HVP)")
+        f"{t1r:.1f} s ({r1r.hvp_count} HVP)"
+    )
 
     events, start = pyhessian_top(case, device, args.pyhessian_iters, 0)
     phase0 = phase_events(events, 0)
     own1 = own_rule_credit(phase0, start, ref[0])
     oracle1, oracle5 = oracle_credit(events, start, ref, 1), oracle_credit(events, start, ref, 5)
     default_error, default_products = default_rule_error(phase0, ref[0])
-    log(f"pyhessian: top-1 own rule {own1.shown()}, oracle {oracle1.shown()}; top-5 oracle "
+    log(
+        f"pyhessian: top-1 own rule {own1.shown()}, oracle {oracle1.shown()}; top-5 oracle "
         f"{oracle5.shown()}; default tol 1e-3: error {default_error:.1e} after "
-        f"{default_products} products")
+        f"{default_products} products"
+    )
 
     tt, tr = ours_trace(case, device, case.trace_rel, 0, batch, args.trace_hvps)
-    log(f"ours trace {tr.trace:.5g} +- {tr.stderr:.2g} in {tt:.1f} s, {tr.hvp_count} HVP "
-        f"(rank {tr.sketch_rank}, {tr.samples} samples, converged={tr.converged})")
+    log(
+        f"ours trace {tr.trace:.5g} +- {tr.stderr:.2g} in {tt:.1f} s, {tr.hvp_count} HVP "
+        f"(rank {tr.sketch_rank}, {tr.samples} samples, converged={tr.converged})"
+    )
     pt = pyhessian_trace(case, device, case.trace_rel, args.pyhessian_samples, 0)
     log(f"pyhessian trace: {pt.shown()}")
 
@@ -480,32 +540,63 @@ def run_case(name: str, args, workdir: str) -> list[tuple[str, str, str, str]]:
     grad = timed["gradient"]
     mem_ours = peak_memory("ours", case, weights, args, batch)
     mem_theirs = peak_memory("pyhessian", case, weights, args, batch)
-    log(f"one HVP ours {timed['ours']:.3f} s, PyHessian {timed['theirs']:.3f} s, gradient "
-        f"{grad:.3f} s; peak memory ours {mem_ours:.0f} MiB, PyHessian {mem_theirs:.0f} MiB")
+    log(
+        f"one HVP ours {timed['ours']:.3f} s, PyHessian {timed['theirs']:.3f} s, gradient "
+        f"{grad:.3f} s; peak memory ours {mem_ours:.0f} MiB, PyHessian {mem_theirs:.0f} MiB"
+    )
 
     rel = f"{case.trace_rel:.0%}"
     tag = case.name
     rows = [
         (f"**{tag}**: {case.label}", "", "", ""),
-        (f"{tag}: top-1 to 1e-4, PyHessian by its own rule",
-         f"{t1:.2f} s ({r1.hvp_count} HVP, err {error(r1, 1):.0e})", own1.shown(),
-         ratio(own1.seconds, t1, not own1.reached) + " (target >= 4x)"),
-        (f"{tag}: top-1 to 1e-4, PyHessian oracle-stopped", f"{t1:.2f} s", oracle1.shown(),
-         ratio(oracle1.seconds, t1, not oracle1.reached) + " (lower bound)"),
-        (f"{tag}: top-5 to 1e-4, PyHessian oracle-stopped",
-         f"{t5:.2f} s ({r5.hvp_count} HVP, err {error(r5, 5):.0e})", oracle5.shown(),
-         ratio(oracle5.seconds, t5, not oracle5.reached) + " (target >= 8x)"),
-        (f"{tag}: top-1, our residual rule <= 1e-4 (CLI default)",
-         f"{t1r:.2f} s ({r1r.hvp_count} HVP)", f"default tol 1e-3: error {default_error:.0e}",
-         ratio(own1.seconds, t1r, not own1.reached) + " vs own rule"),
-        (f"{tag}: trace to {rel} rel. stderr", f"{tt:.2f} s ({tr.hvp_count} HVP)", pt.shown(),
-         ratio(pt.seconds, tt) + " (target >= 5x)"),
-        (f"{tag}: one HVP, same batch", f"{timed['ours']:.3f} s", f"{timed['theirs']:.3f} s",
-         ratio(timed["theirs"], timed["ours"]) + " (target >= 1x)"),
-        (f"{tag}: top-1 in gradient-equivalents", f"{t1 / grad:.1f}",
-         f"{own1.seconds / grad:.1f}", f"target: ours <= 20 (gradient {grad:.3f} s)"),
-        (f"{tag}: peak memory, top-1 job (MiB)", f"{mem_ours:.0f}", f"{mem_theirs:.0f}",
-         ratio(mem_theirs, mem_ours) + " (target >= 1x)"),
+        (
+            f"{tag}: top-1 to 1e-4, PyHessian by its own rule",
+            f"{t1:.2f} s ({r1.hvp_count} HVP, err {error(r1, 1):.0e})",
+            own1.shown(),
+            ratio(own1.seconds, t1, not own1.reached) + " (target >= 4x)",
+        ),
+        (
+            f"{tag}: top-1 to 1e-4, PyHessian oracle-stopped",
+            f"{t1:.2f} s",
+            oracle1.shown(),
+            ratio(oracle1.seconds, t1, not oracle1.reached) + " (lower bound)",
+        ),
+        (
+            f"{tag}: top-5 to 1e-4, PyHessian oracle-stopped",
+            f"{t5:.2f} s ({r5.hvp_count} HVP, err {error(r5, 5):.0e})",
+            oracle5.shown(),
+            ratio(oracle5.seconds, t5, not oracle5.reached) + " (target >= 8x)",
+        ),
+        (
+            f"{tag}: top-1, our residual rule <= 1e-4 (CLI default)",
+            f"{t1r:.2f} s ({r1r.hvp_count} HVP)",
+            f"default tol 1e-3: error {default_error:.0e}",
+            ratio(own1.seconds, t1r, not own1.reached) + " vs own rule",
+        ),
+        (
+            f"{tag}: trace to {rel} rel. stderr",
+            f"{tt:.2f} s ({tr.hvp_count} HVP)",
+            pt.shown(),
+            ratio(pt.seconds, tt) + " (target >= 5x)",
+        ),
+        (
+            f"{tag}: one HVP, same batch",
+            f"{timed['ours']:.3f} s",
+            f"{timed['theirs']:.3f} s",
+            ratio(timed["theirs"], timed["ours"]) + " (target >= 1x)",
+        ),
+        (
+            f"{tag}: top-1 in gradient-equivalents",
+            f"{t1 / grad:.1f}",
+            f"{own1.seconds / grad:.1f}",
+            f"target: ours <= 20 (gradient {grad:.3f} s)",
+        ),
+        (
+            f"{tag}: peak memory, top-1 job (MiB)",
+            f"{mem_ours:.0f}",
+            f"{mem_theirs:.0f}",
+            ratio(mem_theirs, mem_ours) + " (target >= 1x)",
+        ),
     ]
     if name == "trained" and args.streaming:
         rows += run_lean(case, weights, args, ref, grad, batch)
@@ -523,22 +614,43 @@ def run_lean(case: Case, weights: str, args, ref: np.ndarray, grad: float, batch
     oracle = oracle_credit(events, start, ref, 1)
     mem_ours = peak_memory("ours-lean", case, weights, args, batch)
     mem_theirs = peak_memory("pyhessian-dataloader", case, weights, args, batch)
-    log(f"lean: ours {t1:.1f} s ({r1.hvp_count} HVP, err {err:.1e}; {note}); PyHessian dataloader "
+    log(
+        f"lean: ours {t1:.1f} s ({r1.hvp_count} HVP, err {err:.1e}; {note}); PyHessian dataloader "
         f"own rule {own.shown()}, oracle {oracle.shown()}; memory {mem_ours:.0f} vs "
-        f"{mem_theirs:.0f} MiB")
+        f"{mem_theirs:.0f} MiB"
+    )
     tag = "trained, lean"
     return [
-        (f"**{tag}**: nothing kept between products; PyHessian `dataloader=`, batches of {batch}",
-         "", "", ""),
-        (f"{tag}: top-1 to 1e-4, PyHessian by its own rule",
-         f"{t1:.2f} s ({r1.hvp_count} HVP, err {err:.0e})", own.shown(),
-         ratio(own.seconds, t1, not own.reached) + " (target >= 4x)"),
-        (f"{tag}: top-1 to 1e-4, PyHessian oracle-stopped", f"{t1:.2f} s", oracle.shown(),
-         ratio(oracle.seconds, t1, not oracle.reached) + " (lower bound)"),
-        (f"{tag}: top-1 in gradient-equivalents", f"{t1 / grad:.1f}", f"{own.seconds / grad:.1f}",
-         "target: ours <= 20"),
-        (f"{tag}: peak memory, top-1 job (MiB)", f"{mem_ours:.0f}", f"{mem_theirs:.0f}",
-         ratio(mem_theirs, mem_ours) + " (target >= 1x)"),
+        (
+            f"**{tag}**: nothing kept between products; PyHessian `dataloader=`, batches of {batch}",
+            "",
+            "",
+            "",
+        ),
+        (
+            f"{tag}: top-1 to 1e-4, PyHessian by its own rule",
+            f"{t1:.2f} s ({r1.hvp_count} HVP, err {err:.0e})",
+            own.shown(),
+            ratio(own.seconds, t1, not own.reached) + " (target >= 4x)",
+        ),
+        (
+            f"{tag}: top-1 to 1e-4, PyHessian oracle-stopped",
+            f"{t1:.2f} s",
+            oracle.shown(),
+            ratio(oracle.seconds, t1, not oracle.reached) + " (lower bound)",
+        ),
+        (
+            f"{tag}: top-1 in gradient-equivalents",
+            f"{t1 / grad:.1f}",
+            f"{own.seconds / grad:.1f}",
+            "target: ours <= 20",
+        ),
+        (
+            f"{tag}: peak memory, top-1 job (MiB)",
+            f"{mem_ours:.0f}",
+            f"{mem_theirs:.0f}",
+            ratio(mem_theirs, mem_ours) + " (target >= 1x)",
+        ),
     ]
 
 
@@ -551,13 +663,21 @@ def main() -> None:
     parser.add_argument("--samples", type=int, help="inputs of the trained case (1000; quick 256)")
     parser.add_argument("--init-samples", type=int, help="inputs of the init case (128; quick 64)")
     parser.add_argument("--train-epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, help="our batches, and PyHessian's in "
-                        "dataloader mode (default: 128; digits 512, the CLI's default)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="our batches, and PyHessian's in "
+        "dataloader mode (default: 128; digits 512, the CLI's default)",
+    )
     parser.add_argument("--trace-rel", type=float, help="relative stderr (default 1%%; init 5%%)")
     parser.add_argument("--pyhessian-iters", type=int, help="its cap per eigenvalue (40; quick 25)")
     parser.add_argument("--pyhessian-samples", type=int, help="Hutchinson samples drawn (30)")
-    parser.add_argument("--no-streaming", dest="streaming", action="store_false",
-                        help="skip the memory-lean comparison")
+    parser.add_argument(
+        "--no-streaming",
+        dest="streaming",
+        action="store_false",
+        help="skip the memory-lean comparison",
+    )
     parser.add_argument("--repeats", type=int, help="timed products per library (5; quick 3)")
     # internal: the memory probe runs in a fresh process
     parser.add_argument("--memory-child", choices=MEMORY_JOBS, help=argparse.SUPPRESS)

@@ -29,8 +29,16 @@ from landscape.sharpness import compute_measure
 from landscape.sharpness._batched import loss_and_grad, trainable_parameters
 
 # Parameters of each measure in this benchmark (costs scale linearly with steps / draws).
-OPTIONS = dict(rho=0.05, adaptive_rho=0.5, steps=5, sigma=0.01, adaptive_sigma=0.1, draws=10,
-               bn_mode="eval", seed=0)
+OPTIONS = dict(
+    rho=0.05,
+    adaptive_rho=0.5,
+    steps=5,
+    sigma=0.01,
+    adaptive_sigma=0.1,
+    draws=10,
+    bn_mode="eval",
+    seed=0,
+)
 MEASURES = [
     ("worst-case", "5 ascent steps"),
     ("adaptive-worst-case", "5 ascent steps"),
@@ -67,8 +75,15 @@ def run_measure(name, model, loss_fn, x, y, batch_size, warm_up: bool = False):
     if name == "top-eigenvalue":
         result = top_eigenvalue(model, loss_fn, x, y, tol=1e-3, batch_size=batch_size)
     elif name == "trace":
-        result = hessian_trace(model, loss_fn, x, y, rel_stderr=0.05, max_hvps=40 if x.shape[0] > 4 else 8,
-                               batch_size=batch_size)
+        result = hessian_trace(
+            model,
+            loss_fn,
+            x,
+            y,
+            rel_stderr=0.05,
+            max_hvps=40 if x.shape[0] > 4 else 8,
+            batch_size=batch_size,
+        )
     else:
         result = compute_measure(name, model, loss_fn, x, y, batch_size=batch_size, **OPTIONS)
     return time.perf_counter() - start, result
@@ -89,7 +104,9 @@ def setups(quick: bool):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer examples: a minute or two")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
+    parser.add_argument(
+        "--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     loss_fn = make_loss()
@@ -106,8 +123,10 @@ def main() -> None:
             rows[name] = (seconds, seconds / unit, result.gradient_evaluations)
         columns.append((f"{label} ({x.shape[0]} examples)", grad, rows))
 
-    print(f"torch {torch.__version__}, {args.threads} CPU threads; one full gradient: "
-          + ", ".join(f"{label} {grad * 1000:.0f} ms" for label, grad, _ in columns))
+    print(
+        f"torch {torch.__version__}, {args.threads} CPU threads; one full gradient: "
+        + ", ".join(f"{label} {grad * 1000:.0f} ms" for label, grad, _ in columns)
+    )
     print()
     header = "| measure | parameters |"
     rule = "|---|---|"

@@ -280,9 +280,7 @@ def run_case(case: Case, device: torch.device, blocks: int, per_block: int, fold
             result.done[...] = True
             result.done.reshape(-1)[chosen] = False
             ours = timed(
-                lambda r=result: evaluate_surface(
-                    model, directions, measure, xs, ys, result=r
-                ),
+                lambda r=result: evaluate_surface(model, directions, measure, xs, ys, result=r),
                 device,
             )
             rows["landscape"].append(ours / per_block)

@@ -70,17 +70,33 @@ def measure(name, model, x, y, augmentation, batch_size, repeats):
                 loss_fn(model(xb), yb).backward()
                 if step:
                     base.step()
+
         return go
 
     def epoch(use_sam: bool):
         def go():
-            train_epoch(model, loss_fn, x, y, batch_size=batch_size, augmentation=augmentation,
-                        optimizer=base, sam=sam if use_sam else None, generators=generators)
+            train_epoch(
+                model,
+                loss_fn,
+                x,
+                y,
+                batch_size=batch_size,
+                augmentation=augmentation,
+                optimizer=base,
+                sam=sam if use_sam else None,
+                generators=generators,
+            )
+
         return go
 
     epoch(False)()  # warm-up: allocator, kernels
     best = best_times(
-        {"fb": forward_backward(False), "fbs": forward_backward(True), "sgd": epoch(False), "sam": epoch(True)},
+        {
+            "fb": forward_backward(False),
+            "fbs": forward_backward(True),
+            "sgd": epoch(False),
+            "sam": epoch(True),
+        },
         repeats,
     )
     fb, fbs, sgd, sam_t = best["fb"], best["fbs"], best["sgd"], best["sam"]
@@ -99,8 +115,12 @@ def default_cli_wall_time() -> float:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "landscape", "train", "--out", tmp], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "landscape", "train", "--out", tmp],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         return time.perf_counter() - start
 
 
@@ -108,9 +128,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer images and repeats")
     parser.add_argument("--repeats", type=int, help="timings per measurement (best is kept)")
-    parser.add_argument("--cifar-images", type=int, help="random 32x32 images for the ResNet-20 case")
+    parser.add_argument(
+        "--cifar-images", type=int, help="random 32x32 images for the ResNet-20 case"
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--skip-cli", action="store_true", help="do not time the default `landscape train`")
+    parser.add_argument(
+        "--skip-cli", action="store_true", help="do not time the default `landscape train`"
+    )
     args = parser.parse_args()
     repeats = args.repeats or (2 if args.quick else 3)
     if args.threads:
@@ -120,27 +144,53 @@ def main() -> None:
     rows = []
     digits = load_dataset("digits")
     torch.manual_seed(0)
-    rows.append(measure("digits, cnn-bn, batch 128", build_model("cnn-bn", (1, 8, 8), 10),
-                        digits.train_x, digits.train_y, "none", 128, 4 * repeats))  # cheap: more tries
+    rows.append(
+        measure(
+            "digits, cnn-bn, batch 128",
+            build_model("cnn-bn", (1, 8, 8), 10),
+            digits.train_x,
+            digits.train_y,
+            "none",
+            128,
+            4 * repeats,
+        )
+    )  # cheap: more tries
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(cifar_images, 3, 32, 32, generator=gen)
     y = torch.randint(0, 10, (cifar_images,), generator=gen)
-    rows.append(measure("random CIFAR-shaped, resnet20, batch 128", build_model("resnet20", (3, 32, 32), 10),
-                        x, y, "crop-flip", 128, repeats))
+    rows.append(
+        measure(
+            "random CIFAR-shaped, resnet20, batch 128",
+            build_model("resnet20", (3, 32, 32), 10),
+            x,
+            y,
+            "crop-flip",
+            128,
+            repeats,
+        )
+    )
     cli = None if args.skip_cli else default_cli_wall_time()
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, best of {4 * repeats} (digits) "
-          f"and {repeats} (resnet20), round-robin\n")
-    print("| case | images | fwd+bwd img/s | fwd+bwd+step img/s | train epoch img/s "
-          "| epoch / fwd+bwd | epoch / fwd+bwd+step | SGD epoch s | SAM epoch s | SAM / SGD |")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, best of {4 * repeats} (digits) "
+        f"and {repeats} (resnet20), round-robin\n"
+    )
+    print(
+        "| case | images | fwd+bwd img/s | fwd+bwd+step img/s | train epoch img/s "
+        "| epoch / fwd+bwd | epoch / fwd+bwd+step | SGD epoch s | SAM epoch s | SAM / SGD |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['case']} | {r['images']} | {r['fb']:.0f} | {r['fbs']:.0f} | {r['epoch']:.0f} "
-              f"| {r['epoch'] / r['fb']:.1%} | {r['epoch'] / r['fbs']:.1%} | {r['sgd_s']:.3f} "
-              f"| {r['sam_s']:.3f} | {r['sam_s'] / r['sgd_s']:.2f} |")
+        print(
+            f"| {r['case']} | {r['images']} | {r['fb']:.0f} | {r['fbs']:.0f} | {r['epoch']:.0f} "
+            f"| {r['epoch'] / r['fb']:.1%} | {r['epoch'] / r['fbs']:.1%} | {r['sgd_s']:.3f} "
+            f"| {r['sam_s']:.3f} | {r['sam_s'] / r['sgd_s']:.2f} |"
+        )
     if cli is not None:
-        print(f"\ndefault `landscape train` (digits, cnn-bn, 60 epochs, SAM from 45), fresh process: "
-              f"{cli:.1f} s wall")
+        print(
+            f"\ndefault `landscape train` (digits, cnn-bn, 60 epochs, SAM from 45), fresh process: "
+            f"{cli:.1f} s wall"
+        )
 
 
 if __name__ == "__main__":

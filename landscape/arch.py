@@ -41,7 +41,9 @@ def parse_kwargs(text: str | dict | None) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise UserError(f"--arch-kwargs is not valid JSON ({exc.msg}): {text!r}") from exc
     if not isinstance(value, dict):
-        raise UserError(f"--arch-kwargs must be a JSON object like '{{\"width\": 2}}', not {text!r}")
+        raise UserError(
+            f"--arch-kwargs must be a JSON object like '{{\"width\": 2}}', not {text!r}"
+        )
     return value
 
 
@@ -59,7 +61,9 @@ def is_factory_spec(spec: str) -> bool:
 def load_factory(spec: str, what: str = "--arch") -> Callable[..., Any]:
     """Import ``file.py:name`` or ``package.module:name`` and return the callable."""
     if ":" not in spec:
-        raise UserError(f"{what} {spec!r} must look like path/to/file.py:factory or package.module:factory")
+        raise UserError(
+            f"{what} {spec!r} must look like path/to/file.py:factory or package.module:factory"
+        )
     source, name = spec.rsplit(":", 1)
     if not name.isidentifier():
         raise UserError(f"{what} {spec!r}: {name!r} is not a Python function name")
@@ -78,7 +82,9 @@ def load_factory(spec: str, what: str = "--arch") -> Callable[..., Any]:
     if factory is None:
         raise UserError(f"{what} {spec!r}: {source} has no attribute {name!r}")
     if not callable(factory):
-        raise UserError(f"{what} {spec!r}: {name!r} is a {type(factory).__name__}, not a function or class")
+        raise UserError(
+            f"{what} {spec!r}: {name!r} is a {type(factory).__name__}, not a function or class"
+        )
     return factory
 
 
@@ -97,7 +103,9 @@ def _import_file(path: Path, what: str) -> Any:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[module_name]
-        raise UserError(f"{what}: importing {path} raised {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise UserError(
+            f"{what}: importing {path} raised {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
     return module
 
 
@@ -114,13 +122,17 @@ def _accepts(factory: Callable[..., Any], name: str) -> bool:
     return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-def call_factory(factory: Callable[..., Any], spec: str, kwargs: dict[str, Any], what: str = "--arch") -> Any:
+def call_factory(
+    factory: Callable[..., Any], spec: str, kwargs: dict[str, Any], what: str = "--arch"
+) -> Any:
     try:
         return factory(**kwargs)
     except UserError:
         raise
     except Exception as exc:
-        raise UserError(f"{what} {spec}: the factory raised {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise UserError(
+            f"{what} {spec}: the factory raised {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
 
 
 def build_architecture(
@@ -145,7 +157,11 @@ def build_architecture(
         model = build(name, num_classes if explicit_num_classes or not own_count else None, kwargs)
     elif is_factory_spec(spec) or spec.endswith(".py"):
         factory = load_factory(spec)
-        if explicit_num_classes and "num_classes" not in kwargs and _accepts(factory, "num_classes"):
+        if (
+            explicit_num_classes
+            and "num_classes" not in kwargs
+            and _accepts(factory, "num_classes")
+        ):
             kwargs["num_classes"] = num_classes
         model = call_factory(factory, spec, kwargs)
     else:
@@ -168,15 +184,21 @@ def _torchvision_model(name: str, num_classes: int, kwargs: dict[str, Any]) -> n
     try:
         import torchvision.models as tvm
     except ImportError as exc:
-        raise UserError("--arch torchvision:... needs torchvision; pip install torchvision") from exc
+        raise UserError(
+            "--arch torchvision:... needs torchvision; pip install torchvision"
+        ) from exc
     available = set(tvm.list_models(module=tvm))
     if name not in available:
         close = sorted(n for n in available if n.startswith(name[:4]))[:6]
         hint = f"; similar: {', '.join(close)}" if close else ""
-        raise UserError(f"--arch torchvision:{name}: no such torchvision classification model{hint}")
+        raise UserError(
+            f"--arch torchvision:{name}: no such torchvision classification model{hint}"
+        )
     kwargs.setdefault("num_classes", num_classes)
     # weights=None: never download; the checkpoint supplies the weights.
     try:
         return tvm.get_model(name, weights=None, **kwargs)
     except Exception as exc:
-        raise UserError(f"--arch torchvision:{name}: could not build it: {_first_line(exc)}") from exc
+        raise UserError(
+            f"--arch torchvision:{name}: could not build it: {_first_line(exc)}"
+        ) from exc

@@ -132,7 +132,9 @@ def sniff_container(path: str | Path) -> str:
             return "torchscript"
         if any(n.endswith("data.pkl") for n in names):
             return "torch-zip"
-        raise UserError(f"{path} is a zip archive but not a PyTorch checkpoint (no data.pkl inside)")
+        raise UserError(
+            f"{path} is a zip archive but not a PyTorch checkpoint (no data.pkl inside)"
+        )
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return "torch-legacy"
     if size >= 10:
@@ -269,7 +271,9 @@ def _is_tensor_dict(obj: Any) -> bool:
     )
 
 
-def strip_prefixes(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+def strip_prefixes(
+    state_dict: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Remove the ``module.`` (DataParallel/DDP) and ``_orig_mod.`` (torch.compile)
     prefixes that wrappers add; ``_orig_mod.`` is also removed inside names, where
     compiling a submodule puts it."""
@@ -304,7 +308,9 @@ def _as_int(value: Any) -> int | None:
     return None
 
 
-def load_checkpoint(path: str | Path, *, trust: bool = False, ema: bool = False) -> LoadedCheckpoint:
+def load_checkpoint(
+    path: str | Path, *, trust: bool = False, ema: bool = False
+) -> LoadedCheckpoint:
     """Read any supported checkpoint into a state dict, without running code unless ``trust``.
 
     Supported: landscape's own checkpoints; raw state dicts; dicts wrapping one under
@@ -334,17 +340,27 @@ def load_checkpoint(path: str | Path, *, trust: bool = False, ema: bool = False)
                 warnings.simplefilter("ignore", FutureWarning)  # jit.load's deprecation notice
                 module = torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:  # jit raises RuntimeError subclasses with long messages
-            raise UserError(f"TorchScript archive {path} could not be loaded: {_first_line(exc)}") from exc
+            raise UserError(
+                f"TorchScript archive {path} could not be loaded: {_first_line(exc)}"
+            ) from exc
         return _from_module(path, module, "torchscript", container)
     obj = _torch_load(path, container, trust)
     return _interpret(path, obj, container=container, trust=trust, ema=ema)
 
 
-def _from_module(path: Path, module: nn.Module, fmt: str, container: str, **extra: Any) -> LoadedCheckpoint:
+def _from_module(
+    path: Path, module: nn.Module, fmt: str, container: str, **extra: Any
+) -> LoadedCheckpoint:
     state, stripped = strip_prefixes(dict(module.state_dict()))
     return LoadedCheckpoint(
-        path=path, format=fmt, state_dict=state, module=module, container=container,
-        prefixes_stripped=stripped, arch=_module_name(module), **extra,
+        path=path,
+        format=fmt,
+        state_dict=state,
+        module=module,
+        container=container,
+        prefixes_stripped=stripped,
+        arch=_module_name(module),
+        **extra,
     )
 
 
@@ -370,8 +386,12 @@ def _interpret(path: Path, obj: Any, *, container: str, trust: bool, ema: bool) 
             state, dropped = _split_tensors(obj)
             state, stripped = strip_prefixes(state)
             return LoadedCheckpoint(
-                path=path, format="state_dict", state_dict=state, container=container,
-                prefixes_stripped=stripped, dropped_keys=dropped,
+                path=path,
+                format="state_dict",
+                state_dict=state,
+                container=container,
+                prefixes_stripped=stripped,
+                dropped_keys=dropped,
             )
         raise UserError(
             f"checkpoint {path} holds a dict without a state dict; found keys "
@@ -383,13 +403,22 @@ def _interpret(path: Path, obj: Any, *, container: str, trust: bool, ema: bool) 
         "top_level_keys": top_keys,
     }
     if isinstance(inner, nn.Module):
-        return _from_module(path, inner, "pickled-module", container, wrapper_key=wrapper_key, **extra)
+        return _from_module(
+            path, inner, "pickled-module", container, wrapper_key=wrapper_key, **extra
+        )
     state, dropped = _split_tensors(inner)
     state, stripped = strip_prefixes(state)
     arch = obj.get("arch") if isinstance(obj.get("arch"), str) else None
     return LoadedCheckpoint(
-        path=path, format="wrapped", state_dict=state, container=container, arch=arch,
-        wrapper_key=wrapper_key, prefixes_stripped=stripped, dropped_keys=dropped, **extra,
+        path=path,
+        format="wrapped",
+        state_dict=state,
+        container=container,
+        arch=arch,
+        wrapper_key=wrapper_key,
+        prefixes_stripped=stripped,
+        dropped_keys=dropped,
+        **extra,
     )
 
 
@@ -429,11 +458,20 @@ def _interpret_landscape(
     history = obj.get("history") if isinstance(obj.get("history"), list) else []
     phase = obj.get("phase") if isinstance(obj.get("phase"), str) else None
     return LoadedCheckpoint(
-        path=path, format="landscape", state_dict=state, container=container,
+        path=path,
+        format="landscape",
+        state_dict=state,
+        container=container,
         arch=obj.get("arch") if isinstance(obj.get("arch"), str) else config.get("arch"),
-        epoch=_as_int(obj.get("epoch")), phase=phase, config=dict(config), history=list(history),
+        epoch=_as_int(obj.get("epoch")),
+        phase=phase,
+        config=dict(config),
+        history=list(history),
         raw={k: v for k, v in obj.items() if k not in ("model", "optimizer", "scheduler", "rng")},
-        wrapper_key=key, prefixes_stripped=stripped, top_level_keys=top_keys, dropped_keys=dropped,
+        wrapper_key=key,
+        prefixes_stripped=stripped,
+        top_level_keys=top_keys,
+        dropped_keys=dropped,
     )
 
 
@@ -446,7 +484,9 @@ def _load_safetensors(path: Path, ema: bool) -> LoadedCheckpoint:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise UserError(f"safetensors file {path} is truncated or corrupt: {_first_line(exc)}") from exc
+        raise UserError(
+            f"safetensors file {path} is truncated or corrupt: {_first_line(exc)}"
+        ) from exc
     if not state:
         raise UserError(f"safetensors file {path} holds no tensors")
     if ema:
@@ -454,9 +494,15 @@ def _load_safetensors(path: Path, ema: bool) -> LoadedCheckpoint:
     state, stripped = strip_prefixes(state)
     epoch = _as_int(int(metadata["epoch"])) if str(metadata.get("epoch", "")).isdigit() else None
     return LoadedCheckpoint(
-        path=path, format="safetensors", state_dict=state, container="safetensors",
-        arch=metadata.get("arch"), epoch=epoch, phase=metadata.get("phase"),
-        prefixes_stripped=stripped, metadata=metadata,
+        path=path,
+        format="safetensors",
+        state_dict=state,
+        container="safetensors",
+        arch=metadata.get("arch"),
+        epoch=epoch,
+        phase=metadata.get("phase"),
+        prefixes_stripped=stripped,
+        metadata=metadata,
     )
 
 

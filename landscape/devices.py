@@ -25,7 +25,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     except RuntimeError as exc:
         raise UserError(f"unknown device {name!r}: use auto, cpu, cuda or mps") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+        raise UserError(
+            "--device cuda was asked for but no CUDA device is available; use --device cpu"
+        )
     if device.type == "mps" and not (
         getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     ):

@@ -154,7 +154,9 @@ def sam_escape(
     params = trainable_parameters(model)
     start = [p.detach().clone() for p in params]
     velocity = [torch.zeros_like(p) for p in params]
-    records = {k: np.full(steps + 1, np.nan) for k in ("distance", "train_loss", "train_acc", "eigenvalue")}
+    records = {
+        k: np.full(steps + 1, np.nan) for k in ("distance", "train_loss", "train_acc", "eigenvalue")
+    }
     diverged_at = math.nan
     with analysis_mode(model, bn_mode):
         for t in range(steps + 1):
@@ -163,27 +165,52 @@ def sam_escape(
             if t == steps:
                 loss, acc = loss_and_accuracy(model, loss_fn, inputs, targets, batch_size)
             else:
-                loss, acc, grads = loss_and_grad(model, loss_fn, inputs, targets, params, batch_size)
+                loss, acc, grads = loss_and_grad(
+                    model, loss_fn, inputs, targets, params, batch_size
+                )
             records["train_loss"][t], records["train_acc"][t] = loss, acc
-            report(progress, done=t, total=steps, estimate=float(records["distance"][t]),
-                   name="distance", note=f"train loss {loss:.4g}")
+            report(
+                progress,
+                done=t,
+                total=steps,
+                estimate=float(records["distance"][t]),
+                name="distance",
+                note=f"train loss {loss:.4g}",
+            )
             finite = math.isfinite(loss) and math.isfinite(records["distance"][t])
             if t == 0:
                 limit = divergence_limit(loss, divergence_factor)
             if not finite or loss > limit:
                 # Diverged (lr too large for this sharpness): the rest stays NaN.
                 diverged_at = t
-                log.warning("SAM diverged at step %d (loss %.4g -> %s, limit %.4g); "
-                            "later steps are NaN and no growth rate is fitted",
-                            t, records["train_loss"][0], loss, limit)
+                log.warning(
+                    "SAM diverged at step %d (loss %.4g -> %s, limit %.4g); "
+                    "later steps are NaN and no growth rate is fitted",
+                    t,
+                    records["train_loss"][0],
+                    loss,
+                    limit,
+                )
                 break
             if eig_every > 0 and t % eig_every == 0:
                 records["eigenvalue"][t] = eigenvalue_fn(model)
             if t == steps:
                 break
-            _sam_update(model, loss_fn, inputs, targets, params, grads, velocity, rho=rho, lr=lr,
-                        unnormalized=unnormalized, momentum=momentum,
-                        weight_decay=weight_decay, batch_size=batch_size)
+            _sam_update(
+                model,
+                loss_fn,
+                inputs,
+                targets,
+                params,
+                grads,
+                velocity,
+                rho=rho,
+                lr=lr,
+                unnormalized=unnormalized,
+                momentum=momentum,
+                weight_decay=weight_decay,
+                batch_size=batch_size,
+            )
     if math.isfinite(diverged_at) and (fit_window is None or fit_window[1] >= diverged_at):
         growth_rate, window = math.nan, (-1, -1)
     else:
@@ -192,17 +219,39 @@ def sam_escape(
         step=np.arange(steps + 1),
         growth_rate=growth_rate,
         fit_window=window,
-        params={"rho": rho, "lr": lr, "steps": steps, "unnormalized": unnormalized,
-                "momentum": momentum, "weight_decay": weight_decay, "eig_every": eig_every,
-                "bn_mode": bn_mode, "examples": inputs.shape[0],
-                "divergence_factor": divergence_factor},
+        params={
+            "rho": rho,
+            "lr": lr,
+            "steps": steps,
+            "unnormalized": unnormalized,
+            "momentum": momentum,
+            "weight_decay": weight_decay,
+            "eig_every": eig_every,
+            "bn_mode": bn_mode,
+            "examples": inputs.shape[0],
+            "divergence_factor": divergence_factor,
+        },
         diverged_at=float(diverged_at),
         **records,
     )
 
 
-def _sam_update(model, loss_fn, inputs, targets, params, grads, velocity, *, rho, lr,
-                unnormalized, momentum, weight_decay, batch_size) -> None:
+def _sam_update(
+    model,
+    loss_fn,
+    inputs,
+    targets,
+    params,
+    grads,
+    velocity,
+    *,
+    rho,
+    lr,
+    unnormalized,
+    momentum,
+    weight_decay,
+    batch_size,
+) -> None:
     """Ascent to w + e, gradient there, descent from w (the step the released script omits)."""
     if unnormalized:
         scale = rho
@@ -227,7 +276,8 @@ def _curvature_eigenvalue(loss_fn, inputs, targets, batch_size, bn_mode) -> Eige
     def top(model: nn.Module) -> float:
         from landscape.sharpness.hessian import top_eigenvalue
 
-        return top_eigenvalue(model, loss_fn, inputs, targets, batch_size=batch_size,
-                              bn_mode=bn_mode).value
+        return top_eigenvalue(
+            model, loss_fn, inputs, targets, batch_size=batch_size, bn_mode=bn_mode
+        ).value
 
     return top

@@ -21,7 +21,9 @@ def evaluate(
     Batches are weighted by their size, so an uneven last batch counts correctly. For a
     language model (targets ``(blocks, positions)``) the accuracy is next-token accuracy.
     """
-    loss, acc = (evaluate_sums(model, inputs, targets, loss_fn, batch_size) / inputs.shape[0]).tolist()
+    loss, acc = (
+        evaluate_sums(model, inputs, targets, loss_fn, batch_size) / inputs.shape[0]
+    ).tolist()
     return loss, acc
 
 

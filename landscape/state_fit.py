@@ -51,11 +51,16 @@ def align_prefix(
         inside = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if _matches(set(inside), expected):
             outside = len(state) - len(inside)
-            note = f"stripped prefix {prefix!r}" + (f" (ignored {outside} entries outside it)" if outside else "")
+            note = f"stripped prefix {prefix!r}" + (
+                f" (ignored {outside} entries outside it)" if outside else ""
+            )
             return inside, note, None
         overlap = len(set(inside) & expected)
         if overlap > base_overlap and (best_hint is None or overlap > best_hint[0]):
-            best_hint = (overlap, f"stripping prefix {prefix!r} would match {overlap} of {len(expected)} keys")
+            best_hint = (
+                overlap,
+                f"stripping prefix {prefix!r} would match {overlap} of {len(expected)} keys",
+            )
     for prefix in _candidate_prefixes({k: None for k in expected}):
         added = {prefix + k: v for k, v in state.items()}
         if _matches(set(added), expected):
@@ -98,7 +103,9 @@ def fit_state_dict(
         if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
     ]
     fitting = {
-        k: v for k, v in state.items() if k in expected and tuple(v.shape) == tuple(expected[k].shape)
+        k: v
+        for k, v in state.items()
+        if k in expected and tuple(v.shape) == tuple(expected[k].shape)
     }
     report = {
         "prefix": prefix_fix,
@@ -119,7 +126,11 @@ def fit_state_dict(
         if not fitting:
             raise UserError(f"checkpoint {path} does not fit architecture {arch} at all: {summary}")
         log.warning(
-            "%s: --non-strict: loaded %d of %d tensors; %s", path, len(fitting), len(expected), summary
+            "%s: --non-strict: loaded %d of %d tensors; %s",
+            path,
+            len(fitting),
+            len(expected),
+            summary,
         )
     # Non-float tensors keep their dtype; float ones take the model's (copy_ converts).
     model.load_state_dict(fitting, strict=False)
@@ -155,12 +166,16 @@ def mismatch_summary(
     if unexpected:
         parts.append(f"{len(unexpected)} unexpected ({_first(unexpected)})")
     if mismatched:
-        shown = ", ".join(f"{k}: checkpoint {list(a)} vs model {list(b)}" for k, a, b in mismatched[:SHOWN])
+        shown = ", ".join(
+            f"{k}: checkpoint {list(a)} vs model {list(b)}" for k, a, b in mismatched[:SHOWN]
+        )
         more = f", and {len(mismatched) - SHOWN} more" if len(mismatched) > SHOWN else ""
         parts.append(f"{len(mismatched)} shape mismatches ({shown}{more})")
         classes = _class_count_hint(mismatched)
         if classes is not None:
-            parts.append(f"the checkpoint seems to have {classes} classes: try --num-classes {classes}")
+            parts.append(
+                f"the checkpoint seems to have {classes} classes: try --num-classes {classes}"
+            )
     if hint:
         parts.append(hint)
     return "; ".join(parts)

@@ -56,7 +56,9 @@ def check_output_path(path: str | Path) -> Path:
         if not os.access(path, os.R_OK):
             raise UserError(f"output {path} exists but cannot be read; choose another --out")
         if not is_hdf5(path):
-            raise UserError(f"output {path} exists but is not an HDF5 file; it was left untouched, choose another --out")
+            raise UserError(
+                f"output {path} exists but is not an HDF5 file; it was left untouched, choose another --out"
+            )
     return path
 
 
@@ -70,7 +72,9 @@ def open_result_file(path: str | Path) -> h5py.File:
     if not os.access(path, os.R_OK):
         raise UserError(f"result file {path} cannot be read (permission denied)")
     if not is_hdf5(path):
-        raise UserError(f"{path} is not an HDF5 result file (was it a checkpoint? use 'landscape info')")
+        raise UserError(
+            f"{path} is not an HDF5 result file (was it a checkpoint? use 'landscape info')"
+        )
     try:
         return h5py.File(path, "r")
     except OSError as exc:
@@ -106,7 +110,9 @@ def _check_target(path: Path) -> None:
     if path.is_dir():
         raise UserError(f"output {path} is a directory; give a file name ending in .h5")
     if path.exists() and not is_hdf5(path):
-        raise UserError(f"output {path} exists but is not an HDF5 file; it was left untouched, choose another --out")
+        raise UserError(
+            f"output {path} exists but is not an HDF5 file; it was left untouched, choose another --out"
+        )
 
 
 @contextmanager
@@ -193,7 +199,11 @@ def owned_group(f: h5py.File, name: str) -> h5py.Group:
     if isinstance(owner, bytes):
         owner = owner.decode()
     if owner != WRITER:
-        who = "deleted" if group is None else f"taken over by another landscape command ({_describe_writer(owner)})"
+        who = (
+            "deleted"
+            if group is None
+            else f"taken over by another landscape command ({_describe_writer(owner)})"
+        )
         raise UserError(
             f"{name} in {f.filename} was {who} while this command was writing it; two commands cannot "
             "write the same group of one file at once: this one stops and the group holds what the other "
@@ -212,8 +222,12 @@ def _stamp_root(f: h5py.File, command: list[str] | None) -> None:
     f.attrs["schema_version"] = SCHEMA_VERSION
     f.attrs["landscape_version"] = __version__
     if "created" not in f.attrs:
-        f.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    f.attrs["command"] = json.dumps(command if command is not None else ["landscape", *sys.argv[1:]])
+        f.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        )
+    f.attrs["command"] = json.dumps(
+        command if command is not None else ["landscape", *sys.argv[1:]]
+    )
 
 
 def replace_group(f: h5py.File, name: str) -> h5py.Group:
@@ -328,14 +342,18 @@ def group_checkpoints(group: h5py.Group) -> list[str]:
     if shas is not None:
         if isinstance(shas, bytes):
             shas = shas.decode()
-        return [str(s) for s in json.loads(shas)] if isinstance(shas, str) else [str(s) for s in shas]
+        return (
+            [str(s) for s in json.loads(shas)] if isinstance(shas, str) else [str(s) for s in shas]
+        )
     sha = group.attrs.get("checkpoint_sha256")
     if isinstance(sha, bytes):
         sha = sha.decode()
     return [str(sha)] if sha else []
 
 
-def claim_group_name(f: h5py.File | None, kind: str, base: str, sha256s: list[str], *, where: str = "") -> tuple[str, bool]:
+def claim_group_name(
+    f: h5py.File | None, kind: str, base: str, sha256s: list[str], *, where: str = ""
+) -> tuple[str, bool]:
     """The name under ``kind/`` for a result of the checkpoint(s) ``sha256s``: ``base``, unless
     that group holds a result of other checkpoints; then ``base-2``, ``base-3``, ... .
 
@@ -356,17 +374,27 @@ def claim_group_name(f: h5py.File | None, kind: str, base: str, sha256s: list[st
             break
         if group_checkpoints(f[path]) == wanted:
             if n > 1:
-                log.info("%s/%s holds another checkpoint's result; using %s%s", kind, base, path, where)
+                log.info(
+                    "%s/%s holds another checkpoint's result; using %s%s", kind, base, path, where
+                )
             return name, True
         n += 1
     if n > 1:
         held = str(f[f"{kind}/{base}"].attrs.get("checkpoint", "another checkpoint"))
-        log.warning("%s/%s%s holds the result of another checkpoint (%s); writing %s instead",
-                    kind, base, where, held, path)
+        log.warning(
+            "%s/%s%s holds the result of another checkpoint (%s); writing %s instead",
+            kind,
+            base,
+            where,
+            held,
+            path,
+        )
     return name, False
 
 
-def claim_group_name_in(path: str | Path, kind: str, base: str, sha256s: list[str]) -> tuple[str, bool]:
+def claim_group_name_in(
+    path: str | Path, kind: str, base: str, sha256s: list[str]
+) -> tuple[str, bool]:
     """:func:`claim_group_name` in the result file at ``path`` (which need not exist yet)."""
     path = Path(path)
     if not path.exists():
@@ -387,19 +415,20 @@ def write_sharpness_group(f, stem: str, computed, provenance_attrs: dict) -> Non
     examples; otherwise the group is replaced.
     """
     name = f"sharpness/{safe_group_name(stem)}"
-    same = (
-        name in f
-        and all(
-            str(f[name].attrs.get(key, "")) == str(provenance_attrs[key])
-            for key in ("checkpoint_sha256", "split", "samples", "seed", "bn_mode", "dtype")
-        )
+    same = name in f and all(
+        str(f[name].attrs.get(key, "")) == str(provenance_attrs[key])
+        for key in ("checkpoint_sha256", "split", "samples", "seed", "bn_mode", "dtype")
     )
     group = f[name] if same else replace_group(f, name)
     set_provenance(group, provenance_attrs)
     for result, seconds in computed:
         write_dataset(
-            group, result.measure, float(result.value),
-            stderr=float(result.stderr), loss=float(result.loss), seconds=float(seconds),
+            group,
+            result.measure,
+            float(result.value),
+            stderr=float(result.stderr),
+            loss=float(result.loss),
+            seconds=float(seconds),
             gradient_evaluations=float(result.gradient_evaluations),
             **{k: v for k, v in result.params.items() if k not in ("bn_mode", "seed", "examples")},
             **{k: v for k, v in result.extra.items() if not isinstance(v, list)},
@@ -413,8 +442,11 @@ def write_escape_group(f, name: str, result, provenance_attrs: dict) -> None:
     for key in ("step", "distance", "train_loss", "train_acc", "eigenvalue"):
         write_dataset(group, key, getattr(result, key))
     set_attrs(
-        group, growth_rate=result.growth_rate, growth_factor=result.growth_factor,
-        fit_start=result.fit_window[0], fit_stop=result.fit_window[1],
+        group,
+        growth_rate=result.growth_rate,
+        growth_factor=result.growth_factor,
+        fit_start=result.fit_window[0],
+        fit_stop=result.fit_window[1],
         diverged_at=float(result.diverged_at),
         **{k: v for k, v in result.params.items() if k not in ("bn_mode", "examples")},
     )

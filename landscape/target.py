@@ -26,8 +26,18 @@ from landscape.store import checkpoint_label, safe_group_name
 from landscape.tokens import is_token_spec
 
 __all__ = [
-    "DataSource", "ModelSource", "Target", "align_prefix", "build_model_for", "check_model_fits_data",
-    "fit_state_dict", "load_data", "load_targets", "mismatch_summary", "provenance", "renormalise",
+    "DataSource",
+    "ModelSource",
+    "Target",
+    "align_prefix",
+    "build_model_for",
+    "check_model_fits_data",
+    "fit_state_dict",
+    "load_data",
+    "load_targets",
+    "mismatch_summary",
+    "provenance",
+    "renormalise",
 ]
 
 log = logging.getLogger(__name__)
@@ -160,7 +170,9 @@ def load_data(source: DataSource, checkpoints: list[LoadedCheckpoint] | None = N
             name = DEFAULT_DATASET
             if checkpoints:
                 log.info("no --dataset given and the checkpoint does not name one; using %s", name)
-        data_dir = source.data_dir or (config.get("data_dir") if name == config.get("dataset") else None)
+        data_dir = source.data_dir or (
+            config.get("data_dir") if name == config.get("dataset") else None
+        )
         data = load_dataset(name, data_dir, download=source.download)
     mean, std = source.mean, source.std
     if mean is None and std is None and not source.data:
@@ -175,7 +187,9 @@ def _load_tokens(source: DataSource, checkpoints: list[LoadedCheckpoint]) -> Dat
     from landscape.external import config_context_length
     from landscape.tokens import DEFAULT_BLOCK_SIZE, load_token_data
 
-    folder = next((c.config["model_folder"] for c in checkpoints if c.config.get("model_folder")), None)
+    folder = next(
+        (c.config["model_folder"] for c in checkpoints if c.config.get("model_folder")), None
+    )
     block_size = source.block_size
     if block_size is None:
         contexts = [
@@ -235,7 +249,9 @@ def _per_channel(value: Any, channels: int, what: str) -> tuple[float, ...]:
     if len(values) == 1:
         return values * channels
     if len(values) != channels:
-        raise UserError(f"normalisation {what} has {len(values)} values but the inputs have {channels} channels")
+        raise UserError(
+            f"normalisation {what} has {len(values)} values but the inputs have {channels} channels"
+        )
     return values
 
 
@@ -310,7 +326,9 @@ def check_model_fits_data(
     if language_model:
         if not isinstance(out, torch.Tensor) or tuple(out.shape[:2]) != tuple(y.shape):
             shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise UserError(f"model {arch} from {path} returns {shape}, not (blocks, tokens, vocabulary) logits")
+            raise UserError(
+                f"model {arch} from {path} returns {shape}, not (blocks, tokens, vocabulary) logits"
+            )
         return
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__

@@ -27,7 +27,9 @@ def load_user_data(spec: str) -> Data:
     """Call the factory named by ``spec`` and hold its examples in memory."""
     factory = load_factory(spec, what="--data")
     if _takes_split(factory):
-        train_x, train_y = _as_tensors(call_factory(factory, spec, {"split": "train"}, "--data"), spec)
+        train_x, train_y = _as_tensors(
+            call_factory(factory, spec, {"split": "train"}, "--data"), spec
+        )
         test_x, test_y = _as_tensors(call_factory(factory, spec, {"split": "test"}, "--data"), spec)
     else:
         train_x, train_y = _as_tensors(call_factory(factory, spec, {}, "--data"), spec)
@@ -69,7 +71,9 @@ def _as_tensors(result: Any, spec: str) -> tuple[Tensor, Tensor]:
             "return a torch Dataset of (input, target) pairs or an (inputs, targets) pair of tensors"
         )
     if x.ndim < 2 or x.shape[0] == 0:
-        raise UserError(f"--data {spec}: inputs must have shape (N, ...) with N >= 1, got {tuple(x.shape)}")
+        raise UserError(
+            f"--data {spec}: inputs must have shape (N, ...) with N >= 1, got {tuple(x.shape)}"
+        )
     if y.shape[0] != x.shape[0]:
         raise UserError(f"--data {spec}: {x.shape[0]} inputs but {y.shape[0]} targets")
     if not x.is_floating_point():
@@ -82,8 +86,10 @@ def _as_tensors(result: Any, spec: str) -> tuple[Tensor, Tensor]:
 
 
 def _is_dataset(obj: Any) -> bool:
-    return hasattr(obj, "__getitem__") and hasattr(obj, "__len__") and not isinstance(
-        obj, (tuple, list, Tensor, str, bytes, dict)
+    return (
+        hasattr(obj, "__getitem__")
+        and hasattr(obj, "__len__")
+        and not isinstance(obj, (tuple, list, Tensor, str, bytes, dict))
     )
 
 
@@ -93,7 +99,9 @@ def _tensor(value: Any, spec: str, what: str) -> Tensor:
     try:
         return torch.as_tensor(value)
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise UserError(f"--data {spec}: the {what} are a {type(value).__name__}, not a tensor") from exc
+        raise UserError(
+            f"--data {spec}: the {what} are a {type(value).__name__}, not a tensor"
+        ) from exc
 
 
 def _stack_dataset(dataset: Any, spec: str) -> tuple[Tensor, Tensor]:
@@ -106,7 +114,9 @@ def _stack_dataset(dataset: Any, spec: str) -> tuple[Tensor, Tensor]:
     for i in range(n):
         item = dataset[i]
         if not (isinstance(item, (tuple, list)) and len(item) >= 2):
-            raise UserError(f"--data {spec}: item {i} is a {type(item).__name__}, not an (input, target) pair")
+            raise UserError(
+                f"--data {spec}: item {i} is a {type(item).__name__}, not an (input, target) pair"
+            )
         xs.append(_tensor(item[0], spec, "inputs"))
         ys.append(_tensor(item[1], spec, "targets"))
     try:

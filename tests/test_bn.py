@@ -9,7 +9,9 @@ from landscape.bn import analysis_mode, has_batchnorm
 
 def _net():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Dropout(0.5), nn.Linear(6, 2))
+    return nn.Sequential(
+        nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Dropout(0.5), nn.Linear(6, 2)
+    )
 
 
 def test_eval_mode_uses_running_statistics_and_no_dropout():

@@ -65,7 +65,11 @@ def test_legacy_pickle_checkpoint_loads(tmp_path, state):
 def test_safetensors_file_named_pt_loads_with_metadata(tmp_path, state):
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "w.pt"), metadata={"arch": "mlp"})
+    save_file(
+        {k: v.contiguous() for k, v in state.items()},
+        str(tmp_path / "w.pt"),
+        metadata={"arch": "mlp"},
+    )
     ckpt = load_checkpoint(tmp_path / "w.pt")
     assert (ckpt.format, ckpt.arch) == ("safetensors", "mlp")
     assert same(ckpt.state_dict, state)
@@ -153,8 +157,15 @@ def test_dict_without_weights_names_its_keys(tmp_path):
 
 def test_landscape_checkpoint_fields_are_read(tmp_path, state):
     payload = {
-        "format": FORMAT, "version": 1, "arch": "mlp", "model": state, "epoch": 5, "phase": "sam",
-        "config": {"dataset": "digits", "rho": 0.05}, "history": [{"epoch": 1}], "optimizer": {},
+        "format": FORMAT,
+        "version": 1,
+        "arch": "mlp",
+        "model": state,
+        "epoch": 5,
+        "phase": "sam",
+        "config": {"dataset": "digits", "rho": 0.05},
+        "history": [{"epoch": 1}],
+        "optimizer": {},
     }
     save_checkpoint(tmp_path / "run" / "epoch-005-sam.pt", payload)
     ckpt = load_checkpoint(tmp_path / "run" / "epoch-005-sam.pt")
@@ -173,7 +184,7 @@ def test_wrapper_prefixes_are_always_stripped(tmp_path, state, prefix):
     torch.save({prefix + k: v for k, v in state.items()}, tmp_path / "c.pt")
     ckpt = load_checkpoint(tmp_path / "c.pt")
     assert same(ckpt.state_dict, state)
-    assert "".join(ckpt.prefixes_stripped) in (prefix, prefix[len("module."):] + "module.", prefix)
+    assert "".join(ckpt.prefixes_stripped) in (prefix, prefix[len("module.") :] + "module.", prefix)
 
 
 def test_compiled_submodule_prefix_inside_names_is_stripped():
@@ -261,7 +272,9 @@ def test_code_hidden_in_an_object_array_is_still_refused(tmp_path, state):
     import numpy as np
 
     marker = tmp_path / "pwned"
-    torch.save({"net": state, "objects": np.array([WritesAFile(marker)], dtype=object)}, tmp_path / "c.pt")
+    torch.save(
+        {"net": state, "objects": np.array([WritesAFile(marker)], dtype=object)}, tmp_path / "c.pt"
+    )
     with pytest.raises(UserError, match="--trust-checkpoint"):
         load_checkpoint(tmp_path / "c.pt")
     assert not marker.exists()

@@ -28,7 +28,9 @@ def test_unnormalized_sam_multiplies_each_eigencomponent_by_the_linear_stability
     steps = 12
     sam_escape(model, mean_loss, x, y, rho=RHO, lr=LR, steps=steps, unnormalized=True)
     reached = q.T @ model.w.detach()
-    predicted = coefficients * torch.tensor([_factor(lam) ** steps for lam in EIGENVALUES], dtype=torch.float64)
+    predicted = coefficients * torch.tensor(
+        [_factor(lam) ** steps for lam in EIGENVALUES], dtype=torch.float64
+    )
     torch.testing.assert_close(reached, predicted, rtol=1e-9, atol=0)
 
 
@@ -37,8 +39,18 @@ def test_growth_rate_is_log_of_the_largest_unstable_factor():
     model = Quadratic(hessian, start=q @ torch.full((4,), 1e-8, dtype=torch.float64))
     x, y = dummy_data()
     # A quadratic has no other minimum: the escape grows without bound, so no divergence check.
-    result = sam_escape(model, mean_loss, x, y, rho=RHO, lr=LR, steps=40, unnormalized=True,
-                        fit_window=(20, 40), divergence_factor=math.inf)
+    result = sam_escape(
+        model,
+        mean_loss,
+        x,
+        y,
+        rho=RHO,
+        lr=LR,
+        steps=40,
+        unnormalized=True,
+        fit_window=(20, 40),
+        divergence_factor=math.inf,
+    )
     assert abs(1 - LR * 15.0) < 1 < abs(_factor(15.0))
     assert result.growth_rate == pytest.approx(math.log(abs(_factor(15.0))), rel=1e-4)
     assert result.growth_factor == pytest.approx(abs(_factor(15.0)), rel=1e-4)
@@ -63,11 +75,21 @@ def test_records_have_one_entry_per_step_and_eigenvalues_every_k_steps():
         calls.append(1)
         return 15.0
 
-    result = sam_escape(model, mean_loss, x, y, rho=RHO, lr=0.01, steps=7, eig_every=3,
-                        eigenvalue_fn=eigenvalue)
+    result = sam_escape(
+        model, mean_loss, x, y, rho=RHO, lr=0.01, steps=7, eig_every=3, eigenvalue_fn=eigenvalue
+    )
     assert list(result.step) == list(range(8))
     assert result.distance[0] == 0 and np.all(result.distance[1:] > 0)
-    assert np.isnan(result.eigenvalue).tolist() == [False, True, True, False, True, True, False, True]
+    assert np.isnan(result.eigenvalue).tolist() == [
+        False,
+        True,
+        True,
+        False,
+        True,
+        True,
+        False,
+        True,
+    ]
     assert len(calls) == 3
     assert not np.isnan(result.train_loss).any()
 
@@ -126,13 +148,25 @@ def test_a_diverging_run_stops_leaves_the_rest_nan_and_fits_no_growth_rate():
     hessian, _ = spd_matrix([300.0, 1.0])
     model = Quadratic(hessian, start=torch.tensor([1.0, 1.0], dtype=torch.float64))
     x, y = dummy_data()
-    result = sam_escape(model, mean_loss, x, y, rho=1.0, lr=0.1, steps=400, unnormalized=True,
-                        eig_every=1, eigenvalue_fn=lambda m: 300.0)
+    result = sam_escape(
+        model,
+        mean_loss,
+        x,
+        y,
+        rho=1.0,
+        lr=0.1,
+        steps=400,
+        unnormalized=True,
+        eig_every=1,
+        eigenvalue_fn=lambda m: 300.0,
+    )
     stop = int(result.diverged_at)
     assert result.diverged and 0 < stop < 400
     assert result.train_loss[stop] > divergence_limit(result.train_loss[0])
     assert np.isfinite(result.train_loss[: stop + 1]).all()
-    assert np.isnan(result.train_loss[stop + 1 :]).all() and np.isnan(result.eigenvalue[stop:]).all()
+    assert (
+        np.isnan(result.train_loss[stop + 1 :]).all() and np.isnan(result.eigenvalue[stop:]).all()
+    )
     assert math.isnan(result.growth_rate) and result.fit_window == (-1, -1)
 
 
@@ -147,8 +181,17 @@ def test_divergence_is_a_loss_above_the_stated_multiple_of_the_start(factor, div
     hessian, _ = spd_matrix([300.0, 1.0])
     model = Quadratic(hessian, start=torch.tensor([1.0, 1.0], dtype=torch.float64))
     x, y = dummy_data()
-    result = sam_escape(model, mean_loss, x, y, rho=1.0, lr=0.1, steps=20, unnormalized=True,
-                        divergence_factor=factor)
+    result = sam_escape(
+        model,
+        mean_loss,
+        x,
+        y,
+        rho=1.0,
+        lr=0.1,
+        steps=20,
+        unnormalized=True,
+        divergence_factor=factor,
+    )
     assert result.diverged == diverges
     if diverges:
         stop = int(result.diverged_at)
@@ -171,7 +214,8 @@ def test_a_fit_window_before_the_divergence_is_still_fitted():
     hessian, q = spd_matrix(EIGENVALUES)
     model = Quadratic(hessian, start=q @ torch.full((4,), 1e-9, dtype=torch.float64))
     x, y = dummy_data()
-    result = sam_escape(model, mean_loss, x, y, rho=RHO, lr=LR, steps=60, unnormalized=True,
-                        fit_window=(10, 30))
+    result = sam_escape(
+        model, mean_loss, x, y, rho=RHO, lr=LR, steps=60, unnormalized=True, fit_window=(10, 30)
+    )
     assert result.diverged and result.diverged_at > 30
     assert result.growth_rate == pytest.approx(math.log(abs(_factor(15.0))), rel=1e-3)

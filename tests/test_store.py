@@ -99,7 +99,9 @@ def test_provenance_round_trips_and_config_is_json(tmp_path):
 
 def test_provenance_must_be_complete(tmp_path):
     with store.transaction(tmp_path / "out.h5") as f, pytest.raises(ValueError, match="seed"):
-        store.set_provenance(f.create_group("g"), {k: v for k, v in PROVENANCE.items() if k != "seed"})
+        store.set_provenance(
+            f.create_group("g"), {k: v for k, v in PROVENANCE.items() if k != "seed"}
+        )
 
 
 def test_list_results_names_kind_and_group(tmp_path):

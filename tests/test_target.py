@@ -40,8 +40,15 @@ def cnn():
 
 def landscape_payload(model, **extra):
     return {
-        "format": FORMAT, "version": 1, "arch": "cnn-bn", "model": model.state_dict(), "epoch": 4,
-        "phase": "sgd", "config": {"dataset": "digits", "arch": "cnn-bn"}, "history": [], **extra,
+        "format": FORMAT,
+        "version": 1,
+        "arch": "cnn-bn",
+        "model": model.state_dict(),
+        "epoch": 4,
+        "phase": "sgd",
+        "config": {"dataset": "digits", "arch": "cnn-bn"},
+        "history": [],
+        **extra,
     }
 
 
@@ -59,9 +66,14 @@ def outputs_match(target, reference, data, dtype=torch.float32):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_landscape_checkpoint_needs_no_flags(tmp_path, cnn, digits, dtype):
     save_checkpoint(tmp_path / "epoch-004-sgd.pt", landscape_payload(cnn))
-    [target], data = load_targets(tmp_path / "epoch-004-sgd.pt", ModelSource(), DataSource(), "cpu", dtype)
+    [target], data = load_targets(
+        tmp_path / "epoch-004-sgd.pt", ModelSource(), DataSource(), "cpu", dtype
+    )
     assert (target.arch, target.epoch, target.phase, target.stem) == (
-        "cnn-bn", 4, "sgd", f"{tmp_path.name}_epoch-004-sgd"
+        "cnn-bn",
+        4,
+        "sgd",
+        f"{tmp_path.name}_epoch-004-sgd",
     )
     assert data.name == "digits" and not target.model.training
     assert next(target.model.parameters()).dtype == dtype
@@ -79,7 +91,9 @@ def test_landscape_checkpoint_needs_no_flags(tmp_path, cnn, digits, dtype):
     ids=["raw", "dataparallel", "compiled", "lightning"],
 )
 def test_third_party_state_dicts_load_with_arch(tmp_path, cnn, digits, rename):
-    torch.save({"state_dict": {rename(k): v for k, v in cnn.state_dict().items()}}, tmp_path / "c.pt")
+    torch.save(
+        {"state_dict": {rename(k): v for k, v in cnn.state_dict().items()}}, tmp_path / "c.pt"
+    )
     [target], data = load_targets([tmp_path / "c.pt"], ModelSource(arch="cnn-bn"), DIGITS)
     assert outputs_match(target, cnn, data)
 
@@ -112,7 +126,9 @@ def test_resnet18_dataparallel_checkpoint_worked_example(tmp_path):
 
     torch.manual_seed(0)
     net = torchvision.models.resnet18(num_classes=10)
-    torch.save({"epoch": 30, "state_dict": nn.DataParallel(net).state_dict()}, tmp_path / "resnet18_dp.pt")
+    torch.save(
+        {"epoch": 30, "state_dict": nn.DataParallel(net).state_dict()}, tmp_path / "resnet18_dp.pt"
+    )
     (tmp_path / "cifar_like.py").write_text(
         textwrap.dedent(
             """
@@ -155,13 +171,17 @@ def test_wrong_class_count_suggests_the_right_one(tmp_path):
 
 def test_non_strict_loads_what_fits_and_warns(tmp_path, cnn, caplog):
     state = dict(cnn.state_dict())
-    head = [k for k in state if k.startswith("head") or k.startswith("classifier") or k.startswith("fc")]
+    head = [
+        k for k in state if k.startswith("head") or k.startswith("classifier") or k.startswith("fc")
+    ]
     last = head[-1] if head else list(state)[-1]
     del state[last]
     state["extra.weight"] = torch.zeros(2)
     torch.save(state, tmp_path / "c.pt")
     with caplog.at_level(logging.WARNING, logger="landscape.target"):
-        [target], _ = load_targets([tmp_path / "c.pt"], ModelSource(arch="cnn-bn", strict=False), DIGITS)
+        [target], _ = load_targets(
+            [tmp_path / "c.pt"], ModelSource(arch="cnn-bn", strict=False), DIGITS
+        )
     assert target.load_report["missing"] == [last]
     assert target.load_report["unexpected"] == ["extra.weight"]
     assert "--non-strict" in caplog.text
@@ -254,7 +274,9 @@ def test_normalisation_from_checkpoint_config(tmp_path, cnn, digits):
 def test_group_names_stay_unique_when_stems_collide(tmp_path, cnn):
     for run in ("a", "b"):
         save_checkpoint(tmp_path / run / "last.pt", landscape_payload(cnn))
-    targets, _ = load_targets([tmp_path / "a" / "last.pt", tmp_path / "b" / "last.pt"], ModelSource(), DIGITS)
+    targets, _ = load_targets(
+        [tmp_path / "a" / "last.pt", tmp_path / "b" / "last.pt"], ModelSource(), DIGITS
+    )
     assert [t.stem for t in targets] == ["a_last", "b_last"]
 
 
@@ -262,7 +284,13 @@ def test_provenance_has_every_attribute_the_store_requires(tmp_path, cnn):
     save_checkpoint(tmp_path / "c.pt", landscape_payload(cnn))
     [target], _ = load_targets([tmp_path / "c.pt"], ModelSource(), DIGITS)
     prov = provenance(
-        target, split="train", samples=100, bn_mode="eval", dtype="float64", seed=1, seconds=0.5,
+        target,
+        split="train",
+        samples=100,
+        bn_mode="eval",
+        dtype="float64",
+        seed=1,
+        seconds=0.5,
         config={"k": 5},
     )
     assert set(PROVENANCE_KEYS) <= set(prov)

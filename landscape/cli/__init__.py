@@ -71,7 +71,9 @@ def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
 
 def _did_you_mean(word: str, candidates: list[str]) -> str:
     close = difflib.get_close_matches(word, candidates, n=2, cutoff=0.75)
-    if not close and word.startswith("--"):  # an abbreviation of a longer flag: --sampl -> --samples
+    if not close and word.startswith(
+        "--"
+    ):  # an abbreviation of a longer flag: --sampl -> --samples
         close = [c for c in candidates if c.startswith(word)][:3]
     return f"; did you mean {' or '.join(close)}?" if close else ""
 
@@ -81,11 +83,22 @@ def _global_flags(default=0) -> argparse.ArgumentParser:
     ``default=argparse.SUPPRESS`` so that it does not reset what was given before it."""
     flags = argparse.ArgumentParser(add_help=False)
     group = flags.add_argument_group("output control")
-    group.add_argument("-v", "--verbose", action="count", default=default, help="more log output on stderr")
-    group.add_argument("-q", "--quiet", action="count", default=default,
-                       help="less log output on stderr (-q: no progress)")
-    group.add_argument("--debug", action="store_true", default=False if default == 0 else default,
-                       help="show tracebacks for errors")
+    group.add_argument(
+        "-v", "--verbose", action="count", default=default, help="more log output on stderr"
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=default,
+        help="less log output on stderr (-q: no progress)",
+    )
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=False if default == 0 else default,
+        help="show tracebacks for errors",
+    )
     return flags
 
 
@@ -111,7 +124,6 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         command.set_defaults(_run=module.run)
         subparsers[name] = command
     return parser, subparsers
-
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
@@ -155,14 +167,18 @@ def _run(args, argv, parser, subparsers, debug: bool) -> int:
         if debug:
             raise
         if isinstance(exc, WriteError) and exc.lost is None:  # commands that write once, at the end
-            exc.lost = f"what this run computed ({time.monotonic() - started:.0f} s) could not be saved"
+            exc.lost = (
+                f"what this run computed ({time.monotonic() - started:.0f} s) could not be saved"
+            )
         print(f"landscape: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:  # interrupt.Interrupted, or a Ctrl-C before the handlers
         name = exc.name if isinstance(exc, interrupt.Interrupted) else "SIGINT"
         on_disk = interrupt.saved()
-        saved = f"saved {on_disk}; rerun the same command to resume" if on_disk else (
-            "nothing had been saved yet; rerun the same command to start again"
+        saved = (
+            f"saved {on_disk}; rerun the same command to resume"
+            if on_disk
+            else ("nothing had been saved yet; rerun the same command to start again")
         )
         print(f"landscape: stopped by {name}; {saved}", file=sys.stderr)
         return exc.exit_status if isinstance(exc, interrupt.Interrupted) else 130

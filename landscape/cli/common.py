@@ -50,7 +50,11 @@ def parse_grid(text: str) -> GridSpec:
         ) from exc
     if num < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: NUM must be at least 1")
-    if not (start == start and stop == stop) or abs(start) == float("inf") or abs(stop) == float("inf"):
+    if (
+        not (start == start and stop == stop)
+        or abs(start) == float("inf")
+        or abs(stop) == float("inf")
+    ):
         raise argparse.ArgumentTypeError(f"{text!r}: bounds must be finite numbers")
     if num > 1 and start >= stop:
         raise argparse.ArgumentTypeError(f"{text!r}: MIN must be smaller than MAX")
@@ -95,7 +99,9 @@ def positive_float(text: str) -> float:
 
 
 def add_config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE.toml", help="read defaults from a TOML file; flags override it")
+    parser.add_argument(
+        "--config", metavar="FILE.toml", help="read defaults from a TOML file; flags override it"
+    )
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
@@ -104,20 +110,31 @@ def add_device(parser: argparse.ArgumentParser) -> None:
 
 def add_fast_evaluation(parser: argparse.ArgumentParser) -> None:
     """Speed options of the evaluation-heavy commands (surface, interpolate)."""
-    parser.add_argument("--channels-last", action="store_true",
-                        help="channels-last memory format for the model and 4-D inputs (often faster on GPUs)")
-    parser.add_argument("--bf16", action="store_true",
-                        help="forward passes under bfloat16 autocast: faster on recent GPUs; mean losses differed from "
-                        "float32 by under 1e-3 relative in our benchmarks (README); recorded in the config")
+    parser.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="channels-last memory format for the model and 4-D inputs (often faster on GPUs)",
+    )
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="forward passes under bfloat16 autocast: faster on recent GPUs; mean losses differed from "
+        "float32 by under 1e-3 relative in our benchmarks (README); recorded in the config",
+    )
 
 
 def add_seed(parser: argparse.ArgumentParser, default: int = 0) -> None:
-    parser.add_argument("--seed", type=int, default=default, help=f"random seed (default: {default})")
+    parser.add_argument(
+        "--seed", type=int, default=default, help=f"random seed (default: {default})"
+    )
 
 
 def add_dtype(parser: argparse.ArgumentParser, default: str = "float32") -> None:
     parser.add_argument(
-        "--dtype", default=default, choices=["float32", "float64"], help=f"compute dtype (default: {default})"
+        "--dtype",
+        default=default,
+        choices=["float32", "float64"],
+        help=f"compute dtype (default: {default})",
     )
 
 
@@ -135,48 +152,76 @@ def add_model_source(parser: argparse.ArgumentParser) -> None:
         "path/to/file.py:factory or package.module:factory; not needed for landscape checkpoints "
         "and timm or Hugging Face model folders",
     )
-    group.add_argument("--arch-kwargs", metavar="JSON", help="keyword arguments for the architecture factory")
-    group.add_argument("--num-classes", type=positive_int, help="class count for --arch (default: the dataset's)")
+    group.add_argument(
+        "--arch-kwargs", metavar="JSON", help="keyword arguments for the architecture factory"
+    )
+    group.add_argument(
+        "--num-classes", type=positive_int, help="class count for --arch (default: the dataset's)"
+    )
     group.add_argument(
         "--trust-checkpoint",
         action="store_true",
         help="allow arbitrary unpickling (TorchScript, pickled modules): only for files you trust",
     )
-    group.add_argument("--non-strict", action="store_true", help="load the weights that fit and report the rest")
-    group.add_argument("--ema", action="store_true", help="use the EMA weights of a checkpoint that has them")
+    group.add_argument(
+        "--non-strict", action="store_true", help="load the weights that fit and report the rest"
+    )
+    group.add_argument(
+        "--ema", action="store_true", help="use the EMA weights of a checkpoint that has them"
+    )
 
 
-def add_data_source(parser: argparse.ArgumentParser, splits: str = "train", *, subset: bool = True) -> None:
+def add_data_source(
+    parser: argparse.ArgumentParser, splits: str = "train", *, subset: bool = True
+) -> None:
     """The data flags; ``subset=False`` leaves out the analysis ones (loss, split, samples,
     batch size) for commands that only load the data."""
     group = parser.add_argument_group("data")
     group.add_argument(
-        "--dataset", choices=["digits", "mnist1d", "cifar10", "cifar100"], help="dataset (default: the checkpoint's, else digits)"
+        "--dataset",
+        choices=["digits", "mnist1d", "cifar10", "cifar100"],
+        help="dataset (default: the checkpoint's, else digits)",
     )
     group.add_argument(
-        "--data", metavar="FILE.py:factory",
+        "--data",
+        metavar="FILE.py:factory",
         help="user data factory returning a Dataset or (inputs, targets), or tokens:FILE for a "
         "language model (nanoGPT .bin, .npy, or text with the model folder's tokenizer)",
     )
     group.add_argument(
-        "--block-size", type=positive_int, metavar="T",
+        "--block-size",
+        type=positive_int,
+        metavar="T",
         help="tokens per block of --data tokens:FILE (default: the model's context, at most 256); "
         "--samples counts blocks",
     )
-    group.add_argument("--data-dir", metavar="DIR", help="folder holding the CIFAR files (default: ./data)")
+    group.add_argument(
+        "--data-dir", metavar="DIR", help="folder holding the CIFAR files (default: ./data)"
+    )
     if subset:
         group.add_argument("--loss", choices=LOSS_NAMES, default="cross-entropy", help=LOSS_HELP)
-        group.add_argument("--split", default=splits, help=f"data split(s) to evaluate on (default: {splits})")
-        group.add_argument("--samples", type=positive_int, help="number of examples in the fixed analysis subset")
-        group.add_argument("--batch-size", type=positive_int,
-                           help="evaluation batch size (default: the fastest, measured by a short probe and "
-                           "cached in $XDG_CACHE_HOME/landscape; fixed where batches define BatchNorm statistics)")
+        group.add_argument(
+            "--split", default=splits, help=f"data split(s) to evaluate on (default: {splits})"
+        )
+        group.add_argument(
+            "--samples", type=positive_int, help="number of examples in the fixed analysis subset"
+        )
+        group.add_argument(
+            "--batch-size",
+            type=positive_int,
+            help="evaluation batch size (default: the fastest, measured by a short probe and "
+            "cached in $XDG_CACHE_HOME/landscape; fixed where batches define BatchNorm statistics)",
+        )
     group.add_argument(
-        "--mean", type=float_list, metavar="M[,M...]",
+        "--mean",
+        type=float_list,
+        metavar="M[,M...]",
         help="input normalisation mean per channel (default: the checkpoint's, else the dataset's)",
     )
     group.add_argument(
-        "--std", type=float_list, metavar="S[,S...]",
+        "--std",
+        type=float_list,
+        metavar="S[,S...]",
         help="input normalisation std per channel (default: the checkpoint's, else the dataset's)",
     )
     group.add_argument("--download", action="store_true", help="download a missing CIFAR dataset")
@@ -196,9 +241,13 @@ def float_list(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from exc
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of numbers"
+        ) from exc
     if not values or any(v != v or abs(v) == float("inf") for v in values):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of finite numbers")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of finite numbers"
+        )
     return values
 
 

@@ -66,20 +66,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rho", type=nonnegative_float, required=True, help="SAM radius")
     group.add_argument("--lr", type=positive_float, required=True, help="step size")
     group.add_argument("--steps", type=positive_int, required=True, help="number of SAM steps")
-    group.add_argument("--eig-every", type=nonnegative_int, default=0, metavar="K",
-                       help="top Hessian eigenvalue every K steps (default: 0, never)")
-    group.add_argument("--unnormalized", action="store_true",
-                       help="ascent rho * g instead of rho * g / ||g|| (the simplified SAM)")
-    group.add_argument("--momentum", type=nonnegative_float, default=0.0, help="heavy-ball momentum (default: 0)")
-    group.add_argument("--weight-decay", type=nonnegative_float, default=0.0, help="weight decay (default: 0)")
-    group.add_argument("--fit-window", type=parse_window, metavar="START:STOP",
-                       help="steps of the growth-rate fit (default: 1 to where the distance reaches half its maximum)")
-    group.add_argument("--divergence-factor", type=divergence_factor, default=100.0, metavar="F",
-                       help="stop as diverged when the loss exceeds F x max(start loss, 0.01) or is "
-                            "not finite; stored as diverged_at, no growth rate fitted (default: 100; "
-                            "inf: only non-finite)")
-    group.add_argument("--bn-mode", choices=["eval", "train"], default="eval",
-                       help="BatchNorm statistics: running (eval) or per batch (train) (default: eval)")
+    group.add_argument(
+        "--eig-every",
+        type=nonnegative_int,
+        default=0,
+        metavar="K",
+        help="top Hessian eigenvalue every K steps (default: 0, never)",
+    )
+    group.add_argument(
+        "--unnormalized",
+        action="store_true",
+        help="ascent rho * g instead of rho * g / ||g|| (the simplified SAM)",
+    )
+    group.add_argument(
+        "--momentum", type=nonnegative_float, default=0.0, help="heavy-ball momentum (default: 0)"
+    )
+    group.add_argument(
+        "--weight-decay", type=nonnegative_float, default=0.0, help="weight decay (default: 0)"
+    )
+    group.add_argument(
+        "--fit-window",
+        type=parse_window,
+        metavar="START:STOP",
+        help="steps of the growth-rate fit (default: 1 to where the distance reaches half its maximum)",
+    )
+    group.add_argument(
+        "--divergence-factor",
+        type=divergence_factor,
+        default=100.0,
+        metavar="F",
+        help="stop as diverged when the loss exceeds F x max(start loss, 0.01) or is "
+        "not finite; stored as diverged_at, no growth rate fitted (default: 100; "
+        "inf: only non-finite)",
+    )
+    group.add_argument(
+        "--bn-mode",
+        choices=["eval", "train"],
+        default="eval",
+        help="BatchNorm statistics: running (eval) or per batch (train) (default: eval)",
+    )
     group.add_argument("--name", help="result name under escape/ (default: the checkpoint stem)")
     add_model_source(parser)
     add_data_source(parser, splits="train")
@@ -125,28 +150,50 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with cli_reporter().phase("SAM escape", args.steps, unit="steps") as phase:
         result = sam_escape(
-            target.model, make_loss(args.loss), x, y, rho=args.rho, lr=args.lr, steps=args.steps,
-            unnormalized=args.unnormalized, momentum=args.momentum, weight_decay=args.weight_decay,
-            eig_every=args.eig_every, batch_size=args.batch_size or 512, bn_mode=args.bn_mode,
-            fit_window=args.fit_window, divergence_factor=args.divergence_factor,
+            target.model,
+            make_loss(args.loss),
+            x,
+            y,
+            rho=args.rho,
+            lr=args.lr,
+            steps=args.steps,
+            unnormalized=args.unnormalized,
+            momentum=args.momentum,
+            weight_decay=args.weight_decay,
+            eig_every=args.eig_every,
+            batch_size=args.batch_size or 512,
+            bn_mode=args.bn_mode,
+            fit_window=args.fit_window,
+            divergence_factor=args.divergence_factor,
             progress=phase,
         )
     seconds = time.monotonic() - started
     with store.transaction(out) as f:
-        name, exists = store.claim_group_name(f, "escape", args.name or target.stem, [target.sha256],
-                                              where=f" in {out}")
+        name, exists = store.claim_group_name(
+            f, "escape", args.name or target.stem, [target.sha256], where=f" in {out}"
+        )
         if exists:
             logging.getLogger("landscape.escape").warning(
-                "replacing escape/%s in %s: the same checkpoint, analysed again", name, out)
-        store.write_escape_group(f, name, result, provenance(
-            target, split="train", samples=x.shape[0], bn_mode=args.bn_mode, dtype=args.dtype,
-            seed=args.seed, seconds=seconds, config=result.params,
-        ))
+                "replacing escape/%s in %s: the same checkpoint, analysed again", name, out
+            )
+        store.write_escape_group(
+            f,
+            name,
+            result,
+            provenance(
+                target,
+                split="train",
+                samples=x.shape[0],
+                bn_mode=args.bn_mode,
+                dtype=args.dtype,
+                seed=args.seed,
+                seconds=seconds,
+                config=result.params,
+            ),
+        )
     print(summary(name, result))
     print(f"wrote {out}")
     return 0
-
-
 
 
 def summary(name: str, result) -> str:

@@ -46,7 +46,9 @@ def int_list(text: str) -> list[int]:
     try:
         values = [int(v) for v in str(text).replace(" ", "").split(",") if v]
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from exc
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of integers"
+        ) from exc
     return values
 
 
@@ -65,40 +67,67 @@ FIELDS = {
     "momentum": (nonnegative_float, "SGD momentum"),
     "weight_decay": (nonnegative_float, "weight decay"),
     "schedule": (str, "learning-rate schedule: step, cosine or constant"),
-    "milestones": (int_list, "epochs at which a step schedule multiplies lr by gamma (default: half-way)"),
+    "milestones": (
+        int_list,
+        "epochs at which a step schedule multiplies lr by gamma (default: half-way)",
+    ),
     "gamma": (positive_float, "step-schedule factor"),
     "rho": (nonnegative_float, "SAM radius"),
     "augment": (str, "training augmentation: default, none, crop-flip, crop-flip-cutout"),
     "dtype": (str, "float32 or float64"),
     "data_dir": (str, "folder holding the CIFAR files"),
     "momentum_across_switch": (str, "keep or reset the momentum at a SGD/SAM switch"),
-    "switch_epochs": (int_list, "late-SAM arms: epochs t0 at which SAM starts, comma-separated (default: 1/2, 3/4, 9/10 of --epochs)"),
+    "switch_epochs": (
+        int_list,
+        "late-SAM arms: epochs t0 at which SAM starts, comma-separated (default: 1/2, 3/4, 9/10 of --epochs)",
+    ),
     "full_sam": (None, "train the full-SAM arm"),
-    "sam_sgd_epochs": (int_list, "SAM->SGD arms: epochs t1 at which SAM stops, comma-separated (default: half of --epochs; '' for none)"),
+    "sam_sgd_epochs": (
+        int_list,
+        "SAM->SGD arms: epochs t1 at which SAM stops, comma-separated (default: half of --epochs; '' for none)",
+    ),
     "seeds": (int_list, "seeds (comma-separated)"),
     "samples": (positive_int, "training examples of the analyses"),
-    "analysis_batch_size": (positive_int, "batch size of the analyses (default: measured, and 512 "
-                            "where batches define BatchNorm statistics)"),
+    "analysis_batch_size": (
+        positive_int,
+        "batch size of the analyses (default: measured, and 512 "
+        "where batches define BatchNorm statistics)",
+    ),
     "bn_mode": (str, "BatchNorm statistics in the analyses: eval or train"),
     "eig_tol": (positive_float, "relative residual of the top eigenvalue"),
     "trace_rel_stderr": (positive_float, "relative standard error of the trace"),
     "trace_max_hvps": (positive_int, "most Hessian-vector products per trace"),
-    "sharpness_rho": (float_list, "radii of worst-case sharpness, comma-separated (default: rho/2, rho, 2 rho)"),
+    "sharpness_rho": (
+        float_list,
+        "radii of worst-case sharpness, comma-separated (default: rho/2, rho, 2 rho)",
+    ),
     "sharpness_steps": (positive_int, "ascent steps of worst-case sharpness"),
     "sharpness_m": (optional_positive_int, "m of m-sharpness (default: all samples at once)"),
     "interpolation_points": (positive_int, "points on each interpolation path"),
     "escape": (None, "run the escape curve"),
     "escape_steps": (positive_int, "SAM steps of the escape curve"),
-    "escape_lr": (positive_float, "learning rate of the escape curve (default: the schedule's at the latest t0)"),
+    "escape_lr": (
+        positive_float,
+        "learning rate of the escape curve (default: the schedule's at the latest t0)",
+    ),
     "escape_rho": (nonnegative_float, "SAM radius of the escape curve (default: --rho)"),
     "escape_eig_every": (positive_int, "top eigenvalue every K escape steps"),
     "escape_momentum": (nonnegative_float, "momentum of the escape curve (default: --momentum)"),
-    "escape_bn_mode": (str, "BatchNorm in the escape curve: auto (as in training: batch statistics "
-                            "if the model has BatchNorm), eval or train"),
-    "escape_weight_decay": (nonnegative_float, "weight decay of the escape curve (default: --weight-decay)"),
-    "escape_divergence_factor": (positive_float, "the escape counts as diverged (stored as diverged_at, "
-                                                 "no growth rate) when its loss exceeds this x max(start "
-                                                 "loss, 0.01) or is not finite"),
+    "escape_bn_mode": (
+        str,
+        "BatchNorm in the escape curve: auto (as in training: batch statistics "
+        "if the model has BatchNorm), eval or train",
+    ),
+    "escape_weight_decay": (
+        nonnegative_float,
+        "weight decay of the escape curve (default: --weight-decay)",
+    ),
+    "escape_divergence_factor": (
+        positive_float,
+        "the escape counts as diverged (stored as diverged_at, "
+        "no growth rate) when its loss exceeds this x max(start "
+        "loss, 0.01) or is not finite",
+    ),
 }
 
 
@@ -124,18 +153,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default = defaults[name]
         shown = ",".join(map(str, default)) if isinstance(default, list) else default
         if kind is None:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                               help=f"{text} (default: {'yes' if default else 'no'})")
+            group.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{text} (default: {'yes' if default else 'no'})",
+            )
         else:
             suffix = "" if default is None else f" (default: {shown})"
-            group.add_argument(flag, type=kind, default=None, choices=CHOICES.get(name), help=text + suffix)
-    parser.add_argument("--out", metavar="DIR",
-                        help="experiment folder (default: experiments/<name>-<dataset>-<arch>)")
-    parser.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
-                        help="render the figures with `landscape plot` at the end (default: yes)")
-    parser.add_argument("--threads", type=positive_int, metavar="N",
-                        help="CPU threads for torch (default: torch's choice; 1 is fastest for the "
-                             "small models, and lets two experiments share a 2-core machine)")
+            group.add_argument(
+                flag, type=kind, default=None, choices=CHOICES.get(name), help=text + suffix
+            )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="experiment folder (default: experiments/<name>-<dataset>-<arch>)",
+    )
+    parser.add_argument(
+        "--figures",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="render the figures with `landscape plot` at the end (default: yes)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="CPU threads for torch (default: torch's choice; 1 is fastest for the "
+        "small models, and lets two experiments share a 2-core machine)",
+    )
     add_device(parser)
     add_config(parser)
 

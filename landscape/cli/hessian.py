@@ -54,57 +54,110 @@ DEFAULT_SAMPLES = 5000
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_OUT = "analyses/hessian.h5"
 DEFAULT_TOP_K = 1  # what a bare `landscape hessian CKPT` computes: the largest eigenvalue
-TRACE_DEFAULTS = {"trace_method": "krylov-hutch++", "trace_rel_stderr": 0.01, "trace_max_hvps": 2000}
+TRACE_DEFAULTS = {
+    "trace_method": "krylov-hutch++",
+    "trace_rel_stderr": 0.01,
+    "trace_max_hvps": 2000,
+}
 DENSITY_DEFAULTS = {"density_runs": 3, "density_steps": 80, "density_sigma": None}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint files")
     group = parser.add_argument_group(
-        "what to compute", "only what is named; with none of --top-k/--bottom-k/--trace/--density: "
-        f"--top-k {DEFAULT_TOP_K}"
+        "what to compute",
+        "only what is named; with none of --top-k/--bottom-k/--trace/--density: "
+        f"--top-k {DEFAULT_TOP_K}",
     )
-    group.add_argument("--top-k", type=positive_int,
-                       help=f"largest eigenvalues (default: {DEFAULT_TOP_K} when nothing is named, "
-                       "else 0)")
-    group.add_argument("--bottom-k", type=nonnegative_int,
-                       help="smallest (most negative) eigenvalues (default: 0)")
-    group.add_argument("--tol", type=positive_float, default=1e-4,
-                       help="stop when every residual ||Hv - lambda v|| <= tol |lambda| (default: 1e-4)")
-    group.add_argument("--stop", choices=["residual", "gap"], default="residual",
-                       help="eigenvalue stopping rule: residual <= tol |lambda| (default), or the "
-                       "error bound r^2/gap <= tol |lambda| (eigenvalues only; faster)")
+    group.add_argument(
+        "--top-k",
+        type=positive_int,
+        help=f"largest eigenvalues (default: {DEFAULT_TOP_K} when nothing is named, else 0)",
+    )
+    group.add_argument(
+        "--bottom-k", type=nonnegative_int, help="smallest (most negative) eigenvalues (default: 0)"
+    )
+    group.add_argument(
+        "--tol",
+        type=positive_float,
+        default=1e-4,
+        help="stop when every residual ||Hv - lambda v|| <= tol |lambda| (default: 1e-4)",
+    )
+    group.add_argument(
+        "--stop",
+        choices=["residual", "gap"],
+        default="residual",
+        help="eigenvalue stopping rule: residual <= tol |lambda| (default), or the "
+        "error bound r^2/gap <= tol |lambda| (eigenvalues only; faster)",
+    )
     group.add_argument("--max-hvps", type=positive_int, help="product budget per eigenvalue run")
-    group.add_argument("--eigenvectors", action="store_true", help="save the eigenvectors, per parameter")
-    group.add_argument("--trace", action=argparse.BooleanOptionalAction, default=None,
-                       help="estimate the trace (default: off)")
-    group.add_argument("--trace-method", choices=["krylov-hutch++", "hutch++", "hutchinson"],
-                       help="trace estimator: Hutch++ deflated by an adaptive Lanczos basis "
-                       "(krylov-hutch++, the default), with Meyer et al.'s sketch (hutch++), "
-                       "or plain Hutchinson")
-    group.add_argument("--trace-rel-stderr", type=positive_float,
-                       help="relative standard error to stop the trace at (default: 0.01)")
-    group.add_argument("--trace-max-hvps", type=positive_int,
-                       help="product budget of the trace (default: 2000)")
-    group.add_argument("--density", action="store_true", default=None, help="spectral density by SLQ")
+    group.add_argument(
+        "--eigenvectors", action="store_true", help="save the eigenvectors, per parameter"
+    )
+    group.add_argument(
+        "--trace",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="estimate the trace (default: off)",
+    )
+    group.add_argument(
+        "--trace-method",
+        choices=["krylov-hutch++", "hutch++", "hutchinson"],
+        help="trace estimator: Hutch++ deflated by an adaptive Lanczos basis "
+        "(krylov-hutch++, the default), with Meyer et al.'s sketch (hutch++), "
+        "or plain Hutchinson",
+    )
+    group.add_argument(
+        "--trace-rel-stderr",
+        type=positive_float,
+        help="relative standard error to stop the trace at (default: 0.01)",
+    )
+    group.add_argument(
+        "--trace-max-hvps", type=positive_int, help="product budget of the trace (default: 2000)"
+    )
+    group.add_argument(
+        "--density", action="store_true", default=None, help="spectral density by SLQ"
+    )
     group.add_argument("--density-runs", type=positive_int, help="SLQ runs (default: 3)")
-    group.add_argument("--density-steps", type=positive_int,
-                       help="Lanczos steps per SLQ run (default: 80)")
-    group.add_argument("--density-sigma", type=positive_float,
-                       help="Gaussian smoothing width (default: 1%% of the spectrum's span)")
+    group.add_argument(
+        "--density-steps", type=positive_int, help="Lanczos steps per SLQ run (default: 80)"
+    )
+    group.add_argument(
+        "--density-sigma",
+        type=positive_float,
+        help="Gaussian smoothing width (default: 1%% of the spectrum's span)",
+    )
     group = parser.add_argument_group("the operator")
-    group.add_argument("--bn-mode", choices=["eval", "train"], default="eval",
-                       help="BatchNorm statistics: running (eval) or per batch (train) (default: eval)")
-    group.add_argument("--hvp", choices=["auto", "cached", "func"], default="auto",
-                       help="Hessian-vector products: double backward through graphs kept "
-                       "while memory allows, the rest rebuilt per product (cached); "
-                       "forward-over-reverse (func); auto (the default) = cached, or func "
-                       "when the model has no double backward")
-    group.add_argument("--weight-decay-term", type=nonnegative_float, nargs="?", const=-1.0,
-                       metavar="WD", help="add the L2 term WD * I (without a value: the "
-                       "checkpoint's configured weight decay); default: not included")
-    group.add_argument("--label-smoothing", type=nonnegative_float, default=0.0,
-                       help="label smoothing of the cross-entropy (default: 0)")
+    group.add_argument(
+        "--bn-mode",
+        choices=["eval", "train"],
+        default="eval",
+        help="BatchNorm statistics: running (eval) or per batch (train) (default: eval)",
+    )
+    group.add_argument(
+        "--hvp",
+        choices=["auto", "cached", "func"],
+        default="auto",
+        help="Hessian-vector products: double backward through graphs kept "
+        "while memory allows, the rest rebuilt per product (cached); "
+        "forward-over-reverse (func); auto (the default) = cached, or func "
+        "when the model has no double backward",
+    )
+    group.add_argument(
+        "--weight-decay-term",
+        type=nonnegative_float,
+        nargs="?",
+        const=-1.0,
+        metavar="WD",
+        help="add the L2 term WD * I (without a value: the "
+        "checkpoint's configured weight decay); default: not included",
+    )
+    group.add_argument(
+        "--label-smoothing",
+        type=nonnegative_float,
+        default=0.0,
+        help="label smoothing of the cross-entropy (default: 0)",
+    )
     add_model_source(parser)
     add_data_source(parser, splits="train")
     state_default(parser, "--samples", f"{DEFAULT_SAMPLES}, or the whole split if smaller")
@@ -137,8 +190,10 @@ def resolve_plan(args: argparse.Namespace) -> None:
                 setattr(args, key, default)
             elif not getattr(args, quantity):
                 flag = "--" + key.replace("_", "-")
-                raise UserError(f"{flag} is an option of the {quantity}, which is not computed: "
-                                f"add --{quantity}")
+                raise UserError(
+                    f"{flag} is an option of the {quantity}, which is not computed: "
+                    f"add --{quantity}"
+                )
 
 
 def resolve_out(out: str | None):
@@ -211,13 +266,27 @@ def run(args: argparse.Namespace) -> int:
     for i, target in enumerate(targets):
         started = time.monotonic()
         prefix = f"[{i + 1}/{len(targets)}] {target.stem}: " if len(targets) > 1 else ""
-        result = analyse(target.model, loss_fn, x, y, args, weight_decay_of(args, target.config), log,
-                         reporter, prefix)
+        result = analyse(
+            target.model,
+            loss_fn,
+            x,
+            y,
+            args,
+            weight_decay_of(args, target.config),
+            log,
+            reporter,
+            prefix,
+        )
         seconds = time.monotonic() - started
         name = write_result(out, target, result, args, data, x.shape[0], seconds)
         rows.append((name, target, result))
-        log.info("%s: %d products in %.1f s (%s)", target.path, result["hvp_count"], seconds,
-                 result["cost_note"])
+        log.info(
+            "%s: %d products in %.1f s (%s)",
+            target.path,
+            result["hvp_count"],
+            seconds,
+            result["cost_note"],
+        )
     sys.stderr.flush()  # log lines first, then the results, each on its own lines
     print(summary_table(rows, args.top_k))
     print(f"wrote {out}", flush=True)
@@ -236,8 +305,17 @@ def product_batch(model, loss_fn, x, y, args: argparse.Namespace) -> int:
     return product_batch_size(model, loss_fn, x, y, engine=args.hvp).batch_size
 
 
-def analyse(model, loss_fn, x, y, args: argparse.Namespace, weight_decay: float, log,
-            reporter=None, prefix: str = "") -> dict:
+def analyse(
+    model,
+    loss_fn,
+    x,
+    y,
+    args: argparse.Namespace,
+    weight_decay: float,
+    log,
+    reporter=None,
+    prefix: str = "",
+) -> dict:
     """Everything asked for on one model; plain numbers and arrays, ready to store. Each
     quantity is one phase of ``reporter`` (``prefix`` names the checkpoint)."""
     from landscape.curvature import TRACE_METHODS, HessianOperator, lanczos_eigs
@@ -247,8 +325,14 @@ def analyse(model, loss_fn, x, y, args: argparse.Namespace, weight_decay: float,
     reporter = reporter or Reporter(enabled=False)
     result: dict = {}
     with HessianOperator(
-        model, loss_fn, x, y, batch_size=product_batch(model, loss_fn, x, y, args),
-        bn_mode=args.bn_mode, engine=args.hvp, weight_decay=weight_decay,
+        model,
+        loss_fn,
+        x,
+        y,
+        batch_size=product_batch(model, loss_fn, x, y, args),
+        bn_mode=args.bn_mode,
+        engine=args.hvp,
+        weight_decay=weight_decay,
     ) as op:
         result["engine"] = op.engine_name
         result["batch_size"] = op.batch_size
@@ -259,13 +343,27 @@ def analyse(model, loss_fn, x, y, args: argparse.Namespace, weight_decay: float,
                 continue
             name = f"{which}-{k} eigenvalue" + ("s" if k > 1 else "")
             with reporter.phase(f"{prefix}{name}", unit="products") as phase:
-                eig = lanczos_eigs(op, k, which=which, tol=args.tol, max_hvps=args.max_hvps,
-                                   seed=args.seed, eigenvectors=args.eigenvectors, stop=args.stop,
-                                   progress=phase)
+                eig = lanczos_eigs(
+                    op,
+                    k,
+                    which=which,
+                    tol=args.tol,
+                    max_hvps=args.max_hvps,
+                    seed=args.seed,
+                    eigenvectors=args.eigenvectors,
+                    stop=args.stop,
+                    progress=phase,
+                )
             if not eig.converged:
-                log.warning("%s-%d eigenvalues did not reach tol %g within %d products "
-                            "(largest relative residual %.2g)", which, k, args.tol, eig.hvp_count,
-                            float(eig.relative_residuals.max()))
+                log.warning(
+                    "%s-%d eigenvalues did not reach tol %g within %d products "
+                    "(largest relative residual %.2g)",
+                    which,
+                    k,
+                    args.tol,
+                    eig.hvp_count,
+                    float(eig.relative_residuals.max()),
+                )
             result[which] = eig
             if eig.eigenvectors is not None:
                 result[f"{which}_vectors"] = {
@@ -275,17 +373,31 @@ def analyse(model, loss_fn, x, y, args: argparse.Namespace, weight_decay: float,
         if args.trace:
             estimator = TRACE_METHODS[args.trace_method]
             with reporter.phase(f"{prefix}trace ({args.trace_method})", unit="products") as phase:
-                trace = estimator(op, rel_stderr=args.trace_rel_stderr,
-                                  max_hvps=args.trace_max_hvps, seed=args.seed, progress=phase)
+                trace = estimator(
+                    op,
+                    rel_stderr=args.trace_rel_stderr,
+                    max_hvps=args.trace_max_hvps,
+                    seed=args.seed,
+                    progress=phase,
+                )
             if not trace.converged:
-                log.warning("trace reached relative stderr %.3g, not %g, within %d products",
-                            trace.relative_stderr, args.trace_rel_stderr, trace.hvp_count)
+                log.warning(
+                    "trace reached relative stderr %.3g, not %g, within %d products",
+                    trace.relative_stderr,
+                    args.trace_rel_stderr,
+                    trace.hvp_count,
+                )
             result["trace"] = trace
         if args.density:
             with reporter.phase(f"{prefix}density", unit="products") as phase:
-                result["density"] = slq_density(op, runs=args.density_runs,
-                                                steps=args.density_steps, sigma=args.density_sigma,
-                                                seed=args.seed, progress=phase)
+                result["density"] = slq_density(
+                    op,
+                    runs=args.density_runs,
+                    steps=args.density_steps,
+                    sigma=args.density_sigma,
+                    seed=args.seed,
+                    progress=phase,
+                )
         result["hvp_count"] = op.hvp_count
         result["cost_note"] = op.cost_note()
     return result
@@ -310,35 +422,65 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
     from landscape.target import provenance
 
     config = {
-        "dataset": data.name, "loss": args.loss, "label_smoothing": args.label_smoothing,
-        "weight_decay_term": result["weight_decay"], "batch_size": result["batch_size"],
-        "hvp_engine": result["engine"], "tol": args.tol, "stop": args.stop, "top_k": args.top_k,
-        "bottom_k": args.bottom_k, "max_hvps": args.max_hvps,
-        "trace": args.trace, "trace_method": args.trace_method,
-        "trace_rel_stderr": args.trace_rel_stderr, "trace_max_hvps": args.trace_max_hvps,
-        "density": args.density, "density_runs": args.density_runs,
-        "density_steps": args.density_steps, "density_sigma": args.density_sigma,
+        "dataset": data.name,
+        "loss": args.loss,
+        "label_smoothing": args.label_smoothing,
+        "weight_decay_term": result["weight_decay"],
+        "batch_size": result["batch_size"],
+        "hvp_engine": result["engine"],
+        "tol": args.tol,
+        "stop": args.stop,
+        "top_k": args.top_k,
+        "bottom_k": args.bottom_k,
+        "max_hvps": args.max_hvps,
+        "trace": args.trace,
+        "trace_method": args.trace_method,
+        "trace_rel_stderr": args.trace_rel_stderr,
+        "trace_max_hvps": args.trace_max_hvps,
+        "density": args.density,
+        "density_runs": args.density_runs,
+        "density_steps": args.density_steps,
+        "density_sigma": args.density_sigma,
     }
     with store.transaction(out) as f:
-        name, exists = store.claim_group_name(f, "hessian", target.stem, [target.sha256], where=f" in {out}")
+        name, exists = store.claim_group_name(
+            f, "hessian", target.stem, [target.sha256], where=f" in {out}"
+        )
         if exists:
             logging.getLogger("landscape.hessian").warning(
-                "replacing hessian/%s in %s: the same checkpoint, analysed again", name, out)
+                "replacing hessian/%s in %s: the same checkpoint, analysed again", name, out
+            )
         group = store.replace_group(f, f"hessian/{name}")
-        store.set_provenance(group, provenance(
-            target, split=args.split, samples=samples, bn_mode=args.bn_mode, dtype=args.dtype,
-            seed=args.seed, seconds=seconds, config=config,
-        ))
+        store.set_provenance(
+            group,
+            provenance(
+                target,
+                split=args.split,
+                samples=samples,
+                bn_mode=args.bn_mode,
+                dtype=args.dtype,
+                seed=args.seed,
+                seconds=seconds,
+                config=config,
+            ),
+        )
         store.set_attrs(group, cost_note=result["cost_note"])
         for which, prefix in (("top", ""), ("bottom", "bottom_")):
             eig = result.get(which)
             if eig is None:
                 continue
-            store.write_dataset(group, f"{prefix}eigenvalues", np.asarray(eig.eigenvalues, np.float64),
-                                converged=eig.converged, tol=eig.tol, hvp_count=eig.hvp_count)
+            store.write_dataset(
+                group,
+                f"{prefix}eigenvalues",
+                np.asarray(eig.eigenvalues, np.float64),
+                converged=eig.converged,
+                tol=eig.tol,
+                hvp_count=eig.hvp_count,
+            )
             store.write_dataset(group, f"{prefix}residuals", np.asarray(eig.residuals, np.float64))
-            store.write_dataset(group, f"{prefix}error_bounds",
-                                np.asarray(eig.error_bounds, np.float64))
+            store.write_dataset(
+                group, f"{prefix}error_bounds", np.asarray(eig.error_bounds, np.float64)
+            )
             vectors = result.get(f"{which}_vectors")
             if vectors:
                 folder = group.create_group(f"{prefix}eigenvectors")
@@ -346,10 +488,22 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
                     store.write_dataset(folder, name, array)
                 store.set_attrs(folder, parameter_names=result["parameter_names"])
         trace = result.get("trace")
-        store.write_dataset(group, "trace", trace.trace if trace else math.nan,
-                            **({"method": trace.method, "converged": trace.converged,
-                                "samples": trace.samples, "sketch_rank": trace.sketch_rank,
-                                "hvp_count": trace.hvp_count} if trace else {}))
+        store.write_dataset(
+            group,
+            "trace",
+            trace.trace if trace else math.nan,
+            **(
+                {
+                    "method": trace.method,
+                    "converged": trace.converged,
+                    "samples": trace.samples,
+                    "sketch_rank": trace.sketch_rank,
+                    "hvp_count": trace.hvp_count,
+                }
+                if trace
+                else {}
+            ),
+        )
         store.write_dataset(group, "trace_stderr", trace.stderr if trace else math.nan)
         store.write_dataset(group, "hvp_count", int(result["hvp_count"]))
         density = result.get("density")
@@ -359,8 +513,13 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
             store.write_dataset(folder, "values", density.values)
             store.write_dataset(folder, "nodes", density.nodes)
             store.write_dataset(folder, "weights", density.weights)
-            store.set_attrs(folder, sigma=density.sigma, runs=density.nodes.shape[0],
-                            steps=density.nodes.shape[1], hvp_count=density.hvp_count)
+            store.set_attrs(
+                folder,
+                sigma=density.sigma,
+                runs=density.nodes.shape[0],
+                steps=density.nodes.shape[1],
+                hvp_count=density.hvp_count,
+            )
     return name
 
 
@@ -378,4 +537,6 @@ def summary_table(rows, top_k: int) -> str:
         epoch = "" if target.epoch is None else str(target.epoch)
         lines.append([name, epoch, target.phase or "", *values, *trace_text])
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines)
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines
+    )

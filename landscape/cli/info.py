@@ -25,7 +25,18 @@ examples:
   landscape info analyses/run.h5 --json
 """
 
-PROVENANCE_SHOWN = ("checkpoint", "arch", "epoch", "phase", "split", "samples", "bn_mode", "dtype", "seed", "seconds")
+PROVENANCE_SHOWN = (
+    "checkpoint",
+    "arch",
+    "epoch",
+    "phase",
+    "split",
+    "samples",
+    "bn_mode",
+    "dtype",
+    "seed",
+    "seconds",
+)
 CONTAINERS = {
     "torch-zip": "torch.save zip archive",
     "torch-legacy": "legacy torch.save pickle",
@@ -37,9 +48,12 @@ BN_STATS = ("running_mean", "running_var", "num_batches_tracked")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="checkpoint or result file(s)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per file instead of text")
     parser.add_argument(
-        "--load", action="store_true",
+        "--json", action="store_true", help="print one JSON object per file instead of text"
+    )
+    parser.add_argument(
+        "--load",
+        action="store_true",
         help="also build the model and load the weights (implied by --arch)",
     )
     add_model_source(parser)
@@ -216,13 +230,19 @@ def result_values(kind: str, group) -> dict:
             if key in group:
                 out[key] = scalar(group[key][()])
         if "density" in group:
-            out["density"] = {"points": int(group["density/grid"].shape[0]),
-                              "sigma": scalar(group["density"].attrs.get("sigma", np.nan))}
+            out["density"] = {
+                "points": int(group["density/grid"].shape[0]),
+                "sigma": scalar(group["density"].attrs.get("sigma", np.nan)),
+            }
     elif kind in ("surface", "interpolation"):
         axes = ("x", "y") if kind == "surface" else ("alpha",)
         for axis in axes:
             if (values := array(axis)) is not None and values.size:
-                out[axis] = {"min": float(values.min()), "max": float(values.max()), "num": int(values.size)}
+                out[axis] = {
+                    "min": float(values.min()),
+                    "max": float(values.max()),
+                    "num": int(values.size),
+                }
         done = np.asarray(group["done"][()], dtype=bool) if "done" in group else None
         if done is not None:
             out["done"] = f"{int(done.sum())}/{done.size}"
@@ -230,12 +250,19 @@ def result_values(kind: str, group) -> dict:
             if name.endswith(("_loss", "_acc")) and isinstance(group[name], h5py.Dataset):
                 values = array(name)
                 finite = values[np.isfinite(values)]
-                out[name] = {"min": float(finite.min()), "max": float(finite.max())} if finite.size else None
+                out[name] = (
+                    {"min": float(finite.min()), "max": float(finite.max())}
+                    if finite.size
+                    else None
+                )
         if kind == "surface" and "directions" in group.attrs:
             out["directions"] = str(group.attrs["directions"])
         if kind == "interpolation":
-            out["barriers"] = {key[len("barrier_"):]: float(value) for key, value in group.attrs.items()
-                               if key.startswith("barrier_")}
+            out["barriers"] = {
+                key[len("barrier_") :]: float(value)
+                for key, value in group.attrs.items()
+                if key.startswith("barrier_")
+            }
     elif kind == "sharpness":
         for name in group:
             if isinstance(group[name], h5py.Dataset) and group[name].size == 1:
@@ -285,20 +312,29 @@ def _value_lines(kind: str, values: dict) -> list[str]:
         if "hvp_count" in values:
             lines.append(f"Hessian-vector products: {int(values['hvp_count'])}")
         if "density" in values:
-            lines.append(f"spectral density: {values['density']['points']} points, sigma {_number(values['density']['sigma'])}")
+            lines.append(
+                f"spectral density: {values['density']['points']} points, sigma {_number(values['density']['sigma'])}"
+            )
         return lines
     for key, value in values.items():
         if value is None:
             continue
         if isinstance(value, dict) and {"min", "max", "num"} <= set(value):
-            lines.append(f"{key}: {_number(value['min'])} to {_number(value['max'])}, {value['num']} points")
+            lines.append(
+                f"{key}: {_number(value['min'])} to {_number(value['max'])}, {value['num']} points"
+            )
         elif isinstance(value, dict) and {"min", "max"} == set(value):
             lines.append(f"{key}: min {_number(value['min'])}, max {_number(value['max'])}")
         elif isinstance(value, dict) and "value" in value:
             err = f" ± {_number(value['stderr'])}" if "stderr" in value else ""
             lines.append(f"{key}: {_number(value['value'])}{err}")
-        elif key == "barriers":  # error barriers in percentage points, as plots and report show them
-            parts = [f"{k} {100 * v:.4g}%" if "error" in k else f"{k} {_number(v)}" for k, v in value.items()]
+        elif (
+            key == "barriers"
+        ):  # error barriers in percentage points, as plots and report show them
+            parts = [
+                f"{k} {100 * v:.4g}%" if "error" in k else f"{k} {_number(v)}"
+                for k, v in value.items()
+            ]
             lines.append(f"barriers: {', '.join(parts)}")
         elif isinstance(value, dict):
             lines.append(f"{key}: {_number(value)}")
@@ -316,7 +352,9 @@ def render(info: dict) -> str:
     lines.append(f"  format:            {fmt}")
     if info["top_level_keys"]:
         keys = info["top_level_keys"]
-        lines.append(f"  top-level keys:    {', '.join(keys[:12])}{' ...' if len(keys) > 12 else ''}")
+        lines.append(
+            f"  top-level keys:    {', '.join(keys[:12])}{' ...' if len(keys) > 12 else ''}"
+        )
     else:
         lines.append(f"  first keys:        {', '.join(info['first_keys'])}")
     if info["weights_under"]:
@@ -326,9 +364,13 @@ def render(info: dict) -> str:
         lines.append(
             f"  shared prefix:     {info['shared_prefix']} (stripped when that makes the keys fit --arch)"
         )
-    lines.append(f"  tensors:           {info['tensors']} ({', '.join(info['dtypes']) or 'no floats'})")
+    lines.append(
+        f"  tensors:           {info['tensors']} ({', '.join(info['dtypes']) or 'no floats'})"
+    )
     lines.append(f"  parameters:        {info['parameters']:,} (BatchNorm statistics excluded)")
-    lines.append(f"  architecture:      {info['architecture'] or 'not recorded (give --arch to analyse it)'}")
+    lines.append(
+        f"  architecture:      {info['architecture'] or 'not recorded (give --arch to analyse it)'}"
+    )
     if info["epoch"] is not None or info["phase"]:
         lines.append(f"  epoch / phase:     {_dash(info['epoch'])} / {_dash(info['phase'])}")
     if info["dataset"]:
@@ -336,7 +378,9 @@ def render(info: dict) -> str:
     bad = info["nonfinite"]
     lines.append(f"  non-finite:        {', '.join(bad[:5]) if bad else 'none'}")
     if info["ignored_entries"]:
-        lines.append(f"  non-tensor entries ignored: {', '.join(map(str, info['ignored_entries'][:5]))}")
+        lines.append(
+            f"  non-tensor entries ignored: {', '.join(map(str, info['ignored_entries'][:5]))}"
+        )
     lines.append(f"  sha256:            {info['sha256']}")
     if "model" in info:
         m = info["model"]

@@ -48,14 +48,30 @@ DEFAULT_SAMPLES = 2000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoints", nargs="+", metavar="CKPT", help="two or more checkpoints: A B [C ...]")
-    parser.add_argument("--alpha", type=parse_grid, default=parse_grid(DEFAULT_ALPHA), metavar="MIN:MAX:NUM",
-                        help=f"interpolation coefficients per segment (default {DEFAULT_ALPHA})")
-    parser.add_argument("--bn", choices=["recompute", "interpolate"], default="recompute",
-                        help="BatchNorm statistics at each point (default: recompute)")
+    parser.add_argument(
+        "checkpoints", nargs="+", metavar="CKPT", help="two or more checkpoints: A B [C ...]"
+    )
+    parser.add_argument(
+        "--alpha",
+        type=parse_grid,
+        default=parse_grid(DEFAULT_ALPHA),
+        metavar="MIN:MAX:NUM",
+        help=f"interpolation coefficients per segment (default {DEFAULT_ALPHA})",
+    )
+    parser.add_argument(
+        "--bn",
+        choices=["recompute", "interpolate"],
+        default="recompute",
+        help="BatchNorm statistics at each point (default: recompute)",
+    )
     parser.add_argument("--name", help="result group name (default: <A run>_<A stem>-to-<B stem>)")
-    parser.add_argument("--save-every", type=nonnegative_float, default=5.0, metavar="SECONDS",
-                        help="write finished points to the file this often (default: 5)")
+    parser.add_argument(
+        "--save-every",
+        type=nonnegative_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="write finished points to the file this often (default: 5)",
+    )
     add_out(parser, "result file (default: analyses/<A run>_<A stem>.h5)")
     add_device(parser)
     add_dtype(parser)
@@ -95,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
 
     setup = load_setup(args, args.checkpoints, splits, recalibrate=args.bn == "recompute")
     targets = setup.targets
-    name, _ = store.claim_group_name_in(out, "interpolation", base_name, [t.sha256 for t in targets])
+    name, _ = store.claim_group_name_in(
+        out, "interpolation", base_name, [t.sha256 for t in targets]
+    )
     group_path = f"interpolation/{name}"
     for target in targets[1:]:
         check_same_parameters(targets[0], target)
@@ -103,9 +121,16 @@ def run(args: argparse.Namespace) -> int:
     states = [dict(t.model.state_dict()) for t in targets]
     alphas = args.alpha.values()
     config = {
-        "alpha": str(args.alpha), "bn": args.bn, "splits": splits, "samples": setup.samples,
-        "subset_seed": 0, **batch_config(args, setup), "loss": args.loss, "dataset": setup.data.name,
-        "dtype": args.dtype, "checkpoints": [{"path": str(t.path), "sha256": t.sha256} for t in targets],
+        "alpha": str(args.alpha),
+        "bn": args.bn,
+        "splits": splits,
+        "samples": setup.samples,
+        "subset_seed": 0,
+        **batch_config(args, setup),
+        "loss": args.loss,
+        "dataset": setup.data.name,
+        "dtype": args.dtype,
+        "checkpoints": [{"path": str(t.path), "sha256": t.sha256} for t in targets],
     }
     measure = setup.measure("recalibrate" if args.bn == "recompute" else "eval")
     previous = read_previous(out, group_path, targets[0].sha256, config)
@@ -114,15 +139,25 @@ def run(args: argparse.Namespace) -> int:
         log.warning("%s:%s holds other points than this grid; recomputing it", out, group_path)
         previous = None
     if previous is not None:
-        result = InterpolationResult(segment, alpha, previous["metrics"], previous["done"], previous["seconds"])
-        log.info("resuming %s:%s: %d of %d points done", out, group_path, int(result.done.sum()), result.done.size)
+        result = InterpolationResult(
+            segment, alpha, previous["metrics"], previous["done"], previous["seconds"]
+        )
+        log.info(
+            "resuming %s:%s: %d of %d points done",
+            out,
+            group_path,
+            int(result.done.sum()),
+            result.done.size,
+        )
     else:
         result = InterpolationResult.empty(segment, alpha, measure.names)
         with store.transaction(out) as f:
             write_interpolation_group(f, group_path, result, targets, args, config, setup)
             store.claim_group(f, group_path)
 
-    saver = PeriodicSaver(out, args.save_every, group_path, lambda: int(result.done.sum()), result.done.size)
+    saver = PeriodicSaver(
+        out, args.save_every, group_path, lambda: int(result.done.sum()), result.done.size
+    )
     if previous is not None:
         saver.claim()
     else:
@@ -132,24 +167,42 @@ def run(args: argparse.Namespace) -> int:
         write_results(f[group_path], result)
 
     try:
-        with cli_reporter().phase(f"interpolation {len(targets)} checkpoints", result.done.size,
-                                  unit="points", initial=int(result.done.sum())) as phase:
-            interpolate(model, states, measure, alphas, bn=args.bn, result=result,
-                        on_save=lambda _: saver.save(update), save_every=args.save_every,
-                        progress=phase)
+        with cli_reporter().phase(
+            f"interpolation {len(targets)} checkpoints",
+            result.done.size,
+            unit="points",
+            initial=int(result.done.sum()),
+        ) as phase:
+            interpolate(
+                model,
+                states,
+                measure,
+                alphas,
+                bn=args.bn,
+                result=result,
+                on_save=lambda _: saver.save(update),
+                save_every=args.save_every,
+                progress=phase,
+            )
     finally:
         if saver.pending:  # also after Ctrl-C: keep what is done
             saver.flush(update)
 
-    print(f"{out}:{group_path}  {int(result.done.sum())}/{result.done.size} points, {result.seconds:.1f} s")
+    print(
+        f"{out}:{group_path}  {int(result.done.sum())}/{result.done.size} points, {result.seconds:.1f} s"
+    )
     barriers = result.barriers()
     for split in splits:
         # error barriers in percentage points, as the figures and the report show them
-        print(f"  {split}: loss barrier {barriers[f'{split}_loss_frankle']:.4g} (Frankle) "
-              f"{barriers[f'{split}_loss_entezari']:.4g} (Entezari); error barrier "
-              f"{100 * barriers[f'{split}_error_frankle']:.3g}% / {100 * barriers[f'{split}_error_entezari']:.3g}%")
+        print(
+            f"  {split}: loss barrier {barriers[f'{split}_loss_frankle']:.4g} (Frankle) "
+            f"{barriers[f'{split}_loss_entezari']:.4g} (Entezari); error barrier "
+            f"{100 * barriers[f'{split}_error_frankle']:.3g}% / {100 * barriers[f'{split}_error_entezari']:.3g}%"
+        )
     if not result.done.all():
-        raise UserError(f"{int((~result.done).sum())} points were not computed; rerun the command to resume")
+        raise UserError(
+            f"{int((~result.done).sum())} points were not computed; rerun the command to resume"
+        )
     return 0
 
 
@@ -160,17 +213,38 @@ def write_interpolation_group(f, group_path, result, targets, args, config, setu
     from landscape.target import provenance
 
     g = store.replace_group(f, group_path)
-    store.set_provenance(g, provenance(targets[0], split=",".join(setup.splits), samples=setup.samples,
-                                       bn_mode=args.bn, dtype=args.dtype, seed=0,
-                                       seconds=result.seconds, config=config))
-    store.set_attrs(g, a=str(targets[0].path), b=str(targets[-1].path),
-                    checkpoints=[str(t.path) for t in targets],
-                    checkpoint_sha256s=[t.sha256 for t in targets],
-                    epochs=[t.epoch for t in targets], phases=[t.phase for t in targets])
-    alpha = store.write_dataset(g, "alpha", result.t, label="α (checkpoint k at α = k)" if len(targets) > 2 else "α")
+    store.set_provenance(
+        g,
+        provenance(
+            targets[0],
+            split=",".join(setup.splits),
+            samples=setup.samples,
+            bn_mode=args.bn,
+            dtype=args.dtype,
+            seed=0,
+            seconds=result.seconds,
+            config=config,
+        ),
+    )
+    store.set_attrs(
+        g,
+        a=str(targets[0].path),
+        b=str(targets[-1].path),
+        checkpoints=[str(t.path) for t in targets],
+        checkpoint_sha256s=[t.sha256 for t in targets],
+        epochs=[t.epoch for t in targets],
+        phases=[t.phase for t in targets],
+    )
+    alpha = store.write_dataset(
+        g, "alpha", result.t, label="α (checkpoint k at α = k)" if len(targets) > 2 else "α"
+    )
     alpha.make_scale("alpha")
-    for name, values in [*result.metrics.items(), ("done", result.done),
-                         ("segment", result.segment), ("segment_alpha", result.alpha)]:
+    for name, values in [
+        *result.metrics.items(),
+        ("done", result.done),
+        ("segment", result.segment),
+        ("segment_alpha", result.alpha),
+    ]:
         ds = store.write_dataset(g, name, np.asarray(values))
         ds.dims[0].attach_scale(alpha)
     write_results(g, result)

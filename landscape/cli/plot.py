@@ -24,15 +24,40 @@ examples:
   landscape plot experiments/late-sam-digits-mlp   # an experiment folder
 """
 
-KINDS = ("surface", "interpolation", "hessian", "sharpness", "escape", "experiment", "training", "compare")
+KINDS = (
+    "surface",
+    "interpolation",
+    "hessian",
+    "sharpness",
+    "escape",
+    "experiment",
+    "training",
+    "compare",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="result files (.h5), run folders, folders of runs, experiment folders")
-    parser.add_argument("--out", metavar="DIR", default="figures", help="folder for the figures (default: figures/)")
-    parser.add_argument("--format", default="png", help="comma-separated: png, pdf, svg (default: png)")
-    parser.add_argument("--dpi", type=positive_int, default=200, help="resolution of PNGs and of rasterized fills (default: 200)")
-    parser.add_argument("--only", metavar="KIND", help=f"only these kinds, comma-separated: {', '.join(KINDS)}")
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="result files (.h5), run folders, folders of runs, experiment folders",
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", default="figures", help="folder for the figures (default: figures/)"
+    )
+    parser.add_argument(
+        "--format", default="png", help="comma-separated: png, pdf, svg (default: png)"
+    )
+    parser.add_argument(
+        "--dpi",
+        type=positive_int,
+        default=200,
+        help="resolution of PNGs and of rasterized fills (default: 200)",
+    )
+    parser.add_argument(
+        "--only", metavar="KIND", help=f"only these kinds, comma-separated: {', '.join(KINDS)}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

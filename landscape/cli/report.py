@@ -22,10 +22,26 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="result files (.h5), run folders, folders of runs, experiment folders")
-    parser.add_argument("--out", metavar="DIR", default="report", help="folder for report.html (default: report/)")
-    parser.add_argument("--dpi", type=positive_int, default=120, help="resolution of the embedded figures (default: 120)")
-    parser.add_argument("--only", metavar="KIND", help="only these figure kinds, comma-separated (tables are always complete)")
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="result files (.h5), run folders, folders of runs, experiment folders",
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", default="report", help="folder for report.html (default: report/)"
+    )
+    parser.add_argument(
+        "--dpi",
+        type=positive_int,
+        default=120,
+        help="resolution of the embedded figures (default: 120)",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="KIND",
+        help="only these figure kinds, comma-separated (tables are always complete)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

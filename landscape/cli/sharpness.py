@@ -18,7 +18,9 @@ from landscape.cli.common import (
     state_default,
 )
 
-HELP = "worst-case, adaptive, average-case sharpness, gradient and Fisher-Rao norms, lambda_max, trace"
+HELP = (
+    "worst-case, adaptive, average-case sharpness, gradient and Fisher-Rao norms, lambda_max, trace"
+)
 DESCRIPTION = """\
 Sharpness measures of each checkpoint on a fixed subset of examples, written to
 sharpness/<run>_<stem>/<measure> of the result file, each with its parameters.
@@ -48,39 +50,91 @@ DEFAULT_OUT = "analyses/sharpness.h5"
 def measure_names() -> list[str]:
     # Kept here (not imported from landscape.sharpness) so --help does not import torch.
     return [
-        "worst-case", "adaptive-worst-case", "adaptive-worst-case-linf", "average-case",
-        "adaptive-average-case", "gradient-norm", "fisher-rao-norm", "top-eigenvalue", "trace",
+        "worst-case",
+        "adaptive-worst-case",
+        "adaptive-worst-case-linf",
+        "average-case",
+        "adaptive-average-case",
+        "gradient-norm",
+        "fisher-rao-norm",
+        "top-eigenvalue",
+        "trace",
     ]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint files")
     parser.add_argument(
-        "--measure", nargs="+", default=["worst-case"], choices=measure_names() + ["all"],
-        metavar="NAME", help="measures to compute (default: worst-case); 'all' for every one",
+        "--measure",
+        nargs="+",
+        default=["worst-case"],
+        choices=measure_names() + ["all"],
+        metavar="NAME",
+        help="measures to compute (default: worst-case); 'all' for every one",
     )
     group = parser.add_argument_group("measure parameters")
-    group.add_argument("--rho", type=nonnegative_float, nargs="+", default=[0.05], metavar="RHO",
-                       help="l2 radius (or radii) of worst-case (default: 0.05)")
-    group.add_argument("--adaptive-rho", type=nonnegative_float, default=0.5,
-                       help="radius of adaptive-worst-case, relative to |w| (default: 0.5)")
-    group.add_argument("--linf-rho", type=nonnegative_float, default=0.001,
-                       help="radius of adaptive-worst-case-linf, relative to |w| (default: 0.001)")
+    group.add_argument(
+        "--rho",
+        type=nonnegative_float,
+        nargs="+",
+        default=[0.05],
+        metavar="RHO",
+        help="l2 radius (or radii) of worst-case (default: 0.05)",
+    )
+    group.add_argument(
+        "--adaptive-rho",
+        type=nonnegative_float,
+        default=0.5,
+        help="radius of adaptive-worst-case, relative to |w| (default: 0.5)",
+    )
+    group.add_argument(
+        "--linf-rho",
+        type=nonnegative_float,
+        default=0.001,
+        help="radius of adaptive-worst-case-linf, relative to |w| (default: 0.001)",
+    )
     group.add_argument("--steps", type=positive_int, default=20, help="ascent steps (default: 20)")
-    group.add_argument("--m", type=positive_int,
-                       help="m-sharpness: maximise per group of m examples and average (default: all at once)")
-    group.add_argument("--sigma", type=nonnegative_float, default=0.01,
-                       help="noise std of average-case (default: 0.01)")
-    group.add_argument("--adaptive-sigma", type=nonnegative_float, default=0.1,
-                       help="relative noise std of adaptive-average-case (default: 0.1)")
-    group.add_argument("--draws", type=positive_int, default=100,
-                       help="Monte-Carlo draws of average-case (default: 100)")
-    group.add_argument("--tol", type=positive_float, default=1e-3,
-                       help="relative residual of the top eigenvalue (default: 1e-3)")
-    group.add_argument("--trace-rel-stderr", type=positive_float, default=0.05,
-                       help="relative standard error of the Hessian trace (default: 0.05)")
-    group.add_argument("--bn-mode", choices=["eval", "train"], default="eval",
-                       help="BatchNorm statistics: running (eval) or per batch (train) (default: eval)")
+    group.add_argument(
+        "--m",
+        type=positive_int,
+        help="m-sharpness: maximise per group of m examples and average (default: all at once)",
+    )
+    group.add_argument(
+        "--sigma",
+        type=nonnegative_float,
+        default=0.01,
+        help="noise std of average-case (default: 0.01)",
+    )
+    group.add_argument(
+        "--adaptive-sigma",
+        type=nonnegative_float,
+        default=0.1,
+        help="relative noise std of adaptive-average-case (default: 0.1)",
+    )
+    group.add_argument(
+        "--draws",
+        type=positive_int,
+        default=100,
+        help="Monte-Carlo draws of average-case (default: 100)",
+    )
+    group.add_argument(
+        "--tol",
+        type=positive_float,
+        default=1e-3,
+        help="relative residual of the top eigenvalue (default: 1e-3)",
+    )
+    group.add_argument(
+        "--trace-rel-stderr",
+        type=positive_float,
+        default=0.05,
+        help="relative standard error of the Hessian trace (default: 0.05)",
+    )
+    group.add_argument(
+        "--bn-mode",
+        choices=["eval", "train"],
+        default="eval",
+        help="BatchNorm statistics: running (eval) or per batch (train) (default: eval)",
+    )
     add_model_source(parser)
     add_data_source(parser, splits="train")
     state_default(parser, "--samples", str(DEFAULT_SAMPLES))
@@ -142,11 +196,18 @@ def run(args: argparse.Namespace) -> int:
     loss_fn = make_loss(args.loss)
     radii = list(dict.fromkeys(args.rho))
     options = {
-        "rho": radii[0], "adaptive_rho": args.adaptive_rho, "steps": args.steps, "m": args.m,
-        "sigma": args.sigma, "adaptive_sigma": args.adaptive_sigma, "draws": args.draws,
+        "rho": radii[0],
+        "adaptive_rho": args.adaptive_rho,
+        "steps": args.steps,
+        "m": args.m,
+        "sigma": args.sigma,
+        "adaptive_sigma": args.adaptive_sigma,
+        "draws": args.draws,
         "batch_size": args.batch_size or (FIXED_BATCH if args.bn_mode == "train" else "auto"),
-        "bn_mode": args.bn_mode, "seed": args.seed,
-        "tol": args.tol, "rel_stderr": args.trace_rel_stderr,
+        "bn_mode": args.bn_mode,
+        "seed": args.seed,
+        "tol": args.tol,
+        "rel_stderr": args.trace_rel_stderr,
     }
     reporter = cli_reporter()
     rows = []
@@ -169,32 +230,50 @@ def run(args: argparse.Namespace) -> int:
                 if name == "worst-case" and len(radii) > 1:
                     found = worst_case_radii(target.model, loss_fn, x, y, radii, opts, phase)
                 else:
-                    found = [compute_measure(name, target.model, loss_fn, x, y, **opts, progress=phase)]
+                    found = [
+                        compute_measure(name, target.model, loss_fn, x, y, **opts, progress=phase)
+                    ]
             seconds = (time.monotonic() - t0) / len(found)
             for result in found:
-                log.info("%s %s = %.6g (%.1f s)", target.stem, result.measure, result.value, seconds)
+                log.info(
+                    "%s %s = %.6g (%.1f s)", target.stem, result.measure, result.value, seconds
+                )
                 computed.append((result, seconds))
                 rows.append((target.stem, result.measure, result.value, result.stderr))
         results[len(results)] = (target, computed, time.monotonic() - started)
 
     with store.transaction(out) as f:
         for target, computed, seconds in results.values():
-            name, exists = store.claim_group_name(f, "sharpness", target.stem, [target.sha256],
-                                                  where=f" in {out}")
+            name, exists = store.claim_group_name(
+                f, "sharpness", target.stem, [target.sha256], where=f" in {out}"
+            )
             if exists:
-                log.info("updating sharpness/%s in %s: the same checkpoint, analysed again", name, out)
+                log.info(
+                    "updating sharpness/%s in %s: the same checkpoint, analysed again", name, out
+                )
             store.write_sharpness_group(
-                f, name, computed,
-                provenance(target, split=args.split, samples=x.shape[0], bn_mode=args.bn_mode,
-                           dtype=args.dtype, seed=args.seed, seconds=seconds,
-                           config={**options, "rho": radii if len(radii) > 1 else radii[0],
-                        "linf_rho": args.linf_rho, "measures": measures}),
+                f,
+                name,
+                computed,
+                provenance(
+                    target,
+                    split=args.split,
+                    samples=x.shape[0],
+                    bn_mode=args.bn_mode,
+                    dtype=args.dtype,
+                    seed=args.seed,
+                    seconds=seconds,
+                    config={
+                        **options,
+                        "rho": radii if len(radii) > 1 else radii[0],
+                        "linf_rho": args.linf_rho,
+                        "measures": measures,
+                    },
+                ),
             )
     print(format_table(rows))
     print(f"wrote {out}")
     return 0
-
-
 
 
 FIXED_BATCH = 512  # with --bn-mode train the batch defines the statistics: not tuned
@@ -212,13 +291,23 @@ def measured_batch(measure: str, model, loss_fn, x, y) -> int:
     return batching.gradient_batch_size(model, loss_fn, x, y).batch_size
 
 
-def worst_case_radii(model, loss_fn, x, y, radii: list[float], options: dict, progress=None) -> list:
+def worst_case_radii(
+    model, loss_fn, x, y, radii: list[float], options: dict, progress=None
+) -> list:
     """Worst-case sharpness at every radius in one pass, named worst_case_rho<r>."""
     from landscape.sharpness import worst_case_sharpness_radii
 
     results = worst_case_sharpness_radii(
-        model, loss_fn, x, y, radii=radii, steps=options["steps"], m=options["m"],
-        batch_size=options["batch_size"], bn_mode=options["bn_mode"], seed=options["seed"],
+        model,
+        loss_fn,
+        x,
+        y,
+        radii=radii,
+        steps=options["steps"],
+        m=options["m"],
+        batch_size=options["batch_size"],
+        bn_mode=options["bn_mode"],
+        seed=options["seed"],
         progress=progress,
     )
     for result in results:

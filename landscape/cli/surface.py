@@ -73,26 +73,60 @@ AUTO_POINTS = 51  # grid points per axis of a PCA plane fitted around its trajec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CKPT", help="the centre checkpoint (A for --directions between)")
-    parser.add_argument("--x", type=parse_grid, metavar="MIN:MAX:NUM", help=f"x grid (default {DEFAULT_GRID})")
-    parser.add_argument("--y", type=parse_grid, metavar="MIN:MAX:NUM",
-                        help=f"y grid; omitted with --x: a 1-D slice (default {DEFAULT_GRID})")
-    parser.add_argument("--directions", choices=["random", "pca", "hessian", "between"], default="random",
-                        help="how the plane is spanned (default: random)")
-    parser.add_argument("--norm", choices=["filter", "layer", "none"],
-                        help="normalisation of random/Hessian directions (default: filter for random "
-                        "and between, none for hessian; pca is always none)")
-    parser.add_argument("--ignore", choices=["biasbn", "none"], default="biasbn",
-                        help="biasbn: 1-D parameters (biases, BatchNorm) do not move (default)")
-    parser.add_argument("--bn", choices=["eval", "train", "recalibrate"], default="eval",
-                        help="BatchNorm at each point: stored running statistics (eval, default), batch "
-                        "statistics (train) or statistics recomputed from training examples (recalibrate)")
-    parser.add_argument("--trajectory", nargs="+", metavar="CKPT", help="checkpoints for --directions pca")
+    parser.add_argument(
+        "checkpoint", metavar="CKPT", help="the centre checkpoint (A for --directions between)"
+    )
+    parser.add_argument(
+        "--x", type=parse_grid, metavar="MIN:MAX:NUM", help=f"x grid (default {DEFAULT_GRID})"
+    )
+    parser.add_argument(
+        "--y",
+        type=parse_grid,
+        metavar="MIN:MAX:NUM",
+        help=f"y grid; omitted with --x: a 1-D slice (default {DEFAULT_GRID})",
+    )
+    parser.add_argument(
+        "--directions",
+        choices=["random", "pca", "hessian", "between"],
+        default="random",
+        help="how the plane is spanned (default: random)",
+    )
+    parser.add_argument(
+        "--norm",
+        choices=["filter", "layer", "none"],
+        help="normalisation of random/Hessian directions (default: filter for random "
+        "and between, none for hessian; pca is always none)",
+    )
+    parser.add_argument(
+        "--ignore",
+        choices=["biasbn", "none"],
+        default="biasbn",
+        help="biasbn: 1-D parameters (biases, BatchNorm) do not move (default)",
+    )
+    parser.add_argument(
+        "--bn",
+        choices=["eval", "train", "recalibrate"],
+        default="eval",
+        help="BatchNorm at each point: stored running statistics (eval, default), batch "
+        "statistics (train) or statistics recomputed from training examples (recalibrate)",
+    )
+    parser.add_argument(
+        "--trajectory", nargs="+", metavar="CKPT", help="checkpoints for --directions pca"
+    )
     parser.add_argument("--other", metavar="CKPT", help="checkpoint B for --directions between")
-    parser.add_argument("--name", help="result group name (default: <run>_<stem>-<directions>-<1d|2d>)")
-    parser.add_argument("--save-every", type=nonnegative_float, default=5.0, metavar="SECONDS",
-                        help="write finished points to the file this often (default: 5)")
-    add_out(parser, "result file (default: analyses/<run>_<stem>.h5, run = the checkpoint's folder)")
+    parser.add_argument(
+        "--name", help="result group name (default: <run>_<stem>-<directions>-<1d|2d>)"
+    )
+    parser.add_argument(
+        "--save-every",
+        type=nonnegative_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="write finished points to the file this often (default: 5)",
+    )
+    add_out(
+        parser, "result file (default: analyses/<run>_<stem>.h5, run = the checkpoint's folder)"
+    )
     add_seed(parser)
     add_device(parser)
     add_dtype(parser)
@@ -120,9 +154,14 @@ def run(args: argparse.Namespace) -> int:
     out = output_path(args.out, store.checkpoint_label(args.checkpoint))
     base_name = args.name or _default_name(args, x_spec is not None and y_spec is None)
 
-    setup = load_setup(args, [args.checkpoint, *(args.trajectory or []), *([args.other] if args.other else [])],
-                       splits, recalibrate=args.bn == "recalibrate", bn_train=args.bn == "train",
-                       stack=args.bn == "eval")
+    setup = load_setup(
+        args,
+        [args.checkpoint, *(args.trajectory or []), *([args.other] if args.other else [])],
+        splits,
+        recalibrate=args.bn == "recalibrate",
+        bn_train=args.bn == "train",
+        stack=args.bn == "eval",
+    )
     centre = setup.targets[0]
     name, _ = store.claim_group_name_in(out, "surface", base_name, [centre.sha256])
     others = setup.targets[1:]
@@ -133,13 +172,26 @@ def run(args: argparse.Namespace) -> int:
     xs = None if auto else grid_values(x_spec)
     ys = None if y_spec is None else grid_values(y_spec)
     config = {
-        "directions": args.directions, "norm": norm, "ignore": args.ignore, "bn": args.bn,
+        "directions": args.directions,
+        "norm": norm,
+        "ignore": args.ignore,
+        "bn": args.bn,
         "x": f"auto:{AUTO_POINTS}" if auto else str(x_spec),
-        "y": f"auto:{AUTO_POINTS}" if auto else (None if y_spec is None else str(y_spec)), "splits": splits,
-        "samples": setup.samples, "subset_seed": SUBSET_SEED, **batch_config(args, setup),
-        "loss": args.loss, "dataset": setup.data.name, "dtype": args.dtype, "seed": args.seed,
-        "trajectory": [{"path": str(t.path), "sha256": t.sha256} for t in others] if args.trajectory else None,
-        "other": {"path": str(others[-1].path), "sha256": others[-1].sha256} if args.other else None,
+        "y": f"auto:{AUTO_POINTS}" if auto else (None if y_spec is None else str(y_spec)),
+        "splits": splits,
+        "samples": setup.samples,
+        "subset_seed": SUBSET_SEED,
+        **batch_config(args, setup),
+        "loss": args.loss,
+        "dataset": setup.data.name,
+        "dtype": args.dtype,
+        "seed": args.seed,
+        "trajectory": [{"path": str(t.path), "sha256": t.sha256} for t in others]
+        if args.trajectory
+        else None,
+        "other": {"path": str(others[-1].path), "sha256": others[-1].sha256}
+        if args.other
+        else None,
     }
     measure = setup.measure(args.bn)
     group_path = f"surface/{name}"
@@ -151,10 +203,18 @@ def run(args: argparse.Namespace) -> int:
         xs, ys = previous["x"], previous["y"]
         result = SurfaceResult(xs, ys, previous["metrics"], previous["done"], previous["seconds"])
         pca_info = previous.get("trajectory")
-        log.info("resuming %s:%s: %d of %d points done", out, group_path, int(result.done.sum()), result.done.size)
+        log.info(
+            "resuming %s:%s: %d of %d points done",
+            out,
+            group_path,
+            int(result.done.sum()),
+            result.done.size,
+        )
     else:
         started = time.monotonic()
-        directions, extras = make_directions(args, model, centre, others, setup, norm, two_d=auto or ys is not None)
+        directions, extras = make_directions(
+            args, model, centre, others, setup, norm, two_d=auto or ys is not None
+        )
         if auto:
             xs, ys = (fit_grid(extras["trajectory"][k]) for k in ("x", "y"))
         result = SurfaceResult.empty(xs, ys, measure.names)
@@ -163,17 +223,22 @@ def run(args: argparse.Namespace) -> int:
         if pca_info is not None and not auto:
             warn_trajectory_outside(pca_info, xs, ys)
         with store.transaction(out) as f:
-            write_surface_group(f, group_path, result, directions, extras, args, centre, config, setup)
+            write_surface_group(
+                f, group_path, result, directions, extras, args, centre, config, setup
+            )
             store.claim_group(f, group_path)
 
     reporter = cli_reporter()
+
     def finished() -> int:
         done = int(result.done.sum())
         if pca_info is not None:
             done += int(pca_info["done"].sum() + pca_info["projected_done"].sum())
         return done
 
-    total = result.done.size + (0 if pca_info is None else pca_info["done"].size + pca_info["projected_done"].size)
+    total = result.done.size + (
+        0 if pca_info is None else pca_info["done"].size + pca_info["projected_done"].size
+    )
     saver = PeriodicSaver(out, args.save_every, group_path, finished, total)
     if previous is not None:
         saver.claim()
@@ -187,8 +252,15 @@ def run(args: argparse.Namespace) -> int:
             f[group_path].attrs["seconds"] = result.seconds + time.monotonic() - started
 
         try:
-            evaluate_trajectory(model, directions, measure, pca_info, others,
-                                save=lambda: saver.save(update_trajectory), reporter=reporter)
+            evaluate_trajectory(
+                model,
+                directions,
+                measure,
+                pca_info,
+                others,
+                save=lambda: saver.save(update_trajectory),
+                reporter=reporter,
+            )
         finally:
             if saver.pending:  # also after Ctrl-C: keep what is done
                 saver.flush(update_trajectory)
@@ -200,11 +272,20 @@ def run(args: argparse.Namespace) -> int:
     # evaluate_surface fills `result` in place; every few seconds the finished points are saved.
     shape = "x".join(str(n) for n in result.done.shape)
     try:
-        with reporter.phase(f"surface {shape}", result.done.size, unit="points",
-                            initial=int(result.done.sum())) as phase:
-            evaluate_surface(model, [directions[k] for k in ("x", "y") if k in directions], measure, xs,
-                             ys, result=result, on_save=lambda _: saver.save(update),
-                             save_every=args.save_every, progress=phase)
+        with reporter.phase(
+            f"surface {shape}", result.done.size, unit="points", initial=int(result.done.sum())
+        ) as phase:
+            evaluate_surface(
+                model,
+                [directions[k] for k in ("x", "y") if k in directions],
+                measure,
+                xs,
+                ys,
+                result=result,
+                on_save=lambda _: saver.save(update),
+                save_every=args.save_every,
+                progress=phase,
+            )
     finally:
         if saver.pending:
             saver.flush(update)
@@ -212,12 +293,18 @@ def run(args: argparse.Namespace) -> int:
     first = f"{splits[0]}_loss"
     values = result.metrics[first]
     centre_idx = _centre_index(xs, ys)
-    print(f"{out}:{group_path}  {result.done.sum()}/{result.done.size} points, {result.seconds:.1f} s")
+    print(
+        f"{out}:{group_path}  {result.done.sum()}/{result.done.size} points, {result.seconds:.1f} s"
+    )
     if centre_idx is not None and np.isfinite(values[centre_idx]):
-        print(f"  {first} at the centre {values[centre_idx]:.6g}, min {np.nanmin(values):.6g}, "
-              f"max {np.nanmax(values):.6g}")
+        print(
+            f"  {first} at the centre {values[centre_idx]:.6g}, min {np.nanmin(values):.6g}, "
+            f"max {np.nanmax(values):.6g}"
+        )
     if not result.done.all():
-        raise UserError(f"{int((~result.done).sum())} points were not computed; rerun the command to resume")
+        raise UserError(
+            f"{int((~result.done).sum())} points were not computed; rerun the command to resume"
+        )
     return 0
 
 
@@ -256,7 +343,9 @@ def _resolve_norm(args) -> str:
 
     if args.directions == "pca":
         if args.norm not in (None, "none"):
-            raise UserError("--norm does not apply to --directions pca (principal components are unit vectors)")
+            raise UserError(
+                "--norm does not apply to --directions pca (principal components are unit vectors)"
+            )
         return "none"
     if args.norm is not None:
         return args.norm
@@ -277,7 +366,11 @@ def _check_direction_flags(args) -> None:
 
 
 def _default_name(args, one_d: bool) -> str:
-    kind = f"between-{short_label(args.other, args.checkpoint)}" if args.directions == "between" else args.directions
+    kind = (
+        f"between-{short_label(args.other, args.checkpoint)}"
+        if args.directions == "between"
+        else args.directions
+    )
     return f"{_label(args.checkpoint)}-{kind}-{'1d' if one_d else '2d'}"
 
 
@@ -309,10 +402,17 @@ def warn_trajectory_outside(info, xs, ys) -> None:
     names = [str(c) for c, ok in zip(info["checkpoint"], inside) if not ok]
     fx, fy = fit_grid(x, xs.size), fit_grid(y, ys.size if ys is not None else 1)
     fitted = f"--x={fx[0]:.3g}:{fx[-1]:.3g}:{fx.size}" + (
-        f" --y={fy[0]:.3g}:{fy[-1]:.3g}:{fy.size}" if ys is not None else "")
-    log.warning("%d of %d trajectory checkpoints lie outside the grid (%s%s); omit --x/--y to fit "
-                "the grid around the trajectory, or give e.g. %s", len(names), x.size,
-                ", ".join(names[:4]), ", ..." if len(names) > 4 else "", fitted)
+        f" --y={fy[0]:.3g}:{fy[-1]:.3g}:{fy.size}" if ys is not None else ""
+    )
+    log.warning(
+        "%d of %d trajectory checkpoints lie outside the grid (%s%s); omit --x/--y to fit "
+        "the grid around the trajectory, or give e.g. %s",
+        len(names),
+        x.size,
+        ", ".join(names[:4]),
+        ", ..." if len(names) > 4 else "",
+        fitted,
+    )
 
 
 def _centre_index(xs, ys):
@@ -338,29 +438,53 @@ def make_directions(args, model, centre, others, setup, norm: str, *, two_d: boo
     weights = {n: p.detach() for n, p in model.named_parameters()}
     extras: dict = {"attrs": {}}
     if args.directions == "random":
-        out = {"x": dirs.random_direction(weights, seed=args.seed, axis="x", norm=norm, ignore=args.ignore)}
+        out = {
+            "x": dirs.random_direction(
+                weights, seed=args.seed, axis="x", norm=norm, ignore=args.ignore
+            )
+        }
         if two_d:
-            out["y"] = dirs.random_direction(weights, seed=args.seed, axis="y", norm=norm, ignore=args.ignore)
-        extras["labels"] = (f"direction 1 (random, {norm}-normalised)", f"direction 2 (random, {norm}-normalised)")
+            out["y"] = dirs.random_direction(
+                weights, seed=args.seed, axis="y", norm=norm, ignore=args.ignore
+            )
+        extras["labels"] = (
+            f"direction 1 (random, {norm}-normalised)",
+            f"direction 2 (random, {norm}-normalised)",
+        )
     elif args.directions == "between":
         other = {n: p.detach() for n, p in others[-1].model.named_parameters()}
         try:
-            dx, dy = dirs.between_directions(weights, other, seed=args.seed, norm=norm, ignore=args.ignore)
+            dx, dy = dirs.between_directions(
+                weights, other, seed=args.seed, norm=norm, ignore=args.ignore
+            )
         except ValueError as exc:
             raise UserError(f"--directions between: {exc}") from exc
         out = {"x": dx, "y": dy} if two_d else {"x": dx}
-        extras["labels"] = (f"{centre.path.stem} → {others[-1].path.stem}", "orthogonal random direction")
+        extras["labels"] = (
+            f"{centre.path.stem} → {others[-1].path.stem}",
+            "orthogonal random direction",
+        )
         extras["attrs"].update(a=str(centre.path), b=str(others[-1].path))
     elif args.directions == "hessian":
         x, y = setup.splits.get("train", next(iter(setup.splits.values())))
         try:
-            with cli_reporter().phase("Hessian directions (top-2 eigenvectors)", unit="products") as phase:
+            with cli_reporter().phase(
+                "Hessian directions (top-2 eigenvectors)", unit="products"
+            ) as phase:
                 dx, dy, eigenvalues = dirs.hessian_directions(
-                    model, setup.loss_fn, x, y, batch_size=setup.batch_size,
-                    bn_mode="train" if args.bn == "train" else "eval", seed=args.seed,
-                    progress=phase)
+                    model,
+                    setup.loss_fn,
+                    x,
+                    y,
+                    batch_size=setup.batch_size,
+                    bn_mode="train" if args.bn == "train" else "eval",
+                    seed=args.seed,
+                    progress=phase,
+                )
         except ImportError as exc:
-            raise UserError("--directions hessian needs landscape.curvature, which is not installed") from exc
+            raise UserError(
+                "--directions hessian needs landscape.curvature, which is not installed"
+            ) from exc
         if norm != "none":
             dx = dirs.normalize_direction(dx, weights, norm=norm, ignore=args.ignore)
             dy = dirs.normalize_direction(dy, weights, norm=norm, ignore=args.ignore)
@@ -381,7 +505,9 @@ def make_directions(args, model, centre, others, setup, norm: str, *, two_d: boo
         extras["trajectory"] = {
             "x": plane.coordinates[:, 0].numpy(),
             "y": plane.coordinates[:, 1].numpy(),
-            "epoch": np.array([np.nan if o.epoch is None else o.epoch for o in others], dtype=np.float64),
+            "epoch": np.array(
+                [np.nan if o.epoch is None else o.epoch for o in others], dtype=np.float64
+            ),
             "phase": [o.phase or "" for o in others],
             "checkpoint": [str(o.path) for o in others],
             "distance_to_plane": plane.distance_to_plane.numpy(),
@@ -399,32 +525,66 @@ def evaluate_trajectory(model, directions, measure, info, others, *, save, repor
     from landscape.surface.grid import PlaneWriter, evaluate_points, evaluate_states
 
     states = [dict(t.model.state_dict()) for t in others]
-    with reporter.phase("trajectory checkpoints", info["done"].size, unit="points",
-                        initial=int(info["done"].sum())) as phase:
-        evaluate_states(model, states, measure, metrics=info["metrics"], done=info["done"],
-                        on_save=save, progress=phase)
+    with reporter.phase(
+        "trajectory checkpoints", info["done"].size, unit="points", initial=int(info["done"].sum())
+    ) as phase:
+        evaluate_states(
+            model,
+            states,
+            measure,
+            metrics=info["metrics"],
+            done=info["done"],
+            on_save=save,
+            progress=phase,
+        )
     with preserved_state(model):
-        writer = PlaneWriter(model, [directions["x"], directions["y"]] if "y" in directions else [directions["x"]])
+        writer = PlaneWriter(
+            model, [directions["x"], directions["y"]] if "y" in directions else [directions["x"]]
+        )
         coeffs = list(zip(info["x"], info["y"])) if "y" in directions else [(c,) for c in info["x"]]
         done = info["projected_done"]
-        with reporter.phase("trajectory projections", done.size, unit="points",
-                            initial=int(done.sum())) as phase:
-            evaluate_points(lambda i: writer.write(coeffs[i]), lambda: measure(model),
-                            info["projected"], done, on_save=save, progress=phase)
+        with reporter.phase(
+            "trajectory projections", done.size, unit="points", initial=int(done.sum())
+        ) as phase:
+            evaluate_points(
+                lambda i: writer.write(coeffs[i]),
+                lambda: measure(model),
+                info["projected"],
+                done,
+                on_save=save,
+                progress=phase,
+            )
 
 
-def write_surface_group(f, group_path, result, directions, extras, args, centre, config, setup) -> None:
+def write_surface_group(
+    f, group_path, result, directions, extras, args, centre, config, setup
+) -> None:
     import numpy as np
 
     from landscape import store
     from landscape.target import provenance
 
     g = store.replace_group(f, group_path)
-    store.set_provenance(g, provenance(centre, split=",".join(setup.splits), samples=setup.samples,
-                                       bn_mode=args.bn, dtype=args.dtype, seed=args.seed,
-                                       seconds=result.seconds, config=config))
-    store.set_attrs(g, directions=args.directions, norm=config["norm"], ignore=args.ignore,
-                    **extras.get("attrs", {}))
+    store.set_provenance(
+        g,
+        provenance(
+            centre,
+            split=",".join(setup.splits),
+            samples=setup.samples,
+            bn_mode=args.bn,
+            dtype=args.dtype,
+            seed=args.seed,
+            seconds=result.seconds,
+            config=config,
+        ),
+    )
+    store.set_attrs(
+        g,
+        directions=args.directions,
+        norm=config["norm"],
+        ignore=args.ignore,
+        **extras.get("attrs", {}),
+    )
     labels = extras.get("labels", ("x", "y"))
     axes = [store.write_dataset(g, "x", result.x, label=labels[0])]
     if result.y is not None:
@@ -437,7 +597,9 @@ def write_surface_group(f, group_path, result, directions, extras, args, centre,
             ds.dims[dim].attach_scale(axis)
     for axis, direction in directions.items():
         dg = g.create_group(f"directions/{axis}")
-        store.set_attrs(dg, seed=args.seed, kind=args.directions, norm=config["norm"], ignore=args.ignore)
+        store.set_attrs(
+            dg, seed=args.seed, kind=args.directions, norm=config["norm"], ignore=args.ignore
+        )
         for pname, tensor in direction.items():
             store.write_dataset(dg, pname, tensor.detach().cpu().numpy())
     if "explained_variance_ratio" in extras:
@@ -451,7 +613,9 @@ def write_surface_group(f, group_path, result, directions, extras, args, centre,
         for key in ("x", "y", "epoch", "distance_to_plane"):
             store.write_dataset(t, key, info[key])  # checksummed, as every numeric array
         t.create_dataset("phase", data=np.array([p.encode() for p in info["phase"]], dtype="S"))
-        t.create_dataset("checkpoint", data=np.array([c.encode() for c in info["checkpoint"]], dtype="S"))
+        t.create_dataset(
+            "checkpoint", data=np.array([c.encode() for c in info["checkpoint"]], dtype="S")
+        )
         _write_trajectory_metrics(t, info)
 
 
@@ -512,30 +676,47 @@ def _read_previous(out: Path, group_path: str, sha256: str, config: dict):
             return None
         g = f[group_path]
         attrs = store.read_attrs(g)
-        if attrs.get("checkpoint_sha256") != sha256 or attrs.get("config") != json.loads(json.dumps(config)):
+        if attrs.get("checkpoint_sha256") != sha256 or attrs.get("config") != json.loads(
+            json.dumps(config)
+        ):
             changed = _changed_keys(attrs.get("config"), config)
-            log.warning("replacing %s in %s: it was computed %s", group_path, out,
-                        f"with different options ({', '.join(changed)})" if changed else "from another checkpoint")
+            log.warning(
+                "replacing %s in %s: it was computed %s",
+                group_path,
+                out,
+                f"with different options ({', '.join(changed)})"
+                if changed
+                else "from another checkpoint",
+            )
             return None
         if "done" not in g:
             return None
         previous = {
             "x": np.array(g["x"][()], dtype=np.float64) if "x" in g else None,
             "y": np.array(g["y"][()], dtype=np.float64) if "y" in g else None,
-            "metrics": {n: np.array(g[n][()], dtype=np.float64) for n in g if n.endswith(("_loss", "_acc"))},
+            "metrics": {
+                n: np.array(g[n][()], dtype=np.float64) for n in g if n.endswith(("_loss", "_acc"))
+            },
             "done": np.array(g["done"][()], dtype=bool),
             "seconds": float(attrs.get("seconds", 0.0)),
             "directions": {},
         }
         for axis in g.get("directions", {}):
-            previous["directions"][axis] = {n: torch.from_numpy(np.array(d[()])) for n, d in g[f"directions/{axis}"].items()}
+            previous["directions"][axis] = {
+                n: torch.from_numpy(np.array(d[()])) for n, d in g[f"directions/{axis}"].items()
+            }
         if "trajectory" in g:
             t = g["trajectory"]
-            names = [n for n in t if n.endswith(("_loss", "_acc")) and not n.startswith("projected_")]
+            names = [
+                n for n in t if n.endswith(("_loss", "_acc")) and not n.startswith("projected_")
+            ]
             previous["trajectory"] = {
-                "x": t["x"][()], "y": t["y"][()],
+                "x": t["x"][()],
+                "y": t["y"][()],
                 "metrics": {n: np.array(t[n][()], dtype=np.float64) for n in names},
-                "projected": {n: np.array(t[f"projected_{n}"][()], dtype=np.float64) for n in names},
+                "projected": {
+                    n: np.array(t[f"projected_{n}"][()], dtype=np.float64) for n in names
+                },
                 "done": np.array(t["done"][()], dtype=bool),
                 "projected_done": np.array(t["projected_done"][()], dtype=bool),
             }
@@ -598,8 +779,10 @@ class PeriodicSaver:
                     write(f)
             except WriteError as exc:
                 self.failed = True
-                exc.lost = (f"{count - self.saved} points finished since the last save "
-                            f"({time.monotonic() - self.last:.0f} s ago) could not be saved")
+                exc.lost = (
+                    f"{count - self.saved} points finished since the last save "
+                    f"({time.monotonic() - self.last:.0f} s ago) could not be saved"
+                )
                 raise
             except BaseException:
                 self.failed = True
@@ -612,7 +795,9 @@ class PeriodicSaver:
     def _note_saved(self) -> None:
         from landscape import interrupt
 
-        interrupt.note_saved(f"{self.out}:{self.group} with {self.saved} of {self.total} points done")
+        interrupt.note_saved(
+            f"{self.out}:{self.group} with {self.saved} of {self.total} points done"
+        )
 
 
 class Setup:
@@ -623,8 +808,20 @@ class Setup:
     train), ``points_per_pass`` grid points per batched call (measured, :mod:`landscape.surface.stacked`).
     """
 
-    def __init__(self, targets, data, splits, loss_fn, batch_size, samples, bn_inputs, *,
-                 bn_batch_size=None, points_per_pass=1, autocast=None):
+    def __init__(
+        self,
+        targets,
+        data,
+        splits,
+        loss_fn,
+        batch_size,
+        samples,
+        bn_inputs,
+        *,
+        bn_batch_size=None,
+        points_per_pass=1,
+        autocast=None,
+    ):
         self.targets, self.data, self.splits, self.loss_fn = targets, data, splits, loss_fn
         self.batch_size, self.samples, self.bn_inputs = batch_size, samples, bn_inputs
         self.bn_batch_size = bn_batch_size or batch_size
@@ -634,9 +831,16 @@ class Setup:
         """The :class:`landscape.surface.Measure` of these subsets and batches."""
         from landscape.surface import Measure
 
-        return Measure(self.loss_fn, self.splits, batch_size=self.batch_size, bn_mode=bn_mode,
-                       bn_inputs=self.bn_inputs, bn_batch_size=self.bn_batch_size,
-                       points_per_pass=self.points_per_pass if bn_mode == "eval" else 1, autocast=self.autocast)
+        return Measure(
+            self.loss_fn,
+            self.splits,
+            batch_size=self.batch_size,
+            bn_mode=bn_mode,
+            bn_inputs=self.bn_inputs,
+            bn_batch_size=self.bn_batch_size,
+            points_per_pass=self.points_per_pass if bn_mode == "eval" else 1,
+            autocast=self.autocast,
+        )
 
 
 def batch_config(args, setup: Setup) -> dict:
@@ -685,7 +889,9 @@ def grid_values(spec):
     return values
 
 
-def load_setup(args, paths, splits, *, recalibrate: bool, bn_train: bool = False, stack: bool = False) -> Setup:
+def load_setup(
+    args, paths, splits, *, recalibrate: bool, bn_train: bool = False, stack: bool = False
+) -> Setup:
     """Targets and data on the device, and the batch sizes: ``--batch-size``, else (unless
     ``bn_train``: batches define the statistics) measured on the centre model and cached
     (:mod:`landscape.batching`); ``stack`` also measures several grid points per pass."""
@@ -698,13 +904,17 @@ def load_setup(args, paths, splits, *, recalibrate: bool, bn_train: bool = False
     from landscape.target import load_targets
 
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    targets, data = load_targets(paths, model_source_from_args(args), data_source_from_args(args), device, dtype)
+    targets, data = load_targets(
+        paths, model_source_from_args(args), data_source_from_args(args), device, dtype
+    )
     channels_last = bool(getattr(args, "channels_last", False))
     autocast = torch.bfloat16 if getattr(args, "bf16", False) else None
 
     def resident(x):  # inputs stay on the device for the whole job
         x = x.to(device=device, dtype=dtype)
-        return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+        return (
+            x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+        )
 
     if channels_last:
         for target in targets:
@@ -731,8 +941,18 @@ def load_setup(args, paths, splits, *, recalibrate: bool, bn_train: bool = False
     from landscape.surface.stacked import choose_evaluation
 
     choice = choose_evaluation(targets[0].model, loss_fn, subsets, stack=stack, autocast=autocast)
-    return Setup(targets, data, subsets, loss_fn, choice.batch_size, samples, bn_inputs, bn_batch_size=fixed,
-                 points_per_pass=choice.points, autocast=autocast)
+    return Setup(
+        targets,
+        data,
+        subsets,
+        loss_fn,
+        choice.batch_size,
+        samples,
+        bn_inputs,
+        bn_batch_size=fixed,
+        points_per_pass=choice.points,
+        autocast=autocast,
+    )
 
 
 def check_same_parameters(reference, target) -> None:
@@ -752,7 +972,9 @@ def check_same_parameters(reference, target) -> None:
     if extra:
         parts.append(f"has extra {', '.join(extra[:3])}")
     if shapes:
-        parts.append(f"differs in shape at {', '.join(f'{n} {b[n]} vs {a[n]}' for n in shapes[:3])}")
+        parts.append(
+            f"differs in shape at {', '.join(f'{n} {b[n]} vs {a[n]}' for n in shapes[:3])}"
+        )
     raise UserError(
         f"{target.path} ({target.arch}) has a different architecture from {reference.path} "
         f"({reference.arch}): it {'; '.join(parts)}"

@@ -28,9 +28,29 @@ examples:
 # Flags that make up the run config (landscape.train.TrainConfig); None means "not given", so a
 # --from branch or --resume inherits the stored value and a fresh run gets the built-in default.
 CONFIG_FLAGS = (
-    "dataset", "arch", "arch_kwargs", "epochs", "batch_size", "lr", "momentum", "weight_decay", "nesterov",
-    "schedule", "milestones", "gamma", "sam_start", "sam_end", "rho", "adaptive",
-    "momentum_across_switch", "label_smoothing", "augment", "seed", "dtype", "save_every", "data_dir",
+    "dataset",
+    "arch",
+    "arch_kwargs",
+    "epochs",
+    "batch_size",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "nesterov",
+    "schedule",
+    "milestones",
+    "gamma",
+    "sam_start",
+    "sam_end",
+    "rho",
+    "adaptive",
+    "momentum_across_switch",
+    "label_smoothing",
+    "augment",
+    "seed",
+    "dtype",
+    "save_every",
+    "data_dir",
 )
 
 
@@ -38,56 +58,129 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_config(parser)
     run = parser.add_argument_group("run")
     common.add_out(run, "checkpoints root; the run folder is <out>/<run> (default: checkpoints)")
-    run.add_argument("--run", metavar="NAME", help="run folder name (default: from the config, e.g. digits-cnn-bn-sam45-s0)")
-    run.add_argument("--resume", action="store_true", help="continue the run from its newest checkpoint, with its stored config")
-    run.add_argument("--from", dest="from_checkpoint", metavar="CKPT",
-                     help="start a new run from another run's checkpoint, continuing its epochs, schedule and momentum")
-    run.add_argument("--save-every", type=common.nonnegative_int, metavar="N",
-                     help="checkpoint every N epochs (0: only before switches and at the end; default: 5)")
+    run.add_argument(
+        "--run",
+        metavar="NAME",
+        help="run folder name (default: from the config, e.g. digits-cnn-bn-sam45-s0)",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run from its newest checkpoint, with its stored config",
+    )
+    run.add_argument(
+        "--from",
+        dest="from_checkpoint",
+        metavar="CKPT",
+        help="start a new run from another run's checkpoint, continuing its epochs, schedule and momentum",
+    )
+    run.add_argument(
+        "--save-every",
+        type=common.nonnegative_int,
+        metavar="N",
+        help="checkpoint every N epochs (0: only before switches and at the end; default: 5)",
+    )
     common.add_device(run)
     common.add_seed(run)
     common.add_dtype(run)
-    parser.set_defaults(seed=None, dtype=None)  # None: inherit from --from/--resume, else the default
-    run.add_argument("--threads", type=common.positive_int, metavar="N",
-                     help="CPU threads for torch (default: torch's choice; 1 is fastest for the small models)")
-    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                     help="progress bar (default: only when stderr is a terminal; else a log line per epoch)")
+    parser.set_defaults(
+        seed=None, dtype=None
+    )  # None: inherit from --from/--resume, else the default
+    run.add_argument(
+        "--threads",
+        type=common.positive_int,
+        metavar="N",
+        help="CPU threads for torch (default: torch's choice; 1 is fastest for the small models)",
+    )
+    run.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: only when stderr is a terminal; else a log line per epoch)",
+    )
 
     data = parser.add_argument_group("data and model")
-    data.add_argument("--dataset", choices=["digits", "mnist1d", "cifar10", "cifar100"], help="dataset (default: digits)")
-    data.add_argument("--data-dir", metavar="DIR", help="folder holding the CIFAR files (default: ./data)")
-    data.add_argument("--download", action="store_true", help="download CIFAR into --data-dir if it is missing")
-    data.add_argument("--arch", help="architecture: mlp, mlp-bn, cnn, cnn-bn, resnet20/32/56, vgg11-bn, vgg16-bn, "
-                      "wrn16-8, wrn28-10, or timm:NAME (default: cnn-bn)")
-    data.add_argument("--arch-kwargs", metavar="JSON",
-                      help='keyword arguments of --arch timm:NAME, e.g. \'{"img_size": 32, "patch_size": 4}\'')
-    data.add_argument("--augment", choices=["default", "none", "crop-flip", "crop-flip-cutout"],
-                      help="training augmentation (default: the dataset's: none for digits, crop-flip for CIFAR)")
+    data.add_argument(
+        "--dataset",
+        choices=["digits", "mnist1d", "cifar10", "cifar100"],
+        help="dataset (default: digits)",
+    )
+    data.add_argument(
+        "--data-dir", metavar="DIR", help="folder holding the CIFAR files (default: ./data)"
+    )
+    data.add_argument(
+        "--download", action="store_true", help="download CIFAR into --data-dir if it is missing"
+    )
+    data.add_argument(
+        "--arch",
+        help="architecture: mlp, mlp-bn, cnn, cnn-bn, resnet20/32/56, vgg11-bn, vgg16-bn, "
+        "wrn16-8, wrn28-10, or timm:NAME (default: cnn-bn)",
+    )
+    data.add_argument(
+        "--arch-kwargs",
+        metavar="JSON",
+        help='keyword arguments of --arch timm:NAME, e.g. \'{"img_size": 32, "patch_size": 4}\'',
+    )
+    data.add_argument(
+        "--augment",
+        choices=["default", "none", "crop-flip", "crop-flip-cutout"],
+        help="training augmentation (default: the dataset's: none for digits, crop-flip for CIFAR)",
+    )
 
     sgd = parser.add_argument_group("optimizer and schedule")
     sgd.add_argument("--epochs", type=common.positive_int, help="epochs in total (default: 60)")
-    sgd.add_argument("--batch-size", type=common.positive_int, help="mini-batch size (default: 128)")
+    sgd.add_argument(
+        "--batch-size", type=common.positive_int, help="mini-batch size (default: 128)"
+    )
     sgd.add_argument("--lr", type=float, help="initial learning rate (default: 0.1)")
     sgd.add_argument("--momentum", type=float, help="SGD momentum (default: 0.9)")
-    sgd.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None, help="Nesterov momentum (default: off)")
+    sgd.add_argument(
+        "--nesterov",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Nesterov momentum (default: off)",
+    )
     sgd.add_argument("--weight-decay", type=float, help="L2 weight decay (default: 5e-4)")
-    sgd.add_argument("--schedule", choices=["step", "cosine", "constant"],
-                     help="learning-rate schedule (default: step: lr times --gamma at each milestone)")
-    sgd.add_argument("--milestones", metavar="E1,E2", help="epochs of the step schedule's drops (default: half the epochs)")
+    sgd.add_argument(
+        "--schedule",
+        choices=["step", "cosine", "constant"],
+        help="learning-rate schedule (default: step: lr times --gamma at each milestone)",
+    )
+    sgd.add_argument(
+        "--milestones",
+        metavar="E1,E2",
+        help="epochs of the step schedule's drops (default: half the epochs)",
+    )
     sgd.add_argument("--gamma", type=float, help="factor of each step drop (default: 0.1)")
-    sgd.add_argument("--label-smoothing", type=float, help="label smoothing of the cross-entropy (default: 0)")
+    sgd.add_argument(
+        "--label-smoothing", type=float, help="label smoothing of the cross-entropy (default: 0)"
+    )
 
     sam = parser.add_argument_group("SAM")
-    sam.add_argument("--sam-start", metavar="EPOCH",
-                     help="switch SGD -> SAM after this many epochs; 'never' for pure SGD, 0 for SAM throughout "
-                     "(default: 'auto' = the last quarter of the epochs)")
-    sam.add_argument("--sam-end", metavar="EPOCH", help="switch SAM -> SGD after this many epochs (default: never)")
+    sam.add_argument(
+        "--sam-start",
+        metavar="EPOCH",
+        help="switch SGD -> SAM after this many epochs; 'never' for pure SGD, 0 for SAM throughout "
+        "(default: 'auto' = the last quarter of the epochs)",
+    )
+    sam.add_argument(
+        "--sam-end",
+        metavar="EPOCH",
+        help="switch SAM -> SGD after this many epochs (default: never)",
+    )
     sam.add_argument("--rho", type=float, help="radius of SAM's neighbourhood (default: 0.05)")
-    sam.add_argument("--adaptive", action=argparse.BooleanOptionalAction, default=None,
-                     help="ASAM: neighbourhood scaled by |w| (Kwon et al. 2021; default: off)")
-    sam.add_argument("--momentum-across-switch", choices=["keep", "reset"],
-                     help="keep the SGD momentum buffer when the phase switches, or reset it to zero (default: keep: "
-                     "the optimizer state carries over, as when SAM wraps the same SGD)")
+    sam.add_argument(
+        "--adaptive",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ASAM: neighbourhood scaled by |w| (Kwon et al. 2021; default: off)",
+    )
+    sam.add_argument(
+        "--momentum-across-switch",
+        choices=["keep", "reset"],
+        help="keep the SGD momentum buffer when the phase switches, or reset it to zero (default: keep: "
+        "the optimizer state carries over, as when SAM wraps the same SGD)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,7 +204,9 @@ def run(args: argparse.Namespace) -> int:
     from_path = None
     if args.from_checkpoint:
         if args.resume:
-            raise UserError("--from starts a new run and --resume continues one: give only one of them")
+            raise UserError(
+                "--from starts a new run and --resume continues one: give only one of them"
+            )
         from_path = Path(args.from_checkpoint)
         if not from_path.is_file():
             raise UserError(f"--from {from_path}: no such checkpoint file")
@@ -127,7 +222,9 @@ def run(args: argparse.Namespace) -> int:
         if stored is None:
             existing = run_files.list_checkpoints(run_dir)
             if not existing:
-                raise UserError(f"nothing to resume: {run_dir} holds no checkpoint (check --run and --out)")
+                raise UserError(
+                    f"nothing to resume: {run_dir} holds no checkpoint (check --run and --out)"
+                )
             stored = run_files.load_run_checkpoint(existing[-1])["config"]
         config = resolve_config(overrides, base=stored)
 
@@ -158,7 +255,11 @@ def _train(config, run_dir, args: argparse.Namespace, from_path) -> int:
     )
     final = load_run_checkpoint(paths[-1])
     last = final["history"][-1]
-    switch = "sgd only" if config.sam_start is None else f"sgd -> {config.optimizer_name} at epoch {config.sam_start}"
+    switch = (
+        "sgd only"
+        if config.sam_start is None
+        else f"sgd -> {config.optimizer_name} at epoch {config.sam_start}"
+    )
     if config.sam_end is not None:
         switch += f" -> sgd at epoch {config.sam_end}"
     print(f"run {run_dir}: {config.arch} on {config.dataset}, {config.epochs} epochs, {switch}")

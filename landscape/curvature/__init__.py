@@ -90,8 +90,15 @@ def hessian_eigenvalues(
     :mod:`landscape.progress`."""
     with _operator(model, loss_fn, inputs, targets, operator_options) as op:
         return lanczos_eigs(
-            op, k, which=which, tol=tol, seed=seed, eigenvectors=eigenvectors, max_hvps=max_hvps,
-            stop=stop, progress=progress,
+            op,
+            k,
+            which=which,
+            tol=tol,
+            seed=seed,
+            eigenvectors=eigenvectors,
+            max_hvps=max_hvps,
+            stop=stop,
+            progress=progress,
         )
 
 
@@ -103,7 +110,9 @@ def top_eigenvalue(
     **options: Any,
 ) -> float:
     """The largest Hessian eigenvalue (options as for :func:`hessian_eigenvalues`)."""
-    return float(hessian_eigenvalues(model, loss_fn, inputs, targets, k=1, **options).eigenvalues[0])
+    return float(
+        hessian_eigenvalues(model, loss_fn, inputs, targets, k=1, **options).eigenvalues[0]
+    )
 
 
 def hessian_trace(
@@ -146,6 +155,11 @@ def spectral_density(
     """Hessian eigenvalue density by stochastic Lanczos quadrature."""
     with _operator(model, loss_fn, inputs, targets, operator_options) as op:
         return slq_density(
-            op, runs=runs, steps=steps, sigma=sigma, grid_points=grid_points, seed=seed,
+            op,
+            runs=runs,
+            steps=steps,
+            sigma=sigma,
+            grid_points=grid_points,
+            seed=seed,
             progress=progress,
         )

@@ -91,6 +91,7 @@ def slq_density(
     weights = np.zeros((runs, steps))
     hvps = 0
     for run in range(runs):
+
         def on_step(j: int, run: int = run, before: int = hvps) -> None:
             report(progress, done=before + j, total=runs * steps, note=f"run {run + 1}/{runs}")
 

@@ -43,6 +43,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 ENGINES = ("auto", "cached", "func")
 
+
 @contextmanager
 def evaluation_context(model: nn.Module, bn_mode: str) -> Iterator[nn.Module]:
     """``landscape.bn.analysis_mode`` plus the guarantees the engines need.
@@ -203,9 +204,7 @@ class CachedGraphEngine:
         else:
             with torch.autograd.graph.saved_tensors_hooks(counter.pack, lambda t: t):
                 loss = self.loss_fn(self.model(x), y)
-                grads = torch.autograd.grad(
-                    loss, self.params, create_graph=True, allow_unused=True
-                )
+                grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
         if index not in self.checked:
             check_twice_differentiable(grads)
             self.checked.add(index)

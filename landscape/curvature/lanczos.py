@@ -214,10 +214,17 @@ def lanczos_eigs(
             shown = residuals if errors is None else errors
             relative = (shown[wanted] - floor) / np.maximum(np.abs(theta[wanted]), 1e-300)
             history.append(float(max(np.max(relative), 0.0)) if n >= k else math.inf)
-            report(progress, done=hvps, total=geometric_total(history, tol, max_hvps),
-                   limit=max_hvps, estimate=float(theta[wanted[0]]),
-                   name="lambda1" if which == "top" else "lambda_min", error=history[-1],
-                   error_name=error_name, target=tol)
+            report(
+                progress,
+                done=hvps,
+                total=geometric_total(history, tol, max_hvps),
+                limit=max_hvps,
+                estimate=float(theta[wanted[0]]),
+                name="lambda1" if which == "top" else "lambda_min",
+                error=history[-1],
+                error_name=error_name,
+                target=tol,
+            )
         if (
             n >= k
             and errors is not None
@@ -255,8 +262,7 @@ def lanczos_eigs(
     bounds = error_bounds(theta, beta * np.abs(S[n - 1, :]), wanted)
     measure = residuals if stop == "residual" else bounds
     converged = bool(
-        len(wanted) == k
-        and np.all(measure <= tol * np.abs(theta[wanted]) + precision * scale)
+        len(wanted) == k and np.all(measure <= tol * np.abs(theta[wanted]) + precision * scale)
     )
     vectors = None
     if eigenvectors:

@@ -253,12 +253,15 @@ class HessianOperator(AbstractContextManager):
             for (x, y), weight in zip(self.batches, self.weights):
                 loss = self.loss_fn(self.model(x), y)
                 grads = torch.autograd.grad(loss, self.tensors, allow_unused=True)
-                total += torch.cat(
-                    [
-                        (torch.zeros_like(p) if g is None else g).reshape(-1)
-                        for g, p in zip(grads, self.tensors)
-                    ]
-                ).double() * weight
+                total += (
+                    torch.cat(
+                        [
+                            (torch.zeros_like(p) if g is None else g).reshape(-1)
+                            for g, p in zip(grads, self.tensors)
+                        ]
+                    ).double()
+                    * weight
+                )
         return total
 
     def release(self) -> None:

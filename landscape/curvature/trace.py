@@ -105,10 +105,18 @@ def _sample_until(
         relative = stats.stderr / abs(offset + stats.mean) if offset + stats.mean else math.inf
         if progress is not None:
             needed = projected_total(stats.n, relative, rel_stderr, 2.0, budget)
-            report(progress, done=spent + stats.n, total=spent + max(needed, min_samples),
-                   limit=spent + budget, estimate=offset + stats.mean, name="trace",
-                   error=relative, error_name="rel. stderr", target=rel_stderr,
-                   note=f"{stats.n} samples")
+            report(
+                progress,
+                done=spent + stats.n,
+                total=spent + max(needed, min_samples),
+                limit=spent + budget,
+                estimate=offset + stats.mean,
+                name="trace",
+                error=relative,
+                error_name="rel. stderr",
+                target=rel_stderr,
+                note=f"{stats.n} samples",
+            )
         if stats.n >= min_samples and stats.stderr <= rel_stderr * abs(offset + stats.mean):
             return stats, True
     return stats, False
@@ -164,7 +172,10 @@ def hutchpp_trace(
     generator = torch.Generator().manual_seed(seed)
     rank = min(sketch_rank, dim)
     if rank == dim:  # the exact trace costs no more than the sketch would
-        exact = sum(float(op.matvec(e)[i]) for i, e in enumerate(torch.eye(dim, dtype=torch.float64, device=device)))
+        exact = sum(
+            float(op.matvec(e)[i])
+            for i, e in enumerate(torch.eye(dim, dtype=torch.float64, device=device))
+        )
         return TraceResult(exact, 0.0, dim, 0, "hutch++", True, dim, exact)
 
     def sketch_step(done: int) -> None:
@@ -186,8 +197,15 @@ def hutchpp_trace(
         return z - Q @ (Q.T @ z)
 
     stats, converged = _sample_until(
-        op, generator, project, low_rank, rel_stderr, min_samples,
-        max(max_hvps - 2 * rank, min_samples), progress, 2 * rank,
+        op,
+        generator,
+        project,
+        low_rank,
+        rel_stderr,
+        min_samples,
+        max(max_hvps - 2 * rank, min_samples),
+        progress,
+        2 * rank,
     )
     return TraceResult(
         trace=low_rank + stats.mean,
@@ -229,8 +247,14 @@ def krylov_hutchpp_trace(
     for _ in range(min(pilot_samples, max_hvps // 4)):
         z = _rademacher(dim, generator, device)
         pilot.add(float(z @ op.matvec(z).to(torch.float64)))
-        report(progress, done=pilot.n, limit=max_hvps, estimate=pilot.mean, name="trace",
-               note=f"pilot {pilot.n} samples")
+        report(
+            progress,
+            done=pilot.n,
+            limit=max_hvps,
+            estimate=pilot.mean,
+            name="trace",
+            note=f"pilot {pilot.n} samples",
+        )
     # Samples saved per unit of ||.||_F^2 removed; with no pilot, deflate to max_rank.
     scale = 2.0 / (rel_stderr * abs(pilot.mean)) ** 2 if pilot.n and pilot.mean else math.inf
 
@@ -248,8 +272,14 @@ def krylov_hutchpp_trace(
         alphas.append(alpha)
         gains.append(scale * (alpha**2 + 2 * beta**2))
         rank += 1
-        report(progress, done=pilot.n + rank, limit=max_hvps, estimate=math.fsum(alphas),
-               name="low-rank part", note=f"deflation basis rank {rank}")
+        report(
+            progress,
+            done=pilot.n + rank,
+            limit=max_hvps,
+            estimate=math.fsum(alphas),
+            name="low-rank part",
+            note=f"deflation basis rank {rank}",
+        )
         if rank == dim:
             exhausted = True
             break
@@ -272,8 +302,15 @@ def krylov_hutchpp_trace(
         return z - Q.T @ (Q @ z)
 
     stats, converged = _sample_until(
-        op, generator, project, low_rank, rel_stderr, min_samples,
-        max(max_hvps - spent, min_samples), progress, spent,
+        op,
+        generator,
+        project,
+        low_rank,
+        rel_stderr,
+        min_samples,
+        max(max_hvps - spent, min_samples),
+        progress,
+        spent,
     )
     return TraceResult(
         trace=low_rank + stats.mean,

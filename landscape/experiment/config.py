@@ -11,8 +11,21 @@ from landscape.errors import UserError
 
 # Options handed unchanged to every training run (landscape.train.TrainConfig fields).
 TRAIN_FIELDS = (
-    "dataset", "arch", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule",
-    "milestones", "gamma", "rho", "augment", "dtype", "data_dir", "momentum_across_switch",
+    "dataset",
+    "arch",
+    "epochs",
+    "batch_size",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "schedule",
+    "milestones",
+    "gamma",
+    "rho",
+    "augment",
+    "dtype",
+    "data_dir",
+    "momentum_across_switch",
 )
 
 
@@ -49,7 +62,9 @@ class LateSamConfig:
     # arms
     switch_epochs: list[int] | None = None  # None: SAM for the last 25, 15, 10 and 5 % of epochs
     full_sam: bool = True
-    sam_sgd_epochs: list[int] | None = None  # None: half the epochs, the high-lr phase (if full_sam)
+    sam_sgd_epochs: list[int] | None = (
+        None  # None: half the epochs, the high-lr phase (if full_sam)
+    )
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
     # analyses
     samples: int = 512
@@ -84,8 +99,17 @@ class LateSamConfig:
 
     def analysis_options(self) -> dict[str, Any]:
         """What shapes the analyses (a change means they are redone)."""
-        keys = ("samples", "analysis_batch_size", "bn_mode", "eig_tol", "trace_rel_stderr",
-                "trace_max_hvps", "sharpness_steps", "sharpness_m", "dtype")
+        keys = (
+            "samples",
+            "analysis_batch_size",
+            "bn_mode",
+            "eig_tol",
+            "trace_rel_stderr",
+            "trace_max_hvps",
+            "sharpness_steps",
+            "sharpness_m",
+            "dtype",
+        )
         out = {k: getattr(self, k) for k in keys}
         out["sharpness_rho"] = self.sharpness_radii
         return out
@@ -117,7 +141,10 @@ class LateSamConfig:
             raise UserError(f"the experiment needs at least 2 epochs, got {self.epochs}")
         if self.switch_epochs is None:
             self.switch_epochs = sorted(
-                {min(self.epochs - 1, max(1, round(f * self.epochs))) for f in (0.75, 0.85, 0.9, 0.95)}
+                {
+                    min(self.epochs - 1, max(1, round(f * self.epochs)))
+                    for f in (0.75, 0.85, 0.9, 0.95)
+                }
             )
         if self.sam_sgd_epochs is None:
             self.sam_sgd_epochs = [max(1, self.epochs // 2)] if self.full_sam else []
@@ -138,14 +165,26 @@ class LateSamConfig:
         if self.bn_mode not in ("eval", "train"):
             raise UserError(f"bn_mode must be eval or train, not {self.bn_mode!r}")
         if self.escape_bn_mode not in ("auto", "eval", "train"):
-            raise UserError(f"escape_bn_mode must be auto, eval or train, not {self.escape_bn_mode!r}")
+            raise UserError(
+                f"escape_bn_mode must be auto, eval or train, not {self.escape_bn_mode!r}"
+            )
         if not self.escape_divergence_factor > 1:
-            raise UserError(f"escape_divergence_factor must be > 1, got {self.escape_divergence_factor}")
+            raise UserError(
+                f"escape_divergence_factor must be > 1, got {self.escape_divergence_factor}"
+            )
         radii = self.sharpness_radii
-        if not radii or any(not (r >= 0 and math.isfinite(r)) for r in radii) or len(set(radii)) != len(radii):
+        if (
+            not radii
+            or any(not (r >= 0 and math.isfinite(r)) for r in radii)
+            or len(set(radii)) != len(radii)
+        ):
             raise UserError(f"sharpness_rho {self.sharpness_rho} must be distinct radii >= 0")
         if self.samples < 1 or self.interpolation_points < 2 or self.escape_steps < 1:
-            raise UserError("samples >= 1, interpolation_points >= 2 and escape_steps >= 1 are needed")
+            raise UserError(
+                "samples >= 1, interpolation_points >= 2 and escape_steps >= 1 are needed"
+            )
         if self.escape and not self.switch_epochs:
-            raise UserError("the escape curve starts at the latest switch epoch: give switch_epochs")
+            raise UserError(
+                "the escape curve starts at the latest switch epoch: give switch_epochs"
+            )
         return self

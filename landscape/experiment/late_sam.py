@@ -128,8 +128,14 @@ def escape_settings(config: LateSamConfig, sgd: Run, model: torch.nn.Module) -> 
 
     t0 = max(config.switch_epochs)
     tc = train_config(sgd, plan_runs(config), config)
-    lr = config.escape_lr or learning_rate(t0, lr=tc.lr, schedule=tc.schedule, epochs=tc.epochs,
-                                           milestones=tc.milestones, gamma=tc.gamma)
+    lr = config.escape_lr or learning_rate(
+        t0,
+        lr=tc.lr,
+        schedule=tc.schedule,
+        epochs=tc.epochs,
+        milestones=tc.milestones,
+        gamma=tc.gamma,
+    )
     bn_mode = config.escape_bn_mode
     if bn_mode == "auto":
         bn_mode = "train" if has_batchnorm(model) else "eval"
@@ -137,7 +143,9 @@ def escape_settings(config: LateSamConfig, sgd: Run, model: torch.nn.Module) -> 
         "lr": lr,
         "rho": config.rho if config.escape_rho is None else config.escape_rho,
         "momentum": config.momentum if config.escape_momentum is None else config.escape_momentum,
-        "weight_decay": tc.weight_decay if config.escape_weight_decay is None else config.escape_weight_decay,
+        "weight_decay": tc.weight_decay
+        if config.escape_weight_decay is None
+        else config.escape_weight_decay,
         "bn_mode": bn_mode,
         "divergence_factor": config.escape_divergence_factor,
     }
@@ -147,15 +155,21 @@ def format_escapes(escapes: list[dict]) -> str:
     """One line per escape curve: where it started, how it ended, divergence first."""
     lines = []
     for e in escapes:
-        head = f"escape {e['name']} ({e['steps']} SAM steps, lr {e['lr']:.3g}, BatchNorm {e['bn_mode']}, " \
-               f"weight decay {e['weight_decay']:.3g}):"
+        head = (
+            f"escape {e['name']} ({e['steps']} SAM steps, lr {e['lr']:.3g}, BatchNorm {e['bn_mode']}, "
+            f"weight decay {e['weight_decay']:.3g}):"
+        )
         if math.isfinite(e["diverged_at"]):
-            lines.append(f"{head} DIVERGED at step {int(e['diverged_at'])} (train loss "
-                         f"{e['loss_start']:.3g} -> {e['loss_end']:.3g}); no growth rate fitted")
+            lines.append(
+                f"{head} DIVERGED at step {int(e['diverged_at'])} (train loss "
+                f"{e['loss_start']:.3g} -> {e['loss_end']:.3g}); no growth rate fitted"
+            )
         else:
-            lines.append(f"{head} train loss {e['loss_start']:.3g} -> {e['loss_end']:.3g}, distance "
-                         f"{e['distance']:.3g}, λ1 {e['eig_start']:.3g} -> {e['eig_end']:.3g}, "
-                         f"growth rate {e['growth_rate']:.3g} per step")
+            lines.append(
+                f"{head} train loss {e['loss_start']:.3g} -> {e['loss_end']:.3g}, distance "
+                f"{e['distance']:.3g}, λ1 {e['eig_start']:.3g} -> {e['eig_end']:.3g}, "
+                f"growth rate {e['growth_rate']:.3g} per step"
+            )
     return "\n".join(lines)
 
 
@@ -175,8 +189,16 @@ def train_config(run: Run, runs: list[Run], config: LateSamConfig):
     return resolve_config(overrides)
 
 
-def _train(run: Run, runs: list[Run], config: LateSamConfig, root: Path, data: Data,
-           device: torch.device, progress: bool | None, counter: str) -> None:
+def _train(
+    run: Run,
+    runs: list[Run],
+    config: LateSamConfig,
+    root: Path,
+    data: Data,
+    device: torch.device,
+    progress: bool | None,
+    counter: str,
+) -> None:
     from landscape.train import train
 
     final = checkpoint_path(root, run, config.epochs, run.final_phase)
@@ -189,8 +211,14 @@ def _train(run: Run, runs: list[Run], config: LateSamConfig, root: Path, data: D
         source = checkpoint_path(root, parent, run.branch_epoch, run.branch_phase)
     log.info("%s training %s%s", counter, run.label, f" from {source}" if source else "")
     t = time.monotonic()
-    train(train_config(run, runs, config), run_dir(root, run), device=device,
-          from_checkpoint=source, data=data, progress=progress)
+    train(
+        train_config(run, runs, config),
+        run_dir(root, run),
+        device=device,
+        from_checkpoint=source,
+        data=data,
+        progress=progress,
+    )
     log.info("%s %s trained in %.0f s", counter, run.label, time.monotonic() - t)
 
 
@@ -211,8 +239,16 @@ def _key(*parts) -> str:
 class _Context:
     """What every analysis shares: data on the device, loss, result file, options."""
 
-    def __init__(self, config: LateSamConfig, root: Path, result_path: Path, data: Data,
-                 device: torch.device, dtype: torch.dtype, command: list[str] | None):
+    def __init__(
+        self,
+        config: LateSamConfig,
+        root: Path,
+        result_path: Path,
+        data: Data,
+        device: torch.device,
+        dtype: torch.dtype,
+        command: list[str] | None,
+    ):
         self.config, self.root, self.result_path = config, root, result_path
         self.data, self.device, self.dtype, self.command = data, device, dtype, command
         self.loss_fn = make_loss("cross-entropy")
@@ -233,8 +269,9 @@ class _Context:
             ckpt = load_checkpoint(path)
             model, arch, _ = build_model_for(ckpt, ModelSource(), self.data)
             model = model.to(device=self.device, dtype=self.dtype).eval()
-            self._targets[path] = Target(path, file_sha256(path), model, arch, ckpt.epoch,
-                                         ckpt.phase, ckpt.config, ckpt)
+            self._targets[path] = Target(
+                path, file_sha256(path), model, arch, ckpt.epoch, ckpt.phase, ckpt.config, ckpt
+            )
             while len(self._targets) > 4:  # keep a few models only
                 self._targets.pop(next(iter(self._targets)))
         return self._targets[path]
@@ -245,9 +282,16 @@ class _Context:
     def provenance(self, target, seconds: float, config: dict, samples: int | None = None) -> dict:
         from landscape.target import provenance
 
-        return provenance(target, split="train", samples=samples or self.x.shape[0],
-                          bn_mode=self.config.bn_mode, dtype=self.config.dtype,
-                          seed=ANALYSIS_SEED, seconds=seconds, config=config)
+        return provenance(
+            target,
+            split="train",
+            samples=samples or self.x.shape[0],
+            bn_mode=self.config.bn_mode,
+            dtype=self.config.dtype,
+            seed=ANALYSIS_SEED,
+            seconds=seconds,
+            config=config,
+        )
 
     def _attr(self, name: str, key: str = "experiment_key"):
         if not self.result_path.exists():
@@ -266,7 +310,10 @@ class _Context:
             table = {k: f[name][k][()] for k in f[name]}
         out = {}
         for i, label in enumerate(table["label"]):
-            row = {k: (v[i].decode() if isinstance(v[i], bytes) else v[i].item()) for k, v in table.items()}
+            row = {
+                k: (v[i].decode() if isinstance(v[i], bytes) else v[i].item())
+                for k, v in table.items()
+            }
             out[label.decode() if isinstance(label, bytes) else str(label)] = row
         return out
 
@@ -305,36 +352,83 @@ class _Context:
         products = dict(batch_size=self.batch("hvp", model), bn_mode=cfg.bn_mode)
         t_h = time.monotonic()
         with _phase(f"{run.label}: top-1 eigenvalue", "products") as phase:
-            eig = hessian_eigenvalues(model, self.loss_fn, self.x, self.y, k=1, tol=cfg.eig_tol,
-                                      seed=ANALYSIS_SEED, progress=phase, **products)
+            eig = hessian_eigenvalues(
+                model,
+                self.loss_fn,
+                self.x,
+                self.y,
+                k=1,
+                tol=cfg.eig_tol,
+                seed=ANALYSIS_SEED,
+                progress=phase,
+                **products,
+            )
         with _phase(f"{run.label}: trace", "products") as phase:
-            trace = hessian_trace(model, self.loss_fn, self.x, self.y,
-                                  rel_stderr=cfg.trace_rel_stderr, max_hvps=cfg.trace_max_hvps,
-                                  seed=ANALYSIS_SEED, progress=phase, **products)
+            trace = hessian_trace(
+                model,
+                self.loss_fn,
+                self.x,
+                self.y,
+                rel_stderr=cfg.trace_rel_stderr,
+                max_hvps=cfg.trace_max_hvps,
+                seed=ANALYSIS_SEED,
+                progress=phase,
+                **products,
+            )
         hessian_seconds = time.monotonic() - t_h
         t_s = time.monotonic()
         radii = cfg.sharpness_radii
         with _phase(f"{run.label}: worst-case sharpness", "steps") as phase:
-            sharps = worst_case_sharpness_radii(model, self.loss_fn, self.x, self.y, radii=radii,
-                                                steps=cfg.sharpness_steps, m=cfg.sharpness_m,
-                                                seed=ANALYSIS_SEED, progress=phase,
-                                                batch_size=self.batch("gradient", model),
-                                                bn_mode=cfg.bn_mode)
+            sharps = worst_case_sharpness_radii(
+                model,
+                self.loss_fn,
+                self.x,
+                self.y,
+                radii=radii,
+                steps=cfg.sharpness_steps,
+                m=cfg.sharpness_m,
+                seed=ANALYSIS_SEED,
+                progress=phase,
+                batch_size=self.batch("gradient", model),
+                bn_mode=cfg.bn_mode,
+            )
         sharp = dataclasses.replace(sharps[radii.index(cfg.sharpness_radius)])  # kept as worst_case
         sharp_seconds = time.monotonic() - t_s
         row = {
-            "label": run.label, "arm": run.arm, "arm_label": run.arm_label, "seed": run.seed,
-            "t0": run.t0, "t1": run.t1, "checkpoint": str(path), "key": key, "done": True,
-            "test_acc": test_acc, "test_loss": test_loss, "train_acc": train_acc,
-            "train_loss": train_loss, "lambda1": float(eig.eigenvalues[0]),
-            "trace": float(trace.trace), "worst_case": sharp.value,
+            "label": run.label,
+            "arm": run.arm,
+            "arm_label": run.arm_label,
+            "seed": run.seed,
+            "t0": run.t0,
+            "t1": run.t1,
+            "checkpoint": str(path),
+            "key": key,
+            "done": True,
+            "test_acc": test_acc,
+            "test_loss": test_loss,
+            "train_acc": train_acc,
+            "train_loss": train_loss,
+            "lambda1": float(eig.eigenvalues[0]),
+            "trace": float(trace.trace),
+            "worst_case": sharp.value,
             **{radius_metric(r.params["rho"]): r.value for r in sharps},
         }
         with store.transaction(self.result_path, self.command) as f:
             group = store.replace_group(f, f"hessian/{run.label}")
-            store.set_provenance(group, self.provenance(target, hessian_seconds, {
-                "k": 1, "tol": cfg.eig_tol, "trace_rel_stderr": cfg.trace_rel_stderr,
-                "trace_max_hvps": cfg.trace_max_hvps, "batch_size": products["batch_size"]}))
+            store.set_provenance(
+                group,
+                self.provenance(
+                    target,
+                    hessian_seconds,
+                    {
+                        "k": 1,
+                        "tol": cfg.eig_tol,
+                        "trace_rel_stderr": cfg.trace_rel_stderr,
+                        "trace_max_hvps": cfg.trace_max_hvps,
+                        "batch_size": products["batch_size"],
+                    },
+                ),
+            )
             store.write_dataset(group, "eigenvalues", np.asarray(eig.eigenvalues, dtype=np.float64))
             store.write_dataset(group, "residuals", np.asarray(eig.residuals, dtype=np.float64))
             store.write_dataset(group, "trace", float(trace.trace))
@@ -345,11 +439,21 @@ class _Context:
 
             for r in sharps:
                 r.measure = radius_metric(r.params["rho"])
-            write_sharpness_group(f, run.label, [(sharp, sharp_seconds)] + [(r, sharp_seconds) for r in sharps],
-                                  self.provenance(target, sharp_seconds, {**sharp.params, "rho": radii}))
-        log.info("%s: test acc %.2f%%, lambda1 %.4g, trace %.4g, worst-case %.4g (%.0f s)",
-                 run.label, 100 * test_acc, row["lambda1"], row["trace"], row["worst_case"],
-                 time.monotonic() - t)
+            write_sharpness_group(
+                f,
+                run.label,
+                [(sharp, sharp_seconds)] + [(r, sharp_seconds) for r in sharps],
+                self.provenance(target, sharp_seconds, {**sharp.params, "rho": radii}),
+            )
+        log.info(
+            "%s: test acc %.2f%%, lambda1 %.4g, trace %.4g, worst-case %.4g (%.0f s)",
+            run.label,
+            100 * test_acc,
+            row["lambda1"],
+            row["trace"],
+            row["worst_case"],
+            time.monotonic() - t,
+        )
         return row
 
     def write_rows(self, rows: list[dict]) -> None:
@@ -369,26 +473,40 @@ class _Context:
             return
         t = time.monotonic()
         bn = "recalibrate" if has_batchnorm(a.model) else "eval"
-        measure = Measure(self.loss_fn, {"train": (self.x, self.y), "test": (self.test_x, self.test_y)},
-                          batch_size=self.batch("forward", a.model), bn_mode=bn, bn_inputs=self.x,
-                          bn_batch_size=cfg.analysis_batch_size or FIXED_BATCH)
+        measure = Measure(
+            self.loss_fn,
+            {"train": (self.x, self.y), "test": (self.test_x, self.test_y)},
+            batch_size=self.batch("forward", a.model),
+            bn_mode=bn,
+            bn_inputs=self.x,
+            bn_batch_size=cfg.analysis_batch_size or FIXED_BATCH,
+        )
         alphas = np.linspace(0.0, 1.0, cfg.interpolation_points)
         states = [dict(a.model.state_dict()), dict(b.model.state_dict())]
         with _phase(name, "points", len(alphas)) as phase:
             result = interpolate(a.model, states, measure, alphas, bn="recompute", progress=phase)
         with store.transaction(self.result_path, self.command) as f:
             group = store.replace_group(f, name)
-            store.set_provenance(group, self.provenance(a, time.monotonic() - t, {
-                "points": cfg.interpolation_points, "bn": bn}))
+            store.set_provenance(
+                group,
+                self.provenance(
+                    a, time.monotonic() - t, {"points": cfg.interpolation_points, "bn": bn}
+                ),
+            )
             store.write_dataset(group, "alpha", result.alpha)
             for metric, values in result.metrics.items():
                 store.write_dataset(group, metric, values)
             store.write_dataset(group, "done", result.done)
             barriers = {f"barrier_{k}": v for k, v in result.barriers().items()}
-            store.set_attrs(group, a=str(a.path), b=str(b.path), bn_mode=bn, experiment_key=key,
-                            **barriers)
-        log.info("%s: train-loss barrier %.4g (%.0f s)", name,
-                 barriers.get("barrier_train_loss_frankle", math.nan), time.monotonic() - t)
+            store.set_attrs(
+                group, a=str(a.path), b=str(b.path), bn_mode=bn, experiment_key=key, **barriers
+            )
+        log.info(
+            "%s: train-loss barrier %.4g (%.0f s)",
+            name,
+            barriers.get("barrier_train_loss_frankle", math.nan),
+            time.monotonic() - t,
+        )
 
     # -- escape
     def escape(self, sgd: Run) -> dict:
@@ -412,21 +530,37 @@ class _Context:
 
             model = copy.deepcopy(target.model)  # escape moves the weights
             # With batch statistics the batch defines the operator: fixed, not measured.
-            batch = (cfg.analysis_batch_size or FIXED_BATCH if settings["bn_mode"] == "train"
-                     else self.batch("gradient", model))
+            batch = (
+                cfg.analysis_batch_size or FIXED_BATCH
+                if settings["bn_mode"] == "train"
+                else self.batch("gradient", model)
+            )
             with _phase(f"{name}: SAM escape", "steps", cfg.escape_steps) as phase:
-                result = sam_escape(model, self.loss_fn, self.x, self.y, steps=cfg.escape_steps,
-                                    eig_every=cfg.escape_eig_every, batch_size=batch,
-                                    progress=phase, **settings)
+                result = sam_escape(
+                    model,
+                    self.loss_fn,
+                    self.x,
+                    self.y,
+                    steps=cfg.escape_steps,
+                    eig_every=cfg.escape_eig_every,
+                    batch_size=batch,
+                    progress=phase,
+                    **settings,
+                )
             provenance = self.provenance(target, time.monotonic() - t, result.params)
             provenance["bn_mode"] = settings["bn_mode"]
             with store.transaction(self.result_path, self.command) as f:
                 write_escape_group(f, name.split("/", 1)[1], result, provenance)
                 store.set_attrs(f[name], experiment_key=key)
-            log.info("%s: %s, final distance %.4g (%.0f s)", name,
-                     f"DIVERGED at step {int(result.diverged_at)}" if result.diverged
-                     else f"growth rate {result.growth_rate:.4g} per step",
-                     result.distance[-1], time.monotonic() - t)
+            log.info(
+                "%s: %s, final distance %.4g (%.0f s)",
+                name,
+                f"DIVERGED at step {int(result.diverged_at)}"
+                if result.diverged
+                else f"growth rate {result.growth_rate:.4g} per step",
+                result.distance[-1],
+                time.monotonic() - t,
+            )
         with store.open_result_file(self.result_path) as f:
             group = f[name]
             loss, distance = group["train_loss"][()], group["distance"][()]
@@ -436,9 +570,13 @@ class _Context:
         finite = np.isfinite(loss)
         eig_finite = eig[np.isfinite(eig)]
         return {
-            "name": name.split("/", 1)[1], "steps": cfg.escape_steps, **settings,
-            "diverged_at": diverged_at, "growth_rate": growth_rate,
-            "loss_start": float(loss[0]), "loss_end": float(loss[finite][-1]),
+            "name": name.split("/", 1)[1],
+            "steps": cfg.escape_steps,
+            **settings,
+            "diverged_at": diverged_at,
+            "growth_rate": growth_rate,
+            "loss_start": float(loss[0]),
+            "loss_end": float(loss[finite][-1]),
             "distance": float(distance[np.isfinite(distance)][-1]),
             "eig_start": float(eig_finite[0]) if eig_finite.size else math.nan,
             "eig_end": float(eig_finite[-1]) if eig_finite.size else math.nan,
@@ -449,12 +587,28 @@ class _Context:
         cfg = self.config
         with store.transaction(self.result_path, self.command) as f:
             group = f.require_group(f"experiment/{cfg.name}")
-            store.set_attrs(group, kind="late-sam", config=cfg.to_dict(), dataset=cfg.dataset,
-                            arch=cfg.arch, epochs=cfg.epochs, rho=cfg.rho, seeds=cfg.seeds,
-                            summary_text=table, confidence=0.95, interval="student-t over seeds")
+            store.set_attrs(
+                group,
+                kind="late-sam",
+                config=cfg.to_dict(),
+                dataset=cfg.dataset,
+                arch=cfg.arch,
+                epochs=cfg.epochs,
+                rho=cfg.rho,
+                seeds=cfg.seeds,
+                summary_text=table,
+                confidence=0.95,
+                interval="student-t over seeds",
+            )
             _write_table(store.replace_group(f, f"experiment/{cfg.name}/runs"), rows)
             summary = store.replace_group(f, f"experiment/{cfg.name}/summary")
-            columns: dict[str, list] = {"arm_label": [], "arm": [], "t0": [], "t1": [], "n_seeds": []}
+            columns: dict[str, list] = {
+                "arm_label": [],
+                "arm": [],
+                "t0": [],
+                "t1": [],
+                "n_seeds": [],
+            }
             for s in summaries:
                 for k in ("arm_label", "arm", "t0", "t1", "n_seeds"):
                     columns[k].append(getattr(s, k))
@@ -462,7 +616,9 @@ class _Context:
                 for metric in metrics_of(rows):
                     columns.setdefault(f"{metric}_mean", []).append(s.mean[metric])
                     columns.setdefault(f"{metric}_std", []).append(s.std[metric])
-                for metric in PAIRED:  # paired: gap closed (fraction) and arm - SGD, 95 % t-interval
+                for (
+                    metric
+                ) in PAIRED:  # paired: gap closed (fraction) and arm - SGD, 95 % t-interval
                     for kind, interval in (("gap", s.gap[metric]), ("diff", s.diff[metric])):
                         columns.setdefault(f"{metric}_{kind}_mean", []).append(interval.mean)
                         columns.setdefault(f"{metric}_{kind}_low", []).append(interval.low)
@@ -481,9 +637,10 @@ def _write_table(group, rows: list[dict]) -> None:
     """One 1-D dataset per column; strings as fixed-length bytes."""
     if not rows:
         return
-    columns = list(dict.fromkeys(k for row in rows for k in row))  # rows analysed earlier may have more
+    columns = list(
+        dict.fromkeys(k for row in rows for k in row)
+    )  # rows analysed earlier may have more
     for column in columns:
         present = [row[column] for row in rows if column in row]
         missing = "" if isinstance(present[0], str) else math.nan
         store.write_dataset(group, column, _column([row.get(column, missing) for row in rows]))
-

@@ -51,14 +51,34 @@ def plan_runs(config: LateSamConfig) -> list[Run]:
         trunk = Run(f"sgd-s{seed}", "sgd", seed, None, None)
         runs.append(trunk)
         for t0 in sorted(config.switch_epochs):
-            runs.append(Run(f"late-sam-t{t0}-s{seed}", "late-sam", seed, t0, None,
-                            parent=trunk.label, branch_epoch=t0, branch_phase="sgd"))
+            runs.append(
+                Run(
+                    f"late-sam-t{t0}-s{seed}",
+                    "late-sam",
+                    seed,
+                    t0,
+                    None,
+                    parent=trunk.label,
+                    branch_epoch=t0,
+                    branch_phase="sgd",
+                )
+            )
         if config.full_sam:
             full = Run(f"full-sam-s{seed}", "full-sam", seed, 0, None)
             runs.append(full)
             for t1 in sorted(config.sam_sgd_epochs):
-                runs.append(Run(f"sam-sgd-t{t1}-s{seed}", "sam-sgd", seed, 0, t1,
-                                parent=full.label, branch_epoch=t1, branch_phase="sam"))
+                runs.append(
+                    Run(
+                        f"sam-sgd-t{t1}-s{seed}",
+                        "sam-sgd",
+                        seed,
+                        0,
+                        t1,
+                        parent=full.label,
+                        branch_epoch=t1,
+                        branch_phase="sam",
+                    )
+                )
     return runs
 
 

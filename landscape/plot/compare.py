@@ -39,7 +39,9 @@ def _finish(fig, top, bottom, xlabel: str, top_label: str, bottom_label: str) ->
 
 
 def _log_if_wide(ax) -> None:
-    values = np.concatenate([line.get_ydata() for line in ax.get_lines()] or [np.empty(0)]).astype(float)
+    values = np.concatenate([line.get_ydata() for line in ax.get_lines()] or [np.empty(0)]).astype(
+        float
+    )
     values = values[np.isfinite(values)]
     if values.size and values.min() > 0 and values.max() / values.min() > 50:
         style.log_scale(ax)
@@ -78,8 +80,10 @@ def plot_compare_interpolations(items: Sequence[tuple[str, Interpolation]]) -> F
 
 def plot_compare_hessian(items: Sequence[tuple[str, Sequence[HessianRecord]]]) -> Figure:
     """λ1..λk and trace against epoch for several runs (one colour each, switches marked)."""
-    runs = {label: sorted([r for r in records if r.meta.epoch is not None], key=lambda r: r.meta.epoch)
-            for label, records in items}
+    runs = {
+        label: sorted([r for r in records if r.meta.epoch is not None], key=lambda r: r.meta.epoch)
+        for label, records in items
+    }
     return plot_hessian_vs_epoch({k: v for k, v in runs.items() if v})
 
 

@@ -28,7 +28,16 @@ from landscape.plot import (
 )
 from landscape.plot.results import ResultFile, TrainingLog, read_result_file, read_training_log
 
-KINDS = ("surface", "interpolation", "hessian", "sharpness", "escape", "experiment", "training", "compare")
+KINDS = (
+    "surface",
+    "interpolation",
+    "hessian",
+    "sharpness",
+    "escape",
+    "experiment",
+    "training",
+    "compare",
+)
 LOSSES = ("train_loss", "test_loss")
 ACCURACIES = ("train_acc", "test_acc")
 
@@ -54,7 +63,9 @@ def parse_only(text: str | None) -> set[str] | None:
     kinds = {part.strip().lower() for part in text.split(",") if part.strip()}
     unknown = sorted(kinds - set(KINDS))
     if unknown or not kinds:
-        raise UserError(f"unknown --only kind {', '.join(unknown) or repr(text)}; choose from {', '.join(KINDS)}")
+        raise UserError(
+            f"unknown --only kind {', '.join(unknown) or repr(text)}; choose from {', '.join(KINDS)}"
+        )
     return kinds
 
 
@@ -74,7 +85,9 @@ def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
     out: list[Path] = []
     for path in map(Path, paths):
         if not path.exists():
-            raise UserError(f"{path} does not exist; give result files (.h5) or run folders (checkpoints/RUN)")
+            raise UserError(
+                f"{path} does not exist; give result files (.h5) or run folders (checkpoints/RUN)"
+            )
         if not path.is_dir() or (path / RUN_MARKER).is_file():
             out.append(path)
             continue
@@ -104,7 +117,9 @@ def load_source(path: str | Path) -> Source:
     """A result file, or a run folder (or its metrics.jsonl) for training curves."""
     path = Path(path)
     if not path.exists():
-        raise UserError(f"{path} does not exist; give result files (.h5) or run folders (checkpoints/RUN)")
+        raise UserError(
+            f"{path} does not exist; give result files (.h5) or run folders (checkpoints/RUN)"
+        )
     if path.is_dir() or path.name.endswith(".jsonl"):
         return read_training_log(path)
     return read_result_file(path)
@@ -118,10 +133,18 @@ def _job(jobs: list, name: str, kind: str, caption: str, build: Callable[[], Fig
     jobs.append(FigureJob(safe_name(name), kind, caption, build))
 
 
-QUANTITY_WORDS = {"train_loss": "training loss", "test_loss": "test loss",
-                  "train_acc": "training accuracy", "test_acc": "test accuracy"}
-PLANE_WORDS = {"random": "a random filter-normalised plane", "pca": "the PCA plane of the training trajectory",
-               "hessian": "the plane of the top two Hessian eigenvectors", "between": "the plane through two solutions"}
+QUANTITY_WORDS = {
+    "train_loss": "training loss",
+    "test_loss": "test loss",
+    "train_acc": "training accuracy",
+    "test_acc": "test accuracy",
+}
+PLANE_WORDS = {
+    "random": "a random filter-normalised plane",
+    "pca": "the PCA plane of the training trajectory",
+    "hessian": "the plane of the top two Hessian eigenvectors",
+    "between": "the plane through two solutions",
+}
 
 
 def _checkpoint_words(meta) -> str:
@@ -142,71 +165,147 @@ def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
     prefix = prefix or source_label(source)
     jobs: list[FigureJob] = []
     if isinstance(source, TrainingLog):
-        _job(jobs, f"{prefix}-training", "training", f"Training curves of run {source.run}.",
-             lambda source=source: _training(source))
+        _job(
+            jobs,
+            f"{prefix}-training",
+            "training",
+            f"Training curves of run {source.run}.",
+            lambda source=source: _training(source),
+        )
         return jobs
     for s in source.surfaces:
         base = f"{prefix}-surface-{s.name}"
         where = f"{_plane_words(s)} around {_checkpoint_words(s.meta)}"
         if s.ndim == 1:
-            _job(jobs, f"{base}-slice", "surface", f"Loss and accuracy along {where}.",
-                 lambda s=s: surface1d.plot_slice_1d(s))
+            _job(
+                jobs,
+                f"{base}-slice",
+                "surface",
+                f"Loss and accuracy along {where}.",
+                lambda s=s: surface1d.plot_slice_1d(s),
+            )
             continue
         for metric in (m for m in LOSSES if m in s.metrics):
             words = QUANTITY_WORDS.get(metric, metric)
-            _job(jobs, f"{base}-contour-{metric}", "surface", f"Contour lines of the {words} on {where}.",
-                 lambda s=s, m=metric: surface2d.plot_contour(s, m))
-            _job(jobs, f"{base}-filled-{metric}", "surface", f"The {words} on {where}, as a colour map.",
-                 lambda s=s, m=metric: surface2d.plot_filled(s, m))
-            _job(jobs, f"{base}-3d-{metric}", "surface", f"The {words} on {where}, in 3-D.",
-                 lambda s=s, m=metric: surface2d.plot_surface_3d(s, m))
+            _job(
+                jobs,
+                f"{base}-contour-{metric}",
+                "surface",
+                f"Contour lines of the {words} on {where}.",
+                lambda s=s, m=metric: surface2d.plot_contour(s, m),
+            )
+            _job(
+                jobs,
+                f"{base}-filled-{metric}",
+                "surface",
+                f"The {words} on {where}, as a colour map.",
+                lambda s=s, m=metric: surface2d.plot_filled(s, m),
+            )
+            _job(
+                jobs,
+                f"{base}-3d-{metric}",
+                "surface",
+                f"The {words} on {where}, in 3-D.",
+                lambda s=s, m=metric: surface2d.plot_surface_3d(s, m),
+            )
         for metric in (m for m in ACCURACIES if m in s.metrics):
             words = QUANTITY_WORDS.get(metric, metric)
-            _job(jobs, f"{base}-filled-{metric}", "surface", f"The {words} on {where}, as a colour map.",
-                 lambda s=s, m=metric: surface2d.plot_filled(s, m))
+            _job(
+                jobs,
+                f"{base}-filled-{metric}",
+                "surface",
+                f"The {words} on {where}, as a colour map.",
+                lambda s=s, m=metric: surface2d.plot_filled(s, m),
+            )
     for it in source.interpolations:
-        _job(jobs, f"{prefix}-interpolation-{it.name}", "interpolation",
-             f"Loss and error on the straight line from {it.a_name} to {it.b_name}"
-             + (f" (run {it.meta.run})" if it.meta.run else "") + ", with the barrier heights.",
-             lambda it=it: interpolation.plot_interpolation(it))
+        _job(
+            jobs,
+            f"{prefix}-interpolation-{it.name}",
+            "interpolation",
+            f"Loss and error on the straight line from {it.a_name} to {it.b_name}"
+            + (f" (run {it.meta.run})" if it.meta.run else "")
+            + ", with the barrier heights.",
+            lambda it=it: interpolation.plot_interpolation(it),
+        )
     # Default arguments bind each lambda to its own records (closures would see the last ones).
     if source.hessian:
         hess = source.hessian
         if hessian.has_epoch_series(hess):
-            _job(jobs, f"{prefix}-hessian-epochs", "hessian", "Top Hessian eigenvalues and trace against epoch.",
-                 lambda hess=hess: hessian.plot_hessian_vs_epoch(hessian.group_by_run(hess)))
+            _job(
+                jobs,
+                f"{prefix}-hessian-epochs",
+                "hessian",
+                "Top Hessian eigenvalues and trace against epoch.",
+                lambda hess=hess: hessian.plot_hessian_vs_epoch(hessian.group_by_run(hess)),
+            )
         else:
-            _job(jobs, f"{prefix}-hessian-topk", "hessian", "Top Hessian eigenvalues.",
-                 lambda hess=hess: hessian.plot_top_eigenvalues(hess))
+            _job(
+                jobs,
+                f"{prefix}-hessian-topk",
+                "hessian",
+                "Top Hessian eigenvalues.",
+                lambda hess=hess: hessian.plot_top_eigenvalues(hess),
+            )
         dense = [r for r in hess if r.density_grid is not None]
         if len(dense) > 1:
-            _job(jobs, f"{prefix}-hessian-density", "hessian", "Spectral densities of all checkpoints.",
-                 lambda dense=dense: hessian.plot_density(dense))
+            _job(
+                jobs,
+                f"{prefix}-hessian-density",
+                "hessian",
+                "Spectral densities of all checkpoints.",
+                lambda dense=dense: hessian.plot_density(dense),
+            )
         for r in dense:
-            _job(jobs, f"{prefix}-hessian-density-{r.name}", "hessian",
-                 f"Hessian spectral density of {_checkpoint_words(r.meta)}, with its top eigenvalues.",
-                 lambda r=r: hessian.plot_density([r]))
+            _job(
+                jobs,
+                f"{prefix}-hessian-density-{r.name}",
+                "hessian",
+                f"Hessian spectral density of {_checkpoint_words(r.meta)}, with its top eigenvalues.",
+                lambda r=r: hessian.plot_density([r]),
+            )
     if source.sharpness:
         sharp = source.sharpness
         if sharpness.scalar_measures(sharp):
-            _job(jobs, f"{prefix}-sharpness-measures", "sharpness", "Sharpness measures per checkpoint.",
-                 lambda sharp=sharp: sharpness.plot_sharpness_measures(sharp))
+            _job(
+                jobs,
+                f"{prefix}-sharpness-measures",
+                "sharpness",
+                "Sharpness measures per checkpoint.",
+                lambda sharp=sharp: sharpness.plot_sharpness_measures(sharp),
+            )
         for measure in sharpness.curve_measures(sharp):
-            _job(jobs, f"{prefix}-sharpness-{measure}", "sharpness", f"Sharpness measure {measure}.",
-                 lambda m=measure, sharp=sharp: sharpness.plot_sharpness_curve(sharp, m))
+            _job(
+                jobs,
+                f"{prefix}-sharpness-{measure}",
+                "sharpness",
+                f"Sharpness measure {measure}.",
+                lambda m=measure, sharp=sharp: sharpness.plot_sharpness_curve(sharp, m),
+            )
     for x in source.experiments:
         if experiment.panels_present(x):
-            _job(jobs, f"{prefix}-experiment-{x.name}", "experiment",
-                 f"Experiment {x.name}: test error and sharpness against the SAM start epoch.",
-                 lambda x=x: experiment.plot_late_sam_summary(x))
+            _job(
+                jobs,
+                f"{prefix}-experiment-{x.name}",
+                "experiment",
+                f"Experiment {x.name}: test error and sharpness against the SAM start epoch.",
+                lambda x=x: experiment.plot_late_sam_summary(x),
+            )
         if experiment.gap_panels_present(x):
-            _job(jobs, f"{prefix}-experiment-{x.name}-dose-response", "experiment",
-                 f"Experiment {x.name}: share of the SGD → full-SAM gap closed against SAM steps.",
-                 lambda x=x: experiment.plot_dose_response(x))
+            _job(
+                jobs,
+                f"{prefix}-experiment-{x.name}-dose-response",
+                "experiment",
+                f"Experiment {x.name}: share of the SGD → full-SAM gap closed against SAM steps.",
+                lambda x=x: experiment.plot_dose_response(x),
+            )
     for e in source.escapes:
-        _job(jobs, f"{prefix}-escape-{e.name}", "escape",
-             f"SAM steps from {_checkpoint_words(e.meta)}: distance travelled, loss and top eigenvalue.",
-             lambda e=e: escape.plot_escape(e))
+        _job(
+            jobs,
+            f"{prefix}-escape-{e.name}",
+            "escape",
+            f"SAM steps from {_checkpoint_words(e.meta)}: distance travelled, loss and top eigenvalue.",
+            lambda e=e: escape.plot_escape(e),
+        )
     return jobs
 
 
@@ -225,7 +324,11 @@ def comparison_figures(sources: Sequence[Source]) -> list[FigureJob]:
     results = [s if isinstance(s, ResultFile) else None for s in sources]
 
     def from_files(attribute: str, keep=lambda r: True) -> list[tuple[str, object]]:
-        picked = [(i, s) for i, s in enumerate(results) if s is not None and any(keep(r) for r in getattr(s, attribute))]
+        picked = [
+            (i, s)
+            for i, s in enumerate(results)
+            if s is not None and any(keep(r) for r in getattr(s, attribute))
+        ]
         if len(picked) < 2:
             return []
         out = []
@@ -237,21 +340,53 @@ def comparison_figures(sources: Sequence[Source]) -> list[FigureJob]:
 
     slices = from_files("surfaces", lambda s: s.ndim == 1)
     if slices:
-        _job(jobs, "compare-surface1d", "compare", "1D slices compared.", lambda: compare.plot_compare_slices(slices))
+        _job(
+            jobs,
+            "compare-surface1d",
+            "compare",
+            "1D slices compared.",
+            lambda: compare.plot_compare_slices(slices),
+        )
     interps = from_files("interpolations")
     if interps:
-        _job(jobs, "compare-interpolation", "compare", "Interpolation curves compared.",
-             lambda: compare.plot_compare_interpolations(interps))
-    series = [(labels[i], s.hessian) for i, s in enumerate(results) if s is not None and hessian.has_epoch_series(s.hessian)]
+        _job(
+            jobs,
+            "compare-interpolation",
+            "compare",
+            "Interpolation curves compared.",
+            lambda: compare.plot_compare_interpolations(interps),
+        )
+    series = [
+        (labels[i], s.hessian)
+        for i, s in enumerate(results)
+        if s is not None and hessian.has_epoch_series(s.hessian)
+    ]
     if len(series) >= 2:
-        _job(jobs, "compare-hessian", "compare", "Hessian spectra during training compared.",
-             lambda: compare.plot_compare_hessian(series))
+        _job(
+            jobs,
+            "compare-hessian",
+            "compare",
+            "Hessian spectra during training compared.",
+            lambda: compare.plot_compare_hessian(series),
+        )
     escapes = from_files("escapes")
     if escapes:
-        _job(jobs, "compare-escape", "compare", "Escape distances compared.", lambda: compare.plot_compare_escape(escapes))
+        _job(
+            jobs,
+            "compare-escape",
+            "compare",
+            "Escape distances compared.",
+            lambda: compare.plot_compare_escape(escapes),
+        )
     logs = [(labels[i], s) for i, s in enumerate(sources) if isinstance(s, TrainingLog)]
     if len(logs) >= 2:
-        _job(jobs, "compare-training", "compare", "Training runs compared.", lambda: compare.plot_compare_training(logs))
+        _job(
+            jobs,
+            "compare-training",
+            "compare",
+            "Training runs compared.",
+            lambda: compare.plot_compare_training(logs),
+        )
     return jobs
 
 
@@ -264,7 +399,9 @@ def _unique_labels(sources: Sequence[Source]) -> dict[int, str]:
     return labels
 
 
-def plan(paths: Sequence[str | Path], only: set[str] | None = None) -> tuple[list[Source], list[FigureJob]]:
+def plan(
+    paths: Sequence[str | Path], only: set[str] | None = None
+) -> tuple[list[Source], list[FigureJob]]:
     """Read every input (UserError on the first bad one) and list the figures, unique names.
     Folders of runs and experiment folders stand for their contents (:func:`expand_inputs`)."""
     sources = [load_source(p) for p in expand_inputs(paths)]
@@ -278,5 +415,9 @@ def plan(paths: Sequence[str | Path], only: set[str] | None = None) -> tuple[lis
     for job in jobs:  # two inputs with the same name must not overwrite each other's figures
         count = seen.get(job.name, 0)
         seen[job.name] = count + 1
-        unique.append(job if count == 0 else FigureJob(f"{job.name}-{count + 1}", job.kind, job.caption, job.build))
+        unique.append(
+            job
+            if count == 0
+            else FigureJob(f"{job.name}-{count + 1}", job.kind, job.caption, job.build)
+        )
     return sources, unique

@@ -31,7 +31,11 @@ def _parameters(escape: Escape) -> str:
 
 @style.styled
 def plot_escape(escape: Escape) -> Figure:
-    panels = [(k, label) for k, label in PANELS if k in escape.series and np.isfinite(escape.series[k]).any()]
+    panels = [
+        (k, label)
+        for k, label in PANELS
+        if k in escape.series and np.isfinite(escape.series[k]).any()
+    ]
     fig = style.new_figure(style.COLUMN_WIDTH, 1.0 + 1.25 * max(len(panels), 1))
     axes = np.atleast_1d(fig.subplots(max(len(panels), 1), 1, sharex=True))
     for ax, (key, label) in zip(axes, panels):
@@ -41,14 +45,28 @@ def plot_escape(escape: Escape) -> Figure:
         if log:  # the start (distance 0) has no place on a log axis
             finite &= values > 0
         sparse = finite.sum() < 0.5 * finite.size  # eigenvalues computed every few steps only
-        ax.plot(escape.step[finite], values[finite], "o-" if sparse else "-", markersize=3,
-                color=style.PALETTE[{"distance": 1, "train_loss": 0, "eigenvalue": 2}[key]], gid=key)
+        ax.plot(
+            escape.step[finite],
+            values[finite],
+            "o-" if sparse else "-",
+            markersize=3,
+            color=style.PALETTE[{"distance": 1, "train_loss": 0, "eigenvalue": 2}[key]],
+            gid=key,
+        )
         if log:
             style.log_scale(ax)
             if escape.growth_rate is not None:
-                ax.text(0.98, 0.05, f"growth rate {escape.growth_rate:.3g} / step", transform=ax.transAxes,
-                        ha="right", va="bottom", fontsize=6.5, gid="growth-rate",
-                        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "0.7", "lw": 0.5})
+                ax.text(
+                    0.98,
+                    0.05,
+                    f"growth rate {escape.growth_rate:.3g} / step",
+                    transform=ax.transAxes,
+                    ha="right",
+                    va="bottom",
+                    fontsize=6.5,
+                    gid="growth-rate",
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "0.7", "lw": 0.5},
+                )
         ax.set_ylabel(label)
     axes[-1].set_xlabel("SAM step")
     title = escape.meta.checkpoint_name or escape.name

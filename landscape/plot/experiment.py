@@ -32,7 +32,9 @@ def _column(summary: dict, metric: str, stat: str) -> np.ndarray | None:
         acc = summary.get(f"test_acc_{stat}")
         if acc is None:
             return None
-        return 1.0 - np.asarray(acc, dtype=float) if stat == "mean" else np.asarray(acc, dtype=float)
+        return (
+            1.0 - np.asarray(acc, dtype=float) if stat == "mean" else np.asarray(acc, dtype=float)
+        )
     values = summary.get(f"{metric}_{stat}")
     return None if values is None else np.asarray(values, dtype=float)
 
@@ -63,22 +65,59 @@ def plot_late_sam_summary(experiment: Experiment) -> Figure:
         std = scale * np.nan_to_num(std_values if std_values is not None else np.zeros_like(mean))
         idx = [i for i in order if late[i] and np.isfinite(mean[i])]
         if idx:
-            ax.errorbar(t0[idx], mean[idx], yerr=std[idx], fmt="o-", color=style.PHASE_COLORS["sam"],
-                        capsize=2, markersize=3.5, label="late SAM (from t$_0$)", gid=f"late-sam-{metric}")
+            ax.errorbar(
+                t0[idx],
+                mean[idx],
+                yerr=std[idx],
+                fmt="o-",
+                color=style.PHASE_COLORS["sam"],
+                capsize=2,
+                markersize=3.5,
+                label="late SAM (from t$_0$)",
+                gid=f"late-sam-{metric}",
+            )
         for i, arm in enumerate(arms):
             if not np.isfinite(mean[i]):
                 continue
             if arm == "full-sam":
-                ax.errorbar([0.0], [mean[i]], yerr=[std[i]], fmt="s", color="black", capsize=2, markersize=4,
-                            label="full SAM", gid=f"full-sam-{metric}")
+                ax.errorbar(
+                    [0.0],
+                    [mean[i]],
+                    yerr=[std[i]],
+                    fmt="s",
+                    color="black",
+                    capsize=2,
+                    markersize=4,
+                    label="full SAM",
+                    gid=f"full-sam-{metric}",
+                )
             elif arm == "sgd":
-                ax.axhline(mean[i], color=style.PHASE_COLORS["sgd"], linewidth=1.0, label="SGD only",
-                           gid=f"sgd-{metric}")
-                ax.axhspan(mean[i] - std[i], mean[i] + std[i], color=style.PHASE_COLORS["sgd"], alpha=0.12,
-                           linewidth=0)
+                ax.axhline(
+                    mean[i],
+                    color=style.PHASE_COLORS["sgd"],
+                    linewidth=1.0,
+                    label="SGD only",
+                    gid=f"sgd-{metric}",
+                )
+                ax.axhspan(
+                    mean[i] - std[i],
+                    mean[i] + std[i],
+                    color=style.PHASE_COLORS["sgd"],
+                    alpha=0.12,
+                    linewidth=0,
+                )
             elif arm == "sam-sgd" and np.isfinite(t1[i]):
-                ax.errorbar([t1[i]], [mean[i]], yerr=[std[i]], fmt="^", color=style.PALETTE[2], capsize=2,
-                            markersize=4, label="SAM then SGD (at t$_1$)", gid=f"sam-sgd-{metric}")
+                ax.errorbar(
+                    [t1[i]],
+                    [mean[i]],
+                    yerr=[std[i]],
+                    fmt="^",
+                    color=style.PALETTE[2],
+                    capsize=2,
+                    markersize=4,
+                    label="SAM then SGD (at t$_1$)",
+                    gid=f"sam-sgd-{metric}",
+                )
         ax.set_ylabel(label)
     axes[-1].set_xlabel("epoch t$_0$ at which SAM starts")
     epochs = experiment.attrs.get("epochs")
@@ -104,7 +143,11 @@ GAP_PANELS = (
 
 def gap_panels_present(experiment: Experiment) -> list[tuple[str, str]]:
     s = experiment.summary
-    return [p for p in GAP_PANELS if f"{p[0]}_gap_mean" in s and np.isfinite(s[f"{p[0]}_gap_mean"]).any()]
+    return [
+        p
+        for p in GAP_PANELS
+        if f"{p[0]}_gap_mean" in s and np.isfinite(s[f"{p[0]}_gap_mean"]).any()
+    ]
 
 
 @style.styled
@@ -119,25 +162,48 @@ def plot_dose_response(experiment: Experiment) -> Figure:
     steps = np.asarray(s.get("sam_steps", np.full(len(arms), np.nan)), dtype=float)
     run_arms = np.array([str(a) for a in runs.get("arm", [])])
     run_steps = np.asarray(runs.get("sam_steps", np.full(len(run_arms), np.nan)), dtype=float)
-    kinds = (("late-sam", "o-", style.PHASE_COLORS["sam"], "late SAM (last steps)"),
-             ("sam-sgd", "^--", style.PALETTE[2], "SAM then SGD (first steps)"))
+    kinds = (
+        ("late-sam", "o-", style.PHASE_COLORS["sam"], "late SAM (last steps)"),
+        ("sam-sgd", "^--", style.PALETTE[2], "SAM then SGD (first steps)"),
+    )
     for ax, (metric, label) in zip(axes, panels):
         mean = 100 * np.asarray(s[f"{metric}_gap_mean"], dtype=float)
         low = 100 * np.asarray(s.get(f"{metric}_gap_low", mean / 100), dtype=float)
         high = 100 * np.asarray(s.get(f"{metric}_gap_high", mean / 100), dtype=float)
         for arm, fmt, color, name in kinds:
-            idx = [i for i in np.argsort(steps) if arms[i] == arm and np.isfinite(mean[i]) and np.isfinite(steps[i])]
+            idx = [
+                i
+                for i in np.argsort(steps)
+                if arms[i] == arm and np.isfinite(mean[i]) and np.isfinite(steps[i])
+            ]
             if not idx:
                 continue
             yerr = np.vstack([mean[idx] - low[idx], high[idx] - mean[idx]])
-            ax.errorbar(steps[idx], mean[idx], yerr=np.nan_to_num(yerr), fmt=fmt, color=color, capsize=2,
-                        markersize=4, label=f"{name}: mean, 95 % CI", gid=f"{arm}-gap-{metric}")
+            ax.errorbar(
+                steps[idx],
+                mean[idx],
+                yerr=np.nan_to_num(yerr),
+                fmt=fmt,
+                color=color,
+                capsize=2,
+                markersize=4,
+                label=f"{name}: mean, 95 % CI",
+                gid=f"{arm}-gap-{metric}",
+            )
             per_seed = runs.get(f"gap_{metric}")
             if per_seed is not None:
                 mask = (run_arms == arm) & np.isfinite(per_seed) & np.isfinite(run_steps)
-                ax.plot(run_steps[mask], 100 * np.asarray(per_seed, dtype=float)[mask], fmt[0], color=color,
-                        alpha=0.35, markersize=2.5, linestyle="none", label=f"{name}: each seed",
-                        gid=f"{arm}-gap-{metric}-seeds")
+                ax.plot(
+                    run_steps[mask],
+                    100 * np.asarray(per_seed, dtype=float)[mask],
+                    fmt[0],
+                    color=color,
+                    alpha=0.35,
+                    markersize=2.5,
+                    linestyle="none",
+                    label=f"{name}: each seed",
+                    gid=f"{arm}-gap-{metric}-seeds",
+                )
         ax.axhline(0.0, color=style.PHASE_COLORS["sgd"], linewidth=0.8, label="SGD (0 %)")
         ax.axhline(100.0, color="black", linewidth=0.8, linestyle=":", label="full SAM (100 %)")
         ax.set_title(label)
@@ -145,14 +211,16 @@ def plot_dose_response(experiment: Experiment) -> Figure:
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)
-    for ax in axes[max(0, len(panels) - 2):len(panels)]:
+    for ax in axes[max(0, len(panels) - 2) : len(panels)]:
         ax.set_xlabel("SAM steps")
     handles, labels = axes[0].get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     fig.legend(list(unique.values()), list(unique), loc="outside lower center", ncols=3)
     details = [str(experiment.attrs.get(k)) for k in ("dataset", "arch") if experiment.attrs.get(k)]
-    fig.suptitle(f"{experiment.name}: share of the SGD → full-SAM gap closed, paired within each seed"
-                 + (f" ({', '.join(details)})" if details else ""))
+    fig.suptitle(
+        f"{experiment.name}: share of the SGD → full-SAM gap closed, paired within each seed"
+        + (f" ({', '.join(details)})" if details else "")
+    )
     return fig

@@ -20,7 +20,9 @@ from landscape.plot.results import HessianRecord, switch_epoch
 DENSITY_FLOOR = 1e-6  # relative to the peak: SLQ densities fall to ~0 between Gaussians
 
 
-def group_by_run(records: Sequence[HessianRecord], label: str | None = None) -> dict[str, list[HessianRecord]]:
+def group_by_run(
+    records: Sequence[HessianRecord], label: str | None = None
+) -> dict[str, list[HessianRecord]]:
     """Records with an epoch, per training run (the checkpoint's folder), sorted by epoch."""
     runs: dict[str, list[HessianRecord]] = {}
     for record in records:
@@ -40,8 +42,17 @@ def has_epoch_series(records: Sequence[HessianRecord]) -> bool:
 def _phase_markers(ax, epochs, values, phases, **kwargs) -> None:
     for phase in dict.fromkeys(phases):
         idx = [i for i, p in enumerate(phases) if p == phase]
-        ax.scatter(np.asarray(epochs)[idx], np.asarray(values)[idx], color=style.phase_color(phase),
-                   edgecolors="white", linewidths=0.4, zorder=4, s=16, gid=f"phase-{phase}", **kwargs)
+        ax.scatter(
+            np.asarray(epochs)[idx],
+            np.asarray(values)[idx],
+            color=style.phase_color(phase),
+            edgecolors="white",
+            linewidths=0.4,
+            zorder=4,
+            s=16,
+            gid=f"phase-{phase}",
+            **kwargs,
+        )
 
 
 def _log_if_wide(ax, values) -> None:
@@ -64,24 +75,49 @@ def plot_hessian_vs_epoch(runs: dict[str, list[HessianRecord]], top_k: int | Non
         k = max((r.eigenvalues.size for r in records), default=0)
         k = min(k, top_k) if top_k else k
         for j in range(k - 1, -1, -1):  # draw λ1 last so it sits on top
-            values = np.array([r.eigenvalues[j] if r.eigenvalues.size > j else np.nan for r in records])
-            ax_eig.plot(epochs, values, "-", color=color, linewidth=1.4 if j == 0 else 0.7,
-                        alpha=1.0 if j == 0 else 0.25 + 0.5 * (k - j) / k, zorder=3 if j == 0 else 2,
-                        label=(run if many else "λ$_1$") if j == 0 else None, gid=f"lambda{j + 1}-{run}")
+            values = np.array(
+                [r.eigenvalues[j] if r.eigenvalues.size > j else np.nan for r in records]
+            )
+            ax_eig.plot(
+                epochs,
+                values,
+                "-",
+                color=color,
+                linewidth=1.4 if j == 0 else 0.7,
+                alpha=1.0 if j == 0 else 0.25 + 0.5 * (k - j) / k,
+                zorder=3 if j == 0 else 2,
+                label=(run if many else "λ$_1$") if j == 0 else None,
+                gid=f"lambda{j + 1}-{run}",
+            )
             if j == 0:
                 _phase_markers(ax_eig, epochs, values, phases)
-        traces = np.array([r.trace if r.trace is not None else np.nan for r in records], dtype=float)
-        errors = np.array([r.trace_stderr if r.trace_stderr is not None else 0.0 for r in records], dtype=float)
+        traces = np.array(
+            [r.trace if r.trace is not None else np.nan for r in records], dtype=float
+        )
+        errors = np.array(
+            [r.trace_stderr if r.trace_stderr is not None else 0.0 for r in records], dtype=float
+        )
         if np.isfinite(traces).any():
-            ax_tr.errorbar(epochs, traces, yerr=errors, color=color, linewidth=1.2, capsize=1.5,
-                           elinewidth=0.7, label=run if many else "tr(H)", gid=f"trace-{run}")
+            ax_tr.errorbar(
+                epochs,
+                traces,
+                yerr=errors,
+                color=color,
+                linewidth=1.2,
+                capsize=1.5,
+                elinewidth=0.7,
+                label=run if many else "tr(H)",
+                gid=f"trace-{run}",
+            )
             _phase_markers(ax_tr, epochs, traces, phases)
         switch = switch_epoch(epochs, phases)
         if switch is not None:
             switches.append((switch, color))
     for switch, color in dict.fromkeys(switches):
         for ax in (ax_eig, ax_tr):
-            style.mark_switch(ax, switch, label=ax is ax_eig, color=color if many else style.SWITCH_COLOR)
+            style.mark_switch(
+                ax, switch, label=ax is ax_eig, color=color if many else style.SWITCH_COLOR
+            )
     _log_if_wide(ax_eig, [v for rs in runs.values() for r in rs for v in r.eigenvalues])
     ax_eig.set_ylabel("top Hessian eigenvalues")
     ax_tr.set_ylabel("Hessian trace")
@@ -122,8 +158,16 @@ def plot_top_eigenvalues(records: Sequence[HessianRecord]) -> Figure:
     for y, record in zip(position, records):
         if record.eigenvalues.size > 1:
             rest = record.eigenvalues[1:]
-            ax.scatter(rest, np.full(rest.size, y), marker="|", s=30, color="0.55", linewidths=0.8,
-                       zorder=2, gid=f"lambda2plus-{record.name}")
+            ax.scatter(
+                rest,
+                np.full(rest.size, y),
+                marker="|",
+                s=30,
+                color="0.55",
+                linewidths=0.8,
+                zorder=2,
+                gid=f"lambda2plus-{record.name}",
+            )
     lambda1 = np.array([r.eigenvalues[0] if r.eigenvalues.size else np.nan for r in records])
     phases = [r.meta.phase for r in records]
     _phase_markers(ax, lambda1, position, phases)
@@ -132,8 +176,10 @@ def plot_top_eigenvalues(records: Sequence[HessianRecord]) -> Figure:
     ax.grid(axis="y", visible=False)
     _log_if_wide_x(ax, [v for r in records for v in r.eigenvalues])
     ax.set_xlabel("top Hessian eigenvalue λ$_1$" if k <= 1 else "Hessian eigenvalues λ$_1$…λ$_k$")
-    handles = [Line2D([], [], marker="o", linestyle="", color=style.phase_color(p))
-               for p in dict.fromkeys(phases)]
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=style.phase_color(p))
+        for p in dict.fromkeys(phases)
+    ]
     labels = [f"λ$_1$ ({style.phase_label(p)})" for p in dict.fromkeys(phases)]
     if k > 1:
         handles.append(Line2D([], [], marker="|", linestyle="", color="0.55"))
@@ -147,8 +193,14 @@ def _top_eigenvalues_by_index(records: Sequence[HessianRecord]) -> Figure:
     ax = fig.add_subplot()
     for i, record in enumerate(records):
         index = np.arange(1, record.eigenvalues.size + 1)
-        ax.plot(index, record.eigenvalues, "o-", color=style.PALETTE[i % len(style.PALETTE)],
-                markersize=3, label=record.name)
+        ax.plot(
+            index,
+            record.eigenvalues,
+            "o-",
+            color=style.PALETTE[i % len(style.PALETTE)],
+            markersize=3,
+            label=record.name,
+        )
     _log_if_wide(ax, [v for r in records for v in r.eigenvalues])
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("index i")
@@ -183,22 +235,55 @@ def plot_density(records: Sequence[HessianRecord]) -> Figure:
         grid, values = _positive_density(record)
         color = cmap(norm(record.meta.epoch)) if by_epoch else style.PALETTE[i % len(style.PALETTE)]
         linestyle = "--" if record.meta.phase == "sam" and by_epoch else "-"
-        ax.plot(grid, values, linestyle, color=color, linewidth=1.0, label=record.name, gid=f"density-{record.name}")
+        ax.plot(
+            grid,
+            values,
+            linestyle,
+            color=color,
+            linewidth=1.0,
+            label=record.name,
+            gid=f"density-{record.name}",
+        )
     style.log_scale(ax)
-    peak = max((np.nanmax(r.density_values) for r in records if np.isfinite(r.density_values).any()), default=1.0)
+    peak = max(
+        (np.nanmax(r.density_values) for r in records if np.isfinite(r.density_values).any()),
+        default=1.0,
+    )
     ax.set_ylim(bottom=peak * DENSITY_FLOOR * 0.5)
     # Between its Gaussians an SLQ density falls to ~0, which a log axis cannot show: values
     # are clipped at a floor, drawn and named so that the flat stretches are not read as data.
-    ax.axhline(peak * DENSITY_FLOOR, color=style.SWITCH_COLOR, linewidth=0.6, linestyle=":", zorder=0.5,
-               gid="floor")
-    floor = Line2D([], [], color=style.SWITCH_COLOR, linewidth=0.6, linestyle=":",
-                   label=f"floor: 10$^{{{int(np.log10(DENSITY_FLOOR))}}}$ × peak (smaller values clipped)")
+    ax.axhline(
+        peak * DENSITY_FLOOR,
+        color=style.SWITCH_COLOR,
+        linewidth=0.6,
+        linestyle=":",
+        zorder=0.5,
+        gid="floor",
+    )
+    floor = Line2D(
+        [],
+        [],
+        color=style.SWITCH_COLOR,
+        linewidth=0.6,
+        linestyle=":",
+        label=f"floor: 10$^{{{int(np.log10(DENSITY_FLOOR))}}}$ × peak (smaller values clipped)",
+    )
     ax.set_xlabel("eigenvalue λ")
     ax.set_ylabel("spectral density")
     if len(records) == 1 and records[0].eigenvalues.size:
-        ax.vlines(records[0].eigenvalues, 0, 0.05, transform=ax.get_xaxis_transform(), color=style.PALETTE[1],
-                  linewidth=1.0, label="top-k (Lanczos)", gid="topk-rug")
-        ax.legend(handles=[*ax.get_legend_handles_labels()[0], floor], loc="upper right", fontsize=6.5)
+        ax.vlines(
+            records[0].eigenvalues,
+            0,
+            0.05,
+            transform=ax.get_xaxis_transform(),
+            color=style.PALETTE[1],
+            linewidth=1.0,
+            label="top-k (Lanczos)",
+            gid="topk-rug",
+        )
+        ax.legend(
+            handles=[*ax.get_legend_handles_labels()[0], floor], loc="upper right", fontsize=6.5
+        )
         title = records[0].name
         if records[0].meta.phase:
             title += f" ({style.phase_label(records[0].meta.phase)})"
@@ -210,13 +295,25 @@ def plot_density(records: Sequence[HessianRecord]) -> Figure:
         if switch is not None:
             bar.ax.axhline(switch, color="white", linewidth=1.2)
         bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        fig.legend(handles=[Line2D([], [], color="0.3", linestyle="-", label="SGD"),
-                            Line2D([], [], color="0.3", linestyle="--", label="SAM"), floor],
-                   loc="outside lower center", ncols=3, fontsize=6.5)
+        fig.legend(
+            handles=[
+                Line2D([], [], color="0.3", linestyle="-", label="SGD"),
+                Line2D([], [], color="0.3", linestyle="--", label="SAM"),
+                floor,
+            ],
+            loc="outside lower center",
+            ncols=3,
+            fontsize=6.5,
+        )
     else:
-        ax.legend(handles=[*ax.get_legend_handles_labels()[0], floor], loc="upper right", fontsize=6.5)
+        ax.legend(
+            handles=[*ax.get_legend_handles_labels()[0], floor], loc="upper right", fontsize=6.5
+        )
     if len(records) > 1:
         runs = sorted({r.meta.run for r in records if getattr(r.meta, "run", None)})
-        ax.set_title(f"Hessian spectral density (SLQ), {len(records)} checkpoints"
-                     + (f"\n{', '.join(runs)}" if runs else ""), fontsize=8)
+        ax.set_title(
+            f"Hessian spectral density (SLQ), {len(records)} checkpoints"
+            + (f"\n{', '.join(runs)}" if runs else ""),
+            fontsize=8,
+        )
     return fig

@@ -32,7 +32,9 @@ def chord_excess(alpha: np.ndarray, values: np.ndarray) -> tuple[float, float, f
     finite = np.isfinite(values)
     for k in range(int(np.floor(np.nanmax(alpha))) if alpha.size else 0):
         inside = (alpha >= k) & (alpha <= k + 1) & finite
-        if inside.sum() < 2 or not (np.isclose(alpha[inside], k).any() and np.isclose(alpha[inside], k + 1).any()):
+        if inside.sum() < 2 or not (
+            np.isclose(alpha[inside], k).any() and np.isclose(alpha[inside], k + 1).any()
+        ):
             continue
         al, vals = alpha[inside], values[inside]
         v0, v1 = vals[np.isclose(al, k)][0], vals[np.isclose(al, k + 1)][0]
@@ -53,8 +55,15 @@ def barrier_value(interp: Interpolation, split: str, quantity: str, method: str)
     return None
 
 
-def _annotate_barrier(ax, interp: Interpolation, values: np.ndarray, quantity: str, scale: float,
-                      split: str, color: str) -> None:
+def _annotate_barrier(
+    ax,
+    interp: Interpolation,
+    values: np.ndarray,
+    quantity: str,
+    scale: float,
+    split: str,
+    color: str,
+) -> None:
     """Chord, a double arrow at the largest excess over it, and the barrier heights in the legend
     (the legend finds a free corner; text next to the arrow would sit on the curves). The chord
     is drawn above the curves, so the dotted line of the legend is always visible in the plot,
@@ -65,7 +74,10 @@ def _annotate_barrier(ax, interp: Interpolation, values: np.ndarray, quantity: s
     a_star, top, chord_at, excess = found
     ends = np.arange(len(interp.checkpoint_names))
     ends = ends[ends <= np.nanmax(interp.alpha) + 1e-9]
-    at_ends = [values[np.isclose(interp.alpha, k)][0] if np.isclose(interp.alpha, k).any() else np.nan for k in ends]
+    at_ends = [
+        values[np.isclose(interp.alpha, k)][0] if np.isclose(interp.alpha, k).any() else np.nan
+        for k in ends
+    ]
     parts = []
     for method in ("entezari", "frankle"):
         value = barrier_value(interp, split, quantity, method)
@@ -74,11 +86,30 @@ def _annotate_barrier(ax, interp: Interpolation, values: np.ndarray, quantity: s
     if not parts:
         parts.append(f"{excess:.3g} (from curve)")
     unit = " (%)" if quantity == "error" else ""
-    ax.plot(ends, at_ends, ":", color=color, linewidth=1.3, zorder=2.5, gid=f"chord-{split}",
-            label=f"{split} {quantity} barrier{unit}: " + ", ".join(parts))
+    ax.plot(
+        ends,
+        at_ends,
+        ":",
+        color=color,
+        linewidth=1.3,
+        zorder=2.5,
+        gid=f"chord-{split}",
+        label=f"{split} {quantity} barrier{unit}: " + ", ".join(parts),
+    )
     if excess > 0:
-        ax.annotate("", xy=(a_star, top), xytext=(a_star, chord_at), gid=f"barrier-{split}",
-                    arrowprops={"arrowstyle": "<->", "color": color, "linewidth": 0.8, "shrinkA": 0, "shrinkB": 0})
+        ax.annotate(
+            "",
+            xy=(a_star, top),
+            xytext=(a_star, chord_at),
+            gid=f"barrier-{split}",
+            arrowprops={
+                "arrowstyle": "<->",
+                "color": color,
+                "linewidth": 0.8,
+                "shrinkA": 0,
+                "shrinkB": 0,
+            },
+        )
 
 
 def _mark_endpoints(ax_top, axes, interp: Interpolation) -> None:
@@ -86,7 +117,9 @@ def _mark_endpoints(ax_top, axes, interp: Interpolation) -> None:
     ticks = [float(k) for k in range(len(names)) if k <= np.nanmax(interp.alpha) + 1e-9]
     for ax in axes:
         for a in ticks:
-            ax.axvline(a, color=style.SWITCH_COLOR, linewidth=0.7, alpha=0.7, zorder=1, gid="endpoint")
+            ax.axvline(
+                a, color=style.SWITCH_COLOR, linewidth=0.7, alpha=0.7, zorder=1, gid="endpoint"
+            )
     top = ax_top.secondary_xaxis("top")
     labels = [f"α={k:g}: {names[int(k)]}" if len(ticks) == 2 else names[int(k)] for k in ticks]
     top.set_xticks(ticks, labels)
@@ -121,19 +154,47 @@ def plot_interpolation(interp: Interpolation) -> Figure:
     ax_loss, ax_err = axes[0], axes[-1]
     for split, color in (("train", style.PALETTE[0]), ("test", style.PALETTE[1])):
         if f"{split}_loss" in interp.metrics:
-            ax_loss.plot(interp.alpha, interp.metrics[f"{split}_loss"], SPLIT_STYLE[split], color=color, label=split)
+            ax_loss.plot(
+                interp.alpha,
+                interp.metrics[f"{split}_loss"],
+                SPLIT_STYLE[split],
+                color=color,
+                label=split,
+            )
         if f"{split}_acc" in interp.metrics:
-            ax_err.plot(interp.alpha, 100 * (1 - interp.metrics[f"{split}_acc"]), SPLIT_STYLE[split], color=color, label=split)
-    for split, color in (("train", style.PALETTE[0]), ("test", style.PALETTE[1])):  # every split's barrier
+            ax_err.plot(
+                interp.alpha,
+                100 * (1 - interp.metrics[f"{split}_acc"]),
+                SPLIT_STYLE[split],
+                color=color,
+                label=split,
+            )
+    for split, color in (
+        ("train", style.PALETTE[0]),
+        ("test", style.PALETTE[1]),
+    ):  # every split's barrier
         if f"{split}_loss" in interp.metrics:
-            _annotate_barrier(ax_loss, interp, interp.metrics[f"{split}_loss"], "loss", 1.0, split, color)
+            _annotate_barrier(
+                ax_loss, interp, interp.metrics[f"{split}_loss"], "loss", 1.0, split, color
+            )
         if f"{split}_acc" in interp.metrics:
-            _annotate_barrier(ax_err, interp, 100 * (1 - interp.metrics[f"{split}_acc"]), "error", 100.0, split, color)
+            _annotate_barrier(
+                ax_err,
+                interp,
+                100 * (1 - interp.metrics[f"{split}_acc"]),
+                "error",
+                100.0,
+                split,
+                color,
+            )
     ax_loss.set_ylabel("loss")
     if has_acc:
         ax_err.set_ylabel("error (%)")
-    ax_err.set_xlabel(interp.alpha_label if interp.alpha_label and interp.alpha_label != "α"
-                      else "interpolation coefficient α")
+    ax_err.set_xlabel(
+        interp.alpha_label
+        if interp.alpha_label and interp.alpha_label != "α"
+        else "interpolation coefficient α"
+    )
     for ax in axes:
         _mark_missing(ax, interp)
 
@@ -143,12 +204,23 @@ def plot_interpolation(interp: Interpolation) -> Figure:
     curves = list(dict((label, h) for h, label in entries if "barrier" not in label).items())
     barriers = [(label, h) for h, label in entries if "barrier" in label]
     if interp.done is not None and not interp.done.all():
-        curves.append((f"not computed ({int((~interp.done).sum())}/{interp.done.size})",
-                       Patch(color=style.MISSING_COLOR, alpha=0.5)))
+        curves.append(
+            (
+                f"not computed ({int((~interp.done).sum())}/{interp.done.size})",
+                Patch(color=style.MISSING_COLOR, alpha=0.5),
+            )
+        )
     if barriers and len(curves) < len(barriers):
         curves += [("", Line2D([], [], linestyle=""))] * (len(barriers) - len(curves))
     ordered = curves + barriers
-    fig.legend([h for _, h in ordered], [label for label, _ in ordered], loc="outside lower center",
-               ncols=2 if barriers else len(curves), fontsize=6.5, columnspacing=1.0, handlelength=1.6)
+    fig.legend(
+        [h for _, h in ordered],
+        [label for label, _ in ordered],
+        loc="outside lower center",
+        ncols=2 if barriers else len(curves),
+        fontsize=6.5,
+        columnspacing=1.0,
+        handlelength=1.6,
+    )
     _mark_endpoints(ax_loss, axes, interp)
     return fig

@@ -62,9 +62,13 @@ class _Rows:
         self.rows: dict[str, CheckpointRow] = {}
         self.alias: dict[str, str] = {}  # path or sha256 -> row key
 
-    def get(self, path: str | None, sha256: str | None, name: str, epoch=None, phase=None) -> CheckpointRow:
+    def get(
+        self, path: str | None, sha256: str | None, name: str, epoch=None, phase=None
+    ) -> CheckpointRow:
         names = [n for n in (sha256 and f"sha:{sha256}", path and f"path:{path}") if n]
-        key = next((self.alias[n] for n in names if n in self.alias), None) or (names[0] if names else f"name:{name}")
+        key = next((self.alias[n] for n in names if n in self.alias), None) or (
+            names[0] if names else f"name:{name}"
+        )
         for n in names:
             self.alias.setdefault(n, key)
         row = self.rows.get(key)
@@ -114,7 +118,9 @@ def checkpoint_rows(sources: Sequence[Source]) -> list[CheckpointRow]:
             row.trace, row.trace_stderr = r.trace, r.trace_stderr
         for r in source.sharpness:
             row = rows.of(r.meta, r.name)
-            row.sharpness.update({m: float(v.reshape(-1)[0]) for m, v in r.measures.items() if v.size == 1})
+            row.sharpness.update(
+                {m: float(v.reshape(-1)[0]) for m, v in r.measures.items() if v.size == 1}
+            )
         for s in source.surfaces:
             if "test_acc" in s.metrics:
                 _set_acc(rows.of(s.meta, s.name), _centre_acc(s), "surface centre")
@@ -122,14 +128,24 @@ def checkpoint_rows(sources: Sequence[Source]) -> list[CheckpointRow]:
             if "test_acc" not in it.metrics:
                 continue
             paths = it.checkpoints or [it.a, it.b]
-            shas = it.checkpoint_sha256s if len(it.checkpoint_sha256s) == len(paths) else [None] * len(paths)
+            shas = (
+                it.checkpoint_sha256s
+                if len(it.checkpoint_sha256s) == len(paths)
+                else [None] * len(paths)
+            )
             epochs = it.epochs if len(it.epochs) == len(paths) else [None] * len(paths)
             phases = it.phases if len(it.phases) == len(paths) else [None] * len(paths)
             for k, path in enumerate(paths):
                 if path:
                     row = rows.get(path, shas[k], Path(path).stem, epochs[k], phases[k])
-                    _set_acc(row, _value_at(it.alpha, it.metrics["test_acc"], float(k)), "interpolation end")
-    for row in rows.rows.values():  # the training log's evaluation of that epoch, when we have the run
+                    _set_acc(
+                        row,
+                        _value_at(it.alpha, it.metrics["test_acc"], float(k)),
+                        "interpolation end",
+                    )
+    for (
+        row
+    ) in rows.rows.values():  # the training log's evaluation of that epoch, when we have the run
         run = logs.get(Path(row.path).parent.name) if row.path else None
         if run is not None and row.epoch is not None and "test_acc" in run.columns:
             hit = np.flatnonzero(run.epoch == row.epoch)
@@ -143,27 +159,59 @@ def checkpoint_rows(sources: Sequence[Source]) -> list[CheckpointRow]:
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], caption: str) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>\n" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>\n" for row in rows
+    )
     return f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>\n"
 
 
 MEASURE_HEADINGS = {
-    "worst_case": "worst-case sharpness", "adaptive_worst_case_l2": "adaptive worst-case (ℓ2)",
-    "adaptive_worst_case_linf": "adaptive worst-case (ℓ∞)", "average_case": "average-case sharpness",
-    "adaptive_average_case": "adaptive average-case", "gradient_norm": "gradient norm",
-    "fisher_rao_norm": "Fisher–Rao norm", "top_eigenvalue": "λ1 (sharpness run)", "trace": "trace (sharpness run)",
+    "worst_case": "worst-case sharpness",
+    "adaptive_worst_case_l2": "adaptive worst-case (ℓ2)",
+    "adaptive_worst_case_linf": "adaptive worst-case (ℓ∞)",
+    "average_case": "average-case sharpness",
+    "adaptive_average_case": "adaptive average-case",
+    "gradient_norm": "gradient norm",
+    "fisher_rao_norm": "Fisher–Rao norm",
+    "top_eigenvalue": "λ1 (sharpness run)",
+    "trace": "trace (sharpness run)",
 }
 MEASURE_ORDER = list(MEASURE_HEADINGS)
 # Barrier columns: loss before error, train before test, Frankle (max minus mean of the ends)
 # before Entezari (max above the chord); error barriers in percentage points, as in the figures.
-BARRIER_ORDER = [f"barrier_{split}_{q}_{m}" for q in ("loss", "error") for split in ("train", "test")
-                 for m in ("frankle", "entezari")]
-SECTION_ORDER = ("training", "hessian", "surface", "interpolation", "sharpness", "escape", "experiment", "compare")
-SECTION_TITLES = {"training": "Training", "hessian": "Curvature", "surface": "Loss surfaces",
-                  "interpolation": "Interpolation", "sharpness": "Sharpness", "escape": "Escape from a minimum",
-                  "experiment": "Experiment", "compare": "Comparisons"}
-BN_WORDS = {"eval": "running statistics", "train": "batch statistics", "recalibrate": "recalibrated",
-            "recompute": "recomputed per point", "interpolate": "interpolated"}
+BARRIER_ORDER = [
+    f"barrier_{split}_{q}_{m}"
+    for q in ("loss", "error")
+    for split in ("train", "test")
+    for m in ("frankle", "entezari")
+]
+SECTION_ORDER = (
+    "training",
+    "hessian",
+    "surface",
+    "interpolation",
+    "sharpness",
+    "escape",
+    "experiment",
+    "compare",
+)
+SECTION_TITLES = {
+    "training": "Training",
+    "hessian": "Curvature",
+    "surface": "Loss surfaces",
+    "interpolation": "Interpolation",
+    "sharpness": "Sharpness",
+    "escape": "Escape from a minimum",
+    "experiment": "Experiment",
+    "compare": "Comparisons",
+}
+BN_WORDS = {
+    "eval": "running statistics",
+    "train": "batch statistics",
+    "recalibrate": "recalibrated",
+    "recompute": "recomputed per point",
+    "interpolate": "interpolated",
+}
 
 
 def _barrier_heading(key: str) -> str:
@@ -185,18 +233,28 @@ def settings_rows(sources: Sequence[Source]) -> list[list[str]]:
     for source in sources:
         if not isinstance(source, ResultFile):
             continue
-        groups = [("curvature", r) for r in source.hessian] + [("surface", r) for r in source.surfaces]
-        groups += [("interpolation", r) for r in source.interpolations] + [("sharpness", r) for r in source.sharpness]
+        groups = [("curvature", r) for r in source.hessian] + [
+            ("surface", r) for r in source.surfaces
+        ]
+        groups += [("interpolation", r) for r in source.interpolations] + [
+            ("sharpness", r) for r in source.sharpness
+        ]
         groups += [("escape", r) for r in source.escapes]
         for kind, record in groups:
             attrs = record.meta.attrs
             bn = str(attrs.get("bn_mode", "")) or "–"
             samples = attrs.get("samples")
-            rows.append([
-                f"{kind}: {record.name}", record.meta.checkpoint_name or "–", str(attrs.get("split", "")) or "–",
-                str(samples) if samples not in (None, "") else "–", BN_WORDS.get(bn, bn),
-                str(attrs.get("dtype", "")) or "–", str(attrs.get("seed", "")) if attrs.get("seed", "") != "" else "–",
-            ])
+            rows.append(
+                [
+                    f"{kind}: {record.name}",
+                    record.meta.checkpoint_name or "–",
+                    str(attrs.get("split", "")) or "–",
+                    str(samples) if samples not in (None, "") else "–",
+                    BN_WORDS.get(bn, bn),
+                    str(attrs.get("dtype", "")) or "–",
+                    str(attrs.get("seed", "")) if attrs.get("seed", "") != "" else "–",
+                ]
+            )
     return rows
 
 
@@ -207,10 +265,26 @@ def _training_table(sources: Sequence[Source]) -> str:
     body = []
     for t in logs:
         acc, loss = _last(t, "test_acc"), _last(t, "train_loss")
-        body.append([t.run, str(int(t.epoch.max())), fmt(t.switch_epoch()), fmt(loss),
-                     fmt(100 * acc if acc is not None else None)])
-    return _table(["run", "epochs", "SGD→SAM switch (epoch)", "final training loss", "final test accuracy (%)"],
-                  body, "Training runs")
+        body.append(
+            [
+                t.run,
+                str(int(t.epoch.max())),
+                fmt(t.switch_epoch()),
+                fmt(loss),
+                fmt(100 * acc if acc is not None else None),
+            ]
+        )
+    return _table(
+        [
+            "run",
+            "epochs",
+            "SGD→SAM switch (epoch)",
+            "final training loss",
+            "final test accuracy (%)",
+        ],
+        body,
+        "Training runs",
+    )
 
 
 def tables_html(sources: Sequence[Source]) -> str:
@@ -218,72 +292,138 @@ def tables_html(sources: Sequence[Source]) -> str:
     rows = checkpoint_rows(sources)
     if rows:
         found = list(dict.fromkeys(m for r in rows for m in r.sharpness))
-        measures = [m for m in MEASURE_ORDER if m in found] + [m for m in found if m not in MEASURE_ORDER]
-        headers = ["checkpoint", "epoch", "phase", "test accuracy (%)", "top eigenvalue λ1", "trace ± s.e.",
-                   *[MEASURE_HEADINGS.get(m, m.replace("_", " ")) for m in measures]]
+        measures = [m for m in MEASURE_ORDER if m in found] + [
+            m for m in found if m not in MEASURE_ORDER
+        ]
+        headers = [
+            "checkpoint",
+            "epoch",
+            "phase",
+            "test accuracy (%)",
+            "top eigenvalue λ1",
+            "trace ± s.e.",
+            *[MEASURE_HEADINGS.get(m, m.replace("_", " ")) for m in measures],
+        ]
         body = []
         for r in rows:
-            trace = fmt(r.trace) + (f" ± {fmt(r.trace_stderr, 2)}" if r.trace is not None and r.trace_stderr else "")
-            body.append([
-                r.checkpoint, str(r.epoch) if r.epoch is not None else "–", (r.phase or "–").upper(),
-                fmt(100 * r.test_acc if r.test_acc is not None else None), fmt(r.lambda1), trace,
-                *[fmt(r.sharpness.get(m)) for m in measures],
-            ])
+            trace = fmt(r.trace) + (
+                f" ± {fmt(r.trace_stderr, 2)}" if r.trace is not None and r.trace_stderr else ""
+            )
+            body.append(
+                [
+                    r.checkpoint,
+                    str(r.epoch) if r.epoch is not None else "–",
+                    (r.phase or "–").upper(),
+                    fmt(100 * r.test_acc if r.test_acc is not None else None),
+                    fmt(r.lambda1),
+                    trace,
+                    *[fmt(r.sharpness.get(m)) for m in measures],
+                ]
+            )
         parts.append(_table(headers, body, "Curvature and sharpness per checkpoint"))
     interps = [(s, it) for s in sources if isinstance(s, ResultFile) for it in s.interpolations]
     if interps:
         found = list(dict.fromkeys(k for _, it in interps for k in it.barriers))
-        keys = [k for k in BARRIER_ORDER if k in found] + [k for k in found if k not in BARRIER_ORDER]
-        body = [[it.a_name, it.b_name, *[_barrier_value(k, it.barriers.get(k)) for k in keys]] for s, it in interps]
-        parts.append(_table(["from (α = 0)", "to (α = 1)", *[_barrier_heading(k) for k in keys]],
-                            body, "Barrier heights on the straight line between checkpoints (error in percentage points)"))
+        keys = [k for k in BARRIER_ORDER if k in found] + [
+            k for k in found if k not in BARRIER_ORDER
+        ]
+        body = [
+            [it.a_name, it.b_name, *[_barrier_value(k, it.barriers.get(k)) for k in keys]]
+            for s, it in interps
+        ]
+        parts.append(
+            _table(
+                ["from (α = 0)", "to (α = 1)", *[_barrier_heading(k) for k in keys]],
+                body,
+                "Barrier heights on the straight line between checkpoints (error in percentage points)",
+            )
+        )
     escapes = [(s, e) for s in sources if isinstance(s, ResultFile) for e in s.escapes]
     if escapes:
         body = []
         for s, e in escapes:
             rho, lr = e.attrs.get("rho"), e.attrs.get("lr")
-            body.append([f"{s.stem}: {e.name}", e.meta.checkpoint_name or "–", fmt(e.growth_rate),
-                         fmt(rho if isinstance(rho, (int, float)) else None), fmt(lr if isinstance(lr, (int, float)) else None)])
-        parts.append(_table(["escape", "from", "growth rate / step", "ρ", "lr"], body, "Escape from a minimum"))
+            body.append(
+                [
+                    f"{s.stem}: {e.name}",
+                    e.meta.checkpoint_name or "–",
+                    fmt(e.growth_rate),
+                    fmt(rho if isinstance(rho, (int, float)) else None),
+                    fmt(lr if isinstance(lr, (int, float)) else None),
+                ]
+            )
+        parts.append(
+            _table(
+                ["escape", "from", "growth rate / step", "ρ", "lr"], body, "Escape from a minimum"
+            )
+        )
     for source in sources:
         if isinstance(source, ResultFile):
             parts.extend(_experiment_table(source, x) for x in source.experiments)
             parts.extend(_gap_table(source, x) for x in source.experiments if _gap_metrics(x))
     settings = settings_rows(sources)
     if settings:
-        parts.append(_table(["result", "checkpoint", "split", "examples", "BatchNorm", "dtype", "seed"], settings,
-                            "Analysis settings of every result"))
+        parts.append(
+            _table(
+                ["result", "checkpoint", "split", "examples", "BatchNorm", "dtype", "seed"],
+                settings,
+                "Analysis settings of every result",
+            )
+        )
     return "\n".join(p for p in parts if p)
 
 
-EXPERIMENT_METRICS = (("test_acc", "test acc. (%)", 100.0), ("lambda1", "λ1", 1.0), ("trace", "trace", 1.0),
-                      ("worst_case", "worst case", 1.0))
+EXPERIMENT_METRICS = (
+    ("test_acc", "test acc. (%)", 100.0),
+    ("lambda1", "λ1", 1.0),
+    ("trace", "trace", 1.0),
+    ("worst_case", "worst case", 1.0),
+)
 
 
 def _experiment_table(source: ResultFile, x: Experiment) -> str:
     """One row per arm: mean ± std over seeds of each metric the experiment computed."""
     s = x.summary
     labels = s.get("arm_label", s.get("arm", []))
-    metrics = [m for m in EXPERIMENT_METRICS if f"{m[0]}_mean" in s and np.isfinite(s[f"{m[0]}_mean"]).any()]
+    metrics = [
+        m
+        for m in EXPERIMENT_METRICS
+        if f"{m[0]}_mean" in s and np.isfinite(s[f"{m[0]}_mean"]).any()
+    ]
     body = []
     for i, label in enumerate(labels):
         row = [str(label), fmt(float(s["n_seeds"][i])) if "n_seeds" in s else "–"]
         for key, _, scale in metrics:
             mean = float(s[f"{key}_mean"][i]) * scale
             std = float(s[f"{key}_std"][i]) * scale if f"{key}_std" in s else math.nan
-            row.append(fmt(mean) + (f" ± {fmt(std, 2)}" if math.isfinite(std) and math.isfinite(mean) else ""))
+            row.append(
+                fmt(mean)
+                + (f" ± {fmt(std, 2)}" if math.isfinite(std) and math.isfinite(mean) else "")
+            )
         body.append(row)
-    return _table(["arm", "seeds", *[m[1] for m in metrics]], body,
-                  f"Experiment {x.name} ({source.stem}): mean ± std over seeds")
+    return _table(
+        ["arm", "seeds", *[m[1] for m in metrics]],
+        body,
+        f"Experiment {x.name} ({source.stem}): mean ± std over seeds",
+    )
 
 
-GAP_METRICS = (("test_acc", "test error"), ("test_loss", "test loss"), ("lambda1", "λ1"), ("trace", "trace"),
-               ("worst_case", "worst case"))
+GAP_METRICS = (
+    ("test_acc", "test error"),
+    ("test_loss", "test loss"),
+    ("lambda1", "λ1"),
+    ("trace", "trace"),
+    ("worst_case", "worst case"),
+)
 
 
 def _gap_metrics(x: Experiment) -> list[tuple[str, str]]:
     s = x.summary
-    return [m for m in GAP_METRICS if f"{m[0]}_gap_mean" in s and np.isfinite(s[f"{m[0]}_gap_mean"]).any()]
+    return [
+        m
+        for m in GAP_METRICS
+        if f"{m[0]}_gap_mean" in s and np.isfinite(s[f"{m[0]}_gap_mean"]).any()
+    ]
 
 
 def _gap_table(source: ResultFile, x: Experiment) -> str:
@@ -298,13 +438,20 @@ def _gap_table(source: ResultFile, x: Experiment) -> str:
         steps = float(s["sam_steps"][i]) if "sam_steps" in s else math.nan
         row = [str(s.get("arm_label", s["arm"])[i]), fmt(steps, 6)]
         for key, _ in metrics:
-            mean, low, high = (float(s[f"{key}_gap_{k}"][i]) * 100 if f"{key}_gap_{k}" in s else math.nan
-                               for k in ("mean", "low", "high"))
-            row.append(fmt(mean, 3) + (f" [{fmt(low, 3)}, {fmt(high, 3)}]" if math.isfinite(low) else ""))
+            mean, low, high = (
+                float(s[f"{key}_gap_{k}"][i]) * 100 if f"{key}_gap_{k}" in s else math.nan
+                for k in ("mean", "low", "high")
+            )
+            row.append(
+                fmt(mean, 3) + (f" [{fmt(low, 3)}, {fmt(high, 3)}]" if math.isfinite(low) else "")
+            )
         body.append(row)
-    return _table(["arm", "SAM steps", *[f"{m[1]} gap closed (%)" for m in metrics]], body,
-                  f"Experiment {x.name} ({source.stem}): share of the SGD → full-SAM gap closed, paired within "
-                  "each seed; mean [95 % t-interval] over seeds")
+    return _table(
+        ["arm", "SAM steps", *[f"{m[1]} gap closed (%)" for m in metrics]],
+        body,
+        f"Experiment {x.name} ({source.stem}): share of the SGD → full-SAM gap closed, paired within "
+        "each seed; mean [95 % t-interval] over seeds",
+    )
 
 
 def _last(log: TrainingLog, key: str) -> float | None:
@@ -338,10 +485,14 @@ def build_html(sources: Sequence[Source], jobs: Sequence[FigureJob], dpi: int = 
     inputs = ", ".join(html.escape(str(getattr(s, "path", s))) for s in sources)
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     runs = report_runs(sources)
-    title = "landscape report" + (f": {', '.join(runs[:4])}{' …' if len(runs) > 4 else ''}" if runs else "")
+    title = "landscape report" + (
+        f": {', '.join(runs[:4])}{' …' if len(runs) > 4 else ''}" if runs else ""
+    )
     sections = []
     found = list(dict.fromkeys(job.kind for job in jobs))
-    for kind in [k for k in SECTION_ORDER if k in found] + [k for k in found if k not in SECTION_ORDER]:
+    for kind in [k for k in SECTION_ORDER if k in found] + [
+        k for k in found if k not in SECTION_ORDER
+    ]:
         figures = []
         for job in (j for j in jobs if j.kind == kind):
             data = base64.b64encode(render_png(job, dpi)).decode("ascii")
@@ -351,9 +502,13 @@ def build_html(sources: Sequence[Source], jobs: Sequence[FigureJob], dpi: int = 
                 f"<figcaption>{html.escape(job.caption)}</figcaption></figure>"
             )
         heading = SECTION_TITLES.get(kind, kind)
-        sections.append(f"<h2>{html.escape(heading)}</h2>\n<div class=\"figures\">\n" + "\n".join(figures) + "\n</div>")
+        sections.append(
+            f'<h2>{html.escape(heading)}</h2>\n<div class="figures">\n'
+            + "\n".join(figures)
+            + "\n</div>"
+        )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>\n"
         f"<h1>{html.escape(title)}</h1>\n<p>Inputs: {inputs}<br>Written {created} by landscape {__version__}.</p>\n"
         f"<h2>Headline numbers</h2>\n{tables_html(sources) or '<p>No per-checkpoint numbers in these inputs.</p>'}\n"
@@ -368,12 +523,20 @@ def report_runs(sources: Sequence[Source]) -> list[str]:
     runs = [s.run for s in sources if isinstance(s, TrainingLog)]
     for source in sources:
         if isinstance(source, ResultFile):
-            records = [*source.hessian, *source.surfaces, *source.interpolations, *source.sharpness, *source.escapes]
+            records = [
+                *source.hessian,
+                *source.surfaces,
+                *source.interpolations,
+                *source.sharpness,
+                *source.escapes,
+            ]
             runs += [r.meta.run for r in records if r.meta.run]
     return list(dict.fromkeys(runs))
 
 
-def write_report(sources: Sequence[Source], jobs: Sequence[FigureJob], out_dir: str | Path, dpi: int = 120) -> Path:
+def write_report(
+    sources: Sequence[Source], jobs: Sequence[FigureJob], out_dir: str | Path, dpi: int = 120
+) -> Path:
     """Render and write ``out_dir/report.html`` atomically; returns its path."""
     out_dir = Path(out_dir)
     page = build_html(sources, jobs, dpi)

@@ -135,7 +135,9 @@ class SharpnessRecord:
 class Escape:
     name: str
     step: np.ndarray
-    series: dict[str, np.ndarray]  # distance, train_loss, train_acc, eigenvalue (NaN = not computed)
+    series: dict[
+        str, np.ndarray
+    ]  # distance, train_loss, train_acc, eigenvalue (NaN = not computed)
     growth_rate: float | None
     attrs: dict[str, Any]
     meta: Meta
@@ -167,8 +169,14 @@ class ResultFile:
         return self.path.stem
 
     def is_empty(self) -> bool:
-        return not (self.surfaces or self.interpolations or self.hessian or self.sharpness or self.escapes
-                    or self.experiments)
+        return not (
+            self.surfaces
+            or self.interpolations
+            or self.hessian
+            or self.sharpness
+            or self.escapes
+            or self.experiments
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,7 +263,9 @@ def _axis_label(dataset: h5py.Dataset, default: str) -> str:
 def read_surface(group: h5py.Group) -> Surface:
     where = group.name.lstrip("/")
     if "x" not in group:
-        raise UserError(f"{where} has no 'x' axis dataset; the file does not follow the landscape layout")
+        raise UserError(
+            f"{where} has no 'x' axis dataset; the file does not follow the landscape layout"
+        )
     x = np.asarray(group["x"][()], dtype=float)
     y = np.asarray(group["y"][()], dtype=float) if "y" in group else None
     shape = (x.size,) if y is None else (x.size, y.size)
@@ -315,7 +325,9 @@ def read_surface(group: h5py.Group) -> Surface:
 def read_interpolation(group: h5py.Group) -> Interpolation:
     where = group.name.lstrip("/")
     if "alpha" not in group:
-        raise UserError(f"{where} has no 'alpha' dataset; the file does not follow the landscape layout")
+        raise UserError(
+            f"{where} has no 'alpha' dataset; the file does not follow the landscape layout"
+        )
     alpha = np.asarray(group["alpha"][()], dtype=float)
     metrics = _metrics(group, alpha.shape, where)
     if not metrics:
@@ -343,7 +355,9 @@ def read_interpolation(group: h5py.Group) -> Interpolation:
         meta=read_meta(group),
         checkpoints=[str(c) for c in checkpoints] if len(checkpoints) >= 2 else [],
         checkpoint_sha256s=[_text(c) for c in _json_list(attrs.get("checkpoint_sha256s"))],
-        epochs=[int(e) if _number(e) is not None else None for e in _json_list(attrs.get("epochs"))],
+        epochs=[
+            int(e) if _number(e) is not None else None for e in _json_list(attrs.get("epochs"))
+        ],
         phases=[(_text(p) or "").lower() or None for p in _json_list(attrs.get("phases"))],
         done=done,
         alpha_label=_text(group["alpha"].attrs.get("label")),
@@ -391,7 +405,9 @@ def read_sharpness(group: h5py.Group) -> SharpnessRecord:
 def read_escape(group: h5py.Group) -> Escape:
     where = group.name.lstrip("/")
     if "step" not in group:
-        raise UserError(f"{where} has no 'step' dataset; the file does not follow the landscape layout")
+        raise UserError(
+            f"{where} has no 'step' dataset; the file does not follow the landscape layout"
+        )
     step = np.asarray(group["step"][()], dtype=float)
     series = {}
     for name in ("distance", "train_loss", "train_acc", "eigenvalue"):
@@ -399,7 +415,14 @@ def read_escape(group: h5py.Group) -> Escape:
         if values is not None and values.shape == step.shape:
             series[name] = _as_fraction(values) if name.endswith("_acc") else values
     attrs = store.read_attrs(group)
-    return Escape(group.name.split("/")[-1], step, series, _number(attrs.get("growth_rate")), attrs, read_meta(group))
+    return Escape(
+        group.name.split("/")[-1],
+        step,
+        series,
+        _number(attrs.get("growth_rate")),
+        attrs,
+        read_meta(group),
+    )
 
 
 def _table(group: h5py.Group) -> dict[str, np.ndarray]:
@@ -418,8 +441,12 @@ def read_experiment(group: h5py.Group) -> Experiment | None:
     """Only experiments with a summary table are plotted (others are skipped)."""
     if "summary" not in group or not isinstance(group["summary"], h5py.Group):
         return None
-    runs = _table(group["runs"]) if "runs" in group and isinstance(group["runs"], h5py.Group) else {}
-    return Experiment(group.name.split("/")[-1], store.read_attrs(group), _table(group["summary"]), runs)
+    runs = (
+        _table(group["runs"]) if "runs" in group and isinstance(group["runs"], h5py.Group) else {}
+    )
+    return Experiment(
+        group.name.split("/")[-1], store.read_attrs(group), _table(group["summary"]), runs
+    )
 
 
 READERS = {
@@ -484,7 +511,9 @@ def read_training_log(run_dir: str | Path) -> TrainingLog:
     run_dir = Path(run_dir)
     path = run_dir / "metrics.jsonl" if run_dir.is_dir() else run_dir
     if not path.is_file():
-        raise UserError(f"{run_dir} has no metrics.jsonl; give a run folder written by 'landscape train'")
+        raise UserError(
+            f"{run_dir} has no metrics.jsonl; give a run folder written by 'landscape train'"
+        )
     rows: dict[int, dict] = {}
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
@@ -499,10 +528,19 @@ def read_training_log(run_dir: str | Path) -> TrainingLog:
     if not rows:
         raise UserError(f"{path} holds no epoch records; train for at least one epoch first")
     epochs = sorted(rows)
-    keys = [k for k in ("train_loss", "test_loss", "train_acc", "test_acc", "lr", "seconds") if any(k in rows[e] for e in epochs)]
+    keys = [
+        k
+        for k in ("train_loss", "test_loss", "train_acc", "test_acc", "lr", "seconds")
+        if any(k in rows[e] for e in epochs)
+    ]
     columns = {}
     for key in keys:
-        values = np.array([_number(rows[e].get(key)) if _number(rows[e].get(key)) is not None else np.nan for e in epochs])
+        values = np.array(
+            [
+                _number(rows[e].get(key)) if _number(rows[e].get(key)) is not None else np.nan
+                for e in epochs
+            ]
+        )
         columns[key] = _as_fraction(values) if key.endswith("_acc") else values
     phases = [(_text(rows[e].get("phase")) or "").lower() or None for e in epochs]
     run = path.parent.name if path.name == "metrics.jsonl" else path.stem
@@ -516,7 +554,9 @@ def switch_epoch(epochs, phases) -> float | None:
     ``epoch-081-sam`` switched at 80. With gaps between checkpoints the last known SGD
     epoch is used (the switch happened at or after it).
     """
-    pairs = sorted((float(e), p) for e, p in zip(epochs, phases) if e is not None and np.isfinite(e))
+    pairs = sorted(
+        (float(e), p) for e, p in zip(epochs, phases) if e is not None and np.isfinite(e)
+    )
     first_sam = next((e for e, p in pairs if p == "sam"), None)
     if first_sam is None:
         return None

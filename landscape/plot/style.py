@@ -90,8 +90,15 @@ def phase_label(phase: str | None) -> str:
 
 def mark_switch(ax, epoch: float, *, label: bool = True, color: str = SWITCH_COLOR) -> None:
     """A dashed vertical line at the SGD->SAM switch, named in the legend (never over the data)."""
-    ax.axvline(epoch, color=color, linestyle="--", linewidth=1.0, zorder=1, gid="switch",
-               label=SWITCH_LABEL if label else None)
+    ax.axvline(
+        epoch,
+        color=color,
+        linestyle="--",
+        linewidth=1.0,
+        zorder=1,
+        gid="switch",
+        label=SWITCH_LABEL if label else None,
+    )
 
 
 def log_scale(ax, axis: str = "y") -> None:
@@ -102,7 +109,7 @@ def log_scale(ax, axis: str = "y") -> None:
 
     getattr(ax, f"set_{axis}scale")("log")
     target = ax.yaxis if axis == "y" else ax.xaxis
-    low, high = (ax.dataLim.intervaly if axis == "y" else ax.dataLim.intervalx)
+    low, high = ax.dataLim.intervaly if axis == "y" else ax.dataLim.intervalx
     if low > 0 and math.isfinite(low) and math.isfinite(high) and high / low < 100:
         target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -114,11 +121,15 @@ def parse_formats(text: str) -> list[str]:
     formats = [part.strip().lower().lstrip(".") for part in text.split(",") if part.strip()]
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
-        raise ValueError(f"unknown format {', '.join(unknown) or repr(text)}; choose from {', '.join(FORMATS)}")
+        raise ValueError(
+            f"unknown format {', '.join(unknown) or repr(text)}; choose from {', '.join(FORMATS)}"
+        )
     return list(dict.fromkeys(formats))
 
 
-def save_figure(fig: Figure, stem: str | Path, formats: Iterable[str] = ("png",), dpi: int = 200) -> list[Path]:
+def save_figure(
+    fig: Figure, stem: str | Path, formats: Iterable[str] = ("png",), dpi: int = 200
+) -> list[Path]:
     """Write ``stem.<format>`` for every format, each atomically (:func:`landscape.atomic.write_atomic`:
     rendered in memory, so a full disk is one clear error and an older figure stays whole)."""
     from landscape.atomic import write_atomic

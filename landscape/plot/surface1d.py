@@ -20,7 +20,14 @@ def mark_missing_1d(ax, x: np.ndarray, done: np.ndarray) -> None:
         return
     step = np.min(np.diff(x)) / 2 if x.size > 1 else 0.5
     for i in np.flatnonzero(~done):
-        ax.axvspan(x[i] - step, x[i] + step, color=style.MISSING_COLOR, alpha=0.35, linewidth=0, gid="missing")
+        ax.axvspan(
+            x[i] - step,
+            x[i] + step,
+            color=style.MISSING_COLOR,
+            alpha=0.35,
+            linewidth=0,
+            gid="missing",
+        )
 
 
 def _title(surface: Surface) -> str:
@@ -55,7 +62,10 @@ def plot_slice_1d(surface: Surface) -> Figure:
             )
         mark_missing_1d(ax, surface.x, surface.done)
         ax.axvline(0.0, color=style.SWITCH_COLOR, linewidth=0.6, alpha=0.6)
-    losses = np.concatenate([v[np.isfinite(v)] for k, v in surface.metrics.items() if k.endswith("_loss")] or [np.empty(0)])
+    losses = np.concatenate(
+        [v[np.isfinite(v)] for k, v in surface.metrics.items() if k.endswith("_loss")]
+        or [np.empty(0)]
+    )
     if losses.size and losses.min() > 0 and losses.max() / losses.min() > 50:
         style.log_scale(ax_loss)
     ax_loss.set_ylabel("loss")

@@ -32,7 +32,9 @@ def _values(surface: Surface, metric: str) -> np.ndarray:
     return 100 * values if metric.endswith("_acc") else values
 
 
-def levels_for(values: np.ndarray, metric: str, count: int = 14) -> tuple[np.ndarray, colors.Normalize, bool]:
+def levels_for(
+    values: np.ndarray, metric: str, count: int = 14
+) -> tuple[np.ndarray, colors.Normalize, bool]:
     """Contour levels and a colour norm: log-spaced for losses that span decades, else linear.
 
     Losses near a minimum change by orders of magnitude over a few units of distance;
@@ -152,7 +154,11 @@ def _include(ax, px: np.ndarray, py: np.ndarray) -> None:
 def overlay_trajectory(ax, trajectory: Trajectory) -> list:
     """Trajectory points coloured by phase, a subset labelled with their epoch, the switch starred."""
     px, py = trajectory.x, trajectory.y
-    order = np.argsort(trajectory.epoch, kind="stable") if trajectory.epoch is not None else np.arange(px.size)
+    order = (
+        np.argsort(trajectory.epoch, kind="stable")
+        if trajectory.epoch is not None
+        else np.arange(px.size)
+    )
     px, py = px[order], py[order]
     _include(ax, px, py)
     phases = [trajectory.phase[i] for i in order]
@@ -163,22 +169,58 @@ def overlay_trajectory(ax, trajectory: Trajectory) -> list:
     for phase in dict.fromkeys(phases):
         idx = [i for i, p in enumerate(phases) if p == phase]
         ax.scatter(
-            px[idx], py[idx], s=14, color=style.phase_color(phase), edgecolors="white",
-            linewidths=0.5, zorder=4, gid=f"trajectory-{phase}",
+            px[idx],
+            py[idx],
+            s=14,
+            color=style.phase_color(phase),
+            edgecolors="white",
+            linewidths=0.5,
+            zorder=4,
+            gid=f"trajectory-{phase}",
         )
-        handles.append(Line2D([], [], marker="o", linestyle="", color=style.phase_color(phase),
-                              markeredgecolor="white", label=style.phase_label(phase)))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="",
+                color=style.phase_color(phase),
+                markeredgecolor="white",
+                label=style.phase_label(phase),
+            )
+        )
     switch_index = None
     if epochs is not None:
         switch = switch_epoch(epochs, phases)
         if switch is not None:
-            candidates = [i for i, (e, p) in enumerate(zip(epochs, phases)) if p == "sgd" and e == switch]
+            candidates = [
+                i for i, (e, p) in enumerate(zip(epochs, phases)) if p == "sgd" and e == switch
+            ]
             switch_index = candidates[-1] if candidates else None
     if switch_index is not None:
-        ax.scatter(px[switch_index], py[switch_index], s=90, marker="*", color="#F0E442",
-                   edgecolors="black", linewidths=0.6, zorder=5, gid="switch")
-        handles.append(Line2D([], [], marker="*", linestyle="", markersize=8, color="#F0E442",
-                              markeredgecolor="black", label="SGD→SAM"))
+        ax.scatter(
+            px[switch_index],
+            py[switch_index],
+            s=90,
+            marker="*",
+            color="#F0E442",
+            edgecolors="black",
+            linewidths=0.6,
+            zorder=5,
+            gid="switch",
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="*",
+                linestyle="",
+                markersize=8,
+                color="#F0E442",
+                markeredgecolor="black",
+                label="SGD→SAM",
+            )
+        )
     if epochs is not None:
         priority = [0, px.size - 1] + ([switch_index] if switch_index is not None else [])
         priority += [i for i in range(px.size) if i not in priority]
@@ -186,8 +228,13 @@ def overlay_trajectory(ax, trajectory: Trajectory) -> list:
             if not np.isfinite(epochs[i]):  # a third-party checkpoint without an epoch
                 continue
             ax.annotate(
-                f"{int(epochs[i])}", (px[i], py[i]), xytext=(3, 3), textcoords="offset points",
-                fontsize=6, zorder=6, gid="epoch-label",
+                f"{int(epochs[i])}",
+                (px[i], py[i]),
+                xytext=(3, 3),
+                textcoords="offset points",
+                fontsize=6,
+                zorder=6,
+                gid="epoch-label",
                 bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7},
             )
     return handles
@@ -210,9 +257,28 @@ def _decorate(ax, fig, surface: Surface, metric: str, handles: list) -> None:
     if surface.trajectory is not None:
         handles = overlay_trajectory(ax, surface.trajectory) + handles
     elif _inside(0.0, surface.x) and _inside(0.0, surface.y):
-        ax.plot([0], [0], marker="*", color="white", markeredgecolor="black", markersize=8, linestyle="", zorder=5)
-        handles = [Line2D([], [], marker="*", linestyle="", color="white", markeredgecolor="black",
-                          markersize=8, label=surface.meta.checkpoint_name or "centre")] + handles
+        ax.plot(
+            [0],
+            [0],
+            marker="*",
+            color="white",
+            markeredgecolor="black",
+            markersize=8,
+            linestyle="",
+            zorder=5,
+        )
+        handles = [
+            Line2D(
+                [],
+                [],
+                marker="*",
+                linestyle="",
+                color="white",
+                markeredgecolor="black",
+                markersize=8,
+                label=surface.meta.checkpoint_name or "centre",
+            )
+        ] + handles
     if handles:
         fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4))
     title = QUANTITY_LABEL.get(metric, metric)
@@ -239,7 +305,9 @@ def plot_contour(surface: Surface, metric: str = "train_loss") -> Figure:
     levels, norm, log = line_levels(Z, metric)
     cmap = style.ACCURACY_CMAP if metric.endswith("_acc") else style.LOSS_CMAP
     if np.isfinite(Z).sum() >= 4 and np.nanmax(Z) > np.nanmin(Z):
-        lines = ax.contour(X, Y, np.ma.masked_invalid(Z), levels=levels, norm=norm, cmap=cmap, linewidths=0.8)
+        lines = ax.contour(
+            X, Y, np.ma.masked_invalid(Z), levels=levels, norm=norm, cmap=cmap, linewidths=0.8
+        )
         ax.clabel(lines, lines.levels, fontsize=5.5, fmt=_level_label, inline_spacing=2)
         bar = fig.colorbar(lines, ax=ax, pad=0.02, fraction=0.05)
         bar.set_label(QUANTITY_LABEL.get(metric, metric))
@@ -298,8 +366,17 @@ def plot_surface_3d(surface: Surface, metric: str = "train_loss") -> Figure:
     finite = Z[np.isfinite(Z)]
     low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
     ax.plot_surface(
-        X, Y, np.ma.masked_invalid(Z), cmap=cmap, vmin=low, vmax=high, rstride=1, cstride=1,
-        linewidth=0, antialiased=False, rasterized=True,
+        X,
+        Y,
+        np.ma.masked_invalid(Z),
+        cmap=cmap,
+        vmin=low,
+        vmax=high,
+        rstride=1,
+        cstride=1,
+        linewidth=0,
+        antialiased=False,
+        rasterized=True,
     )
     ax.set_zlim(low, high if high > low else low + 1)
     ax.set_xlabel(wrap_label(surface.x_label, 24), labelpad=-4)
@@ -310,7 +387,11 @@ def plot_surface_3d(surface: Surface, metric: str = "train_loss") -> Figure:
     ax.tick_params(axis="both", pad=-2, labelsize=6)
     ax.tick_params(axis="z", pad=0, labelsize=6)
     ax.view_init(elev=30, azim=-60)
-    title = zlabel if not surface.meta.checkpoint_name else f"{surface.meta.checkpoint_name}: {QUANTITY_LABEL.get(metric, metric)}"
+    title = (
+        zlabel
+        if not surface.meta.checkpoint_name
+        else f"{surface.meta.checkpoint_name}: {QUANTITY_LABEL.get(metric, metric)}"
+    )
     if surface.is_partial:
         title += f" (partial: {int(surface.done.sum())}/{surface.done.size})"
     ax.set_title(title, pad=0)

@@ -41,7 +41,10 @@ MEASURES: dict[str, tuple[Callable[..., SharpnessResult], tuple[str, ...]]] = {
     "gradient-norm": (gradient_norm, ("batch_size", "bn_mode")),
     "fisher-rao-norm": (fisher_rao_norm, ("batch_size", "bn_mode")),
     "top-eigenvalue": (top_eigenvalue, ("tol", "batch_size", "bn_mode", "seed", "progress")),
-    "trace": (hessian_trace, ("rel_stderr", "max_hvps", "batch_size", "bn_mode", "seed", "progress")),
+    "trace": (
+        hessian_trace,
+        ("rel_stderr", "max_hvps", "batch_size", "bn_mode", "seed", "progress"),
+    ),
 }
 
 

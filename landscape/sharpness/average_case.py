@@ -65,9 +65,20 @@ def average_case_sharpness(
                 gaps.append(plus - base)
             if progress is not None:
                 mean = sum(gaps) / len(gaps)
-                spread = float(torch.tensor(gaps).std()) / math.sqrt(len(gaps)) if len(gaps) > 1 else None
-                report(progress, done=len(gaps), total=draws, estimate=mean, name="sharpness",
-                       error=spread, error_name="stderr")
+                spread = (
+                    float(torch.tensor(gaps).std()) / math.sqrt(len(gaps))
+                    if len(gaps) > 1
+                    else None
+                )
+                report(
+                    progress,
+                    done=len(gaps),
+                    total=draws,
+                    estimate=mean,
+                    name="sharpness",
+                    error=spread,
+                    error_name="stderr",
+                )
     values = torch.tensor(gaps, dtype=torch.float64)
     stderr = values.std(unbiased=True).item() / math.sqrt(draws) if draws > 1 else float("nan")
     return SharpnessResult(
@@ -76,8 +87,13 @@ def average_case_sharpness(
         stderr=stderr,
         loss=base,
         params={
-            "sigma": sigma, "draws": draws, "adaptive": adaptive, "antithetic": antithetic,
-            "bn_mode": bn_mode, "seed": seed, "examples": inputs.shape[0],
+            "sigma": sigma,
+            "draws": draws,
+            "adaptive": adaptive,
+            "antithetic": antithetic,
+            "bn_mode": bn_mode,
+            "seed": seed,
+            "examples": inputs.shape[0],
         },
         gradient_evaluations=(1 + draws * (2 if antithetic else 1)) / 3,
     )

@@ -30,14 +30,28 @@ def top_eigenvalue(
     from landscape.curvature import hessian_eigenvalues
 
     result = hessian_eigenvalues(
-        model, loss_fn, inputs, targets, k=1, tol=tol, seed=seed,
-        batch_size=batch_size, bn_mode=bn_mode, progress=progress,
+        model,
+        loss_fn,
+        inputs,
+        targets,
+        k=1,
+        tol=tol,
+        seed=seed,
+        batch_size=batch_size,
+        bn_mode=bn_mode,
+        progress=progress,
     )
     return SharpnessResult(
         measure="top_eigenvalue",
         value=float(result.eigenvalues[0]),
-        params={"tol": tol, "bn_mode": bn_mode, "seed": seed, "examples": inputs.shape[0],
-                "residual": float(result.residuals[0]), "hvp_count": int(result.hvp_count)},
+        params={
+            "tol": tol,
+            "bn_mode": bn_mode,
+            "seed": seed,
+            "examples": inputs.shape[0],
+            "residual": float(result.residuals[0]),
+            "hvp_count": int(result.hvp_count),
+        },
         gradient_evaluations=2.0 * result.hvp_count,
     )
 
@@ -59,14 +73,28 @@ def hessian_trace(
     from landscape.curvature import hessian_trace as curvature_trace
 
     result = curvature_trace(
-        model, loss_fn, inputs, targets, rel_stderr=rel_stderr, seed=seed, max_hvps=max_hvps,
-        batch_size=batch_size, bn_mode=bn_mode, progress=progress,
+        model,
+        loss_fn,
+        inputs,
+        targets,
+        rel_stderr=rel_stderr,
+        seed=seed,
+        max_hvps=max_hvps,
+        batch_size=batch_size,
+        bn_mode=bn_mode,
+        progress=progress,
     )
     return SharpnessResult(
         measure="trace",
         value=float(result.trace),
         stderr=float(result.stderr),
-        params={"rel_stderr": rel_stderr, "bn_mode": bn_mode, "seed": seed, "max_hvps": max_hvps,
-                "examples": inputs.shape[0], "hvp_count": int(result.hvp_count)},
+        params={
+            "rel_stderr": rel_stderr,
+            "bn_mode": bn_mode,
+            "seed": seed,
+            "max_hvps": max_hvps,
+            "examples": inputs.shape[0],
+            "hvp_count": int(result.hvp_count),
+        },
         gradient_evaluations=2.0 * result.hvp_count,
     )

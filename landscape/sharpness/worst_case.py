@@ -64,7 +64,9 @@ def _project(u: list[torch.Tensor], rho: float, norm: str) -> list[torch.Tensor]
     return [t * (rho / size) for t in u]
 
 
-def _random_start(shapes: list[torch.Tensor], rho: float, norm: str, generator: torch.Generator) -> list[torch.Tensor]:
+def _random_start(
+    shapes: list[torch.Tensor], rho: float, norm: str, generator: torch.Generator
+) -> list[torch.Tensor]:
     """A random point on the l2 sphere of radius rho, or uniform in the linf box."""
     if norm == "linf":
         return [
@@ -137,7 +139,9 @@ def _maximise_group(
             u_next = z
         else:  # APGD momentum, alpha = 0.75
             u_next = _project(
-                [t + 0.75 * (zt - t) + 0.25 * (t - p) for t, zt, p in zip(u, z, previous)], rho, norm
+                [t + 0.75 * (zt - t) + 0.25 * (t - p) for t, zt, p in zip(u, z, previous)],
+                rho,
+                norm,
             )
         previous, u = u, u_next
         if i + 1 in checkpoints:
@@ -182,9 +186,21 @@ def worst_case_sharpness(
     best loss increase of the current group.
     """
     (result,) = worst_case_sharpness_radii(
-        model, loss_fn, inputs, targets, radii=[rho], steps=steps, m=m, norm=norm,
-        adaptive=adaptive, adaptive_eta=adaptive_eta, random_start=random_start,
-        batch_size=batch_size, bn_mode=bn_mode, seed=seed, progress=progress,
+        model,
+        loss_fn,
+        inputs,
+        targets,
+        radii=[rho],
+        steps=steps,
+        m=m,
+        norm=norm,
+        adaptive=adaptive,
+        adaptive_eta=adaptive_eta,
+        random_start=random_start,
+        batch_size=batch_size,
+        bn_mode=bn_mode,
+        seed=seed,
+        progress=progress,
     )
     return result
 
@@ -241,13 +257,30 @@ def worst_case_sharpness_radii(
                 def on_step(increase: float, note: str = note) -> None:
                     nonlocal steps_done
                     steps_done += 1
-                    report(progress, done=steps_done, total=groups * len(radii) * steps,
-                           estimate=increase, name="max loss increase", note=note)
+                    report(
+                        progress,
+                        done=steps_done,
+                        total=groups * len(radii) * steps,
+                        estimate=increase,
+                        name="max loss increase",
+                        note=note,
+                    )
 
                 _, best = _maximise_group(
-                    model, loss_fn, origin, scale, x, y, rho=rho, norm=norm, steps=steps,
-                    batch_size=batch_size, generator=generators[i], random_start=random_start,
-                    on_step=on_step if progress is not None else None, base_loss=base,
+                    model,
+                    loss_fn,
+                    origin,
+                    scale,
+                    x,
+                    y,
+                    rho=rho,
+                    norm=norm,
+                    steps=steps,
+                    batch_size=batch_size,
+                    generator=generators[i],
+                    random_start=random_start,
+                    on_step=on_step if progress is not None else None,
+                    base_loss=base,
                 )
                 group_values[i].append(best - base)
                 gap[i] += (best - base) * x.shape[0]
@@ -256,17 +289,27 @@ def worst_case_sharpness_radii(
     results = []
     for i, rho in enumerate(radii):
         params = {
-            "rho": rho, "norm": norm, "adaptive": adaptive, "adaptive_eta": adaptive_eta,
-            "m": m if m is not None else n, "steps": steps, "random_start": random_start,
-            "algorithm": "apgd", "bn_mode": bn_mode, "seed": seed, "examples": n,
+            "rho": rho,
+            "norm": norm,
+            "adaptive": adaptive,
+            "adaptive_eta": adaptive_eta,
+            "m": m if m is not None else n,
+            "steps": steps,
+            "random_start": random_start,
+            "algorithm": "apgd",
+            "bn_mode": bn_mode,
+            "seed": seed,
+            "examples": n,
         }
-        results.append(SharpnessResult(
-            measure=name,
-            value=gap[i] / n,
-            loss=base_total / n,
-            params=params,
-            extra={"perturbed_loss": best_total[i] / n, "group_values": group_values[i]},
-            # the unperturbed forward pass (1/3) is shared by all radii
-            gradient_evaluations=steps + 1 / 3 + 1 / (3 * len(radii)),
-        ))
+        results.append(
+            SharpnessResult(
+                measure=name,
+                value=gap[i] / n,
+                loss=base_total / n,
+                params=params,
+                extra={"perturbed_loss": best_total[i] / n, "group_values": group_values[i]},
+                # the unperturbed forward pass (1/3) is shared by all radii
+                gradient_evaluations=steps + 1 / 3 + 1 / (3 * len(radii)),
+            )
+        )
     return results

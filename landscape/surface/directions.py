@@ -76,7 +76,9 @@ def normalize_direction(
     for name, d in direction.items():
         w = weights[name].detach()
         if tuple(d.shape) != tuple(w.shape):
-            raise ValueError(f"direction {name} has shape {tuple(d.shape)}, the weight {tuple(w.shape)}")
+            raise ValueError(
+                f"direction {name} has shape {tuple(d.shape)}, the weight {tuple(w.shape)}"
+            )
         one_d = d.dim() <= 1
         if one_d and ignore == "biasbn":
             out[name] = torch.zeros_like(d)
@@ -101,7 +103,9 @@ def random_direction(
     ignore: str = "biasbn",
 ) -> Direction:
     """A normalised Gaussian direction for ``weights`` (Li et al. 2018 with ``norm='filter'``)."""
-    return normalize_direction(gaussian_like(weights, seed=seed, axis=axis), weights, norm=norm, ignore=ignore)
+    return normalize_direction(
+        gaussian_like(weights, seed=seed, axis=axis), weights, norm=norm, ignore=ignore
+    )
 
 
 def dot(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> float:
@@ -127,13 +131,17 @@ def between_directions(
     dx = {n: (b[n].detach().to(a[n].dtype) - a[n].detach()) for n in a}
     nx = norm_of(dx)
     if nx == 0:
-        raise ValueError("the two checkpoints have identical parameters: there is no direction between them")
+        raise ValueError(
+            "the two checkpoints have identical parameters: there is no direction between them"
+        )
     dy = random_direction(a, seed=seed, axis="y", norm=norm, ignore=ignore)
     coef = dot(dy, dx) / nx**2
     dy = {n: dy[n] - coef * dx[n] for n in dy}
     ny = norm_of(dy)
     if ny == 0:
-        raise ValueError("the random direction is parallel to B - A; choose another --seed or --ignore none")
+        raise ValueError(
+            "the random direction is parallel to B - A; choose another --seed or --ignore none"
+        )
     return dx, {n: dy[n] * (nx / ny) for n in dy}
 
 
@@ -168,7 +176,11 @@ def pca_directions(
     ref = center[names[0]]
     rows = []
     for state in trajectory:
-        rows.append(torch.cat([(state[n].detach().to(ref.dtype) - center[n].detach()).reshape(-1) for n in keep]))
+        rows.append(
+            torch.cat(
+                [(state[n].detach().to(ref.dtype) - center[n].detach()).reshape(-1) for n in keep]
+            )
+        )
     m = torch.stack(rows)  # (T, P) in the model dtype
     t, p = m.shape
     gram = torch.zeros(t, t, dtype=torch.float64, device=m.device)
@@ -180,7 +192,9 @@ def pca_directions(
     eigvals, eigvecs = eigvals[order].clamp_min(0), eigvecs[:, order]
     total = float(eigvals.sum())
     if total == 0 or float(eigvals[1]) <= 1e-12 * total:
-        raise ValueError("the trajectory spans fewer than two dimensions around the centre; PCA needs two")
+        raise ValueError(
+            "the trajectory spans fewer than two dimensions around the centre; PCA needs two"
+        )
     comps = []
     coords = []
     for k in range(2):
@@ -190,7 +204,9 @@ def pca_directions(
             u = -u
         d = torch.zeros(p, dtype=m.dtype, device=m.device)
         for start in range(0, p, chunk):
-            d[start : start + chunk] = (m[:, start : start + chunk].double().T @ u / sigma).to(m.dtype)
+            d[start : start + chunk] = (m[:, start : start + chunk].double().T @ u / sigma).to(
+                m.dtype
+            )
         comps.append(d)
         coords.append(u * sigma)
     coordinates = torch.stack(coords, dim=1).cpu()
@@ -212,10 +228,20 @@ def pca_directions(
         sq = 0.0
         for n in names:
             v = state[n].detach().double() - center[n].detach().double()
-            v = v - float(coordinates[i, 0]) * directions[0][n].double() - float(coordinates[i, 1]) * directions[1][n].double()
+            v = (
+                v
+                - float(coordinates[i, 0]) * directions[0][n].double()
+                - float(coordinates[i, 1]) * directions[1][n].double()
+            )
             sq += float((v * v).sum())
         distances.append(sq**0.5)
-    return PCAPlane(directions[0], directions[1], ratio, coordinates, torch.tensor(distances, dtype=torch.float64))
+    return PCAPlane(
+        directions[0],
+        directions[1],
+        ratio,
+        coordinates,
+        torch.tensor(distances, dtype=torch.float64),
+    )
 
 
 def hessian_directions(
@@ -239,9 +265,12 @@ def hessian_directions(
     """
     from landscape.curvature import HessianOperator, lanczos_eigs
 
-    with HessianOperator(model, loss_fn, inputs, targets, batch_size=batch_size, bn_mode=bn_mode) as op:
-        result = lanczos_eigs(op, 2, which="top", tol=tol, seed=seed, eigenvectors=True,
-                              progress=progress)
+    with HessianOperator(
+        model, loss_fn, inputs, targets, batch_size=batch_size, bn_mode=bn_mode
+    ) as op:
+        result = lanczos_eigs(
+            op, 2, which="top", tol=tol, seed=seed, eigenvectors=True, progress=progress
+        )
         names = list(op.names)
     named = dict(model.named_parameters())
     out = []
@@ -252,7 +281,12 @@ def hessian_directions(
         offset, d = 0, {}
         for n in names:
             w = named[n]
-            d[n] = vec[offset : offset + w.numel()].view(w.shape).to(device=w.device, dtype=w.dtype).clone()
+            d[n] = (
+                vec[offset : offset + w.numel()]
+                .view(w.shape)
+                .to(device=w.device, dtype=w.dtype)
+                .clone()
+            )
             offset += w.numel()
         for n, w in named.items():  # parameters without gradients (frozen) stay still
             d.setdefault(n, torch.zeros_like(w))

@@ -29,7 +29,9 @@ class FlatParameters:
 
     def __init__(self, model: nn.Module, names: list[str] | None = None) -> None:
         named = state_tensors(model)
-        self.names: list[str] = list(dict(model.named_parameters())) if names is None else list(names)
+        self.names: list[str] = (
+            list(dict(model.named_parameters())) if names is None else list(names)
+        )
         missing = [n for n in self.names if n not in named]
         if missing:
             raise KeyError(f"model has no parameters or buffers named {missing}")
@@ -80,7 +82,9 @@ class FlatParameters:
         """``{name: view}`` of a flat vector."""
         return dict(zip(self.names, self.views(vector)))
 
-    def from_dict(self, tensors: Mapping[str, torch.Tensor], *, what: str = "tensors") -> torch.Tensor:
+    def from_dict(
+        self, tensors: Mapping[str, torch.Tensor], *, what: str = "tensors"
+    ) -> torch.Tensor:
         """A flat vector assembled by parameter name; refuses missing names or wrong shapes."""
         missing = [n for n in self.names if n not in tensors]
         if missing:
@@ -97,7 +101,10 @@ class FlatParameters:
         if not self.names:
             return self.empty()
         return torch.cat(
-            [tensors[n].detach().reshape(-1).to(device=self.device, dtype=self.dtype) for n in self.names]
+            [
+                tensors[n].detach().reshape(-1).to(device=self.device, dtype=self.dtype)
+                for n in self.names
+            ]
         )
 
 

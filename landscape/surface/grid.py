@@ -29,6 +29,7 @@ from landscape.surface.stacked import StackedEvaluator
 
 BN_MODES = ("eval", "train", "recalibrate")
 
+
 def metric_names(splits: Sequence[str]) -> list[str]:
     return [f"{split}_{metric}" for split in splits for metric in ("loss", "acc")]
 
@@ -65,7 +66,9 @@ class Measure:
         if bn_mode == "recalibrate" and bn_inputs is None:
             raise ValueError("bn_mode='recalibrate' needs bn_inputs (training examples)")
         if points_per_pass > 1 and bn_mode != "eval":
-            raise ValueError("several points per pass need bn_mode='eval' (no per-point BatchNorm state)")
+            raise ValueError(
+                "several points per pass need bn_mode='eval' (no per-point BatchNorm state)"
+            )
         self.loss_fn, self.splits, self.batch_size = loss_fn, dict(splits), batch_size
         self.bn_mode, self.bn_inputs = bn_mode, bn_inputs
         self.bn_batch_size = bn_batch_size or batch_size
@@ -77,9 +80,16 @@ class Measure:
             recalibrate_batchnorm(model, self.bn_inputs, self.bn_batch_size)
         mode = "train" if self.bn_mode == "train" else "eval"
         sums = []
-        with torch.inference_mode(), analysis_mode(model, mode), autocast_context(self._device(), self.autocast):
+        with (
+            torch.inference_mode(),
+            analysis_mode(model, mode),
+            autocast_context(self._device(), self.autocast),
+        ):
             for inputs, targets in self.splits.values():
-                sums.append(evaluate_sums(model, inputs, targets, self.loss_fn, self.batch_size) / inputs.shape[0])
+                sums.append(
+                    evaluate_sums(model, inputs, targets, self.loss_fn, self.batch_size)
+                    / inputs.shape[0]
+                )
         values = torch.cat(sums).tolist()  # one read-back per point
         return dict(zip(self.names, values))
 
@@ -109,8 +119,9 @@ def evaluate_points(
         write_point(indices[0])
         return [measure()]
 
-    return evaluate_point_groups(one, results, done, group=1, on_save=on_save, save_every=save_every,
-                                 progress=progress)
+    return evaluate_point_groups(
+        one, results, done, group=1, on_save=on_save, save_every=save_every, progress=progress
+    )
 
 
 def evaluate_point_groups(
@@ -143,8 +154,13 @@ def evaluate_point_groups(
                 flat_done[i] = True
                 computed += 1
                 first = next(iter(values), None)
-                report(progress, done=already + computed, total=flat_done.size,
-                       estimate=None if first is None else float(values[first]), name=first or "")
+                report(
+                    progress,
+                    done=already + computed,
+                    total=flat_done.size,
+                    estimate=None if first is None else float(values[first]),
+                    name=first or "",
+                )
             if on_save is not None and time.monotonic() - last_save >= save_every:
                 on_save()
                 last_save = time.monotonic()
@@ -243,18 +259,37 @@ def evaluate_surface(
                 on_save(result)
 
         if measure.points_per_pass > 1:
-            stacked = StackedEvaluator(model, measure.loss_fn, measure.splits, measure.batch_size,
-                                       autocast=measure.autocast)
+            stacked = StackedEvaluator(
+                model,
+                measure.loss_fn,
+                measure.splits,
+                measure.batch_size,
+                autocast=measure.autocast,
+            )
             grid = _grid_coefficients(result, y is not None)
 
             def measure_group(indices: list[int]) -> list[dict[str, float]]:
                 return stacked(writer.points(grid[indices]))
 
-            evaluate_point_groups(measure_group, result.metrics, result.done, group=measure.points_per_pass,
-                                  on_save=save, save_every=save_every, progress=progress)
+            evaluate_point_groups(
+                measure_group,
+                result.metrics,
+                result.done,
+                group=measure.points_per_pass,
+                on_save=save,
+                save_every=save_every,
+                progress=progress,
+            )
         else:
-            evaluate_points(write_point, lambda: measure(model), result.metrics, result.done, on_save=save,
-                            save_every=save_every, progress=progress)
+            evaluate_points(
+                write_point,
+                lambda: measure(model),
+                result.metrics,
+                result.done,
+                on_save=save,
+                save_every=save_every,
+                progress=progress,
+            )
     result.seconds = seconds0 + time.monotonic() - start
     return result
 
@@ -289,5 +324,11 @@ def evaluate_states(
 ) -> None:
     """Metrics of each full state (real checkpoints: parameters and buffers) into ``metrics``."""
     with preserved_state(model):
-        evaluate_points(lambda i: load_state(model, states[i]), lambda: measure(model), metrics, done,
-                        on_save=on_save, progress=progress)
+        evaluate_points(
+            lambda i: load_state(model, states[i]),
+            lambda: measure(model),
+            metrics,
+            done,
+            on_save=on_save,
+            progress=progress,
+        )

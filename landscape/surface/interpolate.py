@@ -89,10 +89,16 @@ class InterpolationResult:
         return self.segment + self.alpha
 
     @classmethod
-    def empty(cls, segment: np.ndarray, alpha: np.ndarray, names: Sequence[str]) -> InterpolationResult:
+    def empty(
+        cls, segment: np.ndarray, alpha: np.ndarray, names: Sequence[str]
+    ) -> InterpolationResult:
         n = len(alpha)
-        return cls(np.asarray(segment), np.asarray(alpha, dtype=np.float64),
-                   {k: np.full(n, np.nan) for k in names}, np.zeros(n, dtype=bool))
+        return cls(
+            np.asarray(segment),
+            np.asarray(alpha, dtype=np.float64),
+            {k: np.full(n, np.nan) for k in names},
+            np.zeros(n, dtype=bool),
+        )
 
     def segment_barriers(self) -> dict[str, list[float]]:
         """``'<split>_<loss|error>_<frankle|entezari>'`` -> one barrier per segment."""
@@ -114,20 +120,29 @@ class InterpolationResult:
 
     def barriers(self) -> dict[str, float]:
         """The largest barrier over the segments (for two checkpoints: the barrier)."""
-        return {k: float(np.max(v)) if not np.isnan(v).any() else float("nan")
-                for k, v in self.segment_barriers().items()}
+        return {
+            k: float(np.max(v)) if not np.isnan(v).any() else float("nan")
+            for k, v in self.segment_barriers().items()
+        }
 
 
 class PathWriter:
     """Writes ``(1 - alpha) * states[s] + alpha * states[s + 1]`` into the model in place."""
 
-    def __init__(self, model: nn.Module, states: Sequence[Mapping[str, torch.Tensor]], *,
-                 interpolate_buffers: bool = False) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        states: Sequence[Mapping[str, torch.Tensor]],
+        *,
+        interpolate_buffers: bool = False,
+    ) -> None:
         names = [n for n, _ in model.named_parameters()]
         if interpolate_buffers:
             names += [n for n, b in model.named_buffers() if b.is_floating_point()]
         self.flat = FlatParameters(model, names)
-        self.vectors = [self.flat.from_dict(s, what=f"checkpoint {i}") for i, s in enumerate(states)]
+        self.vectors = [
+            self.flat.from_dict(s, what=f"checkpoint {i}") for i, s in enumerate(states)
+        ]
         self.buffer = self.flat.empty()
 
     @torch.no_grad()
@@ -168,8 +183,14 @@ def interpolate(
 
     with preserved_state(model):
         writer = PathWriter(model, states, interpolate_buffers=bn == "interpolate")
-        evaluate_points(lambda i: writer.write(int(result.segment[i]), float(result.alpha[i])),
-                        lambda: measure(model), result.metrics, result.done, on_save=save,
-                        save_every=save_every, progress=progress)
+        evaluate_points(
+            lambda i: writer.write(int(result.segment[i]), float(result.alpha[i])),
+            lambda: measure(model),
+            result.metrics,
+            result.done,
+            on_save=save,
+            save_every=save_every,
+            progress=progress,
+        )
     result.seconds = seconds0 + time.monotonic() - start
     return result

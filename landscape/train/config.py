@@ -94,7 +94,9 @@ def _parse_sam_epoch(value: Any, flag: str) -> int | None | str:
     try:
         return _as_int(value, flag)
     except UserError as exc:
-        raise UserError(f"{flag} must be an epoch number, 'auto' or 'never', not {value!r}") from exc
+        raise UserError(
+            f"{flag} must be an epoch number, 'auto' or 'never', not {value!r}"
+        ) from exc
 
 
 def resolve_config(overrides: dict[str, Any], base: dict[str, Any] | None = None) -> TrainConfig:
@@ -151,12 +153,19 @@ def resolve_config(overrides: dict[str, Any], base: dict[str, Any] | None = None
     values["save_every"] = _as_int(values["save_every"], "--save-every")
     for key in ("lr", "momentum", "weight_decay", "gamma", "rho", "label_smoothing"):
         values[key] = float(values[key])
-    _check(values["batch_size"] >= 1, f"--batch-size must be at least 1, got {values['batch_size']}")
+    _check(
+        values["batch_size"] >= 1, f"--batch-size must be at least 1, got {values['batch_size']}"
+    )
     _check(values["lr"] > 0, f"--lr must be > 0, got {values['lr']}")
     _check(0 <= values["momentum"] < 1, f"--momentum must be in [0, 1), got {values['momentum']}")
-    _check(values["weight_decay"] >= 0, f"--weight-decay must be >= 0, got {values['weight_decay']}")
+    _check(
+        values["weight_decay"] >= 0, f"--weight-decay must be >= 0, got {values['weight_decay']}"
+    )
     _check(values["gamma"] > 0, f"--gamma must be > 0, got {values['gamma']}")
-    _check(values["rho"] >= 0, f"--rho must be >= 0 (the radius of SAM's neighbourhood), got {values['rho']}")
+    _check(
+        values["rho"] >= 0,
+        f"--rho must be >= 0 (the radius of SAM's neighbourhood), got {values['rho']}",
+    )
     _check(
         0 <= values["label_smoothing"] < 1,
         f"--label-smoothing must be in [0, 1), got {values['label_smoothing']}",
@@ -167,7 +176,9 @@ def resolve_config(overrides: dict[str, Any], base: dict[str, Any] | None = None
         values["momentum_across_switch"] in MOMENTUM_ACROSS_SWITCH,
         f"--momentum-across-switch must be one of {', '.join(MOMENTUM_ACROSS_SWITCH)}",
     )
-    _check(values["augment"] in AUGMENTATIONS, f"--augment must be one of {', '.join(AUGMENTATIONS)}")
+    _check(
+        values["augment"] in AUGMENTATIONS, f"--augment must be one of {', '.join(AUGMENTATIONS)}"
+    )
     _check(values["dtype"] in ("float32", "float64"), "--dtype must be float32 or float64")
     _check(
         not (values["nesterov"] and values["momentum"] == 0),
@@ -218,7 +229,9 @@ def _check(condition: bool, message: str) -> None:
         raise UserError(message)
 
 
-def check_branch_point(config: TrainConfig, history: list[dict[str, Any]], from_epoch: int, source: Path) -> None:
+def check_branch_point(
+    config: TrainConfig, history: list[dict[str, Any]], from_epoch: int, source: Path
+) -> None:
     """A ``--from`` branch must agree with what the source run already did up to ``from_epoch``."""
     from landscape.train.schedule import phase
 

@@ -66,7 +66,12 @@ class Trainer:
     def lr(self, epoch: int) -> float:
         c = self.config
         return learning_rate(
-            epoch, lr=c.lr, schedule=c.schedule, epochs=c.epochs, milestones=c.milestones, gamma=c.gamma
+            epoch,
+            lr=c.lr,
+            schedule=c.schedule,
+            epochs=c.epochs,
+            milestones=c.milestones,
+            gamma=c.gamma,
         )
 
     def phase(self, epoch: int) -> str:
@@ -166,7 +171,12 @@ def train_epoch(
     drop_last = n % batch_size == 1
     seen = 0
     for x, y in batches(
-        inputs, targets, batch_size, shuffle=True, generator=generators["shuffle"], drop_last=drop_last
+        inputs,
+        targets,
+        batch_size,
+        shuffle=True,
+        generator=generators["shuffle"],
+        drop_last=drop_last,
     ):
         x = augment_batch(x, augmentation, generators["augment"])
         optimizer.zero_grad(set_to_none=True)
@@ -246,13 +256,17 @@ def train(
     if stored is not None:
         differences = config.differences(TrainConfig.from_dict(stored))
         if differences:
-            detail = ", ".join(f"{k}: {stored.get(k)!r} there, {getattr(config, k)!r} now" for k in differences[:3])
+            detail = ", ".join(
+                f"{k}: {stored.get(k)!r} there, {getattr(config, k)!r} now" for k in differences[:3]
+            )
             raise UserError(
                 f"run folder {run_dir} holds a run with a different config ({detail}); "
                 "choose another --run or --out, or repeat the original flags to continue it"
             )
     if resume and not existing:
-        raise UserError(f"nothing to resume: {run_dir} holds no checkpoint; start the run without --resume")
+        raise UserError(
+            f"nothing to resume: {run_dir} holds no checkpoint; start the run without --resume"
+        )
 
     data = data.to(device)
     dtype = resolve_dtype(config.dtype)
@@ -326,7 +340,9 @@ class _Saved:
     def lost(self, epoch: int) -> str:
         first = self.epoch + 1
         epochs = f"epoch {epoch}" if first >= epoch else f"epochs {first}-{epoch}"
-        return f"{epochs} finished since the last checkpoint (epoch {self.epoch}) could not be saved"
+        return (
+            f"{epochs} finished since the last checkpoint (epoch {self.epoch}) could not be saved"
+        )
 
 
 def _run_one_epoch(
@@ -336,7 +352,11 @@ def _run_one_epoch(
     config = trainer.config
     epoch = trainer.epoch
     current = trainer.phase(epoch)
-    if epoch > 0 and current != trainer.phase(epoch - 1) and config.momentum_across_switch == "reset":
+    if (
+        epoch > 0
+        and current != trainer.phase(epoch - 1)
+        and config.momentum_across_switch == "reset"
+    ):
         trainer.optimizer.state.clear()  # start the new phase without the old momentum
     trainer.apply_hyperparameters(epoch)
     lr = trainer.lr(epoch)
@@ -393,8 +413,12 @@ def _run_one_epoch(
         f"train loss {stats.loss:.4f} acc {stats.accuracy:.2%} "
         f"test loss {test_loss:.4f} acc {test_acc:.2%} ({seconds:.1f}s)"
     )
-    phase.advance(0, estimate=stats.loss, name="train loss",
-                  note=f"epoch {trainer.epoch}/{config.epochs} {current}, test acc {test_acc:.1%}")
+    phase.advance(
+        0,
+        estimate=stats.loss,
+        name="train loss",
+        note=f"epoch {trainer.epoch}/{config.epochs} {current}, test acc {test_acc:.1%}",
+    )
     if phase.bar is None:  # on a terminal the bar shows it; a log line would break the bar
         log.info(message)
 

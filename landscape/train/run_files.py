@@ -64,7 +64,9 @@ def read_config_file(run_dir: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path} is not readable JSON ({exc}); remove the run folder or pick another --run") from exc
+        raise UserError(
+            f"{path} is not readable JSON ({exc}); remove the run folder or pick another --run"
+        ) from exc
 
 
 def write_config_file(run_dir: Path, config: dict[str, Any]) -> None:
@@ -99,7 +101,13 @@ def capture_rng(generators: dict[str, torch.Generator]) -> dict[str, Any]:
     name, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
         "python": [version, list(internal), gauss],
-        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "numpy": [
+            name,
+            torch.from_numpy(keys.astype(np.int64)),
+            int(pos),
+            int(has_gauss),
+            float(cached),
+        ],
         "torch": torch.get_rng_state(),
         "generators": {k: g.get_state() for k, g in generators.items()},
     }
@@ -183,7 +191,9 @@ def load_run_checkpoint(path: Path) -> dict[str, Any]:
             f"{path} is not a landscape training checkpoint (no format={FORMAT!r}); "
             "--from and --resume need a checkpoint written by 'landscape train'"
         )
-    missing = [k for k in ("model", "epoch", "config", "optimizer", "rng", "history") if k not in payload]
+    missing = [
+        k for k in ("model", "epoch", "config", "optimizer", "rng", "history") if k not in payload
+    ]
     if missing:
         raise UserError(f"{path} lacks {', '.join(missing)}: it cannot be continued")
     return payload

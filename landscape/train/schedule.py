@@ -57,7 +57,9 @@ def phase(epoch: int, sam_start: int | None, sam_end: int | None) -> str:
 def switch_epochs(epochs: int, sam_start: int | None, sam_end: int | None) -> list[int]:
     """Completed-epoch counts after which the phase changes (the last epoch before a switch)."""
     return [
-        e for e in range(1, epochs) if phase(e - 1, sam_start, sam_end) != phase(e, sam_start, sam_end)
+        e
+        for e in range(1, epochs)
+        if phase(e - 1, sam_start, sam_end) != phase(e, sam_start, sam_end)
     ]
 
 

@@ -64,107 +64,190 @@ CASES = [
     Case("text-file", ["info", "{ws}/notes.txt"], r"is a text file"),
     Case("missing-file", ["info", "{ws}/nope.pt"], r"does not exist"),
     Case(
-        "hdf5-as-checkpoint", analysis("{ws}/result.h5", "--arch", "cnn-bn"),
-        r"HDF5 result file, not a checkpoint.*landscape info", needs=ANALYSIS,
+        "hdf5-as-checkpoint",
+        analysis("{ws}/result.h5", "--arch", "cnn-bn"),
+        r"HDF5 result file, not a checkpoint.*landscape info",
+        needs=ANALYSIS,
     ),
     Case(
-        "checkpoint-as-result-file", ["plot", "{ws}/good.pt"], r"not an HDF5 result file",
+        "checkpoint-as-result-file",
+        ["plot", "{ws}/good.pt"],
+        r"not an HDF5 result file",
         needs="plot",
     ),
     Case(
-        "unreadable-permissions", ["info", "{ws}/locked.pt"], r"cannot be read",
+        "unreadable-permissions",
+        ["info", "{ws}/locked.pt"],
+        r"cannot be read",
         skip_if="root reads files whatever their permissions" if IS_ROOT else "",
     ),
     Case(
-        "unreadable-io-error", ["info", "/proc/self/mem"], r"cannot be read",
+        "unreadable-io-error",
+        ["info", "/proc/self/mem"],
+        r"cannot be read",
         skip_if="" if Path("/proc/self/mem").exists() else "no /proc",
     ),
     # ---- checkpoints that must not be unpickled
     Case(
-        "unsafe-pickle", analysis("{ws}/evil.pt", "--arch", "cnn-bn"),
-        r"arbitrary unpickling.*io\.open.*--trust-checkpoint", needs=ANALYSIS, fast=True,
+        "unsafe-pickle",
+        analysis("{ws}/evil.pt", "--arch", "cnn-bn"),
+        r"arbitrary unpickling.*io\.open.*--trust-checkpoint",
+        needs=ANALYSIS,
+        fast=True,
         absent=["{ws}/pwned"],
     ),
     Case("torchscript-untrusted", ["info", "{ws}/scripted.pt"], r"TorchScript.*--trust-checkpoint"),
     # ---- checkpoints that do not fit the model
     Case("no-arch-for-third-party", analysis("{ws}/raw.pt"), r"give --arch", needs=ANALYSIS),
     Case(
-        "wrong-architecture", analysis("{ws}/raw.pt", "--arch", "mlp"),
-        r"does not fit architecture mlp: .*missing", needs=ANALYSIS,
+        "wrong-architecture",
+        analysis("{ws}/raw.pt", "--arch", "mlp"),
+        r"does not fit architecture mlp: .*missing",
+        needs=ANALYSIS,
     ),
     Case(
-        "wrong-class-count", analysis("{ws}/three_classes.pt", "--arch", "cnn-bn", "--dataset", "digits"),
-        r"shape mismatches.*--num-classes 3", needs=ANALYSIS,
+        "wrong-class-count",
+        analysis("{ws}/three_classes.pt", "--arch", "cnn-bn", "--dataset", "digits"),
+        r"shape mismatches.*--num-classes 3",
+        needs=ANALYSIS,
     ),
-    Case("nan-weights", analysis("{ws}/nan.pt", "--arch", "cnn-bn"), r"NaN or Inf weights in \S+", needs=ANALYSIS),
-    Case("inf-weights", analysis("{ws}/inf.pt", "--arch", "cnn-bn"), r"NaN or Inf weights in \S+", needs=ANALYSIS),
-    Case("ema-absent", analysis("{ws}/raw.pt", "--arch", "cnn-bn", "--ema"), r"--ema", needs=ANALYSIS),
+    Case(
+        "nan-weights",
+        analysis("{ws}/nan.pt", "--arch", "cnn-bn"),
+        r"NaN or Inf weights in \S+",
+        needs=ANALYSIS,
+    ),
+    Case(
+        "inf-weights",
+        analysis("{ws}/inf.pt", "--arch", "cnn-bn"),
+        r"NaN or Inf weights in \S+",
+        needs=ANALYSIS,
+    ),
+    Case(
+        "ema-absent", analysis("{ws}/raw.pt", "--arch", "cnn-bn", "--ema"), r"--ema", needs=ANALYSIS
+    ),
     # ---- architectures that cannot be built
     Case(
-        "unknown-architecture", analysis("{ws}/raw.pt", "--arch", "resnet9000"),
-        r"unknown architecture 'resnet9000'", needs=ANALYSIS,
+        "unknown-architecture",
+        analysis("{ws}/raw.pt", "--arch", "resnet9000"),
+        r"unknown architecture 'resnet9000'",
+        needs=ANALYSIS,
     ),
     Case(
-        "unknown-torchvision-model", analysis("{ws}/raw.pt", "--arch", "torchvision:resnet9000"),
-        r"no such torchvision", needs=ANALYSIS,
+        "unknown-torchvision-model",
+        analysis("{ws}/raw.pt", "--arch", "torchvision:resnet9000"),
+        r"no such torchvision",
+        needs=ANALYSIS,
     ),
     Case(
-        "factory-raises", analysis("{ws}/raw.pt", "--arch", "{ws}/user_code.py:raises"),
-        r"factory raised ValueError: width must be even", needs=ANALYSIS,
+        "factory-raises",
+        analysis("{ws}/raw.pt", "--arch", "{ws}/user_code.py:raises"),
+        r"factory raised ValueError: width must be even",
+        needs=ANALYSIS,
     ),
     Case(
-        "factory-returns-non-module", analysis("{ws}/raw.pt", "--arch", "{ws}/user_code.py:not_a_module"),
-        r"returned a str, not a torch.nn.Module", needs=ANALYSIS,
+        "factory-returns-non-module",
+        analysis("{ws}/raw.pt", "--arch", "{ws}/user_code.py:not_a_module"),
+        r"returned a str, not a torch.nn.Module",
+        needs=ANALYSIS,
     ),
     Case(
-        "factory-file-missing", analysis("{ws}/raw.pt", "--arch", "{ws}/missing_code.py:net"),
-        r"does not exist", needs=ANALYSIS,
+        "factory-file-missing",
+        analysis("{ws}/raw.pt", "--arch", "{ws}/missing_code.py:net"),
+        r"does not exist",
+        needs=ANALYSIS,
     ),
     Case(
-        "bad-arch-kwargs", analysis("{ws}/raw.pt", "--arch", "cnn-bn", "--arch-kwargs", "{width: 2"),
-        r"--arch-kwargs is not valid JSON", needs=ANALYSIS,
+        "bad-arch-kwargs",
+        analysis("{ws}/raw.pt", "--arch", "cnn-bn", "--arch-kwargs", "{width: 2"),
+        r"--arch-kwargs is not valid JSON",
+        needs=ANALYSIS,
     ),
     # ---- data that do not fit
     Case(
         "data-shape-mismatch",
-        analysis("{ws}/flat.pt", "--arch", "{ws}/user_code.py:digits_mlp", "--data", "{ws}/user_code.py:rgb_data"),
-        r"does not accept inputs of shape \[3, 32, 32\]", needs=ANALYSIS,
+        analysis(
+            "{ws}/flat.pt",
+            "--arch",
+            "{ws}/user_code.py:digits_mlp",
+            "--data",
+            "{ws}/user_code.py:rgb_data",
+        ),
+        r"does not accept inputs of shape \[3, 32, 32\]",
+        needs=ANALYSIS,
     ),
     Case(
-        "data-factory-returns-garbage", analysis("{ws}/raw.pt", "--arch", "cnn-bn", "--data", "{ws}/user_code.py:not_a_module"),
-        r"--data .*returned a str", needs=ANALYSIS,
+        "data-factory-returns-garbage",
+        analysis("{ws}/raw.pt", "--arch", "cnn-bn", "--data", "{ws}/user_code.py:not_a_module"),
+        r"--data .*returned a str",
+        needs=ANALYSIS,
     ),
     Case(
-        "missing-dataset-folder", analysis("{ws}/raw.pt", "--arch", "cnn-bn", "--dataset", "cifar10", "--data-dir", "{ws}/no_data"),
-        r"cifar10 not found.*--download", needs=ANALYSIS,
+        "missing-dataset-folder",
+        analysis(
+            "{ws}/raw.pt", "--arch", "cnn-bn", "--dataset", "cifar10", "--data-dir", "{ws}/no_data"
+        ),
+        r"cifar10 not found.*--download",
+        needs=ANALYSIS,
     ),
     Case(
-        "dataset-and-data", analysis("{ws}/raw.pt", "--arch", "cnn-bn", "--dataset", "digits", "--data", "{ws}/user_code.py:rgb_data"),
-        r"either --dataset or --data", needs=ANALYSIS,
+        "dataset-and-data",
+        analysis(
+            "{ws}/raw.pt",
+            "--arch",
+            "cnn-bn",
+            "--dataset",
+            "digits",
+            "--data",
+            "{ws}/user_code.py:rgb_data",
+        ),
+        r"either --dataset or --data",
+        needs=ANALYSIS,
     ),
     # ---- outputs that cannot be written
     Case(
-        "output-folder-missing", analysis("{ws}/good.pt", out="no/such/folder/out.h5"),
-        r"output folder no/such/folder does not exist", needs=ANALYSIS,
+        "output-folder-missing",
+        analysis("{ws}/good.pt", out="no/such/folder/out.h5"),
+        r"output folder no/such/folder does not exist",
+        needs=ANALYSIS,
     ),
     Case(
-        "output-folder-not-writable", analysis("{ws}/good.pt", out="{ws}/read_only/out.h5"),
-        r"not writable", needs=ANALYSIS,
+        "output-folder-not-writable",
+        analysis("{ws}/good.pt", out="{ws}/read_only/out.h5"),
+        r"not writable",
+        needs=ANALYSIS,
         skip_if="root writes anywhere" if IS_ROOT else "",
     ),
     Case(
-        "output-exists-not-hdf5", analysis("{ws}/good.pt", out="{ws}/precious.txt"),
-        r"exists but is not an HDF5 file", needs=ANALYSIS, fast=True,
+        "output-exists-not-hdf5",
+        analysis("{ws}/good.pt", out="{ws}/precious.txt"),
+        r"exists but is not an HDF5 file",
+        needs=ANALYSIS,
+        fast=True,
     ),
-    Case("output-is-directory", analysis("{ws}/good.pt", out="{ws}/a_folder"), r"is a directory", needs=ANALYSIS),
+    Case(
+        "output-is-directory",
+        analysis("{ws}/good.pt", out="{ws}/a_folder"),
+        r"is a directory",
+        needs=ANALYSIS,
+    ),
     # ---- flags
     Case(
-        "negative-rho", ["sharpness", "{ws}/good.pt", "--rho", "-1"], r"--rho: must be a finite number",
+        "negative-rho",
+        ["sharpness", "{ws}/good.pt", "--rho", "-1"],
+        r"--rho: must be a finite number",
         needs="sharpness",
     ),
-    Case("bad-grid-spec", ["surface", "{ws}/good.pt", "--x=1:-1:5"], r"MIN must be smaller than MAX", needs="surface"),
+    Case(
+        "bad-grid-spec",
+        ["surface", "{ws}/good.pt", "--x=1:-1:5"],
+        r"MIN must be smaller than MAX",
+        needs="surface",
+    ),
     Case("top-k-zero", ["hessian", "{ws}/good.pt", "--top-k", "0"], r"--top-k", needs="hessian"),
-    Case("config-not-toml", ["info", "{ws}/good.pt", "--config", "{ws}/notes.txt"], r"not valid TOML"),
+    Case(
+        "config-not-toml", ["info", "{ws}/good.pt", "--config", "{ws}/notes.txt"], r"not valid TOML"
+    ),
 ]
 
 
@@ -198,12 +281,24 @@ def build_workspace(ws: Path) -> None:
     torch.manual_seed(0)
     model = build_model("cnn-bn", (1, 8, 8), 10)
     state = model.state_dict()
-    save_checkpoint(ws / "good.pt", {
-        "format": FORMAT, "version": 1, "arch": "cnn-bn", "model": state, "epoch": 1, "phase": "sgd",
-        "config": {"dataset": "digits"}, "history": [],
-    })
+    save_checkpoint(
+        ws / "good.pt",
+        {
+            "format": FORMAT,
+            "version": 1,
+            "arch": "cnn-bn",
+            "model": state,
+            "epoch": 1,
+            "phase": "sgd",
+            "config": {"dataset": "digits"},
+            "history": [],
+        },
+    )
     torch.save(state, ws / "raw.pt")
-    torch.save(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).state_dict(), ws / "flat.pt")
+    torch.save(
+        torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).state_dict(),
+        ws / "flat.pt",
+    )
     torch.save(build_model("cnn-bn", (1, 8, 8), 3).state_dict(), ws / "three_classes.pt")
     for name, value in (("nan", float("nan")), ("inf", float("inf"))):
         bad = {k: v.clone() for k, v in state.items()}
@@ -250,7 +345,11 @@ def run_case(case: Case, ws: Path, workdir: Path) -> subprocess.CompletedProcess
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.run(
         [sys.executable, "-m", "landscape", *argv],
-        cwd=workdir, capture_output=True, text=True, timeout=300, env=env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
 
 
@@ -268,10 +367,15 @@ def corpus(request, tmp_path_factory):
     ws = tmp_path_factory.mktemp("inputs")
     build_workspace(ws)
     before = fingerprint(ws)
-    runnable = [c for c in selected_cases(request.session) if not c.skip_if and is_available(c.needs)]
+    runnable = [
+        c for c in selected_cases(request.session) if not c.skip_if and is_available(c.needs)
+    ]
     workers = max(2, min(4, os.cpu_count() or 2))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {c.id: pool.submit(run_case, c, ws, ws.parent / f"run-{ws.name}-{c.id}") for c in runnable}
+        futures = {
+            c.id: pool.submit(run_case, c, ws, ws.parent / f"run-{ws.name}-{c.id}")
+            for c in runnable
+        }
         results = {cid: future.result() for cid, future in futures.items()}
     yield ws, before, results
     (ws / "read_only").chmod(0o755)

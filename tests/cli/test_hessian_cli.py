@@ -21,11 +21,19 @@ TRACE = ["--trace", "--trace-rel-stderr", "0.2"]
 
 
 def _save(path, model, arch, epoch, phase, **config):
-    checkpoint.save_checkpoint(path, {
-        "format": checkpoint.FORMAT, "version": checkpoint.VERSION, "arch": arch,
-        "model": model.state_dict(), "epoch": epoch, "phase": phase,
-        "config": {"dataset": "digits", **config}, "history": [],
-    })
+    checkpoint.save_checkpoint(
+        path,
+        {
+            "format": checkpoint.FORMAT,
+            "version": checkpoint.VERSION,
+            "arch": arch,
+            "model": model.state_dict(),
+            "epoch": epoch,
+            "phase": phase,
+            "config": {"dataset": "digits", **config},
+            "history": [],
+        },
+    )
     return path
 
 
@@ -36,8 +44,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def ckpts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("run-h", numbered=False)
     torch.manual_seed(0)
-    a = _save(folder / "epoch-003-sgd.pt", build_model("mlp", (1, 8, 8), 10), "mlp", 3, "sgd",
-              weight_decay=5e-4)
+    a = _save(
+        folder / "epoch-003-sgd.pt",
+        build_model("mlp", (1, 8, 8), 10),
+        "mlp",
+        3,
+        "sgd",
+        weight_decay=5e-4,
+    )
     b = _save(folder / "epoch-004-sam.pt", build_model("cnn-bn", (1, 8, 8), 10), "cnn-bn", 4, "sam")
     return a, b
 
@@ -57,7 +71,9 @@ def test_writes_the_hessian_layout_with_provenance_and_prints_a_table(ckpts, tmp
         assert group["hvp_count"][()] > 0
         attrs = group.attrs
         assert attrs["epoch"] == 3 and attrs["phase"] == "sgd" and attrs["samples"] == 64
-        assert attrs["bn_mode"] == "eval" and attrs["dtype"] == "float32" and attrs["split"] == "train"
+        assert (
+            attrs["bn_mode"] == "eval" and attrs["dtype"] == "float32" and attrs["split"] == "train"
+        )
         config = json.loads(attrs["config"])
         assert config["hvp_engine"] in ("cached", "func") and config["weight_decay_term"] == 0.0
         assert config["loss"] == "cross-entropy" and config["label_smoothing"] == 0.0
@@ -65,21 +81,40 @@ def test_writes_the_hessian_layout_with_provenance_and_prints_a_table(ckpts, tmp
 
 def test_eigenvalues_match_the_python_api_on_the_same_subset(ckpts, tmp_path):
     out = tmp_path / "h.h5"
-    argv = ["hessian", str(ckpts[0]), "--top-k", "2", "--no-trace", "--samples", "64",
-            "--tol", "1e-8", "--dtype", "float64", "--device", "cpu", "--seed", "3", "--out", str(out)]
+    argv = [
+        "hessian",
+        str(ckpts[0]),
+        "--top-k",
+        "2",
+        "--no-trace",
+        "--samples",
+        "64",
+        "--tol",
+        "1e-8",
+        "--dtype",
+        "float64",
+        "--device",
+        "cpu",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     model = build_model("mlp", (1, 8, 8), 10).double()
     model.load_state_dict(torch.load(ckpts[0], weights_only=True)["model"])
     x, y = fixed_subset(*load_dataset("digits").split("train"), 64, 3)
-    expected = hessian_eigenvalues(model.eval(), make_loss(), x.double(), y, k=2, tol=1e-8).eigenvalues
+    expected = hessian_eigenvalues(
+        model.eval(), make_loss(), x.double(), y, k=2, tol=1e-8
+    ).eigenvalues
     with h5py.File(out) as f:
-        np.testing.assert_allclose(f["hessian/run-h_epoch-003-sgd/eigenvalues"][()], expected, rtol=1e-6)
+        np.testing.assert_allclose(
+            f["hessian/run-h_epoch-003-sgd/eigenvalues"][()], expected, rtol=1e-6
+        )
         assert math.isnan(f["hessian/run-h_epoch-003-sgd/trace"][()])
 
 
-def test_several_checkpoints_give_one_group_each_and_a_rerun_replaces_only_its_own(
-    ckpts, tmp_path
-):
+def test_several_checkpoints_give_one_group_each_and_a_rerun_replaces_only_its_own(ckpts, tmp_path):
     out = tmp_path / "h.h5"
     assert main(["hessian", *map(str, ckpts), "--top-k", "1", *FAST, "--out", str(out)]) == 0
     with h5py.File(out) as f:
@@ -93,9 +128,26 @@ def test_several_checkpoints_give_one_group_each_and_a_rerun_replaces_only_its_o
 
 def test_density_bottom_k_and_eigenvectors_on_request(ckpts, tmp_path):
     out = tmp_path / "h.h5"
-    argv = ["hessian", str(ckpts[1]), "--top-k", "2", "--bottom-k", "1", "--eigenvectors",
-            "--density", "--density-runs", "2", "--density-steps", "12", "--no-trace",
-            "--bn-mode", "train", *FAST, "--out", str(out)]
+    argv = [
+        "hessian",
+        str(ckpts[1]),
+        "--top-k",
+        "2",
+        "--bottom-k",
+        "1",
+        "--eigenvectors",
+        "--density",
+        "--density-runs",
+        "2",
+        "--density-steps",
+        "12",
+        "--no-trace",
+        "--bn-mode",
+        "train",
+        *FAST,
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     model = build_model("cnn-bn", (1, 8, 8), 10)
     with h5py.File(out) as f:
@@ -110,24 +162,44 @@ def test_density_bottom_k_and_eigenvectors_on_request(ckpts, tmp_path):
         assert norm == pytest.approx(1.0, rel=1e-5)
         density = group["density"]
         assert density["nodes"].shape == density["weights"].shape == (2, 12)
-        assert np.trapezoid(density["values"][()], density["grid"][()]) == pytest.approx(1, abs=1e-4)
+        assert np.trapezoid(density["values"][()], density["grid"][()]) == pytest.approx(
+            1, abs=1e-4
+        )
 
 
 def test_the_weight_decay_term_shifts_every_eigenvalue_by_the_configured_decay(ckpts, tmp_path):
     out = tmp_path / "h.h5"
-    base = ["hessian", str(ckpts[0]), "--top-k", "2", "--no-trace", "--samples", "32",
-            "--tol", "1e-9", "--dtype", "float64", "--device", "cpu"]
+    base = [
+        "hessian",
+        str(ckpts[0]),
+        "--top-k",
+        "2",
+        "--no-trace",
+        "--samples",
+        "32",
+        "--tol",
+        "1e-9",
+        "--dtype",
+        "float64",
+        "--device",
+        "cpu",
+    ]
     assert main([*base, "--out", str(out)]) == 0
     with h5py.File(out) as f:
         plain = f["hessian/run-h_epoch-003-sgd/eigenvalues"][()]
     assert main([*base, "--weight-decay-term", "--out", str(out)]) == 0
     with h5py.File(out) as f:
         shifted = f["hessian/run-h_epoch-003-sgd/eigenvalues"][()]
-        assert json.loads(f["hessian/run-h_epoch-003-sgd"].attrs["config"])["weight_decay_term"] == 5e-4
+        assert (
+            json.loads(f["hessian/run-h_epoch-003-sgd"].attrs["config"])["weight_decay_term"]
+            == 5e-4
+        )
     np.testing.assert_allclose(shifted - plain, 5e-4, atol=1e-9)
 
 
-def test_top_k_beyond_the_parameter_count_is_a_user_error_and_writes_nothing(ckpts, tmp_path, capsys):
+def test_top_k_beyond_the_parameter_count_is_a_user_error_and_writes_nothing(
+    ckpts, tmp_path, capsys
+):
     out = tmp_path / "h.h5"
     assert main(["hessian", str(ckpts[0]), "--top-k", "9000", *FAST, "--out", str(out)]) == 1
     assert "--top-k 9000 is larger than the 8970 parameters" in capsys.readouterr().err
@@ -155,9 +227,25 @@ def test_bad_flags_are_usage_errors(ckpts, tmp_path, flags):
 
 def test_the_gap_rule_stores_error_bounds_within_the_tolerance(ckpts, tmp_path, capsys):
     out = tmp_path / "h.h5"
-    argv = ["hessian", str(ckpts[0]), "--top-k", "2", "--no-trace", "--samples", "64",
-            "--stop", "gap", "--tol", "1e-6", "--dtype", "float64", "--device", "cpu",
-            "--out", str(out)]
+    argv = [
+        "hessian",
+        str(ckpts[0]),
+        "--top-k",
+        "2",
+        "--no-trace",
+        "--samples",
+        "64",
+        "--stop",
+        "gap",
+        "--tol",
+        "1e-6",
+        "--dtype",
+        "float64",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     assert capsys.readouterr().out.endswith(f"wrote {out}\n")
     with h5py.File(out) as f:
@@ -185,8 +273,11 @@ def test_a_bare_run_computes_the_largest_eigenvalue_only(ckpts, tmp_path):
         (["--top-k", "2"], {"eigenvalues"}, {"bottom_eigenvalues", "density"}),
         (["--trace", "--trace-rel-stderr", "0.2"], set(), {"eigenvalues", "density"}),
         (["--bottom-k", "1"], {"bottom_eigenvalues"}, {"eigenvalues", "density"}),
-        (["--density", "--density-steps", "8", "--density-runs", "1"], {"density"},
-         {"eigenvalues", "bottom_eigenvalues"}),
+        (
+            ["--density", "--density-steps", "8", "--density-runs", "1"],
+            {"density"},
+            {"eigenvalues", "bottom_eigenvalues"},
+        ),
     ],
 )
 def test_naming_a_quantity_computes_only_that(ckpts, tmp_path, flags, present, absent):
@@ -198,8 +289,14 @@ def test_naming_a_quantity_computes_only_that(ckpts, tmp_path, flags, present, a
         assert math.isfinite(group["trace"][()]) == ("--trace" in flags)
 
 
-@pytest.mark.parametrize("flags", [["--trace-rel-stderr", "0.1"], ["--density-runs", "2"],
-                                   ["--top-k", "1", "--trace-method", "hutchinson"]])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--trace-rel-stderr", "0.1"],
+        ["--density-runs", "2"],
+        ["--top-k", "1", "--trace-method", "hutchinson"],
+    ],
+)
 def test_an_option_of_a_quantity_not_asked_for_is_an_error(ckpts, tmp_path, capsys, flags):
     out = tmp_path / "h.h5"
     assert main(["hessian", str(ckpts[0]), *flags, *FAST, "--out", str(out)]) == 1
@@ -211,12 +308,30 @@ def test_an_option_of_a_quantity_not_asked_for_is_an_error(ckpts, tmp_path, caps
 def test_progress_names_each_phase_with_its_estimate_against_the_target(ckpts, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="landscape.progress")
     out = tmp_path / "h.h5"
-    argv = ["hessian", str(ckpts[0]), "--top-k", "2", *TRACE, "--density", "--density-runs", "2",
-            "--density-steps", "6", *FAST, "--out", str(out)]
+    argv = [
+        "hessian",
+        str(ckpts[0]),
+        "--top-k",
+        "2",
+        *TRACE,
+        "--density",
+        "--density-runs",
+        "2",
+        "--density-steps",
+        "6",
+        *FAST,
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     lines = [r.getMessage() for r in caplog.records if r.name == "landscape.progress"]
     eig = next(line for line in lines if line.startswith("top-2 eigenvalues: "))
-    assert "products" in eig and "lambda1 " in eig and "rel. residual" in eig and "(target 0.001)" in eig
+    assert (
+        "products" in eig
+        and "lambda1 " in eig
+        and "rel. residual" in eig
+        and "(target 0.001)" in eig
+    )
     trace = next(line for line in lines if line.startswith("trace (krylov-hutch++): "))
     assert "rel. stderr" in trace and "(target 0.2)" in trace
     assert any(line.startswith("density: 12 products") and "run 2/2" in line for line in lines)
@@ -226,8 +341,20 @@ def test_loss_mse_gives_the_eigenvalue_of_torch_mse_loss_and_half_sse_c_over_2_t
     ckpts, tmp_path, capsys
 ):
     out = tmp_path / "h.h5"
-    base = ["hessian", str(ckpts[0]), "--samples", "32", "--tol", "1e-9", "--dtype", "float64",
-            "--device", "cpu", "--out", str(out)]
+    base = [
+        "hessian",
+        str(ckpts[0]),
+        "--samples",
+        "32",
+        "--tol",
+        "1e-9",
+        "--dtype",
+        "float64",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     model = build_model("mlp", (1, 8, 8), 10).double()
     model.load_state_dict(torch.load(ckpts[0], weights_only=True)["model"])
     x, y = fixed_subset(*load_dataset("digits").split("train"), 32, 0)
@@ -235,7 +362,9 @@ def test_loss_mse_gives_the_eigenvalue_of_torch_mse_loss_and_half_sse_c_over_2_t
     def users_mse(outputs, labels):
         return torch.nn.MSELoss()(outputs, torch.nn.functional.one_hot(labels, 10).to(outputs))
 
-    expected = hessian_eigenvalues(model.eval(), users_mse, x.double(), y, k=1, tol=1e-10).eigenvalues
+    expected = hessian_eigenvalues(
+        model.eval(), users_mse, x.double(), y, k=1, tol=1e-10
+    ).eigenvalues
     values = {}
     for loss in ("mse", "half-sse"):
         assert main([*base, "--loss", loss]) == 0

@@ -34,10 +34,19 @@ def info(capsys, *argv):
 
 
 def test_landscape_checkpoint_is_described(tmp_path, model, capsys):
-    save_checkpoint(tmp_path / "epoch-007-sam.pt", {
-        "format": FORMAT, "version": 1, "arch": "cnn-bn", "model": model.state_dict(), "epoch": 7,
-        "phase": "sam", "config": {"dataset": "digits"}, "history": [{}] * 7,
-    })
+    save_checkpoint(
+        tmp_path / "epoch-007-sam.pt",
+        {
+            "format": FORMAT,
+            "version": 1,
+            "arch": "cnn-bn",
+            "model": model.state_dict(),
+            "epoch": 7,
+            "phase": "sam",
+            "config": {"dataset": "digits"},
+            "history": [{}] * 7,
+        },
+    )
     code, out, _ = info(capsys, tmp_path / "epoch-007-sam.pt")
     assert code == 0
     assert "landscape (torch.save zip archive)" in out
@@ -61,11 +70,19 @@ def test_safetensors_file_is_described(tmp_path, model, capsys):
 
 
 def test_with_arch_the_model_is_loaded_as_analyses_load_it(tmp_path, model, capsys):
-    torch.save({"state_dict": {"model." + k: v for k, v in model.state_dict().items()}, "epoch": 3},
-               tmp_path / "lightning.ckpt")
-    code, out, _ = info(capsys, tmp_path / "lightning.ckpt", "--arch", "cnn-bn", "--dataset", "digits")
+    torch.save(
+        {"state_dict": {"model." + k: v for k, v in model.state_dict().items()}, "epoch": 3},
+        tmp_path / "lightning.ckpt",
+    )
+    code, out, _ = info(
+        capsys, tmp_path / "lightning.ckpt", "--arch", "cnn-bn", "--dataset", "digits"
+    )
     assert code == 0
-    assert "weights under:     state_dict" in out and "3 / -" in out and "shared prefix:     model." in out
+    assert (
+        "weights under:     state_dict" in out
+        and "3 / -" in out
+        and "shared prefix:     model." in out
+    )
     assert "model:             cnn-bn" in out and "stripped prefix 'model.'" in out
 
 
@@ -74,17 +91,25 @@ def test_resnet18_dataparallel_example_from_the_readme(tmp_path, capsys):
 
     net = torchvision.models.resnet18(num_classes=10)
     torch.save(torch.nn.DataParallel(net).state_dict(), tmp_path / "resnet18_dp.pt")
-    (tmp_path / "data.py").write_text(textwrap.dedent(
-        """
+    (tmp_path / "data.py").write_text(
+        textwrap.dedent(
+            """
         import torch
 
         def cifar_like():
             return torch.randn(4, 3, 32, 32), torch.arange(4)
         """
-    ))
+        )
+    )
     code, out, _ = info(
-        capsys, tmp_path / "resnet18_dp.pt", "--arch", "torchvision:resnet18", "--num-classes", "10",
-        "--data", f"{tmp_path / 'data.py'}:cifar_like",
+        capsys,
+        tmp_path / "resnet18_dp.pt",
+        "--arch",
+        "torchvision:resnet18",
+        "--num-classes",
+        "10",
+        "--data",
+        f"{tmp_path / 'data.py'}:cifar_like",
     )
     assert code == 0
     assert "prefixes stripped: module." in out
@@ -95,11 +120,23 @@ def test_result_file_lists_groups_values_and_provenance(tmp_path, capsys):
     with store.transaction(tmp_path / "r.h5", command=["landscape", "hessian"]) as f:
         group = store.replace_group(f, "hessian/epoch-010-sgd")
         store.write_dataset(group, "eigenvalues", [3.0, 2.0, 1.0])
-        store.set_provenance(group, {
-            "checkpoint": "ckpt/epoch-010-sgd.pt", "checkpoint_sha256": "ab", "arch": "resnet20",
-            "epoch": 10, "phase": "sgd", "split": "train", "samples": 512, "bn_mode": "eval",
-            "dtype": "float64", "seed": 0, "seconds": 1.5, "config": {"k": 3},
-        })
+        store.set_provenance(
+            group,
+            {
+                "checkpoint": "ckpt/epoch-010-sgd.pt",
+                "checkpoint_sha256": "ab",
+                "arch": "resnet20",
+                "epoch": 10,
+                "phase": "sgd",
+                "split": "train",
+                "samples": 512,
+                "bn_mode": "eval",
+                "dtype": "float64",
+                "seed": 0,
+                "seconds": 1.5,
+                "config": {"k": 3},
+            },
+        )
     code, out, _ = info(capsys, tmp_path / "r.h5")
     assert code == 0
     assert "hessian/epoch-010-sgd" in out and "top eigenvalues: [3, 2, 1]" in out
@@ -110,7 +147,11 @@ def test_json_output_is_one_object_per_file(tmp_path, model, capsys):
     torch.save(model.state_dict(), tmp_path / "a.pt")
     code, out, _ = info(capsys, tmp_path / "a.pt", "--json")
     described = json.loads(out)
-    assert code == 0 and described["format"] == "state_dict" and described["tensors"] == len(model.state_dict())
+    assert (
+        code == 0
+        and described["format"] == "state_dict"
+        and described["tensors"] == len(model.state_dict())
+    )
 
 
 def test_a_bad_file_among_good_ones_prints_nothing_but_the_error(tmp_path, model, capsys):
@@ -125,26 +166,59 @@ def test_model_and_data_flags_become_sources():
     from landscape.cli.common import data_source_from_args, model_source_from_args
 
     parser, _ = cli.build_parser()
-    args = parser.parse_args([
-        "hessian", "x.pt", "--arch", "cnn", "--arch-kwargs", '{"width": 8}', "--num-classes", "3",
-        "--trust-checkpoint", "--non-strict", "--ema", "--dataset", "cifar10", "--data-dir", "d",
-        "--mean", "0.5,0.4,0.3", "--std", "0.2", "--loss", "mse",
-    ])
+    args = parser.parse_args(
+        [
+            "hessian",
+            "x.pt",
+            "--arch",
+            "cnn",
+            "--arch-kwargs",
+            '{"width": 8}',
+            "--num-classes",
+            "3",
+            "--trust-checkpoint",
+            "--non-strict",
+            "--ema",
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            "d",
+            "--mean",
+            "0.5,0.4,0.3",
+            "--std",
+            "0.2",
+            "--loss",
+            "mse",
+        ]
+    )
     model = model_source_from_args(args)
     data = data_source_from_args(args)
     assert (model.arch, model.arch_kwargs, model.num_classes) == ("cnn", {"width": 8}, 3)
     assert model.trust and not model.strict and model.ema
     assert (data.dataset, data.data_dir, data.mean, data.std, data.loss) == (
-        "cifar10", "d", (0.5, 0.4, 0.3), (0.2,), "mse"
+        "cifar10",
+        "d",
+        (0.5, 0.4, 0.3),
+        (0.2,),
+        "mse",
     )
 
 
 def _result_file(path):
     """One group of every kind, with known numbers, as the commands write them."""
     prov = {
-        "checkpoint": "checkpoints/run/epoch-010-sgd.pt", "checkpoint_sha256": "ab", "arch": "cnn-bn",
-        "epoch": 10, "phase": "sgd", "split": "train", "samples": 512, "bn_mode": "eval",
-        "dtype": "float32", "seed": 0, "seconds": 1.23456789, "config": {},
+        "checkpoint": "checkpoints/run/epoch-010-sgd.pt",
+        "checkpoint_sha256": "ab",
+        "arch": "cnn-bn",
+        "epoch": 10,
+        "phase": "sgd",
+        "split": "train",
+        "samples": 512,
+        "bn_mode": "eval",
+        "dtype": "float32",
+        "seed": 0,
+        "seconds": 1.23456789,
+        "config": {},
     }
     with store.transaction(path, command=["landscape", "test"]) as f:
         h = store.replace_group(f, "hessian/run_epoch-010-sgd")
@@ -181,10 +255,19 @@ def test_result_file_shows_the_numbers_rounded(tmp_path, capsys):
     code, out, _ = info(capsys, _result_file(tmp_path / "r.h5"))
     assert code == 0
     for expected in (
-        "top eigenvalues: [16.12, 14.4]", "residuals:     [0.0001234, 0.0002]", "trace: 85.7 ± 0.3123",
-        "x: -1 to 1, 3 points", "y: -0.5 to 0.5, 2 points", "done: 5/6", "train_loss: min 0.01235, max 5",
-        "alpha: 0 to 1, 5 points", "barriers: train_loss_frankle 0.2",
-        "worst_case: 0.04871", "average_case: 0.0123 ± 0.00045", "growth_rate: 0.09123", "seconds=1.235",
+        "top eigenvalues: [16.12, 14.4]",
+        "residuals:     [0.0001234, 0.0002]",
+        "trace: 85.7 ± 0.3123",
+        "x: -1 to 1, 3 points",
+        "y: -0.5 to 0.5, 2 points",
+        "done: 5/6",
+        "train_loss: min 0.01235, max 5",
+        "alpha: 0 to 1, 5 points",
+        "barriers: train_loss_frankle 0.2",
+        "worst_case: 0.04871",
+        "average_case: 0.0123 ± 0.00045",
+        "growth_rate: 0.09123",
+        "seconds=1.235",
     ):
         assert expected in out, expected
 
@@ -201,8 +284,12 @@ def test_result_file_as_json_keeps_full_precision_and_is_valid_json(tmp_path, ca
 def test_a_reader_that_stops_early_gets_no_broken_pipe_error(tmp_path):
     """``landscape info r.h5 | head -1``: the reader goes away before everything is written."""
     path = _result_file(tmp_path / "r.h5")
-    proc = subprocess.Popen([sys.executable, "-m", "landscape", "info", str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "landscape", "info", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     proc.stdout.close()  # no reader at all: the first write already fails
     err = proc.stderr.read().decode()
     assert proc.wait() == 0 and err == ""

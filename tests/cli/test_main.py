@@ -50,8 +50,14 @@ def _fake_command(monkeypatch, exc):
 @pytest.mark.parametrize(
     "exc, expected",
     [
-        (UserError("the file is missing; give another"), "landscape: error: the file is missing; give another"),
-        (RuntimeError("boom\nsecond line"), "landscape: error: RuntimeError: boom (rerun with --debug"),
+        (
+            UserError("the file is missing; give another"),
+            "landscape: error: the file is missing; give another",
+        ),
+        (
+            RuntimeError("boom\nsecond line"),
+            "landscape: error: RuntimeError: boom (rerun with --debug",
+        ),
     ],
 )
 def test_errors_are_one_line_with_exit_status_1(monkeypatch, capsys, exc, expected):
@@ -78,8 +84,14 @@ def _parser():
 
 def test_config_file_values_become_defaults(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('epochs = 30\nsam-start = 25\n[train]\nschedule = "cosine"\n[hessian]\ntop_k = 3\n')
-    assert read_config_file(path, _parser()) == {"epochs": 30, "sam_start": 25, "schedule": "cosine"}
+    path.write_text(
+        'epochs = 30\nsam-start = 25\n[train]\nschedule = "cosine"\n[hessian]\ntop_k = 3\n'
+    )
+    assert read_config_file(path, _parser()) == {
+        "epochs": 30,
+        "sam_start": 25,
+        "schedule": "cosine",
+    }
 
 
 @pytest.mark.parametrize(
@@ -105,10 +117,19 @@ def test_missing_config_file_is_a_user_error(tmp_path):
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["surface", "c.pt", "--x", "-1:1:51"], "write --x=-1:1:51 (see 'landscape surface --help')"),
-        (["hessian", "c.pt", "--top-kk", "3"], "did you mean --top-k? (see 'landscape hessian --help')"),
+        (
+            ["surface", "c.pt", "--x", "-1:1:51"],
+            "write --x=-1:1:51 (see 'landscape surface --help')",
+        ),
+        (
+            ["hessian", "c.pt", "--top-kk", "3"],
+            "did you mean --top-k? (see 'landscape hessian --help')",
+        ),
         (["train", "--epochz", "3"], "did you mean --epochs? (see 'landscape train --help')"),
-        (["hesian", "c.pt"], "unknown command 'hesian'; did you mean hessian? (see 'landscape --help')"),
+        (
+            ["hesian", "c.pt"],
+            "unknown command 'hesian'; did you mean hessian? (see 'landscape --help')",
+        ),
     ],
 )
 def test_usage_errors_say_how_to_fix_them(argv, expected, capsys):
@@ -152,7 +173,12 @@ def test_train_help_states_one_timing_and_no_garbled_default():
 
 def test_experiment_flags_show_their_choices():
     text = _help("experiment")
-    for shown in ("{step,cosine,constant}", "{eval,train}", "{digits,cifar10,cifar100}", "{keep,reset}"):
+    for shown in (
+        "{step,cosine,constant}",
+        "{eval,train}",
+        "{digits,cifar10,cifar100}",
+        "{keep,reset}",
+    ):
         assert shown in text
 
 

@@ -17,19 +17,47 @@ def ckpt(tmp_path_factory):
     torch.manual_seed(0)
     model = build_model("mlp", (1, 8, 8), 10)
     path = tmp_path_factory.mktemp("run-s", numbered=False) / "epoch-003-sgd.pt"
-    checkpoint.save_checkpoint(path, {
-        "format": checkpoint.FORMAT, "version": checkpoint.VERSION, "arch": "mlp",
-        "model": model.state_dict(), "epoch": 3, "phase": "sgd",
-        "config": {"dataset": "digits"}, "history": [],
-    })
+    checkpoint.save_checkpoint(
+        path,
+        {
+            "format": checkpoint.FORMAT,
+            "version": checkpoint.VERSION,
+            "arch": "mlp",
+            "model": model.state_dict(),
+            "epoch": 3,
+            "phase": "sgd",
+            "config": {"dataset": "digits"},
+            "history": [],
+        },
+    )
     return path
 
 
 def test_sharpness_writes_one_dataset_per_measure_with_its_parameters(ckpt, tmp_path, capsys):
     out = tmp_path / "s.h5"
-    code = main(["sharpness", str(ckpt), "--measure", "worst-case", "average-case", "gradient-norm",
-                 "fisher-rao-norm", "--samples", "64", "--steps", "3", "--draws", "4", "--m", "32",
-                 "--rho", "0.1", "--out", str(out)])
+    code = main(
+        [
+            "sharpness",
+            str(ckpt),
+            "--measure",
+            "worst-case",
+            "average-case",
+            "gradient-norm",
+            "fisher-rao-norm",
+            "--samples",
+            "64",
+            "--steps",
+            "3",
+            "--draws",
+            "4",
+            "--m",
+            "32",
+            "--rho",
+            "0.1",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     stdout = capsys.readouterr().out
     assert "worst_case" in stdout and str(out) in stdout
@@ -61,23 +89,67 @@ def test_sharpness_refuses_a_bad_output_before_loading(ckpt, tmp_path, capsys):
 
 def test_escape_writes_the_escape_layout(ckpt, tmp_path, capsys):
     out = tmp_path / "e.h5"
-    code = main(["escape", str(ckpt), "--rho", "0.5", "--lr", "0.5", "--steps", "6",
-                 "--eig-every", "3", "--samples", "64", "--out", str(out), "--name", "run"])
+    code = main(
+        [
+            "escape",
+            str(ckpt),
+            "--rho",
+            "0.5",
+            "--lr",
+            "0.5",
+            "--steps",
+            "6",
+            "--eig-every",
+            "3",
+            "--samples",
+            "64",
+            "--out",
+            str(out),
+            "--name",
+            "run",
+        ]
+    )
     assert code == 0
     assert "growth rate" in capsys.readouterr().out
     with h5py.File(out) as f:
         g = f["escape/run"]
         assert list(g["step"][()]) == list(range(7))
         assert g["distance"][0] == 0 and np.all(g["distance"][1:] > 0)
-        assert np.isnan(g["eigenvalue"][()]).tolist() == [False, True, True, False, True, True, False]
+        assert np.isnan(g["eigenvalue"][()]).tolist() == [
+            False,
+            True,
+            True,
+            False,
+            True,
+            True,
+            False,
+        ]
         assert g.attrs["rho"] == 0.5 and g.attrs["lr"] == 0.5 and not g.attrs["unnormalized"]
         assert "growth_rate" in g.attrs and g.attrs["checkpoint"] == str(ckpt)
 
 
 def test_escape_unnormalized_flag_is_recorded(ckpt, tmp_path):
     out = tmp_path / "e.h5"
-    assert main(["escape", str(ckpt), "--rho", "0.05", "--lr", "0.1", "--steps", "2", "--unnormalized",
-                 "--samples", "32", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "escape",
+                str(ckpt),
+                "--rho",
+                "0.05",
+                "--lr",
+                "0.1",
+                "--steps",
+                "2",
+                "--unnormalized",
+                "--samples",
+                "32",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     with h5py.File(out) as f:
         (name,) = list(f["escape"])
         assert f["escape"][name].attrs["unnormalized"]
@@ -85,8 +157,27 @@ def test_escape_unnormalized_flag_is_recorded(ckpt, tmp_path):
 
 def test_escape_reports_a_divergence_and_stores_where_it_happened(ckpt, tmp_path, capsys):
     out = tmp_path / "e.h5"
-    assert main(["escape", str(ckpt), "--rho", "0.05", "--lr", "50", "--steps", "20",
-                 "--samples", "32", "--out", str(out), "--name", "run"]) == 0
+    assert (
+        main(
+            [
+                "escape",
+                str(ckpt),
+                "--rho",
+                "0.05",
+                "--lr",
+                "50",
+                "--steps",
+                "20",
+                "--samples",
+                "32",
+                "--out",
+                str(out),
+                "--name",
+                "run",
+            ]
+        )
+        == 0
+    )
     assert "DIVERGED at step" in capsys.readouterr().out
     with h5py.File(out) as f:
         g = f["escape/run"]
@@ -95,21 +186,63 @@ def test_escape_reports_a_divergence_and_stores_where_it_happened(ckpt, tmp_path
 
 def test_a_finite_escape_stores_diverged_at_as_nan(ckpt, tmp_path):
     out = tmp_path / "e.h5"
-    assert main(["escape", str(ckpt), "--rho", "0.05", "--lr", "0.01", "--steps", "3",
-                 "--samples", "32", "--out", str(out), "--name", "run"]) == 0
+    assert (
+        main(
+            [
+                "escape",
+                str(ckpt),
+                "--rho",
+                "0.05",
+                "--lr",
+                "0.01",
+                "--steps",
+                "3",
+                "--samples",
+                "32",
+                "--out",
+                str(out),
+                "--name",
+                "run",
+            ]
+        )
+        == 0
+    )
     with h5py.File(out) as f:
         assert math.isnan(f["escape/run"].attrs["diverged_at"])
 
 
 def test_several_rho_give_one_worst_case_dataset_per_radius(ckpt, tmp_path, capsys):
     out = tmp_path / "s.h5"
-    assert main(["sharpness", str(ckpt), "--measure", "worst-case", "--rho", "0.02", "0.05", "0.1",
-                 "--samples", "32", "--steps", "3", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "sharpness",
+                str(ckpt),
+                "--measure",
+                "worst-case",
+                "--rho",
+                "0.02",
+                "0.05",
+                "0.1",
+                "--samples",
+                "32",
+                "--steps",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     stdout = capsys.readouterr().out
     with h5py.File(out) as f:
         group = f["sharpness/run-s_epoch-003-sgd"]
         assert set(group) == {"worst_case_rho0.02", "worst_case_rho0.05", "worst_case_rho0.1"}
         values = [group[f"worst_case_rho{r}"][()] for r in ("0.02", "0.05", "0.1")]
-        assert [group[f"worst_case_rho{r}"].attrs["rho"] for r in ("0.02", "0.05", "0.1")] == [0.02, 0.05, 0.1]
+        assert [group[f"worst_case_rho{r}"].attrs["rho"] for r in ("0.02", "0.05", "0.1")] == [
+            0.02,
+            0.05,
+            0.1,
+        ]
     assert 0 < values[0] < values[1] < values[2]
     assert "worst_case_rho0.1" in stdout

@@ -26,7 +26,9 @@ from landscape.models import build_model
 SAMPLES = ["--samples", "150"]
 
 
-def _checkpoint(path: Path, seed: int, *, arch: str = "mlp-bn", epoch: int = 1, phase: str = "sgd") -> Path:
+def _checkpoint(
+    path: Path, seed: int, *, arch: str = "mlp-bn", epoch: int = 1, phase: str = "sgd"
+) -> Path:
     torch.manual_seed(seed)
     model = build_model(arch, (1, 8, 8), 10)
     with torch.no_grad():  # BatchNorm statistics as after training
@@ -35,17 +37,33 @@ def _checkpoint(path: Path, seed: int, *, arch: str = "mlp-bn", epoch: int = 1, 
                 buf.uniform_(0.5, 2.0)
             elif name.endswith("running_mean"):
                 buf.uniform_(-0.3, 0.3)
-    save_checkpoint(path, {"format": "landscape-checkpoint", "version": 1, "arch": arch,
-                           "model": model.state_dict(), "epoch": epoch, "phase": phase,
-                           "config": {"dataset": "digits", "arch": arch}})
+    save_checkpoint(
+        path,
+        {
+            "format": "landscape-checkpoint",
+            "version": 1,
+            "arch": arch,
+            "model": model.state_dict(),
+            "epoch": epoch,
+            "phase": phase,
+            "config": {"dataset": "digits", "arch": arch},
+        },
+    )
     return path
 
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("run-sf", numbered=False)
-    out = {f"ep{i}": _checkpoint(folder / f"epoch-00{i}-{'sam' if i == 3 else 'sgd'}.pt", seed=i, epoch=i,
-                                 phase="sam" if i == 3 else "sgd") for i in range(4)}
+    out = {
+        f"ep{i}": _checkpoint(
+            folder / f"epoch-00{i}-{'sam' if i == 3 else 'sgd'}.pt",
+            seed=i,
+            epoch=i,
+            phase="sam" if i == 3 else "sgd",
+        )
+        for i in range(4)
+    }
     out["cnn"] = _checkpoint(folder / "cnn.pt", seed=0, arch="cnn")
     return out
 
@@ -66,8 +84,24 @@ def _group(path: Path, name: str) -> h5py.Group:
 
 def test_non_square_2d_surface_layout(tmp_path, ckpts, capsys):
     out = tmp_path / "s.h5"
-    assert main(["surface", str(ckpts["ep0"]), "--x=-1:1:5", "--y=0:0.5:3", "--out", str(out),
-                 "--split", "train,test", "--seed", "7", *SAMPLES]) == 0
+    assert (
+        main(
+            [
+                "surface",
+                str(ckpts["ep0"]),
+                "--x=-1:1:5",
+                "--y=0:0.5:3",
+                "--out",
+                str(out),
+                "--split",
+                "train,test",
+                "--seed",
+                "7",
+                *SAMPLES,
+            ]
+        )
+        == 0
+    )
     assert f"{out}:surface/run-sf_epoch-000-sgd-random-2d" in capsys.readouterr().out
     with h5py.File(out, "r") as f:
         g = f["surface/run-sf_epoch-000-sgd-random-2d"]
@@ -89,7 +123,19 @@ def test_non_square_2d_surface_layout(tmp_path, ckpts, capsys):
 def test_xarray_sees_coordinates(tmp_path, ckpts):
     xr = pytest.importorskip("xarray")
     out = tmp_path / "s.h5"
-    main(["surface", str(ckpts["ep0"]), "--x=-1:1:4", "--y=-2:0:3", "--out", str(out), "--name", "plane", *SAMPLES])
+    main(
+        [
+            "surface",
+            str(ckpts["ep0"]),
+            "--x=-1:1:4",
+            "--y=-2:0:3",
+            "--out",
+            str(out),
+            "--name",
+            "plane",
+            *SAMPLES,
+        ]
+    )
     ds = xr.open_dataset(out, engine="h5netcdf", group="surface/plane")
     assert ds["train_loss"].dims == ("x", "y")
     np.testing.assert_allclose(ds["x"].values, np.linspace(-1, 1, 4))
@@ -110,8 +156,19 @@ def test_a_pca_grid_that_leaves_out_trajectory_checkpoints_says_which_and_what_f
     tmp_path, ckpts, caplog, grid, warns
 ):
     traj = [str(ckpts[f"ep{i}"]) for i in range(4)]
-    argv = ["surface", str(ckpts["ep3"]), "--directions", "pca", "--trajectory", *traj,
-            f"--x={grid}", f"--y={grid}", "--out", str(tmp_path / "p.h5"), *SAMPLES]
+    argv = [
+        "surface",
+        str(ckpts["ep3"]),
+        "--directions",
+        "pca",
+        "--trajectory",
+        *traj,
+        f"--x={grid}",
+        f"--y={grid}",
+        "--out",
+        str(tmp_path / "p.h5"),
+        *SAMPLES,
+    ]
     assert main(argv) == 0
     said = [r.getMessage() for r in caplog.records if "outside the grid" in r.getMessage()]
     assert bool(said) == warns
@@ -122,8 +179,26 @@ def test_a_pca_grid_that_leaves_out_trajectory_checkpoints_says_which_and_what_f
 def test_pca_plane_stores_trajectory_and_true_versus_projected_loss(tmp_path, ckpts):
     out = tmp_path / "p.h5"
     traj = [str(ckpts[f"ep{i}"]) for i in range(4)]
-    assert main(["surface", str(ckpts["ep3"]), "--directions", "pca", "--trajectory", *traj,
-                 "--x=-20:20:3", "--y=-20:20:3", "--bn", "recalibrate", "--out", str(out), *SAMPLES]) == 0
+    assert (
+        main(
+            [
+                "surface",
+                str(ckpts["ep3"]),
+                "--directions",
+                "pca",
+                "--trajectory",
+                *traj,
+                "--x=-20:20:3",
+                "--y=-20:20:3",
+                "--bn",
+                "recalibrate",
+                "--out",
+                str(out),
+                *SAMPLES,
+            ]
+        )
+        == 0
+    )
     with h5py.File(out, "r") as f:
         g = f["surface/run-sf_epoch-003-sam-pca-2d"]
         evr = g["explained_variance_ratio"][()]
@@ -139,8 +214,28 @@ def test_pca_plane_stores_trajectory_and_true_versus_projected_loss(tmp_path, ck
 
 def test_between_plane_puts_b_at_one_zero(tmp_path, ckpts):
     out = tmp_path / "b.h5"
-    assert main(["surface", str(ckpts["ep0"]), "--directions", "between", "--other", str(ckpts["ep2"]),
-                 "--x=0:1:2", "--y=-1:1:3", "--bn", "eval", "--ignore", "none", "--out", str(out), *SAMPLES]) == 0
+    assert (
+        main(
+            [
+                "surface",
+                str(ckpts["ep0"]),
+                "--directions",
+                "between",
+                "--other",
+                str(ckpts["ep2"]),
+                "--x=0:1:2",
+                "--y=-1:1:3",
+                "--bn",
+                "eval",
+                "--ignore",
+                "none",
+                "--out",
+                str(out),
+                *SAMPLES,
+            ]
+        )
+        == 0
+    )
     # (1, 0) is A + (B - A): B's parameters up to rounding, with A's BatchNorm statistics (eval).
     a, b = (torch.load(ckpts[k], weights_only=True)["model"] for k in ("ep0", "ep2"))
     model = build_model("mlp-bn", (1, 8, 8), 10)
@@ -157,8 +252,22 @@ def test_between_plane_puts_b_at_one_zero(tmp_path, ckpts):
 
 def test_interpolation_end_points_equal_each_checkpoints_own_metrics(tmp_path, ckpts, capsys):
     out = tmp_path / "i.h5"
-    assert main(["interpolate", str(ckpts["ep0"]), str(ckpts["ep1"]), "--alpha=-0.2:1.2:8", "--bn", "interpolate",
-                 "--out", str(out), *SAMPLES]) == 0
+    assert (
+        main(
+            [
+                "interpolate",
+                str(ckpts["ep0"]),
+                str(ckpts["ep1"]),
+                "--alpha=-0.2:1.2:8",
+                "--bn",
+                "interpolate",
+                "--out",
+                str(out),
+                *SAMPLES,
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "loss barrier" in printed
     with h5py.File(out, "r") as f:
@@ -174,13 +283,19 @@ def test_interpolation_end_points_equal_each_checkpoints_own_metrics(tmp_path, c
                 loss, acc = _own_metrics(ckpts[key], split)
                 assert g[f"{split}_loss"][i] == pytest.approx(loss, rel=1e-6)
                 assert g[f"{split}_acc"][i] == acc
-        for key in ("barrier_train_loss_frankle", "barrier_train_loss_entezari",
-                    "barrier_test_error_frankle", "barrier_test_error_entezari"):
+        for key in (
+            "barrier_train_loss_frankle",
+            "barrier_train_loss_entezari",
+            "barrier_test_error_frankle",
+            "barrier_test_error_entezari",
+        ):
             assert np.isfinite(g.attrs[key])
         assert g.attrs["bn_mode"] == "interpolate" and g.attrs["a"] == str(ckpts["ep0"])
 
 
-def test_rerun_of_a_finished_command_computes_nothing_and_other_options_replace(tmp_path, ckpts, caplog):
+def test_rerun_of_a_finished_command_computes_nothing_and_other_options_replace(
+    tmp_path, ckpts, caplog
+):
     caplog.set_level(logging.INFO, logger="landscape.surface")
     out = tmp_path / "s.h5"
     args = ["surface", str(ckpts["ep0"]), "--x=-1:1:3", "--out", str(out), "--name", "r", *SAMPLES]
@@ -207,7 +322,11 @@ def _read(path, group, name="train_loss"):
         (["--y=1:0:5"], 2, "MIN must be smaller"),
         (["--directions", "pca"], 1, "needs --trajectory"),
         (["--directions", "between"], 1, "needs --other"),
-        (["--directions", "pca", "--trajectory", "CKPT_EP1", "--norm", "filter"], 1, "does not apply"),
+        (
+            ["--directions", "pca", "--trajectory", "CKPT_EP1", "--norm", "filter"],
+            1,
+            "does not apply",
+        ),
         (["--split", "val"], 1, "--split"),
     ],
 )
@@ -231,8 +350,20 @@ class _nothing:
 
 def test_trajectory_of_another_architecture_is_refused(tmp_path, ckpts, capsys):
     out = tmp_path / "s.h5"
-    code = main(["surface", str(ckpts["ep0"]), "--directions", "pca", "--trajectory", str(ckpts["ep1"]),
-                 str(ckpts["cnn"]), "--out", str(out), *SAMPLES])
+    code = main(
+        [
+            "surface",
+            str(ckpts["ep0"]),
+            "--directions",
+            "pca",
+            "--trajectory",
+            str(ckpts["ep1"]),
+            str(ckpts["cnn"]),
+            "--out",
+            str(out),
+            *SAMPLES,
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "different architecture" in err[0] and not out.exists()
 
@@ -248,13 +379,29 @@ def test_output_that_is_not_hdf5_is_left_untouched(tmp_path, ckpts, capsys, comm
 
 @pytest.mark.slow
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, ckpts):
-    args = ["surface", str(ckpts["ep0"]), "--x=-1:1:21", "--y=-1:1:21", "--samples", "500",
-            "--split", "train,test", "--bn", "recalibrate", "--name", "k"]
+    args = [
+        "surface",
+        str(ckpts["ep0"]),
+        "--x=-1:1:21",
+        "--y=-1:1:21",
+        "--samples",
+        "500",
+        "--split",
+        "train,test",
+        "--bn",
+        "recalibrate",
+        "--name",
+        "k",
+    ]
     killed = tmp_path / "killed.h5"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     # --save-every 0: a save after every point, so the kill lands during or between writes.
-    proc = subprocess.Popen([sys.executable, "-m", "landscape", *args, "--save-every", "0", "--out", str(killed)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "landscape", *args, "--save-every", "0", "--out", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -277,7 +424,9 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, ckpts):
     fresh = tmp_path / "fresh.h5"
     assert main([*args, "--out", str(fresh)]) == 0
     for name in ("train_loss", "train_acc", "test_loss", "test_acc", "done"):
-        np.testing.assert_array_equal(_read(killed, "surface/k", name), _read(fresh, "surface/k", name))
+        np.testing.assert_array_equal(
+            _read(killed, "surface/k", name), _read(fresh, "surface/k", name)
+        )
 
 
 def _done_count(path: Path) -> int:
@@ -300,8 +449,23 @@ def test_pca_grid_without_bounds_covers_the_trajectory():
 @pytest.mark.slow
 def test_hessian_plane_records_eigenvalues(tmp_path, ckpts):
     out = tmp_path / "h.h5"
-    assert main(["surface", str(ckpts["ep1"]), "--directions", "hessian", "--x=-0.1:0.1:3", "--y=-0.1:0.1:3",
-                 "--out", str(out), "--samples", "100"]) == 0
+    assert (
+        main(
+            [
+                "surface",
+                str(ckpts["ep1"]),
+                "--directions",
+                "hessian",
+                "--x=-0.1:0.1:3",
+                "--y=-0.1:0.1:3",
+                "--out",
+                str(out),
+                "--samples",
+                "100",
+            ]
+        )
+        == 0
+    )
     with h5py.File(out, "r") as f:
         g = f["surface/run-sf_epoch-001-sgd-hessian-2d"]
         first, second = g.attrs["eigenvalues"]
@@ -310,11 +474,25 @@ def test_hessian_plane_records_eigenvalues(tmp_path, ckpts):
         assert np.linalg.norm(d) == pytest.approx(1.0, rel=1e-5)
 
 
-def test_interpolation_on_test_only_recomputes_bn_from_training_examples_and_resumes(tmp_path, ckpts, caplog):
+def test_interpolation_on_test_only_recomputes_bn_from_training_examples_and_resumes(
+    tmp_path, ckpts, caplog
+):
     caplog.set_level(logging.INFO, logger="landscape.surface")
     out = tmp_path / "i.h5"
-    args = ["interpolate", str(ckpts["ep0"]), str(ckpts["ep1"]), str(ckpts["ep2"]), "--alpha=0:1:3",
-            "--split", "test", "--out", str(out), "--name", "poly", *SAMPLES]
+    args = [
+        "interpolate",
+        str(ckpts["ep0"]),
+        str(ckpts["ep1"]),
+        str(ckpts["ep2"]),
+        "--alpha=0:1:3",
+        "--split",
+        "test",
+        "--out",
+        str(out),
+        "--name",
+        "poly",
+        *SAMPLES,
+    ]
     assert main(args) == 0
     with h5py.File(out, "r") as f:
         g = f["interpolation/poly"]

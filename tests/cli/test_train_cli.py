@@ -41,8 +41,13 @@ def test_smoke_trains_digits_and_prints_the_run_and_its_checkpoints(tmp_path, ca
 def test_no_arguments_trains_the_digits_default(tmp_path):
     # A real process: `landscape train` sets up its threads before torch is imported.
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    subprocess.run([sys.executable, "-m", "landscape", "train"], cwd=tmp_path, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "landscape", "train"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     run_dir = tmp_path / "checkpoints" / "digits-cnn-bn-sam45-s0"
     final = load(run_dir / "epoch-060-sam.pt")
     assert load(run_dir / "epoch-045-sgd.pt")["phase"] == "sgd"
@@ -52,9 +57,19 @@ def test_no_arguments_trains_the_digits_default(tmp_path):
 def test_config_file_sets_defaults_and_flags_override_it(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text('arch = "mlp"\nepochs = 2\nsam-start = 1\nmilestones = [1]\nrho = 0.1\n')
-    assert main(["train", "--config", str(config), "--out", str(tmp_path), "--run", "r", "--rho", "0.2"]) == 0
+    assert (
+        main(
+            ["train", "--config", str(config), "--out", str(tmp_path), "--run", "r", "--rho", "0.2"]
+        )
+        == 0
+    )
     stored = load(tmp_path / "r" / "epoch-002-sam.pt")["config"]
-    assert (stored["arch"], stored["epochs"], stored["milestones"], stored["rho"]) == ("mlp", 2, [1], 0.2)
+    assert (stored["arch"], stored["epochs"], stored["milestones"], stored["rho"]) == (
+        "mlp",
+        2,
+        [1],
+        0.2,
+    )
 
 
 @pytest.mark.parametrize(
@@ -87,10 +102,24 @@ def test_bad_flag_values_are_usage_errors():
 
 
 def test_from_branches_and_resume_continues_with_the_stored_config(tmp_path, capsys):
-    trunk = ["--arch", "mlp", "--epochs", "4", "--sam-start", "never", "--batch-size", "256", "--save-every", "1"]
+    trunk = [
+        "--arch",
+        "mlp",
+        "--epochs",
+        "4",
+        "--sam-start",
+        "never",
+        "--batch-size",
+        "256",
+        "--save-every",
+        "1",
+    ]
     assert main(["train", "--out", str(tmp_path), "--run", "trunk", *trunk]) == 0
     branch_point = tmp_path / "trunk" / "epoch-002-sgd.pt"
-    assert main(["train", "--out", str(tmp_path), "--from", str(branch_point), "--sam-start", "2"]) == 0
+    assert (
+        main(["train", "--out", str(tmp_path), "--from", str(branch_point), "--sam-start", "2"])
+        == 0
+    )
     branch = tmp_path / "digits-mlp-sam2-s0-from002"
     final = load(branch / "epoch-004-sam.pt")
     assert [h["phase"] for h in final["history"]] == ["sgd", "sgd", "sam", "sam"]
@@ -106,15 +135,36 @@ TRAIN_CONFIGS = sorted(p for p in (REPO / "configs").glob("*.toml") if "[train]"
 
 def test_the_paper_settings_and_the_digits_default_are_shipped():
     names = {p.name for p in TRAIN_CONFIGS}
-    assert {"digits.toml", "cifar10-resnet20.toml", "cifar10-vgg16-bn.toml", "cifar10-wrn16-8.toml"} <= names
+    assert {
+        "digits.toml",
+        "cifar10-resnet20.toml",
+        "cifar10-vgg16-bn.toml",
+        "cifar10-wrn16-8.toml",
+    } <= names
 
 
 @pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: p.name)
 def test_shipped_configs_are_valid(path):
     _, subparsers = build_parser()
     values = read_config_file(path, subparsers["train"])
-    keys = ("dataset", "arch", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule",
-            "milestones", "sam_start", "sam_end", "rho", "adaptive", "augment", "label_smoothing", "save_every")
+    keys = (
+        "dataset",
+        "arch",
+        "epochs",
+        "batch_size",
+        "lr",
+        "momentum",
+        "weight_decay",
+        "schedule",
+        "milestones",
+        "sam_start",
+        "sam_end",
+        "rho",
+        "adaptive",
+        "augment",
+        "label_smoothing",
+        "save_every",
+    )
     config = resolve_config({k: values[k] for k in keys if k in values})
     assert (config.dataset, config.arch) == (values["dataset"], values["arch"])
     assert config.sam_start is not None and config.sam_start < config.epochs
@@ -122,8 +172,26 @@ def test_shipped_configs_are_valid(path):
 
 def _train_command(out: Path, run: str) -> list[str]:
     return [
-        sys.executable, "-m", "landscape", "train", "--out", str(out), "--run", run, "--threads", "1",
-        "--arch", "cnn-bn", "--epochs", "16", "--sam-start", "10", "--batch-size", "64", "--save-every", "1",
+        sys.executable,
+        "-m",
+        "landscape",
+        "train",
+        "--out",
+        str(out),
+        "--run",
+        run,
+        "--threads",
+        "1",
+        "--arch",
+        "cnn-bn",
+        "--epochs",
+        "16",
+        "--sam-start",
+        "10",
+        "--batch-size",
+        "64",
+        "--save-every",
+        "1",
     ]
 
 
@@ -132,8 +200,12 @@ def test_resume_after_sigkill_ends_bit_identical(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     subprocess.run(_train_command(tmp_path, "whole"), check=True, env=env, capture_output=True)
 
-    victim = subprocess.Popen(_train_command(tmp_path, "killed"), env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    victim = subprocess.Popen(
+        _train_command(tmp_path, "killed"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while not (tmp_path / "killed" / "epoch-004-sgd.pt").exists():
         assert victim.poll() is None and time.monotonic() < deadline

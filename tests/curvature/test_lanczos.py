@@ -73,12 +73,19 @@ def test_the_same_seed_gives_the_same_result():
 def test_the_whole_spectrum_of_a_tiny_operator_is_exact():
     matrix = torch.tensor([[2.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 4.0]], dtype=torch.float64)
     result = lanczos_eigs(MatrixOperator(matrix), 3, tol=1e-12)
-    np.testing.assert_allclose(result.eigenvalues, torch.linalg.eigvalsh(matrix).flip(0).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        result.eigenvalues, torch.linalg.eigvalsh(matrix).flip(0).numpy(), rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"k": 0}, "k must be"), ({"k": 9}, "k must be"), ({"which": "largest"}, "which"), ({"tol": 0.0}, "tol")],
+    [
+        ({"k": 0}, "k must be"),
+        ({"k": 9}, "k must be"),
+        ({"which": "largest"}, "which"),
+        ({"tol": 0.0}, "tol"),
+    ],
 )
 def test_bad_arguments_are_refused(kwargs, message):
     op = MatrixOperator(torch.eye(8, dtype=torch.float64))

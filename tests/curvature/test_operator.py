@@ -263,6 +263,8 @@ def test_a_non_finite_product_is_a_clear_user_error():
     with torch.no_grad():
         model.weight[0, 0] = float("inf")
     x, y = torch.randn(4, 3, dtype=torch.float64), torch.tensor([0, 1, 0, 1])
-    op = HessianOperator(model, torch.nn.functional.cross_entropy, x, y, batch_size=4, engine="cached")
+    op = HessianOperator(
+        model, torch.nn.functional.cross_entropy, x, y, batch_size=4, engine="cached"
+    )
     with pytest.raises(UserError, match="not finite"):
         op.matvec(_random_vector(op.dim))

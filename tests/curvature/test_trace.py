@@ -37,7 +37,8 @@ def test_the_95_percent_interval_covers_the_exact_trace_about_95_percent_of_the_
     exact = torch.trace(H).item()
     seeds = range(200)
     covered = sum(
-        lo <= exact <= hi for lo, hi in (ESTIMATORS[method](op, seed).interval(1.96) for seed in seeds)
+        lo <= exact <= hi
+        for lo, hi in (ESTIMATORS[method](op, seed).interval(1.96) for seed in seeds)
     )
     assert 0.88 <= covered / len(seeds) <= 0.995
 

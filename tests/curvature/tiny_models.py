@@ -106,7 +106,10 @@ def clustered_operator(dim: int = 400, seed: int = 0) -> tuple[MatrixOperator, n
     """A random rotation of a spectrum with a few outliers over a dense bulk."""
     generator = torch.Generator().manual_seed(seed)
     spectrum = torch.cat(
-        [torch.tensor([10.0, 9.5, 9.0, 7.0, 6.9]), torch.rand(dim - 5, generator=generator, dtype=torch.float64) * 2 - 0.5]
+        [
+            torch.tensor([10.0, 9.5, 9.0, 7.0, 6.9]),
+            torch.rand(dim - 5, generator=generator, dtype=torch.float64) * 2 - 0.5,
+        ]
     ).double()
     Q, _ = torch.linalg.qr(torch.randn(dim, dim, generator=generator, dtype=torch.float64))
     return MatrixOperator(Q @ torch.diag(spectrum) @ Q.T), np.sort(spectrum.numpy())[::-1]

@@ -15,7 +15,15 @@ import numpy as np
 import pytest
 
 SWITCH_EPOCH = 80
-HESSIAN_EPOCHS = [(20, "sgd"), (40, "sgd"), (60, "sgd"), (80, "sgd"), (85, "sam"), (90, "sam"), (100, "sam")]
+HESSIAN_EPOCHS = [
+    (20, "sgd"),
+    (40, "sgd"),
+    (60, "sgd"),
+    (80, "sgd"),
+    (85, "sam"),
+    (90, "sam"),
+    (100, "sam"),
+]
 # Names as `landscape interpolate` writes them: barrier_<split>_<loss|error>_<frankle|entezari>.
 BARRIERS = {
     "barrier_train_loss_frankle": 0.4321,
@@ -29,7 +37,9 @@ BARRIERS = {
 }
 
 
-def provenance(group: h5py.Group, stem: str, epoch: int | None, phase: str | None, run: str = "late-sam") -> None:
+def provenance(
+    group: h5py.Group, stem: str, epoch: int | None, phase: str | None, run: str = "late-sam"
+) -> None:
     attrs = {
         "checkpoint": f"checkpoints/{run}/{stem}.pt",
         "checkpoint_sha256": hashlib.sha256(f"{run}/{stem}".encode()).hexdigest(),
@@ -74,7 +84,9 @@ def loss_2d(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return 0.02 + 0.5 * x**2 + 4.0 * y**2 + 0.3 * x * y + 0.2 * x**3
 
 
-def write_surface_1d(f: h5py.File, name: str = "random_1d", scale: float = 1.0, stem: str = "epoch-100-sam") -> None:
+def write_surface_1d(
+    f: h5py.File, name: str = "random_1d", scale: float = 1.0, stem: str = "epoch-100-sam"
+) -> None:
     g = f.create_group(f"surface/{name}")
     provenance(g, stem, 100, "sam")
     x = np.linspace(-1.0, 1.0, 21)
@@ -89,7 +101,9 @@ def write_surface_1d(f: h5py.File, name: str = "random_1d", scale: float = 1.0, 
     _scales(g, ["x"])
 
 
-def write_surface_2d(f: h5py.File, name: str = "random_2d", nx: int = 15, ny: int = 11, missing_rows: int = 3) -> None:
+def write_surface_2d(
+    f: h5py.File, name: str = "random_2d", nx: int = 15, ny: int = 11, missing_rows: int = 3
+) -> None:
     """Non-square (nx != ny) and partial: the last ``missing_rows`` x-rows are not done."""
     g = f.create_group(f"surface/{name}")
     provenance(g, "epoch-080-sgd", 80, "sgd")
@@ -135,7 +149,13 @@ def write_interpolation(f: h5py.File, name: str = "sgd_to_sam", bump: float = 0.
     g = f.create_group(f"interpolation/{name}")
     provenance(g, "epoch-080-sgd", 80, "sgd")
     alpha = np.linspace(-0.25, 1.25, 31)
-    loss = 0.05 + 0.02 * alpha + bump * np.sin(np.pi * np.clip(alpha, 0, 1)) + 2 * np.clip(-alpha, 0, None) + 2 * np.clip(alpha - 1, 0, None)
+    loss = (
+        0.05
+        + 0.02 * alpha
+        + bump * np.sin(np.pi * np.clip(alpha, 0, 1))
+        + 2 * np.clip(-alpha, 0, None)
+        + 2 * np.clip(alpha - 1, 0, None)
+    )
     g["alpha"] = alpha
     g["train_loss"] = loss
     g["test_loss"] = loss + 0.25
@@ -150,7 +170,11 @@ def write_interpolation(f: h5py.File, name: str = "sgd_to_sam", bump: float = 0.
     g.attrs["b"] = "checkpoints/late-sam/epoch-100-sam.pt"
     g.attrs["checkpoints"] = json.dumps([g.attrs["a"], g.attrs["b"]])
     g.attrs["checkpoint_sha256s"] = json.dumps(
-        [hashlib.sha256(f"late-sam/{stem}".encode()).hexdigest() for stem in ("epoch-080-sgd", "epoch-100-sam")])
+        [
+            hashlib.sha256(f"late-sam/{stem}".encode()).hexdigest()
+            for stem in ("epoch-080-sgd", "epoch-100-sam")
+        ]
+    )
     g.attrs["epochs"], g.attrs["phases"] = "[80, 100]", '["sgd", "sam"]'
     for key, value in BARRIERS.items():
         g.attrs[key] = value * bump / 0.4
@@ -167,8 +191,13 @@ def write_polyline(f: h5py.File, name: str = "path") -> None:
     g["alpha"] = alpha
     g["train_loss"] = np.where(done, loss, np.nan)
     g["done"] = done
-    g.attrs["checkpoints"] = json.dumps([f"checkpoints/late-sam/epoch-0{e}-sgd.pt" for e in (40, 60, 80)])
-    g.attrs["a"], g.attrs["b"] = "checkpoints/late-sam/epoch-040-sgd.pt", "checkpoints/late-sam/epoch-080-sgd.pt"
+    g.attrs["checkpoints"] = json.dumps(
+        [f"checkpoints/late-sam/epoch-0{e}-sgd.pt" for e in (40, 60, 80)]
+    )
+    g.attrs["a"], g.attrs["b"] = (
+        "checkpoints/late-sam/epoch-040-sgd.pt",
+        "checkpoints/late-sam/epoch-080-sgd.pt",
+    )
 
 
 def eigenvalues_at(epoch: int, phase: str, k: int = 5) -> np.ndarray:
@@ -249,18 +278,28 @@ def write_result_file(path: Path, *builders) -> Path:
     return path
 
 
-def write_run(folder: Path, epochs: int = 12, switch: int | None = 8, corrupt_tail: bool = False) -> Path:
+def write_run(
+    folder: Path, epochs: int = 12, switch: int | None = 8, corrupt_tail: bool = False
+) -> Path:
     """A checkpoints/RUN folder with metrics.jsonl: lr x0.1 at 2/3 of the run, SAM after ``switch``."""
     folder.mkdir(parents=True, exist_ok=True)
     lines = []
     for epoch in range(1, epochs + 1):
         phase = "sam" if switch is not None and epoch > switch else "sgd"
-        lines.append(json.dumps({
-            "epoch": epoch, "phase": phase, "lr": 0.1 if epoch <= 2 * epochs // 3 else 0.01,
-            "train_loss": 2.0 * np.exp(-epoch / 4), "train_acc": 1 - 0.8 * np.exp(-epoch / 4),
-            "test_loss": 2.1 * np.exp(-epoch / 5) + 0.2, "test_acc": 0.9 - 0.8 * np.exp(-epoch / 5),
-            "seconds": 3.0,
-        }))
+        lines.append(
+            json.dumps(
+                {
+                    "epoch": epoch,
+                    "phase": phase,
+                    "lr": 0.1 if epoch <= 2 * epochs // 3 else 0.01,
+                    "train_loss": 2.0 * np.exp(-epoch / 4),
+                    "train_acc": 1 - 0.8 * np.exp(-epoch / 4),
+                    "test_loss": 2.1 * np.exp(-epoch / 5) + 0.2,
+                    "test_acc": 0.9 - 0.8 * np.exp(-epoch / 5),
+                    "seconds": 3.0,
+                }
+            )
+        )
     text = "\n".join(lines) + "\n"
     if corrupt_tail:
         text += '{"epoch": 13, "phase": "sa'
@@ -272,7 +311,10 @@ def write_run(folder: Path, epochs: int = 12, switch: int | None = 8, corrupt_ta
 def files(tmp_path_factory) -> dict[str, Path]:
     """One result file per kind, and ``all.h5`` with all of them together."""
     folder = tmp_path_factory.mktemp("results")
-    out = {kind: write_result_file(folder / f"{kind}.h5", *builders) for kind, builders in BUILDERS.items()}
+    out = {
+        kind: write_result_file(folder / f"{kind}.h5", *builders)
+        for kind, builders in BUILDERS.items()
+    }
     out["all"] = write_result_file(folder / "all.h5", *[b for bs in BUILDERS.values() for b in bs])
     return out
 
@@ -282,7 +324,9 @@ def run_dir(tmp_path_factory) -> Path:
     return write_run(tmp_path_factory.mktemp("checkpoints") / "late-sam")
 
 
-def assert_decent_png(path: Path, width_inches: float | None = None, dpi: int | None = None) -> np.ndarray:
+def assert_decent_png(
+    path: Path, width_inches: float | None = None, dpi: int | None = None
+) -> np.ndarray:
     """The PNG decodes, is about as wide as asked (bbox 'tight' trims a little) and is not blank."""
     from matplotlib import image
 
@@ -328,8 +372,16 @@ EXPERIMENT_ARMS = [  # arm_label, arm, t0, t1, test_acc mean/std, lambda1 mean/s
 def write_experiment(f: h5py.File, name: str = "late-sam") -> None:
     """The summary/runs tables of `landscape experiment late-sam` (notes/EXPERIMENT_LAYOUT.md)."""
     g = f.create_group(f"experiment/{name}")
-    for key, value in {"kind": "late-sam", "dataset": "digits", "arch": "mlp", "epochs": 50, "rho": 0.05,
-                       "seeds": "[0, 1]", "config": "{}", "summary_text": "| arm | ... |"}.items():
+    for key, value in {
+        "kind": "late-sam",
+        "dataset": "digits",
+        "arch": "mlp",
+        "epochs": 50,
+        "rho": 0.05,
+        "seeds": "[0, 1]",
+        "config": "{}",
+        "summary_text": "| arm | ... |",
+    }.items():
         g.attrs[key] = value
     s = g.create_group("summary")
     columns = list(zip(*EXPERIMENT_ARMS))

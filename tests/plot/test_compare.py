@@ -35,7 +35,9 @@ def test_slices_of_several_files_share_one_axis_with_a_legend(variants):
 def test_interpolations_of_several_files_share_one_axis(variants):
     items = [(name, r.interpolations[0]) for name, r in variants.items()]
     fig = compare.plot_compare_interpolations(items)
-    labels = [line.get_label() for line in fig.axes[0].get_lines() if not line.get_label().startswith("_")]
+    labels = [
+        line.get_label() for line in fig.axes[0].get_lines() if not line.get_label().startswith("_")
+    ]
     assert labels == ["sgd", "late-sam", "full-sam"]
     assert fig.axes[1].get_ylabel() == "test error (%)"
 
@@ -47,10 +49,14 @@ def test_training_runs_are_compared_with_each_switch_in_the_run_colour(build, tm
     top = fig.axes[0]
     switches = [line for line in top.get_lines() if line.get_gid() == "switch"]
     late_line = next(line for line in top.get_lines() if line.get_label() == "late")
-    assert [s.get_xdata()[0] for s in switches] == [8] and switches[0].get_color() == late_line.get_color()
+    assert [s.get_xdata()[0] for s in switches] == [8] and switches[
+        0
+    ].get_color() == late_line.get_color()
 
 
 def test_hessian_runs_from_several_files_are_separate_lines(loaded):
-    fig = compare.plot_compare_hessian([("a", loaded["hessian"].hessian), ("b", loaded["hessian"].hessian[:4])])
+    fig = compare.plot_compare_hessian(
+        [("a", loaded["hessian"].hessian), ("b", loaded["hessian"].hessian[:4])]
+    )
     gids = {line.get_gid() for line in fig.axes[0].get_lines()}
     assert {"lambda1-a", "lambda1-b"} <= gids

@@ -21,7 +21,9 @@ def test_summary_draws_late_sam_over_t0_full_sam_at_zero_and_sgd_as_a_band(loade
     sgd = next(c for c in ax_acc.get_lines() if c.get_gid() == "sgd-test_error")
     assert sgd.get_ydata()[0] == pytest.approx(10.0)
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert {"late SAM (from t$_0$)", "full SAM", "SGD only", "SAM then SGD (at t$_1$)"} <= set(legend)
+    assert {"late SAM (from t$_0$)", "full SAM", "SGD only", "SAM then SGD (at t$_1$)"} <= set(
+        legend
+    )
 
 
 def test_an_experiment_without_a_summary_is_skipped_not_an_error(build, tmp_path):
@@ -53,7 +55,9 @@ def _with_gaps(f):
     r["gap_lambda1"] = np.array([0.0, 0.5, 0.2, 1.0, 0.0, 0.7, 0.4, 1.0])
 
 
-def test_dose_response_draws_the_gap_closed_against_sam_steps_with_seeds_and_intervals(build, tmp_path):
+def test_dose_response_draws_the_gap_closed_against_sam_steps_with_seeds_and_intervals(
+    build, tmp_path
+):
     from landscape.plot import results
 
     path = build.write_result_file(tmp_path / "x.h5", _with_gaps)
@@ -65,7 +69,12 @@ def test_dose_response_draws_the_gap_closed_against_sam_steps_with_seeds_and_int
     np.testing.assert_array_equal(mean.get_xdata(), [450.0, 900.0])
     np.testing.assert_allclose(mean.get_ydata(), [30.0, 60.0])
     seeds = next(c for c in ax.get_lines() if c.get_gid() == "late-sam-gap-lambda1-seeds")
-    assert sorted(zip(seeds.get_xdata(), seeds.get_ydata())) == [(450, 20), (450, 40), (900, 50), (900, 70)]
+    assert sorted(zip(seeds.get_xdata(), seeds.get_ydata())) == [
+        (450, 20),
+        (450, 40),
+        (900, 50),
+        (900, 70),
+    ]
     assert ax.get_xscale() == "log" and "gap closed" in ax.get_ylabel()
     assert any(c.get_gid() == "sam-sgd-gap-lambda1" for c in ax.get_lines())
 

@@ -21,7 +21,11 @@ def test_lambda1_and_trace_against_epoch_hold_the_file_values(records):
     np.testing.assert_allclose(lam5.get_ydata(), [r.eigenvalues[4] for r in records])
     trace = ax_tr.get_lines()[0]
     np.testing.assert_allclose(trace.get_ydata(), [r.trace for r in records])
-    assert ax_tr.get_xlabel() == "epoch" and "eigenvalue" in ax_eig.get_ylabel() and "trace" in ax_tr.get_ylabel()
+    assert (
+        ax_tr.get_xlabel() == "epoch"
+        and "eigenvalue" in ax_eig.get_ylabel()
+        and "trace" in ax_tr.get_ylabel()
+    )
 
 
 def test_the_switch_is_marked_at_the_last_sgd_epoch_on_both_panels(records):
@@ -35,13 +39,25 @@ def test_the_switch_is_marked_at_the_last_sgd_epoch_on_both_panels(records):
 def test_phases_have_their_own_marker_colours(records):
     fig = hessian.plot_hessian_vs_epoch(hessian.group_by_run(records))
     scatter = {c.get_gid(): c for c in fig.axes[0].collections}
-    assert len(scatter["phase-sgd"].get_offsets()) == 4 and len(scatter["phase-sam"].get_offsets()) == 3
-    assert not np.allclose(scatter["phase-sgd"].get_facecolor()[0], scatter["phase-sam"].get_facecolor()[0])
+    assert (
+        len(scatter["phase-sgd"].get_offsets()) == 4
+        and len(scatter["phase-sam"].get_offsets()) == 3
+    )
+    assert not np.allclose(
+        scatter["phase-sgd"].get_facecolor()[0], scatter["phase-sam"].get_facecolor()[0]
+    )
 
 
 def test_checkpoints_of_different_runs_become_different_lines(records):
-    other = [type(r)(**{**r.__dict__, "meta": type(r.meta)(**{**r.meta.__dict__, "checkpoint": "ck/sgd-only/x.pt"})})
-             for r in records[:3]]
+    other = [
+        type(r)(
+            **{
+                **r.__dict__,
+                "meta": type(r.meta)(**{**r.meta.__dict__, "checkpoint": "ck/sgd-only/x.pt"}),
+            }
+        )
+        for r in records[:3]
+    ]
     runs = hessian.group_by_run(list(records) + other)
     assert list(runs) == ["late-sam", "sgd-only"]
     fig = hessian.plot_hessian_vs_epoch(runs)
@@ -60,13 +76,27 @@ def test_density_is_drawn_on_a_log_axis_with_positive_values(records):
 
 def test_several_densities_are_coloured_by_epoch_with_a_colour_bar(records):
     fig = hessian.plot_density(records)
-    assert len([line for line in fig.axes[0].get_lines() if (line.get_gid() or "").startswith("density-")]) == 7
+    assert (
+        len(
+            [
+                line
+                for line in fig.axes[0].get_lines()
+                if (line.get_gid() or "").startswith("density-")
+            ]
+        )
+        == 7
+    )
     assert fig.axes[1].get_ylabel() == "epoch"
 
 
 def test_density_figures_name_their_floor_and_the_combined_one_has_a_title(records):
     fig = hessian.plot_density(records)
-    texts = [t.get_text() for legend in fig.legends + [fig.axes[0].get_legend()] if legend for t in legend.get_texts()]
+    texts = [
+        t.get_text()
+        for legend in fig.legends + [fig.axes[0].get_legend()]
+        if legend
+        for t in legend.get_texts()
+    ]
     assert any("floor" in t and "peak" in t for t in texts)
     assert fig.axes[0].get_title().startswith("Hessian spectral density (SLQ), 7 checkpoints")
     single = hessian.plot_density(records[:1])
@@ -85,14 +115,23 @@ def _one_per_checkpoint(count: int, k: int):
 
     rng = np.random.default_rng(0)
     return [
-        HessianRecord(f"arm{i // 3}-s{i % 3}", np.sort(40 + 10 * rng.random(k))[::-1], None, None,
-                      None, None, Meta(epoch=200, phase="sam" if i >= 3 else "sgd"))
+        HessianRecord(
+            f"arm{i // 3}-s{i % 3}",
+            np.sort(40 + 10 * rng.random(k))[::-1],
+            None,
+            None,
+            None,
+            None,
+            Meta(epoch=200, phase="sam" if i >= 3 else "sgd"),
+        )
         for i in range(count)
     ]
 
 
 @pytest.mark.parametrize("count, k", [(21, 1), (12, 3), (3, 1), (2, 5)])
-def test_top_eigenvalues_axis_spans_the_values_and_the_legend_leaves_the_data_free(count, k, tmp_path):
+def test_top_eigenvalues_axis_spans_the_values_and_the_legend_leaves_the_data_free(
+    count, k, tmp_path
+):
     import warnings
 
     records = _one_per_checkpoint(count, k)
@@ -113,5 +152,6 @@ def test_top_eigenvalues_axis_spans_the_values_and_the_legend_leaves_the_data_fr
     renderer = canvas.get_renderer()
     legends = fig.legends + ([ax.get_legend()] if ax.get_legend() else [])
     assert legends and not any(
-        legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer)) for legend in legends
+        legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
+        for legend in legends
     )

@@ -10,7 +10,11 @@ def test_chord_excess_finds_the_peak_above_the_straight_line():
     alpha = np.linspace(-0.5, 1.5, 41)
     values = 1.0 + alpha + 0.8 * np.sin(np.pi * alpha) * ((alpha >= 0) & (alpha <= 1))
     a_star, top, chord, excess = interpolation.chord_excess(alpha, values)
-    assert a_star == pytest.approx(0.5) and excess == pytest.approx(0.8) and chord == pytest.approx(1.5)
+    assert (
+        a_star == pytest.approx(0.5)
+        and excess == pytest.approx(0.8)
+        and chord == pytest.approx(1.5)
+    )
 
 
 def test_loss_and_error_curves_hold_the_file_values(loaded):
@@ -28,7 +32,9 @@ def test_loss_and_error_curves_hold_the_file_values(loaded):
 def test_endpoints_are_marked_and_labelled_with_the_checkpoints(loaded):
     fig = interpolation.plot_interpolation(loaded["interpolation"].interpolations[0])
     ax_loss = fig.axes[0]
-    marks = sorted(line.get_xdata()[0] for line in ax_loss.get_lines() if line.get_gid() == "endpoint")
+    marks = sorted(
+        line.get_xdata()[0] for line in ax_loss.get_lines() if line.get_gid() == "endpoint"
+    )
     assert marks == [0.0, 1.0]
     top = next(a for a in ax_loss.child_axes)
     labels = [t.get_text() for t in top.get_xticklabels()]
@@ -44,7 +50,9 @@ def test_barriers_from_the_file_are_named_in_the_legend_and_the_arrow_marks_the_
     fig = interpolation.plot_interpolation(interp)
     labels = _barrier_labels(fig)
     assert labels[0] == "train loss barrier: Entezari 0.388, Frankle 0.432"
-    assert labels[2] == "train error barrier (%): Entezari 5.47, Frankle 6.12"  # in %, like the axis
+    assert (
+        labels[2] == "train error barrier (%): Entezari 5.47, Frankle 6.12"
+    )  # in %, like the axis
     arrow = next(t for t in fig.axes[0].texts if t.get_gid() == "barrier-train")
     assert arrow.xy[0] == pytest.approx(0.5, abs=0.06)
 
@@ -53,12 +61,19 @@ def test_every_split_gets_its_barrier_and_the_dotted_chord_is_drawn_above_the_cu
     interp = loaded["interpolation"].interpolations[0]
     fig = interpolation.plot_interpolation(interp)
     labels = _barrier_labels(fig)
-    assert [label.split(" barrier")[0] for label in labels] == ["train loss", "test loss", "train error", "test error"]
+    assert [label.split(" barrier")[0] for label in labels] == [
+        "train loss",
+        "test loss",
+        "train error",
+        "test error",
+    ]
     for ax in fig.axes[:2]:
         curves = [line for line in ax.get_lines() if line.get_gid() is None]
         for split in ("train", "test"):
             chord = next(line for line in ax.get_lines() if line.get_gid() == f"chord-{split}")
-            assert chord.get_linestyle() == ":" and chord.get_zorder() > max(c.get_zorder() for c in curves)
+            assert chord.get_linestyle() == ":" and chord.get_zorder() > max(
+                c.get_zorder() for c in curves
+            )
 
 
 def test_barrier_attrs_without_a_split_are_read_too(loaded):
@@ -75,7 +90,11 @@ def test_a_polyline_labels_every_checkpoint_and_annotates_the_highest_segment(bu
     interp = results.read_result_file(path).interpolations[0]
     fig = interpolation.plot_interpolation(interp)
     top = fig.axes[0].child_axes[0]
-    assert [t.get_text() for t in top.get_xticklabels()] == ["epoch-040-sgd", "epoch-060-sgd", "epoch-080-sgd"]
+    assert [t.get_text() for t in top.get_xticklabels()] == [
+        "epoch-040-sgd",
+        "epoch-060-sgd",
+        "epoch-080-sgd",
+    ]
     arrow = next(t for t in fig.axes[0].texts if t.get_gid() == "barrier-train")
     assert 1.0 < arrow.xy[0] < 2.0  # the second segment's barrier is twice as high
     missing = [p for p in fig.axes[0].patches if p.get_gid() == "missing"]

@@ -15,8 +15,11 @@ def _one_per_family(jobs):
     """The first figure of each family (slice, contour, 3d, density, ...), to keep tests fast."""
     families = {}
     for job in jobs:
-        family = job.kind + "".join(f"-{w}" for w in ("slice", "contour", "filled", "3d", "epochs",
-                                                     "density", "measures") if f"-{w}" in job.name)
+        family = job.kind + "".join(
+            f"-{w}"
+            for w in ("slice", "contour", "filled", "3d", "epochs", "density", "measures")
+            if f"-{w}" in job.name
+        )
         families.setdefault(family, job)
     return list(families.values())
 
@@ -34,7 +37,9 @@ def test_every_figure_family_renders_to_a_decent_png(files, run_dir, tmp_path, c
 def test_vector_output_of_a_dense_filled_surface_stays_small(build, tmp_path):
     from landscape.plot import results, surface2d
 
-    path = build.write_result_file(tmp_path / "big.h5", lambda f: build.write_surface_2d(f, nx=121, ny=101))
+    path = build.write_result_file(
+        tmp_path / "big.h5", lambda f: build.write_surface_2d(f, nx=121, ny=101)
+    )
     fig = surface2d.plot_filled(results.read_result_file(path).surfaces[0])
     pdf, svg = style.save_figure(fig, tmp_path / "big", ["pdf", "svg"], dpi=100)
     assert pdf.read_bytes().startswith(b"%PDF") and b"/Subtype /Image" in pdf.read_bytes()

@@ -41,7 +41,9 @@ def test_report_embeds_every_figure_and_references_no_missing_file(page):
 
 def test_checkpoint_table_holds_epoch_phase_lambda1_trace_and_accuracy(page, loaded):
     html = _table_of(page[1], "Curvature and sharpness per checkpoint")
-    rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr><td>(epoch-\d+-\w+)</td>.*?</tr>", html)}
+    rows = {
+        m.group(1): m.group(0) for m in re.finditer(r"<tr><td>(epoch-\d+-\w+)</td>.*?</tr>", html)
+    }
     for record in loaded["all"].hessian:
         row = rows[record.name]
         assert f"<td>{record.meta.epoch}</td><td>{record.meta.phase.upper()}</td>" in row
@@ -59,31 +61,60 @@ def _table_of(html: str, caption: str) -> str:
 def test_barrier_table_holds_the_file_attrs_in_words_loss_first_error_in_percent(page, build):
     html = _table_of(page[1], "Barrier heights")
     headings = re.findall(r"<th>(.*?)</th>", html)
-    assert headings[:4] == ["from (α = 0)", "to (α = 1)", "train loss barrier, Frankle", "train loss barrier, Entezari"]
-    assert headings.index("test loss barrier, Entezari") < headings.index("train error barrier (%), Frankle")
+    assert headings[:4] == [
+        "from (α = 0)",
+        "to (α = 1)",
+        "train loss barrier, Frankle",
+        "train loss barrier, Entezari",
+    ]
+    assert headings.index("test loss barrier, Entezari") < headings.index(
+        "train error barrier (%), Frankle"
+    )
     for key, value in build.BARRIERS.items():
         shown = 100 * value if "_error_" in key else value
         assert f"<td>{report.fmt(shown)}</td>" in html
 
 
-def test_the_report_is_titled_by_its_runs_and_ordered_training_curvature_surfaces_interpolation(files, run_dir, tmp_path):
-    sources, jobs = discover.plan([files["all"], run_dir], {"training", "hessian", "surface", "interpolation"})
+def test_the_report_is_titled_by_its_runs_and_ordered_training_curvature_surfaces_interpolation(
+    files, run_dir, tmp_path
+):
+    sources, jobs = discover.plan(
+        [files["all"], run_dir], {"training", "hessian", "surface", "interpolation"}
+    )
     jobs = [j for j in jobs if j.kind != "surface" or j.name.endswith("slice")]  # a few are enough
     html = report.write_report(sources, jobs, tmp_path, dpi=20).read_text()
     assert "<h1>landscape report: late-sam</h1>" in html and "all.h5</h1>" not in html
     sections = re.findall(r"<h2>(.*?)</h2>", html)
-    assert sections == ["Headline numbers", "Training", "Curvature", "Loss surfaces", "Interpolation"]
+    assert sections == [
+        "Headline numbers",
+        "Training",
+        "Curvature",
+        "Loss surfaces",
+        "Interpolation",
+    ]
     tables = re.findall(r"<caption>(.*?)</caption>", html)
     assert tables[0] == "Training runs" and tables[-1] == "Analysis settings of every result"
     captions = re.findall(r"<figcaption>(.*?)</figcaption>", html)
-    assert captions and not any(".h5" in c or "surface/" in c or "train_loss" in c for c in captions)
+    assert captions and not any(
+        ".h5" in c or "surface/" in c or "train_loss" in c for c in captions
+    )
 
 
 def test_the_settings_table_gives_split_examples_batchnorm_and_dtype_per_result(page):
     html = _table_of(page[1], "Analysis settings of every result")
-    assert re.findall(r"<th>(.*?)</th>", html) == ["result", "checkpoint", "split", "examples", "BatchNorm", "dtype", "seed"]
+    assert re.findall(r"<th>(.*?)</th>", html) == [
+        "result",
+        "checkpoint",
+        "split",
+        "examples",
+        "BatchNorm",
+        "dtype",
+        "seed",
+    ]
     rows = re.findall(r"<tr><td>(.*?)</td>", html)
-    assert any(r.startswith("curvature: ") for r in rows) and any(r.startswith("interpolation: ") for r in rows)
+    assert any(r.startswith("curvature: ") for r in rows) and any(
+        r.startswith("interpolation: ") for r in rows
+    )
 
 
 def test_training_run_table_holds_the_switch_and_final_accuracy(page, run_dir):
@@ -97,7 +128,10 @@ def test_training_run_table_holds_the_switch_and_final_accuracy(page, run_dir):
 def test_experiment_table_holds_each_arm_with_mean_and_spread(page, build):
     html = page[1]
     for label, _, _, _, acc, acc_std, lam, lam_std in build.EXPERIMENT_ARMS:
-        assert f"<tr><td>{label}</td><td>2</td><td>{report.fmt(100 * acc)} ± {report.fmt(100 * acc_std, 2)}</td>" in html
+        assert (
+            f"<tr><td>{label}</td><td>2</td><td>{report.fmt(100 * acc)} ± {report.fmt(100 * acc_std, 2)}</td>"
+            in html
+        )
         assert f"<td>{report.fmt(lam)} ± {report.fmt(lam_std, 2)}</td>" in html
 
 
@@ -105,7 +139,10 @@ def test_one_checkpoint_named_by_two_paths_is_one_row(loaded):
     from dataclasses import replace
 
     result = loaded["hessian"]
-    moved = [replace(r, meta=replace(r.meta, checkpoint="/elsewhere/" + r.meta.checkpoint)) for r in result.hessian]
+    moved = [
+        replace(r, meta=replace(r.meta, checkpoint="/elsewhere/" + r.meta.checkpoint))
+        for r in result.hessian
+    ]
     rows = report.checkpoint_rows([result, replace(result, hessian=moved)])
     assert len(rows) == len(result.hessian)
 

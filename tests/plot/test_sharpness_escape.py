@@ -21,8 +21,22 @@ def test_scalar_measures_get_one_panel_each_against_epoch(loaded):
 def test_the_title_names_parameters_not_by_products_and_stderr_gives_error_bars(loaded):
     from dataclasses import replace
 
-    records = [replace(r, measure_attrs={**r.measure_attrs, "worst_case": {
-        "rho": 0.05, "steps": 20, "loss": 0.13, "seconds": 6.2, "stderr": 0.01}}) for r in loaded["sharpness"].sharpness]
+    records = [
+        replace(
+            r,
+            measure_attrs={
+                **r.measure_attrs,
+                "worst_case": {
+                    "rho": 0.05,
+                    "steps": 20,
+                    "loss": 0.13,
+                    "seconds": 6.2,
+                    "stderr": 0.01,
+                },
+            },
+        )
+        for r in loaded["sharpness"].sharpness
+    ]
     fig = sharpness.plot_sharpness_measures(records)
     ax = fig.axes[1]
     assert ax.get_title() == "worst case (ρ=0.05, steps=20)"

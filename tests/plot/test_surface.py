@@ -18,7 +18,11 @@ def test_slice_1d_draws_train_and_test_loss_and_accuracy_in_percent(loaded):
     surface = loaded["surface1d"].surfaces[0]
     fig = surface1d.plot_slice_1d(surface)
     ax_loss, ax_acc = fig.axes[:2]
-    lines = {line.get_label(): line for line in ax_loss.get_lines() if not line.get_label().startswith("_")}
+    lines = {
+        line.get_label(): line
+        for line in ax_loss.get_lines()
+        if not line.get_label().startswith("_")
+    }
     assert set(lines) == {"train", "test"}
     np.testing.assert_allclose(lines["train"].get_ydata(), surface.metrics["train_loss"])
     acc = [line for line in ax_acc.get_lines() if line.get_label() == "train"][0]
@@ -46,7 +50,9 @@ def test_levels_are_log_spaced_for_losses_and_linear_for_accuracy(loaded, metric
     assert is_log is log
     steps = np.diff(np.log(levels)) if log else np.diff(levels)
     np.testing.assert_allclose(steps, steps[0])
-    assert levels[0] == pytest.approx(np.nanmin(values)) and levels[-1] == pytest.approx(np.nanmax(values))
+    assert levels[0] == pytest.approx(np.nanmin(values)) and levels[-1] == pytest.approx(
+        np.nanmax(values)
+    )
 
 
 def test_non_square_contour_spans_both_axes_without_transposing(loaded):
@@ -56,7 +62,11 @@ def test_non_square_contour_spans_both_axes_without_transposing(loaded):
     assert ax.get_xlim() == (-1.0, 1.0) and ax.get_ylim() == (-0.5, 0.5)
     # The fixture's loss is 8x steeper along y: every contour is wider (in x) than tall (in y).
     contour = next(c for c in ax.collections if hasattr(c, "levels"))
-    rings = [p.vertices for p in contour.get_paths() if len(p.vertices) > 10 and np.ptp(p.vertices[:, 1]) < 0.9]
+    rings = [
+        p.vertices
+        for p in contour.get_paths()
+        if len(p.vertices) > 10 and np.ptp(p.vertices[:, 1]) < 0.9
+    ]
     assert rings
     for v in rings:
         assert np.ptp(v[:, 0]) > np.ptp(v[:, 1])
@@ -126,20 +136,26 @@ def test_pca_trajectory_colours_phases_labels_epochs_and_stars_the_switch(loaded
     assert {"SGD", "SAM", "SGD→SAM"} <= set(legend)
 
 
-@pytest.mark.parametrize("plot", [surface2d.plot_contour, surface2d.plot_filled], ids=["contour", "filled"])
+@pytest.mark.parametrize(
+    "plot", [surface2d.plot_contour, surface2d.plot_filled], ids=["contour", "filled"]
+)
 def test_2d_figures_render_to_a_decent_png(loaded, tmp_path, check_png, plot):
     fig = plot(loaded["pca"].surfaces[0])
     check_png(style.save_figure(fig, tmp_path / "f", dpi=60)[0], style.COLUMN_WIDTH, 60)
 
 
 def test_a_grid_one_point_wide_is_drawn_as_a_1d_slice(build, tmp_path):
-    path = build.write_result_file(tmp_path / "row.h5", lambda f: build.write_surface_2d(f, nx=1, ny=7, missing_rows=0))
+    path = build.write_result_file(
+        tmp_path / "row.h5", lambda f: build.write_surface_2d(f, nx=1, ny=7, missing_rows=0)
+    )
     surface = results.read_result_file(path).surfaces[0]
     assert surface.ndim == 1 and surface.x.size == 7 and surface.x_label == "direction 2 (β)"
 
 
 def test_a_surface_with_nothing_done_yet_still_renders_every_2d_figure(build, tmp_path):
-    path = build.write_result_file(tmp_path / "empty.h5", lambda f: build.write_surface_2d(f, missing_rows=0))
+    path = build.write_result_file(
+        tmp_path / "empty.h5", lambda f: build.write_surface_2d(f, missing_rows=0)
+    )
     with h5py.File(path, "r+") as f:
         f["surface/random_2d/done"][...] = False
     surface = results.read_result_file(path).surfaces[0]

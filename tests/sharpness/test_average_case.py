@@ -36,7 +36,9 @@ def test_antithetic_draws_remove_the_gradient_term_away_from_the_minimum():
     x, y = dummy_data()
     kwargs = dict(sigma=0.05, draws=200, seed=2)
     paired = average_case_sharpness(Quadratic(hessian, start), mean_loss, x, y, **kwargs)
-    single = average_case_sharpness(Quadratic(hessian, start), mean_loss, x, y, antithetic=False, **kwargs)
+    single = average_case_sharpness(
+        Quadratic(hessian, start), mean_loss, x, y, antithetic=False, **kwargs
+    )
     expected = 0.05**2 * sum(EIGENVALUES) / 2
     assert paired.stderr < single.stderr / 10
     assert abs(paired.value - expected) < 4 * paired.stderr

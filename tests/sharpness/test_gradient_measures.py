@@ -37,12 +37,18 @@ def test_fisher_rao_matches_liang_et_al_identity_for_bias_free_relu_nets(depth):
     out = model(x).detach().requires_grad_(True)
     per_example = torch.autograd.grad(loss(out, y) * 9, out)[0]
     expected = depth * torch.sqrt(((per_example * out).sum(1) ** 2).mean()).item()
-    assert fisher_rao_norm(model, loss, x, y, batch_size=4).value == pytest.approx(expected, rel=1e-10)
+    assert fisher_rao_norm(model, loss, x, y, batch_size=4).value == pytest.approx(
+        expected, rel=1e-10
+    )
 
 
 def test_fisher_rao_matches_per_example_gradients_with_biases_and_batchnorm():
     torch.manual_seed(1)
-    model = nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.Tanh(), nn.Linear(6, 3)).double().eval()
+    model = (
+        nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.Tanh(), nn.Linear(6, 3))
+        .double()
+        .eval()
+    )
     model[1].running_mean.uniform_(-1, 1)
     x, y = torch.randn(6, 5, dtype=torch.float64), torch.randint(0, 3, (6,))
     loss = make_loss()

@@ -25,7 +25,9 @@ def test_worst_case_never_exceeds_the_true_maximum():
     hessian, _ = spd_matrix(EIGENVALUES, seed=3)
     x, y = dummy_data()
     for steps in (1, 3, 10):
-        value = worst_case_sharpness(Quadratic(hessian), mean_loss, x, y, rho=0.1, steps=steps).value
+        value = worst_case_sharpness(
+            Quadratic(hessian), mean_loss, x, y, rho=0.1, steps=steps
+        ).value
         assert 0 < value <= 0.1**2 * max(EIGENVALUES) / 2 * (1 + 1e-12)
 
 
@@ -54,7 +56,9 @@ def test_m_sharpness_averages_the_maxima_of_the_groups():
 
 def _relu_net(seed: int) -> nn.Module:
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 6), nn.ReLU(), nn.Linear(6, 3)).double()
+    return nn.Sequential(
+        nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 6), nn.ReLU(), nn.Linear(6, 3)
+    ).double()
 
 
 def _rescaled(model: nn.Module, factor: float) -> nn.Module:
@@ -100,8 +104,9 @@ def test_linf_ball_bounds_every_coordinate():
     with torch.no_grad():
         model.w.fill_(0.0)
     # adaptive with eta=1 and w=0 gives scale 1: the plain linf ball.
-    result = worst_case_sharpness(model, mean_loss, x, y, rho=0.1, steps=10, norm="linf",
-                                  adaptive=True, adaptive_eta=1.0)
+    result = worst_case_sharpness(
+        model, mean_loss, x, y, rho=0.1, steps=10, norm="linf", adaptive=True, adaptive_eta=1.0
+    )
     assert result.value == pytest.approx(0.1**2 * h.sum().item() / 2, rel=1e-12)
 
 
@@ -126,6 +131,9 @@ def test_several_radii_in_one_pass_equal_separate_calls():
 def test_radii_sweep_on_a_quadratic_follows_rho_squared():
     hessian, _ = spd_matrix(EIGENVALUES)
     x, y = dummy_data()
-    swept = worst_case_sharpness_radii(Quadratic(hessian), mean_loss, x, y, radii=[0.01, 0.1, 0.5], steps=60)
-    assert [r.value for r in swept] == pytest.approx([r**2 * max(EIGENVALUES) / 2 for r in (0.01, 0.1, 0.5)],
-                                                     rel=1e-9)
+    swept = worst_case_sharpness_radii(
+        Quadratic(hessian), mean_loss, x, y, radii=[0.01, 0.1, 0.5], steps=60
+    )
+    assert [r.value for r in swept] == pytest.approx(
+        [r**2 * max(EIGENVALUES) / 2 for r in (0.01, 0.1, 0.5)], rel=1e-9
+    )

@@ -113,17 +113,22 @@ def test_between_identical_checkpoints_is_refused():
 def _planar_trajectory(dtype=torch.float64):
     """Checkpoints w_t = c + u_t e1 + v_t e2 for orthonormal e1, e2: PCA must recover them."""
     torch.manual_seed(0)
-    center = {"a.weight": torch.randn(5, 4, dtype=dtype), "b.weight": torch.randn(3, 2, dtype=dtype),
-              "a.bias": torch.randn(5, dtype=dtype)}
+    center = {
+        "a.weight": torch.randn(5, 4, dtype=dtype),
+        "b.weight": torch.randn(3, 2, dtype=dtype),
+        "a.bias": torch.randn(5, dtype=dtype),
+    }
     q, _ = torch.linalg.qr(torch.randn(26, 2, dtype=dtype))  # 26 = 20 + 6 matrix entries
     u = torch.tensor([-3.0, -2.0, -1.0, 0.5, 0.0], dtype=dtype)
     v = torch.tensor([0.3, -0.4, 0.2, -0.1, 0.0], dtype=dtype)
     traj = []
     for ut, vt in zip(u, v):
         flat = ut * q[:, 0] + vt * q[:, 1]
-        state = {"a.weight": center["a.weight"] + flat[:20].view(5, 4),
-                 "b.weight": center["b.weight"] + flat[20:].view(3, 2),
-                 "a.bias": center["a.bias"] + 7.0}  # 1-D: ignored by the biasbn policy
+        state = {
+            "a.weight": center["a.weight"] + flat[:20].view(5, 4),
+            "b.weight": center["b.weight"] + flat[20:].view(3, 2),
+            "a.bias": center["a.bias"] + 7.0,
+        }  # 1-D: ignored by the biasbn policy
         traj.append(state)
     return center, traj, u, v
 
@@ -144,7 +149,9 @@ def test_pca_recovers_a_planar_trajectory():
     # Sign convention: the first checkpoint lies on the negative side of both axes.
     assert plane.coordinates[0, 0] <= 0 and plane.coordinates[0, 1] <= 0
     # The ignored biases are what keeps the checkpoints off the plane.
-    torch.testing.assert_close(plane.distance_to_plane[:4], torch.full((4,), 7.0 * 5**0.5, dtype=torch.float64))
+    torch.testing.assert_close(
+        plane.distance_to_plane[:4], torch.full((4,), 7.0 * 5**0.5, dtype=torch.float64)
+    )
 
 
 def test_pca_needs_two_dimensions():

@@ -19,12 +19,19 @@ from tests.surface.surface_models import (
 def _unit_directions(model, seed=1):
     gen = torch.Generator().manual_seed(seed)
     w = model.w
-    return [{"w": torch.randn(w.shape, generator=gen, dtype=torch.float64).to(w.dtype)} for _ in range(2)]
+    return [
+        {"w": torch.randn(w.shape, generator=gen, dtype=torch.float64).to(w.dtype)}
+        for _ in range(2)
+    ]
 
 
 @pytest.mark.parametrize(
     ("xs", "ys"),
-    [((-1.0, 2.0, 5), (0.0, 1.0, 3)), ((0.0, 1.0, 2), (-0.5, 0.5, 6)), ((-1.0, 1.0, 3), (-1.0, 1.0, 3))],
+    [
+        ((-1.0, 2.0, 5), (0.0, 1.0, 3)),
+        ((0.0, 1.0, 2), (-0.5, 0.5, 6)),
+        ((-1.0, 1.0, 3), (-1.0, 1.0, 3)),
+    ],
 )
 def test_quadratic_surface_matches_closed_form_in_ij_order(xs, ys):
     model, x, y = make_quadratic()
@@ -55,10 +62,16 @@ def test_curvature_along_a_direction_is_its_rayleigh_quotient():
     model, x, y = make_quadratic(seed=5)
     d1, _ = _unit_directions(model)
     h = 0.25
-    r = evaluate_surface(model, [d1], Measure(mean_output, {"train": (x, y)}), np.array([-h, 0, h]),
-                         ).metrics["train_loss"]
+    r = evaluate_surface(
+        model,
+        [d1],
+        Measure(mean_output, {"train": (x, y)}),
+        np.array([-h, 0, h]),
+    ).metrics["train_loss"]
     d = d1["w"].reshape(-1)
-    np.testing.assert_allclose((r[0] - 2 * r[1] + r[2]) / h**2, float(d @ model.hessian @ d), rtol=1e-9)
+    np.testing.assert_allclose(
+        (r[0] - 2 * r[1] + r[2]) / h**2, float(d @ model.hessian @ d), rtol=1e-9
+    )
 
 
 @pytest.mark.parametrize("bn_mode", ["eval", "recalibrate"])
@@ -67,11 +80,20 @@ def test_centre_point_equals_the_checkpoints_own_metrics(bn_mode):
     x, y = tiny_data()
     d1 = {n: torch.randn_like(p) for n, p in model.named_parameters()}
     d2 = {n: torch.randn_like(p) for n, p in model.named_parameters()}
-    measure = Measure(F.cross_entropy, {"train": (x, y)}, batch_size=10, bn_mode=bn_mode, bn_inputs=x)
-    own = measure(model)  # (recalibrate mode works on a copy of nothing: the surface restores buffers)
+    measure = Measure(
+        F.cross_entropy, {"train": (x, y)}, batch_size=10, bn_mode=bn_mode, bn_inputs=x
+    )
+    own = measure(
+        model
+    )  # (recalibrate mode works on a copy of nothing: the surface restores buffers)
     model2 = tiny_bn_net(0)
-    result = evaluate_surface(model2, [d1, d2], measure, np.linspace(-1, 1, 3), np.linspace(-1, 1, 5),
-                              )
+    result = evaluate_surface(
+        model2,
+        [d1, d2],
+        measure,
+        np.linspace(-1, 1, 3),
+        np.linspace(-1, 1, 5),
+    )
     assert result.metrics["train_loss"][1, 2] == own["train_loss"]
     assert result.metrics["train_acc"][1, 2] == own["train_acc"]
 
@@ -81,8 +103,12 @@ def test_centre_in_eval_mode_is_plain_evaluate():
     x, y = tiny_data()
     loss, acc = evaluate(model, x, y, F.cross_entropy)
     d = {n: torch.randn_like(p) for n, p in model.named_parameters()}
-    result = evaluate_surface(model, [d], Measure(F.cross_entropy, {"test": (x, y)}), np.array([-1.0, 0.0, 1.0]),
-                              )
+    result = evaluate_surface(
+        model,
+        [d],
+        Measure(F.cross_entropy, {"test": (x, y)}),
+        np.array([-1.0, 0.0, 1.0]),
+    )
     assert result.metrics["test_loss"][1] == loss and result.metrics["test_acc"][1] == acc
 
 
@@ -93,8 +119,13 @@ def test_model_is_restored_exactly(bn_mode):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x, y = tiny_data()
     d = {n: torch.randn_like(p) for n, p in model.named_parameters()}
-    evaluate_surface(model, [d, d], Measure(F.cross_entropy, {"train": (x, y)}, bn_mode=bn_mode, bn_inputs=x),
-                     np.linspace(-1, 1, 2), np.linspace(-1, 1, 2))
+    evaluate_surface(
+        model,
+        [d, d],
+        Measure(F.cross_entropy, {"train": (x, y)}, bn_mode=bn_mode, bn_inputs=x),
+        np.linspace(-1, 1, 2),
+        np.linspace(-1, 1, 2),
+    )
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert model.training and model.bn.training
@@ -127,9 +158,15 @@ def test_on_save_sees_nan_for_points_not_done():
     model, x, y = make_quadratic()
     d1, d2 = _unit_directions(model)
     seen = []
-    evaluate_surface(model, [d1, d2], Measure(mean_output, {"train": (x, y)}), np.linspace(-1, 1, 3),
-                     np.linspace(-1, 1, 3), save_every=0.0,
-                     on_save=lambda r: seen.append((r.done.copy(), r.metrics["train_loss"].copy())))
+    evaluate_surface(
+        model,
+        [d1, d2],
+        Measure(mean_output, {"train": (x, y)}),
+        np.linspace(-1, 1, 3),
+        np.linspace(-1, 1, 3),
+        save_every=0.0,
+        on_save=lambda r: seen.append((r.done.copy(), r.metrics["train_loss"].copy())),
+    )
     done, loss = seen[0]
     assert done.sum() == 1 and np.isnan(loss[~done]).all() and not np.isnan(loss[done]).any()
     assert seen[-1][0].all()
@@ -138,8 +175,10 @@ def test_on_save_sees_nan_for_points_not_done():
 def test_directions_are_matched_by_name_and_refused_when_they_do_not_fit():
     model, x, y = make_quadratic()
     with pytest.raises(ValueError, match="lack parameters"):
-        evaluate_surface(model, [{"v": torch.zeros(6)}], Measure(mean_output, {"train": (x, y)}),
-                         np.zeros(1))
+        evaluate_surface(
+            model, [{"v": torch.zeros(6)}], Measure(mean_output, {"train": (x, y)}), np.zeros(1)
+        )
     with pytest.raises(ValueError, match="do not fit"):
-        evaluate_surface(model, [{"w": torch.zeros(3, 2)}], Measure(mean_output, {"train": (x, y)}),
-                         np.zeros(1))
+        evaluate_surface(
+            model, [{"w": torch.zeros(3, 2)}], Measure(mean_output, {"train": (x, y)}), np.zeros(1)
+        )

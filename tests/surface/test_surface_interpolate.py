@@ -54,8 +54,13 @@ def test_barriers_are_zero_on_a_straight_line():
 
 
 def _measure(x, y, bn_mode):
-    return Measure(F.cross_entropy, {"train": (x, y), "test": (x[:10], y[:10])}, batch_size=8,
-                   bn_mode=bn_mode, bn_inputs=x)
+    return Measure(
+        F.cross_entropy,
+        {"train": (x, y), "test": (x[:10], y[:10])},
+        batch_size=8,
+        bn_mode=bn_mode,
+        bn_inputs=x,
+    )
 
 
 @pytest.mark.parametrize(("bn", "bn_mode"), [("interpolate", "eval"), ("recompute", "recalibrate")])
@@ -65,8 +70,9 @@ def test_end_points_equal_each_checkpoints_own_metrics(bn, bn_mode):
     measure = _measure(x, y, bn_mode)
     own_a, own_b = measure(a), measure(b)  # recalibrate mode recomputes statistics first
     model = tiny_bn_net(0)
-    result = interpolate(model, [_state(tiny_bn_net(0)), _state(b)], measure, np.linspace(-0.2, 1.2, 8),
-                         bn=bn)
+    result = interpolate(
+        model, [_state(tiny_bn_net(0)), _state(b)], measure, np.linspace(-0.2, 1.2, 8), bn=bn
+    )
     start, end = np.flatnonzero(result.alpha == 0)[0], np.flatnonzero(result.alpha == 1)[0]
     for name in measure.names:
         assert result.metrics[name][start] == own_a[name], name
@@ -76,8 +82,9 @@ def test_end_points_equal_each_checkpoints_own_metrics(bn, bn_mode):
 def test_interpolating_buffers_uses_interpolated_running_statistics():
     x, y = tiny_data(16)
     a, b = tiny_bn_net(0), tiny_bn_net(1)
-    result = interpolate(tiny_bn_net(0), [_state(a), _state(b)], _measure(x, y, "eval"), [0.5],
-                         bn="interpolate")
+    result = interpolate(
+        tiny_bn_net(0), [_state(a), _state(b)], _measure(x, y, "eval"), [0.5], bn="interpolate"
+    )
     mid = tiny_bn_net(0)
     with torch.no_grad():
         for name, t in state_tensors(mid).items():
@@ -92,12 +99,20 @@ def test_model_is_restored_and_barriers_are_reported():
     x, y = tiny_data(16)
     model = tiny_bn_net(0)
     before = _state(model)
-    result = interpolate(model, [_state(tiny_bn_net(2)), _state(tiny_bn_net(3)), _state(tiny_bn_net(4))],
-                         _measure(x, y, "recalibrate"), np.linspace(0, 1, 5))
+    result = interpolate(
+        model,
+        [_state(tiny_bn_net(2)), _state(tiny_bn_net(3)), _state(tiny_bn_net(4))],
+        _measure(x, y, "recalibrate"),
+        np.linspace(0, 1, 5),
+    )
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     per_segment = result.segment_barriers()
-    assert set(per_segment) == {f"{s}_{m}_{d}" for s in ("train", "test") for m in ("loss", "error")
-                                for d in ("frankle", "entezari")}
+    assert set(per_segment) == {
+        f"{s}_{m}_{d}"
+        for s in ("train", "test")
+        for m in ("loss", "error")
+        for d in ("frankle", "entezari")
+    }
     assert all(len(v) == 2 and np.isfinite(v).all() for v in per_segment.values())
     overall = result.barriers()
     assert overall["train_loss_entezari"] == max(per_segment["train_loss_entezari"])
@@ -122,5 +137,7 @@ def test_recalibration_averages_batches_equally():
     model = tiny_bn_net(0)
     recalibrate_batchnorm(model, x, batch_size=10)
     with torch.no_grad():
-        means = torch.stack([model.conv(x[i : i + 10]).mean(dim=(0, 2, 3)) for i in range(0, 40, 10)])
+        means = torch.stack(
+            [model.conv(x[i : i + 10]).mean(dim=(0, 2, 3)) for i in range(0, 40, 10)]
+        )
     torch.testing.assert_close(model.bn.running_mean, means.mean(dim=0))

@@ -43,9 +43,7 @@ def test_stacked_surface_equals_one_point_per_pass(make_model, points):
     splits = {"train": (x, y), "test": (x[:11], y[:11])}
     dirs = _directions(model)
     xs, ys = np.linspace(-1, 1, 5), np.linspace(-0.5, 1.5, 3)
-    one = evaluate_surface(
-        model, dirs, Measure(F.cross_entropy, splits, batch_size=5), xs, ys
-    )
+    one = evaluate_surface(model, dirs, Measure(F.cross_entropy, splits, batch_size=5), xs, ys)
     many = evaluate_surface(
         model,
         dirs,

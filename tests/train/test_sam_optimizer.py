@@ -54,13 +54,17 @@ def test_one_step_equals_hand_computed_update(adaptive):
     # First SGD step with momentum: buffer = gradient (+ weight decay at the restored w).
     expected = w0 - lr * (g_sam + wd * w0)
 
-    w1, _ = _sam_model_step(w0, x, t, lr=lr, momentum=0.9, weight_decay=wd, rho=rho, adaptive=adaptive)
+    w1, _ = _sam_model_step(
+        w0, x, t, lr=lr, momentum=0.9, weight_decay=wd, rho=rho, adaptive=adaptive
+    )
     torch.testing.assert_close(w1, expected, rtol=1e-12, atol=1e-14)
 
 
 def test_step_with_closure_equals_first_and_second_step():
     x, t, w0 = _problem()
-    expected, _ = _sam_model_step(w0, x, t, lr=0.1, momentum=0.9, weight_decay=0.0, rho=0.05, adaptive=False)
+    expected, _ = _sam_model_step(
+        w0, x, t, lr=0.1, momentum=0.9, weight_decay=0.0, rho=0.05, adaptive=False
+    )
     model = nn.Linear(3, 2, bias=False).double()
     with torch.no_grad():
         model.weight.copy_(w0)
@@ -79,13 +83,17 @@ def test_step_with_closure_equals_first_and_second_step():
 
 def test_rho_zero_is_plain_sgd():
     x, t, w0 = _problem()
-    w1, _ = _sam_model_step(w0, x, t, lr=0.1, momentum=0.9, weight_decay=5e-4, rho=0.0, adaptive=False)
+    w1, _ = _sam_model_step(
+        w0, x, t, lr=0.1, momentum=0.9, weight_decay=5e-4, rho=0.0, adaptive=False
+    )
     torch.testing.assert_close(w1, w0 - 0.1 * (_grad(w0, x, t) + 5e-4 * w0), rtol=1e-12, atol=1e-14)
 
 
 def test_state_dict_is_the_base_optimizers_and_carries_rho():
     x, t, w0 = _problem()
-    _, sam = _sam_model_step(w0, x, t, lr=0.1, momentum=0.9, weight_decay=0.0, rho=0.07, adaptive=True)
+    _, sam = _sam_model_step(
+        w0, x, t, lr=0.1, momentum=0.9, weight_decay=0.0, rho=0.07, adaptive=True
+    )
     state = sam.state_dict()
     assert state == sam.base_optimizer.state_dict()
     assert state["param_groups"][0]["rho"] == 0.07 and state["param_groups"][0]["adaptive"] is True

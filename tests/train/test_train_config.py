@@ -19,7 +19,9 @@ def test_milestones_follow_epochs_unless_given():
     assert resolve_config({"epochs": 160, "milestones": "60,120"}).milestones == [60, 120]
 
 
-@pytest.mark.parametrize(("value", "expected"), [("never", None), ("none", None), ("7", 7), (0, 0), (10, 10)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("never", None), ("none", None), ("7", 7), (0, 0), (10, 10)]
+)
 def test_sam_start_accepts_epochs_and_never(value, expected):
     assert resolve_config({"epochs": 10, "sam_start": value}).sam_start == expected
 
@@ -58,8 +60,17 @@ def test_bad_values_are_user_errors(overrides, message):
     [
         ({}, "digits-cnn-bn-sam45-s0"),
         ({"sam_start": "never", "seed": 3}, "digits-cnn-bn-sgd-s3"),
-        ({"dataset": "cifar10", "arch": "resnet20", "epochs": 160, "sam_start": 100, "sam_end": 150, "adaptive": True},
-         "cifar10-resnet20-asam100-150-s0"),
+        (
+            {
+                "dataset": "cifar10",
+                "arch": "resnet20",
+                "epochs": 160,
+                "sam_start": 100,
+                "sam_end": 150,
+                "adaptive": True,
+            },
+            "cifar10-resnet20-asam100-150-s0",
+        ),
     ],
 )
 def test_run_name_says_dataset_arch_switch_and_seed(overrides, name):
@@ -78,8 +89,14 @@ def test_stored_configs_with_unknown_keys_still_load():
 
 def test_branch_cannot_put_sam_where_the_source_ran_sgd(tmp_path):
     history = [{"epoch": e, "phase": "sgd"} for e in range(1, 7)]
-    check_branch_point(resolve_config({"epochs": 10, "sam_start": 6}), history, 6, tmp_path / "t.pt")
+    check_branch_point(
+        resolve_config({"epochs": 10, "sam_start": 6}), history, 6, tmp_path / "t.pt"
+    )
     with pytest.raises(UserError, match="SAM can only start at epoch 6 or later"):
-        check_branch_point(resolve_config({"epochs": 10, "sam_start": 4}), history, 6, tmp_path / "t.pt")
+        check_branch_point(
+            resolve_config({"epochs": 10, "sam_start": 4}), history, 6, tmp_path / "t.pt"
+        )
     with pytest.raises(UserError, match="nothing to train"):
-        check_branch_point(resolve_config({"epochs": 6, "sam_start": 6}), history, 6, tmp_path / "t.pt")
+        check_branch_point(
+            resolve_config({"epochs": 6, "sam_start": 6}), history, 6, tmp_path / "t.pt"
+        )

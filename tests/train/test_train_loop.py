@@ -41,7 +41,11 @@ def assert_same_weights(a, b):
 def test_checkpoint_names_and_phases_mark_the_switches(tmp_path, digits):
     paths = run(tiny(epochs=5, sam_start=2, sam_end=4), tmp_path / "r", digits)
     assert [p.name for p in paths] == ["epoch-002-sgd.pt", "epoch-004-sam.pt", "epoch-005-sgd.pt"]
-    assert [(load(p)["epoch"], load(p)["phase"]) for p in paths] == [(2, "sgd"), (4, "sam"), (5, "sgd")]
+    assert [(load(p)["epoch"], load(p)["phase"]) for p in paths] == [
+        (2, "sgd"),
+        (4, "sam"),
+        (5, "sgd"),
+    ]
 
 
 def test_checkpoint_holds_the_design_fields_and_loads_weights_only(tmp_path, digits):
@@ -55,7 +59,14 @@ def test_checkpoint_holds_the_design_fields_and_loads_weights_only(tmp_path, dig
     assert ckpt["scheduler"]["name"] == "step" and ckpt["scheduler"]["last_epoch"] == 1
     assert [h["epoch"] for h in ckpt["history"]] == [1]
     assert set(ckpt["history"][0]) == {
-        "epoch", "phase", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"
+        "epoch",
+        "phase",
+        "lr",
+        "train_loss",
+        "train_acc",
+        "test_loss",
+        "test_acc",
+        "seconds",
     }
 
 
@@ -76,7 +87,9 @@ def test_resume_from_a_middle_checkpoint_is_bit_identical(tmp_path, digits):
     (part / "metrics.jsonl").write_text("\n".join(lines[:3]) + '\n{"epoch": 4, "trunc')
     resumed = run(tiny(save_every=1), part, digits, resume=True)
     assert_same_weights(load(full[-1]), load(resumed[-1]))
-    epochs = [json.loads(line)["epoch"] for line in (part / "metrics.jsonl").read_text().splitlines()]
+    epochs = [
+        json.loads(line)["epoch"] for line in (part / "metrics.jsonl").read_text().splitlines()
+    ]
     assert epochs == [1, 2, 3, 4]
 
 

@@ -14,7 +14,10 @@ from landscape.train.schedule import (
 
 
 def test_step_schedule_drops_tenfold_at_each_milestone():
-    lrs = [learning_rate(e, lr=0.1, schedule="step", epochs=160, milestones=[80, 120]) for e in (0, 79, 80, 119, 120)]
+    lrs = [
+        learning_rate(e, lr=0.1, schedule="step", epochs=160, milestones=[80, 120])
+        for e in (0, 79, 80, 119, 120)
+    ]
     assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001])
 
 
@@ -54,10 +57,16 @@ def test_switch_epochs_are_the_last_epoch_of_each_phase():
 
 
 def test_checkpoints_every_n_epochs_before_each_switch_and_at_the_end():
-    saved = [e for e in range(1, 11) if is_save_epoch(e, epochs=10, save_every=4, sam_start=6, sam_end=9)]
+    saved = [
+        e for e in range(1, 11) if is_save_epoch(e, epochs=10, save_every=4, sam_start=6, sam_end=9)
+    ]
     assert saved == [4, 6, 8, 9, 10]
 
 
 def test_save_every_zero_keeps_only_switches_and_end():
-    saved = [e for e in range(1, 11) if is_save_epoch(e, epochs=10, save_every=0, sam_start=7, sam_end=None)]
+    saved = [
+        e
+        for e in range(1, 11)
+        if is_save_epoch(e, epochs=10, save_every=0, sam_start=7, sam_end=None)
+    ]
     assert saved == [7, 10]
