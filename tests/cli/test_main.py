@@ -167,7 +167,7 @@ def test_analysis_commands_state_their_subset_defaults(command, option, default)
 
 def test_train_help_states_one_timing_and_no_garbled_default():
     text = " ".join(_help("train").split())
-    assert "minute" not in text and text.count("about 20 s") == 1
+    assert "minute" not in text and text.count("about 10 s") == 1
     assert "x--gamma" not in text and "lr times --gamma at each milestone" in text
 
 
