@@ -40,6 +40,7 @@ def load(
     num_classes: int | None = None,
     dataset: str | None = None,
     data: str | None = None,
+    block_size: int | None = None,
     data_dir: str | Path | None = None,
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
@@ -55,7 +56,9 @@ def load(
     Every keyword is the command-line flag of the same name (``arch`` is ``--arch``,
     ``trust_checkpoint`` is ``--trust-checkpoint``, ``strict=False`` is ``--non-strict``):
     landscape checkpoints need none of them; a plain state_dict needs ``arch`` (a registry
-    name, ``torchvision:NAME`` or ``file.py:factory``) and usually ``dataset``/``data``.
+    name, ``torchvision:NAME``, ``timm:NAME``, ``hf:NAME`` or ``file.py:factory``; a model
+    folder needs none) and usually ``dataset``/``data`` (``data="tokens:FILE"`` with
+    ``block_size`` for a language model).
     Files are read with ``torch.load(weights_only=True)`` unless ``trust_checkpoint=True``.
     ``device`` takes ``"auto"`` like ``--device``; the data stay on the CPU.
 
@@ -76,6 +79,7 @@ def load(
     data_source = DataSource(
         dataset=dataset,
         data=data,
+        block_size=block_size,
         data_dir=None if data_dir is None else str(data_dir),
         mean=None if mean is None else tuple(mean),
         std=None if std is None else tuple(std),

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import landscape
 from landscape.cli import main
 from landscape.curvature import hessian_eigenvalues
 from landscape.data import fixed_subset
@@ -52,12 +53,11 @@ def eigenvalues(path, stem) -> np.ndarray:
 
 
 def api_eigenvalues(folder, data: str, samples: int, block_size: int | None = None) -> np.ndarray:
-    targets, dataset = load_targets(
-        folder, ModelSource(), DataSource(data=data, block_size=block_size), dtype=torch.float64
-    )
+    """The notebook path: ``landscape.load`` of the folder, then the curvature API."""
+    model, dataset, _ = landscape.load(folder, data=data, block_size=block_size, dtype="float64")
     x, y = fixed_subset(*dataset.split("train"), samples, 0)
     result = hessian_eigenvalues(
-        targets[0].model, make_loss(), x.double() if x.is_floating_point() else x, y, k=2, tol=1e-8
+        model, make_loss(), x.double() if x.is_floating_point() else x, y, k=2, tol=1e-8
     )
     return np.asarray(result.eigenvalues)
 
