@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from dataclasses import dataclass
 
 # The names of landscape.losses (not imported here: it imports torch).
@@ -17,6 +18,25 @@ LOSS_HELP = (
     "0.5 ||f(x_n) - y_n||^2, the convention of Cohen et al. 2021 (C/2 times mse); integer "
     "labels become one-hot targets"
 )
+
+# The one BatchNorm vocabulary of every command (docs/architecture.md, "Vocabulary"). A command
+# accepts the modes that mean something for it; the names and their meaning never change.
+BN_MODES = {
+    "eval": "running statistics of the checkpoint (the deployed network)",
+    "train": "statistics of each evaluation batch (as in training; the batch defines the result)",
+    "recalibrate": "running statistics recomputed at every point from training examples",
+    "interpolate": "running statistics interpolated along with the weights",
+}
+# Old spellings still accepted, with a warning: option names and values.
+BN_OPTION_ALIASES = ("--bn-mode",)
+BN_VALUE_ALIASES = {"recompute": "recalibrate"}
+# Where the batch defines the operator (--bn train) the batch size is part of the result and is
+# never tuned: this is the batch of every command then, unless --batch-size says otherwise.
+FIXED_BATCH = 512
+# The analysis subset is drawn by --subset-seed in every command; --seed seeds everything else
+# (directions, probes, sampled labels), so changing it never changes the examples.
+DEFAULT_SUBSET_SEED = 0
+
 GRID_RE = re.compile(r"^\s*([^:]+):([^:]+):([^:]+)\s*$")
 
 
@@ -123,6 +143,49 @@ def add_fast_evaluation(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def warn(message: str) -> None:
+    """One line on stderr, in the CLI's voice, for something the user should change."""
+    print(f"landscape: warning: {message}", file=sys.stderr)
+
+
+class _BatchNormMode(argparse.Action):
+    """``--bn MODE``; the old ``--bn-mode`` and old values are accepted with a warning."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string in BN_OPTION_ALIASES:
+            warn(f"{option_string} is deprecated; use --bn {values}")
+        if values in BN_VALUE_ALIASES:
+            new = BN_VALUE_ALIASES[values]
+            warn(f"--bn {values} is deprecated; use --bn {new}")
+            values = new
+        if values not in self.modes:
+            parser.error(
+                f"argument --bn: invalid choice: '{values}' (choose from "
+                + ", ".join(f"'{m}'" for m in self.modes)
+                + ")"
+            )
+        setattr(namespace, self.dest, values)
+
+
+def add_bn(
+    parser: argparse.ArgumentParser, modes: tuple[str, ...], default: str, *, dest: str = "bn"
+) -> None:
+    """The BatchNorm option: ``--bn`` with the subset ``modes`` of :data:`BN_MODES`."""
+    unknown = set(modes) - set(BN_MODES)
+    if unknown or default not in modes:
+        raise ValueError(f"BatchNorm modes {sorted(unknown)} / default {default!r} not known")
+    meaning = "; ".join(f"{m}: {BN_MODES[m]}" for m in modes)
+    parser.add_argument(
+        "--bn",
+        *BN_OPTION_ALIASES,
+        dest=dest,
+        default=default,
+        metavar="|".join(modes),
+        action=_BatchNormMode,
+        help=f"BatchNorm statistics ({meaning}; default: {default})",
+    ).modes = modes
+
+
 def add_seed(parser: argparse.ArgumentParser, default: int = 0) -> None:
     parser.add_argument(
         "--seed", type=int, default=default, help=f"random seed (default: {default})"
@@ -205,6 +268,13 @@ def add_data_source(
         )
         group.add_argument(
             "--samples", type=positive_int, help="number of examples in the fixed analysis subset"
+        )
+        group.add_argument(
+            "--subset-seed",
+            type=int,
+            default=DEFAULT_SUBSET_SEED,
+            help="seed of the analysis subset, the same rule in every command; --seed never "
+            f"changes the examples (default: {DEFAULT_SUBSET_SEED})",
         )
         group.add_argument(
             "--batch-size",

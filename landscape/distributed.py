@@ -1,0 +1,99 @@
+"""torch.distributed behind the :class:`~landscape.parallel.Partition` seam.
+
+Launched by ``torchrun`` (which sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``
+and ``MASTER_PORT``), :func:`partition_from_environment` joins the process group -- NCCL when
+this rank computes on CUDA, Gloo otherwise -- and returns a :class:`TorchPartition`; without
+torchrun it returns :data:`~landscape.parallel.SINGLE` and nothing changes. An API user with a
+process group of their own passes it to :class:`TorchPartition` directly.
+
+Every collective has a timeout (``LANDSCAPE_COLLECTIVE_TIMEOUT`` seconds, default 600), so a
+rank that died can never leave the others waiting for ever.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from landscape.parallel import SINGLE, Partition
+
+DEFAULT_TIMEOUT_S = 600.0
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def rank_device(requested: torch.device) -> torch.device:
+    """``cuda`` becomes this rank's own GPU, ``cuda:LOCAL_RANK``; other devices are kept."""
+    if requested.type == "cuda" and requested.index is None and launched_by_torchrun():
+        return torch.device("cuda", local_rank())
+    return requested
+
+
+def collective_timeout() -> datetime.timedelta:
+    seconds = float(os.environ.get("LANDSCAPE_COLLECTIVE_TIMEOUT", DEFAULT_TIMEOUT_S))
+    return datetime.timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class TorchPartition(Partition):
+    """A :class:`Partition` whose collectives are torch.distributed's, on ``group``."""
+
+    group: Any = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of_group(cls, group: Any = None) -> TorchPartition:
+        """The partition of an initialised process group (the default group when None)."""
+        if not dist.is_initialized():
+            raise RuntimeError("torch.distributed is not initialised; call init_process_group")
+        return cls(
+            rank=dist.get_rank(group),
+            world_size=dist.get_world_size(group),
+            backend=str(dist.get_backend(group)),
+            group=group,
+        )
+
+    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=self.group)
+        return tensor
+
+    def gather(self, value: Any) -> list[Any]:
+        values: list[Any] = [None] * self.world_size
+        dist.all_gather_object(values, value, group=self.group)
+        return values
+
+    def broadcast(self, value: Any) -> Any:
+        box = [value]
+        dist.broadcast_object_list(box, src=0, group=self.group)
+        return box[0]
+
+    def barrier(self) -> None:
+        dist.barrier(group=self.group)
+
+
+def partition_from_environment(device: torch.device) -> Partition:
+    """Join torchrun's process group (once) and return this rank's partition, or SINGLE."""
+    if not launched_by_torchrun():
+        return SINGLE
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend, timeout=collective_timeout())
+    return TorchPartition.of_group()
+
+
+def shutdown() -> None:
+    """Leave the process group if this process joined one."""
+    if dist.is_initialized():
+        dist.destroy_process_group()

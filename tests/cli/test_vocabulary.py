@@ -1,0 +1,45 @@
+"""One vocabulary in every command: the BatchNorm option and its old spellings."""
+
+import argparse
+
+import pytest
+
+from landscape.cli.common import BN_MODES, add_bn
+
+
+def parser(modes=("eval", "train", "recalibrate"), default="eval"):
+    p = argparse.ArgumentParser()
+    add_bn(p, modes, default)
+    return p
+
+
+def test_bn_takes_each_of_the_commands_modes():
+    for mode in ("eval", "train", "recalibrate"):
+        assert parser().parse_args(["--bn", mode]).bn == mode
+    assert parser().parse_args([]).bn == "eval"
+
+
+def test_the_old_option_name_still_works_with_a_warning(capsys):
+    assert parser().parse_args(["--bn-mode", "train"]).bn == "train"
+    assert "landscape: warning: --bn-mode is deprecated; use --bn train" in capsys.readouterr().err
+
+
+def test_the_old_value_recompute_means_recalibrate_with_a_warning(capsys):
+    assert parser().parse_args(["--bn", "recompute"]).bn == "recalibrate"
+    assert "--bn recompute is deprecated; use --bn recalibrate" in capsys.readouterr().err
+
+
+def test_a_mode_the_command_does_not_take_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        parser(modes=("eval", "train")).parse_args(["--bn", "recalibrate"])
+    assert "invalid choice: 'recalibrate'" in capsys.readouterr().err
+
+
+def test_the_help_says_what_each_mode_means():
+    text = parser().format_help().replace("\n", " ")
+    assert all(" ".join(BN_MODES[m].split())[:20] in " ".join(text.split()) for m in ("eval",))
+
+
+def test_an_unknown_mode_in_a_command_definition_is_a_programming_error():
+    with pytest.raises(ValueError):
+        parser(modes=("eval", "frozen"))
