@@ -1,0 +1,56 @@
+"""The provenance attributes every result group carries (docs/file-format.md, "Provenance")."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import h5py
+
+from landscape import store
+
+
+@dataclass
+class Provenance:
+    """Where a result came from and how it was computed.
+
+    ``config`` holds the kind's own settings (a JSON attribute); ``world_size`` and ``backend``
+    say how many processes computed it (1 and "none" for one process).
+    """
+
+    checkpoint: str
+    checkpoint_sha256: str
+    arch: str | None = None
+    epoch: int | None = None
+    phase: str | None = None
+    checkpoint_format: str | None = None
+    split: str | None = None
+    samples: int | None = None
+    bn_mode: str | None = None
+    dtype: str | None = None
+    seed: int | None = None
+    seconds: float | None = None
+    world_size: int = 1
+    backend: str = "none"
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, group: h5py.Group) -> None:
+        store.set_attrs(group, **dataclasses.asdict(self))
+
+    @classmethod
+    def read(cls, group: h5py.Group) -> Provenance:
+        attrs = store.read_attrs(group)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in attrs:
+                continue
+            value = attrs[f.name]
+            if value == "" and f.name != "checkpoint":  # None is stored as ''
+                value = None
+            values[f.name] = value
+        values.setdefault("checkpoint", "")
+        values.setdefault("checkpoint_sha256", "")
+        if not isinstance(values.get("config"), dict):
+            values["config"] = {}
+        return cls(**values)
