@@ -62,6 +62,15 @@ def check_output_path(path: str | Path) -> Path:
     return path
 
 
+def resolve_output(out: str | Path | None, default: str | Path) -> Path:
+    """The one output rule of every command: ``--out`` if given, else ``default`` (whose folder
+    is created); checked by :func:`check_output_path` before any work is done."""
+    if out is None:
+        Path(default).parent.mkdir(parents=True, exist_ok=True)
+        out = default
+    return check_output_path(out)
+
+
 def open_result_file(path: str | Path) -> h5py.File:
     """Open a result file for reading, with one clear error for anything that is not one."""
     path = Path(path)

@@ -1,6 +1,7 @@
 """The HDF5 store: atomic writes, root stamps, provenance, clear refusals."""
 
 import os
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -137,3 +138,10 @@ def test_a_killed_writers_temp_file_is_removed_by_the_next_transaction(tmp_path)
     with store.transaction(path) as f:
         f.create_group("g")
     assert not stale.exists() and live.exists()
+
+
+def test_the_default_output_folder_is_created_and_an_explicit_out_wins(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert store.resolve_output(None, "analyses/hessian.h5") == Path("analyses/hessian.h5")
+    assert (tmp_path / "analyses").is_dir()
+    assert store.resolve_output("mine.h5", "analyses/x.h5") == Path("mine.h5")
