@@ -130,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
     from landscape.escape import sam_escape
     from landscape.losses import make_loss
     from landscape.progress import cli_reporter
+    from landscape.results import Provenance
+    from landscape.results.escape import EscapeCurve
     from landscape.target import load_targets, provenance
 
     if args.out is None:
@@ -176,21 +178,22 @@ def run(args: argparse.Namespace) -> int:
             logging.getLogger("landscape.escape").warning(
                 "replacing escape/%s in %s: the same checkpoint, analysed again", name, out
             )
-        store.write_escape_group(
-            f,
-            name,
+        curve = EscapeCurve.from_escape(
             result,
-            provenance(
-                target,
-                split="train",
-                samples=x.shape[0],
-                bn_mode=args.bn_mode,
-                dtype=args.dtype,
-                seed=args.seed,
-                seconds=seconds,
-                config=result.params,
+            Provenance(
+                **provenance(
+                    target,
+                    split="train",
+                    samples=x.shape[0],
+                    bn_mode=args.bn_mode,
+                    dtype=args.dtype,
+                    seed=args.seed,
+                    seconds=seconds,
+                    config=result.params,
+                )
             ),
         )
+        curve.write(store.replace_group(f, f"escape/{name}"))
     print(summary(name, result))
     print(f"wrote {out}")
     return 0

@@ -414,11 +414,10 @@ def _per_parameter(op, vectors) -> dict:
 def write_result(out, target, result: dict, args, data, samples: int, seconds: float) -> str:
     """Store one checkpoint's result in ``hessian/<name>``; returns the name used."""
     import logging
-    import math
-
-    import numpy as np
 
     from landscape import store
+    from landscape.results import Provenance
+    from landscape.results.hessian import Density, Eigenvalues, HessianResult, Trace
     from landscape.target import provenance
 
     config = {
@@ -442,18 +441,14 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
         "density_steps": args.density_steps,
         "density_sigma": args.density_sigma,
     }
-    with store.transaction(out) as f:
-        name, exists = store.claim_group_name(
-            f, "hessian", target.stem, [target.sha256], where=f" in {out}"
-        )
-        if exists:
-            logging.getLogger("landscape.hessian").warning(
-                "replacing hessian/%s in %s: the same checkpoint, analysed again", name, out
-            )
-        group = store.replace_group(f, f"hessian/{name}")
-        store.set_provenance(
-            group,
-            provenance(
+    eigenvalues = {
+        which: Eigenvalues.from_lanczos(result[which], result.get(f"{which}_vectors"))
+        for which in ("top", "bottom")
+        if result.get(which) is not None
+    }
+    hessian = HessianResult(
+        provenance=Provenance(
+            **provenance(
                 target,
                 split=args.split,
                 samples=samples,
@@ -462,64 +457,24 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
                 seed=args.seed,
                 seconds=seconds,
                 config=config,
-            ),
+            )
+        ),
+        hvp_count=int(result["hvp_count"]),
+        top=eigenvalues.get("top"),
+        bottom=eigenvalues.get("bottom"),
+        trace=Trace.from_estimate(result["trace"]) if result.get("trace") else None,
+        density=Density.from_slq(result["density"]) if result.get("density") else None,
+        cost_note=result["cost_note"],
+    )
+    with store.transaction(out) as f:
+        name, exists = store.claim_group_name(
+            f, "hessian", target.stem, [target.sha256], where=f" in {out}"
         )
-        store.set_attrs(group, cost_note=result["cost_note"])
-        for which, prefix in (("top", ""), ("bottom", "bottom_")):
-            eig = result.get(which)
-            if eig is None:
-                continue
-            store.write_dataset(
-                group,
-                f"{prefix}eigenvalues",
-                np.asarray(eig.eigenvalues, np.float64),
-                converged=eig.converged,
-                tol=eig.tol,
-                hvp_count=eig.hvp_count,
+        if exists:
+            logging.getLogger("landscape.hessian").warning(
+                "replacing hessian/%s in %s: the same checkpoint, analysed again", name, out
             )
-            store.write_dataset(group, f"{prefix}residuals", np.asarray(eig.residuals, np.float64))
-            store.write_dataset(
-                group, f"{prefix}error_bounds", np.asarray(eig.error_bounds, np.float64)
-            )
-            vectors = result.get(f"{which}_vectors")
-            if vectors:
-                folder = group.create_group(f"{prefix}eigenvectors")
-                for name, array in vectors.items():
-                    store.write_dataset(folder, name, array)
-                store.set_attrs(folder, parameter_names=result["parameter_names"])
-        trace = result.get("trace")
-        store.write_dataset(
-            group,
-            "trace",
-            trace.trace if trace else math.nan,
-            **(
-                {
-                    "method": trace.method,
-                    "converged": trace.converged,
-                    "samples": trace.samples,
-                    "sketch_rank": trace.sketch_rank,
-                    "hvp_count": trace.hvp_count,
-                }
-                if trace
-                else {}
-            ),
-        )
-        store.write_dataset(group, "trace_stderr", trace.stderr if trace else math.nan)
-        store.write_dataset(group, "hvp_count", int(result["hvp_count"]))
-        density = result.get("density")
-        if density is not None:
-            folder = group.create_group("density")
-            store.write_dataset(folder, "grid", density.grid)
-            store.write_dataset(folder, "values", density.values)
-            store.write_dataset(folder, "nodes", density.nodes)
-            store.write_dataset(folder, "weights", density.weights)
-            store.set_attrs(
-                folder,
-                sigma=density.sigma,
-                runs=density.nodes.shape[0],
-                steps=density.nodes.shape[1],
-                hvp_count=density.hvp_count,
-            )
+        hessian.write(store.replace_group(f, f"hessian/{name}"))
     return name
 
 

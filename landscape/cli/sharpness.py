@@ -175,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
     from landscape.errors import UserError
     from landscape.losses import make_loss
     from landscape.progress import cli_reporter
+    from landscape.results import Provenance
+    from landscape.results.sharpness import MeasureValue, SharpnessResult, write_merged
     from landscape.sharpness import compute_measure
     from landscape.target import load_targets, provenance
 
@@ -251,24 +253,28 @@ def run(args: argparse.Namespace) -> int:
                 log.info(
                     "updating sharpness/%s in %s: the same checkpoint, analysed again", name, out
                 )
-            store.write_sharpness_group(
+            write_merged(
                 f,
                 name,
-                computed,
-                provenance(
-                    target,
-                    split=args.split,
-                    samples=x.shape[0],
-                    bn_mode=args.bn_mode,
-                    dtype=args.dtype,
-                    seed=args.seed,
-                    seconds=seconds,
-                    config={
-                        **options,
-                        "rho": radii if len(radii) > 1 else radii[0],
-                        "linf_rho": args.linf_rho,
-                        "measures": measures,
-                    },
+                SharpnessResult(
+                    Provenance(
+                        **provenance(
+                            target,
+                            split=args.split,
+                            samples=x.shape[0],
+                            bn_mode=args.bn_mode,
+                            dtype=args.dtype,
+                            seed=args.seed,
+                            seconds=seconds,
+                            config={
+                                **options,
+                                "rho": radii if len(radii) > 1 else radii[0],
+                                "linf_rho": args.linf_rho,
+                                "measures": measures,
+                            },
+                        )
+                    ),
+                    {r.measure: MeasureValue.from_measure(r, s) for r, s in computed},
                 ),
             )
     print(format_table(rows))

@@ -46,6 +46,10 @@ from landscape.experiment.summary import (
     summarise,
 )
 from landscape.losses import make_loss
+from landscape.results import Provenance
+from landscape.results.escape import EscapeCurve
+from landscape.results.hessian import Eigenvalues, HessianResult, Trace
+from landscape.results.sharpness import MeasureValue, SharpnessResult, write_merged
 
 log = logging.getLogger("landscape.experiment")
 
@@ -413,11 +417,9 @@ class _Context:
             "worst_case": sharp.value,
             **{radius_metric(r.params["rho"]): r.value for r in sharps},
         }
-        with store.transaction(self.result_path, self.command) as f:
-            group = store.replace_group(f, f"hessian/{run.label}")
-            store.set_provenance(
-                group,
-                self.provenance(
+        hessian = HessianResult(
+            provenance=Provenance(
+                **self.provenance(
                     target,
                     hessian_seconds,
                     {
@@ -427,24 +429,26 @@ class _Context:
                         "trace_max_hvps": cfg.trace_max_hvps,
                         "batch_size": products["batch_size"],
                     },
-                ),
-            )
-            store.write_dataset(group, "eigenvalues", np.asarray(eig.eigenvalues, dtype=np.float64))
-            store.write_dataset(group, "residuals", np.asarray(eig.residuals, dtype=np.float64))
-            store.write_dataset(group, "trace", float(trace.trace))
-            store.write_dataset(group, "trace_stderr", float(trace.stderr))
-            store.write_dataset(group, "hvp_count", int(eig.hvp_count + trace.hvp_count))
+                )
+            ),
+            hvp_count=int(eig.hvp_count + trace.hvp_count),
+            top=Eigenvalues.from_lanczos(eig),
+            trace=Trace.from_estimate(trace),
+        )
+        for r in sharps:
+            r.measure = radius_metric(r.params["rho"])
+        sharpness = SharpnessResult(
+            Provenance(**self.provenance(target, sharp_seconds, {**sharp.params, "rho": radii})),
+            {
+                r.measure: MeasureValue.from_measure(r, sharp_seconds)
+                for r in [sharp] + list(sharps)
+            },
+        )
+        with store.transaction(self.result_path, self.command) as f:
+            group = store.replace_group(f, f"hessian/{run.label}")
+            hessian.write(group)
             store.set_attrs(group, experiment_key=key)
-            from landscape.store import write_sharpness_group
-
-            for r in sharps:
-                r.measure = radius_metric(r.params["rho"])
-            write_sharpness_group(
-                f,
-                run.label,
-                [(sharp, sharp_seconds)] + [(r, sharp_seconds) for r in sharps],
-                self.provenance(target, sharp_seconds, {**sharp.params, "rho": radii}),
-            )
+            write_merged(f, run.label, sharpness)
         log.info(
             "%s: test acc %.2f%%, lambda1 %.4g, trace %.4g, worst-case %.4g (%.0f s)",
             run.label,
@@ -513,7 +517,6 @@ class _Context:
         """Run (or read back) the escape curve from the SGD trunk at the latest switch epoch;
         returns its summary for the experiment's table."""
         from landscape.escape import sam_escape
-        from landscape.store import write_escape_group
 
         cfg = self.config
         t0 = max(cfg.switch_epochs)
@@ -549,8 +552,9 @@ class _Context:
                 )
             provenance = self.provenance(target, time.monotonic() - t, result.params)
             provenance["bn_mode"] = settings["bn_mode"]
+            curve = EscapeCurve.from_escape(result, Provenance(**provenance))
             with store.transaction(self.result_path, self.command) as f:
-                write_escape_group(f, name.split("/", 1)[1], result, provenance)
+                curve.write(store.replace_group(f, name))
                 store.set_attrs(f[name], experiment_key=key)
             log.info(
                 "%s: %s, final distance %.4g (%.0f s)",
@@ -562,11 +566,9 @@ class _Context:
                 time.monotonic() - t,
             )
         with store.open_result_file(self.result_path) as f:
-            group = f[name]
-            loss, distance = group["train_loss"][()], group["distance"][()]
-            eig = group["eigenvalue"][()]
-            diverged_at = float(group.attrs.get("diverged_at", math.nan))
-            growth_rate = float(group.attrs.get("growth_rate", math.nan))
+            curve = EscapeCurve.read(f[name])
+        loss, distance, eig = curve.train_loss, curve.distance, curve.eigenvalue
+        diverged_at, growth_rate = curve.diverged_at, curve.growth_rate
         finite = np.isfinite(loss)
         eig_finite = eig[np.isfinite(eig)]
         return {
