@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 # The names of landscape.losses (not imported here: it imports torch).
@@ -350,3 +352,15 @@ def data_source_from_args(args: argparse.Namespace):
         std=getattr(args, "std", None),
         download=bool(getattr(args, "download", False)),
     )
+
+
+@contextmanager
+def library_advice_as_flags() -> Iterator[None]:
+    """Library errors say what to change in library terms; on the command line, name the flag."""
+    from landscape.curvature.operator import NonFiniteProduct
+    from landscape.errors import UserError
+
+    try:
+        yield
+    except NonFiniteProduct as exc:
+        raise UserError(f"{exc}: --dtype float64") from exc

@@ -123,7 +123,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from landscape import store
-    from landscape.cli.common import data_source_from_args, model_source_from_args
+    from landscape.cli.common import (
+        data_source_from_args,
+        library_advice_as_flags,
+        model_source_from_args,
+    )
     from landscape.data import fixed_subset
     from landscape.devices import resolve_device, resolve_dtype, seed_everything
     from landscape.errors import UserError
@@ -150,7 +154,10 @@ def run(args: argparse.Namespace) -> int:
     x = x.to(device=device, dtype=dtype)
     y = y.to(device) if not y.is_floating_point() else y.to(device=device, dtype=dtype)
     started = time.monotonic()
-    with cli_reporter().phase("SAM escape", args.steps, unit="steps") as phase:
+    with (
+        library_advice_as_flags(),
+        cli_reporter().phase("SAM escape", args.steps, unit="steps") as phase,
+    ):
         result = sam_escape(
             target.model,
             make_loss(args.loss),

@@ -228,7 +228,11 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import time
 
-    from landscape.cli.common import data_source_from_args, model_source_from_args
+    from landscape.cli.common import (
+        data_source_from_args,
+        library_advice_as_flags,
+        model_source_from_args,
+    )
     from landscape.data import fixed_subset
     from landscape.devices import resolve_device, resolve_dtype, seed_everything
     from landscape.errors import UserError
@@ -266,17 +270,18 @@ def run(args: argparse.Namespace) -> int:
     for i, target in enumerate(targets):
         started = time.monotonic()
         prefix = f"[{i + 1}/{len(targets)}] {target.stem}: " if len(targets) > 1 else ""
-        result = analyse(
-            target.model,
-            loss_fn,
-            x,
-            y,
-            args,
-            weight_decay_of(args, target.config),
-            log,
-            reporter,
-            prefix,
-        )
+        with library_advice_as_flags():
+            result = analyse(
+                target.model,
+                loss_fn,
+                x,
+                y,
+                args,
+                weight_decay_of(args, target.config),
+                log,
+                reporter,
+                prefix,
+            )
         seconds = time.monotonic() - started
         name = write_result(out, target, result, args, data, x.shape[0], seconds)
         rows.append((name, target, result))
@@ -337,7 +342,7 @@ def analyse(
         result["engine"] = op.engine_name
         result["batch_size"] = op.batch_size
         result["weight_decay"] = weight_decay
-        result["parameter_names"] = list(op.names)
+        result["parameter_names"] = list(op.parameter_names)
         for which, k in (("top", args.top_k), ("bottom", args.bottom_k)):
             if k == 0:
                 continue
@@ -408,7 +413,7 @@ def _per_parameter(op, vectors) -> dict:
     import torch
 
     per_vector = [op.named(v) for v in vectors]
-    return {name: torch.stack([d[name] for d in per_vector]) for name in op.names}
+    return {name: torch.stack([d[name] for d in per_vector]) for name in op.parameter_names}
 
 
 def write_result(out, target, result: dict, args, data, samples: int, seconds: float) -> str:

@@ -169,7 +169,11 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from landscape import store
-    from landscape.cli.common import data_source_from_args, model_source_from_args
+    from landscape.cli.common import (
+        data_source_from_args,
+        library_advice_as_flags,
+        model_source_from_args,
+    )
     from landscape.data import fixed_subset
     from landscape.devices import resolve_device, resolve_dtype, seed_everything
     from landscape.errors import UserError
@@ -228,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
             unit = {"average-case": "draws", "adaptive-average-case": "draws"}.get(name, "steps")
             if name in ("top-eigenvalue", "trace"):
                 unit = "products"
-            with reporter.phase(f"{prefix}{name}", unit=unit) as phase:
+            with library_advice_as_flags(), reporter.phase(f"{prefix}{name}", unit=unit) as phase:
                 if name == "worst-case" and len(radii) > 1:
                     found = worst_case_radii(target.model, loss_fn, x, y, radii, opts, phase)
                 else:

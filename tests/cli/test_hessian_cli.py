@@ -217,6 +217,19 @@ def test_nan_weights_are_a_user_error_and_write_nothing(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_an_overflowing_product_names_the_dtype_flag_and_writes_nothing(tmp_path, capsys):
+    model = build_model("mlp", (1, 8, 8), 10)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1e19)  # finite weights whose products overflow float32
+    path = _save(tmp_path / "huge.pt", model, "mlp", 1, "sgd")
+    out = tmp_path / "h.h5"
+    assert main(["hessian", str(path), *FAST, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "landscape: error:" in err and "not finite" in err and "--dtype float64" in err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("flags", [["--top-k", "0"], ["--samples", "0"], ["--tol", "0"]])
 def test_bad_flags_are_usage_errors(ckpts, tmp_path, flags):
     with pytest.raises(SystemExit) as exc:
