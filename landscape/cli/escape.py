@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from landscape.cli.common import (
+    FIXED_BATCH,
+    add_bn,
     add_config,
     add_data_source,
     add_device,
@@ -99,17 +101,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "not finite; stored as diverged_at, no growth rate fitted (default: 100; "
         "inf: only non-finite)",
     )
-    group.add_argument(
-        "--bn-mode",
-        choices=["eval", "train"],
-        default="eval",
-        help="BatchNorm statistics: running (eval) or per batch (train) (default: eval)",
-    )
+    add_bn(group, ("eval", "train"), "eval", dest="bn_mode")
     group.add_argument("--name", help="result name under escape/ (default: the checkpoint stem)")
     add_model_source(parser)
     add_data_source(parser, splits="train")
     state_default(parser, "--samples", str(DEFAULT_SAMPLES))
-    state_default(parser, "--batch-size", "512")
+    state_default(
+        parser, "--batch-size", f"{FIXED_BATCH} with --bn train, else the fastest, measured"
+    )
     add_device(parser)
     add_dtype(parser)
     add_seed(parser)
@@ -123,12 +122,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from landscape import store
+    from landscape.analysis.subset import analysis_subset
     from landscape.cli.common import (
         data_source_from_args,
         library_advice_as_flags,
         model_source_from_args,
     )
-    from landscape.data import fixed_subset
     from landscape.devices import resolve_device, resolve_dtype, seed_everything
     from landscape.errors import UserError
     from landscape.escape import sam_escape
@@ -150,9 +149,10 @@ def run(args: argparse.Namespace) -> int:
     (target,), data = load_targets(
         [args.checkpoint], model_source_from_args(args), data_source_from_args(args), device, dtype
     )
-    x, y = fixed_subset(*data.split("train"), args.samples or DEFAULT_SAMPLES, args.seed)
-    x = x.to(device=device, dtype=dtype)
-    y = y.to(device) if not y.is_floating_point() else y.to(device=device, dtype=dtype)
+    samples = args.samples or DEFAULT_SAMPLES
+    x, y = analysis_subset(data, "train", samples, args.subset_seed, device, dtype)
+    loss_fn = make_loss(args.loss)
+    batch_size = escape_batch(args, target.model, loss_fn, x, y)
     started = time.monotonic()
     with (
         library_advice_as_flags(),
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     ):
         result = sam_escape(
             target.model,
-            make_loss(args.loss),
+            loss_fn,
             x,
             y,
             rho=args.rho,
@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
             momentum=args.momentum,
             weight_decay=args.weight_decay,
             eig_every=args.eig_every,
-            batch_size=args.batch_size or 512,
+            batch_size=batch_size,
             bn_mode=args.bn_mode,
             fit_window=args.fit_window,
             divergence_factor=args.divergence_factor,
@@ -206,12 +206,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def escape_batch(args: argparse.Namespace, model, loss_fn, x, y) -> int:
+    """--batch-size; with --bn train FIXED_BATCH (the batch defines the steps); else the fastest
+    for gradients, measured and cached (:mod:`landscape.batching`): the steps do not depend on it."""
+    from landscape import batching
+
+    if args.batch_size:
+        return args.batch_size
+    if args.bn_mode == "train":
+        return FIXED_BATCH
+    return batching.gradient_batch_size(model, loss_fn, x, y).batch_size
+
+
 def summary(name: str, result) -> str:
     if result.diverged:
         return (
             f"escape/{name}: DIVERGED at step {int(result.diverged_at)} of {len(result.step) - 1} "
             f"(train loss {result.train_loss[0]:.4g} -> {result.train_loss[int(result.diverged_at)]:.4g}); "
-            "no growth rate fitted; try a smaller --lr or --bn-mode as in training"
+            "no growth rate fitted; try a smaller --lr or --bn as in training"
         )
     return (
         f"escape/{name}: {len(result.step) - 1} SAM steps, final distance {result.distance[-1]:.4g}, "

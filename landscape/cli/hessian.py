@@ -6,6 +6,8 @@ import argparse
 import sys
 
 from landscape.cli.common import (
+    FIXED_BATCH,
+    add_bn,
     add_config,
     add_data_source,
     add_device,
@@ -51,7 +53,6 @@ examples:
 """
 
 DEFAULT_SAMPLES = 5000
-DEFAULT_BATCH_SIZE = 500
 DEFAULT_OUT = "analyses/hessian.h5"
 DEFAULT_TOP_K = 1  # what a bare `landscape hessian CKPT` computes: the largest eigenvalue
 TRACE_DEFAULTS = {
@@ -128,12 +129,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Gaussian smoothing width (default: 1%% of the spectrum's span)",
     )
     group = parser.add_argument_group("the operator")
-    group.add_argument(
-        "--bn-mode",
-        choices=["eval", "train"],
-        default="eval",
-        help="BatchNorm statistics: running (eval) or per batch (train) (default: eval)",
-    )
+    add_bn(group, ("eval", "train"), "eval", dest="bn_mode")
     group.add_argument(
         "--hvp",
         choices=["auto", "cached", "func"],
@@ -161,7 +157,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_source(parser)
     add_data_source(parser, splits="train")
     state_default(parser, "--samples", f"{DEFAULT_SAMPLES}, or the whole split if smaller")
-    state_default(parser, "--batch-size", str(DEFAULT_BATCH_SIZE))
+    state_default(
+        parser, "--batch-size", f"{FIXED_BATCH} with --bn train, else the fastest, measured"
+    )
     add_device(parser)
     add_dtype(parser)
     add_seed(parser)
@@ -228,12 +226,12 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import time
 
+    from landscape.analysis.subset import analysis_subset
     from landscape.cli.common import (
         data_source_from_args,
         library_advice_as_flags,
         model_source_from_args,
     )
-    from landscape.data import fixed_subset
     from landscape.devices import resolve_device, resolve_dtype, seed_everything
     from landscape.errors import UserError
     from landscape.losses import make_loss
@@ -258,11 +256,8 @@ def run(args: argparse.Namespace) -> int:
             if k > dim:
                 raise UserError(f"{flag} {k} is larger than the {dim} parameters of {target.path}")
         weight_decay_of(args, target.config)
-    x, y = fixed_subset(*data.split(args.split), args.samples or DEFAULT_SAMPLES, args.seed)
-    if x.shape[0] == 0:
-        raise UserError(f"the {args.split} split of {data.name} is empty")
-    x = x.to(device=device, dtype=dtype)
-    y = y.to(device) if not y.is_floating_point() else y.to(device=device, dtype=dtype)
+    samples = args.samples or DEFAULT_SAMPLES
+    x, y = analysis_subset(data, args.split, samples, args.subset_seed, device, dtype)
     loss_fn = make_loss(args.loss, label_smoothing=args.label_smoothing)
 
     reporter = cli_reporter()
@@ -299,14 +294,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def product_batch(model, loss_fn, x, y, args: argparse.Namespace) -> int:
-    """--batch-size; with --bn-mode train DEFAULT_BATCH_SIZE (the batch defines the operator);
+    """--batch-size; with --bn train FIXED_BATCH (the batch defines the operator);
     else the fastest for Hessian-vector products, measured and cached (:mod:`landscape.batching`)."""
     from landscape.batching import product_batch_size
 
     if args.batch_size:
         return args.batch_size
     if args.bn_mode == "train":
-        return DEFAULT_BATCH_SIZE
+        return FIXED_BATCH
     return product_batch_size(model, loss_fn, x, y, engine=args.hvp).batch_size
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from landscape.cli.common import (
+    FIXED_BATCH,
+    add_bn,
     add_config,
     add_data_source,
     add_device,
@@ -129,16 +131,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.05,
         help="relative standard error of the Hessian trace (default: 0.05)",
     )
-    group.add_argument(
-        "--bn-mode",
-        choices=["eval", "train"],
-        default="eval",
-        help="BatchNorm statistics: running (eval) or per batch (train) (default: eval)",
-    )
+    add_bn(group, ("eval", "train"), "eval", dest="bn_mode")
     add_model_source(parser)
     add_data_source(parser, splits="train")
     state_default(parser, "--samples", str(DEFAULT_SAMPLES))
-    state_default(parser, "--batch-size", "512")
+    state_default(
+        parser, "--batch-size", f"{FIXED_BATCH} with --bn train, else the fastest, measured"
+    )
     add_device(parser)
     add_dtype(parser)
     add_seed(parser)
@@ -169,12 +168,12 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from landscape import store
+    from landscape.analysis.subset import analysis_subset
     from landscape.cli.common import (
         data_source_from_args,
         library_advice_as_flags,
         model_source_from_args,
     )
-    from landscape.data import fixed_subset
     from landscape.devices import resolve_device, resolve_dtype, seed_everything
     from landscape.errors import UserError
     from landscape.losses import make_loss
@@ -195,10 +194,7 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoints, model_source_from_args(args), data_source_from_args(args), device, dtype
     )
     samples = args.samples or DEFAULT_SAMPLES
-    x, y = data.split(args.split)
-    x, y = fixed_subset(x, y, samples, args.seed)
-    x = x.to(device=device, dtype=dtype)
-    y = y.to(device) if not y.is_floating_point() else y.to(device=device, dtype=dtype)
+    x, y = analysis_subset(data, args.split, samples, args.subset_seed, device, dtype)
     loss_fn = make_loss(args.loss)
     radii = list(dict.fromkeys(args.rho))
     options = {
@@ -284,9 +280,6 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(rows))
     print(f"wrote {out}")
     return 0
-
-
-FIXED_BATCH = 512  # with --bn-mode train the batch defines the statistics: not tuned
 
 
 def measured_batch(measure: str, model, loss_fn, x, y) -> int:
