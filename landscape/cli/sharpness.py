@@ -50,18 +50,10 @@ DEFAULT_OUT = "analyses/sharpness.h5"
 
 
 def measure_names() -> list[str]:
-    # Kept here (not imported from landscape.sharpness) so --help does not import torch.
-    return [
-        "worst-case",
-        "adaptive-worst-case",
-        "adaptive-worst-case-linf",
-        "average-case",
-        "adaptive-average-case",
-        "gradient-norm",
-        "fisher-rao-norm",
-        "top-eigenvalue",
-        "trace",
-    ]
+    """The registered measures (:mod:`landscape.sharpness.registry`, which imports no torch)."""
+    from landscape.sharpness.registry import MEASURES
+
+    return list(MEASURES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -180,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     from landscape.progress import cli_reporter
     from landscape.results import Provenance
     from landscape.results.sharpness import MeasureValue, SharpnessResult, write_merged
-    from landscape.sharpness import compute_measure
+    from landscape.sharpness import MEASURES, compute_measure
     from landscape.target import load_targets, provenance
 
     log = logging.getLogger("landscape.sharpness")
@@ -220,14 +212,10 @@ def run(args: argparse.Namespace) -> int:
         prefix = f"[{i + 1}/{len(targets)}] {target.stem}: " if len(targets) > 1 else ""
         for name in measures:
             t0 = time.monotonic()
-            opts = dict(options)
-            if name == "adaptive-worst-case-linf":
-                opts["adaptive_rho"] = args.linf_rho
+            opts = {**options, "linf_rho": args.linf_rho}
             if opts["batch_size"] == "auto":
                 opts["batch_size"] = measured_batch(name, target.model, loss_fn, x, y)
-            unit = {"average-case": "draws", "adaptive-average-case": "draws"}.get(name, "steps")
-            if name in ("top-eigenvalue", "trace"):
-                unit = "products"
+            unit = MEASURES[name].unit
             with library_advice_as_flags(), reporter.phase(f"{prefix}{name}", unit=unit) as phase:
                 if name == "worst-case" and len(radii) > 1:
                     found = worst_case_radii(target.model, loss_fn, x, y, radii, opts, phase)
@@ -283,13 +271,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def measured_batch(measure: str, model, loss_fn, x, y) -> int:
-    """The fastest batch for what ``measure`` repeats, measured and cached (:mod:`landscape.batching`):
-    forwards (average-case), Hessian-vector products (top eigenvalue, trace) or gradients (the rest)."""
+    """The fastest batch for the work ``measure`` repeats (its registry entry: forwards,
+    Hessian-vector products or gradients), measured and cached (:mod:`landscape.batching`)."""
     from landscape import batching
+    from landscape.sharpness import MEASURES
 
-    if "average-case" in measure:
+    work = MEASURES[measure].work
+    if work == "forward":
         return batching.forward_batch_size(model, x).batch_size
-    if measure in ("top-eigenvalue", "trace"):
+    if work == "hvp":
         return batching.product_batch_size(model, loss_fn, x, y).batch_size
     return batching.gradient_batch_size(model, loss_fn, x, y).batch_size
 
