@@ -116,12 +116,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config(parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    import logging
-    import time
-    from pathlib import Path
+def options_from_args(args: argparse.Namespace):
+    from landscape.analysis.escape import EscapeOptions
 
+    return EscapeOptions(
+        rho=args.rho,
+        lr=args.lr,
+        steps=args.steps,
+        unnormalized=args.unnormalized,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        eig_every=args.eig_every,
+        fit_window=args.fit_window,
+        divergence_factor=args.divergence_factor,
+        bn_mode=args.bn_mode,
+        batch_size=args.batch_size,
+        loss=args.loss,
+        dtype=args.dtype,
+        seed=args.seed,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
     from landscape import store
+    from landscape.analysis.escape import analyse_escape
     from landscape.analysis.subset import analysis_subset
     from landscape.cli.common import (
         data_source_from_args,
@@ -130,16 +148,10 @@ def run(args: argparse.Namespace) -> int:
     )
     from landscape.devices import resolve_device, resolve_dtype, seed_everything
     from landscape.errors import UserError
-    from landscape.escape import sam_escape
-    from landscape.losses import make_loss
     from landscape.progress import cli_reporter
-    from landscape.results import Provenance
-    from landscape.results.escape import EscapeCurve
-    from landscape.target import load_targets, provenance
+    from landscape.target import load_targets
 
-    if args.out is None:
-        Path(DEFAULT_OUT).parent.mkdir(parents=True, exist_ok=True)
-    out = store.check_output_path(args.out or DEFAULT_OUT)
+    out = store.resolve_output(args.out, DEFAULT_OUT)
     if args.split != "train":
         raise UserError("escape runs SAM on training examples: --split must be train")
     if args.fit_window and args.fit_window[1] > args.steps:
@@ -151,74 +163,17 @@ def run(args: argparse.Namespace) -> int:
     )
     samples = args.samples or DEFAULT_SAMPLES
     x, y = analysis_subset(data, "train", samples, args.subset_seed, device, dtype)
-    loss_fn = make_loss(args.loss)
-    batch_size = escape_batch(args, target.model, loss_fn, x, y)
-    started = time.monotonic()
-    with (
-        library_advice_as_flags(),
-        cli_reporter().phase("SAM escape", args.steps, unit="steps") as phase,
-    ):
-        result = sam_escape(
-            target.model,
-            loss_fn,
-            x,
-            y,
-            rho=args.rho,
-            lr=args.lr,
-            steps=args.steps,
-            unnormalized=args.unnormalized,
-            momentum=args.momentum,
-            weight_decay=args.weight_decay,
-            eig_every=args.eig_every,
-            batch_size=batch_size,
-            bn_mode=args.bn_mode,
-            fit_window=args.fit_window,
-            divergence_factor=args.divergence_factor,
-            progress=phase,
+    with library_advice_as_flags():
+        name, curve = analyse_escape(
+            options_from_args(args), target, x, y, out, name=args.name, reporter=cli_reporter()
         )
-    seconds = time.monotonic() - started
-    with store.transaction(out) as f:
-        name, exists = store.claim_group_name(
-            f, "escape", args.name or target.stem, [target.sha256], where=f" in {out}"
-        )
-        if exists:
-            logging.getLogger("landscape.escape").warning(
-                "replacing escape/%s in %s: the same checkpoint, analysed again", name, out
-            )
-        curve = EscapeCurve.from_escape(
-            result,
-            Provenance(
-                **provenance(
-                    target,
-                    split="train",
-                    samples=x.shape[0],
-                    bn_mode=args.bn_mode,
-                    dtype=args.dtype,
-                    seed=args.seed,
-                    seconds=seconds,
-                    config=result.params,
-                )
-            ),
-        )
-        curve.write(store.replace_group(f, f"escape/{name}"))
-    print(summary(name, result))
+    print(summary(name, curve))
     print(f"wrote {out}")
     return 0
 
 
-def escape_batch(args: argparse.Namespace, model, loss_fn, x, y) -> int:
-    """--batch-size; with --bn train FIXED_BATCH (the batch defines the steps); else the fastest
-    for gradients, measured and cached (:mod:`landscape.batching`): the steps do not depend on it."""
-    from landscape import batching
-
-    if args.batch_size:
-        return args.batch_size
-    if args.bn_mode == "train":
-        return FIXED_BATCH
-    return batching.gradient_batch_size(model, loss_fn, x, y).batch_size
-
-
 def summary(name: str, result) -> str:
+    """One line: how the escape (an :class:`~landscape.results.escape.EscapeCurve`) ended."""
     if result.diverged:
         return (
             f"escape/{name}: DIVERGED at step {int(result.diverged_at)} of {len(result.step) - 1} "
@@ -229,5 +184,5 @@ def summary(name: str, result) -> str:
         f"escape/{name}: {len(result.step) - 1} SAM steps, final distance {result.distance[-1]:.4g}, "
         f"train loss {result.train_loss[0]:.4g} -> {result.train_loss[-1]:.4g}, "
         f"growth rate {result.growth_rate:.4g} per step (x{result.growth_factor:.4g}, "
-        f"steps {result.fit_window[0]}-{result.fit_window[1]})"
+        f"steps {result.fit_start}-{result.fit_stop})"
     )

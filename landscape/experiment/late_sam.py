@@ -48,7 +48,6 @@ from landscape.experiment.summary import (
 from landscape.losses import make_loss
 from landscape.results import Provenance
 from landscape.results.escape import EscapeCurve
-from landscape.results.hessian import Eigenvalues, HessianResult, Trace
 from landscape.results.sharpness import MeasureValue, SharpnessResult, write_merged
 
 log = logging.getLogger("landscape.experiment")
@@ -350,53 +349,48 @@ class _Context:
         forward = self.batch("forward", model)
         test_loss, test_acc = evaluate(model, self.test_x, self.test_y, self.loss_fn, forward)
         train_loss, train_acc = evaluate(model, self.x, self.y, self.loss_fn, forward)
-        from landscape.curvature import hessian_eigenvalues, hessian_trace
-        from landscape.sharpness import worst_case_sharpness_radii
+        from landscape.analysis.hessian import HessianOptions, hessian_of
+        from landscape.analysis.sharpness import SharpnessOptions, measure_sharpness
+        from landscape.progress import cli_reporter
 
-        products = dict(batch_size=self.batch("hvp", model), bn_mode=cfg.bn_mode)
+        reporter, prefix = cli_reporter(), f"{run.label}: "
+        hessian_batch = self.batch("hvp", model)
         t_h = time.monotonic()
-        with _phase(f"{run.label}: top-1 eigenvalue", "products") as phase:
-            eig = hessian_eigenvalues(
-                model,
-                self.loss_fn,
-                self.x,
-                self.y,
-                k=1,
+        hessian, _ = hessian_of(
+            model,
+            self.loss_fn,
+            self.x,
+            self.y,
+            HessianOptions(
+                top_k=1,
                 tol=cfg.eig_tol,
+                trace=True,
+                trace_rel_stderr=cfg.trace_rel_stderr,
+                trace_max_hvps=cfg.trace_max_hvps,
+                bn_mode=cfg.bn_mode,
+                batch_size=hessian_batch,
                 seed=ANALYSIS_SEED,
-                progress=phase,
-                **products,
-            )
-        with _phase(f"{run.label}: trace", "products") as phase:
-            trace = hessian_trace(
-                model,
-                self.loss_fn,
-                self.x,
-                self.y,
-                rel_stderr=cfg.trace_rel_stderr,
-                max_hvps=cfg.trace_max_hvps,
-                seed=ANALYSIS_SEED,
-                progress=phase,
-                **products,
-            )
+            ),
+            reporter=reporter,
+            prefix=prefix,
+        )
         hessian_seconds = time.monotonic() - t_h
         t_s = time.monotonic()
         radii = cfg.sharpness_radii
-        with _phase(f"{run.label}: worst-case sharpness", "steps") as phase:
-            sharps = worst_case_sharpness_radii(
-                model,
-                self.loss_fn,
-                self.x,
-                self.y,
-                radii=radii,
-                steps=cfg.sharpness_steps,
-                m=cfg.sharpness_m,
-                seed=ANALYSIS_SEED,
-                progress=phase,
-                batch_size=self.batch("gradient", model),
-                bn_mode=cfg.bn_mode,
-            )
-        sharp = dataclasses.replace(sharps[radii.index(cfg.sharpness_radius)])  # kept as worst_case
+        sharpness_options = SharpnessOptions(
+            measures=["worst-case"],
+            radii=radii,
+            steps=cfg.sharpness_steps,
+            m=cfg.sharpness_m,
+            bn_mode=cfg.bn_mode,
+            batch_size=self.batch("gradient", model),
+            seed=ANALYSIS_SEED,
+        )
+        found = measure_sharpness(
+            model, self.loss_fn, self.x, self.y, sharpness_options, reporter, prefix
+        )
+        sharps = [result for result, _ in found]
+        sharp = dataclasses.replace(sharps[radii.index(cfg.sharpness_radius)], measure="worst_case")
         sharp_seconds = time.monotonic() - t_s
         row = {
             "label": run.label,
@@ -412,28 +406,23 @@ class _Context:
             "test_loss": test_loss,
             "train_acc": train_acc,
             "train_loss": train_loss,
-            "lambda1": float(eig.eigenvalues[0]),
-            "trace": float(trace.trace),
+            "lambda1": float(hessian.top.values[0]),
+            "trace": float(hessian.trace.value),
             "worst_case": sharp.value,
             **{radius_metric(r.params["rho"]): r.value for r in sharps},
         }
-        hessian = HessianResult(
-            provenance=Provenance(
-                **self.provenance(
-                    target,
-                    hessian_seconds,
-                    {
-                        "k": 1,
-                        "tol": cfg.eig_tol,
-                        "trace_rel_stderr": cfg.trace_rel_stderr,
-                        "trace_max_hvps": cfg.trace_max_hvps,
-                        "batch_size": products["batch_size"],
-                    },
-                )
-            ),
-            hvp_count=int(eig.hvp_count + trace.hvp_count),
-            top=Eigenvalues.from_lanczos(eig),
-            trace=Trace.from_estimate(trace),
+        hessian.provenance = Provenance(
+            **self.provenance(
+                target,
+                hessian_seconds,
+                {
+                    "k": 1,
+                    "tol": cfg.eig_tol,
+                    "trace_rel_stderr": cfg.trace_rel_stderr,
+                    "trace_max_hvps": cfg.trace_max_hvps,
+                    "batch_size": hessian_batch,
+                },
+            )
         )
         for r in sharps:
             r.measure = radius_metric(r.params["rho"])
@@ -516,7 +505,8 @@ class _Context:
     def escape(self, sgd: Run) -> dict:
         """Run (or read back) the escape curve from the SGD trunk at the latest switch epoch;
         returns its summary for the experiment's table."""
-        from landscape.escape import sam_escape
+        from landscape.analysis.escape import EscapeOptions, escape_curve
+        from landscape.progress import cli_reporter
 
         cfg = self.config
         t0 = max(cfg.switch_epochs)
@@ -538,18 +528,12 @@ class _Context:
                 if settings["bn_mode"] == "train"
                 else self.batch("gradient", model)
             )
-            with _phase(f"{name}: SAM escape", "steps", cfg.escape_steps) as phase:
-                result = sam_escape(
-                    model,
-                    self.loss_fn,
-                    self.x,
-                    self.y,
-                    steps=cfg.escape_steps,
-                    eig_every=cfg.escape_eig_every,
-                    batch_size=batch,
-                    progress=phase,
-                    **settings,
-                )
+            options = EscapeOptions(
+                steps=cfg.escape_steps, eig_every=cfg.escape_eig_every, batch_size=batch, **settings
+            )
+            result = escape_curve(
+                model, self.loss_fn, self.x, self.y, options, cli_reporter(), f"{name}: SAM escape"
+            )
             provenance = self.provenance(target, time.monotonic() - t, result.params)
             provenance["bn_mode"] = settings["bn_mode"]
             curve = EscapeCurve.from_escape(result, Provenance(**provenance))
