@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from landscape import store
+from landscape.analysis.provenance import provenance_of
 from landscape.parallel import SINGLE, Partition
 from landscape.progress import Reporter
-from landscape.results import Provenance
 from landscape.results.escape import EscapeCurve
 
 log = logging.getLogger("landscape.escape")
@@ -109,21 +109,12 @@ def analyse_escape(
     """The escape from checkpoint ``target`` (:class:`landscape.target.Target`), written to
     ``escape/<name>`` of ``out`` (default name: the checkpoint's) by the writer process."""
     from landscape.losses import make_loss
-    from landscape.target import provenance
 
     started = time.monotonic()
     result = escape_curve(target.model, make_loss(options.loss), x, y, options, reporter)
-    attrs = provenance(
-        target,
-        split="train",
-        samples=x.shape[0],
-        bn_mode=options.bn_mode,
-        dtype=options.dtype,
-        seed=options.seed,
-        seconds=time.monotonic() - started,
-        config=result.params,
-    )
-    curve = EscapeCurve.from_escape(result, Provenance(**attrs, **partition.provenance()))
+    seconds = time.monotonic() - started
+    provenance = provenance_of(target, options, x.shape[0], seconds, result.params, partition)
+    curve = EscapeCurve.from_escape(result, provenance)
     name = name or target.stem
     if partition.is_writer:
         name = save(out, target, curve, name)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from landscape import store
+from landscape.analysis.provenance import provenance_of
 from landscape.parallel import SINGLE, Partition
 from landscape.progress import Reporter
 from landscape.results import Provenance
@@ -109,9 +110,8 @@ def analyse_hessian(
             target.model, loss_fn, x, y, options, weight_decay, reporter, prefix
         )
         seconds = time.monotonic() - started
-        result.provenance = _provenance(target, options, data_name, x.shape[0], seconds, chosen)
-        result.provenance.world_size = partition.world_size
-        result.provenance.backend = partition.provenance()["backend"]
+        config = {"dataset": data_name, **_config(options, chosen)}
+        result.provenance = provenance_of(target, options, x.shape[0], seconds, config, partition)
         name = save(out, target, result) if partition.is_writer else target.stem
         done.append((name, result))
         log.info(
@@ -234,12 +234,10 @@ def _eigenvalues(op, which: str, k: int, options: HessianOptions, reporter, pref
     return Eigenvalues.from_lanczos(eig, vectors)
 
 
-def _provenance(target, options: HessianOptions, data_name, samples, seconds, chosen) -> Provenance:
-    from landscape.target import provenance
-
+def _config(options: HessianOptions, chosen: dict) -> dict:
+    """What shaped the result, for the provenance's ``config``."""
     mine = asdict(options)
-    config = {
-        "dataset": data_name,
+    return {
         "loss": options.loss,
         "label_smoothing": options.label_smoothing,
         **chosen,
@@ -247,18 +245,6 @@ def _provenance(target, options: HessianOptions, data_name, samples, seconds, ch
         **{k: mine[k] for k in ("trace_method", "trace_rel_stderr", "trace_max_hvps")},
         **{k: mine[k] for k in ("density", "density_runs", "density_steps", "density_sigma")},
     }
-    return Provenance(
-        **provenance(
-            target,
-            split=options.split,
-            samples=samples,
-            bn_mode=options.bn_mode,
-            dtype=options.dtype,
-            seed=options.seed,
-            seconds=seconds,
-            config=config,
-        )
-    )
 
 
 def save(out: str | Path, target, result: HessianResult) -> str:

@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 from landscape import store
+from landscape.analysis.provenance import provenance_of
 from landscape.parallel import SINGLE, Partition
 from landscape.progress import Reporter
-from landscape.results import Provenance
 from landscape.results.sharpness import MeasureValue, SharpnessResult, write_merged
 
 log = logging.getLogger("landscape.sharpness")
@@ -144,9 +144,10 @@ def analyse_sharpness(
         computed = measure_sharpness(target.model, loss_fn, x, y, options, reporter, prefix)
         for result, seconds in computed:
             log.info("%s %s = %.6g (%.1f s)", target.stem, result.measure, result.value, seconds)
-        provenance = _provenance(target, options, x.shape[0], time.monotonic() - started)
-        provenance.world_size = partition.world_size
-        provenance.backend = partition.provenance()["backend"]
+        seconds = time.monotonic() - started
+        provenance = provenance_of(
+            target, options, x.shape[0], seconds, _config(options), partition
+        )
         result = SharpnessResult(
             provenance, {r.measure: MeasureValue.from_measure(r, s) for r, s in computed}
         )
@@ -155,28 +156,15 @@ def analyse_sharpness(
     return done
 
 
-def _provenance(target, options: SharpnessOptions, samples: int, seconds: float) -> Provenance:
-    from landscape.target import provenance
-
+def _config(options: SharpnessOptions) -> dict:
+    """What shaped the measures, for the provenance's ``config``."""
     radii = list(dict.fromkeys(options.radii))
-    config = {
+    return {
         **options.measure_options(),
         "rho": radii if len(radii) > 1 else radii[0],
         "linf_rho": options.linf_rho,
         "measures": list(options.measures),
     }
-    return Provenance(
-        **provenance(
-            target,
-            split=options.split,
-            samples=samples,
-            bn_mode=options.bn_mode,
-            dtype=options.dtype,
-            seed=options.seed,
-            seconds=seconds,
-            config=config,
-        )
-    )
 
 
 def save(out: str | Path, target, result: SharpnessResult) -> str:

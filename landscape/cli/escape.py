@@ -140,29 +140,16 @@ def options_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from landscape import store
     from landscape.analysis.escape import analyse_escape
-    from landscape.analysis.subset import analysis_subset
-    from landscape.cli.common import (
-        data_source_from_args,
-        library_advice_as_flags,
-        model_source_from_args,
-    )
-    from landscape.devices import resolve_device, resolve_dtype, seed_everything
+    from landscape.cli.common import library_advice_as_flags, load_for_analysis
     from landscape.errors import UserError
     from landscape.progress import cli_reporter
-    from landscape.target import load_targets
 
     out = store.resolve_output(args.out, DEFAULT_OUT)
     if args.split != "train":
         raise UserError("escape runs SAM on training examples: --split must be train")
     if args.fit_window and args.fit_window[1] > args.steps:
         raise UserError(f"--fit-window ends after the last step ({args.steps})")
-    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    seed_everything(args.seed)
-    (target,), data = load_targets(
-        [args.checkpoint], model_source_from_args(args), data_source_from_args(args), device, dtype
-    )
-    samples = args.samples or DEFAULT_SAMPLES
-    x, y = analysis_subset(data, "train", samples, args.subset_seed, device, dtype)
+    (target,), _, x, y = load_for_analysis(args, [args.checkpoint], "train", DEFAULT_SAMPLES)
     with library_advice_as_flags():
         name, curve = analyse_escape(
             options_from_args(args), target, x, y, out, name=args.name, reporter=cli_reporter()

@@ -248,16 +248,9 @@ def options_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from landscape import store
     from landscape.analysis.hessian import analyse_hessian
-    from landscape.analysis.subset import analysis_subset
-    from landscape.cli.common import (
-        data_source_from_args,
-        library_advice_as_flags,
-        model_source_from_args,
-    )
-    from landscape.devices import resolve_device, resolve_dtype, seed_everything
+    from landscape.cli.common import library_advice_as_flags, load_for_analysis
     from landscape.errors import UserError
     from landscape.progress import cli_reporter
-    from landscape.target import load_targets
 
     resolve_plan(args)
     out = store.resolve_output(args.out, DEFAULT_OUT)
@@ -265,19 +258,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--split must be train or test, not {args.split!r}")
     if args.label_smoothing and args.loss != "cross-entropy":
         raise UserError("--label-smoothing applies to --loss cross-entropy only")
-    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    seed_everything(args.seed)
-    targets, data = load_targets(
-        args.checkpoints, model_source_from_args(args), data_source_from_args(args), device, dtype
-    )
+    targets, data, x, y = load_for_analysis(args, args.checkpoints, args.split, DEFAULT_SAMPLES)
     for target in targets:  # all flags checked against every model before any product
         dim = sum(p.numel() for p in target.model.parameters() if p.requires_grad)
         for flag, k in (("--top-k", args.top_k), ("--bottom-k", args.bottom_k)):
             if k > dim:
                 raise UserError(f"{flag} {k} is larger than the {dim} parameters of {target.path}")
         weight_decay_of(args, target.config)
-    samples = args.samples or DEFAULT_SAMPLES
-    x, y = analysis_subset(data, args.split, samples, args.subset_seed, device, dtype)
     with library_advice_as_flags():
         done = analyse_hessian(
             options_from_args(args), targets, data.name, x, y, out, reporter=cli_reporter()

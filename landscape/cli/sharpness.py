@@ -170,27 +170,14 @@ def options_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from landscape import store
     from landscape.analysis.sharpness import analyse_sharpness
-    from landscape.analysis.subset import analysis_subset
-    from landscape.cli.common import (
-        data_source_from_args,
-        library_advice_as_flags,
-        model_source_from_args,
-    )
-    from landscape.devices import resolve_device, resolve_dtype, seed_everything
+    from landscape.cli.common import library_advice_as_flags, load_for_analysis
     from landscape.errors import UserError
     from landscape.progress import cli_reporter
-    from landscape.target import load_targets
 
     out = store.resolve_output(args.out, DEFAULT_OUT)
     if args.split not in ("train", "test"):
         raise UserError(f"--split must be train or test, not {args.split!r}")
-    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    seed_everything(args.seed)
-    targets, data = load_targets(
-        args.checkpoints, model_source_from_args(args), data_source_from_args(args), device, dtype
-    )
-    samples = args.samples or DEFAULT_SAMPLES
-    x, y = analysis_subset(data, args.split, samples, args.subset_seed, device, dtype)
+    targets, _, x, y = load_for_analysis(args, args.checkpoints, args.split, DEFAULT_SAMPLES)
     with library_advice_as_flags():
         done = analyse_sharpness(
             options_from_args(args), targets, x, y, out, reporter=cli_reporter()

@@ -48,6 +48,7 @@ from landscape.experiment.summary import (
 from landscape.losses import make_loss
 from landscape.results import Provenance
 from landscape.results.escape import EscapeCurve
+from landscape.results.experiment import ExperimentResult, read_table, write_table
 from landscape.results.sharpness import MeasureValue, SharpnessResult, write_merged
 
 log = logging.getLogger("landscape.experiment")
@@ -310,15 +311,8 @@ class _Context:
         with store.open_result_file(self.result_path) as f:
             if name not in f or "key" not in f[name]:
                 return {}
-            table = {k: f[name][k][()] for k in f[name]}
-        out = {}
-        for i, label in enumerate(table["label"]):
-            row = {
-                k: (v[i].decode() if isinstance(v[i], bytes) else v[i].item())
-                for k, v in table.items()
-            }
-            out[label.decode() if isinstance(label, bytes) else str(label)] = row
-        return out
+            rows = read_table(f[name])
+        return {str(row["label"]): row for row in rows}
 
     def batch(self, kind: str, model) -> int:
         """``analysis_batch_size`` if set; else FIXED_BATCH where batches define BatchNorm
@@ -451,7 +445,7 @@ class _Context:
 
     def write_rows(self, rows: list[dict]) -> None:
         with store.transaction(self.result_path, self.command) as f:
-            _write_table(store.replace_group(f, f"experiment/{self.config.name}/runs"), rows)
+            write_table(store.replace_group(f, f"experiment/{self.config.name}/runs"), rows)
 
     # -- interpolation
     def interpolate(self, sgd: Run, other: Run) -> None:
@@ -571,62 +565,31 @@ class _Context:
     # -- summary
     def write_summary(self, rows: list[dict], summaries, table: str) -> None:
         cfg = self.config
+        result = ExperimentResult(
+            kind="late-sam",
+            config=cfg.to_dict(),
+            dataset=cfg.dataset,
+            arch=cfg.arch,
+            epochs=cfg.epochs,
+            rho=cfg.rho,
+            seeds=list(cfg.seeds),
+            summary_text=table,
+            runs=rows,
+            summary=[_summary_row(s, metrics_of(rows)) for s in summaries],
+        )
         with store.transaction(self.result_path, self.command) as f:
-            group = f.require_group(f"experiment/{cfg.name}")
-            store.set_attrs(
-                group,
-                kind="late-sam",
-                config=cfg.to_dict(),
-                dataset=cfg.dataset,
-                arch=cfg.arch,
-                epochs=cfg.epochs,
-                rho=cfg.rho,
-                seeds=cfg.seeds,
-                summary_text=table,
-                confidence=0.95,
-                interval="student-t over seeds",
-            )
-            _write_table(store.replace_group(f, f"experiment/{cfg.name}/runs"), rows)
-            summary = store.replace_group(f, f"experiment/{cfg.name}/summary")
-            columns: dict[str, list] = {
-                "arm_label": [],
-                "arm": [],
-                "t0": [],
-                "t1": [],
-                "n_seeds": [],
-            }
-            for s in summaries:
-                for k in ("arm_label", "arm", "t0", "t1", "n_seeds"):
-                    columns[k].append(getattr(s, k))
-                columns.setdefault("sam_steps", []).append(s.sam_steps)
-                for metric in metrics_of(rows):
-                    columns.setdefault(f"{metric}_mean", []).append(s.mean[metric])
-                    columns.setdefault(f"{metric}_std", []).append(s.std[metric])
-                for (
-                    metric
-                ) in PAIRED:  # paired: gap closed (fraction) and arm - SGD, 95 % t-interval
-                    for kind, interval in (("gap", s.gap[metric]), ("diff", s.diff[metric])):
-                        columns.setdefault(f"{metric}_{kind}_mean", []).append(interval.mean)
-                        columns.setdefault(f"{metric}_{kind}_low", []).append(interval.low)
-                        columns.setdefault(f"{metric}_{kind}_high", []).append(interval.high)
-            for k, values in columns.items():
-                store.write_dataset(summary, k, _column(values))
+            result.write(f.require_group(f"experiment/{cfg.name}"))
 
 
-def _column(values: list):
-    if values and isinstance(values[0], str):
-        return np.array(values, dtype=object).astype("S")
-    return np.asarray(values)
-
-
-def _write_table(group, rows: list[dict]) -> None:
-    """One 1-D dataset per column; strings as fixed-length bytes."""
-    if not rows:
-        return
-    columns = list(
-        dict.fromkeys(k for row in rows for k in row)
-    )  # rows analysed earlier may have more
-    for column in columns:
-        present = [row[column] for row in rows if column in row]
-        missing = "" if isinstance(present[0], str) else math.nan
-        store.write_dataset(group, column, _column([row.get(column, missing) for row in rows]))
+def _summary_row(s, metrics: list[str]) -> dict:
+    """One arm of the summary table: mean and std per metric; for the paired metrics the gap
+    closed (fraction) and arm - SGD, each with its 95 % t-interval."""
+    row = {k: getattr(s, k) for k in ("arm_label", "arm", "t0", "t1", "n_seeds", "sam_steps")}
+    for metric in metrics:
+        row[f"{metric}_mean"], row[f"{metric}_std"] = s.mean[metric], s.std[metric]
+    for metric in PAIRED:
+        for kind, interval in (("gap", s.gap[metric]), ("diff", s.diff[metric])):
+            row[f"{metric}_{kind}_mean"] = interval.mean
+            row[f"{metric}_{kind}_low"] = interval.low
+            row[f"{metric}_{kind}_high"] = interval.high
+    return row

@@ -426,27 +426,31 @@ def read_escape(group: h5py.Group) -> Escape:
     )
 
 
-def _table(group: h5py.Group) -> dict[str, np.ndarray]:
+def _columns(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Table rows as columns: strings as object arrays, numbers as floats."""
     out = {}
-    for name, item in group.items():
-        if isinstance(item, h5py.Dataset) and item.ndim == 1:
-            values = item[()]
-            if values.dtype.kind in "SO":
-                out[name] = np.array([_text(v) or "" for v in values], dtype=object)
-            elif values.dtype.kind in "biuf":
-                out[name] = values.astype(float)
+    for name in dict.fromkeys(k for row in rows for k in row):
+        values = [row.get(name) for row in rows]
+        if all(isinstance(v, str) for v in values):
+            out[name] = np.array(values, dtype=object)
+        elif all(isinstance(v, (int, float, bool)) for v in values):
+            out[name] = np.asarray(values, dtype=float)
     return out
 
 
 def read_experiment(group: h5py.Group) -> Experiment | None:
-    """Only experiments with a summary table are plotted (others are skipped)."""
-    if "summary" not in group or not isinstance(group["summary"], h5py.Group):
+    """The figure's view of a :class:`landscape.results.experiment.ExperimentResult`; only
+    experiments with a summary table are plotted (others are skipped)."""
+    from landscape.results.experiment import ExperimentResult
+
+    result = ExperimentResult.read(group)
+    if not result.summary:
         return None
-    runs = (
-        _table(group["runs"]) if "runs" in group and isinstance(group["runs"], h5py.Group) else {}
-    )
     return Experiment(
-        group.name.split("/")[-1], store.read_attrs(group), _table(group["summary"]), runs
+        group.name.split("/")[-1],
+        store.read_attrs(group),
+        _columns(result.summary),
+        _columns(result.runs),
     )
 
 
