@@ -12,6 +12,7 @@ from landscape.errors import UserError
 from landscape.experiment import LateSamConfig, plan_runs
 from landscape.experiment.plan import save_every_for
 from landscape.experiment.summary import format_summary, format_table, summarise
+from landscape.results.hessian import HessianResult
 
 
 def test_plan_branches_late_sam_from_the_trunk_and_sam_sgd_from_full_sam():
@@ -176,6 +177,9 @@ def test_tiny_experiment_runs_end_to_end_and_a_rerun_skips_everything(tmp_path, 
         )
         assert set(f["interpolation"]) == {"sgd-s0_to_late-sam-t1-s0", "sgd-s0_to_full-sam-s0"}
         assert list(f["escape"]) == ["sgd-s0-epoch001"]
+        # the commands' layout (landscape.results): error bounds and the trace's estimator too
+        hessian = HessianResult.read(f["hessian/sgd-s0"])
+        assert np.isfinite(hessian.top.error_bounds).all() and hessian.trace.method
         stamp = f["hessian/sgd-s0"].attrs["seconds"]
     assert main([*TINY, "--out", str(out)]) == 0
     assert capsys.readouterr().out.splitlines()[:6] == first.splitlines()[:6]

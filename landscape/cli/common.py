@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 # The names of landscape.losses (not imported here: it imports torch).
@@ -350,3 +352,35 @@ def data_source_from_args(args: argparse.Namespace):
         std=getattr(args, "std", None),
         download=bool(getattr(args, "download", False)),
     )
+
+
+@contextmanager
+def library_advice_as_flags() -> Iterator[None]:
+    """Library errors say what to change in library terms; on the command line, name the flag."""
+    from landscape.curvature.operator import NonFiniteProduct
+    from landscape.errors import UserError
+
+    try:
+        yield
+    except NonFiniteProduct as exc:
+        raise UserError(f"{exc}: --dtype float64") from exc
+
+
+def load_for_analysis(
+    args: argparse.Namespace, checkpoints: list[str], split: str, default_samples: int
+) -> tuple:
+    """What every analysis command sets up: --device, --dtype and --seed, the checkpoints
+    (models on the device) and the analysis subset drawn by --subset-seed.
+    Returns ``(targets, data, x, y)``."""
+    from landscape.analysis.subset import analysis_subset
+    from landscape.devices import resolve_device, resolve_dtype, seed_everything
+    from landscape.target import load_targets
+
+    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
+    seed_everything(args.seed)
+    targets, data = load_targets(
+        checkpoints, model_source_from_args(args), data_source_from_args(args), device, dtype
+    )
+    samples = args.samples or default_samples
+    x, y = analysis_subset(data, split, samples, args.subset_seed, device, dtype)
+    return targets, data, x, y

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from landscape.cli.common import (
+    FIXED_BATCH,
+    add_bn,
     add_config,
     add_data_source,
     add_device,
@@ -99,17 +101,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "not finite; stored as diverged_at, no growth rate fitted (default: 100; "
         "inf: only non-finite)",
     )
-    group.add_argument(
-        "--bn-mode",
-        choices=["eval", "train"],
-        default="eval",
-        help="BatchNorm statistics: running (eval) or per batch (train) (default: eval)",
-    )
+    add_bn(group, ("eval", "train"), "eval", dest="bn_mode")
     group.add_argument("--name", help="result name under escape/ (default: the checkpoint stem)")
     add_model_source(parser)
     add_data_source(parser, splits="train")
     state_default(parser, "--samples", str(DEFAULT_SAMPLES))
-    state_default(parser, "--batch-size", "512")
+    state_default(
+        parser, "--batch-size", f"{FIXED_BATCH} with --bn train, else the fastest, measured"
+    )
     add_device(parser)
     add_dtype(parser)
     add_seed(parser)
@@ -117,95 +116,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config(parser)
 
 
+def options_from_args(args: argparse.Namespace):
+    from landscape.analysis.escape import EscapeOptions
+
+    return EscapeOptions(
+        rho=args.rho,
+        lr=args.lr,
+        steps=args.steps,
+        unnormalized=args.unnormalized,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        eig_every=args.eig_every,
+        fit_window=args.fit_window,
+        divergence_factor=args.divergence_factor,
+        bn_mode=args.bn_mode,
+        batch_size=args.batch_size,
+        loss=args.loss,
+        dtype=args.dtype,
+        seed=args.seed,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    import logging
-    import time
-    from pathlib import Path
-
     from landscape import store
-    from landscape.cli.common import data_source_from_args, model_source_from_args
-    from landscape.data import fixed_subset
-    from landscape.devices import resolve_device, resolve_dtype, seed_everything
+    from landscape.analysis.escape import analyse_escape
+    from landscape.cli.common import library_advice_as_flags, load_for_analysis
     from landscape.errors import UserError
-    from landscape.escape import sam_escape
-    from landscape.losses import make_loss
     from landscape.progress import cli_reporter
-    from landscape.target import load_targets, provenance
 
-    if args.out is None:
-        Path(DEFAULT_OUT).parent.mkdir(parents=True, exist_ok=True)
-    out = store.check_output_path(args.out or DEFAULT_OUT)
+    out = store.resolve_output(args.out, DEFAULT_OUT)
     if args.split != "train":
         raise UserError("escape runs SAM on training examples: --split must be train")
     if args.fit_window and args.fit_window[1] > args.steps:
         raise UserError(f"--fit-window ends after the last step ({args.steps})")
-    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    seed_everything(args.seed)
-    (target,), data = load_targets(
-        [args.checkpoint], model_source_from_args(args), data_source_from_args(args), device, dtype
-    )
-    x, y = fixed_subset(*data.split("train"), args.samples or DEFAULT_SAMPLES, args.seed)
-    x = x.to(device=device, dtype=dtype)
-    y = y.to(device) if not y.is_floating_point() else y.to(device=device, dtype=dtype)
-    started = time.monotonic()
-    with cli_reporter().phase("SAM escape", args.steps, unit="steps") as phase:
-        result = sam_escape(
-            target.model,
-            make_loss(args.loss),
-            x,
-            y,
-            rho=args.rho,
-            lr=args.lr,
-            steps=args.steps,
-            unnormalized=args.unnormalized,
-            momentum=args.momentum,
-            weight_decay=args.weight_decay,
-            eig_every=args.eig_every,
-            batch_size=args.batch_size or 512,
-            bn_mode=args.bn_mode,
-            fit_window=args.fit_window,
-            divergence_factor=args.divergence_factor,
-            progress=phase,
+    (target,), _, x, y = load_for_analysis(args, [args.checkpoint], "train", DEFAULT_SAMPLES)
+    with library_advice_as_flags():
+        name, curve = analyse_escape(
+            options_from_args(args), target, x, y, out, name=args.name, reporter=cli_reporter()
         )
-    seconds = time.monotonic() - started
-    with store.transaction(out) as f:
-        name, exists = store.claim_group_name(
-            f, "escape", args.name or target.stem, [target.sha256], where=f" in {out}"
-        )
-        if exists:
-            logging.getLogger("landscape.escape").warning(
-                "replacing escape/%s in %s: the same checkpoint, analysed again", name, out
-            )
-        store.write_escape_group(
-            f,
-            name,
-            result,
-            provenance(
-                target,
-                split="train",
-                samples=x.shape[0],
-                bn_mode=args.bn_mode,
-                dtype=args.dtype,
-                seed=args.seed,
-                seconds=seconds,
-                config=result.params,
-            ),
-        )
-    print(summary(name, result))
+    print(summary(name, curve))
     print(f"wrote {out}")
     return 0
 
 
 def summary(name: str, result) -> str:
+    """One line: how the escape (an :class:`~landscape.results.escape.EscapeCurve`) ended."""
     if result.diverged:
         return (
             f"escape/{name}: DIVERGED at step {int(result.diverged_at)} of {len(result.step) - 1} "
             f"(train loss {result.train_loss[0]:.4g} -> {result.train_loss[int(result.diverged_at)]:.4g}); "
-            "no growth rate fitted; try a smaller --lr or --bn-mode as in training"
+            "no growth rate fitted; try a smaller --lr or --bn as in training"
         )
     return (
         f"escape/{name}: {len(result.step) - 1} SAM steps, final distance {result.distance[-1]:.4g}, "
         f"train loss {result.train_loss[0]:.4g} -> {result.train_loss[-1]:.4g}, "
         f"growth rate {result.growth_rate:.4g} per step (x{result.growth_factor:.4g}, "
-        f"steps {result.fit_window[0]}-{result.fit_window[1]})"
+        f"steps {result.fit_start}-{result.fit_stop})"
     )

@@ -6,6 +6,8 @@ import argparse
 import sys
 
 from landscape.cli.common import (
+    FIXED_BATCH,
+    add_bn,
     add_config,
     add_data_source,
     add_device,
@@ -51,7 +53,6 @@ examples:
 """
 
 DEFAULT_SAMPLES = 5000
-DEFAULT_BATCH_SIZE = 500
 DEFAULT_OUT = "analyses/hessian.h5"
 DEFAULT_TOP_K = 1  # what a bare `landscape hessian CKPT` computes: the largest eigenvalue
 TRACE_DEFAULTS = {
@@ -128,12 +129,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Gaussian smoothing width (default: 1%% of the spectrum's span)",
     )
     group = parser.add_argument_group("the operator")
-    group.add_argument(
-        "--bn-mode",
-        choices=["eval", "train"],
-        default="eval",
-        help="BatchNorm statistics: running (eval) or per batch (train) (default: eval)",
-    )
+    add_bn(group, ("eval", "train"), "eval", dest="bn_mode")
     group.add_argument(
         "--hvp",
         choices=["auto", "cached", "func"],
@@ -161,7 +157,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_source(parser)
     add_data_source(parser, splits="train")
     state_default(parser, "--samples", f"{DEFAULT_SAMPLES}, or the whole split if smaller")
-    state_default(parser, "--batch-size", str(DEFAULT_BATCH_SIZE))
+    state_default(
+        parser, "--batch-size", f"{FIXED_BATCH} with --bn train, else the fastest, measured"
+    )
     add_device(parser)
     add_dtype(parser)
     add_seed(parser)
@@ -196,18 +194,6 @@ def resolve_plan(args: argparse.Namespace) -> None:
                 )
 
 
-def resolve_out(out: str | None):
-    """The output path, checked before any work; the default folder is created."""
-    from pathlib import Path
-
-    from landscape import store
-
-    if out is None:
-        Path(DEFAULT_OUT).parent.mkdir(parents=True, exist_ok=True)
-        out = DEFAULT_OUT
-    return store.check_output_path(out)
-
-
 def weight_decay_of(args: argparse.Namespace, config: dict) -> float:
     if args.weight_decay_term is None:
         return 0.0
@@ -224,318 +210,84 @@ def weight_decay_of(args: argparse.Namespace, config: dict) -> float:
     return float(value)
 
 
+def options_from_args(args: argparse.Namespace):
+    """The analysis options of ``args`` (after :func:`resolve_plan`)."""
+    from landscape.analysis.hessian import HessianOptions
+
+    if args.weight_decay_term is None:
+        weight_decay = 0.0
+    else:  # without a value (-1): the checkpoint's configured weight decay
+        weight_decay = None if args.weight_decay_term < 0 else float(args.weight_decay_term)
+    return HessianOptions(
+        top_k=args.top_k,
+        bottom_k=args.bottom_k,
+        tol=args.tol,
+        stop=args.stop,
+        max_hvps=args.max_hvps,
+        eigenvectors=args.eigenvectors,
+        trace=args.trace,
+        trace_method=args.trace_method,
+        trace_rel_stderr=args.trace_rel_stderr,
+        trace_max_hvps=args.trace_max_hvps,
+        density=args.density,
+        density_runs=args.density_runs,
+        density_steps=args.density_steps,
+        density_sigma=args.density_sigma,
+        bn_mode=args.bn_mode,
+        engine=args.hvp,
+        batch_size=args.batch_size,
+        weight_decay=weight_decay,
+        loss=args.loss,
+        label_smoothing=args.label_smoothing,
+        split=args.split,
+        dtype=args.dtype,
+        seed=args.seed,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    import logging
-    import time
-
-    from landscape.cli.common import data_source_from_args, model_source_from_args
-    from landscape.data import fixed_subset
-    from landscape.devices import resolve_device, resolve_dtype, seed_everything
+    from landscape import store
+    from landscape.analysis.hessian import analyse_hessian
+    from landscape.cli.common import library_advice_as_flags, load_for_analysis
     from landscape.errors import UserError
-    from landscape.losses import make_loss
     from landscape.progress import cli_reporter
-    from landscape.target import load_targets
 
-    log = logging.getLogger("landscape.hessian")
     resolve_plan(args)
-    out = resolve_out(args.out)
+    out = store.resolve_output(args.out, DEFAULT_OUT)
     if args.split not in ("train", "test"):
         raise UserError(f"--split must be train or test, not {args.split!r}")
     if args.label_smoothing and args.loss != "cross-entropy":
         raise UserError("--label-smoothing applies to --loss cross-entropy only")
-    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    seed_everything(args.seed)
-    targets, data = load_targets(
-        args.checkpoints, model_source_from_args(args), data_source_from_args(args), device, dtype
-    )
+    targets, data, x, y = load_for_analysis(args, args.checkpoints, args.split, DEFAULT_SAMPLES)
     for target in targets:  # all flags checked against every model before any product
         dim = sum(p.numel() for p in target.model.parameters() if p.requires_grad)
         for flag, k in (("--top-k", args.top_k), ("--bottom-k", args.bottom_k)):
             if k > dim:
                 raise UserError(f"{flag} {k} is larger than the {dim} parameters of {target.path}")
         weight_decay_of(args, target.config)
-    x, y = fixed_subset(*data.split(args.split), args.samples or DEFAULT_SAMPLES, args.seed)
-    if x.shape[0] == 0:
-        raise UserError(f"the {args.split} split of {data.name} is empty")
-    x = x.to(device=device, dtype=dtype)
-    y = y.to(device) if not y.is_floating_point() else y.to(device=device, dtype=dtype)
-    loss_fn = make_loss(args.loss, label_smoothing=args.label_smoothing)
-
-    reporter = cli_reporter()
-    rows = []
-    for i, target in enumerate(targets):
-        started = time.monotonic()
-        prefix = f"[{i + 1}/{len(targets)}] {target.stem}: " if len(targets) > 1 else ""
-        result = analyse(
-            target.model,
-            loss_fn,
-            x,
-            y,
-            args,
-            weight_decay_of(args, target.config),
-            log,
-            reporter,
-            prefix,
-        )
-        seconds = time.monotonic() - started
-        name = write_result(out, target, result, args, data, x.shape[0], seconds)
-        rows.append((name, target, result))
-        log.info(
-            "%s: %d products in %.1f s (%s)",
-            target.path,
-            result["hvp_count"],
-            seconds,
-            result["cost_note"],
+    with library_advice_as_flags():
+        done = analyse_hessian(
+            options_from_args(args), targets, data.name, x, y, out, reporter=cli_reporter()
         )
     sys.stderr.flush()  # log lines first, then the results, each on its own lines
-    print(summary_table(rows, args.top_k))
+    print(summary_table(done, args.top_k))
     print(f"wrote {out}", flush=True)
     return 0
-
-
-def product_batch(model, loss_fn, x, y, args: argparse.Namespace) -> int:
-    """--batch-size; with --bn-mode train DEFAULT_BATCH_SIZE (the batch defines the operator);
-    else the fastest for Hessian-vector products, measured and cached (:mod:`landscape.batching`)."""
-    from landscape.batching import product_batch_size
-
-    if args.batch_size:
-        return args.batch_size
-    if args.bn_mode == "train":
-        return DEFAULT_BATCH_SIZE
-    return product_batch_size(model, loss_fn, x, y, engine=args.hvp).batch_size
-
-
-def analyse(
-    model,
-    loss_fn,
-    x,
-    y,
-    args: argparse.Namespace,
-    weight_decay: float,
-    log,
-    reporter=None,
-    prefix: str = "",
-) -> dict:
-    """Everything asked for on one model; plain numbers and arrays, ready to store. Each
-    quantity is one phase of ``reporter`` (``prefix`` names the checkpoint)."""
-    from landscape.curvature import TRACE_METHODS, HessianOperator, lanczos_eigs
-    from landscape.curvature.density import slq_density
-    from landscape.progress import Reporter
-
-    reporter = reporter or Reporter(enabled=False)
-    result: dict = {}
-    with HessianOperator(
-        model,
-        loss_fn,
-        x,
-        y,
-        batch_size=product_batch(model, loss_fn, x, y, args),
-        bn_mode=args.bn_mode,
-        engine=args.hvp,
-        weight_decay=weight_decay,
-    ) as op:
-        result["engine"] = op.engine_name
-        result["batch_size"] = op.batch_size
-        result["weight_decay"] = weight_decay
-        result["parameter_names"] = list(op.names)
-        for which, k in (("top", args.top_k), ("bottom", args.bottom_k)):
-            if k == 0:
-                continue
-            name = f"{which}-{k} eigenvalue" + ("s" if k > 1 else "")
-            with reporter.phase(f"{prefix}{name}", unit="products") as phase:
-                eig = lanczos_eigs(
-                    op,
-                    k,
-                    which=which,
-                    tol=args.tol,
-                    max_hvps=args.max_hvps,
-                    seed=args.seed,
-                    eigenvectors=args.eigenvectors,
-                    stop=args.stop,
-                    progress=phase,
-                )
-            if not eig.converged:
-                log.warning(
-                    "%s-%d eigenvalues did not reach tol %g within %d products "
-                    "(largest relative residual %.2g)",
-                    which,
-                    k,
-                    args.tol,
-                    eig.hvp_count,
-                    float(eig.relative_residuals.max()),
-                )
-            result[which] = eig
-            if eig.eigenvectors is not None:
-                result[f"{which}_vectors"] = {
-                    name: part.detach().cpu().numpy()
-                    for name, part in _per_parameter(op, eig.eigenvectors).items()
-                }
-        if args.trace:
-            estimator = TRACE_METHODS[args.trace_method]
-            with reporter.phase(f"{prefix}trace ({args.trace_method})", unit="products") as phase:
-                trace = estimator(
-                    op,
-                    rel_stderr=args.trace_rel_stderr,
-                    max_hvps=args.trace_max_hvps,
-                    seed=args.seed,
-                    progress=phase,
-                )
-            if not trace.converged:
-                log.warning(
-                    "trace reached relative stderr %.3g, not %g, within %d products",
-                    trace.relative_stderr,
-                    args.trace_rel_stderr,
-                    trace.hvp_count,
-                )
-            result["trace"] = trace
-        if args.density:
-            with reporter.phase(f"{prefix}density", unit="products") as phase:
-                result["density"] = slq_density(
-                    op,
-                    runs=args.density_runs,
-                    steps=args.density_steps,
-                    sigma=args.density_sigma,
-                    seed=args.seed,
-                    progress=phase,
-                )
-        result["hvp_count"] = op.hvp_count
-        result["cost_note"] = op.cost_note()
-    return result
-
-
-def _per_parameter(op, vectors) -> dict:
-    """(k, P) flat eigenvectors -> {parameter name: (k, *shape)}."""
-    import torch
-
-    per_vector = [op.named(v) for v in vectors]
-    return {name: torch.stack([d[name] for d in per_vector]) for name in op.names}
-
-
-def write_result(out, target, result: dict, args, data, samples: int, seconds: float) -> str:
-    """Store one checkpoint's result in ``hessian/<name>``; returns the name used."""
-    import logging
-    import math
-
-    import numpy as np
-
-    from landscape import store
-    from landscape.target import provenance
-
-    config = {
-        "dataset": data.name,
-        "loss": args.loss,
-        "label_smoothing": args.label_smoothing,
-        "weight_decay_term": result["weight_decay"],
-        "batch_size": result["batch_size"],
-        "hvp_engine": result["engine"],
-        "tol": args.tol,
-        "stop": args.stop,
-        "top_k": args.top_k,
-        "bottom_k": args.bottom_k,
-        "max_hvps": args.max_hvps,
-        "trace": args.trace,
-        "trace_method": args.trace_method,
-        "trace_rel_stderr": args.trace_rel_stderr,
-        "trace_max_hvps": args.trace_max_hvps,
-        "density": args.density,
-        "density_runs": args.density_runs,
-        "density_steps": args.density_steps,
-        "density_sigma": args.density_sigma,
-    }
-    with store.transaction(out) as f:
-        name, exists = store.claim_group_name(
-            f, "hessian", target.stem, [target.sha256], where=f" in {out}"
-        )
-        if exists:
-            logging.getLogger("landscape.hessian").warning(
-                "replacing hessian/%s in %s: the same checkpoint, analysed again", name, out
-            )
-        group = store.replace_group(f, f"hessian/{name}")
-        store.set_provenance(
-            group,
-            provenance(
-                target,
-                split=args.split,
-                samples=samples,
-                bn_mode=args.bn_mode,
-                dtype=args.dtype,
-                seed=args.seed,
-                seconds=seconds,
-                config=config,
-            ),
-        )
-        store.set_attrs(group, cost_note=result["cost_note"])
-        for which, prefix in (("top", ""), ("bottom", "bottom_")):
-            eig = result.get(which)
-            if eig is None:
-                continue
-            store.write_dataset(
-                group,
-                f"{prefix}eigenvalues",
-                np.asarray(eig.eigenvalues, np.float64),
-                converged=eig.converged,
-                tol=eig.tol,
-                hvp_count=eig.hvp_count,
-            )
-            store.write_dataset(group, f"{prefix}residuals", np.asarray(eig.residuals, np.float64))
-            store.write_dataset(
-                group, f"{prefix}error_bounds", np.asarray(eig.error_bounds, np.float64)
-            )
-            vectors = result.get(f"{which}_vectors")
-            if vectors:
-                folder = group.create_group(f"{prefix}eigenvectors")
-                for name, array in vectors.items():
-                    store.write_dataset(folder, name, array)
-                store.set_attrs(folder, parameter_names=result["parameter_names"])
-        trace = result.get("trace")
-        store.write_dataset(
-            group,
-            "trace",
-            trace.trace if trace else math.nan,
-            **(
-                {
-                    "method": trace.method,
-                    "converged": trace.converged,
-                    "samples": trace.samples,
-                    "sketch_rank": trace.sketch_rank,
-                    "hvp_count": trace.hvp_count,
-                }
-                if trace
-                else {}
-            ),
-        )
-        store.write_dataset(group, "trace_stderr", trace.stderr if trace else math.nan)
-        store.write_dataset(group, "hvp_count", int(result["hvp_count"]))
-        density = result.get("density")
-        if density is not None:
-            folder = group.create_group("density")
-            store.write_dataset(folder, "grid", density.grid)
-            store.write_dataset(folder, "values", density.values)
-            store.write_dataset(folder, "nodes", density.nodes)
-            store.write_dataset(folder, "weights", density.weights)
-            store.set_attrs(
-                folder,
-                sigma=density.sigma,
-                runs=density.nodes.shape[0],
-                steps=density.nodes.shape[1],
-                hvp_count=density.hvp_count,
-            )
-    return name
 
 
 def summary_table(rows, top_k: int) -> str:
     """checkpoint | epoch | phase | lambda_1..k | trace +- stderr, as aligned text."""
     header = ["checkpoint", "epoch", "phase"] + [f"lambda{i + 1}" for i in range(top_k)]
-    header += ["trace"] if any("trace" in result for _, _, result in rows) else []
+    header += ["trace"] if any(result.trace for _, result in rows) else []
     lines = [header]
-    for name, target, result in rows:
-        eig = result.get("top")
-        values = [f"{v:.5g}" for v in eig.eigenvalues] if eig is not None else []
+    for name, result in rows:
+        values = [f"{v:.5g}" for v in result.top.values] if result.top is not None else []
         values += [""] * (top_k - len(values))
-        trace = result.get("trace")
-        trace_text = [f"{trace.trace:.5g} +- {trace.stderr:.2g}"] if trace else []
-        epoch = "" if target.epoch is None else str(target.epoch)
-        lines.append([name, epoch, target.phase or "", *values, *trace_text])
+        trace = result.trace
+        trace_text = [f"{trace.value:.5g} +- {trace.stderr:.2g}"] if trace else []
+        epoch = result.provenance.epoch
+        epoch = "" if epoch is None else str(epoch)
+        lines.append([name, epoch, result.provenance.phase or "", *values, *trace_text])
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines

@@ -223,17 +223,7 @@ def result_values(kind: str, group) -> dict:
 
     out: dict = {}
     if kind == "hessian":
-        for key in ("eigenvalues", "residuals", "bottom_eigenvalues", "bottom_residuals"):
-            if (values := array(key)) is not None:
-                out[key] = values.tolist()
-        for key in ("trace", "trace_stderr", "hvp_count"):
-            if key in group:
-                out[key] = scalar(group[key][()])
-        if "density" in group:
-            out["density"] = {
-                "points": int(group["density/grid"].shape[0]),
-                "sigma": scalar(group["density"].attrs.get("sigma", np.nan)),
-            }
+        out.update(_hessian_values(group))
     elif kind in ("surface", "interpolation"):
         axes = ("x", "y") if kind == "surface" else ("alpha",)
         for axis in axes:
@@ -264,24 +254,62 @@ def result_values(kind: str, group) -> dict:
                 if key.startswith("barrier_")
             }
     elif kind == "sharpness":
-        for name in group:
-            if isinstance(group[name], h5py.Dataset) and group[name].size == 1:
-                entry = {"value": scalar(group[name][()])}
-                stderr = group[name].attrs.get("stderr")
-                if stderr is not None and np.isfinite(stderr) and stderr > 0:
-                    entry["stderr"] = float(stderr)
-                out[name] = entry
+        out.update(_sharpness_values(group))
     elif kind == "escape":
-        for key in ("growth_rate", "growth_factor", "fit_start", "fit_stop", "rho", "lr"):
-            if key in group.attrs:
-                out[key] = scalar(group.attrs[key])
-        if (steps := array("step")) is not None and steps.size:
-            out["steps"] = int(steps[-1])
-        for key in ("distance", "train_loss", "eigenvalue"):
-            if (values := array(key)) is not None:
-                finite = values[np.isfinite(values)]
-                if finite.size:
-                    out[f"{key}_first_last"] = [float(finite[0]), float(finite[-1])]
+        out.update(_escape_values(group))
+    return out
+
+
+def _hessian_values(group) -> dict:
+    from landscape.results.hessian import HessianResult
+
+    result, out = HessianResult.read(group), {}
+    for prefix, eig in (("", result.top), ("bottom_", result.bottom)):
+        if eig is not None:
+            out[f"{prefix}eigenvalues"] = eig.values.tolist()
+            out[f"{prefix}residuals"] = eig.residuals.tolist()
+    out["trace"] = result.trace.value if result.trace else float("nan")
+    out["trace_stderr"] = result.trace.stderr if result.trace else float("nan")
+    out["hvp_count"] = float(result.hvp_count)
+    if result.density is not None:
+        out["density"] = {"points": int(result.density.grid.size), "sigma": result.density.sigma}
+    return out
+
+
+def _sharpness_values(group) -> dict:
+    import math
+
+    from landscape.results.sharpness import SharpnessResult
+
+    out = {}
+    for name, measure in SharpnessResult.read(group).measures.items():
+        if isinstance(measure.value, float):
+            out[name] = {"value": measure.value}
+            if math.isfinite(measure.stderr) and measure.stderr > 0:
+                out[name]["stderr"] = measure.stderr
+    return out
+
+
+def _escape_values(group) -> dict:
+    import numpy as np
+
+    from landscape.results.escape import EscapeCurve
+
+    curve = EscapeCurve.read(group)
+    out = {
+        "growth_rate": curve.growth_rate,
+        "growth_factor": curve.growth_factor,
+        "fit_start": float(curve.fit_start),
+        "fit_stop": float(curve.fit_stop),
+    }
+    out.update({k: float(curve.parameters[k]) for k in ("rho", "lr") if k in curve.parameters})
+    if curve.step.size:
+        out["steps"] = int(curve.step[-1])
+    for key in ("distance", "train_loss", "eigenvalue"):
+        values = getattr(curve, key)
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            out[f"{key}_first_last"] = [float(finite[0]), float(finite[-1])]
     return out
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from landscape.cli.common import (
+    FIXED_BATCH,
+    add_bn,
     add_config,
     add_data_source,
     add_device,
@@ -48,18 +50,10 @@ DEFAULT_OUT = "analyses/sharpness.h5"
 
 
 def measure_names() -> list[str]:
-    # Kept here (not imported from landscape.sharpness) so --help does not import torch.
-    return [
-        "worst-case",
-        "adaptive-worst-case",
-        "adaptive-worst-case-linf",
-        "average-case",
-        "adaptive-average-case",
-        "gradient-norm",
-        "fisher-rao-norm",
-        "top-eigenvalue",
-        "trace",
-    ]
+    """The registered measures (:mod:`landscape.sharpness.registry`, which imports no torch)."""
+    from landscape.sharpness.registry import MEASURES
+
+    return list(MEASURES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,16 +123,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.05,
         help="relative standard error of the Hessian trace (default: 0.05)",
     )
-    group.add_argument(
-        "--bn-mode",
-        choices=["eval", "train"],
-        default="eval",
-        help="BatchNorm statistics: running (eval) or per batch (train) (default: eval)",
-    )
+    add_bn(group, ("eval", "train"), "eval", dest="bn_mode")
     add_model_source(parser)
     add_data_source(parser, splits="train")
     state_default(parser, "--samples", str(DEFAULT_SAMPLES))
-    state_default(parser, "--batch-size", "512")
+    state_default(
+        parser, "--batch-size", f"{FIXED_BATCH} with --bn train, else the fastest, measured"
+    )
     add_device(parser)
     add_dtype(parser)
     add_seed(parser)
@@ -152,167 +143,53 @@ def selected_measures(names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def resolve_out(out: str | None):
-    """The output path, checked before any work; the default folder is created."""
-    from pathlib import Path
+def options_from_args(args: argparse.Namespace):
+    from landscape.analysis.sharpness import SharpnessOptions
 
-    from landscape import store
-
-    if out is None:
-        Path(DEFAULT_OUT).parent.mkdir(parents=True, exist_ok=True)
-        out = DEFAULT_OUT
-    return store.check_output_path(out)
+    return SharpnessOptions(
+        measures=selected_measures(args.measure),
+        radii=list(dict.fromkeys(args.rho)),
+        adaptive_rho=args.adaptive_rho,
+        linf_rho=args.linf_rho,
+        steps=args.steps,
+        m=args.m,
+        sigma=args.sigma,
+        adaptive_sigma=args.adaptive_sigma,
+        draws=args.draws,
+        tol=args.tol,
+        rel_stderr=args.trace_rel_stderr,
+        bn_mode=args.bn_mode,
+        batch_size=args.batch_size,
+        loss=args.loss,
+        split=args.split,
+        dtype=args.dtype,
+        seed=args.seed,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-    import time
-
     from landscape import store
-    from landscape.cli.common import data_source_from_args, model_source_from_args
-    from landscape.data import fixed_subset
-    from landscape.devices import resolve_device, resolve_dtype, seed_everything
+    from landscape.analysis.sharpness import analyse_sharpness
+    from landscape.cli.common import library_advice_as_flags, load_for_analysis
     from landscape.errors import UserError
-    from landscape.losses import make_loss
     from landscape.progress import cli_reporter
-    from landscape.sharpness import compute_measure
-    from landscape.target import load_targets, provenance
 
-    log = logging.getLogger("landscape.sharpness")
-    out = resolve_out(args.out)
-    measures = selected_measures(args.measure)
+    out = store.resolve_output(args.out, DEFAULT_OUT)
     if args.split not in ("train", "test"):
         raise UserError(f"--split must be train or test, not {args.split!r}")
-    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    seed_everything(args.seed)
-    targets, data = load_targets(
-        args.checkpoints, model_source_from_args(args), data_source_from_args(args), device, dtype
-    )
-    samples = args.samples or DEFAULT_SAMPLES
-    x, y = data.split(args.split)
-    x, y = fixed_subset(x, y, samples, args.seed)
-    x = x.to(device=device, dtype=dtype)
-    y = y.to(device) if not y.is_floating_point() else y.to(device=device, dtype=dtype)
-    loss_fn = make_loss(args.loss)
-    radii = list(dict.fromkeys(args.rho))
-    options = {
-        "rho": radii[0],
-        "adaptive_rho": args.adaptive_rho,
-        "steps": args.steps,
-        "m": args.m,
-        "sigma": args.sigma,
-        "adaptive_sigma": args.adaptive_sigma,
-        "draws": args.draws,
-        "batch_size": args.batch_size or (FIXED_BATCH if args.bn_mode == "train" else "auto"),
-        "bn_mode": args.bn_mode,
-        "seed": args.seed,
-        "tol": args.tol,
-        "rel_stderr": args.trace_rel_stderr,
-    }
-    reporter = cli_reporter()
-    rows = []
-    results = {}
-    for i, target in enumerate(targets):
-        started = time.monotonic()
-        computed = []
-        prefix = f"[{i + 1}/{len(targets)}] {target.stem}: " if len(targets) > 1 else ""
-        for name in measures:
-            t0 = time.monotonic()
-            opts = dict(options)
-            if name == "adaptive-worst-case-linf":
-                opts["adaptive_rho"] = args.linf_rho
-            if opts["batch_size"] == "auto":
-                opts["batch_size"] = measured_batch(name, target.model, loss_fn, x, y)
-            unit = {"average-case": "draws", "adaptive-average-case": "draws"}.get(name, "steps")
-            if name in ("top-eigenvalue", "trace"):
-                unit = "products"
-            with reporter.phase(f"{prefix}{name}", unit=unit) as phase:
-                if name == "worst-case" and len(radii) > 1:
-                    found = worst_case_radii(target.model, loss_fn, x, y, radii, opts, phase)
-                else:
-                    found = [
-                        compute_measure(name, target.model, loss_fn, x, y, **opts, progress=phase)
-                    ]
-            seconds = (time.monotonic() - t0) / len(found)
-            for result in found:
-                log.info(
-                    "%s %s = %.6g (%.1f s)", target.stem, result.measure, result.value, seconds
-                )
-                computed.append((result, seconds))
-                rows.append((target.stem, result.measure, result.value, result.stderr))
-        results[len(results)] = (target, computed, time.monotonic() - started)
-
-    with store.transaction(out) as f:
-        for target, computed, seconds in results.values():
-            name, exists = store.claim_group_name(
-                f, "sharpness", target.stem, [target.sha256], where=f" in {out}"
-            )
-            if exists:
-                log.info(
-                    "updating sharpness/%s in %s: the same checkpoint, analysed again", name, out
-                )
-            store.write_sharpness_group(
-                f,
-                name,
-                computed,
-                provenance(
-                    target,
-                    split=args.split,
-                    samples=x.shape[0],
-                    bn_mode=args.bn_mode,
-                    dtype=args.dtype,
-                    seed=args.seed,
-                    seconds=seconds,
-                    config={
-                        **options,
-                        "rho": radii if len(radii) > 1 else radii[0],
-                        "linf_rho": args.linf_rho,
-                        "measures": measures,
-                    },
-                ),
-            )
+    targets, _, x, y = load_for_analysis(args, args.checkpoints, args.split, DEFAULT_SAMPLES)
+    with library_advice_as_flags():
+        done = analyse_sharpness(
+            options_from_args(args), targets, x, y, out, reporter=cli_reporter()
+        )
+    rows = [
+        (target.stem, measure, m.value, m.stderr)
+        for target, (_, result) in zip(targets, done)
+        for measure, m in result.measures.items()
+    ]
     print(format_table(rows))
     print(f"wrote {out}")
     return 0
-
-
-FIXED_BATCH = 512  # with --bn-mode train the batch defines the statistics: not tuned
-
-
-def measured_batch(measure: str, model, loss_fn, x, y) -> int:
-    """The fastest batch for what ``measure`` repeats, measured and cached (:mod:`landscape.batching`):
-    forwards (average-case), Hessian-vector products (top eigenvalue, trace) or gradients (the rest)."""
-    from landscape import batching
-
-    if "average-case" in measure:
-        return batching.forward_batch_size(model, x).batch_size
-    if measure in ("top-eigenvalue", "trace"):
-        return batching.product_batch_size(model, loss_fn, x, y).batch_size
-    return batching.gradient_batch_size(model, loss_fn, x, y).batch_size
-
-
-def worst_case_radii(
-    model, loss_fn, x, y, radii: list[float], options: dict, progress=None
-) -> list:
-    """Worst-case sharpness at every radius in one pass, named worst_case_rho<r>."""
-    from landscape.sharpness import worst_case_sharpness_radii
-
-    results = worst_case_sharpness_radii(
-        model,
-        loss_fn,
-        x,
-        y,
-        radii=radii,
-        steps=options["steps"],
-        m=options["m"],
-        batch_size=options["batch_size"],
-        bn_mode=options["bn_mode"],
-        seed=options["seed"],
-        progress=progress,
-    )
-    for result in results:
-        result.measure = f"worst_case_rho{result.params['rho']:g}"
-    return results
 
 
 def format_table(rows) -> str:

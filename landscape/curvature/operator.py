@@ -31,6 +31,11 @@ from landscape.curvature.hvp import (
 )
 from landscape.errors import UserError
 
+
+class NonFiniteProduct(UserError):
+    """A product overflowed: the weights hold NaN/Inf, or float32 is too narrow for them."""
+
+
 log = logging.getLogger(__name__)
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -93,8 +98,7 @@ class HessianOperator(AbstractContextManager):
             raise ValueError("the model has no parameters that require gradients")
         self.model, self.loss_fn, self.bn_mode = model, loss_fn, bn_mode
         self.weight_decay = float(weight_decay)
-        self.names = [n for n, _ in named]
-        self.params = self.names  # parameter names, in the order of the flat vectors
+        self.parameter_names = [n for n, _ in named]  # in the order of the flat vectors
         self.tensors = [p for _, p in named]
         self.shapes = [tuple(p.shape) for p in self.tensors]
         self.sizes = [p.numel() for p in self.tensors]
@@ -136,7 +140,9 @@ class HessianOperator(AbstractContextManager):
         )
 
     def _func_engine(self) -> FuncEngine:
-        return FuncEngine(self.model, self.loss_fn, self.names, self.tensors, self.batches)
+        return FuncEngine(
+            self.model, self.loss_fn, self.parameter_names, self.tensors, self.batches
+        )
 
     def _batch_product(self, index: int, parts: list[torch.Tensor]) -> list[torch.Tensor]:
         try:
@@ -207,9 +213,14 @@ class HessianOperator(AbstractContextManager):
         parts = torch.split(flat.to(device=self.device, dtype=self.dtype), self.sizes)
         return [part.view(shape) for part, shape in zip(parts, self.shapes)]
 
+    @property
+    def names(self) -> list[str]:
+        """Short for :attr:`parameter_names` (the trainable parameters' names)."""
+        return self.parameter_names
+
     def named(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """A flat vector as ``{parameter name: tensor}`` (for saving eigenvectors)."""
-        return dict(zip(self.names, self.split(flat)))
+        return dict(zip(self.parameter_names, self.split(flat)))
 
     def flat_parameters(self) -> torch.Tensor:
         return torch.cat([p.detach().reshape(-1) for p in self.tensors])
@@ -233,9 +244,9 @@ class HessianOperator(AbstractContextManager):
             total += self.weight_decay * v.to(device=self.device, dtype=torch.float64)
         if not bool(torch.isfinite(total).all()):
             # Caught here, once for every algorithm, rather than as a cryptic LAPACK failure later.
-            raise UserError(
+            raise NonFiniteProduct(
                 "a Hessian-vector product is not finite: the loss or its derivatives overflow at "
-                "these weights (check the checkpoint for NaN/Inf, or try --dtype float64)"
+                "these weights (check the checkpoint for NaN/Inf, or compute in float64)"
             )
         self.hvp_count += 1
         result = total.to(device=v.device, dtype=v.dtype)

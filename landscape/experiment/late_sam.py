@@ -46,6 +46,10 @@ from landscape.experiment.summary import (
     summarise,
 )
 from landscape.losses import make_loss
+from landscape.results import Provenance
+from landscape.results.escape import EscapeCurve
+from landscape.results.experiment import ExperimentResult, read_table, write_table
+from landscape.results.sharpness import MeasureValue, SharpnessResult, write_merged
 
 log = logging.getLogger("landscape.experiment")
 
@@ -307,15 +311,8 @@ class _Context:
         with store.open_result_file(self.result_path) as f:
             if name not in f or "key" not in f[name]:
                 return {}
-            table = {k: f[name][k][()] for k in f[name]}
-        out = {}
-        for i, label in enumerate(table["label"]):
-            row = {
-                k: (v[i].decode() if isinstance(v[i], bytes) else v[i].item())
-                for k, v in table.items()
-            }
-            out[label.decode() if isinstance(label, bytes) else str(label)] = row
-        return out
+            rows = read_table(f[name])
+        return {str(row["label"]): row for row in rows}
 
     def batch(self, kind: str, model) -> int:
         """``analysis_batch_size`` if set; else FIXED_BATCH where batches define BatchNorm
@@ -346,53 +343,48 @@ class _Context:
         forward = self.batch("forward", model)
         test_loss, test_acc = evaluate(model, self.test_x, self.test_y, self.loss_fn, forward)
         train_loss, train_acc = evaluate(model, self.x, self.y, self.loss_fn, forward)
-        from landscape.curvature import hessian_eigenvalues, hessian_trace
-        from landscape.sharpness import worst_case_sharpness_radii
+        from landscape.analysis.hessian import HessianOptions, hessian_of
+        from landscape.analysis.sharpness import SharpnessOptions, measure_sharpness
+        from landscape.progress import cli_reporter
 
-        products = dict(batch_size=self.batch("hvp", model), bn_mode=cfg.bn_mode)
+        reporter, prefix = cli_reporter(), f"{run.label}: "
+        hessian_batch = self.batch("hvp", model)
         t_h = time.monotonic()
-        with _phase(f"{run.label}: top-1 eigenvalue", "products") as phase:
-            eig = hessian_eigenvalues(
-                model,
-                self.loss_fn,
-                self.x,
-                self.y,
-                k=1,
+        hessian, _ = hessian_of(
+            model,
+            self.loss_fn,
+            self.x,
+            self.y,
+            HessianOptions(
+                top_k=1,
                 tol=cfg.eig_tol,
+                trace=True,
+                trace_rel_stderr=cfg.trace_rel_stderr,
+                trace_max_hvps=cfg.trace_max_hvps,
+                bn_mode=cfg.bn_mode,
+                batch_size=hessian_batch,
                 seed=ANALYSIS_SEED,
-                progress=phase,
-                **products,
-            )
-        with _phase(f"{run.label}: trace", "products") as phase:
-            trace = hessian_trace(
-                model,
-                self.loss_fn,
-                self.x,
-                self.y,
-                rel_stderr=cfg.trace_rel_stderr,
-                max_hvps=cfg.trace_max_hvps,
-                seed=ANALYSIS_SEED,
-                progress=phase,
-                **products,
-            )
+            ),
+            reporter=reporter,
+            prefix=prefix,
+        )
         hessian_seconds = time.monotonic() - t_h
         t_s = time.monotonic()
         radii = cfg.sharpness_radii
-        with _phase(f"{run.label}: worst-case sharpness", "steps") as phase:
-            sharps = worst_case_sharpness_radii(
-                model,
-                self.loss_fn,
-                self.x,
-                self.y,
-                radii=radii,
-                steps=cfg.sharpness_steps,
-                m=cfg.sharpness_m,
-                seed=ANALYSIS_SEED,
-                progress=phase,
-                batch_size=self.batch("gradient", model),
-                bn_mode=cfg.bn_mode,
-            )
-        sharp = dataclasses.replace(sharps[radii.index(cfg.sharpness_radius)])  # kept as worst_case
+        sharpness_options = SharpnessOptions(
+            measures=["worst-case"],
+            radii=radii,
+            steps=cfg.sharpness_steps,
+            m=cfg.sharpness_m,
+            bn_mode=cfg.bn_mode,
+            batch_size=self.batch("gradient", model),
+            seed=ANALYSIS_SEED,
+        )
+        found = measure_sharpness(
+            model, self.loss_fn, self.x, self.y, sharpness_options, reporter, prefix
+        )
+        sharps = [result for result, _ in found]
+        sharp = dataclasses.replace(sharps[radii.index(cfg.sharpness_radius)], measure="worst_case")
         sharp_seconds = time.monotonic() - t_s
         row = {
             "label": run.label,
@@ -408,43 +400,38 @@ class _Context:
             "test_loss": test_loss,
             "train_acc": train_acc,
             "train_loss": train_loss,
-            "lambda1": float(eig.eigenvalues[0]),
-            "trace": float(trace.trace),
+            "lambda1": float(hessian.top.values[0]),
+            "trace": float(hessian.trace.value),
             "worst_case": sharp.value,
             **{radius_metric(r.params["rho"]): r.value for r in sharps},
         }
+        hessian.provenance = Provenance(
+            **self.provenance(
+                target,
+                hessian_seconds,
+                {
+                    "k": 1,
+                    "tol": cfg.eig_tol,
+                    "trace_rel_stderr": cfg.trace_rel_stderr,
+                    "trace_max_hvps": cfg.trace_max_hvps,
+                    "batch_size": hessian_batch,
+                },
+            )
+        )
+        for r in sharps:
+            r.measure = radius_metric(r.params["rho"])
+        sharpness = SharpnessResult(
+            Provenance(**self.provenance(target, sharp_seconds, {**sharp.params, "rho": radii})),
+            {
+                r.measure: MeasureValue.from_measure(r, sharp_seconds)
+                for r in [sharp] + list(sharps)
+            },
+        )
         with store.transaction(self.result_path, self.command) as f:
             group = store.replace_group(f, f"hessian/{run.label}")
-            store.set_provenance(
-                group,
-                self.provenance(
-                    target,
-                    hessian_seconds,
-                    {
-                        "k": 1,
-                        "tol": cfg.eig_tol,
-                        "trace_rel_stderr": cfg.trace_rel_stderr,
-                        "trace_max_hvps": cfg.trace_max_hvps,
-                        "batch_size": products["batch_size"],
-                    },
-                ),
-            )
-            store.write_dataset(group, "eigenvalues", np.asarray(eig.eigenvalues, dtype=np.float64))
-            store.write_dataset(group, "residuals", np.asarray(eig.residuals, dtype=np.float64))
-            store.write_dataset(group, "trace", float(trace.trace))
-            store.write_dataset(group, "trace_stderr", float(trace.stderr))
-            store.write_dataset(group, "hvp_count", int(eig.hvp_count + trace.hvp_count))
+            hessian.write(group)
             store.set_attrs(group, experiment_key=key)
-            from landscape.store import write_sharpness_group
-
-            for r in sharps:
-                r.measure = radius_metric(r.params["rho"])
-            write_sharpness_group(
-                f,
-                run.label,
-                [(sharp, sharp_seconds)] + [(r, sharp_seconds) for r in sharps],
-                self.provenance(target, sharp_seconds, {**sharp.params, "rho": radii}),
-            )
+            write_merged(f, run.label, sharpness)
         log.info(
             "%s: test acc %.2f%%, lambda1 %.4g, trace %.4g, worst-case %.4g (%.0f s)",
             run.label,
@@ -458,7 +445,7 @@ class _Context:
 
     def write_rows(self, rows: list[dict]) -> None:
         with store.transaction(self.result_path, self.command) as f:
-            _write_table(store.replace_group(f, f"experiment/{self.config.name}/runs"), rows)
+            write_table(store.replace_group(f, f"experiment/{self.config.name}/runs"), rows)
 
     # -- interpolation
     def interpolate(self, sgd: Run, other: Run) -> None:
@@ -512,8 +499,8 @@ class _Context:
     def escape(self, sgd: Run) -> dict:
         """Run (or read back) the escape curve from the SGD trunk at the latest switch epoch;
         returns its summary for the experiment's table."""
-        from landscape.escape import sam_escape
-        from landscape.store import write_escape_group
+        from landscape.analysis.escape import EscapeOptions, escape_curve
+        from landscape.progress import cli_reporter
 
         cfg = self.config
         t0 = max(cfg.switch_epochs)
@@ -535,22 +522,17 @@ class _Context:
                 if settings["bn_mode"] == "train"
                 else self.batch("gradient", model)
             )
-            with _phase(f"{name}: SAM escape", "steps", cfg.escape_steps) as phase:
-                result = sam_escape(
-                    model,
-                    self.loss_fn,
-                    self.x,
-                    self.y,
-                    steps=cfg.escape_steps,
-                    eig_every=cfg.escape_eig_every,
-                    batch_size=batch,
-                    progress=phase,
-                    **settings,
-                )
+            options = EscapeOptions(
+                steps=cfg.escape_steps, eig_every=cfg.escape_eig_every, batch_size=batch, **settings
+            )
+            result = escape_curve(
+                model, self.loss_fn, self.x, self.y, options, cli_reporter(), f"{name}: SAM escape"
+            )
             provenance = self.provenance(target, time.monotonic() - t, result.params)
             provenance["bn_mode"] = settings["bn_mode"]
+            curve = EscapeCurve.from_escape(result, Provenance(**provenance))
             with store.transaction(self.result_path, self.command) as f:
-                write_escape_group(f, name.split("/", 1)[1], result, provenance)
+                curve.write(store.replace_group(f, name))
                 store.set_attrs(f[name], experiment_key=key)
             log.info(
                 "%s: %s, final distance %.4g (%.0f s)",
@@ -562,11 +544,9 @@ class _Context:
                 time.monotonic() - t,
             )
         with store.open_result_file(self.result_path) as f:
-            group = f[name]
-            loss, distance = group["train_loss"][()], group["distance"][()]
-            eig = group["eigenvalue"][()]
-            diverged_at = float(group.attrs.get("diverged_at", math.nan))
-            growth_rate = float(group.attrs.get("growth_rate", math.nan))
+            curve = EscapeCurve.read(f[name])
+        loss, distance, eig = curve.train_loss, curve.distance, curve.eigenvalue
+        diverged_at, growth_rate = curve.diverged_at, curve.growth_rate
         finite = np.isfinite(loss)
         eig_finite = eig[np.isfinite(eig)]
         return {
@@ -585,62 +565,31 @@ class _Context:
     # -- summary
     def write_summary(self, rows: list[dict], summaries, table: str) -> None:
         cfg = self.config
+        result = ExperimentResult(
+            kind="late-sam",
+            config=cfg.to_dict(),
+            dataset=cfg.dataset,
+            arch=cfg.arch,
+            epochs=cfg.epochs,
+            rho=cfg.rho,
+            seeds=list(cfg.seeds),
+            summary_text=table,
+            runs=rows,
+            summary=[_summary_row(s, metrics_of(rows)) for s in summaries],
+        )
         with store.transaction(self.result_path, self.command) as f:
-            group = f.require_group(f"experiment/{cfg.name}")
-            store.set_attrs(
-                group,
-                kind="late-sam",
-                config=cfg.to_dict(),
-                dataset=cfg.dataset,
-                arch=cfg.arch,
-                epochs=cfg.epochs,
-                rho=cfg.rho,
-                seeds=cfg.seeds,
-                summary_text=table,
-                confidence=0.95,
-                interval="student-t over seeds",
-            )
-            _write_table(store.replace_group(f, f"experiment/{cfg.name}/runs"), rows)
-            summary = store.replace_group(f, f"experiment/{cfg.name}/summary")
-            columns: dict[str, list] = {
-                "arm_label": [],
-                "arm": [],
-                "t0": [],
-                "t1": [],
-                "n_seeds": [],
-            }
-            for s in summaries:
-                for k in ("arm_label", "arm", "t0", "t1", "n_seeds"):
-                    columns[k].append(getattr(s, k))
-                columns.setdefault("sam_steps", []).append(s.sam_steps)
-                for metric in metrics_of(rows):
-                    columns.setdefault(f"{metric}_mean", []).append(s.mean[metric])
-                    columns.setdefault(f"{metric}_std", []).append(s.std[metric])
-                for (
-                    metric
-                ) in PAIRED:  # paired: gap closed (fraction) and arm - SGD, 95 % t-interval
-                    for kind, interval in (("gap", s.gap[metric]), ("diff", s.diff[metric])):
-                        columns.setdefault(f"{metric}_{kind}_mean", []).append(interval.mean)
-                        columns.setdefault(f"{metric}_{kind}_low", []).append(interval.low)
-                        columns.setdefault(f"{metric}_{kind}_high", []).append(interval.high)
-            for k, values in columns.items():
-                store.write_dataset(summary, k, _column(values))
+            result.write(f.require_group(f"experiment/{cfg.name}"))
 
 
-def _column(values: list):
-    if values and isinstance(values[0], str):
-        return np.array(values, dtype=object).astype("S")
-    return np.asarray(values)
-
-
-def _write_table(group, rows: list[dict]) -> None:
-    """One 1-D dataset per column; strings as fixed-length bytes."""
-    if not rows:
-        return
-    columns = list(
-        dict.fromkeys(k for row in rows for k in row)
-    )  # rows analysed earlier may have more
-    for column in columns:
-        present = [row[column] for row in rows if column in row]
-        missing = "" if isinstance(present[0], str) else math.nan
-        store.write_dataset(group, column, _column([row.get(column, missing) for row in rows]))
+def _summary_row(s, metrics: list[str]) -> dict:
+    """One arm of the summary table: mean and std per metric; for the paired metrics the gap
+    closed (fraction) and arm - SGD, each with its 95 % t-interval."""
+    row = {k: getattr(s, k) for k in ("arm_label", "arm", "t0", "t1", "n_seeds", "sam_steps")}
+    for metric in metrics:
+        row[f"{metric}_mean"], row[f"{metric}_std"] = s.mean[metric], s.std[metric]
+    for metric in PAIRED:
+        for kind, interval in (("gap", s.gap[metric]), ("diff", s.diff[metric])):
+            row[f"{metric}_{kind}_mean"] = interval.mean
+            row[f"{metric}_{kind}_low"] = interval.low
+            row[f"{metric}_{kind}_high"] = interval.high
+    return row

@@ -377,75 +377,80 @@ def _json_list(value: Any) -> list:
 
 
 def read_hessian(group: h5py.Group) -> HessianRecord:
-    eigenvalues = _array(group, "eigenvalues")
-    grid = values = None
-    if "density" in group and "grid" in group["density"] and "values" in group["density"]:
-        grid = np.asarray(group["density/grid"][()], dtype=float)
-        values = np.asarray(group["density/values"][()], dtype=float)
+    """The figure's view of a :class:`landscape.results.hessian.HessianResult`."""
+    from landscape.results.hessian import HessianResult
+
+    result = HessianResult.read(group)
+    density = result.density
     return HessianRecord(
         name=group.name.split("/")[-1],
-        eigenvalues=np.atleast_1d(eigenvalues) if eigenvalues is not None else np.empty(0),
-        trace=_number(_array(group, "trace")),
-        trace_stderr=_number(_array(group, "trace_stderr")),
-        density_grid=grid,
-        density_values=values,
+        eigenvalues=result.top.values if result.top is not None else np.empty(0),
+        trace=_number(result.trace.value) if result.trace else None,
+        trace_stderr=_number(result.trace.stderr) if result.trace else None,
+        density_grid=density.grid if density else None,
+        density_values=density.values if density else None,
         meta=read_meta(group),
     )
 
 
 def read_sharpness(group: h5py.Group) -> SharpnessRecord:
-    measures, measure_attrs = {}, {}
-    for name, item in group.items():
-        if isinstance(item, h5py.Dataset) and np.issubdtype(item.dtype, np.number):
-            measures[name] = np.asarray(item[()], dtype=float)
-            measure_attrs[name] = store.read_attrs(item)
+    """The figure's view of a :class:`landscape.results.sharpness.SharpnessResult`."""
+    from landscape.results.sharpness import SharpnessResult
+
+    result = SharpnessResult.read(group)
+    measures = {name: np.asarray(m.value, dtype=float) for name, m in result.measures.items()}
+    measure_attrs = {name: store.read_attrs(group[name]) for name in result.measures}
     return SharpnessRecord(group.name.split("/")[-1], measures, measure_attrs, read_meta(group))
 
 
 def read_escape(group: h5py.Group) -> Escape:
-    where = group.name.lstrip("/")
-    if "step" not in group:
-        raise UserError(
-            f"{where} has no 'step' dataset; the file does not follow the landscape layout"
-        )
-    step = np.asarray(group["step"][()], dtype=float)
+    """The figure's view of a :class:`landscape.results.escape.EscapeCurve`."""
+    from landscape.results.escape import EscapeCurve
+
+    try:
+        curve = EscapeCurve.read(group)
+    except ValueError as exc:
+        raise UserError(f"{exc}; the file does not follow the landscape layout") from exc
     series = {}
     for name in ("distance", "train_loss", "train_acc", "eigenvalue"):
-        values = _array(group, name)
-        if values is not None and values.shape == step.shape:
+        values = getattr(curve, name)
+        if name in group and values.shape == curve.step.shape:
             series[name] = _as_fraction(values) if name.endswith("_acc") else values
-    attrs = store.read_attrs(group)
     return Escape(
         group.name.split("/")[-1],
-        step,
+        curve.step,
         series,
-        _number(attrs.get("growth_rate")),
-        attrs,
+        _number(curve.growth_rate),
+        store.read_attrs(group),
         read_meta(group),
     )
 
 
-def _table(group: h5py.Group) -> dict[str, np.ndarray]:
+def _columns(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Table rows as columns: strings as object arrays, numbers as floats."""
     out = {}
-    for name, item in group.items():
-        if isinstance(item, h5py.Dataset) and item.ndim == 1:
-            values = item[()]
-            if values.dtype.kind in "SO":
-                out[name] = np.array([_text(v) or "" for v in values], dtype=object)
-            elif values.dtype.kind in "biuf":
-                out[name] = values.astype(float)
+    for name in dict.fromkeys(k for row in rows for k in row):
+        values = [row.get(name) for row in rows]
+        if all(isinstance(v, str) for v in values):
+            out[name] = np.array(values, dtype=object)
+        elif all(isinstance(v, (int, float, bool)) for v in values):
+            out[name] = np.asarray(values, dtype=float)
     return out
 
 
 def read_experiment(group: h5py.Group) -> Experiment | None:
-    """Only experiments with a summary table are plotted (others are skipped)."""
-    if "summary" not in group or not isinstance(group["summary"], h5py.Group):
+    """The figure's view of a :class:`landscape.results.experiment.ExperimentResult`; only
+    experiments with a summary table are plotted (others are skipped)."""
+    from landscape.results.experiment import ExperimentResult
+
+    result = ExperimentResult.read(group)
+    if not result.summary:
         return None
-    runs = (
-        _table(group["runs"]) if "runs" in group and isinstance(group["runs"], h5py.Group) else {}
-    )
     return Experiment(
-        group.name.split("/")[-1], store.read_attrs(group), _table(group["summary"]), runs
+        group.name.split("/")[-1],
+        store.read_attrs(group),
+        _columns(result.summary),
+        _columns(result.runs),
     )
 
 

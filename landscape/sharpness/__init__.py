@@ -2,78 +2,51 @@
 
 Every function takes ``(model, loss_fn, inputs, targets, **parameters)`` and returns a
 :class:`SharpnessResult`; the model's weights and BatchNorm statistics are left as found.
-:data:`MEASURES` maps the measure names used by ``landscape sharpness --measure`` to them.
+:data:`MEASURES` (:mod:`landscape.sharpness.registry`) maps the measure names used by
+``landscape sharpness --measure`` to them. The functions are imported on first use, so that
+the registry (the command line's choices) is read without importing torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
+import importlib
+from typing import Any
 
-from landscape.sharpness.average_case import average_case_sharpness
-from landscape.sharpness.gradient import fisher_rao_norm, gradient_norm
-from landscape.sharpness.hessian import hessian_trace, top_eigenvalue
-from landscape.sharpness.result import SharpnessResult
-from landscape.sharpness.worst_case import worst_case_sharpness, worst_case_sharpness_radii
+from landscape.sharpness.registry import MEASURES, MeasureSpec, dataset_name, register_measure
 
-# name -> (function with its fixed arguments, the keyword parameters it accepts)
-MEASURES: dict[str, tuple[Callable[..., SharpnessResult], tuple[str, ...]]] = {
-    "worst-case": (
-        partial(worst_case_sharpness, adaptive=False, norm="l2"),
-        ("rho", "steps", "m", "batch_size", "bn_mode", "seed", "progress"),
-    ),
-    "adaptive-worst-case": (
-        partial(worst_case_sharpness, adaptive=True, norm="l2"),
-        ("rho", "steps", "m", "batch_size", "bn_mode", "seed", "progress"),
-    ),
-    "adaptive-worst-case-linf": (
-        partial(worst_case_sharpness, adaptive=True, norm="linf"),
-        ("rho", "steps", "m", "batch_size", "bn_mode", "seed", "progress"),
-    ),
-    "average-case": (
-        partial(average_case_sharpness, adaptive=False),
-        ("sigma", "draws", "batch_size", "bn_mode", "seed", "progress"),
-    ),
-    "adaptive-average-case": (
-        partial(average_case_sharpness, adaptive=True),
-        ("sigma", "draws", "batch_size", "bn_mode", "seed", "progress"),
-    ),
-    "gradient-norm": (gradient_norm, ("batch_size", "bn_mode")),
-    "fisher-rao-norm": (fisher_rao_norm, ("batch_size", "bn_mode")),
-    "top-eigenvalue": (top_eigenvalue, ("tol", "batch_size", "bn_mode", "seed", "progress")),
-    "trace": (
-        hessian_trace,
-        ("rel_stderr", "max_hvps", "batch_size", "bn_mode", "seed", "progress"),
-    ),
+_FUNCTIONS = {
+    "average_case_sharpness": "average_case",
+    "fisher_rao_norm": "gradient",
+    "gradient_norm": "gradient",
+    "hessian_trace": "hessian",
+    "top_eigenvalue": "hessian",
+    "SharpnessResult": "result",
+    "worst_case_sharpness": "worst_case",
+    "worst_case_sharpness_radii": "worst_case",
 }
 
 
-def dataset_name(measure: str) -> str:
-    """The HDF5 dataset name of a measure under ``sharpness/<ckpt-stem>/``."""
-    return measure.replace("-", "_")
+def __getattr__(name: str) -> Any:
+    if name in _FUNCTIONS:
+        return getattr(importlib.import_module(f"landscape.sharpness.{_FUNCTIONS[name]}"), name)
+    raise AttributeError(f"module 'landscape.sharpness' has no attribute {name!r}")
 
 
-def compute_measure(name: str, model, loss_fn, inputs, targets, **options) -> SharpnessResult:
+def compute_measure(name: str, model, loss_fn, inputs, targets, **options):
     """Run measure ``name`` with the options it accepts (others are ignored).
 
-    The per-measure radius options ``adaptive_rho`` / ``adaptive_sigma`` (if given) replace
-    ``rho`` / ``sigma`` for the adaptive measures, whose natural radius is much larger.
+    The radius options (``adaptive_rho``, ``linf_rho``, ``adaptive_sigma``), when given,
+    replace ``rho`` / ``sigma`` for the measures they belong to (:class:`MeasureSpec`).
     """
-    function, accepted = MEASURES[name]
-    options = dict(options)
-    if name.startswith("adaptive"):
-        if options.get("adaptive_rho") is not None:
-            options["rho"] = options["adaptive_rho"]
-        if options.get("adaptive_sigma") is not None:
-            options["sigma"] = options["adaptive_sigma"]
-    kwargs = {k: options[k] for k in accepted if options.get(k) is not None}
-    result = function(model, loss_fn, inputs, targets, **kwargs)
-    result.measure = dataset_name(name)
+    spec = MEASURES[name]
+    result = spec.resolve()(model, loss_fn, inputs, targets, **spec.arguments(options))
+    result.measure = spec.dataset
     return result
 
 
 __all__ = [
     "MEASURES",
+    "MeasureSpec",
     "SharpnessResult",
     "average_case_sharpness",
     "compute_measure",
@@ -81,6 +54,7 @@ __all__ = [
     "fisher_rao_norm",
     "gradient_norm",
     "hessian_trace",
+    "register_measure",
     "top_eigenvalue",
     "worst_case_sharpness",
     "worst_case_sharpness_radii",

@@ -79,7 +79,12 @@ def test_writes_the_hessian_layout_with_provenance_and_prints_a_table(ckpts, tmp
         assert config["loss"] == "cross-entropy" and config["label_smoothing"] == 0.0
 
 
-def test_eigenvalues_match_the_python_api_on_the_same_subset(ckpts, tmp_path):
+@pytest.mark.parametrize(
+    "seeds, subset_seed",
+    [(["--subset-seed", "3"], 3), (["--seed", "3"], 0)],
+    ids=["subset-seed-draws-the-examples", "seed-does-not"],
+)
+def test_eigenvalues_match_the_python_api_on_the_same_subset(ckpts, tmp_path, seeds, subset_seed):
     out = tmp_path / "h.h5"
     argv = [
         "hessian",
@@ -95,15 +100,14 @@ def test_eigenvalues_match_the_python_api_on_the_same_subset(ckpts, tmp_path):
         "float64",
         "--device",
         "cpu",
-        "--seed",
-        "3",
+        *seeds,
         "--out",
         str(out),
     ]
     assert main(argv) == 0
     model = build_model("mlp", (1, 8, 8), 10).double()
     model.load_state_dict(torch.load(ckpts[0], weights_only=True)["model"])
-    x, y = fixed_subset(*load_dataset("digits").split("train"), 64, 3)
+    x, y = fixed_subset(*load_dataset("digits").split("train"), 64, subset_seed)
     expected = hessian_eigenvalues(
         model.eval(), make_loss(), x.double(), y, k=2, tol=1e-8
     ).eigenvalues
@@ -214,6 +218,19 @@ def test_nan_weights_are_a_user_error_and_write_nothing(tmp_path, capsys):
     out = tmp_path / "h.h5"
     assert main(["hessian", str(path), *FAST, "--out", str(out)]) == 1
     assert "landscape: error:" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_an_overflowing_product_names_the_dtype_flag_and_writes_nothing(tmp_path, capsys):
+    model = build_model("mlp", (1, 8, 8), 10)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1e19)  # finite weights whose products overflow float32
+    path = _save(tmp_path / "huge.pt", model, "mlp", 1, "sgd")
+    out = tmp_path / "h.h5"
+    assert main(["hessian", str(path), *FAST, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "landscape: error:" in err and "not finite" in err and "--dtype float64" in err
     assert not out.exists()
 
 

@@ -154,10 +154,11 @@ def _help(command: str) -> str:
     "command, option, default",
     [
         ("hessian", "--samples", "5000"),
-        ("hessian", "--batch-size", "500"),
+        ("hessian", "--batch-size", "512 with --bn train, else the fastest, measured"),
         ("surface", "--samples", "2000 per split"),
         ("sharpness", "--samples", "1024"),
-        ("escape", "--batch-size", "512"),
+        ("sharpness", "--batch-size", "512 with --bn train, else the fastest, measured"),
+        ("escape", "--batch-size", "512 with --bn train, else the fastest, measured"),
     ],
 )
 def test_analysis_commands_state_their_subset_defaults(command, option, default):

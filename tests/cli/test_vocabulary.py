@@ -43,3 +43,26 @@ def test_the_help_says_what_each_mode_means():
 def test_an_unknown_mode_in_a_command_definition_is_a_programming_error():
     with pytest.raises(ValueError):
         parser(modes=("eval", "frozen"))
+
+
+@pytest.mark.parametrize("command", ["hessian", "sharpness", "escape"])
+@pytest.mark.parametrize("flag", ["--bn", "--bn-mode"])
+def test_the_curvature_commands_take_bn_and_still_the_old_bn_mode(command, flag, capsys):
+    from landscape import cli
+
+    parser = cli.build_parser()[1][command]
+    required = ["--rho", "0.05", "--lr", "0.1", "--steps", "2"] if command == "escape" else []
+    args = parser.parse_args(["ckpt.pt", *required, flag, "train"])
+    assert args.bn_mode == "train"  # the attribute results store as bn_mode
+    warned = "--bn-mode is deprecated; use --bn train" in capsys.readouterr().err
+    assert warned == (flag == "--bn-mode")
+
+
+@pytest.mark.parametrize("command", ["hessian", "sharpness", "escape"])
+def test_the_curvature_commands_draw_the_subset_by_subset_seed(command):
+    from landscape import cli
+
+    parser = cli.build_parser()[1][command]
+    required = ["--rho", "0.05", "--lr", "0.1", "--steps", "2"] if command == "escape" else []
+    args = parser.parse_args(["ckpt.pt", *required, "--seed", "7"])
+    assert (args.seed, args.subset_seed) == (7, 0)

@@ -147,7 +147,7 @@ def test_gpt2_tied_embedding_and_head_are_one_parameter():
     assert model.lm_head.weight is model.transformer.wte.weight
     with HessianOperator(model, make_loss(), *em.token_blocks(count=1, block=4)) as op:
         assert op.dim == sum(p.numel() for p in model.parameters() if p.requires_grad)
-        assert "lm_head.weight" not in op.names
+        assert "lm_head.weight" not in op.parameter_names
 
 
 def test_the_math_kernel_is_announced_once(caplog, fused_attention):

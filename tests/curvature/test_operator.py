@@ -268,3 +268,22 @@ def test_a_non_finite_product_is_a_clear_user_error():
     )
     with pytest.raises(UserError, match="not finite"):
         op.matvec(_random_vector(op.dim))
+
+
+def test_the_non_finite_error_speaks_in_library_terms_not_in_command_line_flags():
+    model = torch.nn.Linear(3, 2).double()
+    with torch.no_grad():
+        model.weight[0, 0] = float("nan")
+    x, y = torch.randn(4, 3, dtype=torch.float64), torch.tensor([0, 1, 0, 1])
+    op = HessianOperator(model, torch.nn.functional.cross_entropy, x, y, batch_size=4)
+    with pytest.raises(UserError, match="compute in float64") as caught:
+        op.matvec(_random_vector(op.dim))
+    assert "--" not in str(caught.value)
+
+
+def test_the_operator_names_its_parameters_parameter_names_in_flat_order():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 2))
+    x, y = torch.randn(4, 3), torch.tensor([0, 1, 0, 1])
+    op = HessianOperator(model, torch.nn.functional.cross_entropy, x, y, batch_size=4)
+    assert op.parameter_names == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    assert not hasattr(op, "params")  # engines' params are tensors; names are not params

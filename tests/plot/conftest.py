@@ -205,57 +205,84 @@ def eigenvalues_at(epoch: int, phase: str, k: int = 5) -> np.ndarray:
     return top / np.arange(1, k + 1) ** 0.8
 
 
+def result_provenance(stem: str, epoch: int | None, phase: str | None, run: str = "late-sam"):
+    """The provenance of :func:`provenance`, as the result modules take it."""
+    from landscape.results import Provenance
+
+    return Provenance(
+        checkpoint=f"checkpoints/{run}/{stem}.pt",
+        checkpoint_sha256=hashlib.sha256(f"{run}/{stem}".encode()).hexdigest(),
+        arch="resnet20",
+        epoch=epoch,
+        phase=phase,
+        split="train",
+        samples=512,
+        bn_mode="eval",
+        dtype="float32",
+        seed=0,
+        seconds=1.5,
+        config={"note": "test fixture"},
+    )
+
+
 def write_hessian(f: h5py.File, run: str = "late-sam") -> None:
+    from landscape.results.hessian import Density, Eigenvalues, HessianResult, Trace
+
     for epoch, phase in HESSIAN_EPOCHS:
         stem = f"epoch-{epoch:03d}-{phase}"
-        g = f.create_group(f"hessian/{stem}")
-        provenance(g, stem, epoch, phase, run)
         eig = eigenvalues_at(epoch, phase)
-        g["eigenvalues"] = eig
-        g["residuals"] = np.full(eig.size, 1e-5)
-        g["trace"] = 12.0 * eig[0]
-        g["trace_stderr"] = 0.5 * eig[0]
-        g["hvp_count"] = 200
         grid = np.linspace(-5, eig[0] * 1.1, 200)
         values = np.exp(-(grid**2) / 2) / np.sqrt(2 * np.pi) + 1e-6
         for lam in eig:
             values += 1e-3 * np.exp(-((grid - lam) ** 2) / 2)
-        d = g.create_group("density")
-        d["grid"], d["values"] = grid, values
-        d["nodes"], d["weights"] = np.zeros((3, 10)), np.full((3, 10), 0.1)
+        HessianResult(
+            result_provenance(stem, epoch, phase, run),
+            hvp_count=200,
+            top=Eigenvalues(eig, np.full(eig.size, 1e-5), np.full(eig.size, 1e-9), True, 1e-4, 60),
+            trace=Trace(12.0 * eig[0], 0.5 * eig[0], "krylov-hutch++", True, 20, 4, 100),
+            density=Density(grid, values, np.zeros((3, 10)), np.full((3, 10), 0.1), 0.1, 40),
+        ).write(f.create_group(f"hessian/{stem}"))
 
 
 def write_sharpness(f: h5py.File) -> None:
+    from landscape.results.sharpness import MeasureValue, SharpnessResult
+
     for epoch, phase in HESSIAN_EPOCHS[2:]:
         stem = f"epoch-{epoch:03d}-{phase}"
-        g = f.create_group(f"sharpness/{stem}")
-        provenance(g, stem, epoch, phase)
         lam = eigenvalues_at(epoch, phase)[0]
-        g["worst_case"] = 0.01 * lam
-        g["worst_case"].attrs["rho"] = 0.05
-        g["gradient_norm"] = 0.001 * lam
         rho = np.array([0.01, 0.02, 0.05, 0.1])
-        g["average"] = 0.002 * lam * rho / 0.05
-        g["average"].attrs["rho"] = rho
+        SharpnessResult(
+            result_provenance(stem, epoch, phase),
+            {
+                "worst_case": MeasureValue(0.01 * lam, parameters={"rho": 0.05}),
+                "gradient_norm": MeasureValue(0.001 * lam),
+                "average": MeasureValue(0.002 * lam * rho / 0.05, parameters={"rho": rho}),
+            },
+        ).write(f.create_group(f"sharpness/{stem}"))
 
 
 def write_escape(f: h5py.File, name: str = "epoch-080-sgd") -> None:
-    g = f.create_group(f"escape/{name}")
-    provenance(g, name, 80, "sgd")
+    from landscape.results.escape import EscapeCurve
+
     step = np.arange(0, 61)
-    g["step"] = step
     distance = 1e-3 * np.exp(0.12 * step) / (1 + 1e-3 * np.exp(0.12 * step) / 0.5)
     distance[0] = 0.0  # the start itself: a log axis must cope
-    g["distance"] = distance
-    g["train_loss"] = 0.02 + 0.3 / (1 + np.exp(-(step - 30) / 4)) * np.exp(-step / 80)
-    g["train_acc"] = 1 - g["train_loss"][()] / 2
+    train_loss = 0.02 + 0.3 / (1 + np.exp(-(step - 30) / 4)) * np.exp(-step / 80)
     eig = np.full(step.size, np.nan)
     eig[::10] = 60 * np.exp(-step[::10] / 40)
-    g["eigenvalue"] = eig
-    g.attrs["growth_rate"] = 0.12
-    g.attrs["rho"] = 0.05
-    g.attrs["lr"] = 0.01
-    g.attrs["unnormalized"] = False
+    EscapeCurve(
+        result_provenance(name, 80, "sgd"),
+        step=step,
+        distance=distance,
+        train_loss=train_loss,
+        train_acc=1 - train_loss / 2,
+        eigenvalue=eig,
+        growth_rate=0.12,
+        growth_factor=float(np.exp(0.12)),
+        fit_start=1,
+        fit_stop=30,
+        parameters={"rho": 0.05, "lr": 0.01, "unnormalized": False},
+    ).write(f.create_group(f"escape/{name}"))
 
 
 BUILDERS = {

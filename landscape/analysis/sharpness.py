@@ -1,0 +1,180 @@
+"""Sharpness measures of checkpoints: what ``landscape sharpness`` computes, and how.
+
+:func:`measure_sharpness` runs the measures of :class:`SharpnessOptions` on one model (through
+the registry, :mod:`landscape.sharpness.registry`; worst-case sharpness at several radii in one
+pass over the examples); :func:`analyse_sharpness` does so for every checkpoint and saves each
+one's :class:`~landscape.results.sharpness.SharpnessResult` when it is done, keeping the
+measures an earlier run computed on the same checkpoint and examples.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from landscape import store
+from landscape.analysis.provenance import provenance_of
+from landscape.parallel import SINGLE, Partition
+from landscape.progress import Reporter
+from landscape.results.sharpness import MeasureValue, SharpnessResult, write_merged
+
+log = logging.getLogger("landscape.sharpness")
+
+FIXED_BATCH = 512  # the batch where it defines the statistics (bn_mode="train"), as in cli.common
+
+
+@dataclass
+class SharpnessOptions:
+    """The measures (registry names) and their parameters. ``radii``: worst-case sharpness at
+    each (stored as ``worst_case_rho<r>`` when there are several); ``batch_size`` None:
+    FIXED_BATCH with ``bn_mode="train"``, else the fastest for each measure's work, measured."""
+
+    measures: list[str] = field(default_factory=lambda: ["worst-case"])
+    radii: list[float] = field(default_factory=lambda: [0.05])
+    adaptive_rho: float = 0.5
+    linf_rho: float = 0.001
+    steps: int = 20
+    m: int | None = None
+    sigma: float = 0.01
+    adaptive_sigma: float = 0.1
+    draws: int = 100
+    tol: float = 1e-3
+    rel_stderr: float = 0.05
+    bn_mode: str = "eval"
+    batch_size: int | None = None
+    loss: str = "cross-entropy"
+    split: str = "train"
+    dtype: str = "float32"
+    seed: int = 0
+
+    def measure_options(self) -> dict:
+        """The keyword options every measure picks its own from (the stored ``config``)."""
+        batch = self.batch_size or (FIXED_BATCH if self.bn_mode == "train" else "auto")
+        return {
+            "rho": self.radii[0],
+            "adaptive_rho": self.adaptive_rho,
+            "steps": self.steps,
+            "m": self.m,
+            "sigma": self.sigma,
+            "adaptive_sigma": self.adaptive_sigma,
+            "draws": self.draws,
+            "batch_size": batch,
+            "bn_mode": self.bn_mode,
+            "seed": self.seed,
+            "tol": self.tol,
+            "rel_stderr": self.rel_stderr,
+        }
+
+
+def measured_batch(measure: str, model, loss_fn, x, y) -> int:
+    """The fastest batch for the work ``measure`` repeats (its registry entry: forwards,
+    Hessian-vector products or gradients), measured and cached (:mod:`landscape.batching`)."""
+    from landscape import batching
+    from landscape.sharpness import MEASURES
+
+    work = MEASURES[measure].work
+    if work == "forward":
+        return batching.forward_batch_size(model, x).batch_size
+    if work == "hvp":
+        return batching.product_batch_size(model, loss_fn, x, y).batch_size
+    return batching.gradient_batch_size(model, loss_fn, x, y).batch_size
+
+
+def measure_sharpness(
+    model: torch.nn.Module,
+    loss_fn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    options: SharpnessOptions,
+    reporter: Reporter | None = None,
+    prefix: str = "",
+) -> list[tuple[object, float]]:
+    """Every measure of ``options`` on one model, each one phase of ``reporter``: the
+    :class:`landscape.sharpness.SharpnessResult` of each with its seconds, in order."""
+    from landscape.sharpness import MEASURES, compute_measure, worst_case_sharpness_radii
+
+    reporter = reporter or Reporter(enabled=False)
+    radii = list(dict.fromkeys(options.radii))
+    computed = []
+    for name in options.measures:
+        started = time.monotonic()
+        opts = {**options.measure_options(), "linf_rho": options.linf_rho}
+        if opts["batch_size"] == "auto":
+            opts["batch_size"] = measured_batch(name, model, loss_fn, x, y)
+        with reporter.phase(f"{prefix}{name}", unit=MEASURES[name].unit) as phase:
+            if name == "worst-case" and len(radii) > 1:
+                found = worst_case_sharpness_radii(
+                    model, loss_fn, x, y, radii=radii, steps=opts["steps"], m=opts["m"],
+                    batch_size=opts["batch_size"], bn_mode=opts["bn_mode"], seed=opts["seed"],
+                    progress=phase,
+                )  # fmt: skip
+                for result in found:
+                    result.measure = f"worst_case_rho{result.params['rho']:g}"
+            else:
+                found = [compute_measure(name, model, loss_fn, x, y, **opts, progress=phase)]
+        seconds = (time.monotonic() - started) / len(found)
+        computed.extend((result, seconds) for result in found)
+    return computed
+
+
+def analyse_sharpness(
+    options: SharpnessOptions,
+    targets: list,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    out: str | Path,
+    *,
+    partition: Partition = SINGLE,
+    reporter: Reporter | None = None,
+) -> list[tuple[str, SharpnessResult]]:
+    """Every checkpoint of ``targets`` (:class:`landscape.target.Target`); each one's measures
+    are written to ``sharpness/<name>`` of ``out`` when done (by the writer process). Returns
+    ``(name, the measures computed now)`` per checkpoint, in order."""
+    from landscape.losses import make_loss
+
+    loss_fn = make_loss(options.loss)
+    done = []
+    for i, target in enumerate(targets):
+        started = time.monotonic()
+        prefix = f"[{i + 1}/{len(targets)}] {target.stem}: " if len(targets) > 1 else ""
+        computed = measure_sharpness(target.model, loss_fn, x, y, options, reporter, prefix)
+        for result, seconds in computed:
+            log.info("%s %s = %.6g (%.1f s)", target.stem, result.measure, result.value, seconds)
+        seconds = time.monotonic() - started
+        provenance = provenance_of(
+            target, options, x.shape[0], seconds, _config(options), partition
+        )
+        result = SharpnessResult(
+            provenance, {r.measure: MeasureValue.from_measure(r, s) for r, s in computed}
+        )
+        name = save(out, target, result) if partition.is_writer else target.stem
+        done.append((name, result))
+    return done
+
+
+def _config(options: SharpnessOptions) -> dict:
+    """What shaped the measures, for the provenance's ``config``."""
+    radii = list(dict.fromkeys(options.radii))
+    return {
+        **options.measure_options(),
+        "rho": radii if len(radii) > 1 else radii[0],
+        "linf_rho": options.linf_rho,
+        "measures": list(options.measures),
+    }
+
+
+def save(out: str | Path, target, result: SharpnessResult) -> str:
+    """Write ``result`` to ``sharpness/<name>`` of ``out`` (merged with the measures there from
+    the same checkpoint and examples); returns the name used."""
+    with store.transaction(out) as f:
+        name, exists = store.claim_group_name(
+            f, "sharpness", target.stem, [target.sha256], where=f" in {out}"
+        )
+        if exists:
+            log.info("updating sharpness/%s in %s: the same checkpoint, analysed again", name, out)
+        write_merged(f, name, result)
+    return name

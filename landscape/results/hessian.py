@@ -1,0 +1,319 @@
+"""``hessian/<name>/``: eigenvalues, trace and spectral density of one checkpoint.
+
+The layout is docs/file-format.md, "hessian"; this module is the only code that writes or reads
+it (``landscape hessian``, ``landscape experiment``, ``plot``, ``report``, ``info``). Only what
+was computed is present, except ``trace`` and ``trace_stderr``, which are NaN when the trace
+was not asked for. ``blocks/<block>/`` holds the same quantities for one block of parameters
+(a layer, say): the Hessian restricted to it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import h5py
+import numpy as np
+
+from landscape import store
+from landscape.results.arrays import fields_equal, float_array, number, scalar
+from landscape.results.provenance import Provenance
+
+
+@dataclass(eq=False)
+class Eigenvalues:
+    """Top (descending) or bottom (ascending) eigenvalues of one Lanczos run.
+
+    ``residuals`` are ||Hv - lambda v|| of the unit Ritz vectors, ``error_bounds`` the
+    Kato-Temple bounds min(r, r^2/gap) on |lambda - exact| (NaN where not known);
+    ``eigenvectors`` maps each parameter's name to its (k, *shape) part, when kept.
+    """
+
+    values: np.ndarray
+    residuals: np.ndarray
+    error_bounds: np.ndarray
+    converged: bool
+    tol: float
+    hvp_count: int
+    eigenvectors: dict[str, np.ndarray] | None = None
+
+    __eq__ = fields_equal
+
+    @classmethod
+    def from_lanczos(
+        cls, eig: Any, eigenvectors: dict[str, np.ndarray] | None = None
+    ) -> Eigenvalues:
+        """From a :class:`landscape.curvature.lanczos.EigResult`."""
+        values = np.asarray(eig.eigenvalues, np.float64)
+        bounds = eig.error_bounds if eig.error_bounds is not None else np.full(values.size, np.nan)
+        return cls(
+            values=values,
+            residuals=np.asarray(eig.residuals, np.float64),
+            error_bounds=np.asarray(bounds, np.float64),
+            converged=bool(eig.converged),
+            tol=float(eig.tol),
+            hvp_count=int(eig.hvp_count),
+            eigenvectors=eigenvectors,
+        )
+
+    def write(self, group: h5py.Group, prefix: str = "") -> None:
+        store.write_dataset(
+            group,
+            f"{prefix}eigenvalues",
+            np.asarray(self.values, np.float64),
+            converged=bool(self.converged),
+            tol=float(self.tol),
+            hvp_count=int(self.hvp_count),
+        )
+        store.write_dataset(group, f"{prefix}residuals", np.asarray(self.residuals, np.float64))
+        store.write_dataset(
+            group, f"{prefix}error_bounds", np.asarray(self.error_bounds, np.float64)
+        )
+        if self.eigenvectors:
+            folder = group.create_group(f"{prefix}eigenvectors")
+            for name, array in self.eigenvectors.items():
+                store.write_dataset(folder, name, array)
+            store.set_attrs(folder, parameter_names=list(self.eigenvectors))
+
+    @classmethod
+    def read(cls, group: h5py.Group, prefix: str = "") -> Eigenvalues | None:
+        """None when the group holds no such eigenvalues."""
+        name = f"{prefix}eigenvalues"
+        if name not in group:
+            return None
+        values = float_array(group, name)
+        attrs = store.read_attrs(group[name])
+        vectors = None
+        if f"{prefix}eigenvectors" in group:
+            folder = group[f"{prefix}eigenvectors"]
+            names = store.read_attrs(folder).get("parameter_names")
+            names = _json_names(names) or list(folder)
+            vectors = {n: np.asarray(folder[n][()]) for n in names if n in folder}
+        return cls(
+            values=values,
+            residuals=float_array(group, f"{prefix}residuals", values.size),
+            error_bounds=float_array(group, f"{prefix}error_bounds", values.size),
+            converged=bool(attrs.get("converged", False)),
+            tol=number(attrs.get("tol")),
+            hvp_count=int(number(attrs.get("hvp_count"), 0)),
+            eigenvectors=vectors,
+        )
+
+
+def _json_names(value: Any) -> list[str]:
+    import json
+
+    if isinstance(value, str) and value.startswith("["):
+        return [str(v) for v in json.loads(value)]
+    return []
+
+
+@dataclass(eq=False)
+class Trace:
+    """tr H with its standard error, and how it was estimated (:mod:`landscape.curvature.trace`)."""
+
+    value: float
+    stderr: float
+    method: str
+    converged: bool
+    samples: int
+    sketch_rank: int
+    hvp_count: int
+
+    __eq__ = fields_equal
+
+    @classmethod
+    def from_estimate(cls, trace: Any) -> Trace:
+        """From a :class:`landscape.curvature.trace.TraceResult`."""
+        return cls(
+            value=float(trace.trace),
+            stderr=float(trace.stderr),
+            method=str(trace.method),
+            converged=bool(trace.converged),
+            samples=int(trace.samples),
+            sketch_rank=int(trace.sketch_rank),
+            hvp_count=int(trace.hvp_count),
+        )
+
+    @staticmethod
+    def write(trace: Trace | None, group: h5py.Group) -> None:
+        """``trace`` and ``trace_stderr``; NaN (without attributes) when ``trace`` is None."""
+        if trace is None:
+            store.write_dataset(group, "trace", math.nan)
+            store.write_dataset(group, "trace_stderr", math.nan)
+            return
+        store.write_dataset(
+            group,
+            "trace",
+            float(trace.value),
+            method=trace.method,
+            converged=bool(trace.converged),
+            samples=int(trace.samples),
+            sketch_rank=int(trace.sketch_rank),
+            hvp_count=int(trace.hvp_count),
+        )
+        store.write_dataset(group, "trace_stderr", float(trace.stderr))
+
+    @classmethod
+    def read(cls, group: h5py.Group) -> Trace | None:
+        value = scalar(group, "trace")
+        if math.isnan(value):
+            return None
+        attrs = store.read_attrs(group["trace"])
+        return cls(
+            value=value,
+            stderr=scalar(group, "trace_stderr"),
+            method=str(attrs.get("method", "")),
+            converged=bool(attrs.get("converged", False)),
+            samples=int(number(attrs.get("samples"), 0)),
+            sketch_rank=int(number(attrs.get("sketch_rank"), 0)),
+            hvp_count=int(number(attrs.get("hvp_count"), 0)),
+        )
+
+
+@dataclass(eq=False)
+class Density:
+    """Stochastic Lanczos quadrature (Ghorbani et al. 2019): the smoothed density ``values``
+    on ``grid`` and the (runs, steps) Gauss nodes and weights it was smoothed from."""
+
+    grid: np.ndarray
+    values: np.ndarray
+    nodes: np.ndarray
+    weights: np.ndarray
+    sigma: float
+    hvp_count: int
+
+    __eq__ = fields_equal
+
+    @classmethod
+    def from_slq(cls, density: Any) -> Density:
+        """From a :class:`landscape.curvature.density.Density`."""
+        return cls(
+            grid=np.asarray(density.grid, np.float64),
+            values=np.asarray(density.values, np.float64),
+            nodes=np.asarray(density.nodes, np.float64),
+            weights=np.asarray(density.weights, np.float64),
+            sigma=float(density.sigma),
+            hvp_count=int(density.hvp_count),
+        )
+
+    def write(self, group: h5py.Group) -> None:
+        folder = group.create_group("density")
+        for name in ("grid", "values", "nodes", "weights"):
+            store.write_dataset(folder, name, np.asarray(getattr(self, name), np.float64))
+        nodes = np.asarray(self.nodes)
+        store.set_attrs(
+            folder,
+            sigma=float(self.sigma),
+            runs=int(nodes.shape[0]) if nodes.ndim == 2 else 0,
+            steps=int(nodes.shape[1]) if nodes.ndim == 2 else 0,
+            hvp_count=int(self.hvp_count),
+        )
+
+    @classmethod
+    def read(cls, group: h5py.Group) -> Density | None:
+        folder = group.get("density")
+        if not isinstance(folder, h5py.Group) or "grid" not in folder or "values" not in folder:
+            return None
+        attrs = store.read_attrs(folder)
+        return cls(
+            grid=float_array(folder, "grid"),
+            values=float_array(folder, "values"),
+            nodes=np.asarray(folder["nodes"][()], np.float64) if "nodes" in folder else _empty(),
+            weights=np.asarray(folder["weights"][()], np.float64)
+            if "weights" in folder
+            else _empty(),
+            sigma=number(attrs.get("sigma")),
+            hvp_count=int(number(attrs.get("hvp_count"), 0)),
+        )
+
+
+def _count(value: float) -> int:
+    return 0 if math.isnan(value) else int(value)
+
+
+def _empty() -> np.ndarray:
+    return np.empty((0, 0))
+
+
+@dataclass(eq=False)
+class Block:
+    """The curvature restricted to one block of parameters (``blocks/<name>/``)."""
+
+    name: str
+    parameter_names: list[str]
+    top: Eigenvalues | None = None
+    trace: Trace | None = None
+    density: Density | None = None
+
+    __eq__ = fields_equal
+
+    def write(self, group: h5py.Group) -> None:
+        store.set_attrs(group, parameter_names=list(self.parameter_names))
+        if self.top is not None:
+            self.top.write(group)
+        Trace.write(self.trace, group)
+        if self.density is not None:
+            self.density.write(group)
+
+    @classmethod
+    def read(cls, group: h5py.Group) -> Block:
+        return cls(
+            name=group.name.split("/")[-1],
+            parameter_names=_json_names(store.read_attrs(group).get("parameter_names")),
+            top=Eigenvalues.read(group),
+            trace=Trace.read(group),
+            density=Density.read(group),
+        )
+
+
+@dataclass(eq=False)
+class HessianResult:
+    """One checkpoint's curvature: whatever of top/bottom eigenvalues, trace and density was
+    asked for. ``curvature`` names the matrix ("hessian"; other curvature matrices such as the
+    Gauss-Newton one share the layout); ``cost_note`` says what one product cost."""
+
+    provenance: Provenance
+    hvp_count: int
+    top: Eigenvalues | None = None
+    bottom: Eigenvalues | None = None
+    trace: Trace | None = None
+    density: Density | None = None
+    cost_note: str = ""
+    curvature: str = "hessian"
+    blocks: dict[str, Block] = field(default_factory=dict)
+
+    __eq__ = fields_equal
+
+    def write(self, group: h5py.Group) -> None:
+        self.provenance.write(group)
+        store.set_attrs(group, cost_note=self.cost_note, curvature=self.curvature)
+        if self.top is not None:
+            self.top.write(group)
+        if self.bottom is not None:
+            self.bottom.write(group, prefix="bottom_")
+        Trace.write(self.trace, group)
+        store.write_dataset(group, "hvp_count", int(self.hvp_count))
+        if self.density is not None:
+            self.density.write(group)
+        for name, block in self.blocks.items():
+            block.write(group.create_group(f"blocks/{store.safe_group_name(name)}"))
+
+    @classmethod
+    def read(cls, group: h5py.Group) -> HessianResult:
+        attrs = store.read_attrs(group)
+        blocks = group.get("blocks")
+        return cls(
+            provenance=Provenance.read(group),
+            hvp_count=_count(scalar(group, "hvp_count")),
+            top=Eigenvalues.read(group),
+            bottom=Eigenvalues.read(group, prefix="bottom_"),
+            trace=Trace.read(group),
+            density=Density.read(group),
+            cost_note=str(attrs.get("cost_note", "")),
+            curvature=str(attrs.get("curvature") or "hessian"),
+            blocks={n: Block.read(b) for n, b in blocks.items()}
+            if isinstance(blocks, h5py.Group)
+            else {},
+        )
