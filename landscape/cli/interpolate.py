@@ -10,6 +10,8 @@ import argparse
 import logging
 
 from landscape.cli.common import (
+    FIXED_BATCH,
+    add_bn,
     add_config,
     add_data_source,
     add_device,
@@ -33,10 +35,12 @@ included) on train and test subsets, and report barrier heights for loss and err
 More than two checkpoints give a polyline A -> B -> C ...; alpha in the file is then the
 coordinate along it (checkpoint k at alpha = k) and barriers are the largest over segments.
 
-BatchNorm (--bn): recompute running statistics at every point from training examples
-(default), or interpolate them like the weights (what most mode-connectivity code does).
+BatchNorm (--bn): recalibrate running statistics at every point from training examples
+(default; the old name recompute still works), or interpolate them like the weights (what
+most mode-connectivity code does).
 Resume: rerunning the same command computes only the missing points; different options
-replace the group (said on stderr); a group of other checkpoints is never replaced. Data subsets are fixed (seed 0, no augmentation).
+replace the group (said on stderr); a group of other checkpoints is never replaced.
+The data subsets are drawn by --subset-seed (default 0, no augmentation).
 --samples defaults to 2000 examples per split (all of them if the split is smaller).
 
 example:
@@ -58,12 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MIN:MAX:NUM",
         help=f"interpolation coefficients per segment (default {DEFAULT_ALPHA})",
     )
-    parser.add_argument(
-        "--bn",
-        choices=["recompute", "interpolate"],
-        default="recompute",
-        help="BatchNorm statistics at each point (default: recompute)",
-    )
+    add_bn(parser, ("recalibrate", "interpolate"), "recalibrate")
     parser.add_argument("--name", help="result group name (default: <A run>_<A stem>-to-<B stem>)")
     parser.add_argument(
         "--save-every",
@@ -80,7 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_source(parser)
     add_data_source(parser, splits="train,test")
     state_default(parser, "--samples", f"{DEFAULT_SAMPLES} per split")
-    state_default(parser, "--batch-size", "500, or the subset size if smaller")
+    state_default(
+        parser,
+        "--batch-size",
+        f"measured; {FIXED_BATCH} (or the subset size if smaller) for BatchNorm recalibration",
+    )
     parser.set_defaults(samples=DEFAULT_SAMPLES)
 
 
@@ -109,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         [store.checkpoint_label(first), *(short_label(p, first) for p in args.checkpoints[1:])]
     )
 
-    setup = load_setup(args, args.checkpoints, splits, recalibrate=args.bn == "recompute")
+    setup = load_setup(args, args.checkpoints, splits, recalibrate=args.bn == "recalibrate")
     targets = setup.targets
     name, _ = store.claim_group_name_in(
         out, "interpolation", base_name, [t.sha256 for t in targets]
@@ -125,14 +128,14 @@ def run(args: argparse.Namespace) -> int:
         "bn": args.bn,
         "splits": splits,
         "samples": setup.samples,
-        "subset_seed": 0,
+        "subset_seed": args.subset_seed,
         **batch_config(args, setup),
         "loss": args.loss,
         "dataset": setup.data.name,
         "dtype": args.dtype,
         "checkpoints": [{"path": str(t.path), "sha256": t.sha256} for t in targets],
     }
-    measure = setup.measure("recalibrate" if args.bn == "recompute" else "eval")
+    measure = setup.measure("eval" if args.bn == "interpolate" else "recalibrate")
     previous = read_previous(out, group_path, targets[0].sha256, config)
     segment, alpha = path_points(alphas, len(states))
     if previous is not None and previous["done"].shape != alpha.shape:
@@ -178,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
                 states,
                 measure,
                 alphas,
-                bn=args.bn,
+                bn="interpolate" if args.bn == "interpolate" else "recompute",
                 result=result,
                 on_save=lambda _: saver.save(update),
                 save_every=args.save_every,

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 from landscape.cli.common import (
+    FIXED_BATCH,
+    add_bn,
     add_config,
     add_data_source,
     add_device,
@@ -57,7 +59,8 @@ a group holding another checkpoint's result is never replaced (NAME-2 is written
 SIGTERM/SIGINT/SIGUSR1 save the finished points and exit 143/130/138. Commands writing one
 --out file at once take turns (nothing is lost); two writing the same --name: the one whose
 group was taken over stops with an error and the other finishes it.
-The data subsets are fixed (seed 0, no augmentation) whatever --seed, which seeds directions.
+The data subsets are drawn by --subset-seed (default 0, no augmentation); --seed seeds only the
+directions, so changing it never changes the examples.
 --samples defaults to 2000 examples per split (all of them if the split is smaller).
 
 examples:
@@ -68,7 +71,6 @@ examples:
 
 DEFAULT_GRID = "-1:1:51"
 DEFAULT_SAMPLES = 2000
-SUBSET_SEED = 0  # analysis subsets are the same for every --seed
 AUTO_POINTS = 51  # grid points per axis of a PCA plane fitted around its trajectory
 
 
@@ -103,13 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="biasbn",
         help="biasbn: 1-D parameters (biases, BatchNorm) do not move (default)",
     )
-    parser.add_argument(
-        "--bn",
-        choices=["eval", "train", "recalibrate"],
-        default="eval",
-        help="BatchNorm at each point: stored running statistics (eval, default), batch "
-        "statistics (train) or statistics recomputed from training examples (recalibrate)",
-    )
+    add_bn(parser, ("eval", "train", "recalibrate"), "eval")
     parser.add_argument(
         "--trajectory", nargs="+", metavar="CKPT", help="checkpoints for --directions pca"
     )
@@ -135,7 +131,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_source(parser)
     add_data_source(parser, splits="train")
     state_default(parser, "--samples", f"{DEFAULT_SAMPLES} per split")
-    state_default(parser, "--batch-size", "500, or the subset size if smaller")
+    state_default(
+        parser,
+        "--batch-size",
+        f"measured; {FIXED_BATCH} (or the subset size if smaller) where batches define "
+        "BatchNorm statistics",
+    )
     parser.set_defaults(samples=DEFAULT_SAMPLES)
 
 
@@ -180,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         "y": f"auto:{AUTO_POINTS}" if auto else (None if y_spec is None else str(y_spec)),
         "splits": splits,
         "samples": setup.samples,
-        "subset_seed": SUBSET_SEED,
+        "subset_seed": args.subset_seed,
         **batch_config(args, setup),
         "loss": args.loss,
         "dataset": setup.data.name,
@@ -922,20 +923,20 @@ def load_setup(
     subsets = {}
     for split in splits:
         x, y = data.split(split)
-        x, y = fixed_subset(x, y, args.samples, SUBSET_SEED)
+        x, y = fixed_subset(x, y, args.samples, args.subset_seed)
         subsets[split] = (resident(x), y.to(device))
     bn_inputs = None
     if recalibrate:
         if "train" in subsets:
             bn_inputs = subsets["train"][0]
         else:
-            x, y = fixed_subset(*data.split("train"), args.samples, SUBSET_SEED)
+            x, y = fixed_subset(*data.split("train"), args.samples, args.subset_seed)
             bn_inputs = resident(x)
     samples = next(iter(subsets.values()))[0].shape[0]
     loss_fn = make_loss(args.loss)
     # Where batches define BatchNorm statistics (--bn train, recalibration) the batch is part of
-    # the result: --batch-size, else 500 (the default before sizes were measured).
-    fixed = args.batch_size or min(500, max(v[0].shape[0] for v in subsets.values()))
+    # the result: --batch-size, else FIXED_BATCH (the subset if smaller).
+    fixed = args.batch_size or min(FIXED_BATCH, max(v[0].shape[0] for v in subsets.values()))
     if args.batch_size or bn_train:
         return Setup(targets, data, subsets, loss_fn, fixed, samples, bn_inputs, autocast=autocast)
     from landscape.surface.stacked import choose_evaluation
