@@ -1,7 +1,8 @@
 """landscape interpolate: loss and accuracy along (1 - alpha) A + alpha B, with barrier heights.
 
-Numbers from :mod:`landscape.surface.interpolate`; loading, resume and HDF5 writing are shared
-with ``landscape surface`` (:mod:`landscape.cli.surface`).
+Parses flags, loads the checkpoints (:mod:`landscape.analysis.setup`) and calls
+:func:`landscape.analysis.interpolation.compute_interpolation`, which computes, saves and
+resumes ``interpolation/<name>/`` (:mod:`landscape.results.interpolation`).
 """
 
 from __future__ import annotations
@@ -89,19 +90,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from landscape import store
-    from landscape.cli.surface import (
-        PeriodicSaver,
-        batch_config,
-        check_same_parameters,
-        load_setup,
-        output_path,
-        parse_splits,
-        read_previous,
-        short_label,
-    )
+    from landscape.analysis.interpolation import InterpolationOptions, compute_interpolation
+    from landscape.analysis.setup import batch_config, check_same_parameters, load_setup
+    from landscape.cli.surface import output_path, parse_splits, short_label
     from landscape.errors import UserError
-    from landscape.progress import cli_reporter
-    from landscape.surface import InterpolationResult, interpolate, path_points
 
     if len(args.checkpoints) < 2:
         raise UserError("interpolate needs at least two checkpoints: A B [C ...]")
@@ -120,9 +112,6 @@ def run(args: argparse.Namespace) -> int:
     group_path = f"interpolation/{name}"
     for target in targets[1:]:
         check_same_parameters(targets[0], target)
-    model = targets[0].model
-    states = [dict(t.model.state_dict()) for t in targets]
-    alphas = args.alpha.values()
     config = {
         "alpha": str(args.alpha),
         "bn": args.bn,
@@ -135,136 +124,26 @@ def run(args: argparse.Namespace) -> int:
         "dtype": args.dtype,
         "checkpoints": [{"path": str(t.path), "sha256": t.sha256} for t in targets],
     }
-    measure = setup.measure("eval" if args.bn == "interpolate" else "recalibrate")
-    previous = read_previous(out, group_path, targets[0].sha256, config)
-    segment, alpha = path_points(alphas, len(states))
-    if previous is not None and previous["done"].shape != alpha.shape:
-        log.warning("%s:%s holds other points than this grid; recomputing it", out, group_path)
-        previous = None
-    if previous is not None:
-        result = InterpolationResult(
-            segment, alpha, previous["metrics"], previous["done"], previous["seconds"]
-        )
-        log.info(
-            "resuming %s:%s: %d of %d points done",
-            out,
-            group_path,
-            int(result.done.sum()),
-            result.done.size,
-        )
-    else:
-        result = InterpolationResult.empty(segment, alpha, measure.names)
-        with store.transaction(out) as f:
-            write_interpolation_group(f, group_path, result, targets, args, config, setup)
-            store.claim_group(f, group_path)
-
-    saver = PeriodicSaver(
-        out, args.save_every, group_path, lambda: int(result.done.sum()), result.done.size
+    options = InterpolationOptions(
+        alphas=args.alpha.values(),
+        bn=args.bn,
+        dtype=args.dtype,
+        save_every=args.save_every,
+        config=config,
     )
-    if previous is not None:
-        saver.claim()
-    else:
-        saver._note_saved()
+    result = compute_interpolation(options, setup, out, group_path)
 
-    def update(f) -> None:
-        write_results(f[group_path], result)
-
-    try:
-        with cli_reporter().phase(
-            f"interpolation {len(targets)} checkpoints",
-            result.done.size,
-            unit="points",
-            initial=int(result.done.sum()),
-        ) as phase:
-            interpolate(
-                model,
-                states,
-                measure,
-                alphas,
-                bn="interpolate" if args.bn == "interpolate" else "recompute",
-                result=result,
-                on_save=lambda _: saver.save(update),
-                save_every=args.save_every,
-                progress=phase,
-            )
-    finally:
-        if saver.pending:  # also after Ctrl-C: keep what is done
-            saver.flush(update)
-
-    print(
-        f"{out}:{group_path}  {int(result.done.sum())}/{result.done.size} points, {result.seconds:.1f} s"
-    )
-    barriers = result.barriers()
+    done, size = int(result.done.sum()), result.done.size
+    print(f"{out}:{group_path}  {done}/{size} points, {result.provenance.seconds:.1f} s")
+    barriers = result.barriers
     for split in splits:
         # error barriers in percentage points, as the figures and the report show them
         print(
             f"  {split}: loss barrier {barriers[f'{split}_loss_frankle']:.4g} (Frankle) "
             f"{barriers[f'{split}_loss_entezari']:.4g} (Entezari); error barrier "
-            f"{100 * barriers[f'{split}_error_frankle']:.3g}% / {100 * barriers[f'{split}_error_entezari']:.3g}%"
+            f"{100 * barriers[f'{split}_error_frankle']:.3g}% / "
+            f"{100 * barriers[f'{split}_error_entezari']:.3g}%"
         )
     if not result.done.all():
-        raise UserError(
-            f"{int((~result.done).sum())} points were not computed; rerun the command to resume"
-        )
+        raise UserError(f"{size - done} points were not computed; rerun the command to resume")
     return 0
-
-
-def write_interpolation_group(f, group_path, result, targets, args, config, setup) -> None:
-    import numpy as np
-
-    from landscape import store
-    from landscape.target import provenance
-
-    g = store.replace_group(f, group_path)
-    store.set_provenance(
-        g,
-        provenance(
-            targets[0],
-            split=",".join(setup.splits),
-            samples=setup.samples,
-            bn_mode=args.bn,
-            dtype=args.dtype,
-            seed=0,
-            seconds=result.seconds,
-            config=config,
-        ),
-    )
-    store.set_attrs(
-        g,
-        a=str(targets[0].path),
-        b=str(targets[-1].path),
-        checkpoints=[str(t.path) for t in targets],
-        checkpoint_sha256s=[t.sha256 for t in targets],
-        epochs=[t.epoch for t in targets],
-        phases=[t.phase for t in targets],
-    )
-    alpha = store.write_dataset(
-        g, "alpha", result.t, label="α (checkpoint k at α = k)" if len(targets) > 2 else "α"
-    )
-    alpha.make_scale("alpha")
-    for name, values in [
-        *result.metrics.items(),
-        ("done", result.done),
-        ("segment", result.segment),
-        ("segment_alpha", result.alpha),
-    ]:
-        ds = store.write_dataset(g, name, np.asarray(values))
-        ds.dims[0].attach_scale(alpha)
-    write_results(g, result)
-
-
-def write_results(g, result) -> None:
-    """Metrics, done mask, seconds and barrier attrs (``barrier_<split>_<loss|error>_<def>``,
-    the largest over segments; ``segment_barriers`` as JSON for polylines)."""
-    import json
-
-    import numpy as np
-
-    for name, values in result.metrics.items():
-        g[name][...] = values
-    g["done"][...] = result.done
-    g.attrs["seconds"] = float(result.seconds)
-    for key, value in result.barriers().items():
-        g.attrs[f"barrier_{key}"] = float(value)
-    if int(np.max(result.segment)) > 0:
-        g.attrs["segment_barriers"] = json.dumps(result.segment_barriers())

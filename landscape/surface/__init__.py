@@ -15,7 +15,7 @@ from landscape.surface.directions import (
 )
 from landscape.surface.flat import FlatParameters, preserved_state
 from landscape.surface.grid import (
-    Measure,
+    PointEvaluator,
     SurfaceResult,
     evaluate_points,
     evaluate_states,
@@ -32,7 +32,7 @@ from landscape.surface.recalibrate import recalibrate_batchnorm
 __all__ = [
     "FlatParameters",
     "InterpolationResult",
-    "Measure",
+    "PointEvaluator",
     "PCAPlane",
     "SurfaceResult",
     "barrier_heights",
