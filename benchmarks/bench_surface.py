@@ -1,4 +1,5 @@
-"""Loss-surface throughput: landscape vs loss-landscape's per-point loop vs the forward-pass limit (issue 18).
+"""Loss-surface throughput: landscape vs loss-landscape's per-point loop vs the forward-pass
+limit (issue 18).
 
 Three cases: a CIFAR ResNet-20 (after a few SGD steps, BatchNorm in eval mode) on 512 and on
 2,000 CIFAR-shaped inputs, and the digits default (``cnn-bn`` on the 1,437 digits training
@@ -23,7 +24,7 @@ the measured points (+ the probe for landscape). Ratios are also given on the CP
 system time of the process and its DataLoader workers), which other load on a shared machine
 barely moves; on a GPU only the wall clock means anything.
 
-    python benchmarks/bench_surface.py              # 3 blocks per case (about 17 min on 2 busy CPU cores)
+    python benchmarks/bench_surface.py              # 3 blocks per case (~17 min, 2 busy CPU cores)
     python benchmarks/bench_surface.py --quick      # 1 block, ResNet-20 on 512 inputs and digits
     python benchmarks/bench_surface.py --device cuda
 """
@@ -347,21 +348,27 @@ def main() -> None:
 
     threads = torch.get_num_threads() if device.type == "cpu" else "-"
     print(
-        f"\ndevice {device} (threads {threads}), {os.cpu_count()} CPUs, load average {load0:.1f} -> {load1:.1f}; "
-        f"{blocks} alternating block(s) of {args.points} landscape points / {max(1, args.points // 2)} "
+        f"\ndevice {device} (threads {threads}), {os.cpu_count()} CPUs, "
+        f"load average {load0:.1f} -> {load1:.1f}; "
+        f"{blocks} alternating block(s) of {args.points} landscape points / "
+        f"{max(1, args.points // 2)} "
         "loss-landscape points per case; s = seconds per grid point (median over blocks)\n"
     )
     print(
-        "| case | forward limit: best batch, s/pass | landscape: batch × points, s/point | % of limit (CPU clock) "
-        "| loss-landscape s/point | speed-up (CPU clock) | 51×51 landscape / loss-landscape | probe s (% of 51×51) |"
+        "| case | forward limit: best batch, s/pass | landscape: batch × points, s/point "
+        "| % of limit (CPU clock) "
+        "| loss-landscape s/point | speed-up (CPU clock) | 51×51 landscape / loss-landscape "
+        "| probe s (% of 51×51) |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         c, eff, up = r["choice"], 100 * r["efficiency"], r["speedup"]
         print(
             f"| {r['case']} | {r['best']}, {r['limit'][0]:.4f} | {c.batch_size} × {c.points}, "
-            f"{r['landscape'][0]:.4f} | {eff[0]:.1f}% ({eff[1]:.1f}%) | {r['loss-landscape'][0]:.4f} "
-            f"| {up[0]:.2f}× ({up[1]:.2f}×) | {r['ours_51'] / 60:.1f} / {r['theirs_51'] / 60:.1f} min "
+            f"{r['landscape'][0]:.4f} | {eff[0]:.1f}% ({eff[1]:.1f}%) | "
+            f"{r['loss-landscape'][0]:.4f} "
+            f"| {up[0]:.2f}× ({up[1]:.2f}×) | "
+            f"{r['ours_51'] / 60:.1f} / {r['theirs_51'] / 60:.1f} min "
             f"| {r['probe']:.2f} ({100 * r['probe_share']:.2f}%) |"
         )
     print("\nforward pass over all inputs by batch size (s, faster of two):")

@@ -51,7 +51,7 @@ LIBRARY_PREFIXES = ("torchvision:", "timm:", "hf:")
 
 
 def is_factory_spec(spec: str) -> bool:
-    """``X:factory`` where X is a .py file or a dotted module (not ``torchvision:`` and the like)."""
+    """``X:factory`` where X is a .py file or a dotted module (not ``torchvision:`` and such)."""
     if ":" not in spec or spec.startswith(LIBRARY_PREFIXES):
         return False
     left, right = spec.rsplit(":", 1)
@@ -76,7 +76,8 @@ def load_factory(spec: str, what: str = "--arch") -> Callable[..., Any]:
             raise UserError(f"{what} {spec!r}: cannot import module {source!r} ({exc})") from exc
         except Exception as exc:
             raise UserError(
-                f"{what} {spec!r}: importing {source!r} raised {type(exc).__name__}: {_first_line(exc)}"
+                f"{what} {spec!r}: importing {source!r} raised "
+                f"{type(exc).__name__}: {_first_line(exc)}"
             ) from exc
     factory = getattr(module, name, None)
     if factory is None:

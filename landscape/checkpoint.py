@@ -117,7 +117,8 @@ def sniff_container(path: str | Path) -> str:
         raise UserError(f"checkpoint {path} is empty (0 bytes); was it written completely?")
     if head.startswith(HDF5_SIGNATURE):
         raise UserError(
-            f"{path} is an HDF5 result file, not a checkpoint; use 'landscape info {path}' to see it"
+            f"{path} is an HDF5 result file, not a checkpoint; "
+            f"use 'landscape info {path}' to see it"
         )
     if head.startswith(ZIP_MAGIC):
         try:
@@ -125,7 +126,8 @@ def sniff_container(path: str | Path) -> str:
                 names = archive.namelist()
         except (zipfile.BadZipFile, OSError) as exc:
             raise UserError(
-                f"checkpoint {path} is a truncated or corrupt zip archive; was it written completely?"
+                f"checkpoint {path} is a truncated or corrupt zip archive; "
+                "was it written completely?"
             ) from exc
         # TorchScript archives carry compiled code and constants beside the pickle.
         if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
@@ -217,7 +219,8 @@ def check_zip_integrity(path: Path) -> None:
     if detail is not None:
         raise UserError(
             f"checkpoint {path} is damaged ({detail}): its bytes changed after it was written; "
-            f"move it away (mv {path} {path}.damaged) and use an intact copy or an earlier checkpoint"
+            f"move it away (mv {path} {path}.damaged) and use an intact copy "
+            "or an earlier checkpoint"
         )
 
 
@@ -374,7 +377,8 @@ def _interpret(path: Path, obj: Any, *, container: str, trust: bool, ema: bool) 
         return _from_module(path, obj, "pickled-module", container)
     if not isinstance(obj, dict):
         raise UserError(
-            f"checkpoint {path} holds a {type(obj).__name__}, not a state dict or a dict wrapping one"
+            f"checkpoint {path} holds a {type(obj).__name__}, "
+            "not a state dict or a dict wrapping one"
         )
     top_keys = [str(k) for k in obj]
     if obj.get("format") == FORMAT:
@@ -423,7 +427,10 @@ def _interpret(path: Path, obj: Any, *, container: str, trust: bool, ema: bool) 
 
 
 def _find_wrapped(path: Path, obj: dict, ema: bool) -> tuple[str | None, Any]:
-    """The key under which ``obj`` wraps its weights (one level, or two: {"model": {"state_dict": ...}})."""
+    """The key under which ``obj`` wraps its weights.
+
+    One level, or two: ``{"model": {"state_dict": ...}}``.
+    """
     keys = EMA_KEYS if ema else WRAPPER_KEYS
     for key in keys:
         value = obj.get(key)

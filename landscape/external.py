@@ -15,8 +15,8 @@ model gets two forward hooks (its class, parameter names and state dict stay the
 the logits are taken from the output, and a language model's token ids, which the analysis
 commands cast to the compute dtype with every other input, are turned back into integers
 (exact: float32 holds every integer below 2**24, far above any vocabulary).
-A language model's logits are ``(blocks, positions, vocabulary)``; :func:`landscape.losses.make_loss`
-takes the next-token cross-entropy over every position.
+A language model's logits are ``(blocks, positions, vocabulary)``;
+:func:`landscape.losses.make_loss` takes the next-token cross-entropy over every position.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def _integer_ids_hook(module: nn.Module, args: tuple) -> tuple | None:
 
 
 def with_logits(model: nn.Module, task: str) -> nn.Module:
-    """``model`` returning its logits tensor (and taking token ids of any dtype, for ``causal-lm``)."""
+    """``model`` returning its logits tensor (taking token ids of any dtype, for ``causal-lm``)."""
     model.register_forward_hook(_logits_hook)
     if task == "causal-lm":
         model.register_forward_pre_hook(_integer_ids_hook)

@@ -6,7 +6,9 @@ with a :class:`Status` after each unit of work (a product, a grid point, a step)
     def lanczos_eigs(op, k, ..., progress=None):
         ...
         if progress is not None:
-            progress(Status(done=hvps, total=max_hvps, estimate=theta[0], error=rel_res, target=tol))
+            progress(
+                Status(done=hvps, total=max_hvps, estimate=theta[0], error=rel_res, target=tol)
+            )
 
 The command line opens one phase per piece of work and passes it down::
 
@@ -69,7 +71,9 @@ def report(progress: ProgressFn | None, **fields) -> None:
 
 
 def projected_total(done: int, error: float, target: float, power: float, limit: int | None) -> int:
-    """The count at which ``error ~ done^(-1/power)`` reaches ``target``: ``done (error/target)^power``.
+    """The count at which ``error ~ done^(-1/power)`` reaches ``target``.
+
+    That is ``done (error/target)^power``.
 
     ``power=2`` is a Monte Carlo standard error (``1/sqrt(n)``). Capped at ``limit``.
     """

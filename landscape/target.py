@@ -162,7 +162,8 @@ def load_data(source: DataSource, checkpoints: list[LoadedCheckpoint] | None = N
             names = {str(c.config["dataset"]) for c in checkpoints if c.config.get("dataset")}
             if len(names) > 1:
                 raise UserError(
-                    f"the checkpoints were trained on different datasets ({', '.join(sorted(names))}); "
+                    "the checkpoints were trained on different datasets "
+                    f"({', '.join(sorted(names))}); "
                     "choose one with --dataset"
                 )
             name = names.pop() if names else None
@@ -370,7 +371,8 @@ def _check_language_model(model: nn.Module, data: Data, path: str | Path, arch: 
     if data.num_classes > vocabulary:
         raise UserError(
             f"--data {data.name} has token ids up to {data.num_classes - 1}, beyond the "
-            f"vocabulary of {vocabulary} of model {arch} from {path}; was it tokenised for this model?"
+            f"vocabulary of {vocabulary} of model {arch} from {path}; "
+            "was it tokenised for this model?"
         )
     block = data.input_shape[0]
     if context is not None and block > context:
@@ -395,7 +397,7 @@ def provenance(
     seconds: float,
     config: dict,
 ) -> dict:
-    """The provenance attributes of docs/file-format.md for :func:`landscape.store.set_provenance`."""
+    """Provenance attributes of docs/file-format.md for :func:`landscape.store.set_provenance`."""
     return {
         "checkpoint": str(target.path),
         "checkpoint_sha256": target.sha256,

@@ -68,7 +68,8 @@ def _as_tensors(result: Any, spec: str) -> tuple[Tensor, Tensor]:
     else:
         raise UserError(
             f"--data {spec}: the factory returned a {type(result).__name__}; "
-            "return a torch Dataset of (input, target) pairs or an (inputs, targets) pair of tensors"
+            "return a torch Dataset of (input, target) pairs "
+            "or an (inputs, targets) pair of tensors"
         )
     if x.ndim < 2 or x.shape[0] == 0:
         raise UserError(

@@ -15,7 +15,9 @@ FACTORIES = textwrap.dedent(
     from torch import nn
 
     def mlp(hidden=5, num_classes=3):
-        return nn.Sequential(nn.Flatten(), nn.Linear(4, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+        return nn.Sequential(
+            nn.Flatten(), nn.Linear(4, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
+        )
 
     def fixed():
         return nn.Linear(4, 2)

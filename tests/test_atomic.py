@@ -41,8 +41,8 @@ def test_a_full_disk_at_any_byte_leaves_the_old_file_and_no_temp_file(
     with pytest.raises(WriteError) as caught:
         write_atomic(target, NEW)
     assert str(caught.value) == (
-        f"no space left on device while writing {target} (needs about 1.1 MB); nothing already on disk "
-        "was changed; free space and rerun the same command to resume"
+        f"no space left on device while writing {target} (needs about 1.1 MB); "
+        "nothing already on disk was changed; free space and rerun the same command to resume"
     )
     assert target.read_bytes() == OLD
     assert os.listdir(tmp_path) == ["r.h5"]

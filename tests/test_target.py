@@ -212,7 +212,8 @@ def test_data_shape_mismatch_is_found_by_one_forward(tmp_path):
     net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
     torch.save(net.state_dict(), tmp_path / "c.pt")
     (tmp_path / "f.py").write_text(
-        "import torch.nn as nn\ndef net():\n    return nn.Sequential(nn.Flatten(), nn.Linear(3072, 10))\n"
+        "import torch.nn as nn\ndef net():\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(3072, 10))\n"
     )
     with pytest.raises(UserError, match=r"does not accept inputs of shape \[1, 8, 8\]"):
         load_targets([tmp_path / "c.pt"], ModelSource(arch=f"{tmp_path / 'f.py'}:net"), DIGITS)

@@ -27,7 +27,8 @@ class VGG(nn.Module):
         if min(height, width) < MIN_SIZE:
             raise UserError(
                 f"vgg{depth}-bn needs inputs of at least {MIN_SIZE}x{MIN_SIZE} (its five max-pools "
-                f"halve the image five times), got {height}x{width}; use resnet20 or cnn for small images"
+                f"halve the image five times), got {height}x{width}; "
+                "use resnet20 or cnn for small images"
             )
         layers: list[nn.Module] = []
         for v in CONFIGS[depth]:

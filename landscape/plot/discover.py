@@ -57,14 +57,15 @@ def safe_name(text: str) -> str:
 
 
 def parse_only(text: str | None) -> set[str] | None:
-    """``--only surface,hessian`` -> {"surface", "hessian"}; UserError listing the kinds otherwise."""
+    """``--only surface,hessian`` -> {"surface", "hessian"}; else UserError listing the kinds."""
     if text is None:
         return None
     kinds = {part.strip().lower() for part in text.split(",") if part.strip()}
     unknown = sorted(kinds - set(KINDS))
     if unknown or not kinds:
         raise UserError(
-            f"unknown --only kind {', '.join(unknown) or repr(text)}; choose from {', '.join(KINDS)}"
+            f"unknown --only kind {', '.join(unknown) or repr(text)}; "
+            f"choose from {', '.join(KINDS)}"
         )
     return kinds
 
@@ -260,7 +261,8 @@ def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
                 jobs,
                 f"{prefix}-hessian-density-{r.name}",
                 "hessian",
-                f"Hessian spectral density of {_checkpoint_words(r.meta)}, with its top eigenvalues.",
+                f"Hessian spectral density of {_checkpoint_words(r.meta)}, "
+                "with its top eigenvalues.",
                 lambda r=r: hessian.plot_density([r]),
             )
     if source.sharpness:
@@ -303,7 +305,8 @@ def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
             jobs,
             f"{prefix}-escape-{e.name}",
             "escape",
-            f"SAM steps from {_checkpoint_words(e.meta)}: distance travelled, loss and top eigenvalue.",
+            f"SAM steps from {_checkpoint_words(e.meta)}: "
+            "distance travelled, loss and top eigenvalue.",
             lambda e=e: escape.plot_escape(e),
         )
     return jobs

@@ -130,8 +130,11 @@ def parse_formats(text: str) -> list[str]:
 def save_figure(
     fig: Figure, stem: str | Path, formats: Iterable[str] = ("png",), dpi: int = 200
 ) -> list[Path]:
-    """Write ``stem.<format>`` for every format, each atomically (:func:`landscape.atomic.write_atomic`:
-    rendered in memory, so a full disk is one clear error and an older figure stays whole)."""
+    """Write ``stem.<format>`` for every format, each atomically.
+
+    Through :func:`landscape.atomic.write_atomic`: rendered in memory, so a full disk is one
+    clear error and an older figure stays whole.
+    """
     from landscape.atomic import write_atomic
 
     stem = Path(stem)

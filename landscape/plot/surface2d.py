@@ -152,7 +152,7 @@ def _include(ax, px: np.ndarray, py: np.ndarray) -> None:
 
 
 def overlay_trajectory(ax, trajectory: Trajectory) -> list:
-    """Trajectory points coloured by phase, a subset labelled with their epoch, the switch starred."""
+    """Trajectory points coloured by phase, some labelled with their epoch, the switch starred."""
     px, py = trajectory.x, trajectory.y
     order = (
         np.argsort(trajectory.epoch, kind="stable")

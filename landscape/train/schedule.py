@@ -66,7 +66,7 @@ def switch_epochs(epochs: int, sam_start: int | None, sam_end: int | None) -> li
 def is_save_epoch(
     completed: int, *, epochs: int, save_every: int, sam_start: int | None, sam_end: int | None
 ) -> bool:
-    """Checkpoint after ``completed`` epochs: every ``save_every``, before each switch, at the end."""
+    """Checkpoint after ``completed`` epochs: every ``save_every``, before each switch, at end."""
     return (
         completed == epochs
         or (save_every > 0 and completed % save_every == 0)

@@ -1,4 +1,4 @@
-"""timm and Hugging Face model folders through the real commands, and the API giving the same numbers."""
+"""timm and Hugging Face model folders through the real commands; the API gives the same numbers."""
 
 from __future__ import annotations
 

@@ -144,8 +144,9 @@ def test_a_file_size_limit_is_one_line_and_the_rerun_resumes(tmp_path, ckpt):
     done = subprocess.run(command, env=ENV, capture_output=True, text=True, preexec_fn=small_files)
     assert done.returncode == 1
     assert re.fullmatch(
-        rf"landscape: error: no space left on device \(file size limit, see ulimit -f\) while writing "
-        rf"{re.escape(str(out))} \(needs about \d+\.\d MB\); nothing already on disk was changed; "
+        r"landscape: error: no space left on device \(file size limit, see ulimit -f\) "
+        rf"while writing {re.escape(str(out))} \(needs about \d+\.\d MB\); "
+        r"nothing already on disk was changed; "
         # the first save comes after loading, the batch probe and the directions: their time is said
         r"(what this run computed \(\d+ s\) could not be saved; )?"
         "free space and rerun the same command to resume",
@@ -174,9 +175,10 @@ def test_a_full_disk_at_the_end_of_a_command_says_its_work_was_not_saved(
     assert main(["hessian", str(ckpt), "--top-k", "1", "--samples", "64", "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert re.fullmatch(
-        rf"landscape: error: no space left on device while writing {re.escape(str(out))} \(needs about "
-        r"\d+\.\d MB\); nothing already on disk was changed; what this run computed \(\d+ s\) could not "
-        r"be saved; free space and rerun the same command to resume\n",
+        rf"landscape: error: no space left on device while writing {re.escape(str(out))} "
+        r"\(needs about \d+\.\d MB\); nothing already on disk was changed; "
+        r"what this run computed \(\d+ s\) could not be saved; "
+        r"free space and rerun the same command to resume\n",
         err.splitlines(keepends=True)[-1],
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == [".h.h5.lock"]
@@ -266,7 +268,8 @@ def test_sigterm_mid_training_saves_the_last_finished_epoch_and_the_rerun_is_bit
     assert len(saved) == 1 and saved[0] != "epoch-008-sam.pt"  # --save-every 0: saved by the signal
     epoch = int(saved[0][6:9])
     assert _one_line(stderr) == (
-        f"landscape: stopped by SIGTERM; saved {tmp_path / 'stopped' / saved[0]} (epoch {epoch} of 8); "
+        f"landscape: stopped by SIGTERM; saved {tmp_path / 'stopped' / saved[0]} "
+        f"(epoch {epoch} of 8); "
         f"{RESUME_HINT}"
     )
     subprocess.run(_train(tmp_path, "stopped"), env=ENV, check=True, capture_output=True)
@@ -323,8 +326,8 @@ def test_surfaces_into_one_file_lose_nothing_and_a_second_writer_of_a_group_take
     _, stderr = first_a.communicate(timeout=300)
     assert first_a.returncode == 1
     assert _one_line(stderr).startswith(
-        f"landscape: error: surface/A in {out} was taken over by another landscape command (process "
-        f"{second_a.pid} on "
+        f"landscape: error: surface/A in {out} was taken over by another landscape command "
+        f"(process {second_a.pid} on "
     )
     assert (_done(out, "surface/A"), _done(out, "surface/B"), _done(out, "surface/C")) == (
         POINTS,
@@ -366,9 +369,9 @@ def test_an_output_folder_that_goes_away_mid_run_is_one_line_with_the_lost_point
     assert proc.returncode == 1
     reason = "has disappeared" if fault == "vanished" else "is not writable (Permission denied)"
     assert re.fullmatch(
-        rf"landscape: error: output folder {re.escape(str(folder))} {re.escape(reason)} while writing "
-        rf"{re.escape(str(out))}; nothing already on disk was changed; \d+ points finished since the "
-        r"last save \(\d+ s ago\) could not be saved; .*",
+        rf"landscape: error: output folder {re.escape(str(folder))} {re.escape(reason)} "
+        rf"while writing {re.escape(str(out))}; nothing already on disk was changed; "
+        r"\d+ points finished since the last save \(\d+ s ago\) could not be saved; .*",
         _one_line(stderr),
     )
     kept = tmp_path / "moved" / "r.h5" if fault == "vanished" else out

@@ -8,7 +8,7 @@ import pytest
 
 from landscape import cli
 
-# The result-file builders of tests/plot (plain h5py, following docs/file-format.md), loaded by path.
+# The result-file builders of tests/plot (plain h5py, per docs/file-format.md), loaded by path.
 _spec = importlib.util.spec_from_file_location(
     "plot_result_files", Path(__file__).parents[1] / "plot" / "conftest.py"
 )
