@@ -51,7 +51,7 @@ class Trajectory:
 
     x: np.ndarray
     y: np.ndarray
-    epoch: np.ndarray  # NaN where a checkpoint does not say
+    epoch: np.ndarray | None  # NaN where a checkpoint does not say (None: not recorded)
     distance_to_plane: np.ndarray
     phase: list[str]
     checkpoint: list[str]
@@ -85,7 +85,8 @@ class Trajectory:
 
     def write(self, group: h5py.Group) -> None:
         for key in ("x", "y", "epoch", "distance_to_plane"):
-            store.write_dataset(group, key, getattr(self, key))
+            if getattr(self, key) is not None:
+                store.write_dataset(group, key, getattr(self, key))
         for key in ("phase", "checkpoint"):
             group.create_dataset(key, data=np.array([s.encode() for s in getattr(self, key)], "S"))
         self.write_values(group)
@@ -108,7 +109,7 @@ class Trajectory:
         return cls(
             x=x,
             y=array("y"),
-            epoch=array("epoch"),
+            epoch=np.asarray(group["epoch"][()]) if "epoch" in group else None,
             distance_to_plane=array("distance_to_plane"),
             phase=_strings(group["phase"]) if "phase" in group else [""] * n,
             checkpoint=_strings(group["checkpoint"]) if "checkpoint" in group else [""] * n,
@@ -225,7 +226,7 @@ class Surface:
             if "explained_variance_ratio" in group
             else None,
             trajectory=Trajectory.read(group["trajectory"])
-            if "trajectory" in group and "x" in group["trajectory"]
+            if "trajectory" in group and {"x", "y"} <= set(group["trajectory"])
             else None,
         )
 
