@@ -164,7 +164,7 @@ def compute_interpolation(
                 progress=phase,
             )
     finally:
-        if saver.pending:  # also after Ctrl-C: keep what is done
-            saver.flush(write)
-    before_save()
+        # also after Ctrl-C: keep what is done; with several processes every one takes part
+        if saver.pending or partition.is_distributed:
+            saver.flush(write)  # which gathers every process's points first
     return result

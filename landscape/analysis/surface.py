@@ -289,9 +289,9 @@ def compute_surface(
                 progress=phase,
             )
     finally:
-        if saver.pending:  # also after Ctrl-C: keep what is done
-            saver.flush(write)
-    before_save()
+        # also after Ctrl-C: keep what is done; with several processes every one takes part
+        if saver.pending or partition.is_distributed:
+            saver.flush(write)  # which gathers every process's points first
     return surface
 
 

@@ -203,7 +203,8 @@ class Surface:
         if done is None:  # a hand-made file: what is finite is done
             finite = [np.isfinite(v) for v in metrics.values() if v.shape == shape]
             done = np.all(finite, axis=0) if finite else np.zeros(shape, dtype=bool)
-        known = {f for f in Provenance.__dataclass_fields__} | {"directions", "norm", "ignore"}
+        # the group's own attributes, and the writer's claim (landscape.store.claim_group)
+        known = {*Provenance.__dataclass_fields__, "directions", "norm", "ignore", "writer"}
         return cls(
             provenance=Provenance.read(group),
             x=x,
