@@ -164,7 +164,5 @@ def compute_interpolation(
                 progress=phase,
             )
     finally:
-        # also after Ctrl-C: keep what is done; with several processes every one takes part
-        if saver.pending or partition.is_distributed:
-            saver.flush(write)  # which gathers every process's points first
+        saver.finish(write)  # also after Ctrl-C: keep what is done
     return result

@@ -190,6 +190,12 @@ class PeriodicSaver:
             self.pending, self.saved = False, count
             self.note_saved()
 
+    def finish(self, write: Callable[[h5py.File], None]) -> None:
+        """The last save: what is not saved yet (with several processes every one takes part,
+        so it always saves)."""
+        if self.pending or self.partition.is_distributed:
+            self.flush(write)
+
     def note_saved(self) -> None:
         interrupt.note_saved(
             f"{self.out}:{self.group} with {self.saved} of {self.total} points done"

@@ -289,9 +289,7 @@ def compute_surface(
                 progress=phase,
             )
     finally:
-        # also after Ctrl-C: keep what is done; with several processes every one takes part
-        if saver.pending or partition.is_distributed:
-            saver.flush(write)  # which gathers every process's points first
+        saver.finish(write)  # also after Ctrl-C: keep what is done
     return surface
 
 

@@ -22,6 +22,7 @@ from landscape import store
 from landscape.errors import UserError
 from landscape.results import interpolation as results_interpolation
 from landscape.results import surface as results_surface
+from landscape.results.interpolation import json_list
 
 log = logging.getLogger(__name__)
 
@@ -352,15 +353,9 @@ def read_interpolation(group: h5py.Group) -> Interpolation:
 
 
 def _json_list(value: Any) -> list:
-    if isinstance(value, str) and value.startswith("["):
-        try:
-            decoded = json.loads(value)
-        except json.JSONDecodeError:
-            return []
-        return decoded if isinstance(decoded, list) else []
     if isinstance(value, np.ndarray):
         return [_text(v) for v in value.tolist()]
-    return []
+    return json_list(value)
 
 
 def read_hessian(group: h5py.Group) -> HessianRecord:

@@ -20,7 +20,8 @@ from landscape.results.provenance import Provenance
 from landscape.results.surface import _metric_names
 
 
-def _json_list(value) -> list:
+def json_list(value: object) -> list:
+    """A JSON list attribute as a list ([] for anything else)."""
     if isinstance(value, str) and value.startswith("["):
         try:
             decoded = json.loads(value)
@@ -118,11 +119,11 @@ class Interpolation:
             segment_alpha=array("segment_alpha", alpha - segment),
             metrics={k: np.asarray(group[k][()]) for k in _metric_names(group)},
             done=array("done", np.ones(n, dtype=bool)).astype(bool),
-            checkpoints=[str(c) for c in _json_list(attrs.get("checkpoints"))]
+            checkpoints=[str(c) for c in json_list(attrs.get("checkpoints"))]
             or [str(attrs[k]) for k in ("a", "b") if attrs.get(k)],
-            checkpoint_sha256s=[str(c) for c in _json_list(attrs.get("checkpoint_sha256s"))],
-            epochs=_json_list(attrs.get("epochs")),
-            phases=_json_list(attrs.get("phases")),
+            checkpoint_sha256s=[str(c) for c in json_list(attrs.get("checkpoint_sha256s"))],
+            epochs=json_list(attrs.get("epochs")),
+            phases=json_list(attrs.get("phases")),
             barriers={
                 k.removeprefix("barrier_"): float(v)
                 for k, v in attrs.items()
