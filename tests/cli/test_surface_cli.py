@@ -567,3 +567,51 @@ def test_surface_help_states_the_subset_rule(capsys):
         main(["surface", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "drawn by --subset-seed" in text and "--seed seeds only the directions" in text
+
+
+# ------------------------------------------------------------------ the direction-kind registry
+
+
+@pytest.fixture
+def axis_kind():
+    """A kind registered for one test: the x axis is the first weight matrix's own direction."""
+    from landscape.surface import directions as dirs
+
+    def make(request):
+        d = {n: torch.zeros_like(w) for n, w in request.weights.items()}
+        first = next(n for n, w in request.weights.items() if w.dim() == 2)
+        d[first] = request.weights[first].clone()
+        return dirs.Plane({"x": d}, ("scale of the first layer", "unused"), {"layer": first})
+
+    kind = dirs.register_direction_kind(dirs.DirectionKind("layer-scale", "test kind", make))
+    yield kind
+    del dirs.DIRECTION_KINDS[kind.name]
+
+
+def test_a_registered_direction_kind_is_a_choice_of_the_command_and_spans_the_slice(
+    tmp_path, ckpts, axis_kind
+):
+    out = tmp_path / "s.h5"
+    argv = ["surface", str(ckpts["ep0"]), "--directions", "layer-scale", "--x=0:2:3"]
+    assert main([*argv, "--out", str(out), "--name", "k", *SAMPLES]) == 0
+    with h5py.File(out, "r") as f:
+        g = f["surface/k"]
+        assert g.attrs["directions"] == "layer-scale" and g.attrs["norm"] == "filter"
+        assert g["x"].attrs["label"] == "scale of the first layer"
+        assert g["train_loss"][0] == pytest.approx(_own_metrics(ckpts["ep0"])[0], rel=1e-6)
+
+
+def test_the_help_lists_every_registered_kind_and_others_are_refused(capsys, axis_kind):
+    with pytest.raises(SystemExit):
+        main(["surface", "--help"])
+    assert "layer-scale" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["surface", "c.pt", "--directions", "frobnicate"])
+    assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
+
+
+def test_registering_a_kind_twice_is_refused():
+    from landscape.surface import directions as dirs
+
+    with pytest.raises(ValueError, match="already registered"):
+        dirs.register_direction_kind(dirs.DirectionKind("random", "again", lambda r: None))
