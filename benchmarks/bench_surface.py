@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from landscape.batching import candidate_sizes
 from landscape.devices import resolve_device
 from landscape.models import build_model
-from landscape.surface import Measure, SurfaceResult, evaluate_surface, random_direction
+from landscape.surface import PointEvaluator, SurfaceResult, evaluate_surface, random_direction
 from landscape.surface.stacked import choose_evaluation
 
 GRID = 51
@@ -258,7 +258,7 @@ def run_case(case: Case, device: torch.device, blocks: int, per_block: int, fold
     started = time.perf_counter()
     choice = choose_evaluation(model, F.cross_entropy, {"train": (case.x, case.y)})
     probe = time.perf_counter() - started
-    measure = Measure(
+    measure = PointEvaluator(
         F.cross_entropy,
         {"train": (case.x, case.y)},
         batch_size=choice.batch_size,
@@ -313,8 +313,10 @@ def run_case(case: Case, device: torch.device, blocks: int, per_block: int, fold
 
 def bf16_error(case: Case, device: torch.device) -> float:
     """Relative error of the mean loss at the centre under bfloat16 autocast vs float32."""
-    full = Measure(F.cross_entropy, {"t": (case.x, case.y)}, batch_size=256)(case.model)["t_loss"]
-    half = Measure(
+    full = PointEvaluator(F.cross_entropy, {"t": (case.x, case.y)}, batch_size=256)(case.model)[
+        "t_loss"
+    ]
+    half = PointEvaluator(
         F.cross_entropy, {"t": (case.x, case.y)}, batch_size=256, autocast=torch.bfloat16
     )(case.model)
     return abs(half["t_loss"] - full) / abs(full)

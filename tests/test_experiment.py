@@ -176,6 +176,9 @@ def test_tiny_experiment_runs_end_to_end_and_a_rerun_skips_everything(tmp_path, 
             == {"sgd-s0", "late-sam-t1-s0", "full-sam-s0", "sam-sgd-t1-s0"}
         )
         assert set(f["interpolation"]) == {"sgd-s0_to_late-sam-t1-s0", "sgd-s0_to_full-sam-s0"}
+        line = f["interpolation/sgd-s0_to_full-sam-s0"]  # the layout of `landscape interpolate`
+        assert line["train_loss"].dims[0][0].name == line["alpha"].name
+        assert {"segment", "segment_alpha"} <= set(line) and "checkpoints" in line.attrs
         assert list(f["escape"]) == ["sgd-s0-epoch001"]
         # the commands' layout (landscape.results): error bounds and the trace's estimator too
         hessian = HessianResult.read(f["hessian/sgd-s0"])

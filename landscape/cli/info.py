@@ -211,7 +211,6 @@ def describe_result_file(path: str) -> dict:
 
 def result_values(kind: str, group) -> dict:
     """The numbers of one result group that a user asks for, as plain Python values."""
-    import h5py
     import numpy as np
 
     def array(name: str):
@@ -225,34 +224,7 @@ def result_values(kind: str, group) -> dict:
     if kind == "hessian":
         out.update(_hessian_values(group))
     elif kind in ("surface", "interpolation"):
-        axes = ("x", "y") if kind == "surface" else ("alpha",)
-        for axis in axes:
-            if (values := array(axis)) is not None and values.size:
-                out[axis] = {
-                    "min": float(values.min()),
-                    "max": float(values.max()),
-                    "num": int(values.size),
-                }
-        done = np.asarray(group["done"][()], dtype=bool) if "done" in group else None
-        if done is not None:
-            out["done"] = f"{int(done.sum())}/{done.size}"
-        for name in group:
-            if name.endswith(("_loss", "_acc")) and isinstance(group[name], h5py.Dataset):
-                values = array(name)
-                finite = values[np.isfinite(values)]
-                out[name] = (
-                    {"min": float(finite.min()), "max": float(finite.max())}
-                    if finite.size
-                    else None
-                )
-        if kind == "surface" and "directions" in group.attrs:
-            out["directions"] = str(group.attrs["directions"])
-        if kind == "interpolation":
-            out["barriers"] = {
-                key[len("barrier_") :]: float(value)
-                for key, value in group.attrs.items()
-                if key.startswith("barrier_")
-            }
+        out.update(_path_values(kind, group))
     elif kind == "sharpness":
         out.update(_sharpness_values(group))
     elif kind == "escape":
@@ -310,6 +282,36 @@ def _escape_values(group) -> dict:
         finite = values[np.isfinite(values)]
         if finite.size:
             out[f"{key}_first_last"] = [float(finite[0]), float(finite[-1])]
+    return out
+
+
+def _path_values(kind: str, group) -> dict:
+    """Axes, points done, metric ranges (and barriers) of a surface or interpolation group."""
+    import numpy as np
+
+    from landscape.results.interpolation import Interpolation
+    from landscape.results.surface import Surface
+
+    if kind == "surface":
+        result = Surface.read(group, directions=False)
+        axes = {"x": result.x, "y": result.y}
+    else:
+        result = Interpolation.read(group)
+        axes = {"alpha": result.alpha}
+    out: dict = {}
+    for axis, values in axes.items():
+        if values is not None and values.size:
+            out[axis] = {"min": float(values.min()), "max": float(values.max()), "num": values.size}
+    out["done"] = f"{int(result.done.sum())}/{result.done.size}"
+    for name, values in result.metrics.items():
+        finite = values[np.isfinite(values)]
+        out[name] = (
+            {"min": float(finite.min()), "max": float(finite.max())} if finite.size else None
+        )
+    if kind == "surface" and result.kind:
+        out["directions"] = result.kind
+    if kind == "interpolation":
+        out["barriers"] = dict(result.barriers)
     return out
 
 

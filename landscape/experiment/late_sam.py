@@ -236,6 +236,12 @@ def _phase(name: str, unit: str, total: int | None = None):
     return cli_reporter().phase(name, total, unit=unit)
 
 
+def _reporter():
+    from landscape.progress import cli_reporter
+
+    return cli_reporter()
+
+
 def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -449,7 +455,10 @@ class _Context:
 
     # -- interpolation
     def interpolate(self, sgd: Run, other: Run) -> None:
-        from landscape.surface import Measure, interpolate
+        """The straight line from ``sgd``'s solution to ``other``'s, through the same analysis
+        and result kind as ``landscape interpolate`` (dimension scale, barriers, checkpoints)."""
+        from landscape.analysis.interpolation import InterpolationOptions, compute_interpolation
+        from landscape.analysis.setup import Setup
 
         cfg = self.config
         a, b = self.target(self.final(sgd)), self.target(self.final(other))
@@ -460,38 +469,31 @@ class _Context:
             return
         t = time.monotonic()
         bn = "recalibrate" if has_batchnorm(a.model) else "eval"
-        measure = Measure(
-            self.loss_fn,
+        setup = Setup(
+            [a, b],
+            self.data,
             {"train": (self.x, self.y), "test": (self.test_x, self.test_y)},
-            batch_size=self.batch("forward", a.model),
-            bn_mode=bn,
-            bn_inputs=self.x,
+            self.loss_fn,
+            self.batch("forward", a.model),
+            self.x.shape[0],
+            self.x,
             bn_batch_size=cfg.analysis_batch_size or FIXED_BATCH,
         )
-        alphas = np.linspace(0.0, 1.0, cfg.interpolation_points)
-        states = [dict(a.model.state_dict()), dict(b.model.state_dict())]
-        with _phase(name, "points", len(alphas)) as phase:
-            result = interpolate(a.model, states, measure, alphas, bn="recompute", progress=phase)
-        with store.transaction(self.result_path, self.command) as f:
-            group = store.replace_group(f, name)
-            store.set_provenance(
-                group,
-                self.provenance(
-                    a, time.monotonic() - t, {"points": cfg.interpolation_points, "bn": bn}
-                ),
-            )
-            store.write_dataset(group, "alpha", result.alpha)
-            for metric, values in result.metrics.items():
-                store.write_dataset(group, metric, values)
-            store.write_dataset(group, "done", result.done)
-            barriers = {f"barrier_{k}": v for k, v in result.barriers().items()}
-            store.set_attrs(
-                group, a=str(a.path), b=str(b.path), bn_mode=bn, experiment_key=key, **barriers
-            )
+        options = InterpolationOptions(
+            alphas=np.linspace(0.0, 1.0, cfg.interpolation_points),
+            bn=bn,
+            dtype=cfg.dtype,
+            seed=ANALYSIS_SEED,
+            experiment_key=key,
+            config={"points": cfg.interpolation_points, "bn": bn},
+        )
+        result = compute_interpolation(
+            options, setup, self.result_path, name, reporter=_reporter(), resume=False, label=name
+        )
         log.info(
             "%s: train-loss barrier %.4g (%.0f s)",
             name,
-            barriers.get("barrier_train_loss_frankle", math.nan),
+            result.barriers.get("train_loss_frankle", math.nan),
             time.monotonic() - t,
         )
 

@@ -20,6 +20,9 @@ import numpy as np
 
 from landscape import store
 from landscape.errors import UserError
+from landscape.results import interpolation as results_interpolation
+from landscape.results import surface as results_surface
+from landscape.results.interpolation import json_list
 
 log = logging.getLogger(__name__)
 
@@ -236,12 +239,12 @@ def _as_fraction(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def _metrics(group: h5py.Group, shape: tuple[int, ...], where: str) -> dict[str, np.ndarray]:
+def _metrics(stored: dict[str, np.ndarray], shape: tuple[int, ...], where: str) -> dict:
     out = {}
     for name in METRICS:
-        values = _array(group, name)
-        if values is None:
+        if name not in stored:
             continue
+        values = np.asarray(stored[name], dtype=float)
         if values.shape != shape:
             raise UserError(
                 f"{where}/{name} has shape {values.shape}, expected {shape} from its axes "
@@ -251,13 +254,8 @@ def _metrics(group: h5py.Group, shape: tuple[int, ...], where: str) -> dict[str,
     return out
 
 
-def _axis_label(dataset: h5py.Dataset, default: str) -> str:
-    label = _text(dataset.attrs.get("label"))
-    return label or default
-
-
 # --------------------------------------------------------------------------------------------
-# one reader per result kind
+# one reader per result kind: the result modules read, these check and prepare for drawing
 
 
 def read_surface(group: h5py.Group) -> Surface:
@@ -266,38 +264,35 @@ def read_surface(group: h5py.Group) -> Surface:
         raise UserError(
             f"{where} has no 'x' axis dataset; the file does not follow the landscape layout"
         )
-    x = np.asarray(group["x"][()], dtype=float)
-    y = np.asarray(group["y"][()], dtype=float) if "y" in group else None
+    stored = results_surface.Surface.read(group, directions=False)
+    x = np.asarray(stored.x, dtype=float)
+    y = None if stored.y is None else np.asarray(stored.y, dtype=float)
     shape = (x.size,) if y is None else (x.size, y.size)
-    metrics = _metrics(group, shape, where)
+    metrics = _metrics(stored.metrics, shape, where)
     if not metrics:
         raise UserError(f"{where} holds none of {', '.join(METRICS)}")
     finite = np.all([np.isfinite(v) for v in metrics.values()], axis=0)
-    if "done" in group:
-        done = np.asarray(group["done"][()], dtype=bool)
-        if done.shape != shape:
-            raise UserError(f"{where}/done has shape {done.shape}, expected {shape}")
-        done = done & finite  # a point marked done but NaN still cannot be drawn
-    else:
-        done = finite
+    if stored.done.shape != shape:
+        raise UserError(f"{where}/done has shape {stored.done.shape}, expected {shape}")
+    done = stored.done & finite  # a point marked done but NaN still cannot be drawn
     for name in metrics:  # never draw values of points that are not done
         metrics[name] = np.where(done, metrics[name], np.nan)
 
-    evr = _array(group, "explained_variance_ratio")
+    evr = stored.explained_variance_ratio
+    evr = None if evr is None else np.asarray(evr, dtype=float)
     trajectory = None
-    if "trajectory" in group and "x" in group["trajectory"] and "y" in group["trajectory"]:
-        t = group["trajectory"]
-        epoch = _array(t, "epoch")
-        tx = np.asarray(t["x"][()], dtype=float)
-        phase = _strings(t["phase"]) if "phase" in t else [None] * tx.size
-        trajectory = Trajectory(tx, np.asarray(t["y"][()], dtype=float), epoch, phase)
+    if stored.trajectory is not None:
+        t = stored.trajectory
+        epoch = None if t.epoch is None else np.asarray(t.epoch, dtype=float)
+        phase = [p or None for p in t.phase]
+        trajectory = Trajectory(np.asarray(t.x, float), np.asarray(t.y, float), epoch, phase)
     pca = evr is not None or trajectory is not None
     x_default = "PC 1" if pca else "direction 1 (α)"
     y_default = "PC 2" if pca else "direction 2 (β)"
     if y is None:
         x_default = "PC 1" if pca else "step along direction (α)"
-    x_label = _axis_label(group["x"], x_default)
-    y_label = _axis_label(group["y"], y_default) if y is not None else None
+    x_label = stored.x_label or x_default
+    y_label = (stored.y_label or y_default) if y is not None else None
     if evr is not None and evr.size >= 1 and "%" not in x_label:
         x_label = f"{x_label} ({100 * evr[0]:.1f}% var.)"
     if evr is not None and evr.size >= 2 and y is not None and "%" not in y_label:
@@ -328,52 +323,39 @@ def read_interpolation(group: h5py.Group) -> Interpolation:
         raise UserError(
             f"{where} has no 'alpha' dataset; the file does not follow the landscape layout"
         )
+    stored = results_interpolation.Interpolation.read(group)
     alpha = np.asarray(group["alpha"][()], dtype=float)
-    metrics = _metrics(group, alpha.shape, where)
+    metrics = _metrics(stored.metrics, alpha.shape, where)
     if not metrics:
         raise UserError(f"{where} holds none of {', '.join(METRICS)}")
     done = None
-    if "done" in group and group["done"].shape == alpha.shape:
-        done = np.asarray(group["done"][()], dtype=bool)
+    if "done" in group and stored.done.shape == alpha.shape:
+        done = stored.done
         for name in metrics:
             metrics[name] = np.where(done, metrics[name], np.nan)
-    attrs = store.read_attrs(group)
-    barriers = {}
-    for key, value in attrs.items():
-        if key.startswith("barrier_"):
-            number = _number(value)
-            if number is not None:
-                barriers[key] = number
-    checkpoints = _json_list(attrs.get("checkpoints"))
+    barriers = {f"barrier_{k}": v for k, v in stored.barriers.items() if math.isfinite(v)}
+    label = group["alpha"].attrs.get("label")
     return Interpolation(
         name=group.name.split("/")[-1],
         alpha=alpha,
         metrics=metrics,
-        a=_text(attrs.get("a")),
-        b=_text(attrs.get("b")),
+        a=stored.checkpoints[0] if stored.checkpoints else None,
+        b=stored.checkpoints[-1] if stored.checkpoints else None,
         barriers=barriers,
         meta=read_meta(group),
-        checkpoints=[str(c) for c in checkpoints] if len(checkpoints) >= 2 else [],
-        checkpoint_sha256s=[_text(c) for c in _json_list(attrs.get("checkpoint_sha256s"))],
-        epochs=[
-            int(e) if _number(e) is not None else None for e in _json_list(attrs.get("epochs"))
-        ],
-        phases=[(_text(p) or "").lower() or None for p in _json_list(attrs.get("phases"))],
+        checkpoints=stored.checkpoints if len(stored.checkpoints) >= 2 else [],
+        checkpoint_sha256s=[_text(c) for c in stored.checkpoint_sha256s],
+        epochs=[int(e) if _number(e) is not None else None for e in stored.epochs],
+        phases=[(_text(p) or "").lower() or None for p in stored.phases],
         done=done,
-        alpha_label=_text(group["alpha"].attrs.get("label")),
+        alpha_label=_text(label),
     )
 
 
 def _json_list(value: Any) -> list:
-    if isinstance(value, str) and value.startswith("["):
-        try:
-            decoded = json.loads(value)
-        except json.JSONDecodeError:
-            return []
-        return decoded if isinstance(decoded, list) else []
     if isinstance(value, np.ndarray):
         return [_text(v) for v in value.tolist()]
-    return []
+    return json_list(value)
 
 
 def read_hessian(group: h5py.Group) -> HessianRecord:

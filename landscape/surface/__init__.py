@@ -1,8 +1,9 @@
 """Loss-surface slices and interpolation between checkpoints.
 
-Numerical code only (a model, a loss and tensors in; arrays out): the CLI in
-``landscape/cli/surface.py`` and ``landscape/cli/interpolate.py`` loads checkpoints and data
-and writes the HDF5 layout of docs/file-format.md.
+Numerical code only (a model, a loss and tensors in; arrays out):
+:mod:`landscape.analysis.surface` and :mod:`landscape.analysis.interpolation` drive it, save and
+resume; :mod:`landscape.results` writes the HDF5 layout of docs/file-format.md. A point's metrics
+come from a :class:`PointEvaluator` (not to be confused with the sharpness measures).
 """
 
 from landscape.surface.directions import (
@@ -15,7 +16,7 @@ from landscape.surface.directions import (
 )
 from landscape.surface.flat import FlatParameters, preserved_state
 from landscape.surface.grid import (
-    Measure,
+    PointEvaluator,
     SurfaceResult,
     evaluate_points,
     evaluate_states,
@@ -32,7 +33,7 @@ from landscape.surface.recalibrate import recalibrate_batchnorm
 __all__ = [
     "FlatParameters",
     "InterpolationResult",
-    "Measure",
+    "PointEvaluator",
     "PCAPlane",
     "SurfaceResult",
     "barrier_heights",

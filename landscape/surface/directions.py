@@ -21,8 +21,9 @@ name)``: a direction depends on names and shapes only, never on module order.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 
 import torch
 
@@ -293,3 +294,155 @@ def hessian_directions(
         out.append(d)
     eigenvalues = [float(v) for v in result.eigenvalues[:2]]
     return out[0], out[1], eigenvalues
+
+
+# ------------------------------------------------- planes of the kinds in landscape.surface.kinds
+
+
+@dataclass
+class DirectionRequest:
+    """What a direction kind may use: the centre model and its weights, the other checkpoints'
+    weights (a PCA trajectory, the B of ``between``), evaluation tensors for curvature, and the
+    options shared by every kind."""
+
+    model: torch.nn.Module
+    weights: Mapping[str, torch.Tensor]
+    others: Sequence[Mapping[str, torch.Tensor]]
+    paths: Sequence[str]  # the centre checkpoint's path, then the others'
+    seed: int
+    norm: str
+    ignore: str
+    two_d: bool
+    loss_fn: object = None
+    inputs: torch.Tensor | None = None
+    targets: torch.Tensor | None = None
+    batch_size: int = 512
+    bn_mode: str = "eval"
+    progress: ProgressFn | None = None
+
+
+@dataclass
+class Plane:
+    """A kind's answer: ``directions['x']`` (and ``'y'`` for a plane), the axis labels, extra
+    group attributes, and for a PCA plane its explained variance and trajectory coordinates."""
+
+    directions: dict[str, Direction]
+    labels: tuple[str, str]
+    attrs: dict = None  # type: ignore[assignment]
+    explained_variance_ratio: list[float] | None = None
+    coordinates: torch.Tensor | None = None  # (T, 2): the others' coordinates in the plane
+    distance_to_plane: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        self.attrs = dict(self.attrs or {})
+
+
+def _axes(request: DirectionRequest, dx: Direction, dy: Direction) -> dict[str, Direction]:
+    return {"x": dx, "y": dy} if request.two_d else {"x": dx}
+
+
+def random_plane(r: DirectionRequest) -> Plane:
+    draw = [
+        random_direction(r.weights, seed=r.seed, axis=a, norm=r.norm, ignore=r.ignore) for a in "xy"
+    ]
+    label = f"(random, {r.norm}-normalised)"
+    return Plane(_axes(r, *draw), (f"direction 1 {label}", f"direction 2 {label}"))
+
+
+def between_plane(r: DirectionRequest) -> Plane:
+    dx, dy = between_directions(r.weights, r.others[-1], seed=r.seed, norm=r.norm, ignore=r.ignore)
+    a, b = r.paths[0], r.paths[-1]
+    labels = (f"{PurePath(a).stem} → {PurePath(b).stem}", "orthogonal random direction")
+    return Plane(_axes(r, dx, dy), labels, {"a": a, "b": b})
+
+
+def hessian_plane(r: DirectionRequest) -> Plane:
+    dx, dy, eigenvalues = hessian_directions(
+        r.model,
+        r.loss_fn,
+        r.inputs,
+        r.targets,
+        batch_size=r.batch_size,
+        bn_mode=r.bn_mode,
+        seed=r.seed,
+        progress=r.progress,
+    )
+    if r.norm != "none":
+        dx = normalize_direction(dx, r.weights, norm=r.norm, ignore=r.ignore)
+        dy = normalize_direction(dy, r.weights, norm=r.norm, ignore=r.ignore)
+    labels = ("Hessian eigenvector 1", "Hessian eigenvector 2")
+    return Plane(_axes(r, dx, dy), labels, {"eigenvalues": eigenvalues})
+
+
+def pca_plane(r: DirectionRequest) -> Plane:
+    plane = pca_directions(r.weights, r.others, ignore=r.ignore)
+    return Plane(
+        _axes(r, plane.x, plane.y),
+        ("PC 1", "PC 2"),
+        explained_variance_ratio=list(plane.explained_variance_ratio),
+        coordinates=plane.coordinates,
+        distance_to_plane=plane.distance_to_plane,
+    )
+
+
+# ------------------------------------------------------------------ the direction-kind registry
+
+
+@dataclass(frozen=True)
+class DirectionKind:
+    """One way to span a surface and what it needs.
+
+    ``make(request) -> Plane``. ``others``: which other
+    checkpoints it takes (``"trajectory"``: two or more, ``"other"``: exactly one B, ``None``:
+    none). ``norms``: the normalisations it accepts, ``default_norm`` the one used when none is
+    asked for. ``phase``: a progress label for kinds that work long before the first point."""
+
+    name: str
+    help: str
+    make: Callable[[DirectionRequest], Plane]
+    default_norm: str = "filter"
+    norms: tuple[str, ...] = NORMS
+    others: str | None = None
+    phase: str | None = None
+
+
+DIRECTION_KINDS: dict[str, DirectionKind] = {}
+
+
+def register_direction_kind(kind: DirectionKind) -> DirectionKind:
+    """Add ``kind`` to :data:`DIRECTION_KINDS`."""
+    if kind.name in DIRECTION_KINDS:
+        raise ValueError(f"direction kind {kind.name!r} is already registered")
+    if kind.default_norm not in kind.norms:
+        raise ValueError(f"{kind.name}: default norm {kind.default_norm!r} not in {kind.norms}")
+    if kind.others not in (None, "trajectory", "other"):
+        raise ValueError(f"{kind.name}: others must be None, 'trajectory' or 'other'")
+    DIRECTION_KINDS[kind.name] = kind
+    return kind
+
+
+for _kind in (
+    DirectionKind("random", "Gaussian, normalised per --norm", random_plane),
+    DirectionKind(
+        "pca",
+        "top two principal components of --trajectory",
+        pca_plane,
+        default_norm="none",
+        norms=("none",),
+        others="trajectory",
+    ),
+    DirectionKind(
+        "hessian",
+        "top two Hessian eigenvectors",
+        hessian_plane,
+        default_norm="none",
+        phase="Hessian directions (top-2 eigenvectors)",
+    ),
+    DirectionKind(
+        "between",
+        "CKPT to --other plus an orthogonal random direction",
+        between_plane,
+        others="other",
+    ),
+):
+    register_direction_kind(_kind)

@@ -34,7 +34,7 @@ def metric_names(splits: Sequence[str]) -> list[str]:
     return [f"{split}_{metric}" for split in splits for metric in ("loss", "acc")]
 
 
-class Measure:
+class PointEvaluator:
     """``measure(model) -> {'<split>_loss': ..., '<split>_acc': ...}`` for the model as it is.
 
     ``bn_mode``: ``eval`` uses the running statistics in the model, ``train`` batch statistics
@@ -225,7 +225,7 @@ class PlaneWriter:
 def evaluate_surface(
     model: nn.Module,
     directions: Sequence[Mapping[str, torch.Tensor]],
-    measure: Measure,
+    measure: PointEvaluator,
     x: np.ndarray,
     y: np.ndarray | None = None,
     *,
@@ -315,7 +315,7 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
 def evaluate_states(
     model: nn.Module,
     states: Sequence[Mapping[str, torch.Tensor]],
-    measure: Measure,
+    measure: PointEvaluator,
     *,
     metrics: dict[str, np.ndarray],
     done: np.ndarray,

@@ -16,7 +16,7 @@ or error = 1 - accuracy):
   Networks", ICLR 2022: ``max_alpha [f(alpha) - ((1 - alpha) f(0) + alpha f(1))]``.
 
 BatchNorm: ``recompute`` (default) recomputes running statistics at every point from training
-batches (pass a recalibrating :class:`~landscape.surface.grid.Measure`); ``interpolate``
+batches (pass a recalibrating :class:`~landscape.surface.grid.PointEvaluator`); ``interpolate``
 interpolates the running statistics like the weights (as the paper code of most LMC studies).
 """
 
@@ -32,7 +32,7 @@ from torch import nn
 
 from landscape.progress import ProgressFn
 from landscape.surface.flat import FlatParameters, preserved_state
-from landscape.surface.grid import Measure, evaluate_points
+from landscape.surface.grid import PointEvaluator, evaluate_points
 
 BN_POLICIES = ("recompute", "interpolate")
 
@@ -155,7 +155,7 @@ class PathWriter:
 def interpolate(
     model: nn.Module,
     states: Sequence[Mapping[str, torch.Tensor]],
-    measure: Measure,
+    measure: PointEvaluator,
     alphas: Sequence[float],
     *,
     bn: str = "recompute",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -498,6 +499,119 @@ def test_interpolation_on_test_only_recomputes_bn_from_training_examples_and_res
         g = f["interpolation/poly"]
         np.testing.assert_array_equal(g["alpha"][()], [0, 0.5, 1, 1.5, 2])
         assert set(g) >= {"test_loss", "test_acc"} and "train_loss" not in g
-        assert g.attrs["bn_mode"] == "recompute" and "segment_barriers" in g.attrs
+        assert g.attrs["bn_mode"] == "recalibrate" and "segment_barriers" in g.attrs
     assert main(args) == 0
     assert "5 of 5 points done" in caplog.text
+
+
+# ------------------------------------------------- the shared vocabulary: --subset-seed, --bn
+
+
+def _own_loss(path, subset_seed: int, split: str = "train") -> float:
+    model = build_model("mlp-bn", (1, 8, 8), 10)
+    model.load_state_dict(torch.load(path, weights_only=True)["model"])
+    model.eval()
+    x, y = fixed_subset(*load_dataset("digits").split(split), 150, subset_seed)
+    return evaluate(model, x, y, make_loss("cross-entropy"))[0]
+
+
+@pytest.mark.parametrize(("flags", "subset_seed"), [([], 0), (["--subset-seed", "3"], 3)])
+def test_surface_centre_is_evaluated_on_the_subset_of_subset_seed(
+    tmp_path, ckpts, flags, subset_seed
+):
+    out = tmp_path / "s.h5"
+    argv = ["surface", str(ckpts["ep0"]), "--x=-1:1:3", "--seed", "5", "--out", str(out)]
+    assert main([*argv, *SAMPLES, *flags, "--name", "s"]) == 0
+    with h5py.File(out, "r") as f:
+        g = f["surface/s"]
+        assert json.loads(g.attrs["config"])["subset_seed"] == subset_seed
+        assert g["train_loss"][1] == pytest.approx(_own_loss(ckpts["ep0"], subset_seed), rel=1e-6)
+
+
+def test_surface_seed_moves_the_directions_but_not_the_examples(tmp_path, ckpts):
+    out = tmp_path / "s.h5"
+    for seed in ("1", "2"):
+        argv = ["surface", str(ckpts["ep0"]), "--x=0:1:2", "--seed", seed, "--name", seed]
+        assert main([*argv, "--out", str(out), *SAMPLES]) == 0
+    with h5py.File(out, "r") as f:
+        one, two = f["surface/1/train_loss"][()], f["surface/2/train_loss"][()]
+    assert one[0] == two[0] and one[1] != two[1]  # same centre value, other direction
+
+
+def test_interpolation_ends_are_evaluated_on_the_subset_of_subset_seed(tmp_path, ckpts):
+    out = tmp_path / "i.h5"
+    argv = ["interpolate", str(ckpts["ep0"]), str(ckpts["ep1"]), "--alpha=0:1:2"]
+    flags = ["--bn", "interpolate", "--subset-seed", "4", "--out", str(out), "--name", "i"]
+    assert main([*argv, *flags, *SAMPLES]) == 0
+    with h5py.File(out, "r") as f:
+        g = f["interpolation/i"]
+        assert json.loads(g.attrs["config"])["subset_seed"] == 4
+        assert g["train_loss"][0] == pytest.approx(_own_loss(ckpts["ep0"], 4), rel=1e-6)
+        assert g["test_loss"][-1] == pytest.approx(_own_loss(ckpts["ep1"], 4, "test"), rel=1e-6)
+
+
+@pytest.mark.parametrize("spelling", [["--bn", "recompute"], ["--bn-mode", "recalibrate"], []])
+def test_interpolation_takes_the_old_and_new_spellings_of_recalibration(
+    tmp_path, ckpts, capsys, spelling
+):
+    out = tmp_path / "i.h5"
+    argv = ["interpolate", str(ckpts["ep0"]), str(ckpts["ep1"]), "--alpha=0:1:2", "--split"]
+    assert main([*argv, "test", *spelling, "--out", str(out), "--name", "i", *SAMPLES]) == 0
+    with h5py.File(out, "r") as f:
+        assert f["interpolation/i"].attrs["bn_mode"] == "recalibrate"
+    assert ("deprecated" in capsys.readouterr().err) == bool(spelling)
+
+
+def test_surface_help_states_the_subset_rule(capsys):
+    with pytest.raises(SystemExit):
+        main(["surface", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "drawn by --subset-seed" in text and "--seed seeds only the directions" in text
+
+
+# ------------------------------------------------------------------ the direction-kind registry
+
+
+@pytest.fixture
+def axis_kind():
+    """A kind registered for one test: the x axis is the first weight matrix's own direction."""
+    from landscape.surface import directions as dirs
+
+    def make(request):
+        d = {n: torch.zeros_like(w) for n, w in request.weights.items()}
+        first = next(n for n, w in request.weights.items() if w.dim() == 2)
+        d[first] = request.weights[first].clone()
+        return dirs.Plane({"x": d}, ("scale of the first layer", "unused"), {"layer": first})
+
+    kind = dirs.register_direction_kind(dirs.DirectionKind("layer-scale", "test kind", make))
+    yield kind
+    del dirs.DIRECTION_KINDS[kind.name]
+
+
+def test_a_registered_direction_kind_is_a_choice_of_the_command_and_spans_the_slice(
+    tmp_path, ckpts, axis_kind
+):
+    out = tmp_path / "s.h5"
+    argv = ["surface", str(ckpts["ep0"]), "--directions", "layer-scale", "--x=0:2:3"]
+    assert main([*argv, "--out", str(out), "--name", "k", *SAMPLES]) == 0
+    with h5py.File(out, "r") as f:
+        g = f["surface/k"]
+        assert g.attrs["directions"] == "layer-scale" and g.attrs["norm"] == "filter"
+        assert g["x"].attrs["label"] == "scale of the first layer"
+        assert g["train_loss"][0] == pytest.approx(_own_metrics(ckpts["ep0"])[0], rel=1e-6)
+
+
+def test_the_help_lists_every_registered_kind_and_others_are_refused(capsys, axis_kind):
+    with pytest.raises(SystemExit):
+        main(["surface", "--help"])
+    assert "layer-scale" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["surface", "c.pt", "--directions", "frobnicate"])
+    assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
+
+
+def test_registering_a_kind_twice_is_refused():
+    from landscape.surface import directions as dirs
+
+    with pytest.raises(ValueError, match="already registered"):
+        dirs.register_direction_kind(dirs.DirectionKind("random", "again", lambda r: None))

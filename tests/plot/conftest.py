@@ -1,5 +1,6 @@
-"""Small result files in the docs/file-format.md layout, written with plain h5py (not the producers),
-so the plots are tested against the documented format rather than against one writer.
+"""Small result files in the docs/file-format.md layout. Surfaces and interpolations are written
+by their result modules (landscape.results, the one writer of those kinds), the other kinds with
+plain h5py, so the plots are tested against the documented format rather than a command.
 
 The builders are plain functions so tests/cli/test_plot_cli.py can load this module by path.
 """
@@ -13,6 +14,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
+from landscape.results import Provenance
+from landscape.results.interpolation import Interpolation
+from landscape.results.surface import Surface, Trajectory
 
 SWITCH_EPOCH = 80
 HESSIAN_EPOCHS = [
@@ -58,21 +63,29 @@ def provenance(
         group.attrs[key] = value
 
 
+def provenance_of(stem: str, epoch: int | None, phase: str | None, run: str = "late-sam"):
+    """The attributes of :func:`provenance` as the result modules take them."""
+    return Provenance(
+        checkpoint=f"checkpoints/{run}/{stem}.pt",
+        checkpoint_sha256=hashlib.sha256(f"{run}/{stem}".encode()).hexdigest(),
+        arch="resnet20",
+        epoch=epoch,
+        phase=phase,
+        split="train",
+        samples=512,
+        bn_mode="eval",
+        dtype="float32",
+        seed=0,
+        seconds=1.5,
+        config={"note": "test fixture"},
+    )
+
+
 def root(f: h5py.File) -> None:
     f.attrs["schema_version"] = 1
     f.attrs["landscape_version"] = "0.1.0"
     f.attrs["created"] = "2026-01-01T00:00:00+00:00"
     f.attrs["command"] = json.dumps(["landscape", "test"])
-
-
-def _scales(group: h5py.Group, names: list[str]) -> None:
-    axes = [group[n] for n in names]
-    for axis, name in zip(axes, names):
-        axis.make_scale(name)
-    for metric in ("train_loss", "train_acc", "test_loss", "test_acc", "done"):
-        if metric in group:
-            for dim, axis in enumerate(axes):
-                group[metric].dims[dim].attach_scale(axis)
 
 
 def loss_1d(x: np.ndarray) -> np.ndarray:
@@ -87,26 +100,28 @@ def loss_2d(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def write_surface_1d(
     f: h5py.File, name: str = "random_1d", scale: float = 1.0, stem: str = "epoch-100-sam"
 ) -> None:
-    g = f.create_group(f"surface/{name}")
-    provenance(g, stem, 100, "sam")
     x = np.linspace(-1.0, 1.0, 21)
-    g["x"] = x
     loss = scale * loss_1d(x)
-    g["train_loss"] = loss
-    g["test_loss"] = loss + 0.1
-    g["train_acc"] = np.clip(1.0 - loss / 3, 0, 1)
-    g["test_acc"] = np.clip(0.9 - loss / 3, 0, 1)
-    g["done"] = np.ones(x.size, bool)
-    g.create_group("directions/x")["fc.weight"] = np.zeros(3)
-    _scales(g, ["x"])
+    metrics = {"train_loss": loss, "test_loss": loss + 0.1}
+    metrics |= {
+        "train_acc": np.clip(1.0 - loss / 3, 0, 1),
+        "test_acc": np.clip(0.9 - loss / 3, 0, 1),
+    }
+    Surface(
+        provenance_of(stem, 100, "sam"),
+        x,
+        None,
+        metrics,
+        np.ones(x.size, bool),
+        kind="random",
+        directions={"x": {"fc.weight": np.zeros(3)}},
+    ).write(f.create_group(f"surface/{name}"))
 
 
 def write_surface_2d(
     f: h5py.File, name: str = "random_2d", nx: int = 15, ny: int = 11, missing_rows: int = 3
 ) -> None:
     """Non-square (nx != ny) and partial: the last ``missing_rows`` x-rows are not done."""
-    g = f.create_group(f"surface/{name}")
-    provenance(g, "epoch-080-sgd", 80, "sgd")
     x = np.linspace(-1.0, 1.0, nx)
     y = np.linspace(-0.5, 0.5, ny)
     X, Y = np.meshgrid(x, y, indexing="ij")
@@ -115,39 +130,60 @@ def write_surface_2d(
     if missing_rows:
         done[-missing_rows:, :] = False
         done[-missing_rows - 1, ny // 2 :] = False
-    g["x"], g["y"] = x, y
-    g["train_loss"] = np.where(done, loss, np.nan)
-    g["test_loss"] = np.where(done, loss + 0.2, np.nan)
-    g["train_acc"] = np.where(done, np.clip(1 - loss / 5, 0, 1), np.nan)
-    g["test_acc"] = np.where(done, np.clip(0.9 - loss / 5, 0, 1), np.nan)
-    g["done"] = done
-    _scales(g, ["x", "y"])
+    metrics = {
+        "train_loss": loss,
+        "test_loss": loss + 0.2,
+        "train_acc": np.clip(1 - loss / 5, 0, 1),
+        "test_acc": np.clip(0.9 - loss / 5, 0, 1),
+    }
+    metrics = {k: np.where(done, v, np.nan) for k, v in metrics.items()}
+    stored = Surface(provenance_of("epoch-080-sgd", 80, "sgd"), x, y, metrics, done, kind="random")
+    stored.write(f.create_group(f"surface/{name}"))
 
 
 def write_pca_surface(f: h5py.File, name: str = "pca") -> None:
-    g = f.create_group(f"surface/{name}")
-    provenance(g, "epoch-100-sam", 100, "sam")
     x = np.linspace(-3.0, 3.0, 17)
     y = np.linspace(-1.5, 1.5, 13)
     X, Y = np.meshgrid(x, y, indexing="ij")
-    g["x"], g["y"] = x, y
-    g["train_loss"] = 0.01 + 0.3 * X**2 + 1.2 * Y**2
-    g["test_loss"] = 0.3 + 0.3 * X**2 + 1.2 * Y**2
-    g["done"] = np.ones(X.shape, bool)
-    g["explained_variance_ratio"] = np.array([0.72, 0.18])
-    _scales(g, ["x", "y"])
     epochs = np.array([10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95, 100])
-    t = g.create_group("trajectory")
     s = np.linspace(1, 0, epochs.size)
-    t["x"] = -2.6 * s
-    t["y"] = 1.2 * s * np.sin(3 * s)
-    t["epoch"] = epochs
-    t["phase"] = np.array([b"sgd" if e <= SWITCH_EPOCH else b"sam" for e in epochs])
+    trajectory = Trajectory.empty(
+        [],
+        x=-2.6 * s,
+        y=1.2 * s * np.sin(3 * s),
+        epoch=epochs.astype(float),
+        distance_to_plane=np.zeros(epochs.size),
+        phase=["sgd" if e <= SWITCH_EPOCH else "sam" for e in epochs],
+        checkpoint=[f"checkpoints/late-sam/epoch-{e:03d}.pt" for e in epochs],
+    )
+    Surface(
+        provenance_of("epoch-100-sam", 100, "sam"),
+        x,
+        y,
+        {"train_loss": 0.01 + 0.3 * X**2 + 1.2 * Y**2, "test_loss": 0.3 + 0.3 * X**2 + 1.2 * Y**2},
+        np.ones(X.shape, bool),
+        kind="pca",
+        explained_variance_ratio=np.array([0.72, 0.18]),
+        trajectory=trajectory,
+    ).write(f.create_group(f"surface/{name}"))
+
+
+def _line(stems: list[str], alpha: np.ndarray, metrics: dict, done: np.ndarray, **attrs):
+    """An interpolation through the late-sam checkpoints ``stems``, checkpoint k at alpha = k."""
+    segment = np.clip(np.floor(alpha), 0, len(stems) - 2).astype(np.int64)
+    epochs = [int(stem.split("-")[1]) for stem in stems]
+    return Interpolation(
+        provenance_of(stems[0], epochs[0], stems[0].rsplit("-", 1)[1]),
+        segment,
+        alpha - segment,
+        metrics,
+        done,
+        checkpoints=[f"checkpoints/late-sam/{stem}.pt" for stem in stems],
+        **attrs,
+    )
 
 
 def write_interpolation(f: h5py.File, name: str = "sgd_to_sam", bump: float = 0.4) -> None:
-    g = f.create_group(f"interpolation/{name}")
-    provenance(g, "epoch-080-sgd", 80, "sgd")
     alpha = np.linspace(-0.25, 1.25, 31)
     loss = (
         0.05
@@ -156,48 +192,34 @@ def write_interpolation(f: h5py.File, name: str = "sgd_to_sam", bump: float = 0.
         + 2 * np.clip(-alpha, 0, None)
         + 2 * np.clip(alpha - 1, 0, None)
     )
-    g["alpha"] = alpha
-    g["train_loss"] = loss
-    g["test_loss"] = loss + 0.25
-    g["train_acc"] = np.clip(0.99 - loss / 4, 0, 1)
-    g["test_acc"] = np.clip(0.92 - loss / 4, 0, 1)
-    g["done"] = np.ones(alpha.size, bool)
-    g["alpha"].make_scale("alpha")
-    g["alpha"].attrs["label"] = "α"
-    for metric in ("train_loss", "train_acc", "test_loss", "test_acc", "done"):
-        g[metric].dims[0].attach_scale(g["alpha"])
-    g.attrs["a"] = "checkpoints/late-sam/epoch-080-sgd.pt"
-    g.attrs["b"] = "checkpoints/late-sam/epoch-100-sam.pt"
-    g.attrs["checkpoints"] = json.dumps([g.attrs["a"], g.attrs["b"]])
-    g.attrs["checkpoint_sha256s"] = json.dumps(
-        [
-            hashlib.sha256(f"late-sam/{stem}".encode()).hexdigest()
-            for stem in ("epoch-080-sgd", "epoch-100-sam")
-        ]
-    )
-    g.attrs["epochs"], g.attrs["phases"] = "[80, 100]", '["sgd", "sam"]'
-    for key, value in BARRIERS.items():
-        g.attrs[key] = value * bump / 0.4
+    metrics = {"train_loss": loss, "test_loss": loss + 0.25}
+    metrics |= {
+        "train_acc": np.clip(0.99 - loss / 4, 0, 1),
+        "test_acc": np.clip(0.92 - loss / 4, 0, 1),
+    }
+    stems = ["epoch-080-sgd", "epoch-100-sam"]
+    _line(
+        stems,
+        alpha,
+        metrics,
+        np.ones(alpha.size, bool),
+        checkpoint_sha256s=[hashlib.sha256(f"late-sam/{s}".encode()).hexdigest() for s in stems],
+        epochs=[80, 100],
+        phases=["sgd", "sam"],
+        barriers={k.removeprefix("barrier_"): v * bump / 0.4 for k, v in BARRIERS.items()},
+    ).write(f.create_group(f"interpolation/{name}"))
 
 
 def write_polyline(f: h5py.File, name: str = "path") -> None:
     """Three checkpoints, checkpoint k at α = k, the second segment higher; a few points not done."""
-    g = f.create_group(f"interpolation/{name}")
-    provenance(g, "epoch-060-sgd", 60, "sgd")
     alpha = np.linspace(0, 2, 21)
     loss = 0.1 + 0.3 * np.sin(np.pi * alpha) ** 2 * np.where(alpha > 1, 2.0, 1.0)
     done = np.ones(alpha.size, bool)
     done[13:15] = False
-    g["alpha"] = alpha
-    g["train_loss"] = np.where(done, loss, np.nan)
-    g["done"] = done
-    g.attrs["checkpoints"] = json.dumps(
-        [f"checkpoints/late-sam/epoch-0{e}-sgd.pt" for e in (40, 60, 80)]
-    )
-    g.attrs["a"], g.attrs["b"] = (
-        "checkpoints/late-sam/epoch-040-sgd.pt",
-        "checkpoints/late-sam/epoch-080-sgd.pt",
-    )
+    stems = ["epoch-040-sgd", "epoch-060-sgd", "epoch-080-sgd"]
+    line = _line(stems, alpha, {"train_loss": np.where(done, loss, np.nan)}, done)
+    line.provenance = provenance_of("epoch-060-sgd", 60, "sgd")
+    line.write(f.create_group(f"interpolation/{name}"))
 
 
 def eigenvalues_at(epoch: int, phase: str, k: int = 5) -> np.ndarray:

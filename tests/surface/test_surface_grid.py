@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from landscape.evaluate import evaluate
-from landscape.surface import Measure, SurfaceResult, evaluate_surface
+from landscape.surface import PointEvaluator, SurfaceResult, evaluate_surface
 from tests.surface.surface_models import (
     make_quadratic,
     mean_output,
@@ -37,7 +37,7 @@ def test_quadratic_surface_matches_closed_form_in_ij_order(xs, ys):
     model, x, y = make_quadratic()
     d1, d2 = _unit_directions(model)
     xg, yg = np.linspace(*xs), np.linspace(*ys)
-    measure = Measure(mean_output, {"train": (x, y)}, batch_size=3)
+    measure = PointEvaluator(mean_output, {"train": (x, y)}, batch_size=3)
     result = evaluate_surface(model, [d1, d2], measure, xg, yg)
     assert result.metrics["train_loss"].shape == (len(xg), len(yg))
     expected = np.array(
@@ -51,7 +51,7 @@ def test_one_dimensional_slice_matches_closed_form():
     model, x, y = make_quadratic(seed=3)
     d1, _ = _unit_directions(model)
     xg = np.linspace(-2, 0.5, 6)
-    result = evaluate_surface(model, [d1], Measure(mean_output, {"train": (x, y)}), xg)
+    result = evaluate_surface(model, [d1], PointEvaluator(mean_output, {"train": (x, y)}), xg)
     expected = [quadratic_loss(model, model.w + a * d1["w"], x) for a in xg]
     assert result.y is None and result.metrics["train_loss"].shape == (6,)
     np.testing.assert_allclose(result.metrics["train_loss"], expected, rtol=1e-12)
@@ -65,7 +65,7 @@ def test_curvature_along_a_direction_is_its_rayleigh_quotient():
     r = evaluate_surface(
         model,
         [d1],
-        Measure(mean_output, {"train": (x, y)}),
+        PointEvaluator(mean_output, {"train": (x, y)}),
         np.array([-h, 0, h]),
     ).metrics["train_loss"]
     d = d1["w"].reshape(-1)
@@ -80,7 +80,7 @@ def test_centre_point_equals_the_checkpoints_own_metrics(bn_mode):
     x, y = tiny_data()
     d1 = {n: torch.randn_like(p) for n, p in model.named_parameters()}
     d2 = {n: torch.randn_like(p) for n, p in model.named_parameters()}
-    measure = Measure(
+    measure = PointEvaluator(
         F.cross_entropy, {"train": (x, y)}, batch_size=10, bn_mode=bn_mode, bn_inputs=x
     )
     own = measure(
@@ -106,7 +106,7 @@ def test_centre_in_eval_mode_is_plain_evaluate():
     result = evaluate_surface(
         model,
         [d],
-        Measure(F.cross_entropy, {"test": (x, y)}),
+        PointEvaluator(F.cross_entropy, {"test": (x, y)}),
         np.array([-1.0, 0.0, 1.0]),
     )
     assert result.metrics["test_loss"][1] == loss and result.metrics["test_acc"][1] == acc
@@ -122,7 +122,7 @@ def test_model_is_restored_exactly(bn_mode):
     evaluate_surface(
         model,
         [d, d],
-        Measure(F.cross_entropy, {"train": (x, y)}, bn_mode=bn_mode, bn_inputs=x),
+        PointEvaluator(F.cross_entropy, {"train": (x, y)}, bn_mode=bn_mode, bn_inputs=x),
         np.linspace(-1, 1, 2),
         np.linspace(-1, 1, 2),
     )
@@ -137,7 +137,7 @@ def test_resume_computes_only_missing_points_and_matches_a_full_run():
     xg, yg = np.linspace(-1, 1, 4), np.linspace(0, 2, 3)
     calls = []
 
-    class Counting(Measure):
+    class Counting(PointEvaluator):
         def __call__(self, m):
             calls.append(1)
             return super().__call__(m)
@@ -161,7 +161,7 @@ def test_on_save_sees_nan_for_points_not_done():
     evaluate_surface(
         model,
         [d1, d2],
-        Measure(mean_output, {"train": (x, y)}),
+        PointEvaluator(mean_output, {"train": (x, y)}),
         np.linspace(-1, 1, 3),
         np.linspace(-1, 1, 3),
         save_every=0.0,
@@ -176,9 +176,15 @@ def test_directions_are_matched_by_name_and_refused_when_they_do_not_fit():
     model, x, y = make_quadratic()
     with pytest.raises(ValueError, match="lack parameters"):
         evaluate_surface(
-            model, [{"v": torch.zeros(6)}], Measure(mean_output, {"train": (x, y)}), np.zeros(1)
+            model,
+            [{"v": torch.zeros(6)}],
+            PointEvaluator(mean_output, {"train": (x, y)}),
+            np.zeros(1),
         )
     with pytest.raises(ValueError, match="do not fit"):
         evaluate_surface(
-            model, [{"w": torch.zeros(3, 2)}], Measure(mean_output, {"train": (x, y)}), np.zeros(1)
+            model,
+            [{"w": torch.zeros(3, 2)}],
+            PointEvaluator(mean_output, {"train": (x, y)}),
+            np.zeros(1),
         )

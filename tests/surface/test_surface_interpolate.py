@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from landscape.surface import (
-    Measure,
+    PointEvaluator,
     barrier_heights,
     interpolate,
     path_points,
@@ -54,7 +54,7 @@ def test_barriers_are_zero_on_a_straight_line():
 
 
 def _measure(x, y, bn_mode):
-    return Measure(
+    return PointEvaluator(
         F.cross_entropy,
         {"train": (x, y), "test": (x[:10], y[:10])},
         batch_size=8,

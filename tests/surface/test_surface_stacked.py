@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from landscape.batching import BatchChoice
-from landscape.surface import Measure, evaluate_surface, random_direction
+from landscape.surface import PointEvaluator, evaluate_surface, random_direction
 from landscape.surface.stacked import StackedEvaluator, choose_points
 from tests.surface.surface_models import (
     make_quadratic,
@@ -43,11 +43,13 @@ def test_stacked_surface_equals_one_point_per_pass(make_model, points):
     splits = {"train": (x, y), "test": (x[:11], y[:11])}
     dirs = _directions(model)
     xs, ys = np.linspace(-1, 1, 5), np.linspace(-0.5, 1.5, 3)
-    one = evaluate_surface(model, dirs, Measure(F.cross_entropy, splits, batch_size=5), xs, ys)
+    one = evaluate_surface(
+        model, dirs, PointEvaluator(F.cross_entropy, splits, batch_size=5), xs, ys
+    )
     many = evaluate_surface(
         model,
         dirs,
-        Measure(F.cross_entropy, splits, batch_size=5, points_per_pass=points),
+        PointEvaluator(F.cross_entropy, splits, batch_size=5, points_per_pass=points),
         xs,
         ys,
     )
@@ -63,7 +65,7 @@ def test_stacked_quadratic_surface_matches_closed_form():
         {"w": torch.randn(model.w.shape, generator=gen, dtype=torch.float64)} for _ in range(2)
     )
     xs, ys = np.linspace(-1, 2, 4), np.linspace(0, 1, 3)
-    measure = Measure(mean_output, {"train": (x, y)}, batch_size=3, points_per_pass=5)
+    measure = PointEvaluator(mean_output, {"train": (x, y)}, batch_size=3, points_per_pass=5)
     result = evaluate_surface(model, [d1, d2], measure, xs, ys)
     expected = [
         [quadratic_loss(model, model.w + a * d1["w"] + b * d2["w"], x) for b in ys] for a in xs
@@ -75,7 +77,7 @@ def test_stacked_resume_fills_only_missing_points_and_restores_the_model():
     model = _mlp(1)
     x, y = tiny_data(n=9, dtype=torch.float64)
     before = {n: p.detach().clone() for n, p in model.state_dict().items()}
-    measure = Measure(F.cross_entropy, {"train": (x, y)}, batch_size=4, points_per_pass=3)
+    measure = PointEvaluator(F.cross_entropy, {"train": (x, y)}, batch_size=4, points_per_pass=3)
     xs = np.linspace(-1, 1, 7)
     full = evaluate_surface(model, _directions(model)[:1], measure, xs)
     partial = evaluate_surface(model, _directions(model)[:1], measure, xs)
@@ -91,7 +93,9 @@ def test_stacked_resume_fills_only_missing_points_and_restores_the_model():
 def test_several_points_per_pass_are_refused_where_batchnorm_has_per_point_state(bn_mode):
     x, y = tiny_data(n=4)
     with pytest.raises(ValueError, match="bn_mode='eval'"):
-        Measure(F.cross_entropy, {"train": (x, y)}, bn_mode=bn_mode, bn_inputs=x, points_per_pass=4)
+        PointEvaluator(
+            F.cross_entropy, {"train": (x, y)}, bn_mode=bn_mode, bn_inputs=x, points_per_pass=4
+        )
 
 
 def test_choose_points_keeps_one_point_when_stacking_is_not_faster():

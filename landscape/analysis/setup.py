@@ -1,0 +1,162 @@
+"""What every point of a surface or an interpolation needs: the loaded checkpoints, the data
+subsets on the device, the loss and the batch sizes (:class:`Setup`, :func:`load_setup`).
+
+The subsets are drawn by ``subset_seed`` (``--subset-seed``; the same rule in every command) and
+stay on the device for the whole job. Where batches define BatchNorm statistics (``--bn train``,
+recalibration) the batch is part of the result and fixed (``--batch-size``, else
+:data:`landscape.cli.common.FIXED_BATCH`); otherwise it is measured
+(:mod:`landscape.batching`), and several grid points go through one batched call
+(:mod:`landscape.surface.stacked`).
+"""
+
+from __future__ import annotations
+
+from landscape.cli.common import FIXED_BATCH
+
+
+class Setup:
+    """What every point needs: targets, data subsets on the device, loss, and the batch sizes.
+
+    ``batch_size`` is the evaluation batch (measured unless --batch-size or --bn train fixes
+    it), ``bn_batch_size`` the batch that defines BatchNorm statistics (recalibration, --bn
+    train), ``points_per_pass`` grid points per batched call (measured, :mod:`landscape.surface.stacked`).
+    """
+
+    def __init__(
+        self,
+        targets,
+        data,
+        splits,
+        loss_fn,
+        batch_size,
+        samples,
+        bn_inputs,
+        *,
+        bn_batch_size=None,
+        points_per_pass=1,
+        autocast=None,
+    ):
+        self.targets, self.data, self.splits, self.loss_fn = targets, data, splits, loss_fn
+        self.batch_size, self.samples, self.bn_inputs = batch_size, samples, bn_inputs
+        self.bn_batch_size = bn_batch_size or batch_size
+        self.points_per_pass, self.autocast = points_per_pass, autocast
+
+    def measure(self, bn_mode: str):
+        """The :class:`landscape.surface.PointEvaluator` of these subsets and batches."""
+        from landscape.surface import PointEvaluator
+
+        return PointEvaluator(
+            self.loss_fn,
+            self.splits,
+            batch_size=self.batch_size,
+            bn_mode=bn_mode,
+            bn_inputs=self.bn_inputs,
+            bn_batch_size=self.bn_batch_size,
+            points_per_pass=self.points_per_pass if bn_mode == "eval" else 1,
+            autocast=self.autocast,
+        )
+
+
+def batch_config(args, setup: Setup) -> dict:
+    """The batch entries of a result's config: only batches that change the numbers (BatchNorm
+    statistics) are pinned; a measured evaluation batch is "auto", so that a rerun whose probe
+    picks another size still resumes. bf16 autocast changes the numbers and is recorded."""
+    bn = getattr(args, "bn", "eval")
+    config = {"batch_size": setup.batch_size if bn == "train" else (args.batch_size or "auto")}
+    if bn in ("recalibrate", "recompute"):
+        config["bn_batch_size"] = setup.bn_batch_size
+    if setup.autocast is not None:
+        config["autocast"] = str(setup.autocast).removeprefix("torch.")
+    return config
+
+
+def load_setup(
+    args, paths, splits, *, recalibrate: bool, bn_train: bool = False, stack: bool = False
+) -> Setup:
+    """Targets and data on the device, and the batch sizes: ``--batch-size``, else (unless
+    ``bn_train``: batches define the statistics) measured on the centre model and cached
+    (:mod:`landscape.batching`); ``stack`` also measures several grid points per pass."""
+    import torch
+
+    from landscape.cli.common import data_source_from_args, model_source_from_args
+    from landscape.data import fixed_subset
+    from landscape.devices import resolve_device, resolve_dtype
+    from landscape.losses import make_loss
+    from landscape.target import load_targets
+
+    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
+    targets, data = load_targets(
+        paths, model_source_from_args(args), data_source_from_args(args), device, dtype
+    )
+    channels_last = bool(getattr(args, "channels_last", False))
+    autocast = torch.bfloat16 if getattr(args, "bf16", False) else None
+
+    def resident(x):  # inputs stay on the device for the whole job
+        x = x.to(device=device, dtype=dtype)
+        return (
+            x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+        )
+
+    if channels_last:
+        for target in targets:
+            target.model.to(memory_format=torch.channels_last)
+    subsets = {}
+    for split in splits:
+        x, y = data.split(split)
+        x, y = fixed_subset(x, y, args.samples, args.subset_seed)
+        subsets[split] = (resident(x), y.to(device))
+    bn_inputs = None
+    if recalibrate:
+        if "train" in subsets:
+            bn_inputs = subsets["train"][0]
+        else:
+            x, y = fixed_subset(*data.split("train"), args.samples, args.subset_seed)
+            bn_inputs = resident(x)
+    samples = next(iter(subsets.values()))[0].shape[0]
+    loss_fn = make_loss(args.loss)
+    # Where batches define BatchNorm statistics (--bn train, recalibration) the batch is part of
+    # the result: --batch-size, else FIXED_BATCH (the subset if smaller).
+    fixed = args.batch_size or min(FIXED_BATCH, max(v[0].shape[0] for v in subsets.values()))
+    if args.batch_size or bn_train:
+        return Setup(targets, data, subsets, loss_fn, fixed, samples, bn_inputs, autocast=autocast)
+    from landscape.surface.stacked import choose_evaluation
+
+    choice = choose_evaluation(targets[0].model, loss_fn, subsets, stack=stack, autocast=autocast)
+    return Setup(
+        targets,
+        data,
+        subsets,
+        loss_fn,
+        choice.batch_size,
+        samples,
+        bn_inputs,
+        bn_batch_size=fixed,
+        points_per_pass=choice.points,
+        autocast=autocast,
+    )
+
+
+def check_same_parameters(reference, target) -> None:
+    """Refuse a checkpoint whose parameters (names and shapes) differ from the reference's."""
+    from landscape.errors import UserError
+
+    a = {n: tuple(p.shape) for n, p in reference.model.named_parameters()}
+    b = {n: tuple(p.shape) for n, p in target.model.named_parameters()}
+    if a == b:
+        return
+    missing = [n for n in a if n not in b]
+    extra = [n for n in b if n not in a]
+    shapes = [n for n in a if n in b and a[n] != b[n]]
+    parts = []
+    if missing:
+        parts.append(f"lacks {', '.join(missing[:3])}")
+    if extra:
+        parts.append(f"has extra {', '.join(extra[:3])}")
+    if shapes:
+        parts.append(
+            f"differs in shape at {', '.join(f'{n} {b[n]} vs {a[n]}' for n in shapes[:3])}"
+        )
+    raise UserError(
+        f"{target.path} ({target.arch}) has a different architecture from {reference.path} "
+        f"({reference.arch}): it {'; '.join(parts)}"
+    )
