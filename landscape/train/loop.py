@@ -356,6 +356,14 @@ def train(
         check_branch_point(config, source["history"], config.from_epoch, Path(from_checkpoint))
     if stored is not None:
         differences = config.differences(TrainConfig.from_dict(stored))
+        if differences == ["world_size"]:
+            ranks = TrainConfig.from_dict(stored).world_size
+            launch = f"torchrun --nproc_per_node={ranks}" if ranks > 1 else "one process"
+            raise UserError(
+                f"run folder {run_dir} holds a run on {ranks} rank(s), this is {config.world_size}: "
+                f"continue it with {launch} (the ranks shape its trajectory), or choose another "
+                "--run or --out"
+            )
         if differences:
             detail = ", ".join(
                 f"{k}: {stored.get(k)!r} there, {getattr(config, k)!r} now" for k in differences[:3]

@@ -106,6 +106,14 @@ def test_a_different_config_in_an_existing_run_folder_is_refused(tmp_path, digit
         run(tiny(epochs=2, lr=0.05), tmp_path / "r", digits)
 
 
+def test_a_run_of_another_world_size_says_how_to_continue_it(tmp_path, digits):
+    run(tiny(epochs=2), tmp_path / "r", digits)
+    stored = json.loads((tmp_path / "r" / "config.json").read_text())
+    (tmp_path / "r" / "config.json").write_text(json.dumps({**stored, "world_size": 2}))
+    with pytest.raises(UserError, match="on 2 rank.*torchrun --nproc_per_node=2"):
+        run(tiny(epochs=2), tmp_path / "r", digits)
+
+
 def test_resume_without_a_checkpoint_is_refused(tmp_path, digits):
     with pytest.raises(UserError, match="nothing to resume"):
         run(tiny(), tmp_path / "empty", digits, resume=True)
