@@ -199,8 +199,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sync-bn",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="under torchrun on CUDA, SyncBatchNorm: batch statistics over the global batch "
-        "(default: off: each rank normalises with its share's statistics)",
+        help="under torchrun, BatchNorm statistics over the global batch (torch's SyncBatchNorm "
+        "on CUDA, landscape's on CPU) (default: off: each rank normalises with its share's)",
     )
     sam.add_argument(
         "--momentum-across-switch",

@@ -148,7 +148,8 @@ def build_trainer(
 def _distributed_model(
     model: nn.Module, config: TrainConfig, device: torch.device, partition: Partition
 ) -> tuple[nn.Module, nn.Module]:
-    """``(model, its DistributedDataParallel wrapper)``; SyncBatchNorm first with ``sync_bn``.
+    """``(model, its DistributedDataParallel wrapper)``; with ``sync_bn`` the BatchNorm layers
+    first become torch's SyncBatchNorm (CUDA) or :class:`~landscape.train.sync_bn.GlobalBatchNorm`.
 
     Buffers are not synchronised at every forward (``forward_sync_buffers=False``): with per-rank
     BatchNorm each rank tracks running statistics of its own shares, and
@@ -157,13 +158,12 @@ def _distributed_model(
     from torch.nn.parallel import DistributedDataParallel
 
     group = getattr(partition, "group", None)
-    if config.sync_bn:
-        if device.type != "cuda":
-            raise UserError(
-                "--sync-bn needs CUDA ranks (torch's SyncBatchNorm has no CPU kernel); "
-                "on CPU train with per-rank BatchNorm (without --sync-bn)"
-            )
+    if config.sync_bn and device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model, process_group=group)
+    elif config.sync_bn:  # torch's SyncBatchNorm has no CPU kernel
+        from landscape.train import sync_bn
+
+        model = sync_bn.convert(model, process_group=group)
     wrapper = DistributedDataParallel(
         model,
         device_ids=[device.index] if device.type == "cuda" else None,

@@ -53,15 +53,19 @@ def load(path: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """One process with the global batch, 2 ranks with global ascent, 2 ranks per-rank."""
+    """One process with the global batch (MLP, and cnn-bn), 2 ranks with global ascent (MLP, and
+    cnn-bn with --sync-bn), 2 ranks with per-rank ascent (MLP)."""
     out = tmp_path_factory.mktemp("ddp")
+    bn = ["--arch", "cnn-bn"]  # after RUN's --arch mlp: this one wins
     threads = torch.get_num_threads()
     try:  # in this process: a process start less
         assert main(["-q", "train", "--out", str(out), *RUN, "--run", "one"]) == 0
+        assert main(["-q", "train", "--out", str(out), *RUN, *bn, "--run", "one-bn"]) == 0
     finally:
         torch.set_num_threads(threads)
     done = {
         "global": landscape_2(out, *RUN, "--run-name", "global"),
+        "sync-bn": landscape_2(out, *RUN, *bn, "--run-name", "sync-bn", "--sync-bn"),
         "per-rank": landscape_2(out, *RUN, "--run-name", "per-rank", "--sam-ascent", "per-rank"),
     }
     for name, result in done.items():
@@ -70,9 +74,13 @@ def runs(tmp_path_factory):
 
 
 @pytest.mark.parametrize("checkpoint", ["epoch-001-sgd.pt", "epoch-002-sam.pt"])
-def test_two_ranks_with_global_ascent_equal_one_process_with_the_whole_batch(runs, checkpoint):
+@pytest.mark.parametrize(("single", "ranks"), [("one", "global"), ("one-bn", "sync-bn")])
+def test_two_ranks_with_global_ascent_equal_one_process_with_the_whole_batch(
+    runs, checkpoint, single, ranks
+):
+    """SGD and SAM; with --sync-bn also BatchNorm (batch statistics and running ones)."""
     out, _ = runs
-    one, two = load(out / "one" / checkpoint), load(out / "global" / checkpoint)
+    one, two = load(out / single / checkpoint), load(out / ranks / checkpoint)
     assert one["model"].keys() == two["model"].keys()
     for key, weight in one["model"].items():
         torch.testing.assert_close(two["model"][key], weight, rtol=1e-10, atol=1e-12)
