@@ -25,6 +25,7 @@ BATCH = 64  # digits: 1437 training examples, so the last global batch (29) spli
 # Epoch 1 SGD, epoch 2 SAM (lr 0.01 after the default milestone); float64 for tight tolerances.
 RUN = ["--arch", "mlp", "--epochs", "2", "--sam-start", "1", "--batch-size", str(BATCH)]
 RUN += ["--dtype", "float64", "--threads", "1", "--rho", "0.05"]
+SYNC_BN = [*RUN, "--arch", "cnn-bn", "--sync-bn"]  # after RUN's --arch mlp: this one wins
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +57,7 @@ def runs(tmp_path_factory):
     """One process with the global batch (MLP, and cnn-bn), 2 ranks with global ascent (MLP, and
     cnn-bn with --sync-bn), 2 ranks with per-rank ascent (MLP)."""
     out = tmp_path_factory.mktemp("ddp")
-    bn = ["--arch", "cnn-bn"]  # after RUN's --arch mlp: this one wins
+    bn = ["--arch", "cnn-bn"]
     threads = torch.get_num_threads()
     try:  # in this process: a process start less
         assert main(["-q", "train", "--out", str(out), *RUN, "--run", "one"]) == 0
@@ -65,7 +66,7 @@ def runs(tmp_path_factory):
         torch.set_num_threads(threads)
     done = {
         "global": landscape_2(out, *RUN, "--run-name", "global"),
-        "sync-bn": landscape_2(out, *RUN, *bn, "--run-name", "sync-bn", "--sync-bn"),
+        "sync-bn": landscape_2(out, *SYNC_BN, "--run-name", "sync-bn"),
         "per-rank": landscape_2(out, *RUN, "--run-name", "per-rank", "--sam-ascent", "per-rank"),
     }
     for name, result in done.items():
@@ -190,32 +191,19 @@ def ranks_of(marker: str) -> dict[int, int]:
     return found
 
 
-# cnn-bn: per-rank BatchNorm whose running statistics are merged each epoch, and epochs long
-# enough (about a second) to kill a rank in the middle of the run.
-KILL_RUN = ["--arch", "cnn-bn", "--epochs", "4", "--sam-start", "2", "--save-every", "1"]
-KILL_RUN += ["--batch-size", "128", "--threads", "1", "--seed", "3"]
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    out = tmp_path_factory.mktemp("whole")
-    result = landscape_2(out, *KILL_RUN, "--run-name", "r")
-    assert result.returncode == 0, result.stderr[-2000:]
-    return out / "r"
-
-
-def test_a_sigkilled_rank_and_the_same_command_again_end_bit_identical(tmp_path, uninterrupted):
+def test_a_sigkilled_rank_and_the_same_command_again_end_bit_identical(tmp_path, runs):
+    """The --sync-bn run of ``runs`` again, rank 1 killed in epoch 2 (SAM), then rerun."""
     victim = 1  # not the writer: rank 0 is stopped by torchrun while it waits on rank 1
-    command = [*torchrun(), "-m", "landscape", "train", "--out", str(tmp_path), *KILL_RUN]
-    command += ["--run-name", "r"]
-    run_dir = tmp_path / "r"
+    command = [*torchrun(), "-m", "landscape", "train", "--out", str(tmp_path), *SYNC_BN]
+    command += ["--run-name", "sync-bn"]
+    run_dir = tmp_path / "sync-bn"
     env = dict(environment(), RUN_MARKER=str(tmp_path))
     launcher = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         deadline = time.monotonic() + TIMEOUT_S
-        while not (run_dir / "epoch-002-sgd.pt").exists() and launcher.poll() is None:
+        while not (run_dir / "epoch-001-sgd.pt").exists() and launcher.poll() is None:
             assert time.monotonic() < deadline, "no checkpoint appeared"
             time.sleep(0.02)
         ranks = ranks_of(str(tmp_path))
@@ -227,13 +215,14 @@ def test_a_sigkilled_rank_and_the_same_command_again_end_bit_identical(tmp_path,
             launcher.kill()
             launcher.wait()
     assert launcher.returncode != 0
-    assert not (run_dir / "epoch-004-sam.pt").exists(), "the kill came too late to test a resume"
+    assert not (run_dir / "epoch-002-sam.pt").exists(), "the kill came too late to test a resume"
 
     result = subprocess.run(
         command, env=environment(), capture_output=True, text=True, timeout=TIMEOUT_S
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    resumed, whole = load(run_dir / "epoch-004-sam.pt"), load(uninterrupted / "epoch-004-sam.pt")
+    resumed = load(run_dir / "epoch-002-sam.pt")
+    whole = load(runs[0] / "sync-bn" / "epoch-002-sam.pt")
     assert resumed["config"]["world_size"] == 2
     for key, tensor in whole["model"].items():
         assert torch.equal(resumed["model"][key], tensor), key
