@@ -300,6 +300,10 @@ def _train(config, run_dir, args: argparse.Namespace, from_path) -> int:
     )
     if config.sam_end is not None:
         switch += f" -> sgd at epoch {config.sam_end}"
+    if partition.is_distributed:
+        switch += f"; {partition.world_size} ranks ({partition.backend})"
+        switch += ", per-rank ascent" * (config.sam_ascent == "per-rank")
+        switch += ", synchronised BatchNorm" * config.sync_bn
     print(f"run {run_dir}: {config.arch} on {config.dataset}, {config.epochs} epochs, {switch}")
     print(
         f"epoch {last['epoch']} ({last['phase']}): train loss {last['train_loss']:.4f} "

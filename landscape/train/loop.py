@@ -448,8 +448,9 @@ class _Saved:
 
     def write(self, payload: dict[str, Any]) -> Path:
         path = self.run_dir / run_files.checkpoint_name(payload["epoch"], payload["phase"])
-        if not self.writes:
+        if not self.writes:  # rank 0 saves this epoch; the stop message of this rank says so
             self.epoch, self.pending = payload["epoch"], None
+            interrupt.note_saved(f"{path} by rank 0 (epoch {self.epoch} of {self.epochs})")
             return path
         try:
             if not self.run_dir.is_dir():  # vanished mid-run: say so, do not start it afresh
