@@ -23,6 +23,11 @@ examples:
   landscape train --epochs 160 --sam-start never --save-every 10 --run trunk --dataset cifar10
   landscape train --from checkpoints/trunk/epoch-120-sgd.pt --sam-start 120 --run branch120
   landscape train --run trunk --resume                  # after a crash or a kill
+
+On several processes (DistributedDataParallel; Gloo on CPU, NCCL on CUDA, each rank on
+cuda:LOCAL_RANK): --batch-size stays the global batch, split evenly over the ranks; rank 0
+writes the files. Rerun the same command after a crash to resume.
+  torchrun --nproc_per_node=4 -m landscape train --device cuda --batch-size 512 --sync-bn
 """
 
 # Flags that make up the run config (landscape.train.TrainConfig); None means "not given", so a
@@ -44,6 +49,8 @@ CONFIG_FLAGS = (
     "sam_end",
     "rho",
     "adaptive",
+    "sam_ascent",
+    "sync_bn",
     "momentum_across_switch",
     "label_smoothing",
     "augment",
@@ -60,8 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_out(run, "checkpoints root; the run folder is <out>/<run> (default: checkpoints)")
     run.add_argument(
         "--run",
+        "--run-name",  # torchrun's own parser takes --run for an abbreviation of its --run-path
+        dest="run",
         metavar="NAME",
-        help="run folder name (default: from the config, e.g. digits-cnn-bn-sam45-s0)",
+        help="run folder name (default: from the config, e.g. digits-cnn-bn-sam45-s0); "
+        "write --run-name under torchrun",
     )
     run.add_argument(
         "--resume",
@@ -130,7 +140,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sgd = parser.add_argument_group("optimizer and schedule")
     sgd.add_argument("--epochs", type=common.positive_int, help="epochs in total (default: 60)")
     sgd.add_argument(
-        "--batch-size", type=common.positive_int, help="mini-batch size (default: 128)"
+        "--batch-size",
+        type=common.positive_int,
+        help="global mini-batch size: under torchrun each of N ranks takes batch-size / N "
+        "(default: 128)",
     )
     sgd.add_argument("--lr", type=float, help="initial learning rate (default: 0.1)")
     sgd.add_argument("--momentum", type=float, help="SGD momentum (default: 0.9)")
@@ -174,6 +187,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="ASAM: neighbourhood scaled by |w| (Kwon et al. 2021; default: off)",
+    )
+    sam.add_argument(
+        "--sam-ascent",
+        choices=["global", "per-rank"],
+        help="under torchrun, the ascent gradient: global = all-reduced over the global batch "
+        "(N ranks x B = one process with N*B); per-rank = each rank's own (m-sharpness with m = "
+        "B, as Foret et al. trained; no gradient sync on the ascent pass) (default: global)",
+    )
+    data.add_argument(
+        "--sync-bn",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="under torchrun, BatchNorm statistics over the global batch (torch's SyncBatchNorm "
+        "on CUDA, landscape's on CPU) (default: off: each rank normalises with its share's)",
     )
     sam.add_argument(
         "--momentum-across-switch",
@@ -234,15 +261,22 @@ def run(args: argparse.Namespace) -> int:
 def _train(config, run_dir, args: argparse.Namespace, from_path) -> int:
     import logging
 
+    from landscape import distributed
     from landscape.data import load_dataset
     from landscape.devices import resolve_device
+    from landscape.train.config import check_world_size
     from landscape.train.loop import train
     from landscape.train.run_files import METRICS_FILE, load_run_checkpoint
 
-    device = resolve_device(args.device)
+    device = distributed.rank_device(resolve_device(args.device))
+    partition = distributed.partition_from_environment(device)
+    check_world_size(config, partition.world_size)
+    if not partition.is_writer:  # rank 0 reports; the others only print their errors
+        logging.getLogger("landscape").setLevel(logging.WARNING)
     data = load_dataset(config.dataset, config.data_dir, download=args.download)
+    ranks = f", {partition.world_size} ranks ({partition.backend})" * partition.is_distributed
     logging.getLogger("landscape.train").info(
-        "training %s on %s (%s) into %s", config.arch, config.dataset, device, run_dir
+        "training %s on %s (%s%s) into %s", config.arch, config.dataset, device, ranks, run_dir
     )
     paths = train(
         config,
@@ -252,7 +286,11 @@ def _train(config, run_dir, args: argparse.Namespace, from_path) -> int:
         from_checkpoint=from_path,
         data=data,
         progress=args.progress,
+        partition=partition,
     )
+    distributed.shutdown()
+    if not partition.is_writer:
+        return 0
     final = load_run_checkpoint(paths[-1])
     last = final["history"][-1]
     switch = (
@@ -262,6 +300,10 @@ def _train(config, run_dir, args: argparse.Namespace, from_path) -> int:
     )
     if config.sam_end is not None:
         switch += f" -> sgd at epoch {config.sam_end}"
+    if partition.is_distributed:
+        switch += f"; {partition.world_size} ranks ({partition.backend})"
+        switch += ", per-rank ascent" * (config.sam_ascent == "per-rank")
+        switch += ", synchronised BatchNorm" * config.sync_bn
     print(f"run {run_dir}: {config.arch} on {config.dataset}, {config.epochs} epochs, {switch}")
     print(
         f"epoch {last['epoch']} ({last['phase']}): train loss {last['train_loss']:.4f} "

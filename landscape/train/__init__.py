@@ -4,7 +4,9 @@
   around any base optimizer; :func:`bn_stats_frozen` keeps BatchNorm statistics out of its
   second pass.
 - :class:`TrainConfig`, :func:`resolve_config` — the resolved run config.
-- :func:`train` — the loop: checkpoints ``epoch-XXX-<phase>.pt`` and ``metrics.jsonl``.
+- :func:`train` — the loop: checkpoints ``epoch-XXX-<phase>.pt`` and ``metrics.jsonl``; under
+  torchrun DistributedDataParallel over a :class:`~landscape.parallel.Partition`.
+- :mod:`landscape.train.sync_bn` — BatchNorm over the global batch for CPU ranks (``--sync-bn``).
 """
 
 from landscape.train.config import TrainConfig, resolve_config

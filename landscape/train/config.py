@@ -18,9 +18,12 @@ from landscape.train.schedule import default_milestones
 SCHEDULES = ("step", "cosine", "constant")
 MOMENTUM_ACROSS_SWITCH = ("keep", "reset")
 AUGMENTATIONS = ("default", "none", "crop-flip", "crop-flip-cutout")
+# Where SAM's ascent gradient comes from under torchrun: the all-reduced gradient of the global
+# batch, or each rank's own (m-sharpness with m = the per-rank batch, Foret et al. 2021, sec. 4.1).
+SAM_ASCENTS = ("global", "per-rank")
 # Fields that may differ between the runs writing one run folder: they do not change
-# the trajectory (where the data is, how often to save).
-RUNTIME_FIELDS = ("data_dir", "save_every")
+# the trajectory (where the data is, how often to save, which collective library).
+RUNTIME_FIELDS = ("data_dir", "save_every", "backend")
 
 
 @dataclass
@@ -41,6 +44,8 @@ class TrainConfig:
     sam_end: int | None = None  # None: SAM to the end
     rho: float = 0.05
     adaptive: bool = False
+    sam_ascent: str = "global"  # SAM_ASCENTS
+    sync_bn: bool = False  # SyncBatchNorm across ranks instead of per-rank batch statistics
     momentum_across_switch: str = "keep"
     label_smoothing: float = 0.0
     augment: str = "default"  # "default": the dataset's standard augmentation
@@ -50,6 +55,10 @@ class TrainConfig:
     data_dir: str | None = None
     from_checkpoint: str | None = None  # branch point: another run's checkpoint
     from_epoch: int | None = None
+    # How the run was split (set by the loop from its Partition): ranks of torchrun and the
+    # collective library; batch_size is the global batch, batch_size // world_size per rank.
+    world_size: int = 1
+    backend: str = "none"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -181,6 +190,11 @@ def resolve_config(overrides: dict[str, Any], base: dict[str, Any] | None = None
     )
     _check(values["dtype"] in ("float32", "float64"), "--dtype must be float32 or float64")
     _check(
+        values["sam_ascent"] in SAM_ASCENTS,
+        f"--sam-ascent must be one of {', '.join(SAM_ASCENTS)}",
+    )
+    values["sync_bn"] = bool(values["sync_bn"])
+    _check(
         not (values["nesterov"] and values["momentum"] == 0),
         "--nesterov needs a momentum > 0",
     )
@@ -201,6 +215,18 @@ def resolve_config(overrides: dict[str, Any], base: dict[str, Any] | None = None
     if values["data_dir"] is not None:
         values["data_dir"] = str(values["data_dir"])
     return TrainConfig(**values)
+
+
+def check_world_size(config: TrainConfig, world_size: int) -> None:
+    """``batch_size`` is the global batch: it must split evenly over the ranks."""
+    rest = config.batch_size % world_size
+    if rest:
+        below = config.batch_size - rest
+        raise UserError(
+            f"--batch-size {config.batch_size} is the global batch and must be divisible by the "
+            f"{world_size} ranks (each takes batch-size / {world_size}): use e.g. "
+            f"{below or world_size} or {below + world_size}"
+        )
 
 
 def _as_int(value: Any, flag: str) -> int:

@@ -72,9 +72,11 @@ class SAM(torch.optim.Optimizer):
 
     @torch.no_grad()
     def first_step(self, zero_grad: bool = True) -> None:
-        """Move every parameter to w + e_w and remember e_w for ``second_step``."""
+        """Move every parameter to w + e_w, keeping w for ``second_step``."""
         norm = self._ascent_norm()
-        self._perturbation: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # w itself, not e_w: (w + e_w) - e_w is not w in floating point, and with a per-rank
+        # ascent (a different e_w on each rank) the ranks' weights would drift apart by ulps.
+        self._origin: list[tuple[torch.Tensor, torch.Tensor]] = []
         for group in self.param_groups:
             scale = group["rho"] / (norm + self.eps)
             for p in group["params"]:
@@ -83,17 +85,18 @@ class SAM(torch.optim.Optimizer):
                 e_w = p.grad * scale.to(p.dtype)
                 if group["adaptive"]:
                     e_w = e_w * p * p  # T_w^2 g with T_w = |w|
+                self._origin.append((p, p.detach().clone()))
                 p.add_(e_w)
-                self._perturbation.append((p, e_w))
         if zero_grad:
             self.zero_grad(set_to_none=True)
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = True) -> None:
-        """Return to w and take the base optimizer's step with the gradient found at w + e_w."""
-        for p, e_w in getattr(self, "_perturbation", ()):
-            p.sub_(e_w)
-        self._perturbation = []
+        """Return to w exactly and take the base optimizer's step with the gradient found at
+        w + e_w."""
+        for p, w in getattr(self, "_origin", ()):
+            p.copy_(w)
+        self._origin = []
         self.base_optimizer.step()
         if zero_grad:
             self.zero_grad(set_to_none=True)

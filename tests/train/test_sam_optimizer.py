@@ -60,6 +60,19 @@ def test_one_step_equals_hand_computed_update(adaptive):
     torch.testing.assert_close(w1, expected, rtol=1e-12, atol=1e-14)
 
 
+def test_second_step_restores_the_weights_bit_for_bit():
+    """w, not (w + e) - e: with a per-rank ascent the ranks' e differ, and rounding would make
+    their weights drift apart."""
+    model = nn.Linear(50, 40).double()
+    start = [p.detach().clone() for p in model.parameters()]
+    sam = SAM(torch.optim.SGD(model.parameters(), lr=0.0), rho=0.7)
+    model(torch.randn(8, 50, dtype=torch.float64)).square().mean().backward()
+    sam.first_step(zero_grad=False)
+    assert not torch.equal(model.weight, start[0])
+    sam.second_step()
+    assert all(torch.equal(p, w) for p, w in zip(model.parameters(), start))
+
+
 def test_step_with_closure_equals_first_and_second_step():
     x, t, w0 = _problem()
     expected, _ = _sam_model_step(

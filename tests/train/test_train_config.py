@@ -3,7 +3,12 @@
 import pytest
 
 from landscape.errors import UserError
-from landscape.train.config import TrainConfig, check_branch_point, resolve_config
+from landscape.train.config import (
+    TrainConfig,
+    check_branch_point,
+    check_world_size,
+    resolve_config,
+)
 
 
 def test_defaults_are_the_offline_digits_run_with_sam_for_the_last_quarter():
@@ -48,6 +53,7 @@ def test_stored_config_is_the_base_and_overrides_win():
         ({"sam_start": "soon"}, "--sam-start"),
         ({"schedule": "linear"}, "--schedule"),
         ({"epochs": 0}, "--epochs"),
+        ({"sam_ascent": "local"}, "--sam-ascent must be one of global, per-rank"),
     ],
 )
 def test_bad_values_are_user_errors(overrides, message):
@@ -81,6 +87,34 @@ def test_differences_ignore_where_data_lives_and_how_often_to_save():
     a = resolve_config({"data_dir": "/a", "save_every": 1})
     assert a.differences(resolve_config({"data_dir": "/b", "save_every": 7})) == []
     assert a.differences(resolve_config({"lr": 0.2})) == ["lr"]
+
+
+def test_the_world_size_shapes_the_trajectory_and_the_backend_does_not():
+    one, two = resolve_config({}), resolve_config({})
+    two.world_size, two.backend = 2, "gloo"
+    assert one.differences(two) == ["world_size"]
+
+
+def test_a_config_from_before_torchrun_reads_as_one_process():
+    old = {k: v for k, v in TrainConfig().to_dict().items() if k not in ("world_size", "backend")}
+    assert (TrainConfig.from_dict(old).world_size, TrainConfig.from_dict(old).backend) == (
+        1,
+        "none",
+    )
+
+
+@pytest.mark.parametrize(("batch", "world"), [(128, 1), (128, 2), (129, 3)])
+def test_a_global_batch_that_splits_evenly_over_the_ranks_is_accepted(batch, world):
+    check_world_size(resolve_config({"batch_size": batch}), world)
+
+
+@pytest.mark.parametrize(
+    ("batch", "world", "advice"), [(127, 2, "126 or 128"), (3, 4, "4 or 4"), (130, 4, "128 or 132")]
+)
+def test_a_global_batch_the_ranks_cannot_share_is_one_error(batch, world, advice):
+    with pytest.raises(UserError, match=f"--batch-size {batch} is the global batch") as caught:
+        check_world_size(resolve_config({"batch_size": batch}), world)
+    assert f"use e.g. {advice}" in str(caught.value)
 
 
 def test_stored_configs_with_unknown_keys_still_load():

@@ -106,6 +106,14 @@ def test_a_different_config_in_an_existing_run_folder_is_refused(tmp_path, digit
         run(tiny(epochs=2, lr=0.05), tmp_path / "r", digits)
 
 
+def test_a_run_of_another_world_size_says_how_to_continue_it(tmp_path, digits):
+    run(tiny(epochs=2), tmp_path / "r", digits)
+    stored = json.loads((tmp_path / "r" / "config.json").read_text())
+    (tmp_path / "r" / "config.json").write_text(json.dumps({**stored, "world_size": 2}))
+    with pytest.raises(UserError, match="on 2 rank.*torchrun --nproc_per_node=2"):
+        run(tiny(epochs=2), tmp_path / "r", digits)
+
+
 def test_resume_without_a_checkpoint_is_refused(tmp_path, digits):
     with pytest.raises(UserError, match="nothing to resume"):
         run(tiny(), tmp_path / "empty", digits, resume=True)
@@ -145,3 +153,22 @@ def test_sam_epochs_do_not_move_batchnorm_statistics_twice_per_step(tmp_path, di
     steps = sum(1 for _ in range(0, 1437, 256)) * 2
     tracked = [v for k, v in load(paths[-1])["model"].items() if k.endswith("num_batches_tracked")]
     assert tracked and all(int(t) == steps for t in tracked)
+
+
+@pytest.mark.parametrize(
+    ("examples", "batch", "world", "steps"),
+    [
+        (1437, 64, 1, 23),  # a last batch of 29
+        (1437, 64, 2, 23),  # 29 split 14 / 15
+        (129, 64, 1, 2),  # a last batch of one is dropped (BatchNorm)
+        (131, 64, 2, 2),  # 3 split 1 / 2: a rank would hold one example: dropped
+        (132, 64, 2, 3),  # 4 split 2 / 2
+        (133, 64, 3, 2),  # 5 split 1 / 2 / 2: dropped
+    ],
+)
+def test_steps_per_epoch_drop_a_last_batch_that_leaves_a_rank_one_example(
+    examples, batch, world, steps
+):
+    from landscape.train.loop import steps_per_epoch
+
+    assert steps_per_epoch(examples, batch, world) == steps
