@@ -144,7 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = args.debug
     with interrupt.handling():
-        return _run(args, argv, parser, subparsers, debug)
+        try:
+            return _run(args, argv, parser, subparsers, debug)
+        finally:
+            if "landscape.distributed" in sys.modules:  # a command joined torchrun's group
+                sys.modules["landscape.distributed"].shutdown()
 
 
 def _run(args, argv, parser, subparsers, debug: bool) -> int:
