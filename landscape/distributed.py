@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,12 +62,19 @@ def _collective(what: str, call, *args, **kwargs):
     try:
         return call(*args, **kwargs)
     except (RuntimeError, dist.DistError) as exc:  # Gloo: "Connection closed by peer", timeouts
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PeerFailed(
-            f"{what} across processes failed ({first[:160]}): another rank of this run stopped "
+            f"{what} across processes failed ({_cause(exc)}): another rank of this run stopped "
             "(see its error) or did not answer within LANDSCAPE_COLLECTIVE_TIMEOUT "
             f"({collective_timeout().total_seconds():.0f} s)"
         ) from exc
+
+
+def _cause(exc: BaseException) -> str:
+    """The gist of a backend's error: ``Connection closed by peer [127.0.0.1]:48026``, without
+    the source location in front and the advice after it."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"^\[[^\]]*\]\s*", "", text)  # "[.../pair.cc:561] "
+    return text.split(". ")[0][:120]
 
 
 @dataclass(frozen=True)

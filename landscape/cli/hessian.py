@@ -231,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
     from landscape.cli.common import data_source_from_args, model_source_from_args
     from landscape.data import fixed_subset
     from landscape.devices import resolve_device, resolve_dtype, seed_everything
+    from landscape.distributed import join
     from landscape.errors import UserError
     from landscape.losses import make_loss
     from landscape.progress import cli_reporter
@@ -244,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
     if args.label_smoothing and args.loss != "cross-entropy":
         raise UserError("--label-smoothing applies to --loss cross-entropy only")
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
+    partition, device = join(device)  # torchrun: this rank's share; else one process
     seed_everything(args.seed)
     targets, data = load_targets(
         args.checkpoints, model_source_from_args(args), data_source_from_args(args), device, dtype
@@ -276,9 +278,12 @@ def run(args: argparse.Namespace) -> int:
             log,
             reporter,
             prefix,
+            partition=partition,
         )
         seconds = time.monotonic() - started
-        name = write_result(out, target, result, args, data, x.shape[0], seconds)
+        name = target.stem
+        if partition.is_writer:
+            name = write_result(out, target, result, args, data, x.shape[0], seconds, partition)
         rows.append((name, target, result))
         log.info(
             "%s: %d products in %.1f s (%s)",
@@ -315,24 +320,32 @@ def analyse(
     log,
     reporter=None,
     prefix: str = "",
+    *,
+    partition=None,
 ) -> dict:
     """Everything asked for on one model; plain numbers and arrays, ready to store. Each
-    quantity is one phase of ``reporter`` (``prefix`` names the checkpoint)."""
+    quantity is one phase of ``reporter`` (``prefix`` names the checkpoint). With a
+    ``partition`` of several processes each sums over its share of the examples and every
+    one gets the same result (the writer's batch size is everyone's)."""
     from landscape.curvature import TRACE_METHODS, HessianOperator, lanczos_eigs
     from landscape.curvature.density import slq_density
+    from landscape.parallel import SINGLE
     from landscape.progress import Reporter
 
     reporter = reporter or Reporter(enabled=False)
+    partition = partition or SINGLE
+    batch = product_batch(model, loss_fn, x, y, args) if partition.is_writer else None
     result: dict = {}
     with HessianOperator(
         model,
         loss_fn,
         x,
         y,
-        batch_size=product_batch(model, loss_fn, x, y, args),
+        batch_size=partition.broadcast(batch),
         bn_mode=args.bn_mode,
         engine=args.hvp,
         weight_decay=weight_decay,
+        partition=partition,
     ) as op:
         result["engine"] = op.engine_name
         result["batch_size"] = op.batch_size
@@ -411,7 +424,9 @@ def _per_parameter(op, vectors) -> dict:
     return {name: torch.stack([d[name] for d in per_vector]) for name in op.names}
 
 
-def write_result(out, target, result: dict, args, data, samples: int, seconds: float) -> str:
+def write_result(
+    out, target, result: dict, args, data, samples: int, seconds: float, partition=None
+) -> str:
     """Store one checkpoint's result in ``hessian/<name>``; returns the name used."""
     import logging
     import math
@@ -419,6 +434,7 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
     import numpy as np
 
     from landscape import store
+    from landscape.parallel import SINGLE
     from landscape.target import provenance
 
     config = {
@@ -462,7 +478,8 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
                 seed=args.seed,
                 seconds=seconds,
                 config=config,
-            ),
+            )
+            | (partition or SINGLE).provenance(),
         )
         store.set_attrs(group, cost_note=result["cost_note"])
         for which, prefix in (("top", ""), ("bottom", "bottom_")):
