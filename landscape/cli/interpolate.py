@@ -111,8 +111,11 @@ def run(args: argparse.Namespace) -> int:
 
     setup = load_setup(args, args.checkpoints, splits, recalibrate=args.bn == "recompute")
     targets = setup.targets
-    name, _ = store.claim_group_name_in(
-        out, "interpolation", base_name, [t.sha256 for t in targets]
+    partition = setup.partition  # torchrun: points dealt to ranks, rank 0 writes
+    name = partition.broadcast(
+        store.claim_group_name_in(out, "interpolation", base_name, [t.sha256 for t in targets])[0]
+        if partition.is_writer
+        else None
     )
     group_path = f"interpolation/{name}"
     for target in targets[1:]:
@@ -133,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
         "checkpoints": [{"path": str(t.path), "sha256": t.sha256} for t in targets],
     }
     measure = setup.measure("recalibrate" if args.bn == "recompute" else "eval")
-    previous = read_previous(out, group_path, targets[0].sha256, config)
+    previous = partition.broadcast(
+        read_previous(out, group_path, targets[0].sha256, config) if partition.is_writer else None
+    )
     segment, alpha = path_points(alphas, len(states))
     if previous is not None and previous["done"].shape != alpha.shape:
         log.warning("%s:%s holds other points than this grid; recomputing it", out, group_path)
@@ -151,12 +156,18 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         result = InterpolationResult.empty(segment, alpha, measure.names)
-        with store.transaction(out) as f:
-            write_interpolation_group(f, group_path, result, targets, args, config, setup)
-            store.claim_group(f, group_path)
+        if partition.is_writer:
+            with store.transaction(out) as f:
+                write_interpolation_group(f, group_path, result, targets, args, config, setup)
+                store.claim_group(f, group_path)
 
     saver = PeriodicSaver(
-        out, args.save_every, group_path, lambda: int(result.done.sum()), result.done.size
+        out,
+        args.save_every,
+        group_path,
+        lambda: int(result.done.sum()),
+        result.done.size,
+        writer=partition.is_writer,
     )
     if previous is not None:
         saver.claim()
@@ -183,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
                 on_save=lambda _: saver.save(update),
                 save_every=args.save_every,
                 progress=phase,
+                partition=partition,
             )
     finally:
         if saver.pending:  # also after Ctrl-C: keep what is done
@@ -224,7 +236,8 @@ def write_interpolation_group(f, group_path, result, targets, args, config, setu
             seed=0,
             seconds=result.seconds,
             config=config,
-        ),
+        )
+        | setup.partition.provenance(),
     )
     store.set_attrs(
         g,

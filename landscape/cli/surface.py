@@ -163,7 +163,12 @@ def run(args: argparse.Namespace) -> int:
         stack=args.bn == "eval",
     )
     centre = setup.targets[0]
-    name, _ = store.claim_group_name_in(out, "surface", base_name, [centre.sha256])
+    partition = setup.partition  # torchrun: grid points dealt to ranks, rank 0 writes
+    name = partition.broadcast(
+        store.claim_group_name_in(out, "surface", base_name, [centre.sha256])[0]
+        if partition.is_writer
+        else None
+    )
     others = setup.targets[1:]
     for target in others:
         check_same_parameters(centre, target)
@@ -195,7 +200,9 @@ def run(args: argparse.Namespace) -> int:
     }
     measure = setup.measure(args.bn)
     group_path = f"surface/{name}"
-    previous = read_previous(out, group_path, centre.sha256, config)
+    previous = partition.broadcast(
+        read_previous(out, group_path, centre.sha256, config) if partition.is_writer else None
+    )
 
     pca_info = None
     if previous is not None:
@@ -222,11 +229,13 @@ def run(args: argparse.Namespace) -> int:
         pca_info = extras.get("trajectory")
         if pca_info is not None and not auto:
             warn_trajectory_outside(pca_info, xs, ys)
-        with store.transaction(out) as f:
-            write_surface_group(
-                f, group_path, result, directions, extras, args, centre, config, setup
-            )
-            store.claim_group(f, group_path)
+        check_same_on_every_rank(partition, directions)
+        if partition.is_writer:
+            with store.transaction(out) as f:
+                write_surface_group(
+                    f, group_path, result, directions, extras, args, centre, config, setup
+                )
+                store.claim_group(f, group_path)
 
     reporter = cli_reporter()
 
@@ -239,7 +248,9 @@ def run(args: argparse.Namespace) -> int:
     total = result.done.size + (
         0 if pca_info is None else pca_info["done"].size + pca_info["projected_done"].size
     )
-    saver = PeriodicSaver(out, args.save_every, group_path, finished, total)
+    saver = PeriodicSaver(
+        out, args.save_every, group_path, finished, total, writer=partition.is_writer
+    )
     if previous is not None:
         saver.claim()
     else:
@@ -260,6 +271,7 @@ def run(args: argparse.Namespace) -> int:
                 others,
                 save=lambda: saver.save(update_trajectory),
                 reporter=reporter,
+                partition=partition,
             )
         finally:
             if saver.pending:  # also after Ctrl-C: keep what is done
@@ -285,6 +297,7 @@ def run(args: argparse.Namespace) -> int:
                 on_save=lambda _: saver.save(update),
                 save_every=args.save_every,
                 progress=phase,
+                partition=partition,
             )
     finally:
         if saver.pending:
@@ -519,8 +532,31 @@ def make_directions(args, model, centre, others, setup, norm: str, *, two_d: boo
     return out, extras
 
 
-def evaluate_trajectory(model, directions, measure, info, others, *, save, reporter) -> None:
+def check_same_on_every_rank(partition, directions) -> None:
+    """Seeded directions are the same on every rank; a sum per direction proves it (the
+    ranks would otherwise compute points of different planes into one grid)."""
+    import torch
+
+    from landscape.errors import UserError
+
+    if not partition.is_distributed:
+        return
+    sums = [
+        float(sum(t.double().sum().item() for t in direction.values()))
+        for direction in directions.values()
+    ]
+    if len({tuple(s) for s in partition.gather(sums)}) != 1:
+        raise UserError(
+            f"the ranks built different directions (torch {torch.__version__}): "
+            "compute them on one process first, then resume under torchrun"
+        )
+
+
+def evaluate_trajectory(
+    model, directions, measure, info, others, *, save, reporter, partition=None
+) -> None:
     """True metrics at the real checkpoints and at their projections onto the plane."""
+    from landscape.parallel import SINGLE
     from landscape.surface.flat import preserved_state
     from landscape.surface.grid import PlaneWriter, evaluate_points, evaluate_states
 
@@ -536,6 +572,7 @@ def evaluate_trajectory(model, directions, measure, info, others, *, save, repor
             done=info["done"],
             on_save=save,
             progress=phase,
+            partition=partition or SINGLE,
         )
     with preserved_state(model):
         writer = PlaneWriter(
@@ -553,6 +590,7 @@ def evaluate_trajectory(model, directions, measure, info, others, *, save, repor
                 done,
                 on_save=save,
                 progress=phase,
+                partition=partition or SINGLE,
             )
 
 
@@ -576,7 +614,8 @@ def write_surface_group(
             seed=args.seed,
             seconds=result.seconds,
             config=config,
-        ),
+        )
+        | setup.partition.provenance(),
     )
     store.set_attrs(
         g,
@@ -743,16 +782,21 @@ class PeriodicSaver:
     a stop signal's message says how many are on disk, a failed save how many were not saved.
     """
 
-    def __init__(self, out: Path, every: float, group: str, finished, total: int) -> None:
+    def __init__(
+        self, out: Path, every: float, group: str, finished, total: int, *, writer: bool = True
+    ) -> None:
         self.out, self.every, self.group = out, every, group
         self.finished, self.total = finished, total
         self.last, self.cost, self.pending, self.failed = time.monotonic(), 0.0, False, False
         self.saved = finished()
+        self.writer = writer  # under torchrun only rank 0 writes; the others' saves do nothing
 
     def claim(self) -> None:
         """Make the group this process's (a resumed run takes over what an earlier one left)."""
         from landscape import store
 
+        if not self.writer:
+            return
         with store.transaction(self.out) as f:
             store.claim_group(f, self.group)
         self._note_saved()
@@ -766,7 +810,7 @@ class PeriodicSaver:
         from landscape import store
         from landscape.atomic import WriteError
 
-        if self.failed:
+        if self.failed or not self.writer:
             return  # the error is on its way up; do not try again from every finally block
         from landscape import interrupt
 
@@ -821,7 +865,11 @@ class Setup:
         bn_batch_size=None,
         points_per_pass=1,
         autocast=None,
+        partition=None,
     ):
+        from landscape.parallel import SINGLE
+
+        self.partition = partition or SINGLE  # this process's share (torchrun), else SINGLE
         self.targets, self.data, self.splits, self.loss_fn = targets, data, splits, loss_fn
         self.batch_size, self.samples, self.bn_inputs = batch_size, samples, bn_inputs
         self.bn_batch_size = bn_batch_size or batch_size
@@ -900,10 +948,12 @@ def load_setup(
     from landscape.cli.common import data_source_from_args, model_source_from_args
     from landscape.data import fixed_subset
     from landscape.devices import resolve_device, resolve_dtype
+    from landscape.distributed import join
     from landscape.losses import make_loss
     from landscape.target import load_targets
 
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
+    partition, device = join(device)  # torchrun: this rank's share; else one process
     targets, data = load_targets(
         paths, model_source_from_args(args), data_source_from_args(args), device, dtype
     )
@@ -937,10 +987,26 @@ def load_setup(
     # the result: --batch-size, else 500 (the default before sizes were measured).
     fixed = args.batch_size or min(500, max(v[0].shape[0] for v in subsets.values()))
     if args.batch_size or bn_train:
-        return Setup(targets, data, subsets, loss_fn, fixed, samples, bn_inputs, autocast=autocast)
+        return Setup(
+            targets,
+            data,
+            subsets,
+            loss_fn,
+            fixed,
+            samples,
+            bn_inputs,
+            autocast=autocast,
+            partition=partition,
+        )
     from landscape.surface.stacked import choose_evaluation
 
-    choice = choose_evaluation(targets[0].model, loss_fn, subsets, stack=stack, autocast=autocast)
+    # measured by the writer alone (no rank competing for the CPU) and taken by every rank, so
+    # that all evaluate in the same steps
+    choice = partition.broadcast(
+        choose_evaluation(targets[0].model, loss_fn, subsets, stack=stack, autocast=autocast)
+        if partition.is_writer
+        else None
+    )
     return Setup(
         targets,
         data,
@@ -952,6 +1018,7 @@ def load_setup(
         bn_batch_size=fixed,
         points_per_pass=choice.points,
         autocast=autocast,
+        partition=partition,
     )
 
 

@@ -112,3 +112,68 @@ def test_bad_input_is_one_error_line_per_rank(tmp_path):
 def test_help_is_printed_once(tmp_path):
     run = torchrun("--help", cwd=tmp_path, timeout=60)
     assert run.returncode == 0 and run.stdout.count("usage: landscape") == 1
+
+
+SURFACE = ["--x=-1:1:5", "--y=-1:1:4", "--samples", "60", "--batch-size", "20"]
+SURFACE += ["--device", "cpu", "--dtype", "float64", "--save-every", "0"]
+
+
+def _surface(path, kind="surface"):
+    with h5py.File(path) as f:
+        (group,) = f[kind].values()
+        return group["train_loss"][()], group["done"][()], int(group.attrs["world_size"])
+
+
+@pytest.fixture(scope="module")
+def one_process_surface(ckpt, tmp_path_factory):
+    out = tmp_path_factory.mktemp("surface-1") / "s.h5"
+    assert main(["surface", str(ckpt), *SURFACE, "--out", str(out)]) == 0
+    return _surface(out)
+
+
+def test_surface_on_two_ranks_equals_one_process(ckpt, one_process_surface, tmp_path):
+    run = torchrun("surface", ckpt, *SURFACE, "--out", tmp_path / "s.h5", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    loss, done, world = _surface(tmp_path / "s.h5")
+    assert done.all() and world == 2
+    np.testing.assert_allclose(loss, one_process_surface[0], rtol=1e-10, atol=0)
+    assert run.stdout.count("20/20 points") == 1
+
+
+def test_a_rank_killed_mid_surface_loses_nothing_and_one_process_resumes(
+    ckpt, one_process_surface, tmp_path, caplog
+):
+    out = tmp_path / "s.h5"
+    kill = {"LANDSCAPE_TEST_FAULT_RANK": "1", "LANDSCAPE_TEST_FAULT_AT": "4"}
+    kill |= {"LANDSCAPE_TEST_FAULT_IN": "point", "LANDSCAPE_TEST_FAULT_KIND": "kill"}
+    script = ROOT / "tests/cli/fault_on_rank.py"
+    run = torchrun("surface", ckpt, *SURFACE, "--out", out, script=script, cwd=tmp_path, env=kill)
+    assert run.returncode != 0
+    assert len(landscape_lines(run.stderr)) == 1, run.stderr  # rank 0's; rank 1 was killed
+    loss, done, _ = _surface(out)
+    assert 8 <= done.sum() < done.size  # 4 points of each rank were done and gathered
+    np.testing.assert_array_equal(loss[done], one_process_surface[0][done])
+    with caplog.at_level("INFO"):
+        assert main(["surface", str(ckpt), *SURFACE, "--out", str(out)]) == 0
+    assert f"{done.sum()} of 20 points done" in caplog.text  # only the missing ones computed
+    resumed, all_done, _ = _surface(out)
+    assert all_done.all()
+    np.testing.assert_allclose(resumed, one_process_surface[0], rtol=1e-10, atol=0)
+
+
+def test_interpolation_on_two_ranks_equals_one_process(ckpt, tmp_path):
+    other = tmp_path / "epoch-002-sgd.pt"
+    torch.manual_seed(5)
+    state = torch.load(ckpt, weights_only=True)
+    state["model"] = build_model("cnn-bn", (1, 8, 8), 10).state_dict()
+    checkpoint.save_checkpoint(other, state)
+    args = ["interpolate", ckpt, other, "--alpha=0:1:7", *SURFACE[2:]]
+    assert main([*map(str, args), "--out", str(tmp_path / "one.h5")]) == 0
+    run = torchrun(*args, "--out", tmp_path / "two.h5", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    one, two = (
+        _surface(tmp_path / "one.h5", "interpolation"),
+        _surface(tmp_path / "two.h5", "interpolation"),
+    )
+    assert two[1].all() and two[2] == 2
+    np.testing.assert_allclose(two[0], one[0], rtol=1e-10, atol=0)
