@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,6 +149,7 @@ def join(device: torch.device) -> tuple[Partition, torch.device]:
 
 
 def _quiet() -> None:
+    warnings.filterwarnings("ignore")  # rank 0 shows the same warnings once
     logging.getLogger().setLevel(logging.ERROR)
     logging.getLogger("landscape").setLevel(logging.ERROR)
     sys.stdout.flush()

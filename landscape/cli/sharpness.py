@@ -172,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
     from landscape.cli.common import data_source_from_args, model_source_from_args
     from landscape.data import fixed_subset
     from landscape.devices import resolve_device, resolve_dtype, seed_everything
+    from landscape.distributed import join
     from landscape.errors import UserError
     from landscape.losses import make_loss
     from landscape.progress import cli_reporter
@@ -184,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
     if args.split not in ("train", "test"):
         raise UserError(f"--split must be train or test, not {args.split!r}")
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
+    partition, device = join(device)  # torchrun: data-parallel sums; else one process
     seed_everything(args.seed)
     targets, data = load_targets(
         args.checkpoints, model_source_from_args(args), data_source_from_args(args), device, dtype
@@ -221,17 +223,32 @@ def run(args: argparse.Namespace) -> int:
             opts = dict(options)
             if name == "adaptive-worst-case-linf":
                 opts["adaptive_rho"] = args.linf_rho
-            if opts["batch_size"] == "auto":
-                opts["batch_size"] = measured_batch(name, target.model, loss_fn, x, y)
+            if opts["batch_size"] == "auto":  # measured by the writer, taken by every rank
+                opts["batch_size"] = partition.broadcast(
+                    measured_batch(name, target.model, loss_fn, x, y)
+                    if partition.is_writer
+                    else None
+                )
             unit = {"average-case": "draws", "adaptive-average-case": "draws"}.get(name, "steps")
             if name in ("top-eigenvalue", "trace"):
                 unit = "products"
             with reporter.phase(f"{prefix}{name}", unit=unit) as phase:
                 if name == "worst-case" and len(radii) > 1:
-                    found = worst_case_radii(target.model, loss_fn, x, y, radii, opts, phase)
+                    found = worst_case_radii(
+                        target.model, loss_fn, x, y, radii, opts, phase, partition=partition
+                    )
                 else:
                     found = [
-                        compute_measure(name, target.model, loss_fn, x, y, **opts, progress=phase)
+                        compute_measure(
+                            name,
+                            target.model,
+                            loss_fn,
+                            x,
+                            y,
+                            **opts,
+                            progress=phase,
+                            partition=partition,
+                        )
                     ]
             seconds = (time.monotonic() - t0) / len(found)
             for result in found:
@@ -242,6 +259,8 @@ def run(args: argparse.Namespace) -> int:
                 rows.append((target.stem, result.measure, result.value, result.stderr))
         results[len(results)] = (target, computed, time.monotonic() - started)
 
+    if not partition.is_writer:
+        return 0  # every rank has the same values; rank 0 writes and prints them
     with store.transaction(out) as f:
         for target, computed, seconds in results.values():
             name, exists = store.claim_group_name(
@@ -269,7 +288,8 @@ def run(args: argparse.Namespace) -> int:
                         "linf_rho": args.linf_rho,
                         "measures": measures,
                     },
-                ),
+                )
+                | partition.provenance(),
             )
     print(format_table(rows))
     print(f"wrote {out}")
@@ -292,7 +312,7 @@ def measured_batch(measure: str, model, loss_fn, x, y) -> int:
 
 
 def worst_case_radii(
-    model, loss_fn, x, y, radii: list[float], options: dict, progress=None
+    model, loss_fn, x, y, radii: list[float], options: dict, progress=None, *, partition=None
 ) -> list:
     """Worst-case sharpness at every radius in one pass, named worst_case_rho<r>."""
     from landscape.sharpness import worst_case_sharpness_radii
@@ -309,6 +329,7 @@ def worst_case_radii(
         bn_mode=options["bn_mode"],
         seed=options["seed"],
         progress=progress,
+        **({"partition": partition} if partition is not None else {}),
     )
     for result in results:
         result.measure = f"worst_case_rho{result.params['rho']:g}"

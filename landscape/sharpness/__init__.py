@@ -20,30 +20,30 @@ from landscape.sharpness.worst_case import worst_case_sharpness, worst_case_shar
 MEASURES: dict[str, tuple[Callable[..., SharpnessResult], tuple[str, ...]]] = {
     "worst-case": (
         partial(worst_case_sharpness, adaptive=False, norm="l2"),
-        ("rho", "steps", "m", "batch_size", "bn_mode", "seed", "progress"),
+        ("rho", "steps", "m", "batch_size", "bn_mode", "seed", "progress", "partition"),
     ),
     "adaptive-worst-case": (
         partial(worst_case_sharpness, adaptive=True, norm="l2"),
-        ("rho", "steps", "m", "batch_size", "bn_mode", "seed", "progress"),
+        ("rho", "steps", "m", "batch_size", "bn_mode", "seed", "progress", "partition"),
     ),
     "adaptive-worst-case-linf": (
         partial(worst_case_sharpness, adaptive=True, norm="linf"),
-        ("rho", "steps", "m", "batch_size", "bn_mode", "seed", "progress"),
+        ("rho", "steps", "m", "batch_size", "bn_mode", "seed", "progress", "partition"),
     ),
     "average-case": (
         partial(average_case_sharpness, adaptive=False),
-        ("sigma", "draws", "batch_size", "bn_mode", "seed", "progress"),
+        ("sigma", "draws", "batch_size", "bn_mode", "seed", "progress", "partition"),
     ),
     "adaptive-average-case": (
         partial(average_case_sharpness, adaptive=True),
-        ("sigma", "draws", "batch_size", "bn_mode", "seed", "progress"),
+        ("sigma", "draws", "batch_size", "bn_mode", "seed", "progress", "partition"),
     ),
-    "gradient-norm": (gradient_norm, ("batch_size", "bn_mode")),
-    "fisher-rao-norm": (fisher_rao_norm, ("batch_size", "bn_mode")),
+    "gradient-norm": (gradient_norm, ("batch_size", "bn_mode", "partition")),
+    "fisher-rao-norm": (fisher_rao_norm, ("batch_size", "bn_mode", "partition")),
     "top-eigenvalue": (top_eigenvalue, ("tol", "batch_size", "bn_mode", "seed", "progress")),
     "trace": (
         hessian_trace,
-        ("rel_stderr", "max_hvps", "batch_size", "bn_mode", "seed", "progress"),
+        ("rel_stderr", "max_hvps", "batch_size", "bn_mode", "seed", "progress", "partition"),
     ),
 }
 

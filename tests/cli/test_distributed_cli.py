@@ -177,3 +177,25 @@ def test_interpolation_on_two_ranks_equals_one_process(ckpt, tmp_path):
     )
     assert two[1].all() and two[2] == 2
     np.testing.assert_allclose(two[0], one[0], rtol=1e-10, atol=0)
+
+
+SHARPNESS = ["--samples", "90", "--device", "cpu", "--dtype", "float64", "--batch-size", "20"]
+SHARPNESS += ["--measure", "worst-case", "average-case", "gradient-norm", "fisher-rao-norm"]
+SHARPNESS += ["top-eigenvalue", "--rho", "0.05", "--steps", "3", "--draws", "4"]
+
+
+def _sharpness(path):
+    with h5py.File(path) as f:
+        (group,) = f["sharpness"].values()
+        values = {name: float(group[name][()]) for name in group}
+        return values, int(group.attrs["world_size"])
+
+
+def test_sharpness_on_two_ranks_equals_one_process(ckpt, tmp_path):
+    assert main(["sharpness", str(ckpt), *SHARPNESS, "--out", str(tmp_path / "one.h5")]) == 0
+    run = torchrun("sharpness", ckpt, *SHARPNESS, "--out", tmp_path / "two.h5", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    (one, _), (two, world) = _sharpness(tmp_path / "one.h5"), _sharpness(tmp_path / "two.h5")
+    assert world == 2 and set(two) == set(one) and len(one) == 5
+    for name, value in one.items():
+        assert two[name] == pytest.approx(value, rel=1e-10, abs=1e-13), name
