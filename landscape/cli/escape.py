@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     from landscape.cli.common import data_source_from_args, model_source_from_args
     from landscape.data import fixed_subset
     from landscape.devices import resolve_device, resolve_dtype, seed_everything
+    from landscape.distributed import join
     from landscape.errors import UserError
     from landscape.escape import sam_escape
     from landscape.losses import make_loss
@@ -140,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     if args.fit_window and args.fit_window[1] > args.steps:
         raise UserError(f"--fit-window ends after the last step ({args.steps})")
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
+    partition, device = join(device)  # torchrun: data-parallel full-batch steps
     seed_everything(args.seed)
     (target,), data = load_targets(
         [args.checkpoint], model_source_from_args(args), data_source_from_args(args), device, dtype
@@ -166,8 +168,11 @@ def run(args: argparse.Namespace) -> int:
             fit_window=args.fit_window,
             divergence_factor=args.divergence_factor,
             progress=phase,
+            partition=partition,
         )
     seconds = time.monotonic() - started
+    if not partition.is_writer:
+        return 0  # every rank took the same steps; rank 0 writes and prints them
     with store.transaction(out) as f:
         name, exists = store.claim_group_name(
             f, "escape", args.name or target.stem, [target.sha256], where=f" in {out}"
@@ -189,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 seconds=seconds,
                 config=result.params,
-            ),
+            )
+            | partition.provenance(),
         )
     print(summary(name, result))
     print(f"wrote {out}")

@@ -199,3 +199,19 @@ def test_sharpness_on_two_ranks_equals_one_process(ckpt, tmp_path):
     assert world == 2 and set(two) == set(one) and len(one) == 5
     for name, value in one.items():
         assert two[name] == pytest.approx(value, rel=1e-10, abs=1e-13), name
+
+
+ESCAPE = ["--samples", "90", "--device", "cpu", "--dtype", "float64", "--batch-size", "20"]
+ESCAPE += ["--steps", "4", "--rho", "0.05", "--lr", "0.5", "--eig-every", "2"]
+
+
+def test_escape_on_two_ranks_equals_one_process(ckpt, tmp_path):
+    assert main(["escape", str(ckpt), *ESCAPE, "--out", str(tmp_path / "one.h5")]) == 0
+    run = torchrun("escape", ckpt, *ESCAPE, "--out", tmp_path / "two.h5", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    with h5py.File(tmp_path / "one.h5") as a, h5py.File(tmp_path / "two.h5") as b:
+        (one,), (two,) = a["escape"].values(), b["escape"].values()
+        assert int(two.attrs["world_size"]) == 2
+        for name in ("distance", "train_loss", "eigenvalue"):
+            np.testing.assert_allclose(two[name][()], one[name][()], rtol=1e-10, atol=1e-13)
+        assert np.isfinite(one["eigenvalue"][()]).sum() == 3  # steps 0, 2 and 4
