@@ -101,7 +101,7 @@ def train_command(ranks: int, folder: Path) -> list[str]:
     return launcher + [
         "train", "--arch", "resnet20", "--dataset", "digits", "--epochs", "1",
         "--sam-start", "0", "--batch-size", "128", "--device", "cpu", "--threads", "1",
-        "--run", str(folder / f"ranks{ranks}"), "--quiet",
+        "--run-name", str(folder / f"ranks{ranks}"), "--quiet",
     ]  # fmt: skip
 
 

@@ -52,3 +52,25 @@ def test_a_failed_collective_says_a_peer_stopped():
     message = str(caught.value)
     assert message.startswith("a sum across processes failed (Connection closed by peer ")
     assert "another rank of this run stopped" in message and "pair.cc" not in message
+
+
+def test_every_flag_can_be_written_under_torchrun():
+    """torchrun's parser stops with 'ambiguous option' at a flag that abbreviates two of its own
+    (``--m``, ``--run``), even after ``-m landscape``: such a flag needs a second spelling."""
+    from torch.distributed.run import get_args_parser
+
+    from landscape.cli import build_parser
+
+    theirs = [s for a in get_args_parser()._actions for s in a.option_strings]
+
+    def ambiguous(flag: str) -> bool:
+        return flag not in theirs and len([s for s in theirs if s.startswith(flag)]) > 1
+
+    _, commands = build_parser()
+    stuck = [
+        f"{name} {action.option_strings}"
+        for name, command in commands.items()
+        for action in command._actions
+        if action.option_strings and all(ambiguous(s) for s in action.option_strings)
+    ]
+    assert stuck == []

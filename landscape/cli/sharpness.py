@@ -96,6 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--steps", type=positive_int, default=20, help="ascent steps (default: 20)")
     group.add_argument(
         "--m",
+        "--group-size",  # the same flag under torchrun, whose own parser takes --m for its options
+        dest="m",
         type=positive_int,
         help="m-sharpness: maximise per group of m examples and average (default: all at once)",
     )

@@ -60,6 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_out(run, "checkpoints root; the run folder is <out>/<run> (default: checkpoints)")
     run.add_argument(
         "--run",
+        "--run-name",  # the same flag under torchrun, whose own parser takes --run for --run-path
+        dest="run",
         metavar="NAME",
         help="run folder name (default: from the config, e.g. digits-cnn-bn-sam45-s0)",
     )

@@ -138,9 +138,8 @@ class HessianOperator(AbstractContextManager):
             batches = _split(
                 inputs[share.start : share.stop], targets[share.start : share.stop], size
             )
-            batches = [(x, y) for x, y in batches]
         else:
-            batches = [(x, y) for x, y in batches]
+            batches = [(x, y) for x, y in batches]  # read once (a DataLoader), then kept
             n = sum(x.shape[0] for x, _ in batches)
             batches = _share(batches, partition.example_range(n))
         self.partition = partition
