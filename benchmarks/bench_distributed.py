@@ -178,7 +178,9 @@ def main() -> None:
     header += ["all-reduce per product"]
     table = [header, *rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    print(f"ResNet-20, {args.samples} inputs, float32, 1 thread per rank, Gloo, CPU")
+    print(
+        f"ResNet-20, {args.samples} inputs (train: digits), float32, 1 thread per rank, Gloo, CPU"
+    )
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
 
