@@ -102,11 +102,16 @@ def test_a_fault_on_one_rank_ends_every_rank_with_one_line(ckpt, tmp_path):
 def test_bad_input_is_one_error_line_per_rank(tmp_path):
     run = torchrun("hessian", tmp_path / "missing.pt", "--device", "cpu", cwd=tmp_path)
     assert run.returncode != 0
+    # Both ranks find the checkpoint missing; one that torchrun stops first (after the other
+    # exited) says so instead, or nothing if it had not started the command yet.
+    error = (
+        f"landscape: error: checkpoint {tmp_path / 'missing.pt'} does not exist [rank {{}} of 2]"
+    )
+    stopped = "landscape: stopped by SIGTERM"
     lines = landscape_lines(run.stderr)
-    assert sorted(lines) == [
-        f"landscape: error: checkpoint {tmp_path / 'missing.pt'} does not exist [rank {r} of 2]"
-        for r in (0, 1)
-    ]
+    assert 1 <= len(lines) <= 2 and any(line.startswith("landscape: error: ") for line in lines)
+    for line in lines:
+        assert line in (error.format(0), error.format(1)) or line.startswith(stopped), line
 
 
 def test_help_is_printed_once(tmp_path):
