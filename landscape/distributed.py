@@ -7,19 +7,28 @@ torchrun it returns :data:`~landscape.parallel.SINGLE` and nothing changes. An A
 process group of their own passes it to :class:`TorchPartition` directly.
 
 Every collective has a timeout (``LANDSCAPE_COLLECTIVE_TIMEOUT`` seconds, default 600), so a
-rank that died can never leave the others waiting for ever.
+rank that died can never leave the others waiting for ever; a collective that fails because
+another rank is gone is a one-line :class:`PeerFailed` (that rank printed the cause).
+
+Each command's run makes one set-up call, :func:`join`: this rank's device and partition, and
+every rank but the writer made quiet (no progress, no results on stdout; errors still shown).
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
 import os
+import re
+import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from landscape.errors import UserError
 from landscape.parallel import SINGLE, Partition
 
 DEFAULT_TIMEOUT_S = 600.0
@@ -45,6 +54,30 @@ def collective_timeout() -> datetime.timedelta:
     return datetime.timedelta(seconds=seconds)
 
 
+class PeerFailed(UserError):
+    """A collective failed: another rank of this run stopped (its own error says why) or did
+    not answer within the collective timeout."""
+
+
+def _collective(what: str, call, *args, **kwargs):
+    try:
+        return call(*args, **kwargs)
+    except (RuntimeError, dist.DistError) as exc:  # Gloo: "Connection closed by peer", timeouts
+        raise PeerFailed(
+            f"{what} across processes failed ({_cause(exc)}): another rank of this run stopped "
+            "(see its error) or did not answer within LANDSCAPE_COLLECTIVE_TIMEOUT "
+            f"({collective_timeout().total_seconds():.0f} s)"
+        ) from exc
+
+
+def _cause(exc: BaseException) -> str:
+    """The gist of a backend's error: ``Connection closed by peer [127.0.0.1]:48026``, without
+    the source location in front and the advice after it."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"^\[[^\]]*\]\s*", "", text)  # "[.../pair.cc:561] "
+    return text.split(". ")[0][:120]
+
+
 @dataclass(frozen=True)
 class TorchPartition(Partition):
     """A :class:`Partition` whose collectives are torch.distributed's, on ``group``."""
@@ -64,21 +97,21 @@ class TorchPartition(Partition):
         )
 
     def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=self.group)
+        _collective("a sum", dist.all_reduce, tensor, op=dist.ReduceOp.SUM, group=self.group)
         return tensor
 
     def gather(self, value: Any) -> list[Any]:
         values: list[Any] = [None] * self.world_size
-        dist.all_gather_object(values, value, group=self.group)
+        _collective("a gather", dist.all_gather_object, values, value, group=self.group)
         return values
 
     def broadcast(self, value: Any) -> Any:
         box = [value]
-        dist.broadcast_object_list(box, src=0, group=self.group)
+        _collective("a broadcast", dist.broadcast_object_list, box, src=0, group=self.group)
         return box[0]
 
     def barrier(self) -> None:
-        dist.barrier(group=self.group)
+        _collective("a barrier", dist.barrier, group=self.group)
 
 
 def partition_from_environment(device: torch.device) -> Partition:
@@ -97,3 +130,31 @@ def shutdown() -> None:
     """Leave the process group if this process joined one."""
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def join(device: torch.device) -> tuple[Partition, torch.device]:
+    """The set-up call of every command: ``(partition, device)`` for this process.
+
+    Without torchrun: ``(SINGLE, device)``, nothing else changes. Under torchrun: ``cuda``
+    becomes ``cuda:LOCAL_RANK``, the process group is joined (NCCL on CUDA, Gloo otherwise),
+    and every rank but the writer is made quiet: its stdout goes to ``/dev/null`` and its log
+    shows errors only, so progress, warnings and results appear once (rank 0's). Errors of
+    any rank still reach stderr as ``landscape: error: ...``.
+    """
+    device = rank_device(device)
+    partition = partition_from_environment(device)
+    if partition.is_distributed and not partition.is_writer:
+        _quiet()
+    return partition, device
+
+
+def _quiet() -> None:
+    warnings.filterwarnings("ignore")  # rank 0 shows the same warnings once
+    logging.getLogger().setLevel(logging.ERROR)
+    logging.getLogger("landscape").setLevel(logging.ERROR)
+    sys.stdout.flush()
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- for the rest of this process
+    from landscape import interrupt
+
+    # A stop signal's message on this rank: rank 0 keeps the files and says what is saved.
+    interrupt.note_saved("by rank 0, the only writer (see its message)")

@@ -40,6 +40,7 @@ from torch import nn
 
 from landscape.bn import analysis_mode
 from landscape.losses import LossFn
+from landscape.parallel import SINGLE, Partition
 from landscape.progress import ProgressFn, report
 from landscape.sharpness._batched import (
     global_norm,
@@ -134,6 +135,7 @@ def sam_escape(
     fit_window: tuple[int, int] | None = None,
     divergence_factor: float = DIVERGENCE_FACTOR,
     progress: ProgressFn | None = None,
+    partition: Partition = SINGLE,
 ) -> EscapeResult:
     """Run ``steps`` full-batch SAM steps on (inputs, targets), moving ``model`` in place.
 
@@ -144,13 +146,17 @@ def sam_escape(
     :func:`divergence_limit` of the loss at step 0 (``diverged_at``; ``divergence_factor``
     = inf: only non-finite); then the growth rate is NaN unless ``fit_window`` ends before.
     ``progress`` sees steps done of ``steps``, the distance travelled and the loss.
+    With a ``partition`` every full-batch loss and gradient is the all-reduced sum of the
+    processes' shares, so every process takes the same steps (the answer of one).
     """
     if steps < 0 or lr <= 0 or rho < 0:
         raise ValueError("steps must be >= 0, lr > 0 and rho >= 0")
     if not divergence_factor > 1:
         raise ValueError("divergence_factor must be > 1")
     if eig_every > 0 and eigenvalue_fn is None:
-        eigenvalue_fn = _curvature_eigenvalue(loss_fn, inputs, targets, batch_size, bn_mode)
+        eigenvalue_fn = _curvature_eigenvalue(
+            loss_fn, inputs, targets, batch_size, bn_mode, partition
+        )
     params = trainable_parameters(model)
     start = [p.detach().clone() for p in params]
     velocity = [torch.zeros_like(p) for p in params]
@@ -163,10 +169,12 @@ def sam_escape(
             with torch.no_grad():
                 records["distance"][t] = global_norm([p - s for p, s in zip(params, start)]).item()
             if t == steps:
-                loss, acc = loss_and_accuracy(model, loss_fn, inputs, targets, batch_size)
+                loss, acc = loss_and_accuracy(
+                    model, loss_fn, inputs, targets, batch_size, partition
+                )
             else:
                 loss, acc, grads = loss_and_grad(
-                    model, loss_fn, inputs, targets, params, batch_size
+                    model, loss_fn, inputs, targets, params, batch_size, partition
                 )
             records["train_loss"][t], records["train_acc"][t] = loss, acc
             report(
@@ -210,6 +218,7 @@ def sam_escape(
                 momentum=momentum,
                 weight_decay=weight_decay,
                 batch_size=batch_size,
+                partition=partition,
             )
     if math.isfinite(diverged_at) and (fit_window is None or fit_window[1] >= diverged_at):
         growth_rate, window = math.nan, (-1, -1)
@@ -251,6 +260,7 @@ def _sam_update(
     momentum,
     weight_decay,
     batch_size,
+    partition=SINGLE,
 ) -> None:
     """Ascent to w + e, gradient there, descent from w (the step the released script omits)."""
     if unnormalized:
@@ -262,7 +272,7 @@ def _sam_update(
     with torch.no_grad():
         for p, g in zip(params, grads):
             p.add_(g, alpha=scale)
-    _, _, sam_grads = loss_and_grad(model, loss_fn, inputs, targets, params, batch_size)
+    _, _, sam_grads = loss_and_grad(model, loss_fn, inputs, targets, params, batch_size, partition)
     with torch.no_grad():
         for p, w, v, sg in zip(params, here, velocity, sam_grads):
             p.copy_(w)  # back to w_t exactly
@@ -272,12 +282,20 @@ def _sam_update(
             p.sub_(v, alpha=lr)
 
 
-def _curvature_eigenvalue(loss_fn, inputs, targets, batch_size, bn_mode) -> EigenvalueFn:
+def _curvature_eigenvalue(
+    loss_fn, inputs, targets, batch_size, bn_mode, partition=SINGLE
+) -> EigenvalueFn:
     def top(model: nn.Module) -> float:
         from landscape.sharpness.hessian import top_eigenvalue
 
         return top_eigenvalue(
-            model, loss_fn, inputs, targets, batch_size=batch_size, bn_mode=bn_mode
+            model,
+            loss_fn,
+            inputs,
+            targets,
+            batch_size=batch_size,
+            bn_mode=bn_mode,
+            partition=partition,
         ).value
 
     return top

@@ -67,13 +67,16 @@ def escape_curve(
     options: EscapeOptions,
     reporter: Reporter | None = None,
     phase: str = "SAM escape",
+    partition: Partition = SINGLE,
 ):
     """The escape from ``model``'s weights (which the steps move: pass a copy to keep them), one
     phase of ``reporter``; a :class:`landscape.escape.EscapeResult`."""
     from landscape.escape import sam_escape
 
     reporter = reporter or Reporter(enabled=False)
-    batch_size = escape_batch(options, model, loss_fn, x, y)
+    # measured by the writer, taken by every process (the steps must be the same everywhere)
+    batch = escape_batch(options, model, loss_fn, x, y) if partition.is_writer else None
+    batch_size = partition.broadcast(batch)
     with reporter.phase(phase, options.steps, unit="steps") as progress:
         return sam_escape(
             model,
@@ -92,6 +95,7 @@ def escape_curve(
             fit_window=options.fit_window,
             divergence_factor=options.divergence_factor,
             progress=progress,
+            partition=partition,
         )
 
 
@@ -111,7 +115,9 @@ def analyse_escape(
     from landscape.losses import make_loss
 
     started = time.monotonic()
-    result = escape_curve(target.model, make_loss(options.loss), x, y, options, reporter)
+    result = escape_curve(
+        target.model, make_loss(options.loss), x, y, options, reporter, partition=partition
+    )
     seconds = time.monotonic() - started
     provenance = provenance_of(target, options, x.shape[0], seconds, result.params, partition)
     curve = EscapeCurve.from_escape(result, provenance)

@@ -107,7 +107,7 @@ def analyse_hessian(
         prefix = f"[{i + 1}/{len(targets)}] {target.stem}: " if len(targets) > 1 else ""
         weight_decay = weight_decay_of(options, target.config)
         result, chosen = hessian_of(
-            target.model, loss_fn, x, y, options, weight_decay, reporter, prefix
+            target.model, loss_fn, x, y, options, weight_decay, reporter, prefix, partition
         )
         seconds = time.monotonic() - started
         config = {"dataset": data_name, **_config(options, chosen)}
@@ -133,24 +133,29 @@ def hessian_of(
     weight_decay: float = 0.0,
     reporter: Reporter | None = None,
     prefix: str = "",
+    partition: Partition = SINGLE,
 ) -> tuple[HessianResult, dict]:
     """Everything ``options`` asks for on one model, each quantity one phase of ``reporter``
     (``prefix`` names the checkpoint). Returns the result (empty provenance) and what the
-    operator chose (engine, batch), for the provenance's config."""
+    operator chose (engine, batch), for the provenance's config. With a ``partition`` of
+    several processes each sums over its share of the examples, every one gets the same
+    result, and the writer's measured batch size is everyone's."""
     from landscape.curvature import TRACE_METHODS, HessianOperator
     from landscape.curvature.density import slq_density
 
     reporter = reporter or Reporter(enabled=False)
     found: dict = {}
+    batch = product_batch(model, loss_fn, x, y, options) if partition.is_writer else None
     with HessianOperator(
         model,
         loss_fn,
         x,
         y,
-        batch_size=product_batch(model, loss_fn, x, y, options),
+        batch_size=partition.broadcast(batch),
         bn_mode=options.bn_mode,
         engine=options.engine,
         weight_decay=weight_decay,
+        partition=partition,
     ) as op:
         for which, k in (("top", options.top_k), ("bottom", options.bottom_k)):
             if k:

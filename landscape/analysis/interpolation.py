@@ -100,9 +100,11 @@ def compute_interpolation(
     targets = setup.targets
     measure = setup.measure("recalibrate" if options.bn == "recalibrate" else "eval")
     previous = None
-    if resume:
-        previous = read_previous(
-            out, group_path, targets[0].sha256, options.config, Interpolation.read
+    if resume:  # the writer reads, every process starts from the same copy
+        previous = partition.broadcast(
+            read_previous(out, group_path, targets[0].sha256, options.config, Interpolation.read)
+            if partition.is_writer
+            else None
         )
     segment, alpha = path_points(options.alphas, len(targets))
     if previous is not None and previous.done.shape != alpha.shape:
@@ -121,7 +123,7 @@ def compute_interpolation(
         result = new_interpolation(options, setup, measure.names, partition)
         write_new_group(out, group_path, result, partition)
 
-    share = OwnedPoints(result.metrics, result.done, partition)
+    share = OwnedPoints(result.metrics, result.done)  # the engine deals the points to processes
     seconds0, started = result.provenance.seconds or 0.0, time.monotonic()
 
     def before_save() -> None:
@@ -162,6 +164,7 @@ def compute_interpolation(
                 on_save=lambda _: saver.save(write),
                 save_every=options.save_every,
                 progress=phase,
+                partition=partition,
             )
     finally:
         saver.finish(write)  # also after Ctrl-C: keep what is done

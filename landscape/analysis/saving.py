@@ -126,10 +126,10 @@ class PeriodicSaver:
     instead of mixing its points into another grid. ``finished()`` counts the finished points:
     a stop signal's message says how many are on disk, a failed save how many were not saved.
 
-    ``before_save()`` runs on every process before each save (gathering values to the writer);
-    only the writer writes. With several processes saves are collective, so they happen when
-    every process calls :meth:`flush` (at the end, and on a stop signal), never on one
-    process's clock.
+    ``before_save()`` runs before each save; only the writer of ``partition`` writes. With
+    several processes the engines deal the points and gather their values to every process at
+    each step (:func:`landscape.surface.grid.evaluate_point_groups`), and call the saver on the
+    writer alone, so a save is never collective: a rank that dies loses at most one step.
     """
 
     def __init__(
@@ -160,7 +160,7 @@ class PeriodicSaver:
     def save(self, write: Callable[[h5py.File], None]) -> None:
         self.pending = True
         due = time.monotonic() - self.last >= max(self.every, 20 * self.cost)
-        if due and not self.partition.is_distributed:
+        if due:
             self.flush(write)
 
     def flush(self, write: Callable[[h5py.File], None]) -> None:
@@ -191,9 +191,8 @@ class PeriodicSaver:
             self.note_saved()
 
     def finish(self, write: Callable[[h5py.File], None]) -> None:
-        """The last save: what is not saved yet (with several processes every one takes part,
-        so it always saves)."""
-        if self.pending or self.partition.is_distributed:
+        """The last save: what is not saved yet."""
+        if self.pending:
             self.flush(write)
 
     def note_saved(self) -> None:

@@ -12,6 +12,7 @@ recalibration) the batch is part of the result and fixed (``--batch-size``, else
 from __future__ import annotations
 
 from landscape.cli.common import FIXED_BATCH
+from landscape.parallel import SINGLE
 
 
 class Setup:
@@ -35,11 +36,13 @@ class Setup:
         bn_batch_size=None,
         points_per_pass=1,
         autocast=None,
+        partition=None,
     ):
         self.targets, self.data, self.splits, self.loss_fn = targets, data, splits, loss_fn
         self.batch_size, self.samples, self.bn_inputs = batch_size, samples, bn_inputs
         self.bn_batch_size = bn_batch_size or batch_size
         self.points_per_pass, self.autocast = points_per_pass, autocast
+        self.partition = partition or SINGLE  # this process's share (torchrun), else SINGLE
 
     def measure(self, bn_mode: str):
         """The :class:`landscape.surface.PointEvaluator` of these subsets and batches."""
@@ -81,10 +84,12 @@ def load_setup(
     from landscape.cli.common import data_source_from_args, model_source_from_args
     from landscape.data import fixed_subset
     from landscape.devices import resolve_device, resolve_dtype
+    from landscape.distributed import join
     from landscape.losses import make_loss
     from landscape.target import load_targets
 
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
+    partition, device = join(device)  # torchrun: this rank's share; else one process
     targets, data = load_targets(
         paths, model_source_from_args(args), data_source_from_args(args), device, dtype
     )
@@ -118,10 +123,26 @@ def load_setup(
     # the result: --batch-size, else FIXED_BATCH (the subset if smaller).
     fixed = args.batch_size or min(FIXED_BATCH, max(v[0].shape[0] for v in subsets.values()))
     if args.batch_size or bn_train:
-        return Setup(targets, data, subsets, loss_fn, fixed, samples, bn_inputs, autocast=autocast)
+        return Setup(
+            targets,
+            data,
+            subsets,
+            loss_fn,
+            fixed,
+            samples,
+            bn_inputs,
+            autocast=autocast,
+            partition=partition,
+        )
     from landscape.surface.stacked import choose_evaluation
 
-    choice = choose_evaluation(targets[0].model, loss_fn, subsets, stack=stack, autocast=autocast)
+    # measured by the writer alone (no rank competing for the CPU) and taken by every rank, so
+    # that all evaluate in the same steps
+    choice = partition.broadcast(
+        choose_evaluation(targets[0].model, loss_fn, subsets, stack=stack, autocast=autocast)
+        if partition.is_writer
+        else None
+    )
     return Setup(
         targets,
         data,
@@ -133,6 +154,7 @@ def load_setup(
         bn_batch_size=fixed,
         points_per_pass=choice.points,
         autocast=autocast,
+        partition=partition,
     )
 
 

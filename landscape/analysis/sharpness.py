@@ -92,9 +92,12 @@ def measure_sharpness(
     options: SharpnessOptions,
     reporter: Reporter | None = None,
     prefix: str = "",
+    partition: Partition = SINGLE,
 ) -> list[tuple[object, float]]:
     """Every measure of ``options`` on one model, each one phase of ``reporter``: the
-    :class:`landscape.sharpness.SharpnessResult` of each with its seconds, in order."""
+    :class:`landscape.sharpness.SharpnessResult` of each with its seconds, in order. With a
+    ``partition`` of several processes the sums are data-parallel and the writer's measured
+    batch size is everyone's."""
     from landscape.sharpness import MEASURES, compute_measure, worst_case_sharpness_radii
 
     reporter = reporter or Reporter(enabled=False)
@@ -103,19 +106,24 @@ def measure_sharpness(
     for name in options.measures:
         started = time.monotonic()
         opts = {**options.measure_options(), "linf_rho": options.linf_rho}
-        if opts["batch_size"] == "auto":
-            opts["batch_size"] = measured_batch(name, model, loss_fn, x, y)
+        if opts["batch_size"] == "auto":  # measured by the writer, taken by every process
+            batch = measured_batch(name, model, loss_fn, x, y) if partition.is_writer else None
+            opts["batch_size"] = partition.broadcast(batch)
         with reporter.phase(f"{prefix}{name}", unit=MEASURES[name].unit) as phase:
             if name == "worst-case" and len(radii) > 1:
                 found = worst_case_sharpness_radii(
                     model, loss_fn, x, y, radii=radii, steps=opts["steps"], m=opts["m"],
                     batch_size=opts["batch_size"], bn_mode=opts["bn_mode"], seed=opts["seed"],
-                    progress=phase,
+                    progress=phase, partition=partition,
                 )  # fmt: skip
                 for result in found:
                     result.measure = f"worst_case_rho{result.params['rho']:g}"
             else:
-                found = [compute_measure(name, model, loss_fn, x, y, **opts, progress=phase)]
+                found = [
+                    compute_measure(
+                        name, model, loss_fn, x, y, **opts, progress=phase, partition=partition
+                    )
+                ]
         seconds = (time.monotonic() - started) / len(found)
         computed.extend((result, seconds) for result in found)
     return computed
@@ -141,7 +149,9 @@ def analyse_sharpness(
     for i, target in enumerate(targets):
         started = time.monotonic()
         prefix = f"[{i + 1}/{len(targets)}] {target.stem}: " if len(targets) > 1 else ""
-        computed = measure_sharpness(target.model, loss_fn, x, y, options, reporter, prefix)
+        computed = measure_sharpness(
+            target.model, loss_fn, x, y, options, reporter, prefix, partition
+        )
         for result, seconds in computed:
             log.info("%s %s = %.6g (%.1f s)", target.stem, result.measure, result.value, seconds)
         seconds = time.monotonic() - started

@@ -215,7 +215,12 @@ def compute_surface(
     centre = setup.targets[0]
     model = centre.model
     measure = setup.measure(options.bn)
-    surface = read_previous(out, group_path, centre.sha256, options.config, Surface.read)
+    # the writer reads what an earlier run left and every process starts from the same copy
+    surface = partition.broadcast(
+        read_previous(out, group_path, centre.sha256, options.config, Surface.read)
+        if partition.is_writer
+        else None
+    )
     resumed = surface is not None
     if resumed:
         directions = {
@@ -234,11 +239,13 @@ def compute_surface(
         write_new_group(out, group_path, surface, partition)
 
     trajectory = surface.trajectory
-    shares = [OwnedPoints(surface.metrics, surface.done, partition)]
+    # The engines deal the points to the processes and gather every value to all of them;
+    # these shares move what is finished into the result before each save.
+    shares = [OwnedPoints(surface.metrics, surface.done)]
     if trajectory is not None:
         shares += [
-            OwnedPoints(trajectory.metrics, trajectory.done, partition),
-            OwnedPoints(trajectory.projected, trajectory.projected_done, partition),
+            OwnedPoints(trajectory.metrics, trajectory.done),
+            OwnedPoints(trajectory.projected, trajectory.projected_done),
         ]
     seconds0, started = surface.provenance.seconds or 0.0, time.monotonic()
 
@@ -270,8 +277,9 @@ def compute_surface(
     try:
         if trajectory is not None and trajectory.finished < trajectory.size:
             _evaluate_trajectory(
-                model, axes, measure, trajectory, setup, shares[1:], saver, write, reporter
-            )
+                model, axes, measure, trajectory, setup, shares[1:], saver, write, reporter,
+                partition,
+            )  # fmt: skip
         grid = SurfaceResult(surface.x, surface.y, surface.metrics, shares[0].view, 0.0)
         size = "x".join(str(n) for n in surface.done.shape)
         with reporter.phase(
@@ -287,13 +295,16 @@ def compute_surface(
                 on_save=lambda _: saver.save(write),
                 save_every=options.save_every,
                 progress=phase,
+                partition=partition,
             )
     finally:
         saver.finish(write)  # also after Ctrl-C: keep what is done
     return surface
 
 
-def _evaluate_trajectory(model, axes, measure, trajectory, setup, shares, saver, write, reporter):
+def _evaluate_trajectory(
+    model, axes, measure, trajectory, setup, shares, saver, write, reporter, partition=SINGLE
+):
     """True metrics at the real checkpoints and at their projections onto the plane."""
     from landscape.surface.flat import preserved_state
     from landscape.surface.grid import PlaneWriter, evaluate_points, evaluate_states
@@ -314,6 +325,7 @@ def _evaluate_trajectory(model, axes, measure, trajectory, setup, shares, saver,
             done=at_checkpoints.view,
             on_save=lambda: saver.save(write),
             progress=phase,
+            partition=partition,
         )
     with preserved_state(model):
         plane = PlaneWriter(model, axes)
@@ -333,4 +345,5 @@ def _evaluate_trajectory(model, axes, measure, trajectory, setup, shares, saver,
                 at_projections.view,
                 on_save=lambda: saver.save(write),
                 progress=phase,
+                partition=partition,
             )

@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     # set before torch is imported, which happens inside the commands.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = list(sys.argv[1:] if argv is None else argv)
+    if _rank_note() and os.environ["RANK"] != "0":
+        # under torchrun rank 0 alone prints help and results; every rank prints its errors
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- for the rest of this process
     parser, subparsers = build_parser()
     if not argv:  # bare `landscape`: what it can do, rather than "COMMAND is required"
         parser.print_help()
@@ -144,7 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = args.debug
     with interrupt.handling():
-        return _run(args, argv, parser, subparsers, debug)
+        try:
+            return _run(args, argv, parser, subparsers, debug)
+        finally:
+            if "landscape.distributed" in sys.modules:  # a command joined torchrun's group
+                sys.modules["landscape.distributed"].shutdown()
 
 
 def _run(args, argv, parser, subparsers, debug: bool) -> int:
@@ -170,7 +177,7 @@ def _run(args, argv, parser, subparsers, debug: bool) -> int:
             exc.lost = (
                 f"what this run computed ({time.monotonic() - started:.0f} s) could not be saved"
             )
-        print(f"landscape: error: {exc}", file=sys.stderr)
+        print(f"landscape: error: {exc}{_rank_note()}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:  # interrupt.Interrupted, or a Ctrl-C before the handlers
         name = exc.name if isinstance(exc, interrupt.Interrupted) else "SIGINT"
@@ -187,7 +194,16 @@ def _run(args, argv, parser, subparsers, debug: bool) -> int:
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         print(
-            f"landscape: error: {type(exc).__name__}: {message} (rerun with --debug for the traceback)",
+            f"landscape: error: {type(exc).__name__}: {message} (rerun with --debug for the "
+            f"traceback){_rank_note()}",
             file=sys.stderr,
         )
         return 1
+
+
+def _rank_note() -> str:
+    """`` [rank 1 of 2]`` under torchrun (every rank prints its own error), else nothing."""
+    world = os.environ.get("WORLD_SIZE", "1")
+    if world.isdigit() and int(world) > 1 and "RANK" in os.environ:
+        return f" [rank {os.environ['RANK']} of {world}]"
+    return ""

@@ -370,17 +370,19 @@ def load_for_analysis(
     args: argparse.Namespace, checkpoints: list[str], split: str, default_samples: int
 ) -> tuple:
     """What every analysis command sets up: --device, --dtype and --seed, the checkpoints
-    (models on the device) and the analysis subset drawn by --subset-seed.
-    Returns ``(targets, data, x, y)``."""
+    (models on the device) and the analysis subset drawn by --subset-seed; under torchrun the
+    process group joined and this rank's device. Returns ``(targets, data, x, y, partition)``."""
     from landscape.analysis.subset import analysis_subset
     from landscape.devices import resolve_device, resolve_dtype, seed_everything
+    from landscape.distributed import join
     from landscape.target import load_targets
 
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
+    partition, device = join(device)  # torchrun: this rank's share; else one process
     seed_everything(args.seed)
     targets, data = load_targets(
         checkpoints, model_source_from_args(args), data_source_from_args(args), device, dtype
     )
     samples = args.samples or default_samples
     x, y = analysis_subset(data, split, samples, args.subset_seed, device, dtype)
-    return targets, data, x, y
+    return targets, data, x, y, partition

@@ -149,11 +149,22 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("escape runs SAM on training examples: --split must be train")
     if args.fit_window and args.fit_window[1] > args.steps:
         raise UserError(f"--fit-window ends after the last step ({args.steps})")
-    (target,), _, x, y = load_for_analysis(args, [args.checkpoint], "train", DEFAULT_SAMPLES)
+    (target,), _, x, y, partition = load_for_analysis(
+        args, [args.checkpoint], "train", DEFAULT_SAMPLES
+    )
     with library_advice_as_flags():
         name, curve = analyse_escape(
-            options_from_args(args), target, x, y, out, name=args.name, reporter=cli_reporter()
+            options_from_args(args),
+            target,
+            x,
+            y,
+            out,
+            name=args.name,
+            partition=partition,
+            reporter=cli_reporter(),
         )
+    if not partition.is_writer:
+        return 0  # every rank took the same steps; rank 0 wrote and prints them
     print(summary(name, curve))
     print(f"wrote {out}")
     return 0

@@ -258,7 +258,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--split must be train or test, not {args.split!r}")
     if args.label_smoothing and args.loss != "cross-entropy":
         raise UserError("--label-smoothing applies to --loss cross-entropy only")
-    targets, data, x, y = load_for_analysis(args, args.checkpoints, args.split, DEFAULT_SAMPLES)
+    targets, data, x, y, partition = load_for_analysis(
+        args, args.checkpoints, args.split, DEFAULT_SAMPLES
+    )
     for target in targets:  # all flags checked against every model before any product
         dim = sum(p.numel() for p in target.model.parameters() if p.requires_grad)
         for flag, k in (("--top-k", args.top_k), ("--bottom-k", args.bottom_k)):
@@ -267,7 +269,14 @@ def run(args: argparse.Namespace) -> int:
         weight_decay_of(args, target.config)
     with library_advice_as_flags():
         done = analyse_hessian(
-            options_from_args(args), targets, data.name, x, y, out, reporter=cli_reporter()
+            options_from_args(args),
+            targets,
+            data.name,
+            x,
+            y,
+            out,
+            partition=partition,
+            reporter=cli_reporter(),
         )
     sys.stderr.flush()  # log lines first, then the results, each on its own lines
     print(summary_table(done, args.top_k))

@@ -106,8 +106,11 @@ def run(args: argparse.Namespace) -> int:
 
     setup = load_setup(args, args.checkpoints, splits, recalibrate=args.bn == "recalibrate")
     targets = setup.targets
-    name, _ = store.claim_group_name_in(
-        out, "interpolation", base_name, [t.sha256 for t in targets]
+    partition = setup.partition  # torchrun: points dealt to ranks, rank 0 writes
+    name = partition.broadcast(
+        store.claim_group_name_in(out, "interpolation", base_name, [t.sha256 for t in targets])[0]
+        if partition.is_writer
+        else None
     )
     group_path = f"interpolation/{name}"
     for target in targets[1:]:
@@ -131,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         save_every=args.save_every,
         config=config,
     )
-    result = compute_interpolation(options, setup, out, group_path)
+    result = compute_interpolation(options, setup, out, group_path, partition=setup.partition)
 
     done, size = int(result.done.sum()), result.done.size
     print(f"{out}:{group_path}  {done}/{size} points, {result.provenance.seconds:.1f} s")

@@ -90,6 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--steps", type=positive_int, default=20, help="ascent steps (default: 20)")
     group.add_argument(
         "--m",
+        "--group-size",  # the same flag under torchrun, whose own parser takes --m for its options
+        dest="m",
         type=positive_int,
         help="m-sharpness: maximise per group of m examples and average (default: all at once)",
     )
@@ -177,16 +179,26 @@ def run(args: argparse.Namespace) -> int:
     out = store.resolve_output(args.out, DEFAULT_OUT)
     if args.split not in ("train", "test"):
         raise UserError(f"--split must be train or test, not {args.split!r}")
-    targets, _, x, y = load_for_analysis(args, args.checkpoints, args.split, DEFAULT_SAMPLES)
+    targets, _, x, y, partition = load_for_analysis(
+        args, args.checkpoints, args.split, DEFAULT_SAMPLES
+    )
     with library_advice_as_flags():
         done = analyse_sharpness(
-            options_from_args(args), targets, x, y, out, reporter=cli_reporter()
+            options_from_args(args),
+            targets,
+            x,
+            y,
+            out,
+            partition=partition,
+            reporter=cli_reporter(),
         )
     rows = [
         (target.stem, measure, m.value, m.stderr)
         for target, (_, result) in zip(targets, done)
         for measure, m in result.measures.items()
     ]
+    if not partition.is_writer:
+        return 0  # every rank holds the same values; rank 0 wrote and prints them
     print(format_table(rows))
     print(f"wrote {out}")
     return 0

@@ -185,7 +185,12 @@ def run(args: argparse.Namespace) -> int:
         stack=args.bn == "eval",
     )
     centre = setup.targets[0]
-    name, _ = store.claim_group_name_in(out, "surface", base_name, [centre.sha256])
+    partition = setup.partition  # torchrun: grid points dealt to ranks, rank 0 writes
+    name = partition.broadcast(
+        store.claim_group_name_in(out, "surface", base_name, [centre.sha256])[0]
+        if partition.is_writer
+        else None
+    )
     others = setup.targets[1:]
     for target in others:
         check_same_parameters(centre, target)
@@ -226,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     )
     group_path = f"surface/{name}"
     try:
-        surface = compute_surface(options, setup, out, group_path)
+        surface = compute_surface(options, setup, out, group_path, partition=setup.partition)
     except PlaneError as exc:
         raise UserError(f"--directions {args.directions}: {exc}") from exc
 

@@ -5,8 +5,12 @@ loss that returns the batch mean, the mean loss is ``L = sum_b (n_b / N) L_b``, 
 
     H v = sum_b (n_b / N) H_b v   (+ weight_decay * v when the L2 term is asked for).
 
-The sum over batches lives in :meth:`HessianOperator.matvec` only, so that sharding it over
-processes later is one ``all_reduce`` here. An uneven last batch gets its true weight.
+The sum over batches lives in :meth:`HessianOperator.matvec` only. An uneven last batch gets
+its true weight. Over several processes (a :class:`~landscape.parallel.Partition`) each one
+keeps only its share of the examples (``partition.example_range(N)``, in batches), weights
+them with the global ``N`` and the partial sums are all-reduced (in float64): one product is
+exactly the product of one process, and every process holds the same result, so Lanczos,
+Hutch++ and SLQ run unchanged on every rank and take the same decisions.
 With BatchNorm in ``train`` mode the operator depends on how examples are batched (batch
 statistics); the batch size is part of what defines it and is recorded.
 """
@@ -30,6 +34,7 @@ from landscape.curvature.hvp import (
     evaluation_context,
 )
 from landscape.errors import UserError
+from landscape.parallel import SINGLE, Partition
 
 
 class NonFiniteProduct(UserError):
@@ -48,6 +53,18 @@ def _split(inputs: torch.Tensor, targets: torch.Tensor, batch_size: int):
         (inputs[start : start + batch_size], targets[start : start + batch_size])
         for start in range(0, n, batch_size)
     ]
+
+
+def _share(batches: list, share: range) -> list:
+    """The examples ``share`` of the concatenated ``batches``, cut from them in place order
+    (a batch that straddles the share's edge is cut; the others are kept as they are)."""
+    kept, offset = [], 0
+    for x, y in batches:
+        start, stop = max(share.start - offset, 0), min(share.stop - offset, x.shape[0])
+        if start < stop:
+            kept.append((x[start:stop], y[start:stop]))
+        offset += x.shape[0]
+    return kept
 
 
 class HessianOperator(AbstractContextManager):
@@ -73,6 +90,11 @@ class HessianOperator(AbstractContextManager):
         Adds ``weight_decay * I``, the Hessian of ``weight_decay / 2 * ||theta||^2``.
     memory_budget:
         Bytes the cached engine may keep in graphs (default: half the free memory).
+    partition:
+        This process's share (:mod:`landscape.parallel`): it sums over its examples only and
+        the products are all-reduced. Every process passes the same examples (or batches);
+        with ``bn_mode="train"`` the batches of a share are cut from its own examples, so the
+        operator depends on the number of processes as it does on the batch size.
     """
 
     def __init__(
@@ -88,6 +110,7 @@ class HessianOperator(AbstractContextManager):
         engine: str = "auto",
         weight_decay: float = 0.0,
         memory_budget: int | None = None,
+        partition: Partition = SINGLE,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
@@ -114,14 +137,24 @@ class HessianOperator(AbstractContextManager):
             size = batch_size or DEFAULT_BATCH_SIZE
             if size < 1:
                 raise ValueError(f"batch_size must be at least 1, not {size}")
-            batches = _split(inputs, targets, size)
+            n = inputs.shape[0]
+            share = partition.example_range(n)
+            batches = _split(
+                inputs[share.start : share.stop], targets[share.start : share.stop], size
+            )
+        else:
+            batches = [(x, y) for x, y in batches]  # read once (a DataLoader), then kept
+            n = sum(x.shape[0] for x, _ in batches)
+            batches = _share(batches, partition.example_range(n))
+        self.partition = partition
         self.batches = [(x.to(self.device), y.to(self.device)) for x, y in batches]
         self.batches = [(x, y) for x, y in self.batches if x.shape[0] > 0]
-        self.num_samples = sum(x.shape[0] for x, _ in self.batches)
+        self.num_samples = n  # all processes' examples: the mean is over these
         if self.num_samples == 0:
             raise ValueError("no examples: the Hessian of an empty mean is undefined")
-        self.batch_size = max(x.shape[0] for x, _ in self.batches)
+        self.batch_size = max((x.shape[0] for x, _ in self.batches), default=0)
         self.weights = [x.shape[0] / self.num_samples for x, _ in self.batches]
+        self.collective_seconds: list[float] = []  # time in the all-reduce of each product
         self.hvp_count = 0
         self.product_seconds: list[float] = []  # wall-clock time of each matvec, in order
         self._gradient_seconds: float | None = None
@@ -197,6 +230,13 @@ class HessianOperator(AbstractContextManager):
                 f", {len(self.engine.graphs)} graph(s) kept"
                 f" ({self.engine.graph_bytes / 2**20:.0f} MiB)"
             )
+        if self.partition.is_distributed:
+            note += f", on {self.partition.world_size} processes"
+            if measure and self.collective_seconds:
+                reduce_s = sorted(self.collective_seconds)[len(self.collective_seconds) // 2]
+                note += (
+                    f" (all-reduce of {self.collective_bytes / 2**20:.2f} MiB, {reduce_s:.3g} s)"
+                )
         steady = sorted(self.product_seconds[1:])
         if measure and steady:
             product = steady[len(steady) // 2]
@@ -240,6 +280,7 @@ class HessianOperator(AbstractContextManager):
             for index, weight in enumerate(self.weights):
                 hv = self._batch_product(index, parts)
                 total += torch.cat([h.reshape(-1) for h in hv]).to(torch.float64) * weight
+        self._all_reduce(total)
         if self.weight_decay:
             total += self.weight_decay * v.to(device=self.device, dtype=torch.float64)
         if not bool(torch.isfinite(total).all()):
@@ -257,6 +298,21 @@ class HessianOperator(AbstractContextManager):
 
     __matmul__ = matvec
 
+    @property
+    def collective_bytes(self) -> int:
+        """Bytes each process contributes to the all-reduce of one product (float64)."""
+        return 8 * self.dim if self.partition.is_distributed else 0
+
+    def _all_reduce(self, total: torch.Tensor) -> None:
+        """Sum the processes' partial products (every one gets the same bits back)."""
+        if not self.partition.is_distributed:
+            return
+        started = time.perf_counter()
+        self.partition.sum_(total)
+        if total.device.type == "cuda":
+            torch.cuda.synchronize(total.device)
+        self.collective_seconds.append(time.perf_counter() - started)
+
     def gradient(self) -> torch.Tensor:
         """The gradient of the mean loss (one plain backward per batch), e.g. as a cost yardstick."""
         total = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
@@ -273,7 +329,7 @@ class HessianOperator(AbstractContextManager):
                     ).double()
                     * weight
                 )
-        return total
+        return self.partition.sum_(total)
 
     def release(self) -> None:
         """Free kept graphs (the operator still works, rebuilding them on demand)."""

@@ -3,6 +3,11 @@
 Every measure needs the same two things: the mean loss (and its gradient) over a set
 of examples that may not fit in one batch, and a way to evaluate the model at
 ``w + delta`` and return exactly to ``w`` afterwards. Both live here, in one place.
+
+Over several processes (a :class:`~landscape.parallel.Partition`) each one sums over its
+share of the examples (``partition.example_range(n)``) with the weights of one process and
+the sums are all-reduced, so every process gets the answer of one; everything built on
+these two functions is data-parallel without knowing it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import torch
 from torch import nn
 
 from landscape.losses import LossFn
+from landscape.parallel import SINGLE, Partition
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -37,20 +43,23 @@ def loss_and_grad(
     targets: torch.Tensor,
     params: Sequence[torch.Tensor],
     batch_size: int | None = None,
+    partition: Partition = SINGLE,
 ) -> tuple[float, float, list[torch.Tensor]]:
     """Mean loss, accuracy (NaN if not a classifier) and the gradient of the mean loss.
 
     The examples are taken in batches of ``batch_size``; each batch's loss is weighted
-    by its size, so the result is the gradient of the mean over all examples.
+    by its size, so the result is the gradient of the mean over all examples (this
+    process's share of them, all-reduced, with a ``partition``).
     """
     n = inputs.shape[0]
     batch_size = batch_size or n
     grads = [torch.zeros_like(p) for p in params]
     total = torch.zeros((), dtype=torch.float64, device=inputs.device)
     correct = 0
-    for start in range(0, n, batch_size):
-        x = inputs[start : start + batch_size]
-        y = targets[start : start + batch_size]
+    share = partition.example_range(n)
+    for start in range(share.start, share.stop, batch_size):
+        stop = min(start + batch_size, share.stop)
+        x, y = inputs[start:stop], targets[start:stop]
         with torch.enable_grad():
             out = model(x)
             loss = loss_fn(out, y)
@@ -61,8 +70,31 @@ def loss_and_grad(
         total += loss.detach().double() * x.shape[0]
         c = count_correct(out.detach(), y)
         correct = -1 if c < 0 or correct < 0 else correct + c
+    if partition.is_distributed:
+        grads = _sum_tensors(partition, grads)
+        total, correct = _sum_counts(partition, total, correct)
     accuracy = float("nan") if correct < 0 else correct / n
     return (total / n).item(), accuracy, grads
+
+
+def _sum_tensors(partition: Partition, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The processes' sum of each tensor, in one all-reduce of their flat concatenation."""
+    flat = partition.sum_(torch.cat([t.reshape(-1) for t in tensors]))
+    return [
+        part.view_as(t) for part, t in zip(torch.split(flat, [t.numel() for t in tensors]), tensors)
+    ]
+
+
+def _sum_counts(
+    partition: Partition, total: torch.Tensor, correct: int
+) -> tuple[torch.Tensor, int]:
+    """The processes' summed loss total and correct count (-1 stays -1: not a classifier)."""
+    both = torch.stack(
+        [total, torch.tensor(float(correct), dtype=torch.float64, device=total.device)]
+    )
+    flagged = torch.tensor([1.0 if correct < 0 else 0.0], dtype=torch.float64, device=total.device)
+    summed = partition.sum_(torch.cat([both, flagged]))
+    return summed[0], -1 if summed[2] > 0 else int(round(summed[1].item()))
 
 
 @torch.no_grad()
@@ -72,19 +104,23 @@ def loss_and_accuracy(
     inputs: torch.Tensor,
     targets: torch.Tensor,
     batch_size: int | None = None,
+    partition: Partition = SINGLE,
 ) -> tuple[float, float]:
     """Mean loss and accuracy (NaN if not a classifier), without gradients."""
     n = inputs.shape[0]
     batch_size = batch_size or n
     total = torch.zeros((), dtype=torch.float64, device=inputs.device)
     correct = 0
-    for start in range(0, n, batch_size):
-        x = inputs[start : start + batch_size]
-        y = targets[start : start + batch_size]
+    share = partition.example_range(n)
+    for start in range(share.start, share.stop, batch_size):
+        stop = min(start + batch_size, share.stop)
+        x, y = inputs[start:stop], targets[start:stop]
         out = model(x)
         total += loss_fn(out, y).double() * x.shape[0]
         c = count_correct(out, y)
         correct = -1 if c < 0 or correct < 0 else correct + c
+    if partition.is_distributed:
+        total, correct = _sum_counts(partition, total, correct)
     return (total / n).item(), float("nan") if correct < 0 else correct / n
 
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from landscape.bn import analysis_mode
 from landscape.losses import LossFn
+from landscape.parallel import SINGLE, Partition
 from landscape.progress import ProgressFn, report
 from landscape.sharpness._batched import loss_and_accuracy, perturbable
 from landscape.sharpness.result import SharpnessResult
@@ -39,6 +40,7 @@ def average_case_sharpness(
     bn_mode: str = "eval",
     seed: int = 0,
     progress: ProgressFn | None = None,
+    partition: Partition = SINGLE,
 ) -> SharpnessResult:
     """Monte-Carlo estimate of E[L(w + delta)] - L(w), with its standard error (``progress``:
     draws done of ``draws``, the running mean and its standard error)."""
@@ -47,7 +49,9 @@ def average_case_sharpness(
     generator = torch.Generator().manual_seed(seed)
     gaps = []
     with analysis_mode(model, bn_mode), perturbable(model) as origin:
-        base, _ = loss_and_accuracy(model, loss_fn, inputs, targets, batch_size)
+        base, _ = loss_and_accuracy(
+            model, loss_fn, inputs, targets, batch_size, partition=partition
+        )
         for _ in range(draws):
             noise = [
                 torch.randn(w.shape, generator=generator, dtype=torch.float64).to(w) * sigma
@@ -56,10 +60,14 @@ def average_case_sharpness(
             if adaptive:
                 noise = [e * w.abs() for e, w in zip(noise, origin.values)]
             origin.move_to(noise)
-            plus, _ = loss_and_accuracy(model, loss_fn, inputs, targets, batch_size)
+            plus, _ = loss_and_accuracy(
+                model, loss_fn, inputs, targets, batch_size, partition=partition
+            )
             if antithetic:
                 origin.move_to([-e for e in noise])
-                minus, _ = loss_and_accuracy(model, loss_fn, inputs, targets, batch_size)
+                minus, _ = loss_and_accuracy(
+                    model, loss_fn, inputs, targets, batch_size, partition=partition
+                )
                 gaps.append(0.5 * (plus + minus) - base)
             else:
                 gaps.append(plus - base)

@@ -10,6 +10,7 @@ from torch.func import functional_call, jvp
 
 from landscape.bn import analysis_mode
 from landscape.losses import LossFn
+from landscape.parallel import SINGLE, Partition
 from landscape.sharpness._batched import global_norm, loss_and_grad, trainable_parameters
 from landscape.sharpness.result import SharpnessResult
 
@@ -22,11 +23,12 @@ def gradient_norm(
     *,
     batch_size: int | None = None,
     bn_mode: str = "eval",
+    partition: Partition = SINGLE,
 ) -> SharpnessResult:
     """||grad_w L(w)||_2 of the mean loss over all the examples (the full-batch gradient)."""
     with analysis_mode(model, bn_mode):
         loss, _, grads = loss_and_grad(
-            model, loss_fn, inputs, targets, trainable_parameters(model), batch_size
+            model, loss_fn, inputs, targets, trainable_parameters(model), batch_size, partition
         )
     return SharpnessResult(
         measure="gradient_norm",
@@ -45,6 +47,7 @@ def fisher_rao_norm(
     *,
     batch_size: int | None = None,
     bn_mode: str = "eval",
+    partition: Partition = SINGLE,
 ) -> SharpnessResult:
     """Empirical Fisher-Rao norm ||w||_fr = sqrt( (1/n) sum_i <w, grad_w l(f_w(x_i), y_i)>^2 ).
 
@@ -64,10 +67,12 @@ def fisher_rao_norm(
     weights = {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
     n = inputs.shape[0]
     batch_size = batch_size or n
-    total = 0.0
+    total = torch.zeros((), dtype=torch.float64, device=inputs.device)
+    share = partition.example_range(n)  # this process's examples; the squares are summed
     with analysis_mode(model, bn_mode):
-        for start in range(0, n, batch_size):
-            x, y = inputs[start : start + batch_size], targets[start : start + batch_size]
+        for start in range(share.start, share.stop, batch_size):
+            stop = min(start + batch_size, share.stop)
+            x, y = inputs[start:stop], targets[start:stop]
 
             def outputs_of(params, x=x):
                 return functional_call(model, params, (x,))
@@ -77,7 +82,8 @@ def fisher_rao_norm(
             with torch.enable_grad():
                 per_example = torch.autograd.grad(loss_fn(out, y) * x.shape[0], out)[0]
             directional = (per_example * tangent).flatten(1).sum(dim=1).double()
-            total += (directional**2).sum().item()
+            total += (directional**2).sum()
+    total = partition.sum_(total).item()
     return SharpnessResult(
         measure="fisher_rao_norm",
         value=math.sqrt(total / n),

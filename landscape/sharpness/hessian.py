@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from landscape.losses import LossFn
+from landscape.parallel import SINGLE, Partition
 from landscape.progress import ProgressFn
 from landscape.sharpness.result import SharpnessResult
 
@@ -25,6 +26,7 @@ def top_eigenvalue(
     bn_mode: str = "eval",
     seed: int = 0,
     progress: ProgressFn | None = None,
+    partition: Partition = SINGLE,
 ) -> SharpnessResult:
     """lambda_max of the Hessian of the mean loss (Lanczos, landscape.curvature)."""
     from landscape.curvature import hessian_eigenvalues
@@ -40,6 +42,7 @@ def top_eigenvalue(
         batch_size=batch_size,
         bn_mode=bn_mode,
         progress=progress,
+        partition=partition,
     )
     return SharpnessResult(
         measure="top_eigenvalue",
@@ -68,6 +71,7 @@ def hessian_trace(
     seed: int = 0,
     max_hvps: int = 2000,
     progress: ProgressFn | None = None,
+    partition: Partition = SINGLE,
 ) -> SharpnessResult:
     """tr(H) of the mean loss (Hutch++, landscape.curvature), with its standard error."""
     from landscape.curvature import hessian_trace as curvature_trace
@@ -83,6 +87,7 @@ def hessian_trace(
         batch_size=batch_size,
         bn_mode=bn_mode,
         progress=progress,
+        partition=partition,
     )
     return SharpnessResult(
         measure="trace",

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-ASCENT = ("rho", "steps", "m", "batch_size", "bn_mode", "seed", "progress")
-NOISE = ("sigma", "draws", "batch_size", "bn_mode", "seed", "progress")
+ASCENT = ("rho", "steps", "m", "batch_size", "bn_mode", "seed", "progress", "partition")
+NOISE = ("sigma", "draws", "batch_size", "bn_mode", "seed", "progress", "partition")
 
 
 @dataclass(frozen=True)
@@ -97,21 +97,21 @@ for _spec in (
         work="forward",
     ),
     MeasureSpec(
-        "gradient-norm", "landscape.sharpness.gradient:gradient_norm", ("batch_size", "bn_mode"),
+        "gradient-norm", "landscape.sharpness.gradient:gradient_norm", ("batch_size", "bn_mode", "partition"),
         "||grad L(w)||_2 over the subset",
     ),
     MeasureSpec(
         "fisher-rao-norm", "landscape.sharpness.gradient:fisher_rao_norm",
-        ("batch_size", "bn_mode"), "sqrt(mean_i <w, grad l_i>^2) (Liang et al. 2019)",
+        ("batch_size", "bn_mode", "partition"), "sqrt(mean_i <w, grad l_i>^2) (Liang et al. 2019)",
     ),
     MeasureSpec(
         "top-eigenvalue", "landscape.sharpness.hessian:top_eigenvalue",
-        ("tol", "batch_size", "bn_mode", "seed", "progress"), "lambda_max of the Hessian",
+        ("tol", "batch_size", "bn_mode", "seed", "progress", "partition"), "lambda_max of the Hessian",
         unit="products", work="hvp",
     ),
     MeasureSpec(
         "trace", "landscape.sharpness.hessian:hessian_trace",
-        ("rel_stderr", "max_hvps", "batch_size", "bn_mode", "seed", "progress"),
+        ("rel_stderr", "max_hvps", "batch_size", "bn_mode", "seed", "progress", "partition"),
         "tr H (Hutch++)", unit="products", work="hvp",
     ),
 ):  # fmt: skip

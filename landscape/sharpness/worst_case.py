@@ -29,6 +29,7 @@ from torch import nn
 
 from landscape.bn import analysis_mode
 from landscape.losses import LossFn
+from landscape.parallel import SINGLE, Partition
 from landscape.progress import ProgressFn, report
 from landscape.sharpness._batched import (
     Origin,
@@ -103,6 +104,7 @@ def _maximise_group(
     random_start: bool,
     on_step: Callable[[float], None] | None = None,
     base_loss: float | None = None,
+    partition: Partition = SINGLE,
 ) -> tuple[float, float]:
     """APGD on one group of examples: (unperturbed loss, largest perturbed loss found).
     ``base_loss``, when known, saves the forward pass at the unperturbed weights."""
@@ -112,7 +114,9 @@ def _maximise_group(
 
     origin.restore()
     if base_loss is None:
-        base_loss, _ = loss_and_accuracy(model, loss_fn, inputs, targets, batch_size)
+        base_loss, _ = loss_and_accuracy(
+            model, loss_fn, inputs, targets, batch_size, partition=partition
+        )
     if random_start:
         u = _random_start(origin.values, rho, norm, generator)
     else:
@@ -125,7 +129,9 @@ def _maximise_group(
     step_at_checkpoint, best_at_checkpoint = step, -math.inf
     for i in range(steps):
         origin.move_to(delta_of(u))
-        loss, _, grads = loss_and_grad(model, loss_fn, inputs, targets, origin.params, batch_size)
+        loss, _, grads = loss_and_grad(
+            model, loss_fn, inputs, targets, origin.params, batch_size, partition=partition
+        )
         if loss > best_loss:
             best_loss, best_u = loss, u
             improvements += 1
@@ -153,7 +159,9 @@ def _maximise_group(
                 step /= 2.0
                 u, previous = best_u, best_u
     origin.move_to(delta_of(u))
-    final_loss, _ = loss_and_accuracy(model, loss_fn, inputs, targets, batch_size)
+    final_loss, _ = loss_and_accuracy(
+        model, loss_fn, inputs, targets, batch_size, partition=partition
+    )
     best_loss = max(best_loss, final_loss)
     origin.restore()
     return base_loss, best_loss
@@ -176,6 +184,7 @@ def worst_case_sharpness(
     bn_mode: str = "eval",
     seed: int = 0,
     progress: ProgressFn | None = None,
+    partition: Partition = SINGLE,
 ) -> SharpnessResult:
     """max_{||delta / c||_p <= rho} L(w + delta) - L(w), averaged over groups of m examples.
 
@@ -201,6 +210,7 @@ def worst_case_sharpness(
         bn_mode=bn_mode,
         seed=seed,
         progress=progress,
+        partition=partition,
     )
     return result
 
@@ -222,6 +232,7 @@ def worst_case_sharpness_radii(
     bn_mode: str = "eval",
     seed: int = 0,
     progress: ProgressFn | None = None,
+    partition: Partition = SINGLE,
 ) -> list[SharpnessResult]:
     """:func:`worst_case_sharpness` at every radius in ``radii``, in one pass over the groups.
 
@@ -248,7 +259,7 @@ def worst_case_sharpness_radii(
         for index, start in enumerate(range(0, n, group)):
             x, y = inputs[start : start + group], targets[start : start + group]
             origin.restore()
-            base, _ = loss_and_accuracy(model, loss_fn, x, y, batch_size)
+            base, _ = loss_and_accuracy(model, loss_fn, x, y, batch_size, partition=partition)
             base_total += base * x.shape[0]
             for i, rho in enumerate(radii):
                 steps_done = (index * len(radii) + i) * steps
@@ -281,6 +292,7 @@ def worst_case_sharpness_radii(
                     random_start=random_start,
                     on_step=on_step if progress is not None else None,
                     base_loss=base,
+                    partition=partition,
                 )
                 group_values[i].append(best - base)
                 gap[i] += (best - base) * x.shape[0]

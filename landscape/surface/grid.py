@@ -6,10 +6,17 @@ NaN-initialised arrays with a ``done`` mask; points already done are skipped, so
 that was killed resumes where it stopped, and ``on_save`` is called every few seconds so
 the caller can persist them. The evaluation data are tensors already on the device; losses
 are averaged exactly over examples (:func:`landscape.evaluate.evaluate`).
+
+Over several processes (a :class:`~landscape.parallel.Partition`) the points left to do are
+dealt round-robin (``partition.owned``), so that a resumed run, of any world size, deals only
+the missing points. After each step every process's new values are gathered to all of them;
+``on_save`` runs on the writer only, which therefore saves every point finished by any rank up
+to its last step (a rank that dies loses at most the step it was in).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,8 +27,10 @@ from torch import nn
 
 from landscape.batching import autocast_context
 from landscape.bn import analysis_mode
+from landscape.errors import UserError
 from landscape.evaluate import evaluate_sums
 from landscape.losses import LossFn
+from landscape.parallel import SINGLE, Partition
 from landscape.progress import ProgressFn, report
 from landscape.surface.flat import FlatParameters, preserved_state, state_tensors
 from landscape.surface.recalibrate import recalibrate_batchnorm
@@ -106,13 +115,16 @@ def evaluate_points(
     on_save: Callable[[], None] | None = None,
     save_every: float = 5.0,
     progress: ProgressFn | None = None,
+    partition: Partition = SINGLE,
 ) -> int:
     """Evaluate every point ``i`` (flat index into ``done``) that is not done yet.
 
     ``results[name]`` and ``done`` are filled in place (their flattened views); ``on_save``
     runs every ``save_every`` seconds and once at the end, also after an interruption.
     ``progress`` sees points done (resumed ones included) of all, and the first metric's
-    value at the last point. Returns the number of points computed here.
+    value at the last point. Returns the number of points computed here (by this process).
+    With a ``partition`` of several processes, every one must call this with the same
+    ``done``; each evaluates its share and all end with every value (``on_save``: writer only).
     """
 
     def one(indices: list[int]) -> list[dict[str, float]]:
@@ -120,7 +132,14 @@ def evaluate_points(
         return [measure()]
 
     return evaluate_point_groups(
-        one, results, done, group=1, on_save=on_save, save_every=save_every, progress=progress
+        one,
+        results,
+        done,
+        group=1,
+        on_save=on_save,
+        save_every=save_every,
+        progress=progress,
+        partition=partition,
     )
 
 
@@ -133,6 +152,7 @@ def evaluate_point_groups(
     on_save: Callable[[], None] | None = None,
     save_every: float = 5.0,
     progress: ProgressFn | None = None,
+    partition: Partition = SINGLE,
 ) -> int:
     """:func:`evaluate_points` for ``measure_group(indices)``, which returns the metrics of up to
     ``group`` points at once (in the order given)."""
@@ -141,6 +161,10 @@ def evaluate_point_groups(
     for arr, src in [(flat_done, done), *((flat_results[k], results[k]) for k in results)]:
         if not np.shares_memory(arr, src):
             raise ValueError("results and done must be C-contiguous arrays")
+    if partition.is_distributed:
+        return _evaluate_dealt(
+            measure_group, flat_results, flat_done, group, on_save, save_every, progress, partition
+        )
     todo = np.flatnonzero(~flat_done)
     already = flat_done.size - todo.size
     last_save = time.monotonic()
@@ -166,6 +190,56 @@ def evaluate_point_groups(
                 last_save = time.monotonic()
     finally:
         if on_save is not None and computed:
+            on_save()
+    return computed
+
+
+def _evaluate_dealt(
+    measure_group, flat_results, flat_done, group, on_save, save_every, progress, partition
+) -> int:
+    """:func:`evaluate_point_groups` over the processes of ``partition``: this one evaluates
+    ``partition.owned`` of the points left, in steps of ``group``; after each step the new
+    values of all processes are gathered (one collective per step, every process takes part in
+    as many steps as the busiest one) and the writer saves every ``save_every`` seconds."""
+    todo = np.flatnonzero(~flat_done)
+    mine = [int(i) for i in partition.owned(todo)]
+    counts = partition.gather((int(todo.size), math.ceil(len(mine) / group)))
+    if len({left for left, _ in counts}) != 1:
+        raise UserError(
+            "the processes of this run disagree on the points left to compute "
+            f"({', '.join(str(left) for left, _ in counts)}): they must read the same result"
+        )
+    steps = max(n for _, n in counts)
+    already = flat_done.size - todo.size
+    last_save = time.monotonic()
+    computed = merged = 0
+    try:
+        for step in range(steps):
+            indices = mine[step * group : (step + 1) * group]
+            fresh = list(zip(indices, measure_group(indices))) if indices else []
+            computed += len(fresh)
+            for share in partition.gather(fresh):
+                for i, values in share:
+                    for name, value in values.items():
+                        flat_results[name][i] = value
+                    flat_done[i] = True
+                    merged += 1
+            last = fresh[-1][1] if fresh else {}
+            first = next(iter(last), None)
+            report(
+                progress,
+                done=already + merged,
+                total=flat_done.size,
+                estimate=None if first is None else float(last[first]),
+                name=first or "",
+            )
+            due = time.monotonic() - last_save >= save_every
+            if on_save is not None and partition.is_writer and due:
+                on_save()
+                last_save = time.monotonic()
+    finally:
+        # after an interruption or a failed rank too: the writer keeps what it has gathered
+        if on_save is not None and partition.is_writer and merged:
             on_save()
     return computed
 
@@ -233,11 +307,13 @@ def evaluate_surface(
     on_save: Callable[[SurfaceResult], None] | None = None,
     save_every: float = 5.0,
     progress: ProgressFn | None = None,
+    partition: Partition = SINGLE,
 ) -> SurfaceResult:
     """Loss/accuracy at ``theta0 + x_i d_x (+ y_j d_y)`` for every grid node (Li et al. 2018).
 
     ``theta0`` is the model's current weights; one direction per axis, matched by parameter
-    name. Pass a partly filled ``result`` to resume. The model is restored afterwards.
+    name. Pass a partly filled ``result`` to resume. The model is restored afterwards. With a
+    ``partition`` the grid points are dealt to its processes (:func:`evaluate_point_groups`).
     """
     if (y is None) != (len(directions) == 1):
         raise ValueError("give one direction for a 1-D slice (y=None) and two for a 2-D surface")
@@ -279,6 +355,7 @@ def evaluate_surface(
                 on_save=save,
                 save_every=save_every,
                 progress=progress,
+                partition=partition,
             )
         else:
             evaluate_points(
@@ -289,6 +366,7 @@ def evaluate_surface(
                 on_save=save,
                 save_every=save_every,
                 progress=progress,
+                partition=partition,
             )
     result.seconds = seconds0 + time.monotonic() - start
     return result
@@ -321,6 +399,7 @@ def evaluate_states(
     done: np.ndarray,
     on_save: Callable[[], None] | None = None,
     progress: ProgressFn | None = None,
+    partition: Partition = SINGLE,
 ) -> None:
     """Metrics of each full state (real checkpoints: parameters and buffers) into ``metrics``."""
     with preserved_state(model):
@@ -331,4 +410,5 @@ def evaluate_states(
             done,
             on_save=on_save,
             progress=progress,
+            partition=partition,
         )

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from landscape.parallel import SINGLE, Partition
 from landscape.progress import ProgressFn
 from landscape.surface.flat import FlatParameters, preserved_state
 from landscape.surface.grid import PointEvaluator, evaluate_points
@@ -163,11 +164,13 @@ def interpolate(
     on_save: Callable[[InterpolationResult], None] | None = None,
     save_every: float = 5.0,
     progress: ProgressFn | None = None,
+    partition: Partition = SINGLE,
 ) -> InterpolationResult:
     """Metrics along the polyline through ``states`` (``{name: tensor}``, matched by name).
 
     ``bn='recompute'`` expects ``measure`` to recalibrate BatchNorm at each point;
     ``bn='interpolate'`` interpolates the running statistics too. Restores the model afterwards.
+    With a ``partition`` the points are dealt to its processes (``on_save``: the writer only).
     """
     if bn not in BN_POLICIES:
         raise ValueError(f"bn must be one of {BN_POLICIES}, not {bn!r}")
@@ -191,6 +194,7 @@ def interpolate(
             on_save=save,
             save_every=save_every,
             progress=progress,
+            partition=partition,
         )
     result.seconds = seconds0 + time.monotonic() - start
     return result

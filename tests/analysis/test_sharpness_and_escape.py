@@ -1,6 +1,7 @@
 """landscape.analysis.sharpness and .escape: the measures and the escape, as the commands and
 the experiment call them."""
 
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import h5py
@@ -34,6 +35,15 @@ def _target(tmp_path, model):
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class WholeShare(Partition):
+    """A rank of a world that (here, without other processes) sums over every example: the
+    values of one process under the writing rule of its rank."""
+
+    def example_range(self, n: int) -> range:
+        return range(n)
+
+
 @pytest.mark.parametrize("rank, writes", [(0, True), (1, False)], ids=["writer", "not-writer"])
 def test_the_measures_are_saved_by_the_writer_only(tmp_path, rank, writes):
     from landscape.sharpness import compute_measure
@@ -44,7 +54,7 @@ def test_the_measures_are_saved_by_the_writer_only(tmp_path, rank, writes):
     out = tmp_path / "s.h5"
     options = SharpnessOptions(measures=["gradient-norm", "top-eigenvalue"], batch_size=16)
     [(name, result)] = analyse_sharpness(
-        options, [_target(tmp_path, model)], x, y, out, partition=Partition(rank, 2, "gloo")
+        options, [_target(tmp_path, model)], x, y, out, partition=WholeShare(rank, 2, "gloo")
     )
     expected = compute_measure(
         "top-eigenvalue", model, torch.nn.functional.cross_entropy, x, y, tol=1e-3

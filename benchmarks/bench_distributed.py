@@ -1,0 +1,189 @@
+"""1 rank x 1 thread against N ranks x 1 thread (torchrun, Gloo on this CPU), side by side.
+
+Cases (ResNet-20, random weights, float32, CIFAR-shaped random inputs, eval-mode BatchNorm):
+
+* ``surface`` -- grid points of a 21x21 random-direction surface over ``--samples`` inputs
+  (:func:`landscape.surface.evaluate_surface`, points dealt by ``Partition.owned``); the grid is
+  started as a resumed one with ``--points`` points left, so the 441-point time is extrapolated
+  from the measured rate;
+* ``eigenvalues`` -- top-5 Lanczos eigenvalues (:class:`landscape.curvature.HessianOperator`,
+  each rank its share of ``--samples`` examples, one all-reduce of the float64 product),
+  stopped after ``--products`` products; the bytes and the median time of the all-reduce;
+* ``train`` -- one SAM epoch, ``landscape train --arch resnet20 --dataset digits --epochs 1
+  --sam-start 0`` under torchrun (data-parallel training is h14b's DistributedDataParallel).
+
+Printed: seconds per unit (point, product, epoch) at 1 and N ranks, the speed-up (1-rank time /
+N-rank time), the efficiency (speed-up / N) and, for products, what the collectives cost.
+
+    python benchmarks/bench_distributed.py            # all cases, N = 2
+    python benchmarks/bench_distributed.py --cases surface eigenvalues --ranks 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _model_and_data(samples: int):
+    import torch
+
+    from landscape.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("resnet20", (3, 32, 32), 10).eval()
+    x = torch.randn(samples, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 10, (samples,), generator=torch.Generator().manual_seed(2))
+    return model, x, y
+
+
+def surface_case(partition, args) -> dict:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from landscape.surface import PointEvaluator, SurfaceResult, evaluate_surface
+
+    model, x, y = _model_and_data(args.samples)
+    gen = torch.Generator().manual_seed(3)
+    directions = [
+        {n: torch.randn(p.shape, generator=gen) for n, p in model.named_parameters()} for _ in "xy"
+    ]
+    grid = np.linspace(-1, 1, 21)
+    measure = PointEvaluator(F.cross_entropy, {"test": (x, y)}, batch_size=args.samples)
+    result = SurfaceResult.empty(grid, grid, measure.names)
+    result.done.reshape(-1)[: result.done.size - args.points] = True  # a resumed grid
+    partition.barrier()
+    started = time.perf_counter()
+    evaluate_surface(model, directions, measure, grid, grid, result=result, partition=partition)
+    seconds = time.perf_counter() - started
+    return {"unit": "point", "seconds": seconds / args.points, "units": args.points}
+
+
+def eigenvalues_case(partition, args) -> dict:
+    import statistics
+
+    import torch.nn.functional as F
+
+    from landscape.curvature import HessianOperator, lanczos_eigs
+
+    model, x, y = _model_and_data(args.samples)
+    op = HessianOperator(model, F.cross_entropy, x, y, batch_size=args.samples, partition=partition)
+    op.matvec(op.flat_parameters())  # builds the kept graph: not part of the rate
+    partition.barrier()
+    started = time.perf_counter()
+    before = op.hvp_count
+    lanczos_eigs(op, 5, tol=1e-12, max_hvps=args.products, seed=0)
+    seconds = (time.perf_counter() - started) / (op.hvp_count - before)
+    reduce = op.collective_seconds[1:]
+    return {
+        "unit": "product",
+        "seconds": seconds,
+        "units": op.hvp_count - before,
+        "collective_bytes": op.collective_bytes,
+        "collective_seconds": statistics.median(reduce) if reduce else 0.0,
+    }
+
+
+def train_command(ranks: int, folder: Path) -> list[str]:
+    launcher = [sys.executable, "-m", "landscape"]
+    if ranks > 1:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        launcher += [f"--nproc_per_node={ranks}", "-m", "landscape"]
+    return launcher + [
+        "train", "--arch", "resnet20", "--dataset", "digits", "--epochs", "1",
+        "--sam-start", "0", "--batch-size", "128", "--device", "cpu", "--threads", "1",
+        "--run-name", str(folder / f"ranks{ranks}"), "--quiet",
+    ]  # fmt: skip
+
+
+def run_case(case: str, ranks: int, args) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    with tempfile.TemporaryDirectory() as folder:
+        if case == "train":
+            started = time.perf_counter()
+            done = subprocess.run(train_command(ranks, Path(folder)), env=env, cwd=folder)
+            if done.returncode != 0:
+                return {"unit": "epoch", "seconds": float("nan"), "failed": True}
+            return {"unit": "epoch", "seconds": time.perf_counter() - started, "units": 1}
+        out = Path(folder) / "result.json"
+        worker = [str(Path(__file__).resolve()), "--worker", case, "--result", str(out)]
+        worker += ["--samples", str(args.samples), "--points", str(args.points)]
+        worker += ["--products", str(args.products)]
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        subprocess.run([*launcher, f"--nproc_per_node={ranks}", *worker], env=env, check=True)
+        return json.loads(out.read_text())
+
+
+def worker(args) -> None:
+    import torch
+
+    from landscape.distributed import partition_from_environment, shutdown
+
+    torch.set_num_threads(1)
+    partition = partition_from_environment(torch.device("cpu"))
+    found = {"surface": surface_case, "eigenvalues": eigenvalues_case}[args.worker](partition, args)
+    seconds = partition.gather(found["seconds"])
+    found["seconds"] = max(seconds)  # the slowest rank decides
+    if partition.is_writer:
+        Path(args.result).write_text(json.dumps(found))
+    shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", default=["surface", "eigenvalues", "train"])
+    parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=256, help="examples (default: 256)")
+    parser.add_argument("--points", type=int, default=16, help="grid points timed (default: 16)")
+    parser.add_argument("--products", type=int, default=12, help="products timed (default: 12)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    rows = []
+    for case in args.cases:
+        one, many = run_case(case, 1, args), run_case(case, args.ranks, args)
+        speedup = one["seconds"] / many["seconds"]
+        extra = ""
+        if "collective_bytes" in many:
+            share = many["collective_seconds"] / many["seconds"]
+            extra = (
+                f"{many['collective_bytes'] / 2**20:.2f} MiB, "
+                f"{1e3 * many['collective_seconds']:.1f} ms ({100 * share:.0f}%)"
+            )
+        rows.append(
+            [
+                case,
+                f"{one['seconds']:.3f} s/{one['unit']}",
+                f"{many['seconds']:.3f} s/{many['unit']}",
+                f"{speedup:.2f}x",
+                f"{100 * speedup / args.ranks:.0f}%",
+                extra,
+            ]
+        )
+        if case == "surface":
+            rows[-1][0] += " (21x21: " + f"{441 * many['seconds']:.0f} s on {args.ranks})"
+    header = ["case", "1 rank", f"{args.ranks} ranks", "speed-up", "efficiency"]
+    header += ["all-reduce per product"]
+    table = [header, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    print(
+        f"ResNet-20, {args.samples} inputs (train: digits), float32, 1 thread per rank, Gloo, CPU"
+    )
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+if __name__ == "__main__":
+    main()
