@@ -50,6 +50,9 @@ examples:
       --out analyses/hessian.h5
 """
 
+# The registry's keys (landscape.curvature.gauss_newton.CURVATURES), kept here so that --help
+# does not import torch; tests/curvature checks that the two agree.
+CURVATURE_CHOICES = ("hessian", "ggn", "fisher", "fisher-mc")
 DEFAULT_SAMPLES = 5000
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_OUT = "analyses/hessian.h5"
@@ -128,6 +131,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Gaussian smoothing width (default: 1%% of the spectrum's span)",
     )
     group = parser.add_argument_group("the operator")
+    group.add_argument(
+        "--curvature",
+        choices=list(CURVATURE_CHOICES),
+        default="hessian",
+        help="the matrix analysed: the Hessian (default), the generalised Gauss-Newton "
+        "J^T H_out J (ggn), the empirical Fisher mean g_i g_i^T (fisher), or the Fisher "
+        "with labels sampled from the model (fisher-mc, seeded by --seed)",
+    )
+    group.add_argument(
+        "--fisher-samples",
+        type=positive_int,
+        default=1,
+        help="labels sampled per example for --curvature fisher-mc (default: 1)",
+    )
     group.add_argument(
         "--bn-mode",
         choices=["eval", "train"],
@@ -243,6 +260,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--split must be train or test, not {args.split!r}")
     if args.label_smoothing and args.loss != "cross-entropy":
         raise UserError("--label-smoothing applies to --loss cross-entropy only")
+    if args.curvature == "fisher-mc" and args.label_smoothing:
+        raise UserError(
+            "--curvature fisher-mc needs the loss to be the model's negative log-likelihood: "
+            "drop --label-smoothing (or use --curvature ggn, its expectation)"
+        )
+    if args.fisher_samples != 1 and args.curvature != "fisher-mc":
+        raise UserError("--fisher-samples is an option of --curvature fisher-mc")
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     seed_everything(args.seed)
     targets, data = load_targets(
@@ -318,22 +342,28 @@ def analyse(
 ) -> dict:
     """Everything asked for on one model; plain numbers and arrays, ready to store. Each
     quantity is one phase of ``reporter`` (``prefix`` names the checkpoint)."""
-    from landscape.curvature import TRACE_METHODS, HessianOperator, lanczos_eigs
+    from landscape.curvature import TRACE_METHODS, lanczos_eigs
     from landscape.curvature.density import slq_density
+    from landscape.curvature.gauss_newton import curvature_operator
     from landscape.progress import Reporter
 
     reporter = reporter or Reporter(enabled=False)
     result: dict = {}
-    with HessianOperator(
+    with curvature_operator(
+        args.curvature,
         model,
         loss_fn,
         x,
         y,
+        loss_name=args.loss,
+        mc_samples=args.fisher_samples,
+        mc_seed=args.seed,
         batch_size=product_batch(model, loss_fn, x, y, args),
         bn_mode=args.bn_mode,
         engine=args.hvp,
         weight_decay=weight_decay,
     ) as op:
+        result["curvature"] = op.curvature
         result["engine"] = op.engine_name
         result["batch_size"] = op.batch_size
         result["weight_decay"] = weight_decay
@@ -422,6 +452,8 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
     from landscape.target import provenance
 
     config = {
+        "curvature": result["curvature"],
+        "fisher_samples": args.fisher_samples if result["curvature"] == "fisher-mc" else None,
         "dataset": data.name,
         "loss": args.loss,
         "label_smoothing": args.label_smoothing,
@@ -464,7 +496,7 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
                 config=config,
             ),
         )
-        store.set_attrs(group, cost_note=result["cost_note"])
+        store.set_attrs(group, cost_note=result["cost_note"], curvature=result["curvature"])
         for which, prefix in (("top", ""), ("bottom", "bottom_")):
             eig = result.get(which)
             if eig is None:

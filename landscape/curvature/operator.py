@@ -68,7 +68,13 @@ class HessianOperator(AbstractContextManager):
         Adds ``weight_decay * I``, the Hessian of ``weight_decay / 2 * ||theta||^2``.
     memory_budget:
         Bytes the cached engine may keep in graphs (default: half the free memory).
+    parameters:
+        Names of the parameters the operator acts on (default: all that require gradients):
+        the diagonal block ``H[B, B]`` of the full Hessian for the subset ``B``, computed by
+        differentiating with respect to those parameters alone.
     """
+
+    curvature = "hessian"  # what the operator is a product with (the registry's key)
 
     def __init__(
         self,
@@ -83,6 +89,7 @@ class HessianOperator(AbstractContextManager):
         engine: str = "auto",
         weight_decay: float = 0.0,
         memory_budget: int | None = None,
+        parameters: Sequence[str] | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
@@ -91,6 +98,13 @@ class HessianOperator(AbstractContextManager):
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         if not named:
             raise ValueError("the model has no parameters that require gradients")
+        if parameters is not None:
+            unknown = set(parameters) - {n for n, _ in named}
+            if unknown:
+                raise ValueError(f"no trainable parameters named {sorted(unknown)}")
+            named = [(n, p) for n, p in named if n in set(parameters)]
+            if not named:
+                raise ValueError("the parameter subset is empty")
         self.model, self.loss_fn, self.bn_mode = model, loss_fn, bn_mode
         self.weight_decay = float(weight_decay)
         self.names = [n for n, _ in named]

@@ -1,0 +1,65 @@
+"""`landscape hessian --curvature` and `--blocks` end to end on a tiny digits checkpoint."""
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from landscape.cli import main
+from landscape.curvature import hessian_eigenvalues
+from landscape.data import fixed_subset, load_dataset
+from landscape.losses import make_loss
+from landscape.models import build_model
+from tests.cli.test_hessian_cli import _save
+
+FAST = ["--samples", "64", "--device", "cpu", "--tol", "1e-6", "--batch-size", "32"]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("run-c", numbered=False)
+    torch.manual_seed(0)
+    return _save(
+        folder / "epoch-002-sgd.pt", build_model("cnn-bn", (1, 8, 8), 10), "cnn-bn", 2, "sgd"
+    )
+
+
+def _subset():
+    x, y = fixed_subset(*load_dataset("digits").split("train"), 64, 0)
+    return x.float(), y
+
+
+@pytest.mark.parametrize("curvature", ["ggn", "fisher", "fisher-mc"])
+def test_curvature_is_analysed_and_recorded(ckpt, tmp_path, curvature):
+    out = tmp_path / "h.h5"
+    argv = ["hessian", str(ckpt), "--curvature", curvature, "--top-k", "2", *FAST]
+    assert main([*argv, "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        group = f["hessian/run-c_epoch-002-sgd"]
+        assert group.attrs["curvature"] == curvature
+        eigenvalues = group["eigenvalues"][()]
+    if curvature == "fisher-mc":
+        assert np.all(eigenvalues > 0)
+        return
+    model = build_model("cnn-bn", (1, 8, 8), 10)
+    model.load_state_dict(torch.load(ckpt, weights_only=True)["model"])
+    x, y = _subset()
+    expected = hessian_eigenvalues(
+        model.eval(), make_loss(), x, y, k=2, tol=1e-8, curvature=curvature, batch_size=32
+    ).eigenvalues
+    assert np.allclose(eigenvalues, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--curvature", "fisher-mc", "--label-smoothing", "0.1"], "negative log-likelihood"),
+        (["--fisher-samples", "4"], "--fisher-samples"),
+    ],
+)
+def test_curvature_options_that_do_not_apply_are_errors(ckpt, tmp_path, capsys, argv, message):
+    out = tmp_path / "h.h5"
+    assert main(["hessian", str(ckpt), *argv, *FAST, "--out", str(out)]) != 0
+    assert message in capsys.readouterr().err and not out.exists()
