@@ -130,6 +130,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_float,
         help="Gaussian smoothing width (default: 1%% of the spectrum's span)",
     )
+    group.add_argument(
+        "--blocks",
+        metavar="layer|type|REGEX[,REGEX...]",
+        help="also the spectra of diagonal blocks, per parameter group: each module holding "
+        "parameters (layer), each kind conv/linear/norm/embedding/attention (type), or the "
+        "parameters whose names match each expression; every block gets what is asked of "
+        "the whole (--top-k, default 1, --bottom-k, --trace, --density)",
+    )
     group = parser.add_argument_group("the operator")
     group.add_argument(
         "--curvature",
@@ -313,6 +321,9 @@ def run(args: argparse.Namespace) -> int:
         )
     sys.stderr.flush()  # log lines first, then the results, each on its own lines
     print(summary_table(rows, args.top_k))
+    for name, _, result in rows:
+        if result.get("blocks"):
+            print(f"\n{name}: blocks ({args.curvature})\n{blocks_table(result['blocks'])}")
     print(f"wrote {out}", flush=True)
     return 0
 
@@ -430,7 +441,119 @@ def analyse(
                 )
         result["hvp_count"] = op.hvp_count
         result["cost_note"] = op.cost_note()
+    if args.blocks:
+        result["blocks"] = analyse_blocks(
+            model, loss_fn, x, y, args, weight_decay, result["batch_size"], reporter, prefix
+        )
     return result
+
+
+def analyse_blocks(
+    model, loss_fn, x, y, args, weight_decay: float, batch_size: int, reporter, prefix: str
+) -> list:
+    """:class:`~landscape.curvature.blocks.BlockSpectrum` of every block of ``--blocks``."""
+    from landscape.curvature.blocks import block_spectrum, parameter_blocks
+    from landscape.curvature.gauss_newton import curvature_operator
+
+    blocks = parameter_blocks(model, args.blocks)
+    trace = density = None
+    if args.trace:
+        trace = {
+            "method": args.trace_method,
+            "rel_stderr": args.trace_rel_stderr,
+            "max_hvps": args.trace_max_hvps,
+        }
+    if args.density:
+        density = {
+            "runs": args.density_runs,
+            "steps": args.density_steps,
+            "sigma": args.density_sigma,
+        }
+    spectra = []
+    for i, (name, parameters) in enumerate(blocks.items()):
+        phase_name = f"{prefix}block {i + 1}/{len(blocks)} {name}"
+        with (
+            curvature_operator(
+                args.curvature,
+                model,
+                loss_fn,
+                x,
+                y,
+                loss_name=args.loss,
+                mc_samples=args.fisher_samples,
+                mc_seed=args.seed,
+                batch_size=batch_size,
+                bn_mode=args.bn_mode,
+                engine=args.hvp,
+                weight_decay=weight_decay,
+                parameters=parameters,
+            ) as op,
+            reporter.phase(phase_name, unit="products") as phase,
+        ):
+            spectra.append(
+                block_spectrum(
+                    name,
+                    op,
+                    top_k=args.top_k or 1,
+                    bottom_k=args.bottom_k,
+                    tol=args.tol,
+                    stop=args.stop,
+                    max_hvps=args.max_hvps,
+                    seed=args.seed,
+                    trace=trace,
+                    density=density,
+                    progress=phase,
+                )
+            )
+    return spectra
+
+
+def write_blocks(group, spectra) -> None:
+    """``blocks/<block>/``: what was computed on each block, and the block's parameters."""
+    import numpy as np
+
+    from landscape import store
+    from landscape.curvature.blocks import storage_name
+
+    folder = group.create_group("blocks")
+    store.set_attrs(folder, order=[storage_name(s.name) for s in spectra])
+    for spectrum in spectra:
+        block = folder.create_group(storage_name(spectrum.name))
+        store.set_attrs(
+            block, name=spectrum.name, dim=spectrum.dim, parameter_names=spectrum.parameters
+        )
+        store.write_dataset(block, "hvp_count", int(spectrum.hvp_count))
+        for eig, prefix in ((spectrum.top, ""), (spectrum.bottom, "bottom_")):
+            if eig is None:
+                continue
+            store.write_dataset(
+                block,
+                f"{prefix}eigenvalues",
+                np.asarray(eig.eigenvalues, np.float64),
+                converged=eig.converged,
+                tol=eig.tol,
+                hvp_count=eig.hvp_count,
+            )
+            store.write_dataset(block, f"{prefix}residuals", np.asarray(eig.residuals, np.float64))
+            store.write_dataset(
+                block, f"{prefix}error_bounds", np.asarray(eig.error_bounds, np.float64)
+            )
+        if spectrum.trace is not None:
+            trace = spectrum.trace
+            store.write_dataset(
+                block,
+                "trace",
+                trace.trace,
+                method=trace.method,
+                converged=trace.converged,
+                hvp_count=trace.hvp_count,
+            )
+            store.write_dataset(block, "trace_stderr", trace.stderr)
+        if spectrum.density is not None:
+            density = block.create_group("density")
+            for key in ("grid", "values", "nodes", "weights"):
+                store.write_dataset(density, key, getattr(spectrum.density, key))
+            store.set_attrs(density, sigma=spectrum.density.sigma)
 
 
 def _per_parameter(op, vectors) -> dict:
@@ -453,6 +576,7 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
 
     config = {
         "curvature": result["curvature"],
+        "blocks": args.blocks,
         "fisher_samples": args.fisher_samples if result["curvature"] == "fisher-mc" else None,
         "dataset": data.name,
         "loss": args.loss,
@@ -538,6 +662,8 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
         )
         store.write_dataset(group, "trace_stderr", trace.stderr if trace else math.nan)
         store.write_dataset(group, "hvp_count", int(result["hvp_count"]))
+        if result.get("blocks"):
+            write_blocks(group, result["blocks"])
         density = result.get("density")
         if density is not None:
             folder = group.create_group("density")
@@ -553,6 +679,19 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
                 hvp_count=density.hvp_count,
             )
     return name
+
+
+def blocks_table(spectra) -> str:
+    """block | parameters | lambda1 | trace +- stderr, as aligned text."""
+    lines = [["block", "dim", "lambda1", "trace"]]
+    for s in spectra:
+        top = f"{s.top.eigenvalues[0]:.5g}" if s.top is not None else ""
+        trace = f"{s.trace.trace:.5g} +- {s.trace.stderr:.2g}" if s.trace is not None else ""
+        lines.append([s.name, str(s.dim), top, trace])
+    widths = [max(len(row[i]) for row in lines) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines
+    )
 
 
 def summary_table(rows, top_k: int) -> str:

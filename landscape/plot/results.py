@@ -113,6 +113,19 @@ class Interpolation:
 
 
 @dataclass
+class BlockRecord:
+    """One block of ``hessian/<ckpt>/blocks/`` (``landscape hessian --blocks``)."""
+
+    name: str
+    parameters: list[str]
+    eigenvalues: np.ndarray
+    trace: float | None
+    trace_stderr: float | None
+    density_grid: np.ndarray | None
+    density_values: np.ndarray | None
+
+
+@dataclass
 class HessianRecord:
     name: str
     eigenvalues: np.ndarray
@@ -121,6 +134,7 @@ class HessianRecord:
     density_grid: np.ndarray | None
     density_values: np.ndarray | None
     meta: Meta
+    blocks: list[BlockRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -376,12 +390,53 @@ def _json_list(value: Any) -> list:
     return []
 
 
-def read_hessian(group: h5py.Group) -> HessianRecord:
-    eigenvalues = _array(group, "eigenvalues")
-    grid = values = None
+def _density(group: h5py.Group) -> tuple[np.ndarray | None, np.ndarray | None]:
     if "density" in group and "grid" in group["density"] and "values" in group["density"]:
         grid = np.asarray(group["density/grid"][()], dtype=float)
-        values = np.asarray(group["density/values"][()], dtype=float)
+        return grid, np.asarray(group["density/values"][()], dtype=float)
+    return None, None
+
+
+def _json_list(value: Any) -> list:
+    """A list attribute (:func:`landscape.store.set_attrs` writes lists as JSON)."""
+    try:
+        parsed = json.loads(_text(value) or "[]")
+    except ValueError:
+        return []
+    return parsed if isinstance(parsed, list) else []
+
+
+def read_blocks(group: h5py.Group) -> list[BlockRecord]:
+    """The blocks of a hessian group, in the order they were written."""
+    if "blocks" not in group:
+        return []
+    folder = group["blocks"]
+    order = _json_list(folder.attrs.get("order")) or list(folder)
+    records = []
+    for key in order:
+        if key not in folder:
+            continue
+        block = folder[key]
+        eigenvalues = _array(block, "eigenvalues")
+        grid, values = _density(block)
+        names = _json_list(block.attrs.get("parameter_names"))
+        records.append(
+            BlockRecord(
+                name=_text(block.attrs.get("name", key)) or key,
+                parameters=[str(n) for n in names],
+                eigenvalues=np.atleast_1d(eigenvalues) if eigenvalues is not None else np.empty(0),
+                trace=_number(_array(block, "trace")),
+                trace_stderr=_number(_array(block, "trace_stderr")),
+                density_grid=grid,
+                density_values=values,
+            )
+        )
+    return records
+
+
+def read_hessian(group: h5py.Group) -> HessianRecord:
+    eigenvalues = _array(group, "eigenvalues")
+    grid, values = _density(group)
     return HessianRecord(
         name=group.name.split("/")[-1],
         eigenvalues=np.atleast_1d(eigenvalues) if eigenvalues is not None else np.empty(0),
@@ -390,6 +445,7 @@ def read_hessian(group: h5py.Group) -> HessianRecord:
         density_grid=grid,
         density_values=values,
         meta=read_meta(group),
+        blocks=read_blocks(group),
     )
 
 

@@ -1,5 +1,7 @@
 """`landscape hessian --curvature` and `--blocks` end to end on a tiny digits checkpoint."""
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -63,3 +65,33 @@ def test_curvature_options_that_do_not_apply_are_errors(ckpt, tmp_path, capsys, 
     out = tmp_path / "h.h5"
     assert main(["hessian", str(ckpt), *argv, *FAST, "--out", str(out)]) != 0
     assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_blocks_are_stored_per_layer_with_their_parameters_and_plotted(ckpt, tmp_path, capsys):
+    out = tmp_path / "h.h5"
+    argv = ["hessian", str(ckpt), "--blocks", "layer", "--curvature", "ggn", "--top-k", "2"]
+    assert main([*argv, "--trace", "--trace-rel-stderr", "0.3", *FAST, "--out", str(out)]) == 0
+    model = build_model("cnn-bn", (1, 8, 8), 10)
+    model.load_state_dict(torch.load(ckpt, weights_only=True)["model"])
+    layers = [name for name, m in model.named_modules() if list(m.parameters(recurse=False))]
+    x, y = _subset()
+    with h5py.File(out) as f:
+        blocks = f["hessian/run-c_epoch-002-sgd/blocks"]
+        assert sorted(blocks) == sorted(layers)
+        for layer in layers:
+            names = [f"{layer}.{n}" for n, _ in model.get_submodule(layer).named_parameters()]
+            block = blocks[layer]
+            assert json.loads(block.attrs["parameter_names"]) == names
+            assert block["trace"][()] > 0
+            expected = hessian_eigenvalues(
+                model.eval(), make_loss(), x, y, k=2, tol=1e-8, curvature="ggn", parameters=names
+            ).eigenvalues
+            assert np.allclose(block["eigenvalues"][()], expected, rtol=1e-4)
+    assert main(["plot", str(out), "--out", str(tmp_path / "figs")]) == 0
+    assert "hessian-blocks-run-c_epoch-002-sgd" in capsys.readouterr().out
+
+
+def test_a_block_expression_that_matches_nothing_is_an_error(ckpt, tmp_path, capsys):
+    out = tmp_path / "h.h5"
+    assert main(["hessian", str(ckpt), "--blocks", "nothing", *FAST, "--out", str(out)]) != 0
+    assert "matches no trainable parameter" in capsys.readouterr().err and not out.exists()
