@@ -35,9 +35,10 @@ and trace_stderr (NaN when not asked for), hvp_count, density/{grid,values,nodes
 stderr); a group holding another checkpoint's result is never replaced (NAME-2 is written
 instead).
 
-Eigenvalues stop when every residual <= tol * |lambda| (Lanczos, full reorthogonalisation),
-or with --stop gap when every eigenvalue error bound min(r, r^2/gap) <= tol * |lambda|
-(Kato-Temple; gap from the neighbouring Ritz values): eigenvalues to tol in fewer products.
+Eigenvalues stop when every eigenvalue error bound min(r, r^2/gap) <= tol * |lambda|
+(Kato-Temple; gap from the neighbouring Ritz values; Lanczos, full reorthogonalisation), or,
+with --stop residual or --eigenvectors, when every residual <= tol * |lambda|; residuals and
+error bounds are stored either way.
 The trace stops at the requested relative standard error (Hutch++, Meyer et al. 2021,
 with a Lanczos deflation basis of adaptive rank).
 The density is stochastic Lanczos quadrature (Ghorbani et al. 2019).
@@ -89,13 +90,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--stop",
         choices=["residual", "gap"],
-        default="residual",
-        help="eigenvalue stopping rule: residual <= tol |lambda| (default), or the "
-        "error bound r^2/gap <= tol |lambda| (eigenvalues only; faster)",
+        help="eigenvalue stopping rule: the error bound min(r, r^2/gap) <= tol |lambda| "
+        "(gap, the default; fewer products), or residual <= tol |lambda| (residual, the "
+        "default with --eigenvectors, which it certifies too)",
     )
     group.add_argument("--max-hvps", type=positive_int, help="product budget per eigenvalue run")
     group.add_argument(
         "--eigenvectors", action="store_true", help="save the eigenvectors, per parameter"
+    )
+    group.add_argument(
+        "--warm-start",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="start Lanczos from the previous checkpoint's top Ritz vectors when several "
+        "checkpoints of one run are analysed (same parameters; default: on)",
     )
     group.add_argument(
         "--trace",
@@ -207,6 +215,8 @@ def resolve_plan(args: argparse.Namespace) -> None:
         args.top_k = DEFAULT_TOP_K
     args.top_k, args.bottom_k = args.top_k or 0, args.bottom_k or 0
     args.trace, args.density = bool(args.trace), bool(args.density)
+    if args.stop is None:  # eigenvectors need small residuals; eigenvalues only a small error
+        args.stop = "residual" if args.eigenvectors else "gap"
     if not (args.top_k or args.bottom_k or args.trace or args.density):
         raise UserError("nothing to compute: name --top-k K, --bottom-k K, --trace or --density")
     for quantity, defaults in (("trace", TRACE_DEFAULTS), ("density", DENSITY_DEFAULTS)):
@@ -295,9 +305,11 @@ def run(args: argparse.Namespace) -> int:
 
     reporter = cli_reporter()
     rows = []
+    previous: tuple | None = None  # (run folder, the last result) for warm starts
     for i, target in enumerate(targets):
         started = time.monotonic()
         prefix = f"[{i + 1}/{len(targets)}] {target.stem}: " if len(targets) > 1 else ""
+        same_run = previous is not None and previous[0] == target.path.parent
         result = analyse(
             target.model,
             loss_fn,
@@ -308,7 +320,11 @@ def run(args: argparse.Namespace) -> int:
             log,
             reporter,
             prefix,
+            warm=previous[1] if same_run and args.warm_start else None,
         )
+        if previous is not None:  # only the last checkpoint's vectors are needed
+            previous[1].pop("top_ritz", None), previous[1].pop("bottom_ritz", None)
+        previous = (target.path.parent, result)
         seconds = time.monotonic() - started
         name = write_result(out, target, result, args, data, x.shape[0], seconds)
         rows.append((name, target, result))
@@ -350,12 +366,15 @@ def analyse(
     log,
     reporter=None,
     prefix: str = "",
+    warm: dict | None = None,
 ) -> dict:
     """Everything asked for on one model; plain numbers and arrays, ready to store. Each
-    quantity is one phase of ``reporter`` (``prefix`` names the checkpoint)."""
+    quantity is one phase of ``reporter`` (``prefix`` names the checkpoint). ``warm``, the
+    result of the previous checkpoint of the same run, gives Lanczos its start vectors."""
     from landscape.curvature import TRACE_METHODS, lanczos_eigs
     from landscape.curvature.density import slq_density
     from landscape.curvature.gauss_newton import curvature_operator
+    from landscape.curvature.lanczos import warm_start
     from landscape.progress import Reporter
 
     reporter = reporter or Reporter(enabled=False)
@@ -383,6 +402,10 @@ def analyse(
             if k == 0:
                 continue
             name = f"{which}-{k} eigenvalue" + ("s" if k > 1 else "")
+            start = None
+            old = (warm or {}).get(f"{which}_ritz")
+            if old is not None and warm["parameter_names"] == op.names and old.shape[1] == op.dim:
+                start = warm_start(old, seed=args.seed)
             with reporter.phase(f"{prefix}{name}", unit="products") as phase:
                 eig = lanczos_eigs(
                     op,
@@ -391,10 +414,15 @@ def analyse(
                     tol=args.tol,
                     max_hvps=args.max_hvps,
                     seed=args.seed,
-                    eigenvectors=args.eigenvectors,
+                    # Ritz vectors are kept for the next checkpoint's start
+                    eigenvectors=args.eigenvectors or args.warm_start,
                     stop=args.stop,
+                    start=start,
                     progress=phase,
                 )
+            result[f"{which}_start"] = "random" if start is None else "warm"
+            if args.warm_start:
+                result[f"{which}_ritz"] = eig.eigenvectors
             if not eig.converged:
                 log.warning(
                     "%s-%d eigenvalues did not reach tol %g within %d products "
@@ -406,7 +434,7 @@ def analyse(
                     float(eig.relative_residuals.max()),
                 )
             result[which] = eig
-            if eig.eigenvectors is not None:
+            if args.eigenvectors:
                 result[f"{which}_vectors"] = {
                     name: part.detach().cpu().numpy()
                     for name, part in _per_parameter(op, eig.eigenvectors).items()
@@ -586,6 +614,7 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
         "hvp_engine": result["engine"],
         "tol": args.tol,
         "stop": args.stop,
+        "warm_start": args.warm_start,
         "top_k": args.top_k,
         "bottom_k": args.bottom_k,
         "max_hvps": args.max_hvps,
@@ -632,6 +661,8 @@ def write_result(out, target, result: dict, args, data, samples: int, seconds: f
                 converged=eig.converged,
                 tol=eig.tol,
                 hvp_count=eig.hvp_count,
+                stop=eig.stop,
+                start=result[f"{which}_start"],
             )
             store.write_dataset(group, f"{prefix}residuals", np.asarray(eig.residuals, np.float64))
             store.write_dataset(

@@ -85,12 +85,13 @@ def hessian_eigenvalues(
     seed: int = 0,
     eigenvectors: bool = False,
     max_hvps: int | None = None,
-    stop: str = "residual",
+    stop: str | None = None,
     progress: ProgressFn | None = None,
     **operator_options: Any,
 ) -> EigResult:
-    """Top-k (or ``which="bottom"``) Hessian eigenpairs of the mean loss, to relative residual
-    ``tol`` (or, with ``stop="gap"``, to eigenvalue error bound ``r^2/gap <= tol |lambda|``).
+    """Top-k (or ``which="bottom"``) Hessian eigenpairs of the mean loss, to eigenvalue error
+    bound ``min(r, r^2/gap) <= tol |lambda|`` (``stop="gap"``, the default without
+    eigenvectors) or to relative residual ``tol`` (``stop="residual"``, the default with them).
     ``operator_options`` go to :class:`HessianOperator` (``batch_size``, ``bn_mode``,
     ``engine``, ``weight_decay``, ``memory_budget``, ``parameters``; ``curvature`` picks
     another matrix, e.g. ``"ggn"``); ``progress`` as in

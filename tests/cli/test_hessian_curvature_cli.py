@@ -95,3 +95,33 @@ def test_a_block_expression_that_matches_nothing_is_an_error(ckpt, tmp_path, cap
     out = tmp_path / "h.h5"
     assert main(["hessian", str(ckpt), "--blocks", "nothing", *FAST, "--out", str(out)]) != 0
     assert "matches no trainable parameter" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.fixture(scope="module")
+def run_pair(tmp_path_factory):
+    """Two nearby checkpoints of one run (the second a small step away from the first)."""
+    folder = tmp_path_factory.mktemp("run-w", numbered=False)
+    torch.manual_seed(1)
+    model = build_model("mlp", (1, 8, 8), 10)
+    first = _save(folder / "epoch-001-sgd.pt", model, "mlp", 1, "sgd")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1e-3 * torch.randn_like(p))
+    return first, _save(folder / "epoch-002-sgd.pt", model, "mlp", 2, "sgd")
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_the_next_checkpoint_of_a_run_starts_from_the_previous_ritz_vectors(
+    run_pair, tmp_path, warm
+):
+    out = tmp_path / "h.h5"
+    flag = "--warm-start" if warm else "--no-warm-start"
+    argv = ["hessian", *map(str, run_pair), "--top-k", "1", flag, *FAST, "--out", str(out)]
+    assert main(argv) == 0
+    with h5py.File(out) as f:
+        first, second = (f[f"hessian/run-w_epoch-00{i}-sgd/eigenvalues"] for i in (1, 2))
+        assert first.attrs["start"] == "random"
+        assert second.attrs["start"] == ("warm" if warm else "random")
+        assert second.attrs["converged"] and second.attrs["stop"] == "gap"
+        if warm:
+            assert second.attrs["hvp_count"] < first.attrs["hvp_count"]
