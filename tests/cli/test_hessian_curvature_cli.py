@@ -110,7 +110,7 @@ def run_pair(tmp_path_factory):
     return first, _save(folder / "epoch-002-sgd.pt", model, "mlp", 2, "sgd")
 
 
-@pytest.mark.parametrize("warm", [True, False])
+@pytest.mark.parametrize("warm", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_the_next_checkpoint_of_a_run_starts_from_the_previous_ritz_vectors(
     run_pair, tmp_path, warm
 ):

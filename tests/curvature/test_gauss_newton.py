@@ -81,7 +81,7 @@ def test_empirical_fisher_products_equal_the_mean_of_per_example_outer_products(
 
 
 @pytest.mark.parametrize("curvature", ["ggn", "fisher", "fisher-mc"])
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", ["cnn-bn", pytest.param("residual", marks=pytest.mark.slow)])
 def test_gauss_newton_and_fisher_are_symmetric_positive_semidefinite(name, curvature):
     model, x, y = problem(name)
     C = dense_matrix(CURVATURES[curvature](model, loss_fn, x, y, batch_size=11))
