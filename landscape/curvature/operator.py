@@ -139,6 +139,7 @@ class HessianOperator(AbstractContextManager):
             default_memory_budget(self.device) if memory_budget is None else int(memory_budget)
         )
         self.engine = self._make_engine(engine)
+        self._batched = True  # matmat batches products until an operation refuses
 
     # ----------------------------------------------------------------- engines
     def _make_engine(self, requested: str):
@@ -259,6 +260,46 @@ class HessianOperator(AbstractContextManager):
         return result  # progress is reported by the algorithm, which knows its phase and target
 
     __matmul__ = matvec
+
+    def matmat(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``(H v_1, ..., H v_m)`` for the rows of ``vectors`` (``(m, dim)``), in one batched
+        double backward per batch where the engine has one (:meth:`CachedGraphEngine.products`),
+        else one :meth:`matvec` per row. Counts ``m`` products."""
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ValueError(f"expected (m, {self.dim}) vectors, got shape {tuple(vectors.shape)}")
+        m = vectors.shape[0]
+        if m == 1 or not self._batched or not hasattr(self.engine, "products"):
+            return torch.stack([self.matvec(v) for v in vectors])
+        started = time.perf_counter()
+        flat = vectors.to(device=self.device, dtype=self.dtype)
+        parts = [
+            part.reshape(m, *shape)
+            for part, shape in zip(torch.split(flat, self.sizes, dim=1), self.shapes)
+        ]
+        total = torch.zeros(m, self.dim, dtype=torch.float64, device=self.device)
+        try:
+            with evaluation_context(self.model, self.bn_mode):
+                for index, weight in enumerate(self.weights):
+                    hv = self.engine.products(index, parts)
+                    total += torch.cat([h.reshape(m, -1) for h in hv], dim=1).double() * weight
+        except (RuntimeError, NotImplementedError) as exc:
+            # an operation without a batching rule for its double backward: one at a time
+            log.info("batched products unavailable (%s); one product per vector", exc)
+            self._batched = False
+            return torch.stack([self.matvec(v) for v in vectors])
+        if self.weight_decay:
+            total += self.weight_decay * vectors.to(device=self.device, dtype=torch.float64)
+        if not bool(torch.isfinite(total).all()):
+            raise UserError(
+                "a Hessian-vector product is not finite: the loss or its derivatives overflow at "
+                "these weights (check the checkpoint for NaN/Inf, or try --dtype float64)"
+            )
+        self.hvp_count += m
+        result = total.to(device=vectors.device, dtype=vectors.dtype)
+        if result.device.type == "cuda":
+            torch.cuda.synchronize(result.device)
+        self.product_seconds.extend([(time.perf_counter() - started) / m] * m)
+        return result
 
     def gradient(self) -> torch.Tensor:
         """The gradient of the mean loss (one plain backward per batch), e.g. as a cost yardstick."""
