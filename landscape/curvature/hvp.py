@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -42,6 +43,25 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 ENGINES = ("auto", "cached", "func")
+
+
+class ProductEngine(Protocol):
+    """What an operator needs from an engine: per-batch products through its own graphs.
+
+    ``product(index, v_parts)`` returns ``C_b v`` for batch ``index`` of the operator's fixed
+    batches, per parameter (same shapes as ``v_parts``), for the batch's mean loss; the operator
+    weights and sums the batches (and would all-reduce them). ``release()`` frees whatever is
+    kept between products. ``name`` is recorded. Engines may add ``products(index, v_parts)``
+    with ``(m, *shape)`` parts for ``m`` vectors in one pass (used by ``matmat``).
+    Implementations: :class:`CachedGraphEngine`, :class:`FuncEngine` (Hessian) and
+    :class:`~landscape.curvature.gauss_newton.GaussNewtonEngine` (GGN, Fisher).
+    """
+
+    name: str
+
+    def product(self, index: int, v_parts: Sequence[torch.Tensor]) -> list[torch.Tensor]: ...
+
+    def release(self) -> None: ...
 
 
 @contextmanager

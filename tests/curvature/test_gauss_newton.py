@@ -189,3 +189,11 @@ def test_the_conveniences_take_a_curvature():
     eig = hessian_eigenvalues(model, loss_fn, x, y, k=1, tol=1e-8, curvature="fisher")
     top = torch.linalg.eigvalsh(dense_fisher(model, x, y))[-1]
     assert abs(eig.eigenvalues[0] - float(top)) < 1e-6 * float(top)
+
+
+@pytest.mark.parametrize("curvature", list(CURVATURES))
+def test_every_operator_s_engine_follows_the_engine_protocol(curvature):
+    model, x, y = problem("mlp")
+    engine = CURVATURES[curvature](model, loss_fn, x, y).engine
+    assert isinstance(engine.name, str) and callable(engine.product) and callable(engine.release)
+    assert all(hasattr(engine, m) for m in ("name", "product", "release"))
