@@ -69,6 +69,8 @@ def test_every_name_a_full_hessian_run_writes_is_in_the_file_format_doc(tmp_path
                 "1",
                 "--density-steps",
                 "5",
+                "--blocks",
+                "layer",
                 "--samples",
                 "32",
                 "--tol",
@@ -92,6 +94,9 @@ def test_every_name_a_full_hessian_run_writes_is_in_the_file_format_doc(tmp_path
 
         def visit(name, obj):
             if "eigenvectors/" in name:  # one dataset per parameter name
+                return
+            if re.fullmatch(r"blocks/[^/]+", name):  # one group per block, named by the model
+                names.update(obj.attrs)
                 return
             names.add(name.rsplit("/", 1)[-1])
             names.update(obj.attrs)

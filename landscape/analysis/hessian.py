@@ -38,7 +38,7 @@ class HessianOptions:
     top_k: int = 1
     bottom_k: int = 0
     tol: float = 1e-4
-    stop: str = "residual"
+    stop: str | None = None  # None: "gap" (error bounds) without eigenvectors, else "residual"
     max_hvps: int | None = None
     eigenvectors: bool = False
     trace: bool = False
@@ -58,6 +58,14 @@ class HessianOptions:
     split: str = "train"
     dtype: str = "float32"
     seed: int = 0  # the probes and Lanczos start vectors (never the examples)
+    curvature: str = "hessian"  # a key of landscape.curvature.gauss_newton.CURVATURES
+    fisher_samples: int = 1  # labels sampled per example for "fisher-mc"
+    blocks: str | None = None  # "layer", "type" or regular expressions: per-block spectra too
+    warm_start: bool = True  # Lanczos from the previous checkpoint's Ritz vectors (same run)
+
+    def __post_init__(self) -> None:
+        if self.stop is None:  # eigenvectors need small residuals; eigenvalues a small error
+            self.stop = "residual" if self.eigenvectors else "gap"
 
 
 def weight_decay_of(options: HessianOptions, config: dict) -> float:
@@ -102,13 +110,17 @@ def analyse_hessian(
     loss_fn = make_loss(options.loss, label_smoothing=options.label_smoothing)
     reporter = reporter or Reporter(enabled=False)
     done = []
+    previous: tuple | None = None  # (run folder, the last checkpoint's Ritz vectors)
     for i, target in enumerate(targets):
         started = time.monotonic()
         prefix = f"[{i + 1}/{len(targets)}] {target.stem}: " if len(targets) > 1 else ""
         weight_decay = weight_decay_of(options, target.config)
+        same_run = previous is not None and previous[0] == Path(target.path).parent
+        warm = previous[1] if same_run and options.warm_start else None
         result, chosen = hessian_of(
-            target.model, loss_fn, x, y, options, weight_decay, reporter, prefix, partition
+            target.model, loss_fn, x, y, options, weight_decay, reporter, prefix, partition, warm
         )
+        previous = (Path(target.path).parent, chosen.pop("ritz"))
         seconds = time.monotonic() - started
         config = {"dataset": data_name, **_config(options, chosen)}
         result.provenance = provenance_of(target, options, x.shape[0], seconds, config, partition)
@@ -134,32 +146,46 @@ def hessian_of(
     reporter: Reporter | None = None,
     prefix: str = "",
     partition: Partition = SINGLE,
+    warm: dict | None = None,
 ) -> tuple[HessianResult, dict]:
     """Everything ``options`` asks for on one model, each quantity one phase of ``reporter``
     (``prefix`` names the checkpoint). Returns the result (empty provenance) and what the
     operator chose (engine, batch), for the provenance's config. With a ``partition`` of
     several processes each sums over its share of the examples, every one gets the same
-    result, and the writer's measured batch size is everyone's."""
-    from landscape.curvature import TRACE_METHODS, HessianOperator
+    result, and the writer's measured batch size is everyone's. ``warm`` (the ``ritz`` entry
+    of a previous call's second value) starts Lanczos from another checkpoint's Ritz vectors
+    when the parameters are the same; the matrix is ``options.curvature``."""
+    from landscape.curvature import TRACE_METHODS
     from landscape.curvature.density import slq_density
+    from landscape.curvature.gauss_newton import curvature_operator
 
     reporter = reporter or Reporter(enabled=False)
     found: dict = {}
     batch = product_batch(model, loss_fn, x, y, options) if partition.is_writer else None
-    with HessianOperator(
+    with curvature_operator(
+        options.curvature,
         model,
         loss_fn,
         x,
         y,
+        loss_name=options.loss,
+        mc_samples=options.fisher_samples,
+        mc_seed=options.seed,
         batch_size=partition.broadcast(batch),
         bn_mode=options.bn_mode,
         engine=options.engine,
         weight_decay=weight_decay,
         partition=partition,
     ) as op:
+        ritz = {"parameter_names": op.parameter_names}
         for which, k in (("top", options.top_k), ("bottom", options.bottom_k)):
             if k:
-                found[which] = _eigenvalues(op, which, k, options, reporter, prefix)
+                old = (warm or {}).get(which)
+                same = warm is not None and warm["parameter_names"] == op.parameter_names
+                start = old if same and old is not None and old.shape[1] == op.dim else None
+                found[which], ritz[which] = _eigenvalues(
+                    op, which, k, options, reporter, prefix, start
+                )
         if options.trace:
             estimator = TRACE_METHODS[options.trace_method]
             with reporter.phase(f"{prefix}trace ({options.trace_method})", unit="products") as p:
@@ -193,19 +219,103 @@ def hessian_of(
             "weight_decay_term": weight_decay,
             "batch_size": op.batch_size,
             "hvp_engine": op.engine_name,
+            "ritz": ritz,
         }
         result = HessianResult(
             Provenance(checkpoint="", checkpoint_sha256=""),
             hvp_count=op.hvp_count,
             cost_note=op.cost_note(),
+            curvature=op.curvature,
             **found,
+        )
+    if options.blocks:
+        result.blocks = block_spectra(
+            model, loss_fn, x, y, options, weight_decay, op.batch_size, reporter, prefix, partition
         )
     return result, chosen
 
 
-def _eigenvalues(op, which: str, k: int, options: HessianOptions, reporter, prefix: str):
-    from landscape.curvature import lanczos_eigs
+def block_spectra(
+    model,
+    loss_fn,
+    x,
+    y,
+    options: HessianOptions,
+    weight_decay,
+    batch_size,
+    reporter,
+    prefix,
+    partition: Partition = SINGLE,
+) -> dict:
+    """The spectra of the diagonal blocks of ``options.blocks``
+    (:func:`landscape.curvature.blocks.parameter_blocks`): each block gets what is asked of
+    the whole (top-k, default 1; bottom-k; trace; density), on the same examples and batches."""
+    from landscape.curvature.blocks import block_spectrum, parameter_blocks
+    from landscape.curvature.gauss_newton import curvature_operator
+    from landscape.results.hessian import Block
 
+    blocks = parameter_blocks(model, options.blocks)
+    trace = density = None
+    if options.trace:
+        trace = {
+            "method": options.trace_method,
+            "rel_stderr": options.trace_rel_stderr,
+            "max_hvps": options.trace_max_hvps,
+        }
+    if options.density:
+        density = {
+            "runs": options.density_runs,
+            "steps": options.density_steps,
+            "sigma": options.density_sigma,
+        }
+    found = {}
+    for i, (name, parameters) in enumerate(blocks.items()):
+        phase_name = f"{prefix}block {i + 1}/{len(blocks)} {name}"
+        with (
+            curvature_operator(
+                options.curvature,
+                model,
+                loss_fn,
+                x,
+                y,
+                loss_name=options.loss,
+                mc_samples=options.fisher_samples,
+                mc_seed=options.seed,
+                batch_size=batch_size,
+                bn_mode=options.bn_mode,
+                engine=options.engine,
+                weight_decay=weight_decay,
+                parameters=parameters,
+                partition=partition,
+            ) as op,
+            reporter.phase(phase_name, unit="products") as phase,
+        ):
+            spectrum = block_spectrum(
+                name,
+                op,
+                top_k=options.top_k or 1,
+                bottom_k=options.bottom_k,
+                tol=options.tol,
+                stop=options.stop,
+                max_hvps=options.max_hvps,
+                seed=options.seed,
+                trace=trace,
+                density=density,
+                progress=phase,
+            )
+        found[name] = Block.from_spectrum(spectrum)
+    return found
+
+
+def _eigenvalues(
+    op, which: str, k: int, options: HessianOptions, reporter, prefix: str, previous=None
+):
+    """One Lanczos run, and its Ritz vectors for the next checkpoint's warm start (None when
+    warm starts are off); ``previous``: another checkpoint's Ritz vectors to start from."""
+    from landscape.curvature import lanczos_eigs
+    from landscape.curvature.lanczos import warm_start
+
+    start = warm_start(previous, seed=options.seed) if previous is not None else None
     name = f"{which}-{k} eigenvalue" + ("s" if k > 1 else "")
     with reporter.phase(f"{prefix}{name}", unit="products") as phase:
         eig = lanczos_eigs(
@@ -215,8 +325,10 @@ def _eigenvalues(op, which: str, k: int, options: HessianOptions, reporter, pref
             tol=options.tol,
             max_hvps=options.max_hvps,
             seed=options.seed,
-            eigenvectors=options.eigenvectors,
+            # Ritz vectors are also kept for the next checkpoint's start
+            eigenvectors=options.eigenvectors or options.warm_start,
             stop=options.stop,
+            start=start,
             progress=phase,
         )
     if not eig.converged:
@@ -230,13 +342,14 @@ def _eigenvalues(op, which: str, k: int, options: HessianOptions, reporter, pref
             float(eig.relative_residuals.max()),
         )
     vectors = None
-    if eig.eigenvectors is not None:
+    if options.eigenvectors:
         per_vector = [op.named(v) for v in eig.eigenvectors]
         vectors = {
             n: torch.stack([d[n] for d in per_vector]).detach().cpu().numpy()
             for n in op.parameter_names
         }
-    return Eigenvalues.from_lanczos(eig, vectors)
+    ritz = eig.eigenvectors if options.warm_start else None
+    return Eigenvalues.from_lanczos(eig, vectors, "random" if start is None else "warm"), ritz
 
 
 def _config(options: HessianOptions, chosen: dict) -> dict:
@@ -246,6 +359,8 @@ def _config(options: HessianOptions, chosen: dict) -> dict:
         "loss": options.loss,
         "label_smoothing": options.label_smoothing,
         **chosen,
+        **{k: mine[k] for k in ("curvature", "blocks", "warm_start")},
+        "fisher_samples": options.fisher_samples if options.curvature == "fisher-mc" else None,
         **{k: mine[k] for k in ("tol", "stop", "top_k", "bottom_k", "max_hvps", "trace")},
         **{k: mine[k] for k in ("trace_method", "trace_rel_stderr", "trace_max_hvps")},
         **{k: mine[k] for k in ("density", "density_runs", "density_steps", "density_sigma")},

@@ -37,9 +37,10 @@ and trace_stderr (NaN when not asked for), hvp_count, density/{grid,values,nodes
 stderr); a group holding another checkpoint's result is never replaced (NAME-2 is written
 instead).
 
-Eigenvalues stop when every residual <= tol * |lambda| (Lanczos, full reorthogonalisation),
-or with --stop gap when every eigenvalue error bound min(r, r^2/gap) <= tol * |lambda|
-(Kato-Temple; gap from the neighbouring Ritz values): eigenvalues to tol in fewer products.
+Eigenvalues stop when every eigenvalue error bound min(r, r^2/gap) <= tol * |lambda|
+(Kato-Temple; gap from the neighbouring Ritz values; Lanczos, full reorthogonalisation), or,
+with --stop residual or --eigenvectors, when every residual <= tol * |lambda|; residuals and
+error bounds are stored either way.
 The trace stops at the requested relative standard error (Hutch++, Meyer et al. 2021,
 with a Lanczos deflation basis of adaptive rank).
 The density is stochastic Lanczos quadrature (Ghorbani et al. 2019).
@@ -52,6 +53,9 @@ examples:
       --out analyses/hessian.h5
 """
 
+# The registry's keys (landscape.curvature.gauss_newton.CURVATURES), kept here so that --help
+# does not import torch; tests/curvature checks that the two agree.
+CURVATURE_CHOICES = ("hessian", "ggn", "fisher", "fisher-mc")
 DEFAULT_SAMPLES = 5000
 DEFAULT_OUT = "analyses/hessian.h5"
 DEFAULT_TOP_K = 1  # what a bare `landscape hessian CKPT` computes: the largest eigenvalue
@@ -87,13 +91,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--stop",
         choices=["residual", "gap"],
-        default="residual",
-        help="eigenvalue stopping rule: residual <= tol |lambda| (default), or the "
-        "error bound r^2/gap <= tol |lambda| (eigenvalues only; faster)",
+        help="eigenvalue stopping rule: the error bound min(r, r^2/gap) <= tol |lambda| "
+        "(gap, the default; fewer products), or residual <= tol |lambda| (residual, the "
+        "default with --eigenvectors, which it certifies too)",
     )
     group.add_argument("--max-hvps", type=positive_int, help="product budget per eigenvalue run")
     group.add_argument(
         "--eigenvectors", action="store_true", help="save the eigenvectors, per parameter"
+    )
+    group.add_argument(
+        "--warm-start",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="start Lanczos from the previous checkpoint's top Ritz vectors when several "
+        "checkpoints of one run are analysed (same parameters; default: on)",
     )
     group.add_argument(
         "--trace",
@@ -128,7 +139,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_float,
         help="Gaussian smoothing width (default: 1%% of the spectrum's span)",
     )
+    group.add_argument(
+        "--blocks",
+        metavar="layer|type|REGEX[,REGEX...]",
+        help="also the spectra of diagonal blocks, per parameter group: each module holding "
+        "parameters (layer), each kind conv/linear/norm/embedding/attention (type), or the "
+        "parameters whose names match each expression; every block gets what is asked of "
+        "the whole (--top-k, default 1, --bottom-k, --trace, --density)",
+    )
     group = parser.add_argument_group("the operator")
+    group.add_argument(
+        "--curvature",
+        choices=list(CURVATURE_CHOICES),
+        default="hessian",
+        help="the matrix analysed: the Hessian (default), the generalised Gauss-Newton "
+        "J^T H_out J (ggn), the empirical Fisher mean g_i g_i^T (fisher), or the Fisher "
+        "with labels sampled from the model (fisher-mc, seeded by --seed)",
+    )
+    group.add_argument(
+        "--fisher-samples",
+        type=positive_int,
+        default=1,
+        help="labels sampled per example for --curvature fisher-mc (default: 1)",
+    )
     add_bn(group, ("eval", "train"), "eval", dest="bn_mode")
     group.add_argument(
         "--hvp",
@@ -180,6 +213,8 @@ def resolve_plan(args: argparse.Namespace) -> None:
         args.top_k = DEFAULT_TOP_K
     args.top_k, args.bottom_k = args.top_k or 0, args.bottom_k or 0
     args.trace, args.density = bool(args.trace), bool(args.density)
+    if args.stop is None:  # eigenvectors need small residuals; eigenvalues only a small error
+        args.stop = "residual" if args.eigenvectors else "gap"
     if not (args.top_k or args.bottom_k or args.trace or args.density):
         raise UserError("nothing to compute: name --top-k K, --bottom-k K, --trace or --density")
     for quantity, defaults in (("trace", TRACE_DEFAULTS), ("density", DENSITY_DEFAULTS)):
@@ -242,6 +277,10 @@ def options_from_args(args: argparse.Namespace):
         split=args.split,
         dtype=args.dtype,
         seed=args.seed,
+        curvature=args.curvature,
+        fisher_samples=args.fisher_samples,
+        blocks=args.blocks,
+        warm_start=args.warm_start,
     )
 
 
@@ -258,6 +297,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--split must be train or test, not {args.split!r}")
     if args.label_smoothing and args.loss != "cross-entropy":
         raise UserError("--label-smoothing applies to --loss cross-entropy only")
+    if args.curvature == "fisher-mc" and args.label_smoothing:
+        raise UserError(
+            "--curvature fisher-mc needs the loss to be the model's negative log-likelihood: "
+            "drop --label-smoothing (or use --curvature ggn, its expectation)"
+        )
+    if args.fisher_samples != 1 and args.curvature != "fisher-mc":
+        raise UserError("--fisher-samples is an option of --curvature fisher-mc")
     targets, data, x, y, partition = load_for_analysis(
         args, args.checkpoints, args.split, DEFAULT_SAMPLES
     )
@@ -280,8 +326,24 @@ def run(args: argparse.Namespace) -> int:
         )
     sys.stderr.flush()  # log lines first, then the results, each on its own lines
     print(summary_table(done, args.top_k))
+    for name, result in done:
+        if result.blocks:
+            print(f"\n{name}: blocks ({args.curvature})\n{blocks_table(result.blocks)}")
     print(f"wrote {out}", flush=True)
     return 0
+
+
+def blocks_table(blocks: dict) -> str:
+    """block | dim | lambda1 | trace +- stderr, as aligned text (``HessianResult.blocks``)."""
+    lines = [["block", "dim", "lambda1", "trace"]]
+    for block in blocks.values():
+        top = f"{block.top.values[0]:.5g}" if block.top is not None else ""
+        trace = f"{block.trace.value:.5g} +- {block.trace.stderr:.2g}" if block.trace else ""
+        lines.append([block.name, str(block.dim), top, trace])
+    widths = [max(len(row[i]) for row in lines) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines
+    )
 
 
 def summary_table(rows, top_k: int) -> str:

@@ -2,7 +2,10 @@
 
 Building blocks (work on any object with ``dim`` and ``matvec``):
 
-* :class:`HessianOperator` -- ``v -> H v`` for the mean loss over fixed examples.
+* :class:`HessianOperator` -- ``v -> H v`` for the mean loss over fixed examples; the
+  generalised Gauss-Newton and Fisher operators of :mod:`landscape.curvature.gauss_newton`
+  share its interface (registry ``CURVATURES``; the conveniences take ``curvature="ggn"``,
+  ``"fisher"`` or ``"fisher-mc"``).
 * :func:`lanczos_eigs` -- top-k / bottom-k eigenpairs with certified residuals.
 * :func:`krylov_hutchpp_trace`, :func:`hutchpp_trace`, :func:`hutchinson_trace` -- trace
   with a standard error.
@@ -63,8 +66,11 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _operator(model, loss_fn, inputs, targets, operator_options: dict[str, Any]) -> HessianOperator:
+    from landscape.curvature.gauss_newton import curvature_operator
+
     x, y, batches = as_batches(inputs, targets)
-    return HessianOperator(model, loss_fn, x, y, batches=batches, **operator_options)
+    curvature = operator_options.pop("curvature", "hessian")
+    return curvature_operator(curvature, model, loss_fn, x, y, batches=batches, **operator_options)
 
 
 def hessian_eigenvalues(
@@ -79,14 +85,16 @@ def hessian_eigenvalues(
     seed: int = 0,
     eigenvectors: bool = False,
     max_hvps: int | None = None,
-    stop: str = "residual",
+    stop: str | None = None,
     progress: ProgressFn | None = None,
     **operator_options: Any,
 ) -> EigResult:
-    """Top-k (or ``which="bottom"``) Hessian eigenpairs of the mean loss, to relative residual
-    ``tol`` (or, with ``stop="gap"``, to eigenvalue error bound ``r^2/gap <= tol |lambda|``).
+    """Top-k (or ``which="bottom"``) Hessian eigenpairs of the mean loss, to eigenvalue error
+    bound ``min(r, r^2/gap) <= tol |lambda|`` (``stop="gap"``, the default without
+    eigenvectors) or to relative residual ``tol`` (``stop="residual"``, the default with them).
     ``operator_options`` go to :class:`HessianOperator` (``batch_size``, ``bn_mode``,
-    ``engine``, ``weight_decay``, ``memory_budget``); ``progress`` as in
+    ``engine``, ``weight_decay``, ``memory_budget``, ``parameters``; ``curvature`` picks
+    another matrix, e.g. ``"ggn"``); ``progress`` as in
     :mod:`landscape.progress`."""
     with _operator(model, loss_fn, inputs, targets, operator_options) as op:
         return lanczos_eigs(

@@ -95,7 +95,13 @@ class HessianOperator(AbstractContextManager):
         the products are all-reduced. Every process passes the same examples (or batches);
         with ``bn_mode="train"`` the batches of a share are cut from its own examples, so the
         operator depends on the number of processes as it does on the batch size.
+    parameters:
+        Names of the parameters the operator acts on (default: all that require gradients):
+        the diagonal block ``H[B, B]`` of the full Hessian for the subset ``B``, computed by
+        differentiating with respect to those parameters alone.
     """
+
+    curvature = "hessian"  # what the operator is a product with (the registry's key)
 
     def __init__(
         self,
@@ -111,6 +117,7 @@ class HessianOperator(AbstractContextManager):
         weight_decay: float = 0.0,
         memory_budget: int | None = None,
         partition: Partition = SINGLE,
+        parameters: Sequence[str] | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
@@ -119,6 +126,13 @@ class HessianOperator(AbstractContextManager):
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         if not named:
             raise ValueError("the model has no parameters that require gradients")
+        if parameters is not None:
+            unknown = set(parameters) - {n for n, _ in named}
+            if unknown:
+                raise ValueError(f"no trainable parameters named {sorted(unknown)}")
+            named = [(n, p) for n, p in named if n in set(parameters)]
+            if not named:
+                raise ValueError("the parameter subset is empty")
         self.model, self.loss_fn, self.bn_mode = model, loss_fn, bn_mode
         self.weight_decay = float(weight_decay)
         self.parameter_names = [n for n, _ in named]  # in the order of the flat vectors
@@ -162,6 +176,7 @@ class HessianOperator(AbstractContextManager):
             default_memory_budget(self.device) if memory_budget is None else int(memory_budget)
         )
         self.engine = self._make_engine(engine)
+        self._batched = True  # matmat batches products until an operation refuses
 
     # ----------------------------------------------------------------- engines
     def _make_engine(self, requested: str):
@@ -312,6 +327,47 @@ class HessianOperator(AbstractContextManager):
         if total.device.type == "cuda":
             torch.cuda.synchronize(total.device)
         self.collective_seconds.append(time.perf_counter() - started)
+
+    def matmat(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``(H v_1, ..., H v_m)`` for the rows of ``vectors`` (``(m, dim)``), in one batched
+        double backward per batch where the engine has one (:meth:`CachedGraphEngine.products`),
+        else one :meth:`matvec` per row. Counts ``m`` products."""
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ValueError(f"expected (m, {self.dim}) vectors, got shape {tuple(vectors.shape)}")
+        m = vectors.shape[0]
+        if m == 1 or not self._batched or not hasattr(self.engine, "products"):
+            return torch.stack([self.matvec(v) for v in vectors])
+        started = time.perf_counter()
+        flat = vectors.to(device=self.device, dtype=self.dtype)
+        parts = [
+            part.reshape(m, *shape)
+            for part, shape in zip(torch.split(flat, self.sizes, dim=1), self.shapes)
+        ]
+        total = torch.zeros(m, self.dim, dtype=torch.float64, device=self.device)
+        try:
+            with evaluation_context(self.model, self.bn_mode):
+                for index, weight in enumerate(self.weights):
+                    hv = self.engine.products(index, parts)
+                    total += torch.cat([h.reshape(m, -1) for h in hv], dim=1).double() * weight
+        except (RuntimeError, NotImplementedError) as exc:
+            # an operation without a batching rule for its double backward: one at a time
+            log.info("batched products unavailable (%s); one product per vector", exc)
+            self._batched = False
+            return torch.stack([self.matvec(v) for v in vectors])
+        self._all_reduce(total)
+        if self.weight_decay:
+            total += self.weight_decay * vectors.to(device=self.device, dtype=torch.float64)
+        if not bool(torch.isfinite(total).all()):
+            raise NonFiniteProduct(
+                "a Hessian-vector product is not finite: the loss or its derivatives overflow at "
+                "these weights (check the checkpoint for NaN/Inf, or compute in float64)"
+            )
+        self.hvp_count += m
+        result = total.to(device=vectors.device, dtype=vectors.dtype)
+        if result.device.type == "cuda":
+            torch.cuda.synchronize(result.device)
+        self.product_seconds.extend([(time.perf_counter() - started) / m] * m)
+        return result
 
     def gradient(self) -> torch.Tensor:
         """The gradient of the mean loss (one plain backward per batch), e.g. as a cost yardstick."""

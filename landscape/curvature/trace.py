@@ -83,6 +83,11 @@ class _RunningMean:
         return math.sqrt(self.m2 / (self.n - 1) / self.n) if self.n > 1 else math.inf
 
 
+# Hutchinson samples per batched product (HessianOperator.matmat): cheaper per vector on CPU
+# (benchmarks/bench_batched_products.py); the stop can overshoot by up to SAMPLE_BLOCK - 1.
+SAMPLE_BLOCK = 4
+
+
 def _sample_until(
     op: LinearOperator,
     generator: torch.Generator,
@@ -99,9 +104,14 @@ def _sample_until(
     at which the stderr, falling as ``1/sqrt(n)``, reaches the target."""
     device = _device(op)
     stats = _RunningMean()
+    pending: list[float] = []
     while stats.n < budget:
-        z = project(_rademacher(op.dim, generator, device))
-        stats.add(float(z @ op.matvec(z).to(torch.float64)))
+        if not pending:  # the next samples, several per pass where the operator batches them
+            block = min(SAMPLE_BLOCK if hasattr(op, "matmat") else 1, budget - stats.n)
+            Z = torch.stack([project(_rademacher(op.dim, generator, device)) for _ in range(block)])
+            HZ = op.matmat(Z) if block > 1 else op.matvec(Z[0])[None]
+            pending = [float(z @ hz.to(torch.float64)) for z, hz in zip(Z, HZ)]
+        stats.add(pending.pop(0))
         relative = stats.stderr / abs(offset + stats.mean) if offset + stats.mean else math.inf
         if progress is not None:
             needed = projected_total(stats.n, relative, rel_stderr, 2.0, budget)
@@ -117,7 +127,8 @@ def _sample_until(
                 target=rel_stderr,
                 note=f"{stats.n} samples",
             )
-        if stats.n >= min_samples and stats.stderr <= rel_stderr * abs(offset + stats.mean):
+        done = stats.n >= min_samples and stats.stderr <= rel_stderr * abs(offset + stats.mean)
+        if done and not pending:  # samples already paid for are used
             return stats, True
     return stats, False
 

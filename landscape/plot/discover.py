@@ -247,6 +247,15 @@ def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
                 "Top Hessian eigenvalues.",
                 lambda hess=hess: hessian.plot_top_eigenvalues(hess),
             )
+        for r in (r for r in hess if r.blocks):
+            _job(
+                jobs,
+                f"{prefix}-hessian-blocks-{r.name}",
+                "hessian",
+                f"Per-block spectra of {_checkpoint_words(r.meta)}: the largest eigenvalue, trace "
+                "and spectral density of each diagonal block.",
+                lambda r=r: hessian.plot_blocks(r),
+            )
         dense = [r for r in hess if r.density_grid is not None]
         if len(dense) > 1:
             _job(

@@ -317,3 +317,71 @@ def plot_density(records: Sequence[HessianRecord]) -> Figure:
             fontsize=8,
         )
     return fig
+
+
+def _common_grid(blocks) -> np.ndarray:
+    low = min(float(b.density_grid[0]) for b in blocks)
+    high = max(float(b.density_grid[-1]) for b in blocks)
+    return np.linspace(low, high, 400)
+
+
+@style.styled
+def plot_blocks(record: HessianRecord) -> Figure:
+    """Per-block spectra of one checkpoint (``landscape hessian --blocks``): the largest
+    eigenvalue and the trace of each diagonal block as bars, and the blocks' spectral densities
+    as a heatmap (one row per block, log colour scale, on a common eigenvalue axis)."""
+    blocks = record.blocks
+    dense = [b for b in blocks if b.density_grid is not None]
+    traced = [b for b in blocks if b.trace is not None and np.isfinite(b.trace)]
+    panels = 1 + bool(traced) + bool(dense)
+    height = 1.0 + 0.16 * len(blocks)
+    fig = style.new_figure(style.FULL_WIDTH, max(2.2, height))
+    axes = fig.subplots(1, panels, sharey=not dense, squeeze=False)[0]
+    positions = np.arange(len(blocks))
+    names = [b.name for b in blocks]
+    lambda1 = np.array([b.eigenvalues[0] if b.eigenvalues.size else np.nan for b in blocks])
+    ax = axes[0]
+    ax.barh(positions, lambda1, color=style.PALETTE[0], gid="blocks-lambda1")
+    ax.set_yticks(positions, names, fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xlabel("largest eigenvalue λ₁ of the block")
+    if np.all(lambda1[np.isfinite(lambda1)] > 0):
+        _log_if_wide_x(ax, lambda1[np.isfinite(lambda1)])
+    if traced:
+        ax = axes[1]
+        traces = np.array([np.nan if b.trace is None else b.trace for b in blocks])
+        errors = np.array([0.0 if b.trace_stderr is None else b.trace_stderr for b in blocks])
+        ax.barh(positions, traces, xerr=errors, color=style.PALETTE[2], gid="blocks-trace")
+        ax.set_yticks(positions, names if dense else [], fontsize=6)
+        if dense:
+            ax.invert_yaxis()
+        ax.set_xlabel("trace of the block (± stderr)")
+    if dense:
+        ax = axes[-1]
+        grid = _common_grid(dense)
+        rows = np.full((len(blocks), grid.size), np.nan)
+        for i, block in enumerate(blocks):
+            if block.density_grid is None:
+                continue
+            values = np.interp(grid, block.density_grid, block.density_values, left=0, right=0)
+            peak = np.nanmax(values) if np.isfinite(values).any() else 1.0
+            rows[i] = np.clip(values, max(peak, 1e-300) * DENSITY_FLOOR, None)
+        image = ax.imshow(
+            rows,
+            aspect="auto",
+            interpolation="nearest",
+            extent=(grid[0], grid[-1], len(blocks) - 0.5, -0.5),
+            norm=colors.LogNorm(),
+            cmap=style.LOSS_CMAP,
+            gid="blocks-density",
+        )
+        ax.set_yticks(positions, [], fontsize=6)
+        ax.grid(False)
+        ax.set_xlabel("eigenvalue λ")
+        bar = fig.colorbar(image, ax=ax, pad=0.02, fraction=0.05)
+        bar.set_label("spectral density (SLQ)")
+    title = f"Per-block spectra, {record.name}"
+    if record.meta.phase:
+        title += f" ({style.phase_label(record.meta.phase)})"
+    fig.suptitle(title, fontsize=8)
+    return fig

@@ -116,6 +116,19 @@ class Interpolation:
 
 
 @dataclass
+class BlockRecord:
+    """One block of ``hessian/<ckpt>/blocks/`` (``landscape hessian --blocks``)."""
+
+    name: str
+    parameters: list[str]
+    eigenvalues: np.ndarray
+    trace: float | None
+    trace_stderr: float | None
+    density_grid: np.ndarray | None
+    density_values: np.ndarray | None
+
+
+@dataclass
 class HessianRecord:
     name: str
     eigenvalues: np.ndarray
@@ -124,6 +137,7 @@ class HessianRecord:
     density_grid: np.ndarray | None
     density_values: np.ndarray | None
     meta: Meta
+    blocks: list[BlockRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -372,7 +386,24 @@ def read_hessian(group: h5py.Group) -> HessianRecord:
         density_grid=density.grid if density else None,
         density_values=density.values if density else None,
         meta=read_meta(group),
+        blocks=read_blocks(result),
     )
+
+
+def read_blocks(result) -> list[BlockRecord]:
+    """The figure's view of the blocks of a :class:`landscape.results.hessian.HessianResult`."""
+    return [
+        BlockRecord(
+            name=block.name,
+            parameters=list(block.parameter_names),
+            eigenvalues=block.top.values if block.top is not None else np.empty(0),
+            trace=_number(block.trace.value) if block.trace else None,
+            trace_stderr=_number(block.trace.stderr) if block.trace else None,
+            density_grid=block.density.grid if block.density else None,
+            density_values=block.density.values if block.density else None,
+        )
+        for block in result.blocks.values()
+    ]
 
 
 def read_sharpness(group: h5py.Group) -> SharpnessRecord:

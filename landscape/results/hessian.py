@@ -28,6 +28,9 @@ class Eigenvalues:
     ``residuals`` are ||Hv - lambda v|| of the unit Ritz vectors, ``error_bounds`` the
     Kato-Temple bounds min(r, r^2/gap) on |lambda - exact| (NaN where not known);
     ``eigenvectors`` maps each parameter's name to its (k, *shape) part, when kept.
+    ``stop`` names the rule ``converged`` refers to (``gap``: the error bounds, ``residual``:
+    the residuals); ``start`` is ``random``, or ``warm`` when Lanczos started from the previous
+    checkpoint's Ritz vectors.
     """
 
     values: np.ndarray
@@ -37,12 +40,14 @@ class Eigenvalues:
     tol: float
     hvp_count: int
     eigenvectors: dict[str, np.ndarray] | None = None
+    stop: str = "residual"
+    start: str = "random"
 
     __eq__ = fields_equal
 
     @classmethod
     def from_lanczos(
-        cls, eig: Any, eigenvectors: dict[str, np.ndarray] | None = None
+        cls, eig: Any, eigenvectors: dict[str, np.ndarray] | None = None, start: str = "random"
     ) -> Eigenvalues:
         """From a :class:`landscape.curvature.lanczos.EigResult`."""
         values = np.asarray(eig.eigenvalues, np.float64)
@@ -55,6 +60,8 @@ class Eigenvalues:
             tol=float(eig.tol),
             hvp_count=int(eig.hvp_count),
             eigenvectors=eigenvectors,
+            stop=str(getattr(eig, "stop", "residual")),
+            start=start,
         )
 
     def write(self, group: h5py.Group, prefix: str = "") -> None:
@@ -65,6 +72,8 @@ class Eigenvalues:
             converged=bool(self.converged),
             tol=float(self.tol),
             hvp_count=int(self.hvp_count),
+            stop=self.stop,
+            start=self.start,
         )
         store.write_dataset(group, f"{prefix}residuals", np.asarray(self.residuals, np.float64))
         store.write_dataset(
@@ -98,6 +107,8 @@ class Eigenvalues:
             tol=number(attrs.get("tol")),
             hvp_count=int(number(attrs.get("hvp_count"), 0)),
             eigenvectors=vectors,
+            stop=str(attrs.get("stop") or "residual"),  # files from before the gap rule
+            start=str(attrs.get("start") or "random"),
         )
 
 
@@ -239,31 +250,62 @@ def _empty() -> np.ndarray:
 
 @dataclass(eq=False)
 class Block:
-    """The curvature restricted to one block of parameters (``blocks/<name>/``)."""
+    """The curvature restricted to one block of parameters (``blocks/<group name>/``, the
+    group named by :func:`landscape.curvature.blocks.storage_name`): a ``layer`` block by its
+    module's qualified name, a ``type`` block by its kind, a regular expression by itself."""
 
     name: str
     parameter_names: list[str]
+    dim: int = 0
+    hvp_count: int = 0
     top: Eigenvalues | None = None
+    bottom: Eigenvalues | None = None
     trace: Trace | None = None
     density: Density | None = None
 
     __eq__ = fields_equal
 
+    @classmethod
+    def from_spectrum(cls, spectrum: Any) -> Block:
+        """From a :class:`landscape.curvature.blocks.BlockSpectrum`."""
+        return cls(
+            name=spectrum.name,
+            parameter_names=list(spectrum.parameters),
+            dim=int(spectrum.dim),
+            hvp_count=int(spectrum.hvp_count),
+            top=Eigenvalues.from_lanczos(spectrum.top) if spectrum.top is not None else None,
+            bottom=Eigenvalues.from_lanczos(spectrum.bottom)
+            if spectrum.bottom is not None
+            else None,
+            trace=Trace.from_estimate(spectrum.trace) if spectrum.trace is not None else None,
+            density=Density.from_slq(spectrum.density) if spectrum.density is not None else None,
+        )
+
     def write(self, group: h5py.Group) -> None:
-        store.set_attrs(group, parameter_names=list(self.parameter_names))
+        store.set_attrs(
+            group, name=self.name, dim=int(self.dim), parameter_names=list(self.parameter_names)
+        )
+        store.write_dataset(group, "hvp_count", int(self.hvp_count))
         if self.top is not None:
             self.top.write(group)
-        Trace.write(self.trace, group)
+        if self.bottom is not None:
+            self.bottom.write(group, prefix="bottom_")
+        if self.trace is not None:
+            Trace.write(self.trace, group)
         if self.density is not None:
             self.density.write(group)
 
     @classmethod
     def read(cls, group: h5py.Group) -> Block:
+        attrs = store.read_attrs(group)
         return cls(
-            name=group.name.split("/")[-1],
-            parameter_names=_json_names(store.read_attrs(group).get("parameter_names")),
+            name=str(attrs.get("name") or group.name.split("/")[-1]),
+            parameter_names=_json_names(attrs.get("parameter_names")),
+            dim=int(number(attrs.get("dim"), 0)),
+            hvp_count=_count(scalar(group, "hvp_count")),
             top=Eigenvalues.read(group),
-            trace=Trace.read(group),
+            bottom=Eigenvalues.read(group, prefix="bottom_"),
+            trace=Trace.read(group) if "trace" in group else None,
             density=Density.read(group),
         )
 
@@ -297,8 +339,13 @@ class HessianResult:
         store.write_dataset(group, "hvp_count", int(self.hvp_count))
         if self.density is not None:
             self.density.write(group)
-        for name, block in self.blocks.items():
-            block.write(group.create_group(f"blocks/{store.safe_group_name(name)}"))
+        if self.blocks:
+            from landscape.curvature.blocks import storage_name
+
+            folder = group.create_group("blocks")
+            store.set_attrs(folder, order=[storage_name(name) for name in self.blocks])
+            for name, block in self.blocks.items():
+                block.write(folder.create_group(storage_name(name)))
 
     @classmethod
     def read(cls, group: h5py.Group) -> HessianResult:
@@ -313,7 +360,12 @@ class HessianResult:
             density=Density.read(group),
             cost_note=str(attrs.get("cost_note", "")),
             curvature=str(attrs.get("curvature") or "hessian"),
-            blocks={n: Block.read(b) for n, b in blocks.items()}
-            if isinstance(blocks, h5py.Group)
-            else {},
+            blocks=_read_blocks(blocks) if isinstance(blocks, h5py.Group) else {},
         )
+
+
+def _read_blocks(folder: h5py.Group) -> dict[str, Block]:
+    """The blocks in the order they were written (attr ``order``; HDF5 lists names sorted)."""
+    order = [n for n in _json_names(store.read_attrs(folder).get("order")) if n in folder]
+    blocks = [Block.read(folder[key]) for key in order or list(folder)]
+    return {block.name: block for block in blocks}

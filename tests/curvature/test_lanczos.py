@@ -116,3 +116,44 @@ def test_error_bounds_are_quadratic_in_the_residual_when_the_gap_is_known():
 def test_an_unknown_stop_rule_is_refused():
     with pytest.raises(ValueError, match="stop"):
         lanczos_eigs(MatrixOperator(torch.eye(8, dtype=torch.float64)), 1, stop="oracle")
+
+
+@pytest.mark.parametrize("eigenvectors, rule", [(False, "gap"), (True, "residual")])
+def test_the_default_rule_is_the_error_bound_unless_eigenvectors_are_asked_for(eigenvectors, rule):
+    op, _ = clustered_operator()
+    default = lanczos_eigs(op, 3, tol=1e-8, seed=4, eigenvectors=eigenvectors)
+    explicit = lanczos_eigs(op, 3, tol=1e-8, seed=4, eigenvectors=eigenvectors, stop=rule)
+    assert default.stop == rule and default.hvp_count == explicit.hvp_count
+
+
+def _perturbed(op: MatrixOperator, scale: float, seed: int = 9) -> MatrixOperator:
+    generator = torch.Generator().manual_seed(seed)
+    E = torch.randn(op.dim, op.dim, generator=generator, dtype=torch.float64)
+    return MatrixOperator(op.matrix + scale * (E + E.T) / (2 * op.dim**0.5))
+
+
+def test_a_warm_start_from_a_nearby_operator_s_ritz_vectors_saves_products():
+    from landscape.curvature.lanczos import warm_start
+
+    before, _ = clustered_operator()
+    after = _perturbed(before, 0.05)
+    old = lanczos_eigs(before, 3, tol=1e-10, eigenvectors=True).eigenvectors
+    cold = lanczos_eigs(after, 3, tol=1e-6, eigenvectors=False, seed=1)
+    warm = lanczos_eigs(after, 3, tol=1e-6, eigenvectors=False, start=warm_start(old))
+    exact = torch.linalg.eigvalsh(after.matrix).flip(0)[:3].numpy()
+    assert warm.converged and np.allclose(warm.eigenvalues, exact, rtol=1e-6)
+    assert warm.hvp_count < cold.hvp_count
+
+
+def test_a_warm_start_still_finds_an_outlier_the_old_vectors_miss():
+    from landscape.curvature.lanczos import warm_start
+
+    before, _ = clustered_operator()
+    old = lanczos_eigs(before, 1, tol=1e-10, eigenvectors=True).eigenvectors
+    # a new largest eigenvalue, along a direction orthogonal to the old top vector
+    new = torch.randn(before.dim, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    new -= (new @ old[0]) * old[0]
+    new /= new.norm()
+    after = MatrixOperator(before.matrix + 20.0 * torch.outer(new, new))
+    warm = lanczos_eigs(after, 1, tol=1e-8, start=warm_start(old))
+    assert warm.eigenvalues[0] == pytest.approx(float(torch.linalg.eigvalsh(after.matrix)[-1]))

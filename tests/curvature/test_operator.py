@@ -287,3 +287,30 @@ def test_the_operator_names_its_parameters_parameter_names_in_flat_order():
     op = HessianOperator(model, torch.nn.functional.cross_entropy, x, y, batch_size=4)
     assert op.parameter_names == ["0.weight", "0.bias", "1.weight", "1.bias"]
     assert not hasattr(op, "params")  # engines' params are tensors; names are not params
+
+
+@pytest.mark.parametrize("budget", [None, 0])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_batched_products_equal_the_exact_hessian_times_each_vector(name, budget):
+    model, x, y, H = reference(name)
+    op = HessianOperator(
+        model, loss_fn, x, y, batch_size=7, engine="cached", memory_budget=budget, weight_decay=0.1
+    )
+    V = torch.randn(3, op.dim, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    expected = V @ (H + 0.1 * torch.eye(op.dim, dtype=torch.float64))
+    assert torch.allclose(op.matmat(V), expected, rtol=0, atol=1e-12 * H.abs().max())
+    assert op.hvp_count == 3 and op._batched
+
+
+def test_batched_products_fall_back_to_one_at_a_time_where_an_operation_refuses(monkeypatch):
+    from landscape.curvature.hvp import CachedGraphEngine
+
+    def products(self, index, v_parts):
+        raise RuntimeError("Batching rule not implemented for aten::something")
+
+    monkeypatch.setattr(CachedGraphEngine, "products", products)
+    model, x, y, H = reference("mlp")
+    op = HessianOperator(model, loss_fn, x, y)
+    V = torch.randn(2, op.dim, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    assert torch.allclose(op.matmat(V), V @ H, rtol=0, atol=1e-12 * H.abs().max())
+    assert not op._batched and op.hvp_count == 2
