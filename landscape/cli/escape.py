@@ -90,7 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fit-window",
         type=parse_window,
         metavar="START:STOP",
-        help="steps of the growth-rate fit (default: 1 to where the distance reaches half its maximum)",
+        help="steps of the growth-rate fit "
+        "(default: 1 to where the distance reaches half its maximum)",
     )
     group.add_argument(
         "--divergence-factor",
@@ -172,15 +173,17 @@ def run(args: argparse.Namespace) -> int:
 
 def summary(name: str, result) -> str:
     """One line: how the escape (an :class:`~landscape.results.escape.EscapeCurve`) ended."""
+    loss, steps = result.train_loss, len(result.step) - 1
     if result.diverged:
+        at = int(result.diverged_at)
         return (
-            f"escape/{name}: DIVERGED at step {int(result.diverged_at)} of {len(result.step) - 1} "
-            f"(train loss {result.train_loss[0]:.4g} -> {result.train_loss[int(result.diverged_at)]:.4g}); "
+            f"escape/{name}: DIVERGED at step {at} of {steps} "
+            f"(train loss {loss[0]:.4g} -> {loss[at]:.4g}); "
             "no growth rate fitted; try a smaller --lr or --bn as in training"
         )
     return (
-        f"escape/{name}: {len(result.step) - 1} SAM steps, final distance {result.distance[-1]:.4g}, "
-        f"train loss {result.train_loss[0]:.4g} -> {result.train_loss[-1]:.4g}, "
+        f"escape/{name}: {steps} SAM steps, final distance {result.distance[-1]:.4g}, "
+        f"train loss {loss[0]:.4g} -> {loss[-1]:.4g}, "
         f"growth rate {result.growth_rate:.4g} per step (x{result.growth_factor:.4g}, "
         f"steps {result.fit_start}-{result.fit_stop})"
     )

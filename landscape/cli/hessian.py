@@ -239,8 +239,8 @@ def weight_decay_of(args: argparse.Namespace, config: dict) -> float:
     value = config.get("weight_decay")
     if not isinstance(value, (int, float)):
         raise UserError(
-            "--weight-decay-term without a value needs a checkpoint whose config names weight_decay; "
-            "give the value, e.g. --weight-decay-term 5e-4"
+            "--weight-decay-term without a value needs a checkpoint whose config names "
+            "weight_decay; give the value, e.g. --weight-decay-term 5e-4"
         )
     return float(value)
 

@@ -160,7 +160,8 @@ def format_escapes(escapes: list[dict]) -> str:
     lines = []
     for e in escapes:
         head = (
-            f"escape {e['name']} ({e['steps']} SAM steps, lr {e['lr']:.3g}, BatchNorm {e['bn_mode']}, "
+            f"escape {e['name']} ({e['steps']} SAM steps, lr {e['lr']:.3g}, "
+            f"BatchNorm {e['bn_mode']}, "
             f"weight decay {e['weight_decay']:.3g}):"
         )
         if math.isfinite(e["diverged_at"]):
