@@ -167,5 +167,6 @@ def compute_interpolation(
                 partition=partition,
             )
     finally:
+        share.sync()  # every process ends with every value (the engines gathered them)
         saver.finish(write)  # also after Ctrl-C: keep what is done
     return result

@@ -298,6 +298,8 @@ def compute_surface(
                 partition=partition,
             )
     finally:
+        for share in shares:  # every process ends with every value (the engines gathered them)
+            share.sync()
         saver.finish(write)  # also after Ctrl-C: keep what is done
     return surface
 

@@ -177,7 +177,7 @@ def _run(args, argv, parser, subparsers, debug: bool) -> int:
             exc.lost = (
                 f"what this run computed ({time.monotonic() - started:.0f} s) could not be saved"
             )
-        print(f"landscape: error: {exc}{_rank_note()}", file=sys.stderr)
+        _say(f"landscape: error: {exc}{_rank_note()}")
         return 1
     except KeyboardInterrupt as exc:  # interrupt.Interrupted, or a Ctrl-C before the handlers
         name = exc.name if isinstance(exc, interrupt.Interrupted) else "SIGINT"
@@ -187,18 +187,23 @@ def _run(args, argv, parser, subparsers, debug: bool) -> int:
             if on_disk
             else ("nothing had been saved yet; rerun the same command to start again")
         )
-        print(f"landscape: stopped by {name}; {saved}", file=sys.stderr)
+        _say(f"landscape: stopped by {name}; {saved}")
         return exc.exit_status if isinstance(exc, interrupt.Interrupted) else 130
     except Exception as exc:  # one line for the unexpected too; --debug shows where
         if debug:
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(
+        _say(
             f"landscape: error: {type(exc).__name__}: {message} (rerun with --debug for the "
-            f"traceback){_rank_note()}",
-            file=sys.stderr,
+            f"traceback){_rank_note()}"
         )
         return 1
+
+
+def _say(line: str) -> None:
+    """One line on stderr in one write: the ranks of a torchrun job share the terminal."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _rank_note() -> str:

@@ -57,7 +57,15 @@ EVERYTHING = HessianResult(
     cost_note="cached engine, 2 graphs kept",
     curvature="hessian",
     blocks={
-        "fc": Block("fc", ["fc.weight", "fc.bias"], eigenvalues(1), TRACE, density()),
+        "fc": Block(
+            "fc",
+            ["fc.weight", "fc.bias"],
+            dim=12,
+            hvp_count=7,
+            top=eigenvalues(1),
+            trace=TRACE,
+            density=density(),
+        ),
     },
 )
 
@@ -114,6 +122,10 @@ def test_the_document_names_nothing_the_writer_does_not_produce(tmp_path, format
         written = format_doc.written_names(f["hessian/x"], skip_below=("eigenvectors",))
     not_names = {"<checkpoint-stem>", "<parameter>", "<block>", "<run-label>", "hessian", "k", "="}
     not_names |= {"landscape", "CKPT", "1", "--bottom-k", "--eigenvectors", "experiment_key"}
-    not_names |= {"experiment"}
+    not_names |= {"experiment", "...", "<root>", "bottom_", "--blocks", "--warm-start"}
+    # values of attributes, not names: stop rules, starts, curvatures, block kinds and examples
+    not_names |= {"gap", "residual", "random", "warm", "ggn", "fisher", "fisher-mc", "other"}
+    not_names |= {"layer", "type", "conv", "linear", "norm", "embedding", "attention"}
+    not_names |= {"layer1.0.conv1", "gauss_newton.py"}
     documented = format_doc.names("hessian") - not_names
     assert sorted(documented - written) == []
