@@ -45,7 +45,7 @@ def vit_case(batch: int):
 def gpt2_case(batch: int, block: int = 256):
     import transformers
 
-    from landscape.external import with_logits
+    from landscape.loading.external import with_logits
 
     torch.manual_seed(0)
     config = transformers.GPT2Config(n_layer=6, n_positions=1024, use_cache=False)

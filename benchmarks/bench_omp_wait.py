@@ -64,7 +64,7 @@ def write_checkpoint(path: Path) -> None:
     """A cnn-bn digits checkpoint in landscape's format (freshly initialised, seed 0)."""
     import torch
 
-    from landscape import checkpoint
+    from landscape.loading import checkpoint
     from landscape.models import build_model
 
     torch.manual_seed(0)

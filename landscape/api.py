@@ -1,6 +1,6 @@
 """``landscape.load``: from a checkpoint file to a model, its data and what is known about it.
 
-The notebook's way in. It goes through :func:`landscape.target.load_targets`, the loading
+The notebook's way in. It goes through :func:`landscape.loading.loader.load_models`, the loading
 path of every analysis command, so a checkpoint that ``landscape hessian CKPT --arch ...
 --dataset ...`` reads, ``landscape.load(CKPT, arch=..., dataset=...)`` reads the same way:
 the same formats and safety rules, the same architecture resolution and mismatch reports,
@@ -66,7 +66,7 @@ def load(
     would print.
     """
     from landscape.devices import resolve_device, resolve_dtype
-    from landscape.target import DataSource, ModelSource, load_targets
+    from landscape.loading.loader import DataSource, ModelSource, load_models
 
     model_source = ModelSource(
         arch=arch,
@@ -87,7 +87,7 @@ def load(
     )
     torch_device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
     torch_dtype = resolve_dtype(dtype) if isinstance(dtype, str) else dtype
-    (target,), loaded_data = load_targets(
+    (target,), loaded_data = load_models(
         [path], model_source, data_source, torch_device, torch_dtype
     )
     metadata = {

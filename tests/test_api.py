@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 
 import landscape
-from landscape import checkpoint
 from landscape.cli import main
 from landscape.curvature import hessian_eigenvalues
 from landscape.data import fixed_subset
 from landscape.errors import UserError
+from landscape.loading import checkpoint
 from landscape.models import build_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")

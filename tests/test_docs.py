@@ -7,8 +7,9 @@ import h5py
 import pytest
 import torch
 
-from landscape import checkpoint, store
+from landscape import store
 from landscape.cli import main
+from landscape.loading import checkpoint
 from landscape.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]

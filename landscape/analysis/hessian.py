@@ -102,7 +102,7 @@ def analyse_hessian(
     partition: Partition = SINGLE,
     reporter: Reporter | None = None,
 ) -> list[tuple[str, HessianResult]]:
-    """Every checkpoint of ``targets`` (:class:`landscape.target.Target`) on examples ``x, y``
+    """Every checkpoint of ``targets`` (:class:`landscape.loading.loader.LoadedModel`) on examples ``x, y``
     of dataset ``data_name``; each result is written to ``hessian/<name>`` of ``out`` when it is
     done (by the writer process). Returns ``(name, result)`` per checkpoint, in order."""
     from landscape.losses import make_loss

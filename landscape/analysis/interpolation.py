@@ -50,8 +50,8 @@ def new_interpolation(
     options: InterpolationOptions, setup: Setup, metric_names: list[str], partition: Partition
 ) -> Interpolation:
     """An interpolation with nothing computed yet."""
+    from landscape.loading.loader import provenance
     from landscape.surface import path_points
-    from landscape.target import provenance
 
     targets = setup.targets
     segment, alpha = path_points(options.alphas, len(targets))

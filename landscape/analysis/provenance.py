@@ -19,7 +19,7 @@ def provenance_of(
     """The :class:`Provenance` of a result of checkpoint ``target`` computed with ``options``
     (an analysis options dataclass: ``split``, ``bn_mode``, ``dtype``, ``seed``) on ``samples``
     examples in ``seconds``, by the processes of ``partition``."""
-    from landscape.target import provenance
+    from landscape.loading.loader import provenance
 
     attrs = provenance(
         target,

@@ -85,12 +85,12 @@ def load_setup(
     from landscape.data import fixed_subset
     from landscape.devices import resolve_device, resolve_dtype
     from landscape.distributed import join
+    from landscape.loading.loader import load_models
     from landscape.losses import make_loss
-    from landscape.target import load_targets
 
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     partition, device = join(device)  # torchrun: this rank's share; else one process
-    targets, data = load_targets(
+    targets, data = load_models(
         paths, model_source_from_args(args), data_source_from_args(args), device, dtype
     )
     channels_last = bool(getattr(args, "channels_last", False))

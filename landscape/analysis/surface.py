@@ -141,7 +141,7 @@ def new_surface(
     options: SurfaceOptions, setup: Setup, metric_names: list[str], partition: Partition
 ) -> tuple[Surface, dict[str, dict[str, torch.Tensor]]]:
     """A surface with nothing computed yet, and its directions as tensors."""
-    from landscape.target import provenance
+    from landscape.loading.loader import provenance
 
     started = time.monotonic()
     centre, others = setup.targets[0], setup.targets[1:]

@@ -324,9 +324,9 @@ def float_list(text: str) -> tuple[float, ...]:
 
 
 def model_source_from_args(args: argparse.Namespace):
-    """The model flags of :func:`add_model_source` as a :class:`landscape.target.ModelSource`."""
-    from landscape.arch import parse_kwargs
-    from landscape.target import ModelSource
+    """The model flags of :func:`add_model_source` as a :class:`landscape.loading.loader.ModelSource`."""
+    from landscape.loading.architecture import parse_kwargs
+    from landscape.loading.loader import ModelSource
 
     return ModelSource(
         arch=getattr(args, "arch", None),
@@ -339,8 +339,8 @@ def model_source_from_args(args: argparse.Namespace):
 
 
 def data_source_from_args(args: argparse.Namespace):
-    """The data flags of :func:`add_data_source` as a :class:`landscape.target.DataSource`."""
-    from landscape.target import DataSource
+    """The data flags of :func:`add_data_source` as a :class:`landscape.loading.loader.DataSource`."""
+    from landscape.loading.loader import DataSource
 
     return DataSource(
         dataset=getattr(args, "dataset", None),
@@ -375,12 +375,12 @@ def load_for_analysis(
     from landscape.analysis.subset import analysis_subset
     from landscape.devices import resolve_device, resolve_dtype, seed_everything
     from landscape.distributed import join
-    from landscape.target import load_targets
+    from landscape.loading.loader import load_models
 
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     partition, device = join(device)  # torchrun: this rank's share; else one process
     seed_everything(args.seed)
-    targets, data = load_targets(
+    targets, data = load_models(
         checkpoints, model_source_from_args(args), data_source_from_args(args), device, dtype
     )
     samples = args.samples or default_samples

@@ -108,7 +108,7 @@ def _head(path: str) -> bytes:
 
 
 def describe_checkpoint(path: str, args: argparse.Namespace) -> dict:
-    from landscape.checkpoint import file_sha256, load_checkpoint, nonfinite_entries
+    from landscape.loading.checkpoint import file_sha256, load_checkpoint, nonfinite_entries
 
     ckpt = load_checkpoint(path, trust=args.trust_checkpoint, ema=args.ema)
     state = ckpt.state_dict
@@ -154,9 +154,9 @@ def _shared_prefix(keys: list[str]) -> str | None:
 
 def _load_model(path: str, args: argparse.Namespace) -> dict:
     from landscape.cli.common import data_source_from_args, model_source_from_args
-    from landscape.target import load_targets
+    from landscape.loading.loader import load_models
 
-    targets, data = load_targets([path], model_source_from_args(args), data_source_from_args(args))
+    targets, data = load_models([path], model_source_from_args(args), data_source_from_args(args))
     target = targets[0]
     report = target.load_report
     return {

@@ -1,7 +1,7 @@
 """landscape surface: 1-D and 2-D loss-surface slices around a checkpoint, into HDF5.
 
 The numbers come from :mod:`landscape.surface`; this module parses flags, loads checkpoints
-and data through :func:`landscape.target.load_targets`, and writes ``surface/<name>/`` of
+and data through :func:`landscape.loading.loader.load_models`, and writes ``surface/<name>/`` of
 docs/file-format.md through :func:`landscape.store.transaction` every few seconds, so that a killed run
 resumes where it stopped. The helpers at the bottom are shared with ``landscape interpolate``.
 """

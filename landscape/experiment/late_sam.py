@@ -272,15 +272,15 @@ class _Context:
 
     # -- loading
     def target(self, path: Path):
-        """The checkpoint as a landscape.target.Target (model on the device, eval mode)."""
-        from landscape.checkpoint import file_sha256, load_checkpoint
-        from landscape.target import ModelSource, Target, build_model_for
+        """The checkpoint as a landscape.loading.loader.LoadedModel (model on the device, eval mode)."""
+        from landscape.loading.checkpoint import file_sha256, load_checkpoint
+        from landscape.loading.loader import LoadedModel, ModelSource, build_model_for
 
         if path not in self._targets:
             ckpt = load_checkpoint(path)
             model, arch, _ = build_model_for(ckpt, ModelSource(), self.data)
             model = model.to(device=self.device, dtype=self.dtype).eval()
-            self._targets[path] = Target(
+            self._targets[path] = LoadedModel(
                 path, file_sha256(path), model, arch, ckpt.epoch, ckpt.phase, ckpt.config, ckpt
             )
             while len(self._targets) > 4:  # keep a few models only
@@ -291,7 +291,7 @@ class _Context:
         return checkpoint_path(self.root, run, self.config.epochs, run.final_phase)
 
     def provenance(self, target, seconds: float, config: dict, samples: int | None = None) -> dict:
-        from landscape.target import provenance
+        from landscape.loading.loader import provenance
 
         return provenance(
             target,

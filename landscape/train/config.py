@@ -203,7 +203,7 @@ def resolve_config(overrides: dict[str, Any], base: dict[str, Any] | None = None
     arch = str(values["arch"]).strip()
     values["arch"] = arch if arch.startswith("timm:") else arch.lower().replace("_", "-")
     if isinstance(values["arch_kwargs"], str):
-        from landscape.arch import parse_kwargs
+        from landscape.loading.architecture import parse_kwargs
 
         values["arch_kwargs"] = parse_kwargs(values["arch_kwargs"])
     _check(isinstance(values["arch_kwargs"], dict), "--arch-kwargs must be a JSON object")

@@ -30,11 +30,11 @@ from torch import nn
 from landscape import interrupt
 from landscape.atomic import WriteError, write_error
 from landscape.bn import BN_TYPES
-from landscape.checkpoint import save_checkpoint
 from landscape.data import Data, augment_batch, batches, load_dataset
 from landscape.devices import make_deterministic, resolve_dtype, seed_everything
 from landscape.errors import UserError
 from landscape.evaluate import evaluate_sums
+from landscape.loading.checkpoint import save_checkpoint
 from landscape.losses import LossFn, make_loss
 from landscape.models import build_model, canonical_name
 from landscape.parallel import SINGLE, Partition
@@ -187,9 +187,9 @@ def average_bn_statistics(model: nn.Module, partition: Partition) -> None:
 
 
 def _build_model(config: TrainConfig, data: Data) -> torch.nn.Module:
-    """A registry model, or ``timm:NAME`` with ``config.arch_kwargs`` (landscape.arch)."""
+    """A registry model, or ``timm:NAME`` with ``config.arch_kwargs`` (landscape.loading.architecture)."""
     if config.arch.startswith("timm:"):
-        from landscape.arch import build_architecture
+        from landscape.loading.architecture import build_architecture
 
         return build_architecture(
             config.arch,

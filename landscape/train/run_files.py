@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from landscape.atomic import write_atomic, write_error
-from landscape.checkpoint import FORMAT, VERSION, read_torch_object, save_checkpoint
 from landscape.errors import UserError
+from landscape.loading.checkpoint import FORMAT, VERSION, read_torch_object, save_checkpoint
 
 CHECKPOINT_RE = re.compile(r"^epoch-(\d+)-(sgd|sam)\.pt$")
 METRICS_FILE = "metrics.jsonl"

@@ -15,19 +15,19 @@ from torch import nn
 from landscape.analysis.interpolation import InterpolationOptions, compute_interpolation
 from landscape.analysis.setup import Setup
 from landscape.analysis.surface import SurfaceOptions, compute_surface
+from landscape.loading.loader import LoadedModel
 from landscape.losses import make_loss
 from landscape.parallel import SINGLE, Partition
 from landscape.progress import Reporter
 from landscape.results.interpolation import Interpolation
 from landscape.results.surface import Surface
-from landscape.target import Target
 
 
-def _target(seed: int) -> Target:
+def _target(seed: int) -> LoadedModel:
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)).double().eval()
     fmt = types.SimpleNamespace(format="landscape-checkpoint")
-    return Target(Path(f"run/c{seed}.pt"), f"{seed}" * 64, model, "mlp", seed, "sgd", {}, fmt)
+    return LoadedModel(Path(f"run/c{seed}.pt"), f"{seed}" * 64, model, "mlp", seed, "sgd", {}, fmt)
 
 
 def _setup(*seeds: int) -> Setup:

@@ -275,7 +275,7 @@ def build_workspace(ws: Path) -> None:
     import h5py
     import torch
 
-    from landscape.checkpoint import FORMAT, save_checkpoint
+    from landscape.loading.checkpoint import FORMAT, save_checkpoint
     from landscape.models import build_model
 
     torch.manual_seed(0)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import checkpoint
 from landscape.cli import main
+from landscape.loading import checkpoint
 from landscape.models import build_model
 from tests.cli.torchrun import ROOT, landscape_lines, torchrun
 

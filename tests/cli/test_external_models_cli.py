@@ -14,8 +14,8 @@ import landscape
 from landscape.cli import main
 from landscape.curvature import hessian_eigenvalues
 from landscape.data import fixed_subset
+from landscape.loading.loader import DataSource, ModelSource, load_models
 from landscape.losses import make_loss
-from landscape.target import DataSource, ModelSource, load_targets
 from tests import external_models as em
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -142,7 +142,7 @@ def test_timm_arch_spec_with_kwargs_reads_a_plain_state_dict(ws, tmp_path):
 
 
 def test_dropout_is_off_during_analysis(ws):
-    targets, data = load_targets(
+    targets, data = load_models(
         ws / "gpt2", ModelSource(), DataSource(data=f"tokens:{ws / 'train.bin'}")
     )
     model = targets[0].model
@@ -235,11 +235,11 @@ def test_text_is_tokenised_with_the_model_folders_tokenizer(ws, tmp_path):
     words = em.save_word_tokenizer(folder)
     ids = [(5 * i) % (em.VOCAB - 1) + 1 for i in range(100)]
     (tmp_path / "a.txt").write_text(" ".join(words[i] for i in ids))
-    from_text = load_targets(
-        folder, ModelSource(), DataSource(data=f"tokens:{tmp_path / 'a.txt'}")
-    )[1]
+    from_text = load_models(folder, ModelSource(), DataSource(data=f"tokens:{tmp_path / 'a.txt'}"))[
+        1
+    ]
     np.save(tmp_path / "a.npy", np.asarray(ids))
-    from_ids = load_targets(folder, ModelSource(), DataSource(data=f"tokens:{tmp_path / 'a.npy'}"))[
+    from_ids = load_models(folder, ModelSource(), DataSource(data=f"tokens:{tmp_path / 'a.npy'}"))[
         1
     ]
     assert torch.equal(from_text.train_x, from_ids.train_x)

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 import torch
 
-from landscape.checkpoint import save_checkpoint
 from landscape.cli import main
+from landscape.loading.checkpoint import save_checkpoint
 from landscape.models import build_model
 
 REPO = Path(__file__).resolve().parents[2]

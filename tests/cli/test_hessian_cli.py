@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import checkpoint
 from landscape.cli import main
 from landscape.curvature import hessian_eigenvalues
 from landscape.data import fixed_subset, load_dataset
+from landscape.loading import checkpoint
 from landscape.losses import make_loss
 from landscape.models import build_model
 

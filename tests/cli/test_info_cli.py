@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from landscape import cli, store
-from landscape.checkpoint import FORMAT, save_checkpoint
+from landscape.loading.checkpoint import FORMAT, save_checkpoint
 from landscape.models import build_model
 
 

@@ -9,8 +9,9 @@ import h5py
 import pytest
 import torch
 
-from landscape import batching, checkpoint
+from landscape import batching
 from landscape.cli import main
+from landscape.loading import checkpoint
 from landscape.models import build_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -5,8 +5,8 @@ import logging
 import pytest
 import torch
 
-from landscape import checkpoint
 from landscape.cli import main
+from landscape.loading import checkpoint
 from landscape.models import build_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")

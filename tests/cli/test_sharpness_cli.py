@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import checkpoint
 from landscape.cli import main
+from landscape.loading import checkpoint
 from landscape.models import build_model
 
 

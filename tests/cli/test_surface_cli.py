@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from landscape import store
-from landscape.checkpoint import save_checkpoint
 from landscape.cli import main
 from landscape.data import fixed_subset, load_dataset
 from landscape.evaluate import evaluate
+from landscape.loading.checkpoint import save_checkpoint
 from landscape.losses import make_loss
 from landscape.models import build_model
 

@@ -18,7 +18,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from landscape.curvature import HessianOperator, lanczos_eigs
 from landscape.curvature.attention import reset_announcement
 from landscape.curvature.trace import hutchpp_trace
-from landscape.external import with_logits
+from landscape.loading.external import with_logits
 from landscape.losses import make_loss
 from tests import external_models as em
 

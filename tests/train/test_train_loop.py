@@ -6,9 +6,9 @@ import shutil
 import pytest
 import torch
 
-from landscape.checkpoint import FORMAT
 from landscape.data import load_dataset
 from landscape.errors import UserError
+from landscape.loading.checkpoint import FORMAT
 from landscape.train import resolve_config, train
 
 

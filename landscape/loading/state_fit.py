@@ -18,7 +18,7 @@ from torch import nn
 
 from landscape.errors import UserError
 
-log = logging.getLogger("landscape.target")
+log = logging.getLogger("landscape.loading.loader")
 
 # BatchNorm counters that old checkpoints lack; their absence never matters for analysis.
 OPTIONAL_SUFFIXES = ("num_batches_tracked",)

@@ -8,7 +8,7 @@ library) and ``timm.models.save_for_hf`` write. The config says which library:
 * ``"model_type"`` (Transformers): the model is ``hf:<class in "architectures">`` built from the
   whole config.
 
-:func:`load_model_folder` returns a :class:`~landscape.checkpoint.LoadedCheckpoint` whose
+:func:`load_model_folder` returns a :class:`~landscape.loading.checkpoint.LoadedCheckpoint` whose
 ``arch`` and ``config["arch_kwargs"]`` say how to build the model, so the folder goes through
 the same architecture resolution and state-dict fitting as any other checkpoint. The weights
 are read with the same safety rules (safetensors, or ``torch.load(weights_only=True)``); no code
@@ -100,7 +100,7 @@ def folder_weights(folder: Path) -> list[Path]:
 
 def load_model_folder(folder: str | Path, *, trust: bool = False):
     """The folder's weights, architecture and config as one LoadedCheckpoint."""
-    from landscape.checkpoint import load_checkpoint
+    from landscape.loading.checkpoint import load_checkpoint
 
     folder = Path(folder)
     config = read_folder_config(folder)
@@ -117,7 +117,7 @@ def load_model_folder(folder: str | Path, *, trust: bool = False):
     if arch.startswith("timm:") and isinstance(kwargs.get("num_classes"), int):
         ckpt.config["num_classes"] = kwargs["num_classes"]
     elif arch.startswith("hf:"):
-        from landscape.external import hf_task
+        from landscape.loading.external import hf_task
 
         labels = config.get("id2label")
         if (

@@ -7,8 +7,8 @@ import textwrap
 import pytest
 from torch import nn
 
-from landscape.arch import build_architecture, load_factory, parse_kwargs
 from landscape.errors import UserError
+from landscape.loading.architecture import build_architecture, load_factory, parse_kwargs
 
 FACTORIES = textwrap.dedent(
     """

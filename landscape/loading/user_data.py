@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from landscape.arch import call_factory, load_factory
 from landscape.data import Data
 from landscape.errors import UserError
+from landscape.loading.architecture import call_factory, load_factory
 
 MAX_DATASET_ITEMS = 1_000_000
 

@@ -320,11 +320,11 @@ def load_checkpoint(
     ``state_dict``, ``model``, ``net``, ``model_state_dict`` or ``module`` (``state_dict_ema``
     or ``model_ema`` when ``ema``); safetensors; and, only when ``trust``, TorchScript
     archives and whole pickled modules. ``module.`` and ``_orig_mod.`` prefixes are stripped.
-    A folder is a timm or Hugging Face model folder (:mod:`landscape.model_folder`).
+    A folder is a timm or Hugging Face model folder (:mod:`landscape.loading.model_folder`).
     """
     path = Path(path)
     if path.is_dir():
-        from landscape.model_folder import load_model_folder
+        from landscape.loading.model_folder import load_model_folder
 
         if ema:
             raise UserError(f"--ema was given but model folder {path} holds one set of weights")

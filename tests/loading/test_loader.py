@@ -9,20 +9,20 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.checkpoint import FORMAT, save_checkpoint
 from landscape.data import load_dataset
 from landscape.errors import UserError
-from landscape.models import build_model
-from landscape.store import PROVENANCE_KEYS
-from landscape.target import (
+from landscape.loading.checkpoint import FORMAT, save_checkpoint
+from landscape.loading.loader import (
     DataSource,
     ModelSource,
     align_prefix,
     load_data,
-    load_targets,
+    load_models,
     provenance,
     renormalise,
 )
+from landscape.models import build_model
+from landscape.store import PROVENANCE_KEYS
 
 DIGITS = DataSource(dataset="digits")
 
@@ -66,7 +66,7 @@ def outputs_match(target, reference, data, dtype=torch.float32):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_landscape_checkpoint_needs_no_flags(tmp_path, cnn, digits, dtype):
     save_checkpoint(tmp_path / "epoch-004-sgd.pt", landscape_payload(cnn))
-    [target], data = load_targets(
+    [target], data = load_models(
         tmp_path / "epoch-004-sgd.pt", ModelSource(), DataSource(), "cpu", dtype
     )
     assert (target.arch, target.epoch, target.phase, target.stem) == (
@@ -94,7 +94,7 @@ def test_third_party_state_dicts_load_with_arch(tmp_path, cnn, digits, rename):
     torch.save(
         {"state_dict": {rename(k): v for k, v in cnn.state_dict().items()}}, tmp_path / "c.pt"
     )
-    [target], data = load_targets([tmp_path / "c.pt"], ModelSource(arch="cnn-bn"), DIGITS)
+    [target], data = load_models([tmp_path / "c.pt"], ModelSource(arch="cnn-bn"), DIGITS)
     assert outputs_match(target, cnn, data)
 
 
@@ -111,12 +111,12 @@ def test_lightning_prefix_is_stripped_only_when_keys_then_match(cnn):
 def test_third_party_checkpoint_without_arch_asks_for_it(tmp_path, cnn):
     torch.save(cnn.state_dict(), tmp_path / "c.pt")
     with pytest.raises(UserError, match="give --arch"):
-        load_targets([tmp_path / "c.pt"], ModelSource(), DIGITS)
+        load_models([tmp_path / "c.pt"], ModelSource(), DIGITS)
 
 
 def test_trusted_whole_module_is_its_own_architecture(tmp_path, cnn, digits):
     torch.save(cnn, tmp_path / "whole.pt")
-    [target], data = load_targets([tmp_path / "whole.pt"], ModelSource(trust=True), DIGITS)
+    [target], data = load_models([tmp_path / "whole.pt"], ModelSource(trust=True), DIGITS)
     assert outputs_match(target, cnn, data)
 
 
@@ -140,7 +140,7 @@ def test_resnet18_dataparallel_checkpoint_worked_example(tmp_path):
             """
         )
     )
-    [target], data = load_targets(
+    [target], data = load_models(
         [tmp_path / "resnet18_dp.pt"],
         ModelSource(arch="torchvision:resnet18", num_classes=10),
         DataSource(data=f"{tmp_path / 'cifar_like.py'}:data"),
@@ -155,7 +155,7 @@ def test_resnet18_dataparallel_checkpoint_worked_example(tmp_path):
 def test_wrong_architecture_reports_the_first_keys(tmp_path, cnn):
     torch.save(cnn.state_dict(), tmp_path / "c.pt")
     with pytest.raises(UserError) as info:
-        load_targets([tmp_path / "c.pt"], ModelSource(arch="mlp"), DIGITS)
+        load_models([tmp_path / "c.pt"], ModelSource(arch="mlp"), DIGITS)
     message = str(info.value)
     assert "does not fit architecture mlp" in message
     assert "missing (" in message and "unexpected (" in message and "features.0.weight" in message
@@ -166,7 +166,7 @@ def test_wrong_class_count_suggests_the_right_one(tmp_path):
     three_class = build_model("cnn-bn", (1, 8, 8), 3)
     torch.save(three_class.state_dict(), tmp_path / "c.pt")
     with pytest.raises(UserError, match=r"shape mismatches.*\[3, .*try --num-classes 3"):
-        load_targets([tmp_path / "c.pt"], ModelSource(arch="cnn-bn"), DIGITS)
+        load_models([tmp_path / "c.pt"], ModelSource(arch="cnn-bn"), DIGITS)
 
 
 def test_non_strict_loads_what_fits_and_warns(tmp_path, cnn, caplog):
@@ -178,8 +178,8 @@ def test_non_strict_loads_what_fits_and_warns(tmp_path, cnn, caplog):
     del state[last]
     state["extra.weight"] = torch.zeros(2)
     torch.save(state, tmp_path / "c.pt")
-    with caplog.at_level(logging.WARNING, logger="landscape.target"):
-        [target], _ = load_targets(
+    with caplog.at_level(logging.WARNING, logger="landscape.loading.loader"):
+        [target], _ = load_models(
             [tmp_path / "c.pt"], ModelSource(arch="cnn-bn", strict=False), DIGITS
         )
     assert target.load_report["missing"] == [last]
@@ -192,7 +192,7 @@ def test_non_strict_loads_what_fits_and_warns(tmp_path, cnn, caplog):
 def test_missing_batchnorm_counters_are_tolerated(tmp_path, cnn, digits):
     state = {k: v for k, v in cnn.state_dict().items() if not k.endswith("num_batches_tracked")}
     torch.save(state, tmp_path / "old.pt")
-    [target], data = load_targets([tmp_path / "old.pt"], ModelSource(arch="cnn-bn"), DIGITS)
+    [target], data = load_models([tmp_path / "old.pt"], ModelSource(arch="cnn-bn"), DIGITS)
     assert outputs_match(target, cnn, data)
 
 
@@ -202,7 +202,7 @@ def test_nonfinite_weights_are_refused_naming_the_parameter(tmp_path, cnn):
     state[name] = state[name].clone().fill_(float("nan"))
     torch.save(state, tmp_path / "nan.pt")
     with pytest.raises(UserError, match=f"NaN or Inf weights in {name}"):
-        load_targets([tmp_path / "nan.pt"], ModelSource(arch="cnn-bn"), DIGITS)
+        load_models([tmp_path / "nan.pt"], ModelSource(arch="cnn-bn"), DIGITS)
 
 
 # ---------------------------------------------------------------------------------- data
@@ -216,14 +216,14 @@ def test_data_shape_mismatch_is_found_by_one_forward(tmp_path):
         "    return nn.Sequential(nn.Flatten(), nn.Linear(3072, 10))\n"
     )
     with pytest.raises(UserError, match=r"does not accept inputs of shape \[1, 8, 8\]"):
-        load_targets([tmp_path / "c.pt"], ModelSource(arch=f"{tmp_path / 'f.py'}:net"), DIGITS)
+        load_models([tmp_path / "c.pt"], ModelSource(arch=f"{tmp_path / 'f.py'}:net"), DIGITS)
 
 
 def test_dataset_comes_from_the_checkpoint_config_unless_overridden(tmp_path, cnn):
     save_checkpoint(tmp_path / "c.pt", landscape_payload(cnn, config={"dataset": "cifar10"}))
     with pytest.raises(UserError, match="cifar10"):  # not downloaded here: the config was honoured
-        load_targets([tmp_path / "c.pt"], ModelSource(), DataSource(data_dir=str(tmp_path)))
-    [target], data = load_targets([tmp_path / "c.pt"], ModelSource(), DIGITS)
+        load_models([tmp_path / "c.pt"], ModelSource(), DataSource(data_dir=str(tmp_path)))
+    [target], data = load_models([tmp_path / "c.pt"], ModelSource(), DIGITS)
     assert data.name == "digits"
 
 
@@ -265,7 +265,7 @@ def test_normalisation_from_checkpoint_config(tmp_path, cnn, digits):
         tmp_path / "c.pt",
         landscape_payload(cnn, config={"dataset": "digits", "mean": [0.5], "std": [0.25]}),
     )
-    _, data = load_targets([tmp_path / "c.pt"], ModelSource(), DataSource())
+    _, data = load_models([tmp_path / "c.pt"], ModelSource(), DataSource())
     assert data.mean == (0.5,) and data.std == (0.25,)
 
 
@@ -275,7 +275,7 @@ def test_normalisation_from_checkpoint_config(tmp_path, cnn, digits):
 def test_group_names_stay_unique_when_stems_collide(tmp_path, cnn):
     for run in ("a", "b"):
         save_checkpoint(tmp_path / run / "last.pt", landscape_payload(cnn))
-    targets, _ = load_targets(
+    targets, _ = load_models(
         [tmp_path / "a" / "last.pt", tmp_path / "b" / "last.pt"], ModelSource(), DIGITS
     )
     assert [t.stem for t in targets] == ["a_last", "b_last"]
@@ -283,7 +283,7 @@ def test_group_names_stay_unique_when_stems_collide(tmp_path, cnn):
 
 def test_provenance_has_every_attribute_the_store_requires(tmp_path, cnn):
     save_checkpoint(tmp_path / "c.pt", landscape_payload(cnn))
-    [target], _ = load_targets([tmp_path / "c.pt"], ModelSource(), DIGITS)
+    [target], _ = load_models([tmp_path / "c.pt"], ModelSource(), DIGITS)
     prov = provenance(
         target,
         split="train",
@@ -301,7 +301,7 @@ def test_provenance_has_every_attribute_the_store_requires(tmp_path, cnn):
 
 def test_tied_parameters_stored_once_fill_every_name():
     """save_pretrained stores GPT-2's shared embedding/head weight once (issue 16)."""
-    from landscape.state_fit import fit_state_dict
+    from landscape.loading.state_fit import fit_state_dict
 
     class Tied(torch.nn.Module):
         def __init__(self):

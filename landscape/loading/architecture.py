@@ -5,7 +5,7 @@ Three kinds of spec:
 * a registry name (``resnet20``, ``cnn-bn``, ...) built by :func:`landscape.models.build_model`;
 * ``torchvision:NAME`` for any torchvision classification model (``num_classes`` honoured);
 * ``timm:NAME`` for any timm model and ``hf:NAME`` for a Hugging Face Transformers causal
-  language model or image classifier built from its config (:mod:`landscape.external`), with
+  language model or image classifier built from its config (:mod:`landscape.loading.external`), with
   ``--arch-kwargs`` as the model's keyword arguments or config fields;
 * ``path/to/file.py:factory`` or ``package.module:factory`` for user code, called with the
   keyword arguments of ``--arch-kwargs`` (and ``num_classes`` when given and accepted).
@@ -149,7 +149,7 @@ def build_architecture(
     if spec.startswith("torchvision:"):
         model = _torchvision_model(spec.split(":", 1)[1], num_classes, kwargs)
     elif spec.startswith(("timm:", "hf:")):
-        from landscape.external import hf_model, timm_model
+        from landscape.loading.external import hf_model, timm_model
 
         library, name = spec.split(":", 1)
         build = timm_model if library == "timm" else hf_model

@@ -8,7 +8,7 @@ import torch
 
 from landscape.data import fixed_subset
 from landscape.errors import UserError
-from landscape.tokens import cut_blocks, load_token_data
+from landscape.loading.tokens import cut_blocks, load_token_data
 
 
 def test_blocks_tile_the_stream_and_targets_are_the_next_tokens():

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.checkpoint import (
+from landscape.errors import UserError
+from landscape.loading.checkpoint import (
     FORMAT,
     check_finite,
     load_checkpoint,
@@ -18,7 +19,6 @@ from landscape.checkpoint import (
     sniff_container,
     strip_prefixes,
 )
-from landscape.errors import UserError
 
 
 def tiny() -> nn.Module:

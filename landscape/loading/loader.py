@@ -1,7 +1,7 @@
 """The one loading path of every analysis command: checkpoint files -> models + data.
 
 ``hessian``, ``surface``, ``interpolate``, ``sharpness``, ``escape`` and ``info`` all call
-:func:`load_targets`, so a checkpoint that one command reads, every command reads, with the
+:func:`load_models`, so a checkpoint that one command reads, every command reads, with the
 same safety rules (no unpickling of code unless trusted), the same architecture resolution,
 the same mismatch reports and the same data. :func:`provenance` gives the attributes that
 every result group carries (docs/file-format.md, "Result files").
@@ -17,24 +17,29 @@ from typing import Any
 import torch
 from torch import nn
 
-from landscape.arch import build_architecture, parse_kwargs
-from landscape.checkpoint import LoadedCheckpoint, check_finite, file_sha256, load_checkpoint
 from landscape.data import Data, load_dataset
 from landscape.errors import UserError
-from landscape.state_fit import align_prefix, fit_state_dict, mismatch_summary
+from landscape.loading.architecture import build_architecture, parse_kwargs
+from landscape.loading.checkpoint import (
+    LoadedCheckpoint,
+    check_finite,
+    file_sha256,
+    load_checkpoint,
+)
+from landscape.loading.state_fit import align_prefix, fit_state_dict, mismatch_summary
+from landscape.loading.tokens import is_token_spec
 from landscape.store import checkpoint_label, safe_group_name
-from landscape.tokens import is_token_spec
 
 __all__ = [
     "DataSource",
     "ModelSource",
-    "Target",
+    "LoadedModel",
     "align_prefix",
     "build_model_for",
     "check_model_fits_data",
     "fit_state_dict",
     "load_data",
-    "load_targets",
+    "load_models",
     "mismatch_summary",
     "provenance",
     "renormalise",
@@ -72,7 +77,7 @@ class DataSource:
 
 
 @dataclass
-class Target:
+class LoadedModel:
     """One checkpoint, loaded: the model (on the device, in eval mode) and where it came from."""
 
     path: Path
@@ -92,13 +97,13 @@ class Target:
         return safe_group_name(self.label or checkpoint_label(self.path))
 
 
-def load_targets(
+def load_models(
     paths: list[str | Path] | tuple[str | Path, ...] | str | Path,
     model_source: ModelSource,
     data_source: DataSource,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
-) -> tuple[list[Target], Data]:
+) -> tuple[list[LoadedModel], Data]:
     """Load every checkpoint in ``paths`` and the data to analyse them on.
 
     Data come from ``--data``/``--dataset`` when given, else from the first checkpoint's
@@ -123,7 +128,7 @@ def load_targets(
         ckpt.state_dict = {}
         check_model_fits_data(model, data, path, arch, data_source.loss, device, dtype)
         targets.append(
-            Target(
+            LoadedModel(
                 path=path,
                 sha256=file_sha256(ckpt.path),  # a model folder's weights file
                 model=model,
@@ -153,7 +158,7 @@ def load_data(source: DataSource, checkpoints: list[LoadedCheckpoint] | None = N
     if is_token_spec(source.data):
         data = _load_tokens(source, checkpoints)
     elif source.data:
-        from landscape.user_data import load_user_data
+        from landscape.loading.user_data import load_user_data
 
         data = load_user_data(source.data)
     else:
@@ -185,8 +190,8 @@ def load_data(source: DataSource, checkpoints: list[LoadedCheckpoint] | None = N
 
 def _load_tokens(source: DataSource, checkpoints: list[LoadedCheckpoint]) -> Data:
     """Token blocks; the default block size is the first model's context, at most 256."""
-    from landscape.external import config_context_length
-    from landscape.tokens import DEFAULT_BLOCK_SIZE, load_token_data
+    from landscape.loading.external import config_context_length
+    from landscape.loading.tokens import DEFAULT_BLOCK_SIZE, load_token_data
 
     folder = next(
         (c.config["model_folder"] for c in checkpoints if c.config.get("model_folder")), None
@@ -287,7 +292,7 @@ def build_model_for(
     )
     state = ckpt.state_dict
     if arch.startswith("hf:"):
-        from landscape.external import hf_state_dict
+        from landscape.loading.external import hf_state_dict
 
         state = hf_state_dict(model, state)  # save_pretrained's names -> the model's
     report = fit_state_dict(model, state, strict=source.strict, path=ckpt.path, arch=arch)
@@ -356,7 +361,7 @@ def _check_language_model(model: nn.Module, data: Data, path: str | Path, arch: 
     """Whether ``model`` is analysed as a language model (token blocks in, per-token logits
     out). For a Transformers one, the blocks must lie within its vocabulary and context
     (checked before any forward pass); the user's own model on token blocks is taken as one."""
-    from landscape.external import language_model_limits
+    from landscape.loading.external import language_model_limits
 
     limits = language_model_limits(model)
     tokens = data.name.startswith("tokens:")
@@ -387,7 +392,7 @@ def _check_language_model(model: nn.Module, data: Data, path: str | Path, arch: 
 
 
 def provenance(
-    target: Target,
+    target: LoadedModel,
     *,
     split: str,
     samples: int,
