@@ -118,7 +118,8 @@ def main() -> None:
         print(
             f"{r['case']:<28} {r['params'] / 1e6:>7.1f}M {r['gradient']:>8.2f}s {r['ours']:>7.2f}s "
             f"{r['theirs']:>11.2f}s {r['ours'] / r['gradient']:>9.2f} "
-            f"{r['theirs'] / r['gradient']:>11.2f} {r['theirs'] / r['ours']:>11.2f} {r['agree']:>10.1e}",
+            f"{r['theirs'] / r['gradient']:>11.2f} {r['theirs'] / r['ours']:>11.2f} "
+            f"{r['agree']:>10.1e}",
             flush=True,
         )
 

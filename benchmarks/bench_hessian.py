@@ -34,10 +34,10 @@ Measured (wall-clock, each library's set-up such as graph building included):
     1e-4 are counted in full and the ratio is then marked ">" (a lower bound).
 * trace to 5% relative standard error on ResNet-20 (1% would take hours of PyHessian
   products on a CPU; our advantage grows as the level tightens, because our deflation rank
-  is a fixed cost and the samples both need scale alike) and 1% on the digits: ours (Krylov Hutch++) stops by
-  itself; for PyHessian's Hutchinson, ``--pyhessian-samples`` samples are drawn and timed,
-  and the number it needs for the same standard error is read off or, when more are needed,
-  extrapolated from their variance (marked "est.").
+  is a fixed cost and the samples both need scale alike) and 1% on the digits: ours (Krylov
+  Hutch++) stops by itself; for PyHessian's Hutchinson, ``--pyhessian-samples`` samples are
+  drawn and timed, and the number it needs for the same standard error is read off or, when
+  more are needed, extrapolated from their variance (marked "est.").
 * one Hessian-vector product (median, timed in turn with PyHessian's and a gradient so that
   a busy machine slows all three alike), top-1 in gradient-equivalents (time / one gradient
   over the same examples), and the peak memory of a top-1 job (resident-set growth in a
@@ -502,7 +502,8 @@ def run_case(name: str, args, workdir: str) -> list[tuple[str, str, str, str]]:
     ref = reference.eigenvalues
     log(
         f"reference top-5 {np.array2string(ref, precision=6)} (max rel. residual "
-        f"{reference.relative_residuals.max():.1e}, {reference.hvp_count} products, {ref_time:.0f} s)"
+        f"{reference.relative_residuals.max():.1e}, {reference.hvp_count} products, "
+        f"{ref_time:.0f} s)"
     )
 
     def error(result, k):
@@ -622,7 +623,8 @@ def run_lean(case: Case, weights: str, args, ref: np.ndarray, grad: float, batch
     tag = "trained, lean"
     return [
         (
-            f"**{tag}**: nothing kept between products; PyHessian `dataloader=`, batches of {batch}",
+            f"**{tag}**: nothing kept between products; PyHessian `dataloader=`, "
+            f"batches of {batch}",
             "",
             "",
             "",

@@ -2,9 +2,9 @@
 
 For every measure of ``landscape sharpness``: wall time, and that time divided by the time
 of one full gradient (forward + backward) over the same examples with the same batch size,
-measured right before and after the measure (the faster of the two). Side by side: the nominal count each measure reports
-(``gradient_evaluations``: ascent steps, forward passes at 1/3, Hessian-vector products at 2),
-and measured / nominal.
+measured right before and after the measure (the faster of the two). Side by side: the
+nominal count each measure reports (``gradient_evaluations``: ascent steps, forward passes
+at 1/3, Hessian-vector products at 2), and measured / nominal.
 
 Models: the digits default (cnn-bn on 8x8 digits) and a CIFAR ResNet-20 on random 32x32
 inputs, both on CPU, at their initialisation (the cost does not depend on the weights,

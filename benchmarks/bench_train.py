@@ -172,8 +172,8 @@ def main() -> None:
     cli = None if args.skip_cli else default_cli_wall_time()
 
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, best of {4 * repeats} (digits) "
-        f"and {repeats} (resnet20), round-robin\n"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"best of {4 * repeats} (digits) and {repeats} (resnet20), round-robin\n"
     )
     print(
         "| case | images | fwd+bwd img/s | fwd+bwd+step img/s | train epoch img/s "

@@ -51,7 +51,10 @@ class WriteError(UserError):
         if self.needs_bytes is not None:
             needs = f" (needs about {max(math.ceil(self.needs_bytes / 1e5) / 10, 0.1):.1f} MB)"
         lost = f"; {self.lost}" if self.lost else ""
-        return f"{self.reason} while writing {self.path}{needs}; nothing already on disk was changed{lost}; {self.advice}"
+        return (
+            f"{self.reason} while writing {self.path}{needs}; "
+            f"nothing already on disk was changed{lost}; {self.advice}"
+        )
 
 
 def write_error(exc: OSError, path: Path, size: int) -> WriteError:

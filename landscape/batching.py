@@ -8,13 +8,14 @@ a few candidates on the real model and tensors before a long job, and remember t
 
 Candidates are *balanced* sizes ``ceil(n / k)``: ``k`` equal batches cost ``k * t(ceil(n / k))``
 for one pass, which we predict from one timed batch per candidate (the fastest of two rounds
-after a warm-up; calls of a few milliseconds are repeated within a round). All are tried, from small to large (time is not a smooth function of the batch: on a busy
-2-core CPU some small sizes were 20x slower than their neighbours), until one runs out of
-memory; one whose warm-up alone is 5x slower than the best so far is not timed further, and
-the three fastest are timed again (load only ever adds time), so the probe costs a few passes
-over the data. The choice is stored in ``$XDG_CACHE_HOME/landscape/batch-sizes.json``
-(``~/.cache`` by default) under a key made of the work kind, the model's structure (module types,
-parameter and buffer shapes), the input shape, ``n``, the device, dtype, thread count and torch
+after a warm-up; calls of a few milliseconds are repeated within a round). All are tried,
+from small to large (time is not a smooth function of the batch: on a busy 2-core CPU some
+small sizes were 20x slower than their neighbours), until one runs out of memory; one whose
+warm-up alone is 5x slower than the best so far is not timed further, and the three fastest
+are timed again (load only ever adds time), so the probe costs a few passes over the data.
+The choice is stored in ``$XDG_CACHE_HOME/landscape/batch-sizes.json`` (``~/.cache`` by
+default) under a key made of the work kind, the model's structure (module types, parameter
+and buffer shapes), the input shape, ``n``, the device, dtype, thread count and torch
 version: a rerun of the same job does not probe.
 
 Numerical code never calls this with a batch size that defines the result (BatchNorm with batch

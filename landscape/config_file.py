@@ -55,7 +55,8 @@ def read_config_file(path: str | Path, parser: argparse.ArgumentParser) -> dict[
                 raise UserError(f"config file {path}: bad value for {key!r}: {exc}") from exc
         if action.choices is not None and value not in action.choices:
             raise UserError(
-                f"config file {path}: {key} = {value!r} is not one of {', '.join(map(str, action.choices))}"
+                f"config file {path}: {key} = {value!r} is not one of "
+                f"{', '.join(map(str, action.choices))}"
             )
         values[dest] = value
     return values

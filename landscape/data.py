@@ -210,7 +210,8 @@ def load_cifar(name: str, data_dir: str | Path | None = None, *, download: bool 
     if not folder.is_dir():
         raise UserError(
             f"{name} not found: no folder {folder} (looked under --data-dir {root}); "
-            f"rerun with --download to fetch it, or put the extracted '{layout.folder}' folder there"
+            f"rerun with --download to fetch it, or put the extracted '{layout.folder}' "
+            "folder there"
         )
     classes, mean, std = layout.num_classes, layout.mean, layout.std
     train_u8, train_y = read_cifar_batches(

@@ -21,9 +21,9 @@ escapes along the directions where that factor exceeds 1 in absolute value.
 
 An escape is not a divergence: when the loss becomes non-finite or exceeds
 ``divergence_factor`` times its starting value (at least ``divergence_factor`` x 0.01, so
-that a start at loss ~0 does not count every rise as a blow-up), the run stops there, the step is stored as
-``diverged_at`` (NaN when the run stayed finite) and no growth rate is fitted (a fit
-through a blow-up measures the blow-up, not the instability of the minimum).
+that a start at loss ~0 does not count every rise as a blow-up), the run stops there, the
+step is stored as ``diverged_at`` (NaN when the run stayed finite) and no growth rate is
+fitted (a fit through a blow-up measures the blow-up, not the instability of the minimum).
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 
 class Interrupted(KeyboardInterrupt):
-    """Raised by the first stop signal; a KeyboardInterrupt, so ``except Exception`` passes it on."""
+    """Raised by the first stop signal; a KeyboardInterrupt, so ``except Exception`` passes it
+    on."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)

@@ -57,7 +57,8 @@ def check_output_path(path: str | Path) -> Path:
             raise UserError(f"output {path} exists but cannot be read; choose another --out")
         if not is_hdf5(path):
             raise UserError(
-                f"output {path} exists but is not an HDF5 file; it was left untouched, choose another --out"
+                f"output {path} exists but is not an HDF5 file; it was left untouched, "
+                "choose another --out"
             )
     return path
 
@@ -120,13 +121,15 @@ def _check_target(path: Path) -> None:
         raise UserError(f"output {path} is a directory; give a file name ending in .h5")
     if path.exists() and not is_hdf5(path):
         raise UserError(
-            f"output {path} exists but is not an HDF5 file; it was left untouched, choose another --out"
+            f"output {path} exists but is not an HDF5 file; it was left untouched, "
+            "choose another --out"
         )
 
 
 @contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``.<name>.lock`` (kept: removing a lock file races with its users)."""
+    """An exclusive ``flock`` on ``.<name>.lock`` (kept: removing a lock file races with its
+    users)."""
     lock_path = path.with_name(f".{path.name}.lock")
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -214,9 +217,9 @@ def owned_group(f: h5py.File, name: str) -> h5py.Group:
             else f"taken over by another landscape command ({_describe_writer(owner)})"
         )
         raise UserError(
-            f"{name} in {f.filename} was {who} while this command was writing it; two commands cannot "
-            "write the same group of one file at once: this one stops and the group holds what the other "
-            "writes; give each command its own --name or --out"
+            f"{name} in {f.filename} was {who} while this command was writing it; "
+            "two commands cannot write the same group of one file at once: this one stops and "
+            "the group holds what the other writes; give each command its own --name or --out"
         )
     return group
 

@@ -1,5 +1,6 @@
 """torch.distributed behind the Partition seam: what a command's set-up does without a GPU and
-without spawning (the multi-process behaviour is in the slow suite: tests/cli/test_distributed_cli.py)."""
+without spawning (the multi-process behaviour is in the slow suite:
+tests/cli/test_distributed_cli.py)."""
 
 import sys
 

@@ -193,7 +193,8 @@ def test_tiny_experiment_runs_end_to_end_and_a_rerun_skips_everything(tmp_path, 
 def test_experiment_reads_its_options_from_a_toml_file(tmp_path, capsys):
     config = tmp_path / "tiny.toml"
     config.write_text(
-        'arch = "mlp"\nepochs = 2\nswitch_epochs = [1]\nseeds = [0]\nfull_sam = false\nsam_sgd_epochs = []\n'
+        'arch = "mlp"\nepochs = 2\nswitch_epochs = [1]\nseeds = [0]\nfull_sam = false\n'
+        "sam_sgd_epochs = []\n"
         "samples = 32\ninterpolation_points = 2\nescape = false\ntrace_max_hvps = 12\n"
         "trace_rel_stderr = 0.5\nsharpness_steps = 1\neig_tol = 0.05\n"
     )

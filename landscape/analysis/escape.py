@@ -110,8 +110,9 @@ def analyse_escape(
     partition: Partition = SINGLE,
     reporter: Reporter | None = None,
 ) -> tuple[str, EscapeCurve]:
-    """The escape from checkpoint ``target`` (:class:`landscape.loading.loader.LoadedModel`), written to
-    ``escape/<name>`` of ``out`` (default name: the checkpoint's) by the writer process."""
+    """The escape from checkpoint ``target`` (:class:`landscape.loading.loader.LoadedModel`),
+    written to ``escape/<name>`` of ``out`` (default name: the checkpoint's) by the writer
+    process."""
     from landscape.losses import make_loss
 
     started = time.monotonic()

@@ -102,9 +102,10 @@ def analyse_hessian(
     partition: Partition = SINGLE,
     reporter: Reporter | None = None,
 ) -> list[tuple[str, HessianResult]]:
-    """Every checkpoint of ``targets`` (:class:`landscape.loading.loader.LoadedModel`) on examples ``x, y``
-    of dataset ``data_name``; each result is written to ``hessian/<name>`` of ``out`` when it is
-    done (by the writer process). Returns ``(name, result)`` per checkpoint, in order."""
+    """Every checkpoint of ``targets`` (:class:`landscape.loading.loader.LoadedModel`) on
+    examples ``x, y`` of dataset ``data_name``; each result is written to ``hessian/<name>`` of
+    ``out`` when it is done (by the writer process). Returns ``(name, result)`` per checkpoint,
+    in order."""
     from landscape.losses import make_loss
 
     loss_fn = make_loss(options.loss, label_smoothing=options.label_smoothing)

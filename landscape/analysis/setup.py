@@ -20,7 +20,8 @@ class Setup:
 
     ``batch_size`` is the evaluation batch (measured unless --batch-size or --bn train fixes
     it), ``bn_batch_size`` the batch that defines BatchNorm statistics (recalibration, --bn
-    train), ``points_per_pass`` grid points per batched call (measured, :mod:`landscape.surface.stacked`).
+    train), ``points_per_pass`` grid points per batched call (measured,
+    :mod:`landscape.surface.stacked`).
     """
 
     def __init__(

@@ -139,9 +139,9 @@ def analyse_sharpness(
     partition: Partition = SINGLE,
     reporter: Reporter | None = None,
 ) -> list[tuple[str, SharpnessResult]]:
-    """Every checkpoint of ``targets`` (:class:`landscape.loading.loader.LoadedModel`); each one's measures
-    are written to ``sharpness/<name>`` of ``out`` when done (by the writer process). Returns
-    ``(name, the measures computed now)`` per checkpoint, in order."""
+    """Every checkpoint of ``targets`` (:class:`landscape.loading.loader.LoadedModel`); each
+    one's measures are written to ``sharpness/<name>`` of ``out`` when done (by the writer
+    process). Returns ``(name, the measures computed now)`` per checkpoint, in order."""
     from landscape.losses import make_loss
 
     loss_fn = make_loss(options.loss)

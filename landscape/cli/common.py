@@ -140,8 +140,8 @@ def add_fast_evaluation(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bf16",
         action="store_true",
-        help="forward passes under bfloat16 autocast: faster on recent GPUs; mean losses differed from "
-        "float32 by under 1e-3 relative in our benchmarks (README); recorded in the config",
+        help="forward passes under bfloat16 autocast: faster on recent GPUs; mean losses differed "
+        "from float32 by under 1e-3 relative in our benchmarks (README); recorded in the config",
     )
 
 
@@ -324,7 +324,8 @@ def float_list(text: str) -> tuple[float, ...]:
 
 
 def model_source_from_args(args: argparse.Namespace):
-    """The model flags of :func:`add_model_source` as a :class:`landscape.loading.loader.ModelSource`."""
+    """The model flags of :func:`add_model_source` as a
+    :class:`landscape.loading.loader.ModelSource`."""
     from landscape.loading.architecture import parse_kwargs
     from landscape.loading.loader import ModelSource
 
@@ -339,7 +340,8 @@ def model_source_from_args(args: argparse.Namespace):
 
 
 def data_source_from_args(args: argparse.Namespace):
-    """The data flags of :func:`add_data_source` as a :class:`landscape.loading.loader.DataSource`."""
+    """The data flags of :func:`add_data_source` as a
+    :class:`landscape.loading.loader.DataSource`."""
     from landscape.loading.loader import DataSource
 
     return DataSource(

@@ -32,9 +32,11 @@ Everything lands in OUT/ (checkpoints/<run>/, result.h5, figures/). Re-running s
 finished runs and analyses, so an interrupted experiment continues where it stopped.
 
 examples:
-  landscape experiment late-sam --threads 1                       # digits, 300 epochs, 4 seeds (see below)
+  landscape experiment late-sam --threads 1                       \
+# digits, 300 epochs, 4 seeds (see below)
   landscape experiment late-sam --config configs/late-sam-cifar10-resnet20.toml --device cuda
-  landscape experiment late-sam --config configs/late-sam-digits-quick.toml   # 60 epochs: few SAM steps
+  landscape experiment late-sam --config configs/late-sam-digits-quick.toml   \
+# 60 epochs: few SAM steps
   landscape experiment late-sam --dataset mnist1d --arch cnn1d --epochs 40 --batch-size 128
 
 time: the digits default took 15-22 min of training and about 3.5 min of analyses per seed
@@ -79,12 +81,14 @@ FIELDS = {
     "momentum_across_switch": (str, "keep or reset the momentum at a SGD/SAM switch"),
     "switch_epochs": (
         int_list,
-        "late-SAM arms: epochs t0 at which SAM starts, comma-separated (default: 1/2, 3/4, 9/10 of --epochs)",
+        "late-SAM arms: epochs t0 at which SAM starts, comma-separated "
+        "(default: 1/2, 3/4, 9/10 of --epochs)",
     ),
     "full_sam": (None, "train the full-SAM arm"),
     "sam_sgd_epochs": (
         int_list,
-        "SAM->SGD arms: epochs t1 at which SAM stops, comma-separated (default: half of --epochs; '' for none)",
+        "SAM->SGD arms: epochs t1 at which SAM stops, comma-separated "
+        "(default: half of --epochs; '' for none)",
     ),
     "seeds": (int_list, "seeds (comma-separated)"),
     "samples": (positive_int, "training examples of the analyses"),

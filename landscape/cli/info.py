@@ -343,7 +343,8 @@ def _value_lines(kind: str, values: dict) -> list[str]:
             lines.append(f"Hessian-vector products: {int(values['hvp_count'])}")
         if "density" in values:
             lines.append(
-                f"spectral density: {values['density']['points']} points, sigma {_number(values['density']['sigma'])}"
+                f"spectral density: {values['density']['points']} points, "
+                f"sigma {_number(values['density']['sigma'])}"
             )
         return lines
     for key, value in values.items():
@@ -392,7 +393,8 @@ def render(info: dict) -> str:
     lines.append(f"  prefixes stripped: {', '.join(info['prefixes_stripped']) or 'none'}")
     if info["shared_prefix"]:
         lines.append(
-            f"  shared prefix:     {info['shared_prefix']} (stripped when that makes the keys fit --arch)"
+            f"  shared prefix:     {info['shared_prefix']} "
+            "(stripped when that makes the keys fit --arch)"
         )
     lines.append(
         f"  tensors:           {info['tensors']} ({', '.join(info['dtypes']) or 'no floats'})"
@@ -416,13 +418,13 @@ def render(info: dict) -> str:
         m = info["model"]
         fix = f", {m['prefix_fix']}" if m["prefix_fix"] else ""
         lines.append(
-            f"  model:             {m['arch']}, {m['parameters']:,} parameters, loads on {m['data']} "
-            f"{m['input_shape']}{fix}"
+            f"  model:             {m['arch']}, {m['parameters']:,} parameters, "
+            f"loads on {m['data']} {m['input_shape']}{fix}"
         )
         if m["missing"] or m["unexpected"] or m["shape_mismatches"]:
             lines.append(
-                f"                     (--non-strict: {m['missing']} missing, {m['unexpected']} unexpected, "
-                f"{m['shape_mismatches']} shape mismatches)"
+                f"                     (--non-strict: {m['missing']} missing, "
+                f"{m['unexpected']} unexpected, {m['shape_mismatches']} shape mismatches)"
             )
     return "\n".join(lines)
 
@@ -430,7 +432,8 @@ def render(info: dict) -> str:
 def _render_result(info: dict) -> str:
     lines = [
         f"result file {info['path']}",
-        f"  schema {info['schema_version']}, landscape {info['landscape_version']}, created {info['created']}",
+        f"  schema {info['schema_version']}, landscape {info['landscape_version']}, "
+        f"created {info['created']}",
     ]
     if not info["results"]:
         lines.append("  no results")

@@ -2,8 +2,9 @@
 
 The numbers come from :mod:`landscape.surface`; this module parses flags, loads checkpoints
 and data through :func:`landscape.loading.loader.load_models`, and writes ``surface/<name>/`` of
-docs/file-format.md through :func:`landscape.store.transaction` every few seconds, so that a killed run
-resumes where it stopped. The helpers at the bottom are shared with ``landscape interpolate``.
+docs/file-format.md through :func:`landscape.store.transaction` every few seconds, so that a
+killed run resumes where it stopped. The helpers at the bottom are shared with ``landscape
+interpolate``.
 """
 
 from __future__ import annotations

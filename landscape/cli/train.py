@@ -82,7 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--from",
         dest="from_checkpoint",
         metavar="CKPT",
-        help="start a new run from another run's checkpoint, continuing its epochs, schedule and momentum",
+        help="start a new run from another run's checkpoint, continuing its epochs, schedule "
+        "and momentum",
     )
     run.add_argument(
         "--save-every",
@@ -205,8 +206,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sam.add_argument(
         "--momentum-across-switch",
         choices=["keep", "reset"],
-        help="keep the SGD momentum buffer when the phase switches, or reset it to zero (default: keep: "
-        "the optimizer state carries over, as when SAM wraps the same SGD)",
+        help="keep the SGD momentum buffer when the phase switches, or reset it to zero "
+        "(default: keep: the optimizer state carries over, as when SAM wraps the same SGD)",
     )
 
 

@@ -370,7 +370,8 @@ class HessianOperator(AbstractContextManager):
         return result
 
     def gradient(self) -> torch.Tensor:
-        """The gradient of the mean loss (one plain backward per batch), e.g. as a cost yardstick."""
+        """The gradient of the mean loss (one plain backward per batch), e.g. as a cost
+        yardstick."""
         total = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
         with evaluation_context(self.model, self.bn_mode):
             for (x, y), weight in zip(self.batches, self.weights):
@@ -411,8 +412,9 @@ def as_batches(
         # A DataLoader yields its own targets; silently ignoring the given ones would analyse
         # other labels than the caller meant.
         raise ValueError(
-            "targets were given together with a DataLoader (or another iterable of batches), which "
-            "yields its own (inputs, targets): pass either tensors inputs, targets or the loader alone"
+            "targets were given together with a DataLoader (or another iterable of batches), "
+            "which yields its own (inputs, targets): pass either tensors inputs, targets or the "
+            "loader alone"
         )
     return None, None, [(x, y) for x, y in data]
 

@@ -11,7 +11,8 @@ __all__ = ["LateSamConfig", "Run", "plan_runs", "run_late_sam"]
 
 
 def run_late_sam(*args, **kwargs):
-    """See :func:`landscape.experiment.late_sam.run_late_sam` (imported lazily: it pulls in torch)."""
+    """See :func:`landscape.experiment.late_sam.run_late_sam` (imported lazily: it pulls in
+    torch)."""
     from landscape.experiment.late_sam import run_late_sam as _run
 
     return _run(*args, **kwargs)

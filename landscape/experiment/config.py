@@ -155,7 +155,8 @@ class LateSamConfig:
         for t0 in self.switch_epochs:
             if not 0 < t0 < self.epochs:
                 raise UserError(
-                    f"switch epoch {t0} must be between 1 and {self.epochs - 1} (--epochs {self.epochs})"
+                    f"switch epoch {t0} must be between 1 and {self.epochs - 1} "
+                    f"(--epochs {self.epochs})"
                 )
         for t1 in self.sam_sgd_epochs:
             if not 0 < t1 < self.epochs:

@@ -272,7 +272,8 @@ class _Context:
 
     # -- loading
     def target(self, path: Path):
-        """The checkpoint as a landscape.loading.loader.LoadedModel (model on the device, eval mode)."""
+        """The checkpoint as a landscape.loading.loader.LoadedModel (model on the device, eval
+        mode)."""
         from landscape.loading.checkpoint import file_sha256, load_checkpoint
         from landscape.loading.loader import LoadedModel, ModelSource, build_model_for
 

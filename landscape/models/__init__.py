@@ -107,7 +107,8 @@ def model_names() -> list[str]:
 
 
 def canonical_name(name: str) -> str:
-    """Registry spelling of ``name`` (case and ``_``/``-`` insensitive: ``VGG16_BN`` -> ``vgg16-bn``)."""
+    """Registry spelling of ``name`` (case and ``_``/``-`` insensitive: ``VGG16_BN`` ->
+    ``vgg16-bn``)."""
     key = name.strip().lower().replace("_", "-")
     if key not in _REGISTRY:
         raise UserError(f"unknown architecture {name!r}: use one of {', '.join(_REGISTRY)}")

@@ -38,7 +38,8 @@ class MLP(nn.Module):
 
 
 class SmallCNN(nn.Module):
-    """conv3x3 -> (BN) -> ReLU -> max-pool 2 -> conv3x3 -> (BN) -> ReLU -> global avg pool -> Linear.
+    """conv3x3 -> (BN) -> ReLU -> max-pool 2 -> conv3x3 -> (BN) -> ReLU -> global avg pool
+    -> Linear.
 
     Global average pooling makes it work on any input of at least 2x2 (8x8 digits, 32x32 CIFAR).
     """

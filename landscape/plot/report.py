@@ -162,7 +162,10 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], caption: str) 
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>\n" for row in rows
     )
-    return f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>\n"
+    return (
+        f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>"
+        f"<tbody>\n{body}</tbody></table>\n"
+    )
 
 
 MEASURE_HEADINGS = {
@@ -335,7 +338,8 @@ def tables_html(sources: Sequence[Source]) -> str:
             _table(
                 ["from (α = 0)", "to (α = 1)", *[_barrier_heading(k) for k in keys]],
                 body,
-                "Barrier heights on the straight line between checkpoints (error in percentage points)",
+                "Barrier heights on the straight line between checkpoints "
+                "(error in percentage points)",
             )
         )
     escapes = [(s, e) for s in sources if isinstance(s, ResultFile) for e in s.escapes]
@@ -449,8 +453,8 @@ def _gap_table(source: ResultFile, x: Experiment) -> str:
     return _table(
         ["arm", "SAM steps", *[f"{m[1]} gap closed (%)" for m in metrics]],
         body,
-        f"Experiment {x.name} ({source.stem}): share of the SGD → full-SAM gap closed, paired within "
-        "each seed; mean [95 % t-interval] over seeds",
+        f"Experiment {x.name} ({source.stem}): share of the SGD → full-SAM gap closed, "
+        "paired within each seed; mean [95 % t-interval] over seeds",
     )
 
 
@@ -459,7 +463,8 @@ def _last(log: TrainingLog, key: str) -> float | None:
 
 
 CSS = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; \
+padding: 0 1em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 caption { text-align: left; font-weight: bold; padding-bottom: 0.3em; }
@@ -510,8 +515,10 @@ def build_html(sources: Sequence[Source], jobs: Sequence[FigureJob], dpi: int = 
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>\n"
-        f"<h1>{html.escape(title)}</h1>\n<p>Inputs: {inputs}<br>Written {created} by landscape {__version__}.</p>\n"
-        f"<h2>Headline numbers</h2>\n{tables_html(sources) or '<p>No per-checkpoint numbers in these inputs.</p>'}\n"
+        f"<h1>{html.escape(title)}</h1>\n<p>Inputs: {inputs}<br>"
+        f"Written {created} by landscape {__version__}.</p>\n"
+        "<h2>Headline numbers</h2>\n"
+        f"{tables_html(sources) or '<p>No per-checkpoint numbers in these inputs.</p>'}\n"
         + "\n".join(sections)
         + "\n</body></html>\n"
     )

@@ -1,4 +1,5 @@
-"""Read result groups (docs/file-format.md, "Result files") into plain arrays for the figure functions.
+"""Read result groups (docs/file-format.md, "Result files") into plain arrays for the figure
+functions.
 
 Figure functions take these dataclasses, never paths or h5py objects, so they work from a
 notebook on numbers computed there. Everything is read eagerly and the file is closed again;
@@ -513,7 +514,8 @@ def read_result_file(path: str | Path) -> ResultFile:
 
 @dataclass
 class TrainingLog:
-    """``checkpoints/<run>/metrics.jsonl``: one row per epoch (the last line wins after a resume)."""
+    """``checkpoints/<run>/metrics.jsonl``: one row per epoch (the last line wins after a
+    resume)."""
 
     run: str
     path: Path

@@ -130,7 +130,8 @@ def global_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 class Origin:
-    """The parameters ``w`` at creation; :meth:`move_to` sets ``w + delta``, :meth:`restore` puts ``w`` back exactly."""
+    """The parameters ``w`` at creation; :meth:`move_to` sets ``w + delta``, :meth:`restore`
+    puts ``w`` back exactly."""
 
     def __init__(self, params: Sequence[torch.Tensor]):
         self.params = list(params)
@@ -152,7 +153,8 @@ class Origin:
 
 @contextmanager
 def perturbable(model: nn.Module) -> Iterator[Origin]:
-    """Yield an :class:`Origin` of the model's parameters and restore them on exit, whatever happens."""
+    """Yield an :class:`Origin` of the model's parameters and restore them on exit, whatever
+    happens."""
     origin = Origin(trainable_parameters(model))
     try:
         yield origin

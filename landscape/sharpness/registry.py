@@ -97,8 +97,8 @@ for _spec in (
         work="forward",
     ),
     MeasureSpec(
-        "gradient-norm", "landscape.sharpness.gradient:gradient_norm", ("batch_size", "bn_mode", "partition"),
-        "||grad L(w)||_2 over the subset",
+        "gradient-norm", "landscape.sharpness.gradient:gradient_norm",
+        ("batch_size", "bn_mode", "partition"), "||grad L(w)||_2 over the subset",
     ),
     MeasureSpec(
         "fisher-rao-norm", "landscape.sharpness.gradient:fisher_rao_norm",
@@ -106,8 +106,8 @@ for _spec in (
     ),
     MeasureSpec(
         "top-eigenvalue", "landscape.sharpness.hessian:top_eigenvalue",
-        ("tol", "batch_size", "bn_mode", "seed", "progress", "partition"), "lambda_max of the Hessian",
-        unit="products", work="hvp",
+        ("tol", "batch_size", "bn_mode", "seed", "progress", "partition"),
+        "lambda_max of the Hessian", unit="products", work="hvp",
     ),
     MeasureSpec(
         "trace", "landscape.sharpness.hessian:hessian_trace",

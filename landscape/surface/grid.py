@@ -246,7 +246,8 @@ def _evaluate_dealt(
 
 @dataclass
 class SurfaceResult:
-    """Metrics on a 1-D or 2-D grid, ``'ij'`` ordered: ``metrics[name][i, j]`` is at ``(x[i], y[j])``."""
+    """Metrics on a 1-D or 2-D grid, ``'ij'`` ordered: ``metrics[name][i, j]`` is at
+    ``(x[i], y[j])``."""
 
     x: np.ndarray
     y: np.ndarray | None

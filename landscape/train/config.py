@@ -153,7 +153,8 @@ def resolve_config(overrides: dict[str, Any], base: dict[str, Any] | None = None
             raise UserError("--sam-end needs --sam-start")
         if not sam_start < sam_end <= epochs:
             raise UserError(
-                f"--sam-end {sam_end} must be after --sam-start {sam_start} and at most --epochs {epochs}"
+                f"--sam-end {sam_end} must be after --sam-start {sam_start} "
+                f"and at most --epochs {epochs}"
             )
     values["sam_start"], values["sam_end"] = sam_start, sam_end
 
@@ -245,7 +246,8 @@ def _parse_milestones(value: Any, epochs: int) -> list[int]:
     milestones = [_as_int(v, "--milestones") for v in value]
     if milestones != sorted(set(milestones)) or any(not 0 < m <= epochs for m in milestones):
         raise UserError(
-            f"--milestones {','.join(map(str, milestones))} must be increasing epochs between 1 and {epochs}"
+            f"--milestones {','.join(map(str, milestones))} must be increasing epochs "
+            f"between 1 and {epochs}"
         )
     return milestones
 
@@ -263,8 +265,8 @@ def check_branch_point(
 
     if config.epochs <= from_epoch:
         raise UserError(
-            f"--epochs {config.epochs} leaves nothing to train after {source} (epoch {from_epoch}); "
-            f"ask for more than {from_epoch} epochs"
+            f"--epochs {config.epochs} leaves nothing to train after {source} "
+            f"(epoch {from_epoch}); ask for more than {from_epoch} epochs"
         )
     for record in history:
         epoch = int(record["epoch"])  # completed epochs, so this is epoch index epoch-1
@@ -273,6 +275,7 @@ def check_branch_point(
         wanted = phase(epoch - 1, config.sam_start, config.sam_end)
         if record.get("phase") != wanted:
             raise UserError(
-                f"{source} was trained with {record.get('phase')} in epoch {epoch}, but the branch's "
-                f"--sam-start/--sam-end put {wanted} there; SAM can only start at epoch {from_epoch} or later"
+                f"{source} was trained with {record.get('phase')} in epoch {epoch}, "
+                f"but the branch's --sam-start/--sam-end put {wanted} there; "
+                f"SAM can only start at epoch {from_epoch} or later"
             )

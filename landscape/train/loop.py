@@ -187,7 +187,8 @@ def average_bn_statistics(model: nn.Module, partition: Partition) -> None:
 
 
 def _build_model(config: TrainConfig, data: Data) -> torch.nn.Module:
-    """A registry model, or ``timm:NAME`` with ``config.arch_kwargs`` (landscape.loading.architecture)."""
+    """A registry model, or ``timm:NAME`` with ``config.arch_kwargs``
+    (landscape.loading.architecture)."""
     if config.arch.startswith("timm:"):
         from landscape.loading.architecture import build_architecture
 
@@ -360,9 +361,9 @@ def train(
             ranks = TrainConfig.from_dict(stored).world_size
             launch = f"torchrun --nproc_per_node={ranks}" if ranks > 1 else "one process"
             raise UserError(
-                f"run folder {run_dir} holds a run on {ranks} rank(s), this is {config.world_size}: "
-                f"continue it with {launch} (the ranks shape its trajectory), or choose another "
-                "--run or --out"
+                f"run folder {run_dir} holds a run on {ranks} rank(s), "
+                f"this is {config.world_size}: continue it with {launch} "
+                "(the ranks shape its trajectory), or choose another --run or --out"
             )
         if differences:
             detail = ", ".join(

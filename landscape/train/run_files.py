@@ -4,7 +4,8 @@
 
     checkpoints/<run>/
         config.json              the resolved run config (written once, compared on re-runs)
-        epoch-010-sgd.pt         docs/file-format.md "Checkpoint file"; name = epochs completed + phase
+        epoch-010-sgd.pt         docs/file-format.md "Checkpoint file";
+                                 name = epochs completed + phase
         epoch-030-sgd.pt         the SGD solution, saved before the switch to SAM
         epoch-040-sam.pt
         metrics.jsonl            one JSON line per epoch
@@ -143,7 +144,8 @@ def _to_cpu(obj: Any) -> Any:
 
 
 def save_run_checkpoint(run_dir: Path, **state: Any) -> Path:
-    """Write ``epoch-XXX-<phase>.pt`` in the checkpoint format of docs/file-format.md, atomically."""
+    """Write ``epoch-XXX-<phase>.pt`` in the checkpoint format of docs/file-format.md,
+    atomically."""
     payload = run_checkpoint_payload(**state)
     return save_checkpoint(run_dir / checkpoint_name(payload["epoch"], payload["phase"]), payload)
 

@@ -58,7 +58,8 @@ class SAM(torch.optim.Optimizer):
 
     @torch.no_grad()
     def _ascent_norm(self) -> torch.Tensor:
-        """||g|| for SAM, ||T_w g|| = || |w| * g || for ASAM, over all parameters with a gradient."""
+        """||g|| for SAM, ||T_w g|| = || |w| * g || for ASAM, over all parameters with a
+        gradient."""
         norms = []
         for group in self.param_groups:
             for p in group["params"]:

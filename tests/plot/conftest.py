@@ -211,7 +211,8 @@ def write_interpolation(f: h5py.File, name: str = "sgd_to_sam", bump: float = 0.
 
 
 def write_polyline(f: h5py.File, name: str = "path") -> None:
-    """Three checkpoints, checkpoint k at α = k, the second segment higher; a few points not done."""
+    """Three checkpoints, checkpoint k at α = k, the second segment higher; a few points not
+    done."""
     alpha = np.linspace(0, 2, 21)
     loss = 0.1 + 0.3 * np.sin(np.pi * alpha) ** 2 * np.where(alpha > 1, 2.0, 1.0)
     done = np.ones(alpha.size, bool)
@@ -330,7 +331,8 @@ def write_result_file(path: Path, *builders) -> Path:
 def write_run(
     folder: Path, epochs: int = 12, switch: int | None = 8, corrupt_tail: bool = False
 ) -> Path:
-    """A checkpoints/RUN folder with metrics.jsonl: lr x0.1 at 2/3 of the run, SAM after ``switch``."""
+    """A checkpoints/RUN folder with metrics.jsonl: lr x0.1 at 2/3 of the run, SAM after
+    ``switch``."""
     folder.mkdir(parents=True, exist_ok=True)
     lines = []
     for epoch in range(1, epochs + 1):

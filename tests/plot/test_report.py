@@ -129,8 +129,8 @@ def test_experiment_table_holds_each_arm_with_mean_and_spread(page, build):
     html = page[1]
     for label, _, _, _, acc, acc_std, lam, lam_std in build.EXPERIMENT_ARMS:
         assert (
-            f"<tr><td>{label}</td><td>2</td><td>{report.fmt(100 * acc)} ± {report.fmt(100 * acc_std, 2)}</td>"
-            in html
+            f"<tr><td>{label}</td><td>2</td>"
+            f"<td>{report.fmt(100 * acc)} ± {report.fmt(100 * acc_std, 2)}</td>" in html
         )
         assert f"<td>{report.fmt(lam)} ± {report.fmt(lam_std, 2)}</td>" in html
 

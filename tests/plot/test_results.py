@@ -1,4 +1,5 @@
-"""Reading result files and training logs for plotting: the docs/file-format.md layout, odd input refused."""
+"""Reading result files and training logs for plotting: the docs/file-format.md layout, odd
+input refused."""
 
 import json
 
