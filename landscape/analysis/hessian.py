@@ -158,26 +158,12 @@ def hessian_of(
     when the parameters are the same; the matrix is ``options.curvature``."""
     from landscape.curvature import TRACE_METHODS
     from landscape.curvature.density import slq_density
-    from landscape.curvature.gauss_newton import curvature_operator
 
     reporter = reporter or Reporter(enabled=False)
     found: dict = {}
     batch = product_batch(model, loss_fn, x, y, options) if partition.is_writer else None
-    with curvature_operator(
-        options.curvature,
-        model,
-        loss_fn,
-        x,
-        y,
-        loss_name=options.loss,
-        mc_samples=options.fisher_samples,
-        mc_seed=options.seed,
-        batch_size=partition.broadcast(batch),
-        bn_mode=options.bn_mode,
-        engine=options.engine,
-        weight_decay=weight_decay,
-        partition=partition,
-    ) as op:
+    batch = partition.broadcast(batch)
+    with operator_of(options, model, loss_fn, x, y, weight_decay, batch, partition) as op:
         ritz = {"parameter_names": op.parameter_names}
         for which, k in (("top", options.top_k), ("bottom", options.bottom_k)):
             if k:
@@ -236,6 +222,39 @@ def hessian_of(
     return result, chosen
 
 
+def operator_of(
+    options: HessianOptions,
+    model,
+    loss_fn,
+    x,
+    y,
+    weight_decay: float,
+    batch_size: int,
+    partition: Partition = SINGLE,
+    parameters=None,
+):
+    """The curvature operator of ``options`` (:data:`~landscape.curvature.gauss_newton.CURVATURES`)
+    on ``x, y``, restricted to ``parameters`` (names; None: all)."""
+    from landscape.curvature.gauss_newton import curvature_operator
+
+    return curvature_operator(
+        options.curvature,
+        model,
+        loss_fn,
+        x,
+        y,
+        loss_name=options.loss,
+        mc_samples=options.fisher_samples,
+        mc_seed=options.seed,
+        batch_size=batch_size,
+        bn_mode=options.bn_mode,
+        engine=options.engine,
+        weight_decay=weight_decay,
+        parameters=parameters,
+        partition=partition,
+    )
+
+
 def block_spectra(
     model,
     loss_fn,
@@ -252,7 +271,6 @@ def block_spectra(
     (:func:`landscape.curvature.blocks.parameter_blocks`): each block gets what is asked of
     the whole (top-k, default 1; bottom-k; trace; density), on the same examples and batches."""
     from landscape.curvature.blocks import block_spectrum, parameter_blocks
-    from landscape.curvature.gauss_newton import curvature_operator
     from landscape.results.hessian import Block
 
     blocks = parameter_blocks(model, options.blocks)
@@ -273,21 +291,8 @@ def block_spectra(
     for i, (name, parameters) in enumerate(blocks.items()):
         phase_name = f"{prefix}block {i + 1}/{len(blocks)} {name}"
         with (
-            curvature_operator(
-                options.curvature,
-                model,
-                loss_fn,
-                x,
-                y,
-                loss_name=options.loss,
-                mc_samples=options.fisher_samples,
-                mc_seed=options.seed,
-                batch_size=batch_size,
-                bn_mode=options.bn_mode,
-                engine=options.engine,
-                weight_decay=weight_decay,
-                parameters=parameters,
-                partition=partition,
+            operator_of(
+                options, model, loss_fn, x, y, weight_decay, batch_size, partition, parameters
             ) as op,
             reporter.phase(phase_name, unit="products") as phase,
         ):

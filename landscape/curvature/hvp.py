@@ -243,24 +243,7 @@ class CachedGraphEngine:
         return size, grads
 
     def product(self, index: int, v_parts: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        if index in self.graphs:
-            grads = self.graphs[index]
-        elif not self.full:
-            _, grads = self.prepare(index)
-        else:
-            grads = self._first_order(index)
-        kept = index in self.graphs
-        live = [(g, v) for g, v in zip(grads, v_parts) if g is not None and g.requires_grad]
-        if not live:
-            return [torch.zeros_like(p) for p in self.params]
-        hv = torch.autograd.grad(
-            [g for g, _ in live],
-            self.params,
-            grad_outputs=[v for _, v in live],
-            retain_graph=kept,
-            allow_unused=True,
-        )
-        return _zeros_for_missing(hv, self.params)
+        return self._double_backward(index, v_parts, batched=False)
 
     def products(self, index: int, v_parts: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Several products in one double backward: ``v_parts[i]`` is ``(m, *shape)``.
@@ -268,24 +251,33 @@ class CachedGraphEngine:
         ``is_grads_batched`` vmaps the backward over the ``m`` vectors; measured on CPU
         (benchmarks/bench_batched_products.py) it costs less per vector than ``m`` backward
         passes (ResNet-20 about a third, the digits CNN about 0.9)."""
+        return self._double_backward(index, v_parts, batched=True)
+
+    def _double_backward(
+        self, index: int, v_parts: Sequence[torch.Tensor], *, batched: bool
+    ) -> list[torch.Tensor]:
+        """d(g . v)/dtheta through batch ``index``'s first-order graph (kept, built and kept,
+        or built for this product alone); ``batched``: ``v_parts`` carry a leading axis m."""
         grads = self.graphs.get(index)
         if grads is None:
             grads = self.prepare(index)[1] if not self.full else self._first_order(index)
         kept = index in self.graphs
         live = [(g, v) for g, v in zip(grads, v_parts) if g is not None and g.requires_grad]
-        m = v_parts[0].shape[0]
-        if not live:
-            return [torch.zeros((m, *p.shape), dtype=p.dtype, device=p.device) for p in self.params]
-        hv = torch.autograd.grad(
-            [g for g, _ in live],
-            self.params,
-            grad_outputs=[v for _, v in live],
-            retain_graph=kept,
-            allow_unused=True,
-            is_grads_batched=True,
+        lead = (v_parts[0].shape[0],) if batched else ()
+        hv = (
+            torch.autograd.grad(
+                [g for g, _ in live],
+                self.params,
+                grad_outputs=[v for _, v in live],
+                retain_graph=kept,
+                allow_unused=True,
+                is_grads_batched=batched,
+            )
+            if live
+            else [None] * len(self.params)
         )
         return [
-            torch.zeros((m, *p.shape), dtype=p.dtype, device=p.device) if h is None else h
+            torch.zeros((*lead, *p.shape), dtype=p.dtype, device=p.device) if h is None else h
             for h, p in zip(hv, self.params)
         ]
 

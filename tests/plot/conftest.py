@@ -228,26 +228,6 @@ def eigenvalues_at(epoch: int, phase: str, k: int = 5) -> np.ndarray:
     return top / np.arange(1, k + 1) ** 0.8
 
 
-def result_provenance(stem: str, epoch: int | None, phase: str | None, run: str = "late-sam"):
-    """The provenance of :func:`provenance`, as the result modules take it."""
-    from landscape.results import Provenance
-
-    return Provenance(
-        checkpoint=f"checkpoints/{run}/{stem}.pt",
-        checkpoint_sha256=hashlib.sha256(f"{run}/{stem}".encode()).hexdigest(),
-        arch="resnet20",
-        epoch=epoch,
-        phase=phase,
-        split="train",
-        samples=512,
-        bn_mode="eval",
-        dtype="float32",
-        seed=0,
-        seconds=1.5,
-        config={"note": "test fixture"},
-    )
-
-
 def write_hessian(f: h5py.File, run: str = "late-sam") -> None:
     from landscape.results.hessian import Density, Eigenvalues, HessianResult, Trace
 
@@ -259,7 +239,7 @@ def write_hessian(f: h5py.File, run: str = "late-sam") -> None:
         for lam in eig:
             values += 1e-3 * np.exp(-((grid - lam) ** 2) / 2)
         HessianResult(
-            result_provenance(stem, epoch, phase, run),
+            provenance_of(stem, epoch, phase, run),
             hvp_count=200,
             top=Eigenvalues(eig, np.full(eig.size, 1e-5), np.full(eig.size, 1e-9), True, 1e-4, 60),
             trace=Trace(12.0 * eig[0], 0.5 * eig[0], "krylov-hutch++", True, 20, 4, 100),
@@ -275,7 +255,7 @@ def write_sharpness(f: h5py.File) -> None:
         lam = eigenvalues_at(epoch, phase)[0]
         rho = np.array([0.01, 0.02, 0.05, 0.1])
         SharpnessResult(
-            result_provenance(stem, epoch, phase),
+            provenance_of(stem, epoch, phase),
             {
                 "worst_case": MeasureValue(0.01 * lam, parameters={"rho": 0.05}),
                 "gradient_norm": MeasureValue(0.001 * lam),
@@ -294,7 +274,7 @@ def write_escape(f: h5py.File, name: str = "epoch-080-sgd") -> None:
     eig = np.full(step.size, np.nan)
     eig[::10] = 60 * np.exp(-step[::10] / 40)
     EscapeCurve(
-        result_provenance(name, 80, "sgd"),
+        provenance_of(name, 80, "sgd"),
         step=step,
         distance=distance,
         train_loss=train_loss,
