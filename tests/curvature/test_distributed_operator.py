@@ -78,4 +78,5 @@ def test_each_rank_sums_over_its_share_only(results):
     _, one, (rank0, rank1) = results
     assert (rank0["examples"], rank1["examples"]) == (18, 19)  # range(0, 18), range(18, 37)
     assert one["examples"] == SAMPLES and one["reduce_s"] == 0
-    assert rank0["reduce_s"] == rank0["hvp_count"]  # one all-reduce per product
+    # one all-reduce per pass: a product, or a batch of products (HessianOperator.matmat)
+    assert 0 < rank0["reduce_s"] <= rank0["hvp_count"]
