@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from landscape.cli.common import positive_int
+from landscape.plot import FIGURE_KINDS
 
 HELP = "render figures from result files (.h5) and training runs (checkpoints/RUN)"
 DESCRIPTION = """\
@@ -23,17 +24,6 @@ examples:
   landscape plot checkpoints/                 # every run that 'train --out checkpoints' wrote
   landscape plot experiments/late-sam-digits-mlp   # an experiment folder
 """
-
-KINDS = (
-    "surface",
-    "interpolation",
-    "hessian",
-    "sharpness",
-    "escape",
-    "experiment",
-    "training",
-    "compare",
-)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="resolution of PNGs and of rasterized fills (default: 200)",
     )
     parser.add_argument(
-        "--only", metavar="KIND", help=f"only these kinds, comma-separated: {', '.join(KINDS)}"
+        "--only",
+        metavar="KIND",
+        help=f"only these kinds, comma-separated: {', '.join(FIGURE_KINDS)}",
     )
 
 

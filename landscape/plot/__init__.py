@@ -5,3 +5,16 @@ sharpness, escape); ``results`` reads result files into plain arrays, ``discover
 figures a file gives, ``report`` writes the HTML page, ``style`` holds the one shared look.
 Figure functions return :class:`matplotlib.figure.Figure` objects built without pyplot.
 """
+
+# The figure kinds of `landscape plot --only` and `report --only`, in drawing order (no imports
+# here: the command line lists them while it builds its parser).
+FIGURE_KINDS = (
+    "surface",
+    "interpolation",
+    "hessian",
+    "sharpness",
+    "escape",
+    "experiment",
+    "training",
+    "compare",
+)

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from landscape.errors import UserError
 from landscape.plot import (
+    FIGURE_KINDS,
     compare,
     escape,
     experiment,
@@ -28,16 +29,6 @@ from landscape.plot import (
 )
 from landscape.plot.results import ResultFile, TrainingLog, read_result_file, read_training_log
 
-KINDS = (
-    "surface",
-    "interpolation",
-    "hessian",
-    "sharpness",
-    "escape",
-    "experiment",
-    "training",
-    "compare",
-)
 LOSSES = ("train_loss", "test_loss")
 ACCURACIES = ("train_acc", "test_acc")
 
@@ -61,11 +52,11 @@ def parse_only(text: str | None) -> set[str] | None:
     if text is None:
         return None
     kinds = {part.strip().lower() for part in text.split(",") if part.strip()}
-    unknown = sorted(kinds - set(KINDS))
+    unknown = sorted(kinds - set(FIGURE_KINDS))
     if unknown or not kinds:
         raise UserError(
             f"unknown --only kind {', '.join(unknown) or repr(text)}; "
-            f"choose from {', '.join(KINDS)}"
+            f"choose from {', '.join(FIGURE_KINDS)}"
         )
     return kinds
 

@@ -3,7 +3,7 @@
 import pytest
 
 from landscape.errors import UserError
-from landscape.plot import discover
+from landscape.plot import FIGURE_KINDS, discover
 
 
 def test_one_file_with_every_kind_lists_every_figure_family(files, run_dir):
@@ -26,7 +26,7 @@ def test_one_file_with_every_kind_lists_every_figure_family(files, run_dir):
     } - {"compare-training"}  # one run only: nothing to compare
     assert expected <= names
     assert not any(name.startswith("compare-") for name in names)
-    assert {job.kind for job in jobs} == set(discover.KINDS) - {"compare"}
+    assert {job.kind for job in jobs} == set(FIGURE_KINDS) - {"compare"}
 
 
 def test_several_files_add_comparison_figures(files):
