@@ -299,6 +299,35 @@ def add_data_source(
     group.add_argument("--download", action="store_true", help="download a missing CIFAR dataset")
 
 
+MEASURED_BATCH = f"{FIXED_BATCH} with --bn train, else the fastest, measured"
+
+
+def add_analysis_inputs(
+    parser: argparse.ArgumentParser, *, splits: str, samples: str, batch: str = MEASURED_BATCH
+) -> None:
+    """The model and data flags of an analysis command, with the defaults it states for
+    ``--samples`` and ``--batch-size``."""
+    add_model_source(parser)
+    add_data_source(parser, splits=splits)
+    state_default(parser, "--samples", samples)
+    state_default(parser, "--batch-size", batch)
+
+
+def add_run_options(
+    parser: argparse.ArgumentParser, out_help: str, *, seed: bool = True, fast: bool = False
+) -> None:
+    """Where and how an analysis runs: --device, --dtype, --seed, the fast-evaluation options of
+    the evaluation-heavy commands (``fast``), --out and --config."""
+    add_device(parser)
+    add_dtype(parser)
+    if seed:
+        add_seed(parser)
+    if fast:
+        add_fast_evaluation(parser)
+    add_out(parser, out_help)
+    add_config(parser)
+
+
 def state_default(parser: argparse.ArgumentParser, option: str, text: str) -> None:
     """Append ``(default: TEXT)`` to the help of a shared flag whose default the command sets."""
     for action in parser._actions:

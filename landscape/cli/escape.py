@@ -5,20 +5,13 @@ from __future__ import annotations
 import argparse
 
 from landscape.cli.common import (
-    FIXED_BATCH,
+    add_analysis_inputs,
     add_bn,
-    add_config,
-    add_data_source,
-    add_device,
-    add_dtype,
-    add_model_source,
-    add_out,
-    add_seed,
+    add_run_options,
     nonnegative_float,
     nonnegative_int,
     positive_float,
     positive_int,
-    state_default,
 )
 
 HELP = "SAM escape dynamics from a checkpoint: distance, loss, lambda_max per step, growth rate"
@@ -104,17 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_bn(group, ("eval", "train"), "eval", dest="bn_mode")
     group.add_argument("--name", help="result name under escape/ (default: the checkpoint stem)")
-    add_model_source(parser)
-    add_data_source(parser, splits="train")
-    state_default(parser, "--samples", str(DEFAULT_SAMPLES))
-    state_default(
-        parser, "--batch-size", f"{FIXED_BATCH} with --bn train, else the fastest, measured"
-    )
-    add_device(parser)
-    add_dtype(parser)
-    add_seed(parser)
-    add_out(parser, f"result file (default: {DEFAULT_OUT})")
-    add_config(parser)
+    add_analysis_inputs(parser, splits="train", samples=str(DEFAULT_SAMPLES))
+    add_run_options(parser, f"result file (default: {DEFAULT_OUT})")
 
 
 def options_from_args(args: argparse.Namespace):

@@ -6,20 +6,13 @@ import argparse
 import sys
 
 from landscape.cli.common import (
-    FIXED_BATCH,
+    add_analysis_inputs,
     add_bn,
-    add_config,
-    add_data_source,
-    add_device,
-    add_dtype,
-    add_model_source,
-    add_out,
-    add_seed,
+    add_run_options,
     nonnegative_float,
     nonnegative_int,
     positive_float,
     positive_int,
-    state_default,
 )
 
 HELP = "Hessian top-k/bottom-k eigenvalues (Lanczos), trace (Hutch++) and spectral density (SLQ)"
@@ -187,17 +180,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="label smoothing of the cross-entropy (default: 0)",
     )
-    add_model_source(parser)
-    add_data_source(parser, splits="train")
-    state_default(parser, "--samples", f"{DEFAULT_SAMPLES}, or the whole split if smaller")
-    state_default(
-        parser, "--batch-size", f"{FIXED_BATCH} with --bn train, else the fastest, measured"
+    add_analysis_inputs(
+        parser, splits="train", samples=f"{DEFAULT_SAMPLES}, or the whole split if smaller"
     )
-    add_device(parser)
-    add_dtype(parser)
-    add_seed(parser)
-    add_out(parser, f"result file (default: {DEFAULT_OUT})")
-    add_config(parser)
+    add_run_options(parser, f"result file (default: {DEFAULT_OUT})")
 
 
 def resolve_plan(args: argparse.Namespace) -> None:

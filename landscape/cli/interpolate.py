@@ -12,17 +12,11 @@ import logging
 
 from landscape.cli.common import (
     FIXED_BATCH,
+    add_analysis_inputs,
     add_bn,
-    add_config,
-    add_data_source,
-    add_device,
-    add_dtype,
-    add_fast_evaluation,
-    add_model_source,
-    add_out,
+    add_run_options,
     nonnegative_float,
     parse_grid,
-    state_default,
 )
 
 log = logging.getLogger("landscape.surface")
@@ -72,18 +66,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="write finished points to the file this often (default: 5)",
     )
-    add_out(parser, "result file (default: analyses/<A run>_<A stem>.h5)")
-    add_device(parser)
-    add_dtype(parser)
-    add_fast_evaluation(parser)
-    add_config(parser)
-    add_model_source(parser)
-    add_data_source(parser, splits="train,test")
-    state_default(parser, "--samples", f"{DEFAULT_SAMPLES} per split")
-    state_default(
+    add_run_options(
+        parser, "result file (default: analyses/<A run>_<A stem>.h5)", seed=False, fast=True
+    )
+    add_analysis_inputs(
         parser,
-        "--batch-size",
-        f"measured; {FIXED_BATCH} (or the subset size if smaller) for BatchNorm recalibration",
+        splits="train,test",
+        samples=f"{DEFAULT_SAMPLES} per split",
+        batch=f"measured; {FIXED_BATCH} (or the subset size if smaller) for BatchNorm "
+        "recalibration",
     )
     parser.set_defaults(samples=DEFAULT_SAMPLES)
 

@@ -5,19 +5,12 @@ from __future__ import annotations
 import argparse
 
 from landscape.cli.common import (
-    FIXED_BATCH,
+    add_analysis_inputs,
     add_bn,
-    add_config,
-    add_data_source,
-    add_device,
-    add_dtype,
-    add_model_source,
-    add_out,
-    add_seed,
+    add_run_options,
     nonnegative_float,
     positive_float,
     positive_int,
-    state_default,
 )
 
 HELP = (
@@ -126,17 +119,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="relative standard error of the Hessian trace (default: 0.05)",
     )
     add_bn(group, ("eval", "train"), "eval", dest="bn_mode")
-    add_model_source(parser)
-    add_data_source(parser, splits="train")
-    state_default(parser, "--samples", str(DEFAULT_SAMPLES))
-    state_default(
-        parser, "--batch-size", f"{FIXED_BATCH} with --bn train, else the fastest, measured"
-    )
-    add_device(parser)
-    add_dtype(parser)
-    add_seed(parser)
-    add_out(parser, f"result file (default: {DEFAULT_OUT})")
-    add_config(parser)
+    add_analysis_inputs(parser, splits="train", samples=str(DEFAULT_SAMPLES))
+    add_run_options(parser, f"result file (default: {DEFAULT_OUT})")
 
 
 def selected_measures(names: list[str]) -> list[str]:

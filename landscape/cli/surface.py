@@ -15,18 +15,11 @@ from pathlib import Path
 
 from landscape.cli.common import (
     FIXED_BATCH,
+    add_analysis_inputs,
     add_bn,
-    add_config,
-    add_data_source,
-    add_device,
-    add_dtype,
-    add_fast_evaluation,
-    add_model_source,
-    add_out,
-    add_seed,
+    add_run_options,
     nonnegative_float,
     parse_grid,
-    state_default,
 )
 
 log = logging.getLogger("landscape.surface")
@@ -137,21 +130,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="write finished points to the file this often (default: 5)",
     )
-    add_out(
-        parser, "result file (default: analyses/<run>_<stem>.h5, run = the checkpoint's folder)"
-    )
-    add_seed(parser)
-    add_device(parser)
-    add_dtype(parser)
-    add_fast_evaluation(parser)
-    add_config(parser)
-    add_model_source(parser)
-    add_data_source(parser, splits="train")
-    state_default(parser, "--samples", f"{DEFAULT_SAMPLES} per split")
-    state_default(
+    add_run_options(
         parser,
-        "--batch-size",
-        f"measured; {FIXED_BATCH} (or the subset size if smaller) where batches define "
+        "result file (default: analyses/<run>_<stem>.h5, run = the checkpoint's folder)",
+        fast=True,
+    )
+    add_analysis_inputs(
+        parser,
+        splits="train",
+        samples=f"{DEFAULT_SAMPLES} per split",
+        batch=f"measured; {FIXED_BATCH} (or the subset size if smaller) where batches define "
         "BatchNorm statistics",
     )
     parser.set_defaults(samples=DEFAULT_SAMPLES)
