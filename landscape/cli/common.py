@@ -120,6 +120,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def add_result_paths(parser: argparse.ArgumentParser) -> None:
+    """The inputs of ``plot`` and ``report``: result files and folders of them."""
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="result files (.h5), run folders, folders of runs, experiment folders",
+    )
+
+
 def add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", metavar="FILE.toml", help="read defaults from a TOML file; flags override it"

@@ -25,18 +25,8 @@ examples:
   landscape info analyses/run.h5 --json
 """
 
-PROVENANCE_SHOWN = (
-    "checkpoint",
-    "arch",
-    "epoch",
-    "phase",
-    "split",
-    "samples",
-    "bn_mode",
-    "dtype",
-    "seed",
-    "seconds",
-)
+# the provenance shown: every attribute but the checksum and the config (which has its own line)
+PROVENANCE_HIDDEN = ("checkpoint_sha256", "config")
 CONTAINERS = {
     "torch-zip": "torch.save zip archive",
     "torch-legacy": "legacy torch.save pickle",
@@ -175,7 +165,7 @@ def _load_model(path: str, args: argparse.Namespace) -> dict:
 def describe_result_file(path: str) -> dict:
     import h5py
 
-    from landscape.store import list_results, open_result_file, read_attrs
+    from landscape.store import PROVENANCE_KEYS, list_results, open_result_file, read_attrs
 
     with open_result_file(path) as f:
         root = read_attrs(f)
@@ -195,7 +185,11 @@ def describe_result_file(path: str) -> dict:
                     "group": f"{kind}/{name}",
                     "values": result_values(kind, group),
                     "datasets": shapes,
-                    "provenance": {k: attrs[k] for k in PROVENANCE_SHOWN if k in attrs},
+                    "provenance": {
+                        k: attrs[k]
+                        for k in PROVENANCE_KEYS
+                        if k in attrs and k not in PROVENANCE_HIDDEN
+                    },
                 }
             )
     return {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from landscape.cli.common import positive_int
+from landscape.cli.common import add_result_paths, positive_int
 from landscape.plot import FIGURE_KINDS
 
 HELP = "render figures from result files (.h5) and training runs (checkpoints/RUN)"
@@ -27,12 +27,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "paths",
-        nargs="+",
-        metavar="PATH",
-        help="result files (.h5), run folders, folders of runs, experiment folders",
-    )
+    add_result_paths(parser)
     parser.add_argument(
         "--out", metavar="DIR", default="figures", help="folder for the figures (default: figures/)"
     )
