@@ -52,14 +52,10 @@ def loss_and_grad(
     process's share of them, all-reduced, with a ``partition``).
     """
     n = inputs.shape[0]
-    batch_size = batch_size or n
     grads = [torch.zeros_like(p) for p in params]
     total = torch.zeros((), dtype=torch.float64, device=inputs.device)
     correct = 0
-    share = partition.example_range(n)
-    for start in range(share.start, share.stop, batch_size):
-        stop = min(start + batch_size, share.stop)
-        x, y = inputs[start:stop], targets[start:stop]
+    for x, y in share_batches(inputs, targets, batch_size, partition):
         with torch.enable_grad():
             out = model(x)
             loss = loss_fn(out, y)
@@ -75,6 +71,21 @@ def loss_and_grad(
         total, correct = _sum_counts(partition, total, correct)
     accuracy = float("nan") if correct < 0 else correct / n
     return (total / n).item(), accuracy, grads
+
+
+def share_batches(
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    batch_size: int | None,
+    partition: Partition = SINGLE,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """This process's share of the examples (all of them for one process), in batches of
+    ``batch_size`` (None: the whole share at once)."""
+    share = partition.example_range(inputs.shape[0])
+    step = batch_size or inputs.shape[0]
+    for start in range(share.start, share.stop, step):
+        stop = min(start + step, share.stop)
+        yield inputs[start:stop], targets[start:stop]
 
 
 def _sum_tensors(partition: Partition, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -108,13 +119,9 @@ def loss_and_accuracy(
 ) -> tuple[float, float]:
     """Mean loss and accuracy (NaN if not a classifier), without gradients."""
     n = inputs.shape[0]
-    batch_size = batch_size or n
     total = torch.zeros((), dtype=torch.float64, device=inputs.device)
     correct = 0
-    share = partition.example_range(n)
-    for start in range(share.start, share.stop, batch_size):
-        stop = min(start + batch_size, share.stop)
-        x, y = inputs[start:stop], targets[start:stop]
+    for x, y in share_batches(inputs, targets, batch_size, partition):
         out = model(x)
         total += loss_fn(out, y).double() * x.shape[0]
         c = count_correct(out, y)
