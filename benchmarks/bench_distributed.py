@@ -11,7 +11,11 @@ Cases (ResNet-20, random weights, float32, CIFAR-shaped random inputs, eval-mode
   stopped after ``--products`` products; the bytes and the median time of the all-reduce;
 * ``train`` -- a SAM epoch, ``landscape train --arch resnet20 --dataset digits --epochs 2
   --sam-start 0`` under torchrun (DistributedDataParallel, BatchNorm per rank): the second
-  epoch's time as the run records it (``metrics.jsonl``), without process start and loading.
+  epoch's time as the run records it (``metrics.jsonl``), without process start and loading;
+  digits images are 8x8, so a step is short and its fixed costs (two gradient all-reduces,
+  Python) weigh;
+* ``train-cifar`` -- the same on 2,048 CIFAR-shaped (32x32) random images written here as
+  CIFAR-10 files: the per-step work of a CIFAR run.
 
 Printed: seconds per unit (point, product, epoch) at 1 and N ranks, the speed-up (1-rank time /
 N-rank time), the efficiency (speed-up / N) and, for products, what the collectives cost.
@@ -94,23 +98,45 @@ def eigenvalues_case(partition, args) -> dict:
     }
 
 
-def train_command(ranks: int, folder: Path) -> list[str]:
+def train_command(ranks: int, folder: Path, dataset: str) -> list[str]:
     launcher = [sys.executable, "-m", "landscape"]
     if ranks > 1:
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
         launcher += [f"--nproc_per_node={ranks}", "-m", "landscape"]
     return launcher + [
-        "train", "--arch", "resnet20", "--dataset", "digits", "--epochs", "2",
-        "--sam-start", "0", "--batch-size", "128", "--device", "cpu", "--threads", "1",
-        "--run-name", str(folder / f"ranks{ranks}"), "--quiet",
+        "train", "--arch", "resnet20", "--dataset", dataset, "--data-dir", str(folder),
+        "--epochs", "2", "--sam-start", "0", "--batch-size", "128", "--device", "cpu",
+        "--threads", "1", "--run-name", str(folder / f"ranks{ranks}"), "--quiet",
     ]  # fmt: skip
+
+
+def write_cifar_shaped(folder: Path, train: int = 2048, test: int = 256) -> None:
+    """CIFAR-10 python-pickle files of random images (a CIFAR-sized epoch's work per step)."""
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    files = folder / "cifar-10-batches-py"
+    files.mkdir()
+    sizes = {f"data_batch_{i}": train // 5 for i in range(1, 6)} | {"test_batch": test}
+    for name, n in sizes.items():
+        batch = {
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"labels": rng.integers(0, 10, n).tolist(),
+        }
+        (files / name).write_bytes(pickle.dumps(batch, protocol=2))
 
 
 def run_case(case: str, ranks: int, args) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as folder:
-        if case == "train":
-            done = subprocess.run(train_command(ranks, Path(folder)), env=env, cwd=folder)
+        if case in ("train", "train-cifar"):
+            dataset = "digits" if case == "train" else "cifar10"
+            if dataset == "cifar10":
+                write_cifar_shaped(Path(folder))
+            command = train_command(ranks, Path(folder), dataset)
+            done = subprocess.run(command, env=env, cwd=folder)
             if done.returncode != 0:
                 return {"unit": "epoch", "seconds": float("nan"), "failed": True}
             # the run's own time of its last epoch (the first pays for warm-up): process start,
@@ -144,7 +170,9 @@ def worker(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", default=["surface", "eigenvalues", "train"])
+    parser.add_argument(
+        "--cases", nargs="+", default=["surface", "eigenvalues", "train", "train-cifar"]
+    )
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--samples", type=int, default=256, help="examples (default: 256)")
     parser.add_argument("--points", type=int, default=16, help="grid points timed (default: 16)")
@@ -183,7 +211,8 @@ def main() -> None:
     table = [header, *rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     print(
-        f"ResNet-20, {args.samples} inputs (train: digits), float32, 1 thread per rank, Gloo, CPU"
+        f"ResNet-20, {args.samples} inputs (train: digits; train-cifar: 2,048 CIFAR-shaped), "
+        "float32, 1 thread per rank, Gloo, CPU"
     )
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
