@@ -9,9 +9,9 @@ are averaged exactly over examples (:func:`landscape.evaluate.evaluate`).
 
 Over several processes (a :class:`~landscape.parallel.Partition`) the points left to do are
 dealt round-robin (``partition.owned``), so that a resumed run, of any world size, deals only
-the missing points. After each step every process's new values are gathered to all of them;
-``on_save`` runs on the writer only, which therefore saves every point finished by any rank up
-to its last step (a rank that dies loses at most the step it was in).
+the missing points. Every few seconds of steps every process's new values are gathered to all
+of them; ``on_save`` runs on the writer only, which therefore saves every point finished by any
+rank up to its last gather (a rank that dies loses at most the points since then).
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ from landscape.surface.recalibrate import recalibrate_batchnorm
 from landscape.surface.stacked import StackedEvaluator
 
 BN_MODES = ("eval", "train", "recalibrate")
+
+# Seconds of steps between two gathers of a distributed grid: short against a save interval
+# (what a dead rank can lose), long against the jitter of one point (what a meeting costs).
+GATHER_SECONDS = 2.0
 
 
 def metric_names(splits: Sequence[str]) -> list[str]:
@@ -198,9 +202,16 @@ def _evaluate_dealt(
     measure_group, flat_results, flat_done, group, on_save, save_every, progress, partition
 ) -> int:
     """:func:`evaluate_point_groups` over the processes of ``partition``: this one evaluates
-    ``partition.owned`` of the points left, in steps of ``group``; after each step the new
-    values of all processes are gathered (one collective per step, every process takes part in
-    as many steps as the busiest one) and the writer saves every ``save_every`` seconds."""
+    ``partition.owned`` of the points left, in steps of ``group``; the new values of all
+    processes are gathered every few steps (one collective; every process takes part in as many
+    steps as the busiest one) and the writer saves every ``save_every`` seconds.
+
+    The first step is gathered on its own and tells every process how long a step takes (the
+    slowest one's time); from then on the gathers come every :data:`GATHER_SECONDS` (or
+    ``save_every``, if shorter) worth of steps. A gather is a meeting point: gathering after
+    every step would make each process wait for the slowest one at every point, so that the
+    jitter of single points adds up instead of averaging out.
+    """
     todo = np.flatnonzero(~flat_done)
     mine = [int(i) for i in partition.owned(todo)]
     counts = partition.gather((int(todo.size), math.ceil(len(mine) / group)))
@@ -213,18 +224,27 @@ def _evaluate_dealt(
     already = flat_done.size - todo.size
     last_save = time.monotonic()
     computed = merged = 0
+    every, fresh = 1, []
     try:
         for step in range(steps):
+            started = time.monotonic()
             indices = mine[step * group : (step + 1) * group]
-            fresh = list(zip(indices, measure_group(indices))) if indices else []
+            fresh += list(zip(indices, measure_group(indices))) if indices else []
+            if (step + 1) % every and step + 1 < steps:
+                continue
+            last = fresh[-1][1] if fresh else {}
             computed += len(fresh)
-            for share in partition.gather(fresh):
+            shares = partition.gather((time.monotonic() - started, fresh))
+            fresh = []
+            if step == 0:  # every process sees the same times, so all choose the same interval
+                slowest = max(seconds for seconds, _ in shares)
+                every = max(1, int(min(GATHER_SECONDS, save_every) / max(slowest, 1e-9)))
+            for _, share in shares:
                 for i, values in share:
                     for name, value in values.items():
                         flat_results[name][i] = value
                     flat_done[i] = True
                     merged += 1
-            last = fresh[-1][1] if fresh else {}
             first = next(iter(last), None)
             report(
                 progress,

@@ -31,9 +31,25 @@ def closed_form() -> np.ndarray:
     )
 
 
-def surface(partition, points_per_pass=1, start=None, fail_at=None) -> dict:
+class _CountingGathers:
+    """A partition that counts its gathers (each one a meeting of all ranks)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.gathers = inner, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def gather(self, value):
+        self.gathers += 1
+        return self.inner.gather(value)
+
+
+def surface(partition, points_per_pass=1, start=None, fail_at=None, save_every=0.0) -> dict:
     """The 5x4 surface on ``partition``; ``start`` = (metrics, done) to resume from; rank 1
-    raises at its ``fail_at``-th point. Returns the result and what each on_save saw."""
+    raises at its ``fail_at``-th point. Returns the result, what each on_save saw and how many
+    gathers the ranks met at."""
+    partition = _CountingGathers(partition)
     model, x, y = make_quadratic()
     measure = PointEvaluator(
         mean_output, {"train": (x, y)}, batch_size=3, points_per_pass=points_per_pass
@@ -61,7 +77,7 @@ def surface(partition, points_per_pass=1, start=None, fail_at=None) -> dict:
             XS,
             YS,
             result=result,
-            save_every=0.0,
+            save_every=save_every,
             on_save=lambda r: saves.append((r.metrics["train_loss"].copy(), r.done.copy())),
             partition=partition,
         )
@@ -72,6 +88,7 @@ def surface(partition, points_per_pass=1, start=None, fail_at=None) -> dict:
         "done": result.done,
         "saves": saves,
         "error": error,
+        "gathers": partition.gathers,
     }
 
 
@@ -131,3 +148,17 @@ def test_a_resumed_grid_deals_only_the_missing_points():
     first_save = [rank["saves"][0][1] for rank in ranks if rank["saves"]][0]
     assert first_save.sum() == done.sum() + 2  # one new point per rank in the first step
     np.testing.assert_allclose(ranks[0]["loss"], full, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("save_every", "meetings"),
+    [(0.0, 1 + 10), (60.0, 1 + 2)],
+    ids=["saving-every-step", "saving-every-minute"],
+)
+def test_ranks_meet_at_every_step_only_when_saving_asks_for_it(save_every, meetings):
+    """20 points on 2 ranks are 10 steps each. Besides the count of points left (1 gather),
+    the ranks meet after every step when every step is to be saved; otherwise after the first
+    step (which times a step) and then every couple of seconds' worth: here, the last one."""
+    ranks = run_ranks(surface, 2, 1, None, None, save_every)
+    assert [rank["gathers"] for rank in ranks] == [meetings, meetings]
+    np.testing.assert_allclose(ranks[0]["loss"], closed_form(), rtol=1e-12)
