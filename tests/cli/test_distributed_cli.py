@@ -12,7 +12,7 @@ import torch
 from landscape.cli import main
 from landscape.loading import checkpoint
 from landscape.models import build_model
-from tests.cli.torchrun import ROOT, landscape_lines, torchrun
+from tests.cli.torchrun import ROOT, landscape_lines, torchrun, two_nodes
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -70,6 +70,21 @@ def test_hessian_on_two_ranks_equals_one_process(hessian_runs):
         np.testing.assert_allclose(both[key], one[key], rtol=1e-10, atol=0)
     assert (one["world_size"], one["backend"]) == (1, "none")
     assert (both["world_size"], both["backend"]) == (2, "gloo")
+
+
+def test_hessian_on_two_nodes_equals_one_process_and_node_zero_alone_writes(
+    ckpt, hessian_runs, tmp_path
+):
+    """``--nnodes 2``: both processes have LOCAL_RANK 0, so nothing may key on it but the
+    device; the global rank decides who writes and prints."""
+    folder, _ = hessian_runs
+    node0, node1 = two_nodes("hessian", ckpt, *HESSIAN, "--out", "two.h5", cwd=tmp_path)
+    assert node0.returncode == 0 and node1.returncode == 0, node0.stderr + node1.stderr
+    one, both = _hessian_group(folder / "one.h5"), _hessian_group(tmp_path / "two.h5")
+    for key in ("eigenvalues", "trace", "density"):
+        np.testing.assert_allclose(both[key], one[key], rtol=1e-10, atol=0)
+    assert both["world_size"] == 2
+    assert node0.stdout.count("wrote ") == 1 and "wrote " not in node1.stdout
 
 
 def test_only_rank_zero_prints_results_and_progress(hessian_runs):
