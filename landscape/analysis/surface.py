@@ -55,6 +55,9 @@ class SurfaceOptions:
     dtype: str = "float32"
     save_every: float = 5.0
     config: dict[str, Any] = field(default_factory=dict)
+    curvature: str = "hessian"  # the matrix whose eigenvectors span a hessian plane
+    fisher_samples: int = 1  # labels per example of curvature "fisher-mc"
+    loss: str = "cross-entropy"  # the loss's name (fisher-mc samples its distribution)
 
 
 def snap_grid(values: np.ndarray) -> np.ndarray:
@@ -124,6 +127,9 @@ def span_plane(
         targets=y,
         batch_size=setup.batch_size,
         bn_mode="train" if options.bn == "train" else "eval",
+        curvature=options.curvature,
+        loss_name=options.loss,
+        fisher_samples=options.fisher_samples,
     )
     try:
         if kind.phase is None:
