@@ -215,6 +215,7 @@ def add_curvature(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fisher-samples",
         type=positive_int,
+        metavar="S",
         help="labels sampled per example for --curvature fisher-mc (default: 1)",
     )
 

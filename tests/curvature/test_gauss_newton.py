@@ -153,6 +153,20 @@ def test_monte_carlo_fisher_of_two_shards_sums_to_the_product_of_one_process():
     _close(shards[0] + shards[1], _mc_fisher_product(30), 1e-10)
 
 
+def _mc_fisher_on_rank(partition):
+    torch.set_num_threads(1)
+    return _mc_fisher_product(4, partition)
+
+
+@pytest.mark.slow
+def test_monte_carlo_fisher_over_two_gloo_ranks_is_the_operator_of_one_process():
+    from tests.ranks import run_ranks
+
+    rank0, rank1 = run_ranks(_mc_fisher_on_rank, 2)
+    _close(rank0, _mc_fisher_product(30), 1e-10)
+    assert torch.equal(rank0, rank1)
+
+
 def test_sampled_labels_of_an_example_depend_on_its_index_and_seed_only():
     logits = torch.randn(10, 4, dtype=torch.float64)
     whole = sampled_labels(categorical_sampler, logits, seed=1, first=0, samples=3)
