@@ -134,7 +134,8 @@ def span_plane(
     try:
         if kind.phase is None:
             return kind.make(request)
-        with reporter.phase(kind.phase, unit="products") as phase:
+        label = kind.phase.replace("{matrix}", dirs.CURVATURE_NAMES[request.curvature])
+        with reporter.phase(label, unit="products") as phase:
             request.progress = phase
             return kind.make(request)
     except ValueError as exc:

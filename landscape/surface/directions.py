@@ -431,7 +431,8 @@ class DirectionKind:
     ``make(request) -> Plane``. ``others``: which other
     checkpoints it takes (``"trajectory"``: two or more, ``"other"``: exactly one B, ``None``:
     none). ``norms``: the normalisations it accepts, ``default_norm`` the one used when none is
-    asked for. ``phase``: a progress label for kinds that work long before the first point."""
+    asked for. ``phase``: a progress label for kinds that work long before the first point
+    (``{matrix}`` in it: the name of the request's curvature matrix, :data:`CURVATURE_NAMES`)."""
 
     name: str
     help: str
@@ -472,7 +473,7 @@ for _kind in (
         "top two eigenvectors of the Hessian (or of --curvature)",
         hessian_plane,
         default_norm="none",
-        phase="Hessian directions (top-2 eigenvectors)",
+        phase="{matrix} directions (top-2 eigenvectors)",
     ),
     DirectionKind(
         "between",

@@ -479,13 +479,15 @@ def test_hessian_plane_records_eigenvalues(tmp_path, ckpts):
 
 
 @pytest.mark.slow
-def test_a_plane_of_gauss_newton_eigenvectors_records_its_curvature(tmp_path, ckpts):
+def test_a_plane_of_gauss_newton_eigenvectors_records_its_curvature(tmp_path, ckpts, caplog):
     from landscape.curvature import hessian_eigenvalues
 
     out = tmp_path / "h.h5"
     argv = ["surface", str(ckpts["ep1"]), "--directions", "hessian", "--curvature", "ggn"]
     grid = ["--x=-0.1:0.1:3", "--y=-0.1:0.1:3", "--samples", "100", "--dtype", "float64"]
+    caplog.set_level(logging.INFO, logger="landscape.progress")
     assert main([*argv, *grid, "--out", str(out)]) == 0
+    assert any("GGN directions (top-2 eigenvectors)" in r.getMessage() for r in caplog.records)
     with h5py.File(out, "r") as f:
         g = f["surface/run-sf_epoch-001-sgd-ggn-2d"]  # beside a Hessian plane, not over it
         assert g.attrs["curvature"] == "ggn" and json.loads(g.attrs["config"])["curvature"] == "ggn"
