@@ -50,6 +50,8 @@ class SharpnessOptions:
     split: str = "train"
     dtype: str = "float32"
     seed: int = 0
+    curvature: str = "hessian"  # the matrix of top-eigenvalue and trace (CURVATURES)
+    fisher_samples: int = 1  # labels per example of curvature "fisher-mc"
 
     def measure_options(self) -> dict:
         """The keyword options every measure picks its own from (the stored ``config``)."""
@@ -67,6 +69,8 @@ class SharpnessOptions:
             "seed": self.seed,
             "tol": self.tol,
             "rel_stderr": self.rel_stderr,
+            "curvature": self.curvature,
+            "fisher_samples": self.fisher_samples,
         }
 
 
@@ -105,7 +109,11 @@ def measure_sharpness(
     computed = []
     for name in options.measures:
         started = time.monotonic()
-        opts = {**options.measure_options(), "linf_rho": options.linf_rho}
+        opts = {
+            **options.measure_options(),
+            "linf_rho": options.linf_rho,
+            "loss_name": options.loss,  # fisher-mc samples the loss's predictive distribution
+        }
         if opts["batch_size"] == "auto":  # measured by the writer, taken by every process
             batch = measured_batch(name, model, loss_fn, x, y) if partition.is_writer else None
             opts["batch_size"] = partition.broadcast(batch)

@@ -55,6 +55,9 @@ class SurfaceOptions:
     dtype: str = "float32"
     save_every: float = 5.0
     config: dict[str, Any] = field(default_factory=dict)
+    curvature: str = "hessian"  # the matrix whose eigenvectors span a hessian plane
+    fisher_samples: int = 1  # labels per example of curvature "fisher-mc"
+    loss: str = "cross-entropy"  # the loss's name (fisher-mc samples its distribution)
 
 
 def snap_grid(values: np.ndarray) -> np.ndarray:
@@ -124,11 +127,15 @@ def span_plane(
         targets=y,
         batch_size=setup.batch_size,
         bn_mode="train" if options.bn == "train" else "eval",
+        curvature=options.curvature,
+        loss_name=options.loss,
+        fisher_samples=options.fisher_samples,
     )
     try:
         if kind.phase is None:
             return kind.make(request)
-        with reporter.phase(kind.phase, unit="products") as phase:
+        label = kind.phase.replace("{matrix}", dirs.CURVATURE_NAMES[request.curvature])
+        with reporter.phase(label, unit="products") as phase:
             request.progress = phase
             return kind.make(request)
     except ValueError as exc:

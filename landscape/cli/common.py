@@ -198,6 +198,43 @@ def add_bn(
     ).modes = modes
 
 
+# The registry's keys (landscape.curvature.gauss_newton.CURVATURES), kept here so that --help
+# does not import torch; tests/curvature checks that the two agree.
+CURVATURE_CHOICES = ("hessian", "ggn", "fisher", "fisher-mc")
+CURVATURE_HELP = (
+    "the matrix analysed: the Hessian (default), the generalised Gauss-Newton "
+    "J^T H_out J (ggn), the empirical Fisher mean g_i g_i^T (fisher), or the Fisher "
+    "with labels sampled from the model (fisher-mc, seeded by --seed)"
+)
+
+
+def add_curvature(parser: argparse.ArgumentParser) -> None:
+    """``--curvature`` and ``--fisher-samples``, the same in every command that takes them;
+    both default to None (given or not), :func:`resolve_curvature` fills them in."""
+    parser.add_argument("--curvature", choices=list(CURVATURE_CHOICES), help=CURVATURE_HELP)
+    parser.add_argument(
+        "--fisher-samples",
+        type=positive_int,
+        metavar="S",
+        help="labels sampled per example for --curvature fisher-mc (default: 1)",
+    )
+
+
+def resolve_curvature(args: argparse.Namespace, *, applies: str | None = None) -> None:
+    """Fill in the flags of :func:`add_curvature` in place (``hessian``, one sample), after
+    checking them; ``applies``: the flag the curvature needs when it is not in effect (e.g.
+    ``"--directions hessian"``), so that giving it then is an error, not a silent no-op."""
+    from landscape.errors import UserError
+
+    given = [f for f in ("curvature", "fisher_samples") if getattr(args, f) is not None]
+    if given and applies is not None:
+        raise UserError(f"--{given[0].replace('_', '-')} needs {applies}")
+    args.curvature = args.curvature or "hessian"
+    if args.fisher_samples is not None and args.curvature != "fisher-mc":
+        raise UserError("--fisher-samples is an option of --curvature fisher-mc")
+    args.fisher_samples = args.fisher_samples or 1
+
+
 def add_seed(parser: argparse.ArgumentParser, default: int = 0) -> None:
     parser.add_argument(
         "--seed", type=int, default=default, help=f"random seed (default: {default})"

@@ -8,6 +8,7 @@ import sys
 from landscape.cli.common import (
     add_analysis_inputs,
     add_bn,
+    add_curvature,
     add_run_options,
     nonnegative_float,
     nonnegative_int,
@@ -46,9 +47,6 @@ examples:
       --out analyses/hessian.h5
 """
 
-# The registry's keys (landscape.curvature.gauss_newton.CURVATURES), kept here so that --help
-# does not import torch; tests/curvature checks that the two agree.
-CURVATURE_CHOICES = ("hessian", "ggn", "fisher", "fisher-mc")
 DEFAULT_SAMPLES = 5000
 DEFAULT_OUT = "analyses/hessian.h5"
 DEFAULT_TOP_K = 1  # what a bare `landscape hessian CKPT` computes: the largest eigenvalue
@@ -141,20 +139,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the whole (--top-k, default 1, --bottom-k, --trace, --density)",
     )
     group = parser.add_argument_group("the operator")
-    group.add_argument(
-        "--curvature",
-        choices=list(CURVATURE_CHOICES),
-        default="hessian",
-        help="the matrix analysed: the Hessian (default), the generalised Gauss-Newton "
-        "J^T H_out J (ggn), the empirical Fisher mean g_i g_i^T (fisher), or the Fisher "
-        "with labels sampled from the model (fisher-mc, seeded by --seed)",
-    )
-    group.add_argument(
-        "--fisher-samples",
-        type=positive_int,
-        default=1,
-        help="labels sampled per example for --curvature fisher-mc (default: 1)",
-    )
+    add_curvature(group)
     add_bn(group, ("eval", "train"), "eval", dest="bn_mode")
     group.add_argument(
         "--hvp",
@@ -273,7 +258,11 @@ def options_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from landscape import store
     from landscape.analysis.hessian import analyse_hessian
-    from landscape.cli.common import library_advice_as_flags, load_for_analysis
+    from landscape.cli.common import (
+        library_advice_as_flags,
+        load_for_analysis,
+        resolve_curvature,
+    )
     from landscape.errors import UserError
     from landscape.progress import cli_reporter
 
@@ -283,13 +272,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--split must be train or test, not {args.split!r}")
     if args.label_smoothing and args.loss != "cross-entropy":
         raise UserError("--label-smoothing applies to --loss cross-entropy only")
+    resolve_curvature(args)
     if args.curvature == "fisher-mc" and args.label_smoothing:
         raise UserError(
             "--curvature fisher-mc needs the loss to be the model's negative log-likelihood: "
             "drop --label-smoothing (or use --curvature ggn, its expectation)"
         )
-    if args.fisher_samples != 1 and args.curvature != "fisher-mc":
-        raise UserError("--fisher-samples is an option of --curvature fisher-mc")
     targets, data, x, y, partition = load_for_analysis(
         args, args.checkpoints, args.split, DEFAULT_SAMPLES
     )

@@ -7,6 +7,7 @@ import argparse
 from landscape.cli.common import (
     add_analysis_inputs,
     add_bn,
+    add_curvature,
     add_run_options,
     nonnegative_float,
     positive_float,
@@ -30,7 +31,8 @@ measures:
   adaptive-average-case     d ~ N(0, sigma^2 diag(w^2))            (--adaptive-sigma)
   gradient-norm             ||grad L(w)||_2 over the subset
   fisher-rao-norm           sqrt(mean_i <w, grad l_i>^2) (Liang et al. 2019)
-  top-eigenvalue, trace     of the Hessian (landscape.curvature)
+  top-eigenvalue, trace     of the Hessian (landscape.curvature), or of the GGN or a Fisher
+                            (--curvature ggn|fisher|fisher-mc)
   all                       every one of the above
 
 example:
@@ -118,6 +120,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.05,
         help="relative standard error of the Hessian trace (default: 0.05)",
     )
+    add_curvature(group)
     add_bn(group, ("eval", "train"), "eval", dest="bn_mode")
     add_analysis_inputs(parser, splits="train", samples=str(DEFAULT_SAMPLES))
     add_run_options(parser, f"result file (default: {DEFAULT_OUT})")
@@ -150,17 +153,24 @@ def options_from_args(args: argparse.Namespace):
         split=args.split,
         dtype=args.dtype,
         seed=args.seed,
+        curvature=args.curvature,
+        fisher_samples=args.fisher_samples,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from landscape import store
     from landscape.analysis.sharpness import analyse_sharpness
-    from landscape.cli.common import library_advice_as_flags, load_for_analysis
+    from landscape.cli.common import (
+        library_advice_as_flags,
+        load_for_analysis,
+        resolve_curvature,
+    )
     from landscape.errors import UserError
     from landscape.progress import cli_reporter
 
     out = store.resolve_output(args.out, DEFAULT_OUT)
+    resolve_curvature(args)  # like every measure parameter, unused by the measures without it
     if args.split not in ("train", "test"):
         raise UserError(f"--split must be train or test, not {args.split!r}")
     targets, _, x, y, partition = load_for_analysis(

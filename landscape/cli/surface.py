@@ -17,6 +17,7 @@ from landscape.cli.common import (
     FIXED_BATCH,
     add_analysis_inputs,
     add_bn,
+    add_curvature,
     add_run_options,
     nonnegative_float,
     parse_grid,
@@ -36,7 +37,8 @@ Directions (matched to parameters by name and stored in the file with their seed
   pca      top two principal components of the --trajectory checkpoints around CKPT; the
            trajectory's coordinates and its true loss beside the surface value at its
            projections are stored (trajectory/)
-  hessian  top two Hessian eigenvectors (unit length, --norm none by default)
+  hessian  top two Hessian eigenvectors (unit length, --norm none by default), or those of
+           the GGN or a Fisher with --curvature ggn|fisher|fisher-mc
   between  x = OTHER - CKPT (CKPT at (0,0), OTHER at (1,0)) plus a random direction made
            orthogonal to it and scaled to the same length
 
@@ -120,8 +122,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--trajectory", nargs="+", metavar="CKPT", help="checkpoints for --directions pca"
     )
     parser.add_argument("--other", metavar="CKPT", help="checkpoint B for --directions between")
+    group = parser.add_argument_group("the matrix of --directions hessian")
+    add_curvature(group)
     parser.add_argument(
-        "--name", help="result group name (default: <run>_<stem>-<directions>-<1d|2d>)"
+        "--name",
+        help="result group name (default: <run>_<stem>-<directions>-<1d|2d>; a --curvature "
+        "other than hessian in place of <directions>)",
     )
     parser.add_argument(
         "--save-every",
@@ -156,12 +162,16 @@ def run(args: argparse.Namespace) -> int:
         SurfaceOptions,
         compute_surface,
     )
+    from landscape.cli.common import resolve_curvature
     from landscape.errors import UserError
 
     x_spec, y_spec = _grid_specs(args)
     splits = parse_splits(args.split)
     norm = _resolve_norm(args)
     _check_direction_flags(args)
+    resolve_curvature(
+        args, applies=None if args.directions == "hessian" else "--directions hessian"
+    )
     out = output_path(args.out, store.checkpoint_label(args.checkpoint))
     base_name = args.name or _default_name(args, x_spec is not None and y_spec is None)
 
@@ -199,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
         "dataset": setup.data.name,
         "dtype": args.dtype,
         "seed": args.seed,
+        **_curvature_config(args),
         "trajectory": [{"path": str(t.path), "sha256": t.sha256} for t in others]
         if args.trajectory
         else None,
@@ -217,6 +228,9 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         save_every=args.save_every,
         config=config,
+        curvature=args.curvature,
+        fisher_samples=args.fisher_samples,
+        loss=args.loss,
     )
     group_path = f"surface/{name}"
     try:
@@ -288,12 +302,23 @@ def _check_direction_flags(args) -> None:
             raise UserError(f"{flag} is only used with --directions {' or '.join(users)}")
 
 
+def _curvature_config(args) -> dict:
+    """The curvature of a hessian plane, for the recorded config (left out where it is the
+    Hessian, so that the configs of earlier Hessian planes still match and they resume)."""
+    if args.curvature == "hessian":
+        return {}
+    config = {"curvature": args.curvature}
+    if args.curvature == "fisher-mc":
+        config["fisher_samples"] = args.fisher_samples
+    return config
+
+
 def _default_name(args, one_d: bool) -> str:
-    kind = (
-        f"between-{short_label(args.other, args.checkpoint)}"
-        if args.directions == "between"
-        else args.directions
-    )
+    kind = args.directions
+    if kind == "between":
+        kind = f"between-{short_label(args.other, args.checkpoint)}"
+    elif kind == "hessian" and args.curvature not in (None, "hessian"):
+        kind = args.curvature  # run_final-ggn-2d beside run_final-hessian-2d, not replacing it
     return f"{_label(args.checkpoint)}-{kind}-{'1d' if one_d else '2d'}"
 
 

@@ -13,7 +13,8 @@ insights and perspectives on the natural gradient method", sections 8-9):
 * ``fisher`` -- empirical Fisher ``(1/n) sum_i g_i g_i^T`` with ``g_i`` the gradient of example
   ``i``'s loss at its true label: ``o = (l_1 .. l_n)`` the per-example losses, ``M = I / n``.
 * ``fisher-mc`` -- the Fisher of the model's predictive distribution estimated with labels
-  sampled from it (seeded, drawn once, so the operator is one fixed matrix):
+  sampled from it (drawn once, so the operator is one fixed matrix; by inverse CDF from noise
+  seeded by ``(seed, example index)``, so it does not depend on batching or on the processes):
   ``(1/(n S)) sum_{i,s} g~_is g~_is^T`` with ``S`` samples per example. Its expectation over
   the labels is the GGN when the loss is the negative log-likelihood (cross-entropy without
   label smoothing; ``half-sse`` = Gaussian of unit variance; ``mse`` = variance ``C/2``).
@@ -31,7 +32,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from typing import Protocol
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,8 +47,6 @@ OutputSpace = Callable[
     [int, torch.Tensor, torch.Tensor],
     tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]],
 ]
-# (model outputs, generator) -> targets drawn from the model's predictive distribution
-Sampler = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def per_example_losses(loss_fn: LossFn, outputs: torch.Tensor, targets: torch.Tensor):
@@ -91,25 +92,49 @@ def fisher_output_space(loss_fn: LossFn) -> OutputSpace:
     return space
 
 
-def categorical_sampler(outputs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+class Sampler(Protocol):
+    """A predictive distribution, sampled by inverse CDF from fixed noise: ``noise`` draws the
+    standard noise of one example (outputs of shape ``example_shape``) from ``generator``;
+    ``labels`` turns the noise of a batch into targets distributed as the model predicts."""
+
+    def noise(self, example_shape: torch.Size, generator: np.random.Generator) -> torch.Tensor: ...
+
+    def labels(self, outputs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor: ...
+
+
+class CategoricalSampler:
     """Class labels ``y ~ softmax(outputs)`` over the last dimension (every position of a
-    sequence model's logits)."""
-    probs = F.softmax(outputs.detach().double(), dim=-1).cpu()
-    flat = probs.reshape(-1, probs.shape[-1])
-    labels = torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
-    return labels.to(outputs.device)
+    sequence model's logits): one ``u ~ U[0, 1)`` per position, and the label is the number of
+    cumulative probabilities ``<= u`` (inverse CDF, ``searchsorted`` on the cumulative
+    softmax)."""
+
+    def noise(self, example_shape: torch.Size, generator: np.random.Generator) -> torch.Tensor:
+        return torch.from_numpy(generator.random(tuple(example_shape[:-1])))
+
+    def labels(self, outputs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        cdf = F.softmax(outputs.detach().double(), dim=-1).cumsum(-1).contiguous()
+        u = noise.to(cdf.device).unsqueeze(-1).contiguous()
+        labels = torch.searchsorted(cdf, u, right=True).squeeze(-1)
+        return labels.clamp_max(cdf.shape[-1] - 1)  # u above a cdf that rounds to below 1
 
 
-def gaussian_sampler(variance: float | Callable[[torch.Tensor], float]) -> Sampler:
-    """Targets ``y ~ N(outputs, variance I)``: ``half-sse`` is the negative log-likelihood of
-    variance 1, ``mse`` (the mean over ``C`` outputs) that of variance ``C / 2``."""
+class GaussianSampler:
+    """Targets ``y = outputs + sqrt(variance) * z``, ``z ~ N(0, I)``: ``half-sse`` is the
+    negative log-likelihood of variance 1, ``mse`` (the mean over ``C`` outputs) that of
+    variance ``C / 2``; ``variance`` may be a function of the outputs."""
 
-    def sample(outputs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        noise = torch.randn(outputs.shape, generator=generator, dtype=torch.float64)
-        scale = variance(outputs) if callable(variance) else variance
+    def __init__(self, variance: float | Callable[[torch.Tensor], float]) -> None:
+        self.variance = variance
+
+    def noise(self, example_shape: torch.Size, generator: np.random.Generator) -> torch.Tensor:
+        return torch.from_numpy(generator.standard_normal(tuple(example_shape)))
+
+    def labels(self, outputs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        scale = self.variance(outputs) if callable(self.variance) else self.variance
         return outputs.detach() + (noise * scale**0.5).to(outputs)
 
-    return sample
+
+categorical_sampler = CategoricalSampler()
 
 
 def sampler_for_loss(loss_name: str) -> Sampler:
@@ -117,23 +142,52 @@ def sampler_for_loss(loss_name: str) -> Sampler:
     if loss_name == "cross-entropy":
         return categorical_sampler
     if loss_name == "half-sse":
-        return gaussian_sampler(1.0)
+        return GaussianSampler(1.0)
     if loss_name == "mse":
-        return gaussian_sampler(lambda outputs: outputs[0].numel() / 2)
+        return GaussianSampler(lambda outputs: outputs[0].numel() / 2)
     raise ValueError(f"no predictive distribution known for the loss {loss_name!r}")
 
 
+def example_generator(seed: int, index: int) -> np.random.Generator:
+    """The generator of example ``index`` (its position among all examples, over every
+    process): a counter-based Philox stream keyed by ``(seed, index)`` (Salmon et al. 2011,
+    "Parallel random numbers: as easy as 1, 2, 3"), so that its draws depend on nothing else.
+    (torch's CPU generator keeps 32 bits of a seed: too few to key every example apart.)"""
+    if index < 0:
+        raise ValueError(f"example index {index} is negative")
+    key = (seed % 2**64) << 64 | (index % 2**64)
+    return np.random.Generator(np.random.Philox(key=key))
+
+
+def sampled_labels(
+    sampler: Sampler, outputs: torch.Tensor, seed: int, first: int, samples: int
+) -> torch.Tensor:
+    """``samples`` labels for each example of the batch ``outputs`` whose first example is
+    example ``first`` of all, sample-major (``samples * n`` rows: sample 0 of every example,
+    then sample 1, ...). Label ``s`` of example ``i`` is a function of ``(seed, i, s)`` and
+    the model's outputs for ``i`` only: the same for every batch size and every split of the
+    examples over processes."""
+    shape = outputs.shape[1:]
+    noise = []
+    for i in range(outputs.shape[0]):
+        generator = example_generator(seed, first + i)
+        noise.append(torch.stack([sampler.noise(shape, generator) for _ in range(samples)]))
+    noise = torch.stack(noise, dim=1)  # (samples, n, ...)
+    repeated = outputs.repeat((samples,) + (1,) * (outputs.ndim - 1))
+    return sampler.labels(repeated, noise.reshape(samples * outputs.shape[0], *noise.shape[2:]))
+
+
 def monte_carlo_output_space(
-    loss_fn: LossFn, sampler: Sampler, samples: int, seed: int
+    loss_fn: LossFn, sampler: Sampler, samples: int, seed: int, offsets: Sequence[int]
 ) -> OutputSpace:
     """Per-example losses at ``samples`` labels per example drawn from the model (drawn at
-    the batch's first product and kept), and ``M = I / (n S)``."""
+    the batch's first product and kept), and ``M = I / (n S)``. ``offsets[b]``: the index
+    among all examples of batch ``b``'s first one (:func:`sampled_labels`)."""
     drawn: dict[int, torch.Tensor] = {}
 
     def space(index: int, outputs: torch.Tensor, targets: torch.Tensor):
-        if index not in drawn:  # one draw per batch, kept: the operator is one fixed matrix
-            generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
-            drawn[index] = torch.cat([sampler(outputs, generator) for _ in range(samples)])
+        if index not in drawn:  # drawn once, kept: the operator is one fixed matrix
+            drawn[index] = sampled_labels(sampler, outputs, seed, offsets[index], samples)
         repeated = outputs.repeat((samples,) + (1,) * (outputs.ndim - 1))
         losses = per_example_losses(loss_fn, repeated, drawn[index])
         return losses, lambda u: u / losses.shape[0]
@@ -267,7 +321,15 @@ class MonteCarloFisherOperator(_GaussNewtonOperator):
         super().__init__(*args, **kwargs)
 
     def _output_space(self) -> OutputSpace:
-        return monte_carlo_output_space(self.loss_fn, self.sampler, self.mc_samples, self.mc_seed)
+        # Each batch's place among all examples: this process's share starts at
+        # example_range(N).start and its batches follow in order (operator.py).
+        offsets, start = [], self.partition.example_range(self.num_samples).start
+        for x, _ in self.batches:
+            offsets.append(start)
+            start += x.shape[0]
+        return monte_carlo_output_space(
+            self.loss_fn, self.sampler, self.mc_samples, self.mc_seed, offsets
+        )
 
 
 CURVATURES: dict[str, type[HessianOperator]] = {

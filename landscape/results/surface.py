@@ -124,7 +124,7 @@ class Trajectory:
 class Surface:
     """One surface group. ``directions`` maps an axis (``x``, ``y``) to its direction, one array
     per parameter name; ``attrs`` holds the direction kind's own group attributes (``a``/``b``
-    for ``between``, ``eigenvalues`` for ``hessian``)."""
+    for ``between``, ``eigenvalues`` and ``curvature`` for ``hessian``)."""
 
     provenance: Provenance
     x: np.ndarray

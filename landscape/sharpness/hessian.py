@@ -1,7 +1,10 @@
 """Top Hessian eigenvalue and trace as sharpness measures, computed by landscape.curvature.
 
-Imported lazily so that the other measures work even where the curvature engine is not
-needed; nothing is reimplemented here.
+Either measure can be taken of another curvature matrix than the Hessian (``curvature``: a key
+of :data:`landscape.curvature.gauss_newton.CURVATURES` -- the generalised Gauss-Newton, the
+empirical or the Monte-Carlo Fisher); its params record which. Imported lazily so that the
+other measures work even where the curvature engine is not needed; nothing is reimplemented
+here.
 """
 
 from __future__ import annotations
@@ -27,8 +30,13 @@ def top_eigenvalue(
     seed: int = 0,
     progress: ProgressFn | None = None,
     partition: Partition = SINGLE,
+    curvature: str = "hessian",
+    fisher_samples: int = 1,
+    loss_name: str = "cross-entropy",
 ) -> SharpnessResult:
-    """lambda_max of the Hessian of the mean loss (Lanczos, landscape.curvature)."""
+    """lambda_max of the Hessian (or the ``curvature`` matrix) of the mean loss (Lanczos,
+    landscape.curvature); ``fisher_samples`` and ``loss_name`` (the predictive distribution)
+    define ``fisher-mc``, whose labels are seeded by ``seed``."""
     from landscape.curvature import hessian_eigenvalues
 
     result = hessian_eigenvalues(
@@ -43,6 +51,7 @@ def top_eigenvalue(
         bn_mode=bn_mode,
         progress=progress,
         partition=partition,
+        **_curvature_options(curvature, fisher_samples, loss_name, seed),
     )
     return SharpnessResult(
         measure="top_eigenvalue",
@@ -52,6 +61,7 @@ def top_eigenvalue(
             "bn_mode": bn_mode,
             "seed": seed,
             "examples": inputs.shape[0],
+            **_curvature_params(curvature, fisher_samples),
             "residual": float(result.residuals[0]),
             "hvp_count": int(result.hvp_count),
         },
@@ -72,8 +82,12 @@ def hessian_trace(
     max_hvps: int = 2000,
     progress: ProgressFn | None = None,
     partition: Partition = SINGLE,
+    curvature: str = "hessian",
+    fisher_samples: int = 1,
+    loss_name: str = "cross-entropy",
 ) -> SharpnessResult:
-    """tr(H) of the mean loss (Hutch++, landscape.curvature), with its standard error."""
+    """tr(H) (or the trace of the ``curvature`` matrix) of the mean loss (Hutch++,
+    landscape.curvature), with its standard error; other options as :func:`top_eigenvalue`."""
     from landscape.curvature import hessian_trace as curvature_trace
 
     result = curvature_trace(
@@ -88,6 +102,7 @@ def hessian_trace(
         bn_mode=bn_mode,
         progress=progress,
         partition=partition,
+        **_curvature_options(curvature, fisher_samples, loss_name, seed),
     )
     return SharpnessResult(
         measure="trace",
@@ -98,8 +113,26 @@ def hessian_trace(
             "bn_mode": bn_mode,
             "seed": seed,
             "max_hvps": max_hvps,
+            **_curvature_params(curvature, fisher_samples),
             "examples": inputs.shape[0],
             "hvp_count": int(result.hvp_count),
         },
         gradient_evaluations=2.0 * result.hvp_count,
     )
+
+
+def _curvature_options(curvature: str, fisher_samples: int, loss_name: str, seed: int) -> dict:
+    """The operator options of landscape.curvature's conveniences for ``curvature``."""
+    if curvature == "hessian":
+        return {}
+    options = {"curvature": curvature}
+    if curvature == "fisher-mc":
+        options.update(loss_name=loss_name, mc_samples=fisher_samples, mc_seed=seed)
+    return options
+
+
+def _curvature_params(curvature: str, fisher_samples: int) -> dict:
+    """What a measure's params record of its matrix."""
+    if curvature == "fisher-mc":
+        return {"curvature": curvature, "fisher_samples": fisher_samples}
+    return {"curvature": curvature}

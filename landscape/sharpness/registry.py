@@ -18,6 +18,7 @@ from typing import Any
 
 ASCENT = ("rho", "steps", "m", "batch_size", "bn_mode", "seed", "progress", "partition")
 NOISE = ("sigma", "draws", "batch_size", "bn_mode", "seed", "progress", "partition")
+CURVATURE = ("curvature", "fisher_samples", "loss_name")  # the matrix of the curvature measures
 
 
 @dataclass(frozen=True)
@@ -106,13 +107,14 @@ for _spec in (
     ),
     MeasureSpec(
         "top-eigenvalue", "landscape.sharpness.hessian:top_eigenvalue",
-        ("tol", "batch_size", "bn_mode", "seed", "progress", "partition"),
-        "lambda_max of the Hessian", unit="products", work="hvp",
+        ("tol", "batch_size", "bn_mode", "seed", "progress", "partition", *CURVATURE),
+        "lambda_max of the Hessian (or --curvature)", unit="products", work="hvp",
     ),
     MeasureSpec(
         "trace", "landscape.sharpness.hessian:hessian_trace",
-        ("rel_stderr", "max_hvps", "batch_size", "bn_mode", "seed", "progress", "partition"),
-        "tr H (Hutch++)", unit="products", work="hvp",
+        ("rel_stderr", "max_hvps", "batch_size", "bn_mode", "seed", "progress", "partition",
+         *CURVATURE),
+        "tr H (Hutch++; or of --curvature)", unit="products", work="hvp",
     ),
 ):  # fmt: skip
     register_measure(_spec)

@@ -12,7 +12,9 @@
 * ``pca_directions``: the top two principal components of ``w_t - w_center`` over a training
   trajectory, uncentred so that the plane passes through the centre checkpoint.
 * ``between_directions``: ``B - A`` plus a random direction orthogonalised against it.
-* ``hessian_directions``: the top two Hessian eigenvectors (``landscape.curvature``).
+* ``hessian_directions``: the top two eigenvectors of the Hessian, or of another curvature
+  matrix of ``landscape.curvature`` (the generalised Gauss-Newton, the empirical or the
+  Monte-Carlo Fisher: ``curvature=``).
 
 Every random tensor is drawn from its own generator seeded by ``(seed, axis, parameter
 name)``: a direction depends on names and shapes only, never on module order.
@@ -256,18 +258,33 @@ def hessian_directions(
     seed: int = 0,
     tol: float = 1e-4,
     progress: ProgressFn | None = None,
+    curvature: str = "hessian",
+    loss_name: str = "cross-entropy",
+    fisher_samples: int = 1,
 ) -> tuple[Direction, Direction, list[float]]:
-    """Top two Hessian eigenvectors of the mean loss (Lanczos, :mod:`landscape.curvature`) as
-    unit directions by parameter name, and their eigenvalues. Signs are fixed so that the
-    largest-magnitude entry of each vector is positive. ``progress``: as for
+    """Top two eigenvectors of the ``curvature`` matrix of the mean loss (a key of
+    :data:`landscape.curvature.gauss_newton.CURVATURES`: the Hessian by default; ``loss_name``
+    and ``fisher_samples`` define ``fisher-mc``'s sampled labels, seeded by ``seed``) by
+    Lanczos, as unit directions by parameter name, and their eigenvalues. Signs are fixed so
+    that the largest-magnitude entry of each vector is positive. ``progress``: as for
     :func:`landscape.curvature.lanczos_eigs`.
 
     The curvature engine is imported only here.
     """
-    from landscape.curvature import HessianOperator, lanczos_eigs
+    from landscape.curvature import lanczos_eigs
+    from landscape.curvature.gauss_newton import curvature_operator
 
-    with HessianOperator(
-        model, loss_fn, inputs, targets, batch_size=batch_size, bn_mode=bn_mode
+    with curvature_operator(
+        curvature,
+        model,
+        loss_fn,
+        inputs,
+        targets,
+        batch_size=batch_size,
+        bn_mode=bn_mode,
+        loss_name=loss_name,
+        mc_samples=fisher_samples,
+        mc_seed=seed,
     ) as op:
         result = lanczos_eigs(
             op, 2, which="top", tol=tol, seed=seed, eigenvectors=True, progress=progress
@@ -319,6 +336,9 @@ class DirectionRequest:
     batch_size: int = 512
     bn_mode: str = "eval"
     progress: ProgressFn | None = None
+    curvature: str = "hessian"  # the matrix of the hessian kind (CURVATURES)
+    loss_name: str = "cross-entropy"  # the loss's name: fisher-mc's predictive distribution
+    fisher_samples: int = 1
 
 
 @dataclass
@@ -356,6 +376,15 @@ def between_plane(r: DirectionRequest) -> Plane:
     return Plane(_axes(r, dx, dy), labels, {"a": a, "b": b})
 
 
+# How the axis labels name each matrix of landscape.curvature.gauss_newton.CURVATURES.
+CURVATURE_NAMES = {
+    "hessian": "Hessian",
+    "ggn": "GGN",
+    "fisher": "empirical Fisher",
+    "fisher-mc": "Monte-Carlo Fisher",
+}
+
+
 def hessian_plane(r: DirectionRequest) -> Plane:
     dx, dy, eigenvalues = hessian_directions(
         r.model,
@@ -366,12 +395,19 @@ def hessian_plane(r: DirectionRequest) -> Plane:
         bn_mode=r.bn_mode,
         seed=r.seed,
         progress=r.progress,
+        curvature=r.curvature,
+        loss_name=r.loss_name,
+        fisher_samples=r.fisher_samples,
     )
     if r.norm != "none":
         dx = normalize_direction(dx, r.weights, norm=r.norm, ignore=r.ignore)
         dy = normalize_direction(dy, r.weights, norm=r.norm, ignore=r.ignore)
-    labels = ("Hessian eigenvector 1", "Hessian eigenvector 2")
-    return Plane(_axes(r, dx, dy), labels, {"eigenvalues": eigenvalues})
+    matrix = CURVATURE_NAMES[r.curvature]
+    labels = (f"{matrix} eigenvector 1", f"{matrix} eigenvector 2")
+    attrs = {"eigenvalues": eigenvalues, "curvature": r.curvature}
+    if r.curvature == "fisher-mc":
+        attrs["fisher_samples"] = r.fisher_samples
+    return Plane(_axes(r, dx, dy), labels, attrs)
 
 
 def pca_plane(r: DirectionRequest) -> Plane:
@@ -395,7 +431,8 @@ class DirectionKind:
     ``make(request) -> Plane``. ``others``: which other
     checkpoints it takes (``"trajectory"``: two or more, ``"other"``: exactly one B, ``None``:
     none). ``norms``: the normalisations it accepts, ``default_norm`` the one used when none is
-    asked for. ``phase``: a progress label for kinds that work long before the first point."""
+    asked for. ``phase``: a progress label for kinds that work long before the first point
+    (``{matrix}`` in it: the name of the request's curvature matrix, :data:`CURVATURE_NAMES`)."""
 
     name: str
     help: str
@@ -433,10 +470,10 @@ for _kind in (
     ),
     DirectionKind(
         "hessian",
-        "top two Hessian eigenvectors",
+        "top two eigenvectors of the Hessian (or of --curvature)",
         hessian_plane,
         default_norm="none",
-        phase="Hessian directions (top-2 eigenvectors)",
+        phase="{matrix} directions (top-2 eigenvectors)",
     ),
     DirectionKind(
         "between",

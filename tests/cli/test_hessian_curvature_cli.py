@@ -54,11 +54,24 @@ def test_curvature_is_analysed_and_recorded(ckpt, tmp_path, curvature):
     assert np.allclose(eigenvalues, expected, rtol=1e-5)
 
 
+def test_the_monte_carlo_fisher_does_not_depend_on_the_batch_size(ckpt, tmp_path):
+    def top(batch_size):
+        out = tmp_path / f"h{batch_size}.h5"
+        argv = ["hessian", str(ckpt), "--curvature", "fisher-mc", "--fisher-samples", "2"]
+        fast = [*FAST[:-1], str(batch_size)]  # FAST ends with the batch size
+        assert main([*argv, *fast, "--tol", "1e-8", "--out", str(out)]) == 0
+        with h5py.File(out) as f:
+            return f["hessian/run-c_epoch-002-sgd/eigenvalues"][()]
+
+    assert np.allclose(top(7), top(64), rtol=1e-6, atol=0)
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["--curvature", "fisher-mc", "--label-smoothing", "0.1"], "negative log-likelihood"),
         (["--fisher-samples", "4"], "--fisher-samples"),
+        (["--curvature", "ggn", "--fisher-samples", "1"], "--fisher-samples"),
     ],
 )
 def test_curvature_options_that_do_not_apply_are_errors(ckpt, tmp_path, capsys, argv, message):

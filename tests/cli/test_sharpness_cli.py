@@ -79,6 +79,38 @@ def test_a_second_run_adds_measures_to_the_same_group(ckpt, tmp_path):
         assert set(f["sharpness/run-s_epoch-003-sgd"]) == {"gradient_norm", "fisher_rao_norm"}
 
 
+def test_the_curvature_measures_of_the_gauss_newton_matrix_record_it(ckpt, tmp_path):
+    from landscape.curvature import hessian_eigenvalues
+    from landscape.data import fixed_subset, load_dataset
+    from landscape.losses import make_loss
+
+    out = tmp_path / "s.h5"
+    argv = ["sharpness", str(ckpt), "--measure", "top-eigenvalue", "trace", "--curvature", "ggn"]
+    fast = ["--samples", "64", "--tol", "1e-8", "--trace-rel-stderr", "0.2", "--dtype", "float64"]
+    assert main([*argv, *fast, "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        group = f["sharpness/run-s_epoch-003-sgd"]
+        assert group["top_eigenvalue"].attrs["curvature"] == "ggn"
+        assert group["trace"].attrs["curvature"] == "ggn"
+        recorded = group["top_eigenvalue"][()]
+    model = build_model("mlp", (1, 8, 8), 10).double()
+    model.load_state_dict(torch.load(ckpt, weights_only=True)["model"])
+    x, y = fixed_subset(*load_dataset("digits").split("train"), 64, 0)
+    ggn = hessian_eigenvalues(
+        model.eval(), make_loss(), x.double(), y, k=1, tol=1e-10, curvature="ggn"
+    )
+    assert recorded == pytest.approx(ggn.eigenvalues[0], rel=1e-6)
+
+
+def test_fisher_samples_without_the_monte_carlo_fisher_is_an_error(ckpt, tmp_path, capsys):
+    out = tmp_path / "s.h5"
+    argv = ["sharpness", str(ckpt), "--measure", "trace", "--fisher-samples", "2"]
+    assert main([*argv, "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "landscape: error: --fisher-samples is an option of --curvature fisher-mc"
+    assert not out.exists()
+
+
 def test_sharpness_refuses_a_bad_output_before_loading(ckpt, tmp_path, capsys):
     bad = tmp_path / "not-hdf5.h5"
     bad.write_text("hello")

@@ -329,6 +329,9 @@ def _read(path, group, name="train_loss"):
             "does not apply",
         ),
         (["--split", "val"], 1, "--split"),
+        (["--curvature", "ggn"], 1, "--curvature needs --directions hessian"),
+        (["--fisher-samples", "2"], 1, "--fisher-samples needs --directions hessian"),
+        (["--directions", "hessian", "--fisher-samples", "2"], 1, "option of --curvature"),
     ],
 )
 def test_bad_flags_are_one_line_errors(tmp_path, ckpts, capsys, argv, status, message):
@@ -473,6 +476,31 @@ def test_hessian_plane_records_eigenvalues(tmp_path, ckpts):
         assert first >= second and g.attrs["norm"] == "none"
         d = np.concatenate([v[()].ravel() for v in g["directions/x"].values()])
         assert np.linalg.norm(d) == pytest.approx(1.0, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_plane_of_gauss_newton_eigenvectors_records_its_curvature(tmp_path, ckpts, caplog):
+    from landscape.curvature import hessian_eigenvalues
+
+    out = tmp_path / "h.h5"
+    argv = ["surface", str(ckpts["ep1"]), "--directions", "hessian", "--curvature", "ggn"]
+    grid = ["--x=-0.1:0.1:3", "--y=-0.1:0.1:3", "--samples", "100", "--dtype", "float64"]
+    caplog.set_level(logging.INFO, logger="landscape.progress")
+    assert main([*argv, *grid, "--out", str(out)]) == 0
+    assert any("GGN directions (top-2 eigenvectors)" in r.getMessage() for r in caplog.records)
+    with h5py.File(out, "r") as f:
+        g = f["surface/run-sf_epoch-001-sgd-ggn-2d"]  # beside a Hessian plane, not over it
+        assert g.attrs["curvature"] == "ggn" and json.loads(g.attrs["config"])["curvature"] == "ggn"
+        assert g["x"].attrs["label"] == "GGN eigenvector 1"
+        recorded = g.attrs["eigenvalues"]
+    blob = torch.load(ckpts["ep1"], weights_only=True)
+    model = build_model(blob["arch"], (1, 8, 8), 10).double()
+    model.load_state_dict(blob["model"])
+    x, y = fixed_subset(*load_dataset("digits").split("train"), 100, 0)
+    expected = hessian_eigenvalues(
+        model.eval(), make_loss(), x.double(), y, k=2, tol=1e-8, curvature="ggn"
+    ).eigenvalues
+    assert np.allclose(recorded, expected, rtol=1e-4)
 
 
 def test_interpolation_on_test_only_recomputes_bn_from_training_examples_and_resumes(

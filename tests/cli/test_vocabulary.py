@@ -66,3 +66,17 @@ def test_the_curvature_commands_draw_the_subset_by_subset_seed(command):
     required = ["--rho", "0.05", "--lr", "0.1", "--steps", "2"] if command == "escape" else []
     args = parser.parse_args(["ckpt.pt", *required, "--seed", "7"])
     assert (args.seed, args.subset_seed) == (7, 0)
+
+
+def test_the_curvature_flags_are_the_same_in_every_command_that_takes_them():
+    from landscape import cli
+    from landscape.cli.common import CURVATURE_CHOICES
+
+    def flags(command):
+        actions = cli.build_parser()[1][command]._actions
+        found = {a.dest: a for a in actions if a.dest in ("curvature", "fisher_samples")}
+        return {k: (a.help, a.choices, a.default) for k, a in found.items()}
+
+    hessian = flags("hessian")
+    assert hessian["curvature"][1] == list(CURVATURE_CHOICES)
+    assert flags("surface") == hessian == flags("sharpness")

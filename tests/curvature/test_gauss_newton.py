@@ -10,15 +10,18 @@ from torch.func import functional_call, hessian, jacrev
 from landscape.curvature import lanczos_eigs
 from landscape.curvature.gauss_newton import (
     CURVATURES,
+    CategoricalSampler,
     EmpiricalFisherOperator,
     GGNOperator,
     MonteCarloFisherOperator,
     categorical_sampler,
+    sampled_labels,
     sampler_for_loss,
 )
 from landscape.curvature.hvp import evaluation_context
 from landscape.curvature.operator import HessianOperator
 from landscape.losses import make_loss
+from landscape.parallel import SINGLE, Partition
 from tests.curvature.tiny_models import MODELS, exact_hessian, loss_fn, problem
 
 
@@ -111,11 +114,66 @@ def test_monte_carlo_fisher_at_given_labels_is_the_empirical_fisher_there():
     model, x, y = problem("cnn-bn")
     labels = (y + 1) % 3
 
-    def fixed(outputs, generator):  # a "sampler" that returns known labels
-        return labels[: outputs.shape[0]] if outputs.shape[0] == len(x) else None
+    class Fixed(CategoricalSampler):  # a "sampler" that returns known labels
+        def labels(self, outputs, noise):
+            return labels
 
-    op = MonteCarloFisherOperator(model, loss_fn, x, y, batch_size=len(x), sampler=fixed)
+    op = MonteCarloFisherOperator(model, loss_fn, x, y, batch_size=len(x), sampler=Fixed())
     _close(dense_matrix(op), dense_fisher(model, x, labels))
+
+
+def _mc_fisher_product(batch_size, partition=SINGLE, loss_name="cross-entropy", samples=2):
+    if loss_name == "cross-entropy":
+        model, x, y = problem("cnn-bn")
+        loss = loss_fn
+    else:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).double()
+        x, y = torch.randn(30, 4, dtype=torch.float64), torch.randn(30, 3, dtype=torch.float64)
+        loss = make_loss(loss_name)
+    op = MonteCarloFisherOperator(
+        model, loss, x, y, batch_size=batch_size, partition=partition,
+        sampler=sampler_for_loss(loss_name), mc_samples=samples, mc_seed=5,
+    )  # fmt: skip
+    v = torch.randn(op.dim, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    return op.matvec(v)
+
+
+@pytest.mark.parametrize("loss_name", ["cross-entropy", "half-sse", "mse"])
+def test_monte_carlo_fisher_does_not_depend_on_the_batch_size(loss_name):
+    every = _mc_fisher_product(30, loss_name=loss_name)
+    for batch_size in (3, 7):
+        _close(_mc_fisher_product(batch_size, loss_name=loss_name), every, 1e-10)
+
+
+def test_monte_carlo_fisher_of_two_shards_sums_to_the_product_of_one_process():
+    # Partition's collectives are the identity in one process: each shard's product is its
+    # partial sum (its examples, weighted by the global count), as before the all-reduce.
+    shards = [_mc_fisher_product(4, Partition(rank, 2)) for rank in range(2)]
+    _close(shards[0] + shards[1], _mc_fisher_product(30), 1e-10)
+
+
+def _mc_fisher_on_rank(partition):
+    torch.set_num_threads(1)
+    return _mc_fisher_product(4, partition)
+
+
+@pytest.mark.slow
+def test_monte_carlo_fisher_over_two_gloo_ranks_is_the_operator_of_one_process():
+    from tests.ranks import run_ranks
+
+    rank0, rank1 = run_ranks(_mc_fisher_on_rank, 2)
+    _close(rank0, _mc_fisher_product(30), 1e-10)
+    assert torch.equal(rank0, rank1)
+
+
+def test_sampled_labels_of_an_example_depend_on_its_index_and_seed_only():
+    logits = torch.randn(10, 4, dtype=torch.float64)
+    whole = sampled_labels(categorical_sampler, logits, seed=1, first=0, samples=3)
+    tail = sampled_labels(categorical_sampler, logits[6:], seed=1, first=6, samples=3)
+    assert torch.equal(whole.view(3, 10)[:, 6:], tail.view(3, 4))
+    other = sampled_labels(categorical_sampler, logits, seed=2, first=0, samples=3)
+    assert not torch.equal(other, whole)
 
 
 def test_monte_carlo_fisher_converges_to_the_ggn_for_cross_entropy():
@@ -140,14 +198,14 @@ def test_monte_carlo_fisher_is_one_fixed_matrix_and_depends_on_its_seed():
 @pytest.mark.parametrize("loss_name", ["half-sse", "mse"])
 def test_gaussian_samples_have_the_variance_whose_likelihood_is_the_loss(loss_name):
     outputs = torch.zeros(20000, 4, dtype=torch.float64)
-    draws = sampler_for_loss(loss_name)(outputs, torch.Generator().manual_seed(0))
+    draws = sampled_labels(sampler_for_loss(loss_name), outputs, seed=0, first=0, samples=1)
     expected = 1.0 if loss_name == "half-sse" else 4 / 2
     assert abs(float(draws.var()) / expected - 1) < 0.03
 
 
 def test_categorical_samples_follow_the_softmax():
     logits = torch.tensor([[0.0, 1.0, 2.0]]).repeat(30000, 1)
-    draws = categorical_sampler(logits, torch.Generator().manual_seed(0))
+    draws = sampled_labels(categorical_sampler, logits, seed=0, first=0, samples=1)
     frequencies = torch.bincount(draws, minlength=3).double() / len(draws)
     assert torch.allclose(frequencies, F.softmax(logits[0].double(), 0), atol=0.01)
 
@@ -177,7 +235,7 @@ def test_every_registered_curvature_names_itself():
 
 
 def test_the_cli_offers_exactly_the_registered_curvatures():
-    from landscape.cli.hessian import CURVATURE_CHOICES
+    from landscape.cli.common import CURVATURE_CHOICES
 
     assert tuple(CURVATURES) == CURVATURE_CHOICES
 

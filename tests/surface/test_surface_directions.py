@@ -174,3 +174,22 @@ def test_hessian_directions_are_the_top_eigenvectors_of_a_known_quadratic():
     assert eigenvalues == pytest.approx(values.flip(0)[:2].tolist(), rel=1e-8)
     for d, k in ((dx, -1), (dy, -2)):
         assert abs(float(d["w"].reshape(-1) @ vectors[:, k])) == pytest.approx(1.0, rel=1e-8)
+
+
+@pytest.mark.parametrize("curvature", ["ggn", "fisher"])
+def test_hessian_directions_of_another_curvature_are_its_dense_top_eigenvectors(curvature):
+    pytest.importorskip("landscape.curvature")
+    from landscape.surface.directions import hessian_directions
+    from tests.curvature.test_gauss_newton import dense_fisher, dense_ggn
+    from tests.curvature.tiny_models import loss_fn, problem
+
+    model, x, y = problem("mlp")
+    dx, dy, eigenvalues = hessian_directions(
+        model, loss_fn, x, y, batch_size=7, tol=1e-10, curvature=curvature
+    )
+    dense = (dense_ggn if curvature == "ggn" else dense_fisher)(model, x, y)
+    values, vectors = torch.linalg.eigh(dense)
+    assert eigenvalues == pytest.approx(values.flip(0)[:2].tolist(), rel=1e-6)
+    for d, k in ((dx, -1), (dy, -2)):
+        flat = torch.cat([d[n].reshape(-1) for n, _ in model.named_parameters()])
+        assert abs(float(flat @ vectors[:, k])) == pytest.approx(1.0, abs=1e-6)
