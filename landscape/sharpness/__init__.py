@@ -33,7 +33,9 @@ def __getattr__(name: str) -> Any:
 
 
 def compute_measure(name: str, model, loss_fn, inputs, targets, **options):
-    """Run measure ``name`` with the options it accepts (others are ignored).
+    """Run measure ``name`` with the options it accepts (others are ignored). Its dataset
+    name is the measure's, with the curvature matrix appended when it is not the Hessian
+    (``top_eigenvalue_ggn``, ``trace_fisher_mc``).
 
     The radius options (``adaptive_rho``, ``linf_rho``, ``adaptive_sigma``), when given,
     replace ``rho`` / ``sigma`` for the measures they belong to (:class:`MeasureSpec`).
@@ -41,6 +43,9 @@ def compute_measure(name: str, model, loss_fn, inputs, targets, **options):
     spec = MEASURES[name]
     result = spec.resolve()(model, loss_fn, inputs, targets, **spec.arguments(options))
     result.measure = spec.dataset
+    curvature = result.params.get("curvature", "hessian")
+    if curvature != "hessian":  # beside the Hessian's value in the file, not in its place
+        result.measure += "_" + curvature.replace("-", "_")
     return result
 
 

@@ -90,9 +90,9 @@ def test_the_curvature_measures_of_the_gauss_newton_matrix_record_it(ckpt, tmp_p
     assert main([*argv, *fast, "--out", str(out)]) == 0
     with h5py.File(out) as f:
         group = f["sharpness/run-s_epoch-003-sgd"]
-        assert group["top_eigenvalue"].attrs["curvature"] == "ggn"
-        assert group["trace"].attrs["curvature"] == "ggn"
-        recorded = group["top_eigenvalue"][()]
+        assert group["top_eigenvalue_ggn"].attrs["curvature"] == "ggn"
+        assert group["trace_ggn"].attrs["curvature"] == "ggn"
+        recorded = group["top_eigenvalue_ggn"][()]
     model = build_model("mlp", (1, 8, 8), 10).double()
     model.load_state_dict(torch.load(ckpt, weights_only=True)["model"])
     x, y = fixed_subset(*load_dataset("digits").split("train"), 64, 0)
@@ -100,6 +100,17 @@ def test_the_curvature_measures_of_the_gauss_newton_matrix_record_it(ckpt, tmp_p
         model.eval(), make_loss(), x.double(), y, k=1, tol=1e-10, curvature="ggn"
     )
     assert recorded == pytest.approx(ggn.eigenvalues[0], rel=1e-6)
+
+
+def test_a_gauss_newton_measure_is_kept_beside_the_hessian_one(ckpt, tmp_path):
+    out = tmp_path / "s.h5"
+    argv = ["sharpness", str(ckpt), "--measure", "top-eigenvalue", "--samples", "64"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert main([*argv, "--curvature", "ggn", "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        group = f["sharpness/run-s_epoch-003-sgd"]
+        assert group["top_eigenvalue"].attrs["curvature"] == "hessian"
+        assert group["top_eigenvalue_ggn"].attrs["curvature"] == "ggn"
 
 
 def test_fisher_samples_without_the_monte_carlo_fisher_is_an_error(ckpt, tmp_path, capsys):
