@@ -27,7 +27,7 @@ the measured points (+ the probe for landscape). Ratios are also given on the CP
 system time of the process and its DataLoader workers), which other load on a shared machine
 barely moves; on a GPU only the wall clock means anything.
 
-    python benchmarks/bench_surface.py              # 3 blocks per case (~17 min, 2 busy CPU cores)
+    python benchmarks/bench_surface.py              # 3 blocks per case (~5 min, 2 busy CPU cores)
     python benchmarks/bench_surface.py --quick      # 1 block, ResNet-20 on 512 inputs and digits
     python benchmarks/bench_surface.py --device cuda
 """
@@ -339,7 +339,12 @@ def main() -> None:
     parser.add_argument(
         "--blocks", type=int, help="alternating measurement blocks (default 3, --quick 1)"
     )
-    parser.add_argument("--points", type=int, default=4, help="landscape grid points per block")
+    parser.add_argument(
+        "--points",
+        type=int,
+        default=4,
+        help="landscape grid points per block (at least; more for a fast case)",
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     if args.threads:
