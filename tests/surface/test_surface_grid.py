@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from landscape.evaluate import evaluate
 from landscape.surface import PointEvaluator, SurfaceResult, evaluate_surface
+from landscape.surface.grid import PlaneWriter
 from tests.surface.surface_models import (
     make_quadratic,
     mean_output,
@@ -129,6 +130,32 @@ def test_model_is_restored_exactly(bn_mode):
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert model.training and model.bn.training
+
+
+def test_a_model_in_train_mode_is_measured_with_running_statistics_and_left_as_it_was():
+    model = tiny_bn_net(3)
+    x, y = tiny_data()
+    measure = PointEvaluator(F.cross_entropy, {"train": (x, y)}, batch_size=10)
+    in_eval_mode = measure(model)
+    model.train()
+    assert measure(model) == in_eval_mode
+    assert model.training and model.bn.training
+
+
+def test_plane_writer_writes_theta0_plus_the_combination_and_the_centre_exactly():
+    model, _, _ = make_quadratic(seed=5)
+    w0 = model.w.detach().clone()
+    d1, d2 = _unit_directions(model)
+    d1["w"][0, 0] = float("nan")  # a zero coefficient must not touch the weights
+    writer = PlaneWriter(model, [d1, d2])
+    writer.write([0.0, 0.0])
+    assert torch.equal(model.w, w0)
+    writer.write([0.0, -0.75])
+    np.testing.assert_allclose(model.w.detach().numpy(), (w0 - 0.75 * d2["w"]).numpy(), rtol=1e-15)
+    rows = np.array([[0.0, -0.75], [0.0, 0.0]])
+    assert torch.equal(writer.points(rows)[0], model.w.detach().reshape(-1))
+    writer.write([0.5, 0.25])
+    assert torch.isnan(model.w[0, 0]) and torch.isfinite(model.w.reshape(-1)[1:]).all()
 
 
 def test_resume_computes_only_missing_points_and_matches_a_full_run():
