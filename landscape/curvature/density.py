@@ -75,17 +75,18 @@ def slq_density(
     grid_points: int = 1001,
     sigma: float | None = None,
     seed: int = 0,
-    lockstep: bool = True,
+    lockstep: bool = False,
     progress: ProgressFn | None = None,
 ) -> Density:
     """``runs`` independent SLQ runs of ``steps`` Lanczos steps each (``progress``: one report
     per product, products so far of ``runs * steps``, and which run).
 
-    ``lockstep=True`` (the default) advances the runs together, each step one batched product
-    of the ``runs`` vectors (:func:`~landscape.curvature.lanczos.lanczos_tridiagonal_lockstep`):
-    the same start vectors and density as one run after the other (``lockstep=False``) up to
-    rounding, cheaper per product (measured in ``benchmarks/bench_batched_products.py``), at
-    the memory of all the runs' bases at once.
+    ``lockstep=True`` advances the runs together, each step one batched product of the
+    ``runs`` vectors (:func:`~landscape.curvature.lanczos.lanczos_tridiagonal_lockstep`): the
+    same start vectors and density as one run after the other (the default) up to rounding, at
+    the memory of all the runs' bases at once. It is not the default because it did not pay on
+    CPU: per product 1.35x (digits ``cnn-bn``) and 1.04x (ResNet-20) of one run at a time
+    (``benchmarks/bench_batched_products.py --only slq``); on a GPU, measure first.
 
     ``sigma`` defaults to 1% of the span of all nodes; the grid covers the nodes with
     ``6 sigma`` to spare on both sides, so the discretised density integrates to one.

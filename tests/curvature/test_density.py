@@ -108,7 +108,9 @@ def test_lockstep_runs_reproduce_the_exact_moments_of_their_start_vectors(name):
     # sum_i tau_i theta_i^p = v_r^T H^p v_r / n for its Rademacher start v_r (float64 H).
     model, x, y, H = reference(name)
     n = H.shape[0]
-    density = slq_density(HessianOperator(model, loss_fn, x, y), runs=2, steps=n, seed=3)
+    density = slq_density(
+        HessianOperator(model, loss_fn, x, y), runs=2, steps=n, seed=3, lockstep=True
+    )
     generator = torch.Generator().manual_seed(3)
     for run in range(2):
         v = _rademacher(n, generator, torch.device("cpu"))
