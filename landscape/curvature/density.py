@@ -85,7 +85,7 @@ def slq_density(
     ``runs`` vectors (:func:`~landscape.curvature.lanczos.lanczos_tridiagonal_lockstep`): the
     same start vectors and density as one run after the other (the default) up to rounding, at
     the memory of all the runs' bases at once. It is not the default because it did not pay on
-    CPU: per product 1.35x (digits ``cnn-bn``) and 1.04x (ResNet-20) of one run at a time
+    CPU: per product 1.15x (digits ``cnn-bn``) and 1.05x (ResNet-20) of one run at a time
     (``benchmarks/bench_batched_products.py --only slq``); on a GPU, measure first.
 
     ``sigma`` defaults to 1% of the span of all nodes; the grid covers the nodes with
