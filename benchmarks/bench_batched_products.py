@@ -7,11 +7,16 @@ For each model, one kept first-order graph (the cached engine's), then, side by 
   over the backward) -- what block Lanczos, Hutch++ sketches and SLQ runs could use;
 * ``func-vmap``: forward-over-reverse ``jvp(grad(loss))`` vmapped over the V vectors;
 * ``bf16``: one product through a bfloat16 copy of the model (autocast off; float64 Lanczos
-  recurrences would stay as they are), with its relative error against float32.
+  recurrences would stay as they are), with its relative error against float32;
+* ``SLQ lockstep`` / ``SLQ one run at a time``: the whole of ``slq_density`` (V runs of
+  ``--slq-steps`` steps, products and float64 reorthogonalisation) through a
+  :class:`~landscape.curvature.HessianOperator`, its runs advanced together (one batched
+  product of V vectors per step, the default) or one after another; seconds per product.
 
 Prints seconds per vector and ratios to ``sequential``. Example::
 
     python benchmarks/bench_batched_products.py --vectors 4 --threads 2
+    python benchmarks/bench_batched_products.py --vectors 3 --threads 2 --quick --only slq
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, jvp, vmap
 
+from landscape.curvature import HessianOperator, slq_density
 from landscape.curvature.hvp import evaluation_context
 from landscape.models import build_model
 
@@ -108,21 +114,46 @@ def measure(name, model, x, y, vectors: int, repeats: int) -> list[str]:
     return rows
 
 
+def measure_slq(name, model, x, y, runs: int, steps: int) -> list:
+    """Seconds per product of a whole SLQ density, runs in lockstep against one at a time."""
+    model.eval()
+    op = HessianOperator(model, F.cross_entropy, x, y)
+    op.matvec(torch.randn(op.dim))  # builds and keeps the first-order graph(s) for both
+    op.matmat(torch.randn(runs, op.dim))  # and a batched product's one-time set-up
+    seconds = {}
+    for lockstep in (True, False):
+        count = op.hvp_count
+        started = time.perf_counter()
+        slq_density(op, runs=runs, steps=steps, lockstep=lockstep)
+        seconds[lockstep] = (time.perf_counter() - started) / (op.hvp_count - count)
+    base = seconds[False]
+    note = f"{runs} runs x {steps} steps"
+    return [
+        (name, "SLQ one run at a time", base, 1.0, note),
+        (name, "SLQ lockstep", seconds[True], seconds[True] / base, note),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vectors", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--quick", action="store_true", help="smaller ResNet-20 batch")
+    parser.add_argument("--slq-steps", type=int, default=20, help="Lanczos steps per SLQ run")
+    parser.add_argument("--only", choices=("products", "slq"), help="one part of the table")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"| case | products | s / vector | vs sequential | note |  (V = {args.vectors})")
     print("| --- | --- | ---: | ---: | --- |")
     for name, model, x, y in cases(args.quick):
-        for case, label, seconds, rel, note in measure(
-            name, model, x, y, args.vectors, args.repeats
-        ):
+        rows = []
+        if args.only != "slq":
+            rows += measure(name, model, x, y, args.vectors, args.repeats)
+        if args.only != "products":
+            rows += measure_slq(name, model, x, y, args.vectors, args.slq_steps)
+        for case, label, seconds, rel, note in rows:
             print(f"| {case} | {label} | {seconds:.4g} | {rel:.2f}x | {note} |", flush=True)
 
 

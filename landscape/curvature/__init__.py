@@ -157,10 +157,12 @@ def spectral_density(
     sigma: float | None = None,
     grid_points: int = 1001,
     seed: int = 0,
+    lockstep: bool = False,
     progress: ProgressFn | None = None,
     **operator_options: Any,
 ) -> Density:
-    """Hessian eigenvalue density by stochastic Lanczos quadrature."""
+    """Hessian eigenvalue density by stochastic Lanczos quadrature (``lockstep``: the runs
+    advanced together, one batched product per step; see :func:`slq_density`)."""
     with _operator(model, loss_fn, inputs, targets, operator_options) as op:
         return slq_density(
             op,
@@ -169,5 +171,6 @@ def spectral_density(
             sigma=sigma,
             grid_points=grid_points,
             seed=seed,
+            lockstep=lockstep,
             progress=progress,
         )

@@ -341,6 +341,63 @@ def lanczos_tridiagonal(
     return np.array(alphas), np.array(betas)
 
 
+def lanczos_tridiagonal_lockstep(
+    op: LinearOperator,
+    starts: torch.Tensor,
+    steps: int,
+    on_step: Callable[[int, int], None] | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`lanczos_tridiagonal` from each row of ``starts`` (``(R, dim)``), the ``R`` runs
+    advanced together: each step is one batched product of the runs still going
+    (``op.matmat`` where the operator has it, e.g. one ``is_grads_batched`` double backward
+    per batch of examples, see :meth:`HessianOperator.matmat`), then every run is
+    orthogonalised against its own basis exactly as alone (CGS2, float64).
+
+    The runs stay independent: the same ``(alpha, beta)`` per run as :func:`lanczos_tridiagonal`
+    up to the rounding of the batched products. A run whose Krylov space is exhausted drops
+    out of later products. ``on_step(run, j)`` after run ``run``'s ``j``-th product, in run
+    order within a step. Holds the ``R`` bases at once (``R * steps`` float64 vectors).
+    """
+    dim = int(op.dim)
+    steps = min(steps, dim)
+    device = _device(op)
+    runs = starts.shape[0]
+    matmat = getattr(op, "matmat", None)
+    bases = []
+    for start in starts:
+        basis = torch.zeros(min(steps, 8), dim, dtype=torch.float64, device=device)
+        basis[0] = start.to(device=device, dtype=torch.float64) / start.norm()
+        bases.append(basis)
+    alphas: list[list[float]] = [[] for _ in range(runs)]
+    betas: list[list[float]] = [[] for _ in range(runs)]
+    scales = [0.0] * runs
+    active = list(range(runs))
+    for j in range(steps):
+        block = torch.stack([bases[r][j] for r in active])
+        if matmat is not None and len(active) > 1:
+            products = matmat(block).to(torch.float64)
+        else:
+            products = torch.stack([op.matvec(v).to(torch.float64) for v in block])
+        going = []
+        for r, w in zip(active, products):
+            h = _orthogonalise(w, bases[r][: j + 1])
+            alphas[r].append(float(h[j]))
+            if on_step is not None:
+                on_step(r, j + 1)
+            beta = float(w.norm())
+            scales[r] = max(scales[r], abs(alphas[r][-1]), beta)
+            if j + 1 == steps or beta <= 1e-12 * max(scales[r], 1e-300):
+                continue
+            betas[r].append(beta)
+            bases[r] = _grown(bases[r], j + 2, steps)
+            bases[r][j + 1] = w / beta
+            going.append(r)
+        active = going
+        if not active:
+            break
+    return [(np.array(a), np.array(b)) for a, b in zip(alphas, betas)]
+
+
 def gauss_quadrature(alphas: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights of the Gauss rule of ``T`` (Golub & Welsch 1969): the eigenvalues of
     ``T`` and the squared first components of its unit eigenvectors."""

@@ -52,6 +52,20 @@ def test_spectral_density_returns_grid_values_nodes_and_weights():
     assert density.nodes.shape == (2, 10)
 
 
+def test_spectral_density_runs_in_lockstep_on_request_with_the_same_result(monkeypatch):
+    from landscape.curvature.operator import HessianOperator
+
+    batched = []
+    matmat = HessianOperator.matmat
+    monkeypatch.setattr(HessianOperator, "matmat", lambda op, v: batched.append(1) or matmat(op, v))
+    model, x, y, _ = reference("mlp")
+    alone = spectral_density(model, loss_fn, x, y, runs=2, steps=10)
+    assert not batched
+    together = spectral_density(model, loss_fn, x, y, runs=2, steps=10, lockstep=True)
+    assert len(batched) == 10
+    np.testing.assert_allclose(together.values, alone.values, rtol=1e-6, atol=1e-9)
+
+
 @pytest.mark.parametrize("function", [hessian_eigenvalues, hessian_trace, spectral_density])
 def test_a_dataloader_with_targets_is_an_error_not_ignored(function):
     model, x, y, _ = reference("mlp")

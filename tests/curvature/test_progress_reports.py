@@ -41,8 +41,9 @@ def test_trace_reports_its_running_estimate_and_relative_stderr(method):
     assert np.all(np.diff([s.done for s in seen]) == 1)
 
 
-def test_density_reports_runs_and_products():
+@pytest.mark.parametrize("lockstep", [False, True])
+def test_density_reports_runs_and_products(lockstep):
     seen = []
-    density = slq_density(_operator(), runs=2, steps=7, progress=seen.append)
+    density = slq_density(_operator(), runs=2, steps=7, lockstep=lockstep, progress=seen.append)
     assert [s.done for s in seen] == list(range(1, density.hvp_count + 1))
     assert seen[-1].total == 14 and seen[-1].note == "run 2/2"
