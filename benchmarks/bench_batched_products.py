@@ -11,7 +11,8 @@ For each model, one kept first-order graph (the cached engine's), then, side by 
 * ``SLQ lockstep`` / ``SLQ one run at a time``: the whole of ``slq_density`` (V runs of
   ``--slq-steps`` steps, products and float64 reorthogonalisation) through a
   :class:`~landscape.curvature.HessianOperator`, its runs advanced together (one batched
-  product of V vectors per step, the default) or one after another; seconds per product.
+  product of V vectors per step; ``lockstep=True``) or one after another (the default);
+  seconds per product.
 
 Prints seconds per vector and ratios to ``sequential``. Example::
 
