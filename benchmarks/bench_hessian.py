@@ -229,6 +229,8 @@ def memory_child(args) -> None:
     model.eval()
     lean = max(1, len(x) // 4)
     batches = [(x[i : i + lean], y[i : i + lean]) for i in range(0, len(x), lean)]
+    if args.memory_child != "landscape":  # its imports are not the product's memory
+        peers.installed_peers(log)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
