@@ -169,21 +169,26 @@ def ours_top(ck: Checkpoint, k: int, tol: float, seed: int, stop: str = "gap", m
         return time.perf_counter() - start, result
 
 
-def ours_trace(ck: Checkpoint, rel: float, cap: int) -> Credit:
-    """Ours to ``rel``; past ``cap`` products, extrapolated from its residual samples."""
+def ours_trace(ck: Checkpoint, rel: float, cap: int):
+    """Ours to ``rel`` (credit, result); past ``cap`` products, extrapolated."""
     sync(ck.x.device)
     start = time.perf_counter()
     r = hessian_trace(
         ck.model, F.cross_entropy, ck.x, ck.y, rel_stderr=rel, max_hvps=cap, batch_size=len(ck.x)
     )
     sync(ck.x.device)
-    seconds = time.perf_counter() - start
-    note = f"rank {r.sketch_rank}"
-    if r.converged:
-        return Credit(seconds, r.hvp_count, True, note)
+    measured = Credit(time.perf_counter() - start, r.hvp_count, True, f"rank {r.sketch_rank}")
+    return (measured if r.converged else extrapolated(measured, r, rel)), r
+
+
+def extrapolated(measured: Credit, r, rel: float) -> Credit:
+    """The products a capped run would have needed for ``rel``: its deflation kept, and as
+    many residual samples as their variance calls for (Hutchinson's 1/n), at its measured
+    seconds per product -- an upper bound: a longer run would deflate more."""
     needed = r.samples * (r.stderr / (rel * abs(r.trace))) ** 2
     products = r.hvp_count - r.samples + needed
-    return Credit(seconds * products / r.hvp_count, int(np.ceil(products)), True, note, True)
+    seconds = measured.seconds * products / r.hvp_count
+    return Credit(seconds, int(np.ceil(products)), True, measured.note, True)
 
 
 # ------------------------------------------------------------------------------------ memory
@@ -328,8 +333,12 @@ def measure(ck: Checkpoint, found: list[str], args, workdir: str) -> dict:
         log(f"{job}: " + "; ".join(f"{n} {c.shown()}" for n, c in out[job].items()))
 
     cap, samples = args.trace_cap[ck.model_name], args.trace_samples[ck.model_name]
-    for rel in TRACE_LEVELS:
-        out[f"trace {rel:.0%}"]["landscape"] = ours_trace(ck, rel, cap)
+    coarse, fine = TRACE_LEVELS
+    out["trace 5%"]["landscape"], run = ours_trace(ck, coarse, cap)
+    if run.converged:
+        out["trace 1%"]["landscape"], _ = ours_trace(ck, fine, cap)
+    else:  # the cap already stopped the 5% run: 1% from its variance, as the peers' are
+        out["trace 1%"]["landscape"] = extrapolated(out["trace 5%"]["landscape"], run, fine)
     if "pyhessian" in found:
         values, times, start = peers.pyhessian_trace_samples(ck.model, batches, samples, 0)
         for rel in TRACE_LEVELS:
@@ -450,13 +459,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--runs", default="resnet20,digits", help="training runs of the panel")
-    parser.add_argument("--inputs", type=int, help="ResNet-20 Hessian inputs (128; quick 32)")
+    parser.add_argument("--inputs", type=int, help="ResNet-20 Hessian inputs (64; quick 16)")
     parser.add_argument("--train-inputs", type=int, help="ResNet-20 training set (512; quick 256)")
-    parser.add_argument("--digits-inputs", type=int, help="digits Hessian inputs (1000; quick 500)")
-    parser.add_argument("--pyhessian-iters", type=int, help="its cap per eigenvalue (15; quick 10)")
-    parser.add_argument("--lanczos-steps", type=int, help="eigenthings' steps (30; quick 20)")
+    parser.add_argument("--digits-inputs", type=int, help="digits Hessian inputs (1000; quick 300)")
+    parser.add_argument("--pyhessian-iters", type=int, help="its cap per eigenvalue (15; quick 12)")
+    parser.add_argument("--lanczos-steps", type=int, help="eigenthings' steps (30; quick 25)")
     parser.add_argument(
-        "--trace-samples", type=int, help="peers' trace samples, ResNet (8; quick 5)"
+        "--trace-samples", type=int, help="peers' trace samples, ResNet (6; quick 5)"
     )
     parser.add_argument("--repeats", type=int, help="timed products per library (3)")
     # internal: the memory probe runs in a fresh process
@@ -470,16 +479,16 @@ def main() -> None:
         memory_child(args)
         return
     quick = args.quick
-    args.inputs = args.inputs or (32 if quick else 128)
+    args.inputs = args.inputs or (16 if quick else 64)
     args.train_inputs = args.train_inputs or (256 if quick else 512)
-    args.digits_inputs = args.digits_inputs or (500 if quick else 1000)
-    args.pyhessian_iters = args.pyhessian_iters or (10 if quick else 15)
-    args.lanczos_steps = args.lanczos_steps or (20 if quick else 30)
-    few = args.trace_samples or (5 if quick else 8)  # peers' samples (digits: 4x as many)
+    args.digits_inputs = args.digits_inputs or (300 if quick else 1000)
+    args.pyhessian_iters = args.pyhessian_iters or (12 if quick else 15)
+    args.lanczos_steps = args.lanczos_steps or (25 if quick else 30)
+    few = args.trace_samples or (5 if quick else 6)  # peers' samples (digits: 4x as many)
     args.trace_samples = {"resnet20": few, "cnn-bn": 4 * few}
     args.repeats = args.repeats or 3
     args.reference_hvps = 80 if quick else 150
-    args.trace_cap = {"resnet20": 40 if quick else 80, "cnn-bn": 400 if quick else 1500}
+    args.trace_cap = {"resnet20": 40 if quick else 60, "cnn-bn": 400 if quick else 1500}
     device = torch.device(args.device)
     found = peers.installed_peers(log)
     started = time.perf_counter()
