@@ -170,24 +170,35 @@ def ours_top(ck: Checkpoint, k: int, tol: float, seed: int, stop: str = "gap", m
 
 
 def ours_trace(ck: Checkpoint, rel: float, cap: int):
-    """Ours to ``rel`` (credit, result); past ``cap`` products, extrapolated."""
+    """Ours to ``rel``: (credit, what was measured, result); past ``cap``, extrapolated."""
     sync(ck.x.device)
+    stamps: list[tuple[float, int]] = []  # (time, products done) at each progress report
     start = time.perf_counter()
     r = hessian_trace(
-        ck.model, F.cross_entropy, ck.x, ck.y, rel_stderr=rel, max_hvps=cap, batch_size=len(ck.x)
+        ck.model,
+        F.cross_entropy,
+        ck.x,
+        ck.y,
+        rel_stderr=rel,
+        max_hvps=cap,
+        batch_size=len(ck.x),
+        progress=lambda status: stamps.append((time.perf_counter(), status.done)),
     )
     sync(ck.x.device)
     measured = Credit(time.perf_counter() - start, r.hvp_count, True, f"rank {r.sketch_rank}")
-    return (measured if r.converged else extrapolated(measured, r, rel)), r
+    # seconds per residual sample: from the end of the deflation to the end of the run
+    deflated = max(t for t, done in stamps if done <= r.hvp_count - r.samples)
+    measured.per_sample = (stamps[-1][0] - deflated) / max(r.samples, 1)
+    return (measured if r.converged else extrapolated(measured, r, rel)), measured, r
 
 
 def extrapolated(measured: Credit, r, rel: float) -> Credit:
     """The products a capped run would have needed for ``rel``: its deflation kept, and as
-    many residual samples as their variance calls for (Hutchinson's 1/n), at its measured
-    seconds per product -- an upper bound: a longer run would deflate more."""
+    many residual samples as their variance calls for (Hutchinson's 1/n), each at the run's
+    measured seconds per sample -- an upper bound: a longer run would deflate more."""
     needed = r.samples * (r.stderr / (rel * abs(r.trace))) ** 2
     products = r.hvp_count - r.samples + needed
-    seconds = measured.seconds * products / r.hvp_count
+    seconds = measured.seconds + (needed - r.samples) * measured.per_sample
     return Credit(seconds, int(np.ceil(products)), True, measured.note, True)
 
 
@@ -222,6 +233,17 @@ class PeakRSS:
         return self.peak - self.base
 
 
+def lean_job(name: str, model, x, y, lean: int, batches, products: int) -> None:
+    """``products`` products in a library's leanest mode: ours ``memory_budget=0``."""
+    if name != "landscape":
+        peers.lean_products(name, model, batches, products)
+        return
+    with HessianOperator(model, F.cross_entropy, x, y, batch_size=lean, memory_budget=0) as op:
+        v = torch.randn(op.dim, device=x.device)
+        for _ in range(products):
+            op.matvec(v)
+
+
 def memory_child(args) -> None:
     """Runs in a fresh process: two lean products of one library, prints the peak as JSON."""
     from landscape.models import build_model
@@ -234,21 +256,17 @@ def memory_child(args) -> None:
     model.eval()
     lean = max(1, len(x) // 4)
     batches = [(x[i : i + lean], y[i : i + lean]) for i in range(0, len(x), lean)]
-    if args.memory_child != "landscape":  # its imports are not the product's memory
+    if args.memory_child != "landscape":
         peers.installed_peers(log)
+    # One product on one example first, through the same code: the lazy imports of a first
+    # product (torch.func pulls in sympy, some 40-60 MiB) are not the product's memory.
+    lean_job(args.memory_child, model, x[:1], y[:1], 1, [(x[:1], y[:1])], 1)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
     with PeakRSS() as rss:
-        if args.memory_child == "landscape":
-            with HessianOperator(
-                model, F.cross_entropy, x, y, batch_size=lean, memory_budget=0
-            ) as op:
-                v = torch.randn(op.dim, device=device)
-                op.matvec(v), op.matvec(v)
-        else:
-            peers.lean_products(args.memory_child, model, batches, 2)
+        lean_job(args.memory_child, model, x, y, lean, batches, 2)
     peak = rss.growth if device.type != "cuda" else torch.cuda.max_memory_allocated(device) - base
     print(json.dumps({"peak_bytes": peak}))
 
@@ -334,11 +352,11 @@ def measure(ck: Checkpoint, found: list[str], args, workdir: str) -> dict:
 
     cap, samples = args.trace_cap[ck.model_name], args.trace_samples[ck.model_name]
     coarse, fine = TRACE_LEVELS
-    out["trace 5%"]["landscape"], run = ours_trace(ck, coarse, cap)
+    out["trace 5%"]["landscape"], measured, run = ours_trace(ck, coarse, cap)
     if run.converged:
-        out["trace 1%"]["landscape"], _ = ours_trace(ck, fine, cap)
+        out["trace 1%"]["landscape"] = ours_trace(ck, fine, cap)[0]
     else:  # the cap already stopped the 5% run: 1% from its variance, as the peers' are
-        out["trace 1%"]["landscape"] = extrapolated(out["trace 5%"]["landscape"], run, fine)
+        out["trace 1%"]["landscape"] = extrapolated(measured, run, fine)
     if "pyhessian" in found:
         values, times, start = peers.pyhessian_trace_samples(ck.model, batches, samples, 0)
         for rel in TRACE_LEVELS:
