@@ -43,7 +43,8 @@ curvlinops-for-pytorch``; a missing one is skipped with a printed line.
 
 Run:  python benchmarks/bench_hessian.py [--quick] [--threads 2] [--device cpu|cuda]
 
-The full run takes about 30 minutes on a 2-core CPU; ``--quick`` about 6.
+The full run took 21 minutes on a 2-core CPU (ResNet-20 checkpoints about 5 minutes each);
+``--quick`` shrinks the inputs and caps (its digits part took 2 minutes on 200 examples).
 """
 
 from __future__ import annotations
