@@ -24,13 +24,13 @@ products, the other two rebuild it per product, as they are built to). Per check
   that gives 1e-4. Oracle credits are lower bounds on a peer's time; a peer that never gets
   within 1e-4 is charged what it spent and its ratio is marked ">".
 * trace to 5% and 1% relative standard error: ours (Krylov Hutch++) stops by itself, up to
-  a cap of products (ResNet-20 60, digits 1,500); PyHessian's Hutchinson and hessian-eigenthings' Hutch++ are run
-  for a few samples and the count they need is read off or extrapolated from their
-  per-sample variance ("est."; for Hutch++ the sketch is kept, a lower bound on its count);
-  curvlinops' ``hutchpp_trace`` is the same estimator as eigenthings' and has no error
-  estimate: credited with that count at its own measured time per product. Ours is
-  extrapolated the same way if it reaches the cap ("est.", at its measured time per sample;
-  its 1% from its 5% run when that one already reached the cap).
+  a cap of products (ResNet-20 60, digits 1,500); PyHessian's Hutchinson and
+  hessian-eigenthings' Hutch++ are run for a few samples and the count they need is read
+  off or extrapolated from their per-sample variance ("est."; for Hutch++ the sketch is
+  kept, a lower bound on its count); curvlinops' ``hutchpp_trace`` is the same estimator as
+  eigenthings' and has no error estimate: credited with that count at its own measured time
+  per product. Ours is extrapolated the same way if it reaches the cap ("est.", at its
+  measured time per sample; its 1% from its 5% run when that one already reached the cap).
 * one product (median, all timed in turn so that a busy machine slows all alike);
 * peak memory of the memory-lean mode, in a fresh process each, over batches of a quarter of
   the inputs: ours ``memory_budget=0`` (each batch's graph rebuilt per product) against
