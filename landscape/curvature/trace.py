@@ -34,6 +34,7 @@ budget is spent (``converged`` then is False).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -83,9 +84,24 @@ class _RunningMean:
         return math.sqrt(self.m2 / (self.n - 1) / self.n) if self.n > 1 else math.inf
 
 
-# Hutchinson samples per batched product (HessianOperator.matmat): cheaper per vector on CPU
-# (benchmarks/bench_batched_products.py); the stop can overshoot by up to SAMPLE_BLOCK - 1.
+# Hutchinson samples per batched product (HessianOperator.matmat). Whether a block is cheaper
+# per vector than single products depends on the model (benchmarks/bench_batched_products.py,
+# idle 2-core CPU: 0.77x on the digits cnn-bn, 1.18x on ResNet-20 at 32 inputs), so the first
+# pass is one product, the second one block, and the cheaper of the two per vector is kept: the
+# samples, their order and the estimate are the same either way. The stop can overshoot by up to
+# SAMPLE_BLOCK - 1 samples when blocks are kept.
 SAMPLE_BLOCK = 4
+
+
+def _block_size(op: LinearOperator, per_vector: dict[int, float]) -> int:
+    """Samples in the next pass: 1, then SAMPLE_BLOCK (trials, each timed once), then the
+    cheaper per vector of the two; 1 for an operator without ``matmat``."""
+    if not hasattr(op, "matmat") or SAMPLE_BLOCK == 1:
+        return 1
+    for trial in (1, SAMPLE_BLOCK):
+        if trial not in per_vector:
+            return trial
+    return min(per_vector, key=per_vector.get)
 
 
 def _sample_until(
@@ -105,12 +121,15 @@ def _sample_until(
     device = _device(op)
     stats = _RunningMean()
     pending: list[float] = []
+    per_vector: dict[int, float] = {}  # block size -> seconds per vector, of the trial passes
     while stats.n < budget:
-        if not pending:  # the next samples, several per pass where the operator batches them
-            block = min(SAMPLE_BLOCK if hasattr(op, "matmat") else 1, budget - stats.n)
+        if not pending:  # the next samples, several per pass where that was measured to pay
+            block = min(_block_size(op, per_vector), budget - stats.n)
+            started = time.perf_counter()
             Z = torch.stack([project(_rademacher(op.dim, generator, device)) for _ in range(block)])
             HZ = op.matmat(Z) if block > 1 else op.matvec(Z[0])[None]
             pending = [float(z @ hz.to(torch.float64)) for z, hz in zip(Z, HZ)]
+            per_vector.setdefault(block, (time.perf_counter() - started) / block)
         stats.add(pending.pop(0))
         relative = stats.stderr / abs(offset + stats.mean) if offset + stats.mean else math.inf
         if progress is not None:

@@ -1,5 +1,7 @@
 """Trace estimators: unbiased, stopped at the requested standard error, intervals that cover."""
 
+import time
+
 import pytest
 import torch
 
@@ -116,3 +118,35 @@ def test_an_unreachable_target_is_reported_as_not_converged():
 def test_bad_arguments_are_refused(kwargs):
     with pytest.raises(ValueError):
         hutchpp_trace(MatrixOperator(torch.eye(4, dtype=torch.float64)), **kwargs)
+
+
+class _TimedBlocks(MatrixOperator):
+    """A matrix whose single products or blocks of products are slowed down, and which records
+    the size of each pass."""
+
+    def __init__(self, matrix: torch.Tensor, slow: str) -> None:
+        super().__init__(matrix)
+        self.slow, self.passes = slow, []
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        self.passes.append(1)
+        time.sleep(0.02 if self.slow == "single" else 0.0)
+        return super().matvec(v)
+
+    def matmat(self, V: torch.Tensor) -> torch.Tensor:
+        self.passes.append(V.shape[0])
+        time.sleep(0.2 if self.slow == "block" else 0.0)
+        return torch.stack([super(_TimedBlocks, self).matvec(v) for v in V])
+
+
+@pytest.mark.parametrize(("slow", "kept"), [("block", 1), ("single", 4)])
+def test_hutchinson_keeps_single_products_or_blocks_whichever_its_trial_passes_timed_cheaper(
+    slow, kept
+):
+    matrix = _outlier_operator(dim=40).matrix
+    op = _TimedBlocks(matrix, slow)
+    result = hutchinson_trace(op, rel_stderr=1e-9, max_hvps=17, seed=3)
+    assert op.passes[:2] == [1, 4]  # the trials
+    assert set(op.passes[2:-1]) == {kept}  # the last pass may be cut short by the budget
+    plain = hutchinson_trace(MatrixOperator(matrix), rel_stderr=1e-9, max_hvps=17, seed=3)
+    assert result.trace == pytest.approx(plain.trace, rel=1e-12)
