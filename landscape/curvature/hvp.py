@@ -248,9 +248,10 @@ class CachedGraphEngine:
     def products(self, index: int, v_parts: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Several products in one double backward: ``v_parts[i]`` is ``(m, *shape)``.
 
-        ``is_grads_batched`` vmaps the backward over the ``m`` vectors; measured on CPU
-        (benchmarks/bench_batched_products.py) it costs less per vector than ``m`` backward
-        passes (ResNet-20 about a third, the digits CNN about 0.9)."""
+        ``is_grads_batched`` vmaps the backward over the ``m`` vectors; whether that costs less
+        per vector than ``m`` backward passes depends on the model (benchmarks/
+        bench_batched_products.py, idle 2-core CPU: 0.77x on the digits CNN, 1.18x on
+        ResNet-20), so callers that may use either measure (landscape.curvature.trace)."""
         return self._double_backward(index, v_parts, batched=True)
 
     def _double_backward(
