@@ -10,7 +10,8 @@
 #   bash benchmarks/gpu.sh --quick      # tiny sizes (on a CPU: checks that it runs end to end)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" OMP_WAIT_POLICY=PASSIVE
+# unbuffered: lines printed before a time limit cuts a step short still reach the terminal
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 
 quick=()
 device=cuda
