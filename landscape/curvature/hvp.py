@@ -105,7 +105,11 @@ def evaluation_context(model: nn.Module, bn_mode: str) -> Iterator[nn.Module]:
 
 def _frozen_batchnorm_forward(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     """BatchNorm with running statistics as the per-channel affine map it is,
-    ``y = x * s + (b - mu * s)`` with ``s = w / sqrt(var + eps)``.
+    ``y = (x - mu) * s + b`` with ``s = w / sqrt(var + eps)``.
+
+    Centred first, as the fused kernel does: ``x * s - mu * s`` would subtract two large,
+    nearly equal products wherever ``|mu|`` is large against the spread of ``x`` (trained
+    networks), losing float32 digits that the Hessian then inherits.
 
     It is the same function of the input and of ``w, b`` (so the same gradient and Hessian),
     but autograd differentiates it as two elementwise ops. Through the fused kernel, the
@@ -118,10 +122,8 @@ def _frozen_batchnorm_forward(module: nn.Module) -> Callable[[torch.Tensor], tor
         shape = (1, -1) + (1,) * (x.dim() - 2)
         inv_std = torch.rsqrt(module.running_var + module.eps)
         scale = inv_std if module.weight is None else module.weight * inv_std
-        shift = -module.running_mean * scale
-        if module.bias is not None:
-            shift = shift + module.bias
-        return x * scale.view(shape) + shift.view(shape)
+        y = (x - module.running_mean.view(shape)) * scale.view(shape)
+        return y if module.bias is None else y + module.bias.view(shape)
 
     return forward
 

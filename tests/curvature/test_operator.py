@@ -233,6 +233,25 @@ def test_eval_batchnorm_products_equal_those_of_the_fused_kernel(engine):
     assert "forward" not in vars(bn)  # the module's own forward is back
 
 
+def test_eval_batchnorm_as_an_affine_map_keeps_the_float32_digits_of_the_fused_kernel():
+    """A trained BatchNorm's running mean can be large against the spread of its input; the
+    affine map must centre first, as the kernel does, not subtract ``mu * s`` from ``x * s``."""
+    from landscape.curvature.hvp import _frozen_batchnorm_forward
+
+    bn = torch.nn.BatchNorm2d(4).eval()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        bn.running_mean.fill_(300.0)
+        bn.running_var.fill_(1e-2)
+    x = 300.0 + 0.1 * torch.randn(8, 4, 5, 5, generator=generator)
+    exact = torch.nn.functional.batch_norm(
+        x.double(), bn.running_mean.double(), bn.running_var.double(),
+        bn.weight.double(), bn.bias.double(), eps=bn.eps,
+    )  # fmt: skip
+    kernel, mine = bn(x), _frozen_batchnorm_forward(bn)(x)
+    assert (mine.double() - exact).abs().max() <= 2 * (kernel.double() - exact).abs().max()
+
+
 def test_the_cost_note_quotes_measured_times_not_constants():
     model, x, y = problem("mlp")
     op = HessianOperator(model, loss_fn, x, y)
