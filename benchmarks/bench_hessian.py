@@ -69,7 +69,7 @@ The full run took 19-21 minutes on a 2-core CPU before the float64 reference, th
 run of its own and PyHessian's cap of 60; estimated from the quick runs, those add ~9 minutes
 (ResNet-20: the float64 reference ~75 s a checkpoint, its float64 products being ~8x dearer
 than float32 ones on this CPU, 3.4 s against 0.42 s; the 1% trace run ~100 s on the two
-checkpoints whose 5% run is capped; PyHessian ~1 minute in all; digits: seconds), about 30
+checkpoints whose 5% run is capped; PyHessian 1-2 minutes in all; digits: seconds), about 30
 minutes in all. ``--quick`` shrinks the inputs and caps: ~8.5 minutes (its digits part 2).
 """
 
