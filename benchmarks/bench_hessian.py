@@ -25,7 +25,7 @@ products, the other two rebuild it per product, as they are built to). Per check
   error bound (``stop="gap"``). PyHessian (``eigenvalues(top_n=5, maxIter=60, tol=1e-6)``,
   every product timestamped) is credited by its own rule for top-1 (the loosest ``tol`` whose
   answer is within 1e-4, replayed: its first eigenvalue's iterates do not depend on ``tol``
-  or the cap) and at the first product within 1e-4 per eigenvalue (*oracle*) for top-5. Its
+  or the cap; checked bit-identical to real runs at each ``tol`` on the digits panel) and at the first product within 1e-4 per eigenvalue (*oracle*) for top-5. Its
   cap of 60 products per eigenvalue (15 before) reaches 1e-4 wherever an eigenvalue is
   separated from the next: measured, 5-48 products each (digits and the quick ResNet-20);
   where two are within ~3% (lambda_{i+1}/lambda_i 0.97-0.98: the digits init, the quick
