@@ -24,19 +24,20 @@ products, the other two rebuild it per product, as they are built to). Per check
 * top-1 and top-5 to relative error 1e-4 against that reference. Ours stops by its eigenvalue
   error bound (``stop="gap"``). PyHessian (``eigenvalues(top_n=5, maxIter=60, tol=1e-6)``,
   every product timestamped) is credited by its own rule for top-1 (the loosest ``tol`` whose
-  answer is within 1e-4, replayed: its first eigenvalue's iterates do not depend on ``tol``
-  or the cap; checked bit-identical to real runs at each ``tol`` on the digits panel) and at the first product within 1e-4 per eigenvalue (*oracle*) for top-5. Its
-  cap of 60 products per eigenvalue (15 before) reaches 1e-4 wherever an eigenvalue is
-  separated from the next: measured, 5-48 products each (digits and the quick ResNet-20);
-  where two are within ~3% (lambda_{i+1}/lambda_i 0.97-0.98: the digits init, the quick
-  ResNet-20's init) it needs hundreds (none within 1e-4 after 100 on digits), so there it is
-  charged 60 and the ratio is a lower bound (">"). hessian-eigenthings' Lanczos runs a fixed
-  number of steps: it is credited at the smallest step count that reaches 1e-4 (*oracle*, replayed
-  exactly from one run). curvlinops (``scipy.sparse.linalg.eigsh(k, which="LA", tol)`` on its
+  answer is within 1e-4, replayed: its first eigenvalue's iterates do not depend on ``tol`` or
+  the cap; checked bit-identical to real runs at each ``tol`` on the digits panel) and at the
+  first product within 1e-4 per eigenvalue (*oracle*) for top-5. Its cap of 60 products per
+  eigenvalue (15 before) reaches 1e-4 wherever an eigenvalue is separated from the next:
+  measured, 5-48 products each (digits and the quick ResNet-20); where two are within ~3%
+  (lambda_{i+1}/lambda_i 0.97-0.98: the digits init, the quick ResNet-20's init) it needs
+  hundreds (none within 1e-4 after 100 on digits), so there it is charged 60 and the ratio is
+  a lower bound (">"). hessian-eigenthings' Lanczos runs a fixed number of steps: it is
+  credited at the smallest step count that reaches 1e-4 (*oracle*, replayed exactly from one
+  run). curvlinops (``scipy.sparse.linalg.eigsh(k, which="LA", tol)`` on its
   ``HessianLinearOperator``, scipy's default ``ncv``) at the loosest ``tol`` of 1e-2 .. 1e-6
-  that gives 1e-4. Oracle credits are lower bounds on a peer's time; a library that never
-  gets within 1e-4 is charged what it spent, marked "never within 1e-4" and its ratio ">"
-  (a peer) or "<" (ours).
+  that gives 1e-4. Oracle credits are lower bounds on a peer's time; a library that never gets
+  within 1e-4 is charged what it spent, marked "never within 1e-4" and its ratio ">" (a peer)
+  or "<" (ours).
 * trace to 5% and 1% relative standard error, each level its own run of ours (Krylov
   Hutch++, stopping by itself; its deflation rank, printed, is chosen for that level and
   capped at half the products), up to a cap of products (ResNet-20 60 for 5% and 200 for
