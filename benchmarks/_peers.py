@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 TARGET = 1e-4
+MIN_SAMPLES = 10  # ours' min_samples: no trace is credited on a stderr of fewer samples
 PYHESSIAN_TOL = 1e-6  # its rule for the recorded runs; looser ones are replayed from them
 RULE_LADDER = (1e-3, 1e-4, 1e-5, 1e-6)
 ARPACK_LADDER = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
@@ -173,6 +174,20 @@ def pyhessian_oracle(events, start: float, reference: np.ndarray, k: int) -> Cre
     return Credit(seconds, products, reached, "oracle")
 
 
+def pyhessian_phases(events, reference: np.ndarray, k: int) -> str:
+    """Per eigenvalue: products until its estimate came within TARGET ("-" if never) and
+    products spent (to its ``tol`` or the cap), for the log."""
+    shown = []
+    for phase in range(k):
+        values = [v for _, v in phase_events(events, phase)]
+        hit = next(
+            (i + 1 for i, v in enumerate(values) if relative_error(v, reference[phase]) <= TARGET),
+            "-",
+        )
+        shown.append(f"{hit}/{len(values)}")
+    return " ".join(shown)
+
+
 def pyhessian_own_rule(events, start: float, reference: float) -> tuple[Credit, float]:
     """PyHessian's first eigenvalue under its own stopping rule, replayed: at each tolerance of
     RULE_LADDER it stops at the first product whose estimate changed by < tol (relative) and
@@ -199,16 +214,32 @@ def pyhessian_trace_samples(model, batches, samples: int, seed: int):
     return values, [t for t, _, _ in recorder.events], start
 
 
+def sampled_credit(values, offset: float, ends, sampling_from: float, start: float, rel):
+    """(samples, seconds, extrapolated?) a sampling estimator ``offset + mean(values)`` needs
+    for relative standard error ``rel``, by the rule ours stops by: the first
+    ``n >= MIN_SAMPLES`` samples whose standard error ``std / sqrt(n)`` is within ``rel``
+    (read off, at the end time of sample n); else extrapolated ("est.") from all samples'
+    variance (Hutchinson's 1/n), at the run's seconds per sample (from ``sampling_from``, the
+    end of its set-up or sketch, to its last sample) -- as ``bench_hessian.extrapolated``
+    does for ours."""
+    values = np.asarray(values, dtype=float)
+    for n in range(MIN_SAMPLES, len(values) + 1):
+        if values[:n].std(ddof=1) / math.sqrt(n) <= rel * abs(offset + values[:n].mean()):
+            return n, ends[n - 1] - start, False
+    per_sample = (ends[-1] - sampling_from) / len(values)
+    needed = max(MIN_SAMPLES, math.ceil(values.var(ddof=1) / (rel * (offset + values.mean())) ** 2))
+    return needed, ends[-1] - start + (needed - len(values)) * per_sample, True
+
+
 def hutchinson_credit(values, times, start: float, rel: float) -> Credit:
-    """Seconds and samples Hutchinson needs for relative stderr ``rel``: read off the drawn
-    samples (at least 10), else extrapolated from their variance ("est.")."""
-    for n in range(10, len(values) + 1):
-        if values[:n].std(ddof=1) / math.sqrt(n) <= rel * abs(values[:n].mean()):
-            return Credit(times[n - 1] - start, n, True, "Hutchinson")
+    """PyHessian's Hutchinson for relative stderr ``rel`` (:func:`sampled_credit`; its first
+    sample's product also pays for the set-up, so seconds per sample are taken from the
+    first sample's end on)."""
     per_sample = (times[-1] - times[0]) / max(len(values) - 1, 1)
-    needed = values.var(ddof=1) / (rel * values.mean()) ** 2
-    setup = times[0] - start - per_sample
-    return Credit(setup + per_sample * needed, math.ceil(needed), True, "Hutchinson", True)
+    needed, seconds, estimated = sampled_credit(
+        values, 0.0, times, times[0] - per_sample, start, rel
+    )
+    return Credit(seconds, needed, True, "Hutchinson", estimated)
 
 
 # ------------------------------------------------------------------------ hessian-eigenthings
@@ -269,27 +300,30 @@ def fixed_steps_credit(start, ends, alphas, betas, reference: np.ndarray, k: int
 
 
 def eigenthings_trace(model, batches, budget: int, seed: int):
-    """Its Hutch++ with ``budget`` products: (seconds, estimate, stderr, residual samples)."""
+    """Its Hutch++ with ``budget`` products, every product timestamped: (start, end time of
+    each product, estimate, residual samples)."""
     import hessian_eigenthings as he
 
     start = time.perf_counter()
-    op = eigenthings_operator(model, batches)
+    op = StampedOperator(eigenthings_operator(model, batches))
     result = he.trace(op, num_matvecs=budget, method="hutch++", seed=seed)
-    seconds = time.perf_counter() - start
+    ends = op.starts[1:] + [time.perf_counter()]  # product j ends when product j+1 starts
     model.zero_grad(set_to_none=True)
-    return seconds, result.estimate, result.stderr, len(result.samples)
+    return start, ends, result.estimate, result.samples.double().cpu().numpy()
 
 
-def hutchpp_credit(seconds: float, budget: int, estimate, stderr, samples, rel) -> Credit:
-    """Products Hutch++ (Meyer et al. 2021) needs for relative stderr ``rel``: its sketch
-    (2/3 of ``budget``) plus the residual samples that this run's per-sample variance calls
-    for -- a lower bound on the ``num_matvecs`` a user must pass (its split is fixed at
-    thirds, so it pays the same again in sketch). Time at this run's seconds per product."""
-    sketch = budget - samples
-    needed = max(2, math.ceil(samples * (stderr / (rel * abs(estimate))) ** 2))
-    products = sketch + needed
-    estimated = needed > samples
-    return Credit(seconds / budget * products, products, True, "Hutch++", estimated)
+def hutchpp_credit(start: float, ends, estimate: float, samples, rel: float) -> Credit:
+    """Products Hutch++ (Meyer et al. 2021) needs for relative stderr ``rel``: its sketch (the
+    first 2/3 of the run's products, kept) plus the residual samples :func:`sampled_credit`
+    reads off or extrapolates. Not a bound either way: a user must pass ``num_matvecs`` of
+    three times the samples (its split is fixed at thirds), and that bigger sketch would in
+    turn lower the residual variance."""
+    sketch = len(ends) - len(samples)
+    offset = estimate - float(np.mean(samples))  # its exact low-rank part, tr(Q^T H Q)
+    needed, seconds, estimated = sampled_credit(
+        samples, offset, ends[sketch:], ends[sketch - 1], start, rel
+    )
+    return Credit(seconds, sketch + needed, True, "Hutch++", estimated)
 
 
 # --------------------------------------------------------------------------------- curvlinops
