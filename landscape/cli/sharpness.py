@@ -153,6 +153,7 @@ def options_from_args(args: argparse.Namespace):
         split=args.split,
         dtype=args.dtype,
         seed=args.seed,
+        subset_seed=args.subset_seed,
         curvature=args.curvature,
         fisher_samples=args.fisher_samples,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,3 +55,16 @@ class Provenance:
         if not isinstance(values.get("config"), dict):
             values["config"] = {}
         return cls(**values)
+
+
+def as_flags(settings: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """The entries ``keys`` of ``settings`` (a stored ``config``, say) that are present and not
+    None, each under the name of its command-line flag (``trace_rel_stderr`` ->
+    ``trace-rel-stderr``), in the order of ``keys``: what ``landscape info`` shows as
+    ``--trace-rel-stderr 0.01`` (True as ``--flag``, False as ``--no-flag``). NaN, the
+    format's missing number, counts as absent."""
+    return {
+        k.replace("_", "-"): settings[k]
+        for k in keys
+        if settings.get(k) is not None and settings[k] == settings[k]
+    }
