@@ -51,6 +51,7 @@ class SharpnessOptions:
     dtype: str = "float32"
     seed: int = 0
     subset_seed: int | None = None  # the examples' seed, where they were drawn (recorded only)
+    dataset: str | None = None  # the examples' dataset's name (recorded only)
     curvature: str = "hessian"  # the matrix of top-eigenvalue and trace (CURVATURES)
     fisher_samples: int = 1  # labels per example of curvature "fisher-mc"
 
@@ -184,6 +185,7 @@ def _config(options: SharpnessOptions) -> dict:
         "linf_rho": options.linf_rho,
         "measures": list(options.measures),
         "loss": options.loss,
+        "dataset": options.dataset,
         "subset_seed": options.subset_seed,
     }
 

@@ -256,7 +256,8 @@ def _hessian_values(group) -> dict:
             out[f"{prefix}eigenvalues"] = eig.values.tolist()
             out[f"{prefix}residuals"] = eig.residuals.tolist()
             out[f"{prefix}eigenvalues_start"] = eig.start
-            out[f"{prefix}eigenvalues_converged"] = eig.converged
+            # unknown (None) in files without the run's attributes (tol NaN), not "not converged"
+            out[f"{prefix}eigenvalues_converged"] = eig.converged if eig.tol == eig.tol else None
     out["trace"] = result.trace.value if result.trace else float("nan")
     out["trace_stderr"] = result.trace.stderr if result.trace else float("nan")
     out["hvp_count"] = float(result.hvp_count)

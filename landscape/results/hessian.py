@@ -28,9 +28,15 @@ OPERATOR_OPTIONS = (
     "loss",
     "label_smoothing",
     "weight_decay_term",
+    "bn",
     "hvp",
     "batch_size",
+    "dataset",
+    "split",
+    "samples",
     "subset_seed",
+    "dtype",
+    "seed",
 )
 EIGENVALUE_OPTIONS = ("top_k", "bottom_k", "tol", "stop", "max_hvps", "warm_start")
 TRACE_OPTIONS = ("trace", "trace_method", "trace_rel_stderr", "trace_max_hvps")
@@ -355,7 +361,7 @@ class HessianResult:
         the stored config and what the group holds: the operator's, then those of each
         quantity present (eigenvalues, trace, density), then ``blocks``. Files written before
         an option was recorded lack it (the experiment's hessian groups record only some)."""
-        config = dict(self.provenance.config)
+        config = self.provenance.settings()
         config["curvature"] = self.curvature
         if config.get("hvp_engine") in ("cached", "func"):
             config["hvp"] = config["hvp_engine"]

@@ -135,7 +135,11 @@ class SharpnessResult:
 
     def options(self) -> dict[str, Any]:
         """The options every measure of the group shares, by flag name (``subset-seed``)."""
-        return as_flags(self.provenance.config, SAME_CONFIG)
+        config = self.provenance.settings()
+        if config.get("batch_size") == "auto":  # measured per measure
+            config["batch_size"] = None
+        keys = ("loss", "bn", "batch_size", "dataset", "split", "samples", "subset_seed")
+        return as_flags(config, (*keys, "dtype", "seed"))
 
     def measured_like(self, other: SharpnessResult) -> bool:
         """Whether ``other`` was computed on the same checkpoint, examples and operator."""

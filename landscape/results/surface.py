@@ -28,12 +28,15 @@ SURFACE_OPTIONS = (
     "bn",
     "x",
     "y",
-    "split",
-    "subset_seed",
-    "batch_size",
     "loss",
     "dataset",
+    "split",
+    "samples",
+    "subset_seed",
+    "batch_size",
+    "dtype",
     "bf16",
+    "seed",
     "curvature",
     "fisher_samples",
     "trajectory",
@@ -171,7 +174,7 @@ class Surface:
         """The options that made this surface, by flag name (``subset-seed``), from the stored
         config: a fitted PCA grid (``auto``) and a measured batch size leave out ``x``/``y``
         and ``batch-size``; ``trajectory`` and ``other`` are the checkpoints' paths."""
-        config = dict(self.provenance.config)
+        config = self.provenance.settings()
         if self.kind == "hessian":  # the matrix: also in files from before it was in config
             config.setdefault("curvature", self.attrs.get("curvature", "hessian"))
             config.setdefault("fisher_samples", self.attrs.get("fisher_samples"))

@@ -330,9 +330,9 @@ ANALYSES = {
         + ["--blocks", "type", "--loss", "mse", "--weight-decay-term", "0.5"],
         [
             "--curvature fisher-mc --fisher-samples 2",
-            "--loss mse --label-smoothing 0.0 --weight-decay-term 0.5",
-            "--subset-seed 3",
-            "--top-k 1 --tol 0.01 --stop gap --warm-start",
+            "--loss mse --label-smoothing 0.0 --weight-decay-term 0.5 --bn eval --batch-size ",
+            "--dataset digits --split train --samples 48 --subset-seed 3 --dtype float32 --seed 0",
+            "--seed 0 --top-k 1 --tol 0.01 --stop gap --warm-start",
             "--trace --trace-method hutchinson --trace-rel-stderr 0.3 --trace-max-hvps 2000",
             "--density --density-runs 2 --density-steps 5 --density-lockstep",
             "--blocks type",
@@ -347,7 +347,8 @@ ANALYSES = {
         + ["--x=-1:1:3", "--y=-0.5:0.5:3", "--norm", "filter"],
         [
             "--directions hessian --norm filter --ignore biasbn --bn eval --x=-1:1:3",
-            "--y=-0.5:0.5:3 --split train --subset-seed 3",
+            "--y=-0.5:0.5:3 --loss cross-entropy --dataset digits --split train --samples 48",
+            "--subset-seed 3 --dtype float32 --seed 0",
             "--curvature fisher-mc --fisher-samples 2",
             "eigenvalues: [",
             "eigenvector_tol: 0.0001",
@@ -358,7 +359,8 @@ ANALYSES = {
         + ["--rho", "0.02", "--adaptive-rho", "0.3", "--steps", "2", "--m", "16", "--tol"]
         + ["0.01", "--trace-rel-stderr", "0.3", "--curvature", "ggn", "--loss", "mse"],
         [
-            "options: --loss mse --subset-seed 3",
+            "options: --loss mse --bn eval --dataset digits --split train --samples 48",
+            "--subset-seed 3 --dtype float32 --seed 0",
             "(--rho 0.02 --steps 2 --m 16)",
             "(--adaptive-rho 0.3 --steps 2 --m 16)",
             "top_eigenvalue_ggn: ",
