@@ -136,9 +136,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="advance the SLQ runs together, one batched product of all the runs' vectors per "
         "Lanczos step, every run's basis held at once: the same start vectors and density up "
-        "to rounding, faster on small MLPs only (README); recorded in the file. A rerun with "
-        "the other value recomputes and replaces the group, as every rerun does (hessian "
-        "results are not resumed, so the value never has to match) (default: off)",
+        "to rounding, on CPU measured no faster so far (README); recorded in the file. A "
+        "rerun with the other value recomputes and replaces the group, as every rerun does "
+        "(hessian results are not resumed, so the value never has to match) (default: off)",
     )
     group.add_argument(
         "--density-sigma",
