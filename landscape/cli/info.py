@@ -353,6 +353,8 @@ def _path_values(kind: str, group) -> dict:
             out["eigenvalues"] = np.asarray(result.attrs["eigenvalues"], np.float64).tolist()
         if "tol" in result.attrs:
             out["eigenvector_tol"] = float(result.attrs["tol"])
+        if "curvature_split" in result.attrs:
+            out["eigenvector_split"] = str(result.attrs["curvature_split"])
     if kind == "interpolation":
         out["barriers"] = dict(result.barriers)
     return out

@@ -339,6 +339,7 @@ class DirectionRequest:
     curvature: str = "hessian"  # the matrix of the hessian kind (CURVATURES)
     loss_name: str = "cross-entropy"  # the loss's name: fisher-mc's predictive distribution
     fisher_samples: int = 1
+    split: str = "train"  # the split of ``inputs``, ``targets`` (recorded by the hessian kind)
 
 
 @dataclass
@@ -409,6 +410,7 @@ def hessian_plane(r: DirectionRequest) -> Plane:
     matrix = CURVATURE_NAMES[r.curvature]
     labels = (f"{matrix} eigenvector 1", f"{matrix} eigenvector 2")
     attrs = {"eigenvalues": eigenvalues, "curvature": r.curvature, "tol": HESSIAN_PLANE_TOL}
+    attrs["curvature_split"] = r.split
     if r.curvature == "fisher-mc":
         attrs["fisher_samples"] = r.fisher_samples
     return Plane(_axes(r, dx, dy), labels, attrs)

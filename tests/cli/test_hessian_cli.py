@@ -196,6 +196,16 @@ def test_density_lockstep_gives_the_same_density_and_is_recorded(ckpts, tmp_path
             np.testing.assert_allclose(together, values, rtol=1e-8, atol=1e-12)
 
 
+def test_density_lockstep_is_read_from_a_config_file(ckpts, tmp_path):
+    config = tmp_path / "h.toml"
+    config.write_text("density = true\ndensity-steps = 6\n[hessian]\ndensity-lockstep = true\n")
+    out = tmp_path / "h.h5"
+    argv = ["hessian", str(ckpts[0]), "--config", str(config), *FAST, "--out", str(out)]
+    assert main(argv) == 0
+    with h5py.File(out) as f:
+        assert bool(f["hessian/run-h_epoch-003-sgd/density"].attrs["lockstep"])
+
+
 def test_the_weight_decay_term_shifts_every_eigenvalue_by_the_configured_decay(ckpts, tmp_path):
     out = tmp_path / "h.h5"
     base = [

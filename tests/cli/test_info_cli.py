@@ -352,6 +352,7 @@ ANALYSES = {
             "--curvature fisher-mc --fisher-samples 2",
             "eigenvalues: [",
             "eigenvector_tol: 0.0001",
+            "eigenvector_split: train",
         ],
     ),
     "sharpness": (

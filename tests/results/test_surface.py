@@ -45,6 +45,7 @@ def _surface(kind: str, two_d: bool = True) -> Surface:
             "curvature": "fisher-mc",
             "fisher_samples": 2,
             "tol": 1e-4,
+            "curvature_split": "train",
         },
     }
     return Surface(
