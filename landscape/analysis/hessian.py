@@ -49,6 +49,7 @@ class HessianOptions:
     density_runs: int = 3
     density_steps: int = 80
     density_sigma: float | None = None
+    density_lockstep: bool = False  # SLQ runs advanced together (the same density to rounding)
     bn_mode: str = "eval"
     engine: str = "auto"
     batch_size: int | None = None
@@ -58,6 +59,7 @@ class HessianOptions:
     split: str = "train"
     dtype: str = "float32"
     seed: int = 0  # the probes and Lanczos start vectors (never the examples)
+    subset_seed: int | None = None  # the examples' seed, where they were drawn (recorded only)
     curvature: str = "hessian"  # a key of landscape.curvature.gauss_newton.CURVATURES
     fisher_samples: int = 1  # labels sampled per example for "fisher-mc"
     blocks: str | None = None  # "layer", "type" or regular expressions: per-block spectra too
@@ -199,6 +201,7 @@ def hessian_of(
                     steps=options.density_steps,
                     sigma=options.density_sigma,
                     seed=options.seed,
+                    lockstep=options.density_lockstep,
                     progress=p,
                 )
             found["density"] = Density.from_slq(density)
@@ -286,6 +289,7 @@ def block_spectra(
             "runs": options.density_runs,
             "steps": options.density_steps,
             "sigma": options.density_sigma,
+            "lockstep": options.density_lockstep,
         }
     found = {}
     for i, (name, parameters) in enumerate(blocks.items()):
@@ -364,12 +368,14 @@ def _config(options: HessianOptions, chosen: dict) -> dict:
     return {
         "loss": options.loss,
         "label_smoothing": options.label_smoothing,
+        "subset_seed": options.subset_seed,
         **chosen,
         **{k: mine[k] for k in ("curvature", "blocks", "warm_start")},
         "fisher_samples": options.fisher_samples if options.curvature == "fisher-mc" else None,
         **{k: mine[k] for k in ("tol", "stop", "top_k", "bottom_k", "max_hvps", "trace")},
         **{k: mine[k] for k in ("trace_method", "trace_rel_stderr", "trace_max_hvps")},
         **{k: mine[k] for k in ("density", "density_runs", "density_steps", "density_sigma")},
+        "density_lockstep": options.density_lockstep,
     }
 
 

@@ -50,6 +50,8 @@ class SharpnessOptions:
     split: str = "train"
     dtype: str = "float32"
     seed: int = 0
+    subset_seed: int | None = None  # the examples' seed, where they were drawn (recorded only)
+    dataset: str | None = None  # the examples' dataset's name (recorded only)
     curvature: str = "hessian"  # the matrix of top-eigenvalue and trace (CURVATURES)
     fisher_samples: int = 1  # labels per example of curvature "fisher-mc"
 
@@ -182,6 +184,9 @@ def _config(options: SharpnessOptions) -> dict:
         "rho": radii if len(radii) > 1 else radii[0],
         "linf_rho": options.linf_rho,
         "measures": list(options.measures),
+        "loss": options.loss,
+        "dataset": options.dataset,
+        "subset_seed": options.subset_seed,
     }
 
 

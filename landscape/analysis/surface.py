@@ -112,7 +112,8 @@ def span_plane(
     kind = dirs.DIRECTION_KINDS[options.directions]
     centre, others = setup.targets[0], setup.targets[1:]
     model = centre.model
-    x, y = setup.splits.get("train", next(iter(setup.splits.values())))
+    split = "train" if "train" in setup.splits else next(iter(setup.splits))
+    x, y = setup.splits[split]  # the examples of a curvature (hessian plane)
     request = dirs.DirectionRequest(
         model=model,
         weights={n: p.detach() for n, p in model.named_parameters()},
@@ -130,6 +131,7 @@ def span_plane(
         curvature=options.curvature,
         loss_name=options.loss,
         fisher_samples=options.fisher_samples,
+        split=split,
     )
     try:
         if kind.phase is None:

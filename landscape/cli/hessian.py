@@ -55,7 +55,12 @@ TRACE_DEFAULTS = {
     "trace_rel_stderr": 0.01,
     "trace_max_hvps": 2000,
 }
-DENSITY_DEFAULTS = {"density_runs": 3, "density_steps": 80, "density_sigma": None}
+DENSITY_DEFAULTS = {
+    "density_runs": 3,
+    "density_steps": 80,
+    "density_lockstep": False,
+    "density_sigma": None,
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -124,6 +129,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--density-runs", type=positive_int, help="SLQ runs (default: 3)")
     group.add_argument(
         "--density-steps", type=positive_int, help="Lanczos steps per SLQ run (default: 80)"
+    )
+    group.add_argument(
+        "--density-lockstep",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="advance the SLQ runs together, one batched product of all the runs' vectors per "
+        "Lanczos step, every run's basis held at once: the same start vectors and density up "
+        "to rounding, on CPU measured no faster so far (README); recorded in the file. A "
+        "rerun with the other value recomputes and replaces the group, as every rerun does "
+        "(hessian results are not resumed, so the value never has to match) (default: off)",
     )
     group.add_argument(
         "--density-sigma",
@@ -239,6 +254,7 @@ def options_from_args(args: argparse.Namespace):
         density_runs=args.density_runs,
         density_steps=args.density_steps,
         density_sigma=args.density_sigma,
+        density_lockstep=args.density_lockstep,
         bn_mode=args.bn_mode,
         engine=args.hvp,
         batch_size=args.batch_size,
@@ -248,6 +264,7 @@ def options_from_args(args: argparse.Namespace):
         split=args.split,
         dtype=args.dtype,
         seed=args.seed,
+        subset_seed=args.subset_seed,
         curvature=args.curvature,
         fisher_samples=args.fisher_samples,
         blocks=args.blocks,

@@ -15,7 +15,9 @@ architecture, epoch and phase when known, non-finite weights. With --arch (or fo
 checkpoints) the model is also built and the weights loaded, exactly as the analysis commands do.
 Result files (HDF5): every result group with its provenance and numbers: eigenvalues with
 residuals, trace with its standard error, surface extent and loss/accuracy min and max,
-barriers (error barriers in percentage points), sharpness values, escape growth rates.
+barriers (error barriers in percentage points), sharpness values, escape growth rates; and
+for hessian, surface and sharpness results the options that made them, spelt as the flags
+(options: --curvature ggn --top-k 5 --tol 0.0001 ...; each sharpness measure its own).
 --json gives all of it unrounded, in the file's units (accuracies and error barriers as
 fractions), with null for numbers not computed.
 
@@ -79,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _json_safe(value):
-    """NaN and infinities become null: what JSON readers accept."""
+    """NaN and infinities become null: what JSON readers accept; numpy scalars plain numbers."""
+    if hasattr(value, "item") and not hasattr(value, "__len__"):  # a numpy scalar
+        value = value.item()
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
@@ -184,6 +188,7 @@ def describe_result_file(path: str) -> dict:
                 {
                     "group": f"{kind}/{name}",
                     "values": result_values(kind, group),
+                    "options": result_options(kind, group),
                     "datasets": shapes,
                     "provenance": {
                         k: attrs[k]
@@ -226,6 +231,22 @@ def result_values(kind: str, group) -> dict:
     return out
 
 
+def result_options(kind: str, group) -> dict:
+    """The options that made one result group, by flag name, as its results module reads them
+    (``{}`` for kinds that do not record them as flags)."""
+    from landscape.results.hessian import HessianResult
+    from landscape.results.sharpness import SharpnessResult
+    from landscape.results.surface import Surface
+
+    if kind == "hessian":
+        return HessianResult.read(group).options()
+    if kind == "surface":
+        return Surface.read(group, directions=False).options()
+    if kind == "sharpness":
+        return SharpnessResult.read(group).options()
+    return {}
+
+
 def _hessian_values(group) -> dict:
     from landscape.results.hessian import HessianResult
 
@@ -234,11 +255,33 @@ def _hessian_values(group) -> dict:
         if eig is not None:
             out[f"{prefix}eigenvalues"] = eig.values.tolist()
             out[f"{prefix}residuals"] = eig.residuals.tolist()
+            out[f"{prefix}eigenvalues_start"] = eig.start
+            # unknown (None) in files without the run's attributes (tol NaN), not "not converged"
+            out[f"{prefix}eigenvalues_converged"] = eig.converged if eig.tol == eig.tol else None
     out["trace"] = result.trace.value if result.trace else float("nan")
     out["trace_stderr"] = result.trace.stderr if result.trace else float("nan")
     out["hvp_count"] = float(result.hvp_count)
-    if result.density is not None:
-        out["density"] = {"points": int(result.density.grid.size), "sigma": result.density.sigma}
+    out["curvature"] = result.curvature
+    density = result.density
+    if density is not None:
+        runs, steps = density.nodes.shape if density.nodes.ndim == 2 else (0, 0)
+        out["density"] = {
+            "points": int(density.grid.size),
+            "sigma": density.sigma,
+            "runs": int(runs),
+            "steps": int(steps),
+            "lockstep": density.lockstep,
+        }
+    if result.blocks:
+        out["blocks"] = {
+            name: {
+                "dim": block.dim,
+                "lambda1": float(block.top.values[0]) if block.top is not None else None,
+                "trace": block.trace.value if block.trace else None,
+                "trace_stderr": block.trace.stderr if block.trace else None,
+            }
+            for name, block in result.blocks.items()
+        }
     return out
 
 
@@ -253,6 +296,8 @@ def _sharpness_values(group) -> dict:
             out[name] = {"value": measure.value}
             if math.isfinite(measure.stderr) and measure.stderr > 0:
                 out[name]["stderr"] = measure.stderr
+            out[name]["options"] = measure.options()
+            out[name]["parameters"] = dict(measure.parameters)
     return out
 
 
@@ -304,6 +349,12 @@ def _path_values(kind: str, group) -> dict:
         )
     if kind == "surface" and result.kind:
         out["directions"] = result.kind
+        if "eigenvalues" in result.attrs:  # a hessian plane: what its eigenvectors are
+            out["eigenvalues"] = np.asarray(result.attrs["eigenvalues"], np.float64).tolist()
+        if "tol" in result.attrs:
+            out["eigenvector_tol"] = float(result.attrs["tol"])
+        if "curvature_split" in result.attrs:
+            out["eigenvector_split"] = str(result.attrs["curvature_split"])
     if kind == "interpolation":
         out["barriers"] = dict(result.barriers)
     return out
@@ -324,22 +375,38 @@ def _value_lines(kind: str, values: dict) -> list[str]:
     """One line per number a user looks for, in words."""
     lines = []
     if kind == "hessian":
-        if "eigenvalues" in values:
-            lines.append(f"top eigenvalues: {_number(values['eigenvalues'])}")
-            if "residuals" in values:
-                lines.append(f"  residuals:     {_number(values['residuals'])}")
-        if "bottom_eigenvalues" in values:
-            lines.append(f"bottom eigenvalues: {_number(values['bottom_eigenvalues'])}")
+        for prefix, which in (("", "top"), ("bottom_", "bottom")):
+            if f"{prefix}eigenvalues" in values:
+                lines.append(
+                    f"{which} eigenvalues: {_number(values[f'{prefix}eigenvalues'])}"
+                    + _eigenvalue_note(values, prefix)
+                )
+                if f"{prefix}residuals" in values:
+                    lines.append(f"  residuals:     {_number(values[f'{prefix}residuals'])}")
         trace = values.get("trace")
         if trace is not None and trace == trace:
             lines.append(f"trace: {_number(trace)} ± {_number(values.get('trace_stderr'))}")
         if "hvp_count" in values:
-            lines.append(f"Hessian-vector products: {int(values['hvp_count'])}")
+            matrix = values.get("curvature", "hessian")
+            what = "Hessian-vector products" if matrix == "hessian" else f"{matrix} products"
+            lines.append(f"{what}: {int(values['hvp_count'])}")
         if "density" in values:
-            lines.append(
-                f"spectral density: {values['density']['points']} points, "
-                f"sigma {_number(values['density']['sigma'])}"
+            density = values["density"]
+            runs = (
+                f"{density['runs']} runs x {density['steps']} steps, " if "runs" in density else ""
             )
+            lines.append(
+                f"spectral density: {runs}{density['points']} points, "
+                f"sigma {_number(density['sigma'])}"
+                + (", lockstep" if density.get("lockstep") else "")
+            )
+        for name, block in values.get("blocks", {}).items():
+            parts = [f"dim {block['dim']}"]
+            if block["lambda1"] is not None:
+                parts.append(f"lambda1 {_number(block['lambda1'])}")
+            if block["trace"] is not None:
+                parts.append(f"trace {_number(block['trace'])} ± {_number(block['trace_stderr'])}")
+            lines.append(f"block {name}: {', '.join(parts)}")
         return lines
     for key, value in values.items():
         if value is None:
@@ -352,7 +419,8 @@ def _value_lines(kind: str, values: dict) -> list[str]:
             lines.append(f"{key}: min {_number(value['min'])}, max {_number(value['max'])}")
         elif isinstance(value, dict) and "value" in value:
             err = f" ± {_number(value['stderr'])}" if "stderr" in value else ""
-            lines.append(f"{key}: {_number(value['value'])}{err}")
+            flags = f"  ({' '.join(_flags(value['options']))})" if value.get("options") else ""
+            lines.append(f"{key}: {_number(value['value'])}{err}{flags}")
         elif (
             key == "barriers"
         ):  # error barriers in percentage points, as plots and report show them
@@ -365,6 +433,45 @@ def _value_lines(kind: str, values: dict) -> list[str]:
             lines.append(f"{key}: {_number(value)}")
         else:
             lines.append(f"{key}: {_number(value)}")
+    return lines
+
+
+def _eigenvalue_note(values: dict, prefix: str) -> str:
+    """`` (warm start, not converged)``: how a Lanczos run started and whether it met tol."""
+    notes = []
+    if values.get(f"{prefix}eigenvalues_start") == "warm":
+        notes.append("warm start")
+    if values.get(f"{prefix}eigenvalues_converged") is False:
+        notes.append("not converged")
+    return f" ({', '.join(notes)})" if notes else ""
+
+
+def _flags(options: dict) -> list[str]:
+    """``{"top-k": 5, "warm-start": False}`` -> ``["--top-k 5", "--no-warm-start"]``: each
+    option as it is typed, floats in full (``0.0001``, ``1e-05``), ``--x=-1:1:51`` where a
+    value starts with a dash."""
+    out = []
+    for name, value in options.items():
+        if isinstance(value, bool):
+            out.append(f"--{name}" if value else f"--no-{name}")
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        text = " ".join(repr(float(v)) if isinstance(v, float) else str(v) for v in values)
+        out.append(f"--{name}={text}" if text.startswith("-") else f"--{name} {text}")
+    return out
+
+
+def _wrapped(label: str, pieces: list[str], indent: int, width: int = 100) -> list[str]:
+    """``label`` then ``pieces`` joined by spaces, broken between pieces to fit ``width``."""
+    lines, line = [], " " * indent + label
+    for piece in pieces:
+        if len(line) + 1 + len(piece) > width and line.strip() != label.strip():
+            lines.append(line)
+            line = " " * (indent + len(label))
+            line += piece
+        else:
+            line += ("" if line.endswith(" ") else " ") + piece
+    lines.append(line)
     return lines
 
 
@@ -435,6 +542,8 @@ def _render_result(info: dict) -> str:
         prov = result["provenance"]
         where = ", ".join(f"{k}={_number(v)}" for k, v in prov.items() if v not in ("", None))
         lines.append(f"  {result['group']}" + (f"  [{where}]" if where else ""))
+        if result.get("options"):
+            lines.extend(_wrapped("options: ", _flags(result["options"]), indent=4))
         kind = result["group"].split("/", 1)[0]
         value_lines = _value_lines(kind, result.get("values", {}))
         for line in value_lines:

@@ -132,7 +132,8 @@ def selected_measures(names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def options_from_args(args: argparse.Namespace):
+def options_from_args(args: argparse.Namespace, dataset: str | None = None):
+    """The analysis options of ``args``; ``dataset``: the loaded data's name, recorded."""
     from landscape.analysis.sharpness import SharpnessOptions
 
     return SharpnessOptions(
@@ -153,6 +154,8 @@ def options_from_args(args: argparse.Namespace):
         split=args.split,
         dtype=args.dtype,
         seed=args.seed,
+        subset_seed=args.subset_seed,
+        dataset=dataset,
         curvature=args.curvature,
         fisher_samples=args.fisher_samples,
     )
@@ -173,12 +176,12 @@ def run(args: argparse.Namespace) -> int:
     resolve_curvature(args)  # like every measure parameter, unused by the measures without it
     if args.split not in ("train", "test"):
         raise UserError(f"--split must be train or test, not {args.split!r}")
-    targets, _, x, y, partition = load_for_analysis(
+    targets, data, x, y, partition = load_for_analysis(
         args, args.checkpoints, args.split, DEFAULT_SAMPLES
     )
     with library_advice_as_flags():
         done = analyse_sharpness(
-            options_from_args(args),
+            options_from_args(args, data.name),
             targets,
             x,
             y,

@@ -160,8 +160,9 @@ def block_spectrum(
     """Top/bottom eigenvalues, trace and density of the operator ``op`` of one block.
 
     ``trace`` is ``{"method", "rel_stderr", "max_hvps"}`` and ``density`` ``{"runs", "steps",
-    "sigma"}`` when asked for; ``progress`` gets every algorithm's reports. ``k`` is
-    capped at the block's dimension (a bias of 3 has 3 eigenvalues).
+    "sigma"}`` (optionally ``"lockstep"``, :func:`slq_density`) when asked for; ``progress``
+    gets every algorithm's reports. ``k`` is capped at the block's dimension (a bias of 3 has
+    3 eigenvalues).
     """
     result = BlockSpectrum(name, list(op.names), int(op.dim))
     start = op.hvp_count
@@ -194,6 +195,7 @@ def block_spectrum(
             steps=min(density["steps"], op.dim),
             sigma=density["sigma"],
             seed=seed,
+            lockstep=bool(density.get("lockstep", False)),
             progress=progress,
         )
     result.hvp_count = op.hvp_count - start

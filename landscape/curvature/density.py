@@ -36,7 +36,8 @@ from landscape.progress import ProgressFn, report
 @dataclass
 class Density:
     """``values`` on ``grid`` (integrates to 1); ``nodes``/``weights`` are (runs, steps),
-    padded with NaN nodes and zero weights where a run ended early (invariant subspace)."""
+    padded with NaN nodes and zero weights where a run ended early (invariant subspace);
+    ``lockstep``: whether the runs advanced together (:func:`slq_density`)."""
 
     grid: np.ndarray
     values: np.ndarray
@@ -44,6 +45,7 @@ class Density:
     weights: np.ndarray
     sigma: float
     hvp_count: int
+    lockstep: bool = False
 
     def moment(self, power: int) -> float:
         """Quadrature estimate of ``tr(H^power) / n`` (mean over runs, no smoothing)."""
@@ -136,4 +138,4 @@ def slq_density(
         raise ValueError(f"sigma must be > 0, not {sigma}")
     grid = np.linspace(lo - 6 * sigma, hi + 6 * sigma, grid_points)
     values = smoothed_density(nodes, weights, grid, sigma)
-    return Density(grid, values, nodes, weights, sigma, hvps)
+    return Density(grid, values, nodes, weights, sigma, hvps, lockstep=bool(lockstep))

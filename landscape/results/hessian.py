@@ -18,7 +18,29 @@ import numpy as np
 
 from landscape import store
 from landscape.results.arrays import fields_equal, float_array, number, scalar
-from landscape.results.provenance import Provenance
+from landscape.results.provenance import Provenance, as_flags
+
+# The options of `landscape hessian` that shape each part of a result, by their config keys
+# (analysis.hessian._config; ``hvp`` is the engine that ran, cached or func): what ``info`` shows.
+OPERATOR_OPTIONS = (
+    "curvature",
+    "fisher_samples",
+    "loss",
+    "label_smoothing",
+    "weight_decay_term",
+    "bn",
+    "hvp",
+    "batch_size",
+    "dataset",
+    "split",
+    "samples",
+    "subset_seed",
+    "dtype",
+    "seed",
+)
+EIGENVALUE_OPTIONS = ("top_k", "bottom_k", "tol", "stop", "max_hvps", "warm_start")
+TRACE_OPTIONS = ("trace", "trace_method", "trace_rel_stderr", "trace_max_hvps")
+DENSITY_OPTIONS = ("density", "density_runs", "density_steps", "density_sigma", "density_lockstep")
 
 
 @dataclass(eq=False)
@@ -186,7 +208,9 @@ class Trace:
 @dataclass(eq=False)
 class Density:
     """Stochastic Lanczos quadrature (Ghorbani et al. 2019): the smoothed density ``values``
-    on ``grid`` and the (runs, steps) Gauss nodes and weights it was smoothed from."""
+    on ``grid`` and the (runs, steps) Gauss nodes and weights it was smoothed from;
+    ``lockstep``: the runs advanced together, one batched product per step (``--density-
+    lockstep``; the same density up to rounding)."""
 
     grid: np.ndarray
     values: np.ndarray
@@ -194,6 +218,7 @@ class Density:
     weights: np.ndarray
     sigma: float
     hvp_count: int
+    lockstep: bool = False
 
     __eq__ = fields_equal
 
@@ -207,6 +232,7 @@ class Density:
             weights=np.asarray(density.weights, np.float64),
             sigma=float(density.sigma),
             hvp_count=int(density.hvp_count),
+            lockstep=bool(getattr(density, "lockstep", False)),
         )
 
     def write(self, group: h5py.Group) -> None:
@@ -220,6 +246,7 @@ class Density:
             runs=int(nodes.shape[0]) if nodes.ndim == 2 else 0,
             steps=int(nodes.shape[1]) if nodes.ndim == 2 else 0,
             hvp_count=int(self.hvp_count),
+            lockstep=bool(self.lockstep),
         )
 
     @classmethod
@@ -237,6 +264,7 @@ class Density:
             else _empty(),
             sigma=number(attrs.get("sigma")),
             hvp_count=int(number(attrs.get("hvp_count"), 0)),
+            lockstep=bool(attrs.get("lockstep", False)),  # files from before the option: False
         )
 
 
@@ -327,6 +355,30 @@ class HessianResult:
     blocks: dict[str, Block] = field(default_factory=dict)
 
     __eq__ = fields_equal
+
+    def options(self) -> dict[str, Any]:
+        """The options that made this result, by flag name (``top-k``: ``--top-k``), from
+        the stored config and what the group holds: the operator's, then those of each
+        quantity present (eigenvalues, trace, density), then ``blocks``. Files written before
+        an option was recorded lack it (the experiment's hessian groups record only some)."""
+        config = self.provenance.settings()
+        config["curvature"] = self.curvature
+        if config.get("hvp_engine") in ("cached", "func"):
+            config["hvp"] = config["hvp_engine"]
+        keys = list(OPERATOR_OPTIONS)
+        if self.top is not None or self.bottom is not None or self.blocks:
+            config.setdefault("top_k", self.top.values.size if self.top is not None else 0)
+            if (self.top or self.bottom) is not None:
+                config.setdefault("tol", (self.top or self.bottom).tol)
+            keys += EIGENVALUE_OPTIONS
+            for k in ("top_k", "bottom_k"):  # 0: not computed
+                config[k] = config.get(k) or None
+        if self.trace is not None:
+            config.update(trace=True, trace_method=config.get("trace_method", self.trace.method))
+            keys += TRACE_OPTIONS
+        if self.density is not None:
+            keys += DENSITY_OPTIONS
+        return as_flags(config, [*keys, "blocks"])
 
     def write(self, group: h5py.Group) -> None:
         self.provenance.write(group)

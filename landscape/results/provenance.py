@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,13 @@ class Provenance:
     def write(self, group: h5py.Group) -> None:
         store.set_attrs(group, **dataclasses.asdict(self))
 
+    def settings(self) -> dict[str, Any]:
+        """``config`` with the provenance that are also command-line options under their flags'
+        keys (``bn_mode`` is ``--bn``), for :func:`as_flags`."""
+        given = {"split": self.split, "samples": self.samples, "bn": self.bn_mode}
+        given.update(dtype=self.dtype, seed=self.seed)
+        return {**{k: v for k, v in given.items() if v is not None}, **self.config}
+
     @classmethod
     def read(cls, group: h5py.Group) -> Provenance:
         attrs = store.read_attrs(group)
@@ -54,3 +62,13 @@ class Provenance:
         if not isinstance(values.get("config"), dict):
             values["config"] = {}
         return cls(**values)
+
+
+def as_flags(settings: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """The entries ``keys`` of ``settings`` (a stored ``config``, say) that are present and not
+    None, each under the name of its command-line flag (``trace_rel_stderr`` ->
+    ``trace-rel-stderr``), in the order of ``keys``: what ``landscape info`` shows as
+    ``--trace-rel-stderr 0.01`` (True as ``--flag``, False as ``--no-flag``). NaN and ``""``,
+    the format's missing values, count as absent."""
+    present = {k: settings[k] for k in keys if settings.get(k) is not None}
+    return {k.replace("_", "-"): v for k, v in present.items() if v == v and v != ""}

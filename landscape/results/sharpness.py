@@ -18,10 +18,27 @@ import numpy as np
 
 from landscape import store
 from landscape.results.arrays import fields_equal, number
-from landscape.results.provenance import Provenance
+from landscape.results.provenance import Provenance, as_flags
 
-# The provenance that says two runs measured the same thing (the examples and the operator).
+# The provenance that says two runs measured the same thing (the examples and the operator),
+# and the config entries that do so where both runs recorded them (older files lack them).
 SAME_EXAMPLES = ("checkpoint_sha256", "split", "samples", "seed", "bn_mode", "dtype")
+SAME_CONFIG = ("loss", "subset_seed")
+# The flag of each stored measure parameter (``landscape sharpness``); the adaptive measures'
+# radius has a flag of its own (ADAPTIVE_RADIUS_FLAGS, keyed by the measure's ``norm``).
+PARAMETER_FLAGS = {
+    "curvature": "curvature",
+    "fisher_samples": "fisher-samples",
+    "rho": "rho",
+    "steps": "steps",
+    "m": "m",
+    "sigma": "sigma",
+    "draws": "draws",
+    "tol": "tol",
+    "rel_stderr": "trace-rel-stderr",
+}
+ADAPTIVE_RADIUS_FLAGS = {"l2": {"rho": "adaptive-rho"}, "linf": {"rho": "linf-rho"}}
+ADAPTIVE_NOISE_FLAGS = {"sigma": "adaptive-sigma"}
 # Options that are the group's (provenance), not the measure's own parameters.
 GROUP_OPTIONS = ("bn_mode", "seed", "examples")
 COMMON_ATTRS = ("stderr", "loss", "seconds", "gradient_evaluations")
@@ -68,6 +85,17 @@ class MeasureValue:
             **self.parameters,
         )
 
+    def options(self) -> dict[str, Any]:
+        """The measure's parameters that are command-line flags, by flag name (``rho`` of
+        adaptive-worst-case is ``adaptive-rho``); the others (``algorithm``, ``norm``, ...)
+        are fixed by the measure and stay in :attr:`parameters`."""
+        flags = dict(PARAMETER_FLAGS)
+        if bool(self.parameters.get("adaptive", False)):
+            flags.update(ADAPTIVE_NOISE_FLAGS)
+            flags.update(ADAPTIVE_RADIUS_FLAGS.get(str(self.parameters.get("norm")), {}))
+        given = self.parameters
+        return {flag: given[k] for k, flag in flags.items() if given.get(k) is not None}
+
     @classmethod
     def read(cls, dataset: h5py.Dataset) -> MeasureValue:
         attrs = store.read_attrs(dataset)
@@ -105,10 +133,21 @@ class SharpnessResult:
         }
         return cls(Provenance.read(group), measures)
 
+    def options(self) -> dict[str, Any]:
+        """The options every measure of the group shares, by flag name (``subset-seed``)."""
+        config = self.provenance.settings()
+        if config.get("batch_size") == "auto":  # measured per measure
+            config["batch_size"] = None
+        keys = ("loss", "bn", "batch_size", "dataset", "split", "samples", "subset_seed")
+        return as_flags(config, (*keys, "dtype", "seed"))
+
     def measured_like(self, other: SharpnessResult) -> bool:
         """Whether ``other`` was computed on the same checkpoint, examples and operator."""
         mine, theirs = vars(self.provenance), vars(other.provenance)
-        return all(str(mine[k] or "") == str(theirs[k] or "") for k in SAME_EXAMPLES)
+        same = all(str(mine[k] or "") == str(theirs[k] or "") for k in SAME_EXAMPLES)
+        mine, theirs = self.provenance.config, other.provenance.config
+        both = [k for k in SAME_CONFIG if k in mine and k in theirs]
+        return same and all(mine[k] == theirs[k] for k in both)
 
     def merged_over(self, earlier: SharpnessResult | None) -> SharpnessResult:
         """This result plus the measures of ``earlier`` it does not recompute, when both were

@@ -16,9 +16,32 @@ import numpy as np
 
 from landscape import store
 from landscape.results.arrays import fields_equal
-from landscape.results.provenance import Provenance
+from landscape.results.provenance import Provenance, as_flags
 
 METRIC_SUFFIXES = ("_loss", "_acc")
+# The options of `landscape surface` a group's config records (cli.surface), in flag order;
+# ``curvature`` and ``fisher_samples`` are the matrix of a hessian plane.
+SURFACE_OPTIONS = (
+    "directions",
+    "norm",
+    "ignore",
+    "bn",
+    "x",
+    "y",
+    "loss",
+    "dataset",
+    "split",
+    "samples",
+    "subset_seed",
+    "batch_size",
+    "dtype",
+    "bf16",
+    "seed",
+    "curvature",
+    "fisher_samples",
+    "trajectory",
+    "other",
+)
 
 
 def _metric_names(group: h5py.Group, *, skip_prefix: str | None = None) -> list[str]:
@@ -146,6 +169,25 @@ class Surface:
     @property
     def shape(self) -> tuple[int, ...]:
         return (self.x.size,) if self.y is None else (self.x.size, self.y.size)
+
+    def options(self) -> dict[str, Any]:
+        """The options that made this surface, by flag name (``subset-seed``), from the stored
+        config: a fitted PCA grid (``auto``) and a measured batch size leave out ``x``/``y``
+        and ``batch-size``; ``trajectory`` and ``other`` are the checkpoints' paths."""
+        config = self.provenance.settings()
+        if self.kind == "hessian":  # the matrix: also in files from before it was in config
+            config.setdefault("curvature", self.attrs.get("curvature", "hessian"))
+            config.setdefault("fisher_samples", self.attrs.get("fisher_samples"))
+        config["split"] = ",".join(config.get("splits") or []) or None
+        for axis in ("x", "y"):
+            if str(config.get(axis)).startswith("auto"):
+                config[axis] = None
+        if config.get("batch_size") == "auto":
+            config["batch_size"] = None
+        config["bf16"] = True if config.get("autocast") == "bfloat16" else None
+        config["trajectory"] = [t["path"] for t in config.get("trajectory") or []] or None
+        config["other"] = (config.get("other") or {}).get("path")
+        return as_flags(config, SURFACE_OPTIONS)
 
     def write(self, group: h5py.Group) -> None:
         """The whole group into an empty ``group``."""

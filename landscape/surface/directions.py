@@ -339,6 +339,7 @@ class DirectionRequest:
     curvature: str = "hessian"  # the matrix of the hessian kind (CURVATURES)
     loss_name: str = "cross-entropy"  # the loss's name: fisher-mc's predictive distribution
     fisher_samples: int = 1
+    split: str = "train"  # the split of ``inputs``, ``targets`` (recorded by the hessian kind)
 
 
 @dataclass
@@ -385,6 +386,9 @@ CURVATURE_NAMES = {
 }
 
 
+HESSIAN_PLANE_TOL = 1e-4  # Lanczos tolerance of a hessian plane's eigenvectors (recorded)
+
+
 def hessian_plane(r: DirectionRequest) -> Plane:
     dx, dy, eigenvalues = hessian_directions(
         r.model,
@@ -394,6 +398,7 @@ def hessian_plane(r: DirectionRequest) -> Plane:
         batch_size=r.batch_size,
         bn_mode=r.bn_mode,
         seed=r.seed,
+        tol=HESSIAN_PLANE_TOL,
         progress=r.progress,
         curvature=r.curvature,
         loss_name=r.loss_name,
@@ -404,7 +409,8 @@ def hessian_plane(r: DirectionRequest) -> Plane:
         dy = normalize_direction(dy, r.weights, norm=r.norm, ignore=r.ignore)
     matrix = CURVATURE_NAMES[r.curvature]
     labels = (f"{matrix} eigenvector 1", f"{matrix} eigenvector 2")
-    attrs = {"eigenvalues": eigenvalues, "curvature": r.curvature}
+    attrs = {"eigenvalues": eigenvalues, "curvature": r.curvature, "tol": HESSIAN_PLANE_TOL}
+    attrs["curvature_split"] = r.split
     if r.curvature == "fisher-mc":
         attrs["fisher_samples"] = r.fisher_samples
     return Plane(_axes(r, dx, dy), labels, attrs)

@@ -173,6 +173,39 @@ def test_density_bottom_k_and_eigenvectors_on_request(ckpts, tmp_path):
         )
 
 
+def test_density_lockstep_gives_the_same_density_and_is_recorded(ckpts, tmp_path):
+    """The runs advanced together: the same start vectors, so the same Gauss rules to rounding
+    (float64), for the whole model and for each block; the file says which way it ran."""
+    found = {}
+    for lockstep in ("--no-density-lockstep", "--density-lockstep"):
+        out = tmp_path / f"{lockstep}.h5"
+        argv = ["hessian", str(ckpts[0]), "--density", "--density-runs", "3", "--density-steps"]
+        argv += ["12", lockstep, "--blocks", "type", "--dtype", "float64", *FAST]
+        assert main([*argv, "--out", str(out)]) == 0
+        with h5py.File(out) as f:
+            group = f["hessian/run-h_epoch-003-sgd"]
+            config = json.loads(group.attrs["config"])
+            assert config["density_lockstep"] == (lockstep == "--density-lockstep")
+            found[lockstep] = {}
+            for where in ("density", "blocks/linear/density"):
+                assert bool(group[where].attrs["lockstep"]) == config["density_lockstep"]
+                found[lockstep][where] = {k: group[where][k][()] for k in ("nodes", "weights")}
+    for where, one_by_one in found["--no-density-lockstep"].items():
+        for key, values in one_by_one.items():
+            together = found["--density-lockstep"][where][key]
+            np.testing.assert_allclose(together, values, rtol=1e-8, atol=1e-12)
+
+
+def test_density_lockstep_is_read_from_a_config_file(ckpts, tmp_path):
+    config = tmp_path / "h.toml"
+    config.write_text("density = true\ndensity-steps = 6\n[hessian]\ndensity-lockstep = true\n")
+    out = tmp_path / "h.h5"
+    argv = ["hessian", str(ckpts[0]), "--config", str(config), *FAST, "--out", str(out)]
+    assert main(argv) == 0
+    with h5py.File(out) as f:
+        assert bool(f["hessian/run-h_epoch-003-sgd/density"].attrs["lockstep"])
+
+
 def test_the_weight_decay_term_shifts_every_eigenvalue_by_the_configured_decay(ckpts, tmp_path):
     out = tmp_path / "h.h5"
     base = [
@@ -313,6 +346,7 @@ def test_naming_a_quantity_computes_only_that(ckpts, tmp_path, flags, present, a
     [
         ["--trace-rel-stderr", "0.1"],
         ["--density-runs", "2"],
+        ["--density-lockstep"],
         ["--top-k", "1", "--trace-method", "hutchinson"],
     ],
 )

@@ -293,3 +293,120 @@ def test_a_reader_that_stops_early_gets_no_broken_pipe_error(tmp_path):
     proc.stdout.close()  # no reader at all: the first write already fails
     err = proc.stderr.read().decode()
     assert proc.wait() == 0 and err == ""
+
+
+# ------------------------------------------- the options that made a result, as the flags
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    """Two checkpoints of one digits run (so that the second Lanczos run starts warm)."""
+    folder = tmp_path_factory.mktemp("run-i", numbered=False)
+    for epoch in (1, 2):
+        torch.manual_seed(epoch)
+        save_checkpoint(
+            folder / f"epoch-00{epoch}-sgd.pt",
+            {
+                "format": FORMAT,
+                "version": 1,
+                "arch": "mlp",
+                "model": build_model("mlp", (1, 8, 8), 10).state_dict(),
+                "epoch": epoch,
+                "phase": "sgd",
+                "config": {"dataset": "digits"},
+                "history": [],
+            },
+        )
+    return folder
+
+
+SMALL = ["--samples", "48", "--subset-seed", "3", "--device", "cpu"]
+# kind: the command's arguments after the checkpoint(s), and what `info` shows of them
+ANALYSES = {
+    "hessian": (
+        ["--curvature", "fisher-mc", "--fisher-samples", "2", "--top-k", "1", "--tol", "0.01"]
+        + ["--trace", "--trace-rel-stderr", "0.3", "--trace-method", "hutchinson"]
+        + ["--density", "--density-runs", "2", "--density-steps", "5", "--density-lockstep"]
+        + ["--blocks", "type", "--loss", "mse", "--weight-decay-term", "0.5"],
+        [
+            "--curvature fisher-mc --fisher-samples 2",
+            "--loss mse --label-smoothing 0.0 --weight-decay-term 0.5 --bn eval --batch-size ",
+            "--dataset digits --split train --samples 48 --subset-seed 3 --dtype float32 --seed 0",
+            "--seed 0 --top-k 1 --tol 0.01 --stop gap --warm-start",
+            "--trace --trace-method hutchinson --trace-rel-stderr 0.3 --trace-max-hvps 2000",
+            "--density --density-runs 2 --density-steps 5 --density-lockstep",
+            "--blocks type",
+            "top eigenvalues: ",
+            "(warm start)",
+            "spectral density: 2 runs x 5 steps",
+            "block linear: dim ",
+        ],
+    ),
+    "surface": (
+        ["--directions", "hessian", "--curvature", "fisher-mc", "--fisher-samples", "2"]
+        + ["--x=-1:1:3", "--y=-0.5:0.5:3", "--norm", "filter"],
+        [
+            "--directions hessian --norm filter --ignore biasbn --bn eval --x=-1:1:3",
+            "--y=-0.5:0.5:3 --loss cross-entropy --dataset digits --split train --samples 48",
+            "--subset-seed 3 --dtype float32 --seed 0",
+            "--curvature fisher-mc --fisher-samples 2",
+            "eigenvalues: [",
+            "eigenvector_tol: 0.0001",
+            "eigenvector_split: train",
+        ],
+    ),
+    "sharpness": (
+        ["--measure", "worst-case", "adaptive-worst-case", "top-eigenvalue", "trace"]
+        + ["--rho", "0.02", "--adaptive-rho", "0.3", "--steps", "2", "--m", "16", "--tol"]
+        + ["0.01", "--trace-rel-stderr", "0.3", "--curvature", "ggn", "--loss", "mse"],
+        [
+            "options: --loss mse --bn eval --dataset digits --split train --samples 48",
+            "--subset-seed 3 --dtype float32 --seed 0",
+            "(--rho 0.02 --steps 2 --m 16)",
+            "(--adaptive-rho 0.3 --steps 2 --m 16)",
+            "top_eigenvalue_ggn: ",
+            "(--curvature ggn --tol 0.01)",
+            "(--curvature ggn --trace-rel-stderr 0.3)",
+        ],
+    ),
+}
+
+
+@pytest.fixture(scope="module", params=list(ANALYSES))
+def analysed(request, run_folder, tmp_path_factory):
+    """(kind, result file written by the command, what info shows of its options)."""
+    kind = request.param
+    arguments, shown = ANALYSES[kind]
+    checkpoints = sorted(map(str, run_folder.glob("*.pt")))
+    out = tmp_path_factory.mktemp(kind) / "r.h5"
+    if kind == "surface":
+        checkpoints = checkpoints[-1:]
+    assert cli.main([kind, *checkpoints, *arguments, *SMALL, "-q", "--out", str(out)]) == 0
+    return kind, out, shown
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_result_shows_the_options_that_made_it_as_flags(analysed, capsys):
+    kind, out, shown = analysed
+    capsys.readouterr()
+    code, text, _ = info(capsys, out)
+    assert code == 0
+    flat = " ".join(line.strip() for line in text.splitlines())  # options wrap over lines
+    for expected in shown:
+        assert expected in flat, expected
+    assert max(len(line) for line in text.splitlines() if "options:" in line) <= 100
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_json_gives_the_options_by_flag_name(analysed, capsys):
+    kind, out, _ = analysed
+    capsys.readouterr()
+    code, text, _ = info(capsys, out, "--json")
+    results = json.loads(text)["results"]
+    options = [r["options"] for r in results]
+    assert code == 0 and all(o["subset-seed"] == 3 for o in options)
+    if kind == "hessian":
+        assert all(o["density-lockstep"] is True and o["curvature"] == "fisher-mc" for o in options)
+    if kind == "sharpness":
+        measures = results[0]["values"]
+        assert measures["worst_case"]["options"] == {"rho": 0.02, "steps": 2, "m": 16}

@@ -34,6 +34,7 @@ def density() -> Density:
         weights=np.array([[0.5, 0.5, 0.0]]),
         sigma=0.07,
         hvp_count=3,
+        lockstep=True,
     )
 
 
@@ -123,6 +124,7 @@ def test_the_document_names_nothing_the_writer_does_not_produce(tmp_path, format
     not_names = {"<checkpoint-stem>", "<parameter>", "<block>", "<run-label>", "hessian", "k", "="}
     not_names |= {"landscape", "CKPT", "1", "--bottom-k", "--eigenvectors", "experiment_key"}
     not_names |= {"experiment", "...", "<root>", "bottom_", "--blocks", "--warm-start"}
+    not_names |= {"--density-lockstep"}
     # values of attributes, not names: stop rules, starts, curvatures, block kinds and examples
     not_names |= {"gap", "residual", "random", "warm", "ggn", "fisher", "fisher-mc", "other"}
     not_names |= {"layer", "type", "conv", "linear", "norm", "embedding", "attention"}

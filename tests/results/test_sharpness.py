@@ -57,6 +57,47 @@ def test_a_later_run_keeps_earlier_measures_only_when_measured_alike(tmp_path, c
     assert names == ({"worst_case", "gradient_norm"} if kept else {"gradient_norm"})
 
 
+RECORDED = {"loss": "cross-entropy", "subset_seed": 0}
+
+
+@pytest.mark.parametrize(
+    "earlier, later, kept",
+    [
+        (RECORDED, RECORDED, True),
+        (RECORDED, {**RECORDED, "subset_seed": 1}, False),
+        (RECORDED, {**RECORDED, "loss": "mse"}, False),
+        ({}, {**RECORDED, "subset_seed": 1}, True),
+    ],
+    ids=["same-config", "other-subset-seed", "other-loss", "older-file-without-them"],
+)
+def test_earlier_measures_are_kept_only_for_the_same_loss_and_subset_seed(
+    tmp_path, earlier, later, kept
+):
+    with h5py.File(tmp_path / "r.h5", "w") as f:
+        first = Provenance(**{**vars(PROVENANCE), "config": earlier})
+        write_merged(f, "x", SharpnessResult(first, {"worst_case": WORST}))
+        second = Provenance(**{**vars(PROVENANCE), "config": later})
+        write_merged(f, "x", SharpnessResult(second, {"gradient_norm": NORM}))
+        names = set(SharpnessResult.read(f["sharpness/x"]).measures)
+    assert names == ({"worst_case", "gradient_norm"} if kept else {"gradient_norm"})
+
+
+@pytest.mark.parametrize(
+    "parameters, flags",
+    [
+        ({"rho": 0.05, "steps": 20, "m": 64, "norm": "l2"}, {"rho": 0.05, "steps": 20, "m": 64}),
+        ({"rho": 0.5, "adaptive": True, "norm": "l2"}, {"adaptive-rho": 0.5}),
+        ({"rho": 0.001, "adaptive": True, "norm": "linf"}, {"linf-rho": 0.001}),
+        ({"sigma": 0.1, "draws": 8, "adaptive": True}, {"adaptive-sigma": 0.1, "draws": 8}),
+        ({"rel_stderr": 0.05, "curvature": "ggn", "max_hvps": 2000},
+         {"curvature": "ggn", "trace-rel-stderr": 0.05}),
+    ],
+    ids=["worst-case", "adaptive-l2", "adaptive-linf", "adaptive-average", "trace"],
+)  # fmt: skip
+def test_a_measure_names_its_parameters_by_their_flags(parameters, flags):
+    assert MeasureValue(0.1, parameters=parameters).options() == flags
+
+
 def test_every_name_the_writer_produces_is_documented(tmp_path, format_doc):
     written = SharpnessResult(PROVENANCE, {"worst_case": WORST, "gradient_norm": NORM})
     with h5py.File(tmp_path / "r.h5", "w") as f:

@@ -40,7 +40,13 @@ def _surface(kind: str, two_d: bool = True) -> Surface:
         trajectory.metrics["train_loss"][0], trajectory.done[0] = 0.5, True
     attrs = {
         "between": {"a": "a.pt", "b": "b.pt"},
-        "hessian": {"eigenvalues": np.ones(2), "curvature": "fisher-mc", "fisher_samples": 2},
+        "hessian": {
+            "eigenvalues": np.ones(2),
+            "curvature": "fisher-mc",
+            "fisher_samples": 2,
+            "tol": 1e-4,
+            "curvature_split": "train",
+        },
     }
     return Surface(
         provenance=Provenance("run/c.pt", "ab" * 32, arch="mlp", seed=3, config={"x": "-1:1:5"}),
