@@ -17,10 +17,11 @@ products, the other two rebuild it per product, as they are built to). Per check
   |lambda|, the reference of earlier versions), then a float64 copy of model and inputs
   warm-started from its Ritz vectors, to every residual <= 1e-8 |lambda| (each eigenvalue
   then within 1e-8 of an exact one; the certificate does not depend on the start). The
-  float32 run's distance to it, printed, is the rounding floor of our float32 products: up
-  to 1.8e-4 on the quick run's one-epoch ResNet-20, where plain autograd's (PyHessian's)
-  are 5.5e-5 off (Rayleigh quotients on the float64 eigenvectors; our eval-mode BatchNorm
-  map ``landscape.curvature.hvp._frozen_batchnorm_forward`` is what loses the digits there).
+  float32 run's distance to it, printed, is the rounding floor of our float32 products: in
+  the full run of 2026-12-01 up to 4.9e-5 on ResNet-20 and below 3e-7 on digits (the
+  quick run's 16-input one-epoch ResNet-20 showed 1.8e-4, plain autograd 5.5e-5 there; on
+  the full panel's checkpoints the fused BatchNorm kernel and our affine map were equally
+  far from float64 on random products).
 * top-1 and top-5 to relative error 1e-4 against that reference. Ours stops by its eigenvalue
   error bound (``stop="gap"``). PyHessian (``eigenvalues(top_n=5, maxIter=60, tol=1e-6)``,
   every product timestamped) is credited by its own rule for top-1 (the loosest ``tol`` whose
@@ -66,12 +67,10 @@ curvlinops-for-pytorch``; a missing one is skipped with a printed line.
 
 Run:  python benchmarks/bench_hessian.py [--quick] [--threads 2] [--device cpu|cuda]
 
-The full run took 19-21 minutes on a 2-core CPU before the float64 reference, the 1% trace
-run of its own and PyHessian's cap of 60; estimated from the quick runs, those add ~9 minutes
-(ResNet-20: the float64 reference ~75 s a checkpoint, its float64 products being ~8x dearer
-than float32 ones on this CPU, 3.4 s against 0.42 s; the 1% trace run ~100 s on the two
-checkpoints whose 5% run is capped; PyHessian 1-2 minutes in all; digits: seconds), about 30
-minutes in all. ``--quick`` shrinks the inputs and caps: ~8.5 minutes (its digits part 2).
+The full run took 30 minutes (1,828 s) on a 2-core CPU under an exclusive lock, 2026-12-01:
+the float64 reference adds 54-132 s per ResNet-20 checkpoint (float64 products are ~8x dearer
+than float32 ones on this CPU), the 1% trace run of its own ~130 s on the two checkpoints
+whose runs are capped. ``--quick`` shrinks the inputs and caps: ~8.5 minutes (digits part 2).
 """
 
 from __future__ import annotations
