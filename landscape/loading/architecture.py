@@ -11,7 +11,9 @@ Three kinds of spec:
   keyword arguments of ``--arch-kwargs`` (and ``num_classes`` when given and accepted).
 
 Importing user code runs it: that is the user's own code, named on the command line,
-unlike a checkpoint's pickle which landscape never runs without --trust-checkpoint.
+unlike a checkpoint's pickle which landscape never runs without --trust-checkpoint. A spec
+written inside a file is vetted first (:mod:`landscape.loading.recorded`): never code, never a
+loading option.
 """
 
 from __future__ import annotations

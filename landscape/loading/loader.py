@@ -26,6 +26,7 @@ from landscape.loading.checkpoint import (
     file_sha256,
     load_checkpoint,
 )
+from landscape.loading.recorded import vet_recorded_arch
 from landscape.loading.state_fit import align_prefix, fit_state_dict, mismatch_summary
 from landscape.loading.tokens import is_token_spec
 from landscape.store import checkpoint_label, safe_group_name
@@ -193,8 +194,14 @@ def _load_tokens(source: DataSource, checkpoints: list[LoadedCheckpoint]) -> Dat
     from landscape.loading.external import config_context_length
     from landscape.loading.tokens import DEFAULT_BLOCK_SIZE, load_token_data
 
+    # Only a model folder given on the command line, never a folder named inside a file.
     folder = next(
-        (c.config["model_folder"] for c in checkpoints if c.config.get("model_folder")), None
+        (
+            c.config["model_folder"]
+            for c in checkpoints
+            if c.format.endswith("-folder") and c.config.get("model_folder")
+        ),
+        None,
     )
     block_size = source.block_size
     if block_size is None:
@@ -280,8 +287,16 @@ def build_model_for(
         )
     check_finite(ckpt.state_dict, ckpt.path)
     kwargs = parse_kwargs(source.arch_kwargs)
-    if source.arch is None and isinstance(ckpt.config.get("arch_kwargs"), dict):
-        kwargs = {**ckpt.config["arch_kwargs"], **kwargs}
+    if source.arch is None:
+        # The file's own say-so: built-in builders and plain shape arguments only (recorded.py).
+        recorded = ckpt.config.get("arch_kwargs")
+        recorded = vet_recorded_arch(
+            arch,
+            recorded if isinstance(recorded, dict) else {},
+            source=_recorded_source(ckpt),
+            trust=source.trust,
+        )
+        kwargs = {**recorded, **kwargs}
     num_classes = source.num_classes or _config_int(ckpt.config, "num_classes") or data.num_classes
     model = build_architecture(
         arch,
@@ -297,6 +312,12 @@ def build_model_for(
         state = hf_state_dict(model, state)  # save_pretrained's names -> the model's
     report = fit_state_dict(model, state, strict=source.strict, path=ckpt.path, arch=arch)
     return model, arch, report
+
+
+def _recorded_source(ckpt: LoadedCheckpoint) -> str:
+    """Where a checkpoint's architecture is written, for messages."""
+    folder = ckpt.config.get("model_folder") if ckpt.format.endswith("-folder") else None
+    return f"model folder {folder}" if folder else f"checkpoint {ckpt.path}"
 
 
 def _config_int(config: dict, key: str) -> int | None:
