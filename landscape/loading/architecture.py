@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from landscape.errors import UserError
@@ -148,17 +149,7 @@ def build_architecture(
 ) -> nn.Module:
     """A freshly initialised model for ``spec`` (see the module docstring for the forms)."""
     kwargs = dict(kwargs or {})
-    if spec.startswith("torchvision:"):
-        model = _torchvision_model(spec.split(":", 1)[1], num_classes, kwargs)
-    elif spec.startswith(("timm:", "hf:")):
-        from landscape.loading.external import hf_model, timm_model
-
-        library, name = spec.split(":", 1)
-        build = timm_model if library == "timm" else hf_model
-        # A class count in the kwargs (a model folder's config) wins unless --num-classes was given.
-        own_count = any(k in kwargs for k in ("num_classes", "num_labels", "id2label"))
-        model = build(name, num_classes if explicit_num_classes or not own_count else None, kwargs)
-    elif is_factory_spec(spec) or spec.endswith(".py"):
+    if is_factory_spec(spec) or spec.endswith(".py"):
         factory = load_factory(spec)
         if (
             explicit_num_classes
@@ -168,19 +159,75 @@ def build_architecture(
             kwargs["num_classes"] = num_classes
         model = call_factory(factory, spec, kwargs)
     else:
-        from landscape.models import build_model
+        # Built-in builders: sized on the meta device first, so that a config asking for a
+        # billion-token vocabulary is refused before a byte of it is allocated.
+        def build() -> nn.Module:
+            return _builtin_model(spec, input_shape, num_classes, kwargs, explicit_num_classes)
 
-        try:
-            model = build_model(spec, tuple(input_shape), num_classes, **kwargs)
-        except UserError:
-            raise
-        except TypeError as exc:
-            raise UserError(f"--arch {spec}: bad --arch-kwargs: {_first_line(exc)}") from exc
+        check_model_fits(build, spec)
+        model = build()
     if not isinstance(model, nn.Module):
         raise UserError(
             f"--arch {spec}: the factory returned a {type(model).__name__}, not a torch.nn.Module"
         )
     return model
+
+
+def _builtin_model(
+    spec: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    kwargs: dict[str, Any],
+    explicit_num_classes: bool,
+) -> nn.Module:
+    kwargs = dict(kwargs)
+    if spec.startswith("torchvision:"):
+        return _torchvision_model(spec.split(":", 1)[1], num_classes, kwargs)
+    if spec.startswith(("timm:", "hf:")):
+        from landscape.loading.external import hf_model, timm_model
+
+        library, name = spec.split(":", 1)
+        build = timm_model if library == "timm" else hf_model
+        # A class count in the kwargs (a model folder's config) wins unless --num-classes was given.
+        own_count = any(k in kwargs for k in ("num_classes", "num_labels", "id2label"))
+        return build(name, num_classes if explicit_num_classes or not own_count else None, kwargs)
+    from landscape.models import build_model
+
+    try:
+        return build_model(spec, tuple(input_shape), num_classes, **kwargs)
+    except UserError:
+        raise
+    except TypeError as exc:
+        raise UserError(f"--arch {spec}: bad --arch-kwargs: {_first_line(exc)}") from exc
+
+
+def module_bytes(model: nn.Module) -> int:
+    """Bytes of a module's parameters and buffers (a meta-device module's included)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def check_model_fits(build: Callable[[], nn.Module], spec: str) -> None:
+    """Refuse, with one line, a model that the available memory cannot hold, sized by
+    ``build()`` on the meta device (shapes only, no storage). A builder that cannot run on the
+    meta device is not sized: the real build then reports its own errors."""
+    from landscape.memory import check_fits
+
+    try:
+        with torch.device("meta"):
+            shell = build()
+    except UserError:
+        raise
+    except Exception:  # noqa: BLE001 - e.g. .item() on a meta tensor in a library's init
+        return
+    if not isinstance(shell, nn.Module):
+        return
+    count = sum(p.numel() for p in shell.parameters())
+    check_fits(
+        module_bytes(shell),
+        f"model {spec} ({count:,} parameters)",
+        hint="check the sizes in its config (vocab_size, hidden sizes, layers)",
+    )
 
 
 def _torchvision_model(name: str, num_classes: int, kwargs: dict[str, Any]) -> nn.Module:

@@ -123,6 +123,12 @@ def load_models(
     targets = []
     for path, ckpt in zip(paths, loaded):
         model, arch, report = build_model_for(ckpt, model_source, data)
+        if device.type == "cuda":
+            from landscape.loading.architecture import module_bytes
+            from landscape.memory import check_fits
+
+            size = module_bytes(model) * dtype.itemsize // 4  # float32 built, cast to dtype
+            check_fits(size, f"model {arch} from {path}", device)
         model = model.to(device=device, dtype=dtype).eval()
         # The weights now live in the model; dropping the checkpoint's copy halves the memory
         # of long trajectories (the tensor count stays in load_report).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+import torch
 from torch import nn
 
 from landscape.errors import UserError
@@ -113,3 +114,32 @@ def test_arch_kwargs_must_be_a_json_object(text):
 
 def test_arch_kwargs_json_is_parsed():
     assert parse_kwargs('{"width": 2}') == {"width": 2} and parse_kwargs(None) == {}
+
+
+@pytest.fixture
+def eight_mib(monkeypatch):
+    """A machine with 8 MiB of memory available."""
+    from landscape import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 8 << 20)
+
+
+def test_a_config_asking_for_more_memory_than_there_is_is_refused_before_building(
+    eight_mib, monkeypatch
+):
+    pytest.importorskip("transformers")
+    from landscape.loading import external
+
+    built = []
+    real = external._hf_model
+    monkeypatch.setattr(
+        external, "_hf_model", lambda *a: built.append(torch.get_default_device()) or real(*a)
+    )
+    config = {"model_type": "gpt2", "n_embd": 4, "n_layer": 1, "n_head": 2, "vocab_size": 10**6}
+    with pytest.raises(UserError, match=r"model hf:gpt2 \(4,0\d\d,\d\d\d parameters\) needs 15\.3"):
+        build("hf:gpt2", kwargs=config)
+    assert built == [torch.device("meta")], "sized on the meta device, never built for real"
+
+
+def test_a_model_that_fits_is_built_after_sizing(eight_mib):
+    assert sum(p.numel() for p in build("cnn-bn").parameters()) > 0
