@@ -145,3 +145,19 @@ def test_the_default_output_folder_is_created_and_an_explicit_out_wins(tmp_path,
     assert store.resolve_output(None, "analyses/hessian.h5") == Path("analyses/hessian.h5")
     assert (tmp_path / "analyses").is_dir()
     assert store.resolve_output("mine.h5", "analyses/x.h5") == Path("mine.h5")
+
+
+def test_a_result_file_behind_a_symbolic_link_gets_the_result_and_the_lock(tmp_path):
+    (tmp_path / "shared").mkdir()
+    target = tmp_path / "shared" / "results.h5"
+    link = tmp_path / "link.h5"
+    link.symlink_to(target)  # not there yet: the first result creates it
+    for name in ("a", "b"):
+        assert store.check_output_path(link) == link
+        with store.transaction(link) as f:
+            store.write_dataset(store.replace_group(f, f"hessian/{name}"), "trace", [1.0])
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    with h5py.File(target, "r") as f:
+        assert sorted(f["hessian"]) == ["a", "b"]
+    assert (tmp_path / "shared" / ".results.h5.lock").exists()
+    assert not (tmp_path / ".link.h5.lock").exists()

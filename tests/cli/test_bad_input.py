@@ -265,6 +265,12 @@ CASES = [
         r"is a directory",
         needs=ANALYSIS,
     ),
+    Case(
+        "train-run-is-a-path",
+        ["train", "--run", "../../escaped", "--epochs", "1"],
+        r"--run '\.\./\.\./escaped' is not a run name",
+        needs="train",
+    ),
     # ---- flags
     Case(
         "negative-rho",
