@@ -314,3 +314,20 @@ def test_tied_parameters_stored_once_fill_every_name():
     weight = torch.randn(5, 3)
     report = fit_state_dict(model, {"embed.weight": weight})
     assert report["missing"] == [] and torch.equal(model.head.weight, weight)
+
+
+def test_a_model_beyond_the_free_device_memory_is_refused_before_the_move(
+    tmp_path, cnn, monkeypatch
+):
+    from landscape import memory
+
+    monkeypatch.setattr(
+        memory, "available_bytes", lambda device="cpu": 1024 if device.type == "cuda" else 1 << 40
+    )
+    torch.save(cnn.state_dict(), tmp_path / "raw.pt")
+    with pytest.raises(
+        UserError, match=r"model cnn-bn from .*raw\.pt needs .* free memory on cuda"
+    ):
+        load_models(
+            tmp_path / "raw.pt", ModelSource(arch="cnn-bn"), DataSource(), "cuda", torch.float64
+        )
