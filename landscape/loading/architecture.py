@@ -146,8 +146,13 @@ def build_architecture(
     num_classes: int,
     kwargs: dict[str, Any] | None = None,
     explicit_num_classes: bool = False,
+    weights: tuple[int, str] | None = None,
 ) -> nn.Module:
-    """A freshly initialised model for ``spec`` (see the module docstring for the forms)."""
+    """A freshly initialised model for ``spec`` (see the module docstring for the forms).
+
+    ``weights``: ``(number count, where)`` of the state dict that must fill every parameter
+    (strict loading); a built-in model with more parameters is refused before it is built.
+    """
     kwargs = dict(kwargs or {})
     if is_factory_spec(spec) or spec.endswith(".py"):
         factory = load_factory(spec)
@@ -164,7 +169,7 @@ def build_architecture(
         def build() -> nn.Module:
             return _builtin_model(spec, input_shape, num_classes, kwargs, explicit_num_classes)
 
-        check_model_fits(build, spec)
+        check_model_fits(build, spec, weights)
         model = build()
     if not isinstance(model, nn.Module):
         raise UserError(
@@ -207,10 +212,21 @@ def module_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def check_model_fits(build: Callable[[], nn.Module], spec: str) -> None:
-    """Refuse, with one line, a model that the available memory cannot hold, sized by
-    ``build()`` on the meta device (shapes only, no storage). A builder that cannot run on the
-    meta device is not sized: the real build then reports its own errors."""
+# A model this many parameters larger than the weights that must fill it is refused unbuilt
+# (256 MiB of float32 that could never be loaded); smaller mismatches are left to the
+# state-dict report, which names the keys and suggests the fix.
+EXCESS_PARAMETERS = 1 << 26
+
+
+def check_model_fits(
+    build: Callable[[], nn.Module], spec: str, weights: tuple[int, str] | None = None
+) -> None:
+    """Refuse, with one line, a model that the available memory cannot hold, or (``weights``)
+    one with far more parameters (:data:`EXCESS_PARAMETERS`) than the state dict that must fill
+    them all has numbers: a config whose ``vocab_size`` was edited would otherwise be built in
+    full before the mismatch shows.
+    Sized by ``build()`` on the meta device (shapes only, no storage). A builder that cannot
+    run on the meta device is not sized: the real build then reports its own errors."""
     from landscape.memory import check_fits
 
     try:
@@ -228,6 +244,13 @@ def check_model_fits(build: Callable[[], nn.Module], spec: str) -> None:
         f"model {spec} ({count:,} parameters)",
         hint="check the sizes in its config (vocab_size, hidden sizes, layers)",
     )
+    if weights is not None and count - weights[0] > EXCESS_PARAMETERS:
+        raise UserError(
+            f"model {spec} has {count:,} parameters, more than the {weights[0]:,} numbers of "
+            f"the weights in {weights[1]}, which must fill them all; nothing was built: check "
+            "the sizes in its config (vocab_size, hidden sizes, layers) or --arch, or pass "
+            "--non-strict"
+        )
 
 
 def _torchvision_model(name: str, num_classes: int, kwargs: dict[str, Any]) -> nn.Module:

@@ -304,12 +304,17 @@ def build_model_for(
         )
         kwargs = {**recorded, **kwargs}
     num_classes = source.num_classes or _config_int(ckpt.config, "num_classes") or data.num_classes
+    # Strict loading fills every parameter from the file: a model needing more is refused
+    # before it is built (every tensor counts: tied weights are stored once, BatchNorm
+    # counters and integer tensors only make the bound looser).
+    numbers = sum(t.numel() for t in ckpt.state_dict.values())
     model = build_architecture(
         arch,
         input_shape=tuple(data.input_shape),
         num_classes=num_classes,
         kwargs=kwargs,
         explicit_num_classes=source.num_classes is not None,
+        weights=(numbers, _recorded_source(ckpt)) if source.strict else None,
     )
     state = ckpt.state_dict
     if arch.startswith("hf:"):
