@@ -115,7 +115,8 @@ def _transformers():
 
 def hf_task(model_type: str) -> str | None:
     """``causal-lm`` or ``image-classification`` for a Transformers model type, else None."""
-    from transformers.models.auto import modeling_auto as auto
+    with hub_offline():  # often the first import of Transformers: it reads the variables then
+        from transformers.models.auto import modeling_auto as auto
 
     if model_type in auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         return "causal-lm"
