@@ -79,6 +79,11 @@ FIELDS = {
     "dtype": (str, "float32 or float64"),
     "data_dir": (str, "folder holding the CIFAR files"),
     "momentum_across_switch": (str, "keep or reset the momentum at a SGD/SAM switch"),
+    "label_noise": (
+        nonnegative_float,
+        "fraction of training labels replaced by another class (test labels stay clean)",
+    ),
+    "label_noise_seed": (int, "seed of the noisy labels, the same for every seed"),
     "switch_epochs": (
         int_list,
         "late-SAM arms: epochs t0 at which SAM starts, comma-separated "
@@ -148,6 +153,12 @@ CHOICES = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from landscape.experiment.config import LateSamConfig
+    from landscape.experiment.rules import rules_text
+
+    parser.epilog = (
+        "verdicts: the command ends with one line per claim of the paper, each decided by "
+        "its rule\n(landscape/experiment/rules.py; docs/experiment.md):\n" + rules_text()
+    )
 
     parser.add_argument("experiment", choices=["late-sam"], help="which experiment (late-sam)")
     defaults = LateSamConfig().to_dict()
