@@ -191,6 +191,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="render the figures with `landscape plot` at the end (default: yes)",
     )
     parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (runs per arm, epochs, SAM steps) and the expected training time "
+        "from a few SGD steps measured now on --device, then exit without training",
+    )
+    parser.add_argument(
         "--threads",
         type=positive_int,
         metavar="N",
@@ -224,6 +230,9 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    if args.dry_run:
+        print(dry_run(config, str(device)))
+        return 0
     root = Path(args.out or f"experiments/{config.name}-{config.dataset}-{config.arch}")
     outcome = run_late_sam(config, root, device=device, command=["landscape", *sys.argv[1:]])
     print(outcome.table)
@@ -235,3 +244,26 @@ def run(args: argparse.Namespace) -> int:
         if code != 0:
             log.warning("figures could not be rendered (landscape plot exited %d)", code)
     return 0
+
+
+def dry_run(config, device: str) -> str:
+    """The plan of ``config`` with a per-step time measured now on ``device``."""
+    import torch
+
+    from landscape.experiment.estimate import DATASET_SHAPES, format_plan, measure_step_seconds
+
+    if config.dataset in DATASET_SHAPES:
+        examples, shape, classes = DATASET_SHAPES[config.dataset]
+    else:
+        from landscape.data import load_dataset
+
+        data = load_dataset(config.dataset, config.data_dir)
+        examples, shape, classes = data.train_x.shape[0], data.input_shape, data.num_classes
+    steps = 3
+    seconds = measure_step_seconds(config.arch, shape, classes, config.batch_size, device, steps)
+    basis = (
+        f" (median of {steps} steps of batch {config.batch_size} on random inputs, {device}, "
+        f"{torch.get_num_threads()} thread(s), measured now; optimizer steps only: the "
+        "per-epoch test evaluation, augmentation and checkpoints come on top)"
+    )
+    return format_plan(config, examples, seconds, basis)
