@@ -142,7 +142,7 @@ FIELDS = {
 
 # Flags with a fixed set of values: argparse shows and checks them (also for --config keys).
 CHOICES = {
-    "dataset": ["digits", "cifar10", "cifar100"],
+    "dataset": ["digits", "mnist1d", "cifar10", "cifar100"],
     "schedule": ["step", "cosine", "constant"],
     "augment": ["default", "none", "crop-flip", "crop-flip-cutout"],
     "dtype": ["float32", "float64"],

@@ -78,6 +78,13 @@ def format_plan(
         f"plan of {config.name} on {config.dataset} / {config.arch}: {len(runs)} runs "
         f"({len(arms)} arms x {len(config.seeds)} seeds), {config.epochs} epochs each, "
         f"{steps} steps per epoch ({train_examples:,} examples, batch {config.batch_size})",
+    ]
+    if config.label_noise:
+        lines.append(
+            f"{100 * config.label_noise:g} % of the training labels replaced "
+            f"(label_noise_seed {config.label_noise_seed}); test labels clean"
+        )
+    lines += [
         "",
         "| arm | runs | trains epochs | SGD epochs | SAM epochs | SAM steps |",
         "|---|---|---|---|---|---|",

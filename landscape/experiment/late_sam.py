@@ -41,6 +41,7 @@ from landscape.experiment.plan import Run, checkpoint_path, plan_runs, run_dir, 
 from landscape.experiment.progress import ExperimentProgress
 from landscape.experiment.summary import (
     PAIRED,
+    ArmSummary,
     format_summary,
     metrics_of,
     paired_columns,
@@ -128,15 +129,23 @@ def _analyse_all(config, root, result_path, data, device, dtype, command, runs, 
             escapes.append(ctx.escape(next(r for r in runs if r.arm == "sgd" and r.seed == seed)))
     for row, paired in zip(rows, paired_columns(rows)):
         row.update(paired)
-    summaries = summarise(rows)
-    verdicts = judge(summaries, rows, escapes, config.epochs)
-    table = format_summary(summaries)
-    if escapes:
-        table += "\n\n" + format_escapes(escapes)
-    table += "\n\n" + format_verdicts(verdicts)
+    summaries, verdicts, table = render(rows, escapes, config.epochs)
     ctx.write_summary(rows, summaries, table, verdicts)
     log.info("analyses done (%.0f s)", time.monotonic() - started)
     return Outcome(result_path, table, rows)
+
+
+def render(
+    rows: list[dict], escapes: list[dict], epochs: int
+) -> tuple[list[ArmSummary], list[Verdict], str]:
+    """The per-arm summaries, the verdicts and the text the command prints, from the per-run
+    rows (as stored in ``experiment/<name>/runs``) and the escape summaries."""
+    summaries = summarise(rows)
+    verdicts = judge(summaries, rows, escapes, epochs)
+    text = format_summary(summaries)
+    if escapes:
+        text += "\n\n" + format_escapes(escapes)
+    return summaries, verdicts, text + "\n\n" + format_verdicts(verdicts)
 
 
 def sam_epochs(run: Run, epochs: int) -> int:

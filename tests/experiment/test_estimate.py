@@ -45,3 +45,25 @@ def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys):
     assert text.startswith("plan of late-sam on digits / mlp: 8 runs")
     assert "expected training time" in text and "measured now" in text
     assert not out.exists()
+
+
+def test_the_wrn16_8_config_is_the_papers_main_figure():
+    from pathlib import Path
+
+    from landscape.config_file import load_toml
+
+    path = Path(__file__).parents[2] / "configs" / "late-sam-cifar10-wrn16-8.toml"
+    values = load_toml(path)["experiment"]
+    assert (values["dataset"], values["arch"], values["epochs"]) == ("cifar10", "wrn16-8", 200)
+    assert (values["switch-epochs"], values["rho"], len(values["seeds"])) == ([175], 0.05, 5)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_label_noise_config_plans_mnist1d_with_noisy_labels(capsys):
+    from pathlib import Path
+
+    path = str(Path(__file__).parents[2] / "configs" / "late-sam-label-noise.toml")
+    assert main(["experiment", "late-sam", "--config", path, "--dry-run", "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("plan of late-sam on mnist1d / cnn1d: 25 runs (5 arms x 5 seeds)")
+    assert "20 % of the training labels replaced (label_noise_seed 0)" in text
