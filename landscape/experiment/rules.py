@@ -35,7 +35,8 @@ REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_RESOLVED = (
 VERDICTS = (REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_RESOLVED)
 
 REACH = 0.8  # "nearly the same as full SAM": at least 80 % of the SGD -> full-SAM gap closed
-LITTLE = 0.2  # "matters little": at most 20 % of the gap kept
+LITTLE = 0.2  # "matters little": less than 20 % of full SAM's effect persists after SGD
+MOSTLY = 0.5  # "partly": less than half of it persists
 BARRIER = 0.02  # Frankle et al. 2020: linearly connected below a 2 pp error barrier
 PAPER_SWITCH = 175 / 200  # the paper's main figure: SAM from epoch 175 of 200
 
@@ -72,10 +73,11 @@ RULES = (
     Rule(
         "early SAM matters little",
         "early-sam-gap",
-        "λ1 gap closed by the SAM->SGD arm (SAM early, then SGD)",
+        "λ1 gap closed by the SAM->SGD arm (SAM early, then SGD): how much of full SAM's "
+        "effect persists",
         f"interval below {LITTLE * 100:g} %",
-        "interval below 100 %",
-        f"interval not below 100 % and above {LITTLE * 100:g} %",
+        f"interval below {MOSTLY * 100:g} % (most of early SAM's effect fades)",
+        f"interval above {LITTLE * 100:g} % and not below {MOSTLY * 100:g} %",
     ),
     Rule(
         "late SAM stays in the SGD valley",
@@ -119,7 +121,7 @@ def little_verdict(gap: Bounds) -> str:
         return NOT_RESOLVED
     if gap.high < LITTLE:
         return REPRODUCED
-    if gap.high < 1:
+    if gap.high < MOSTLY:
         return PARTLY
     if gap.low > LITTLE:
         return NOT_REPRODUCED
