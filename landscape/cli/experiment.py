@@ -26,8 +26,10 @@ solution to the SAM solutions, runs the escape curve from the SGD trunk at the l
 whose loss blows up is stopped and reported as DIVERGED, with no growth rate), prints
 mean +- std over seeds per arm and, paired within each seed, the share of the SGD ->
 full-SAM gap each arm closes (mean [95 % t-interval] over seeds) beside its SAM steps,
-and renders the figures with `landscape plot` (error and sharpness against t0, gap
-closed against SAM steps).
+then one verdict line per claim of the paper (rules below), and renders the figures with
+`landscape plot` (error and sharpness against t0, gap closed against SAM steps).
+While it runs: one line per run (run i/N, arm, seed, ETA); -v adds every epoch.
+--dry-run prints the plan and the expected training time without training.
 Everything lands in OUT/ (checkpoints/<run>/, result.h5, figures/). Re-running skips
 finished runs and analyses, so an interrupted experiment continues where it stopped.
 
@@ -37,6 +39,9 @@ examples:
   landscape experiment late-sam --config configs/late-sam-cifar10-resnet20.toml --device cuda
   landscape experiment late-sam --config configs/late-sam-digits-quick.toml   \
 # 60 epochs: few SAM steps
+  landscape experiment late-sam --config configs/late-sam-label-noise.toml --threads 1 \
+# MNIST-1D, 20 % noisy labels: where SAM's accuracy gain resolves
+  landscape experiment late-sam --config configs/late-sam-cifar10-wrn16-8.toml --dry-run
   landscape experiment late-sam --dataset mnist1d --arch cnn1d --epochs 40 --batch-size 128
 
 time: the digits default took 15-22 min of training and about 3.5 min of analyses per seed

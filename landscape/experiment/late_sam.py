@@ -9,8 +9,12 @@
 4. The escape curve: real SAM steps (landscape.escape) from the SGD trunk at the latest
    switch epoch, with the learning rate of that epoch.
 5. Mean +- std over seeds per arm and, within each seed, the share of the SGD -> full-SAM
-   gap each arm closes (mean and 95 % t-interval over seeds), printed and stored in
-   ``experiment/<name>/`` (landscape.experiment.summary).
+   gap each arm closes (mean and 95 % t-interval over seeds), then one verdict per claim of
+   the paper by the rules of landscape.experiment.rules; printed and stored in
+   ``experiment/<name>/`` (landscape.experiment.summary, landscape.experiment.verdicts).
+
+While it runs it says one line per run (landscape.experiment.progress); the per-epoch lines
+and the analyses' progress lines show with ``-v``.
 
 Everything goes into ``<root>/result.h5`` (docs/file-format.md), one transaction per finished
 piece, so a killed experiment loses at most the piece in progress. Re-running skips trained
