@@ -16,7 +16,6 @@ Student-t over seeds, paired within each seed; an interval is anything with ``lo
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,7 +48,7 @@ class Rule:
     name: str
     statistic: str
     reproduced: str
-    partly: str
+    partly: str | None  # None: the rule has no "partly"
     not_reproduced: str
 
 
@@ -92,7 +91,7 @@ RULES = (
         "escape-exponential",
         "R² of log distance ~ steps minus R² of log distance ~ log steps over the fit window",
         "interval above 0 (exponential fits better than a power law), no curve diverged",
-        "–",
+        None,
         "interval below 0 (a power law fits better)",
     ),
 )
@@ -152,16 +151,16 @@ def exponential_verdict(advantage: Bounds, diverged: int) -> str:
     return NOT_RESOLVED
 
 
-def rules_text(wrap: Callable[[str], str] = str) -> str:
+def rules_text() -> str:
     """The rules as a plain-text table (for --help and docs/experiment.md)."""
     lines = []
     for i, rule in enumerate(RULES, 1):
         lines.append(f"{i}. {rule.claim} [{rule.name}]: {rule.statistic}")
         lines.append(f"   reproduced: {rule.reproduced}")
-        if rule.partly != "–":
+        if rule.partly:
             lines.append(f"   partly: {rule.partly}")
         lines.append(f"   not reproduced: {rule.not_reproduced}")
     lines.append("   otherwise: not resolved (the interval is too wide, or the arm was not run);")
     lines.append(f"   {PRECONDITION}.")
     lines.append("Intervals: 95 % Student-t over seeds, paired within each seed.")
-    return "\n".join(wrap(line) for line in lines)
+    return "\n".join(lines)
