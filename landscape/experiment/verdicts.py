@@ -65,6 +65,15 @@ def _percent(i: Interval) -> str:
     return f"{100 * i.mean:.0f}{bounds} %"
 
 
+def _difference(d: Interval, metric: str) -> str:
+    """Full SAM - SGD as printed: test accuracy as test error in points."""
+    sign = -1.0 if metric == "test_acc" else 1.0
+    scale, unit = (100.0, " pp") if metric == "test_acc" else (1.0, "")
+    low, high = sorted((sign * d.low * scale, sign * d.high * scale))
+    name = "test error" if metric == "test_acc" else {"lambda1": "λ1"}.get(metric, metric)
+    return f"full SAM - SGD {name} {sign * d.mean * scale:+.3g}{unit} [{low:.3g}, {high:.3g}]"
+
+
 def _gap_precondition(full: ArmSummary | None, metric: str) -> str | None:
     """Why there is no gap to share (None: there is one)."""
     if full is None:
@@ -73,13 +82,7 @@ def _gap_precondition(full: ArmSummary | None, metric: str) -> str | None:
     if d is None or not math.isfinite(d.low):
         return "full SAM - SGD has no interval (fewer than 2 seeds)"
     if d.low <= 0 <= d.high:
-        sign = -1.0 if metric == "test_acc" else 1.0  # shown as test error
-        low, high = sorted((sign * d.low, sign * d.high))
-        scale, unit = (100.0, " pp") if metric == "test_acc" else (1.0, "")
-        return (
-            f"no gap: full SAM - SGD {sign * d.mean * scale:+.3g}{unit} "
-            f"[{low * scale:.3g}, {high * scale:.3g}] includes 0"
-        )
+        return f"no gap: {_difference(d, metric)} includes 0"
     return None
 
 
@@ -95,7 +98,7 @@ def _gap_verdict(rule: Rule, arm: ArmSummary | None, full, metric: str, ladder) 
         rule.name,
         ladder(gap),
         f"{arm.arm_label} ({arm.sam_steps:,.0f} SAM steps): gap closed {_percent(gap)}, "
-        f"{gap.n} seeds",
+        f"{gap.n} seeds; {_difference(full.diff[metric], metric)}",
     )
 
 

@@ -86,6 +86,7 @@ def test_late_sam_reaching_full_sam_is_judged_on_the_gap_closed_interval(rule, g
     assert verdict.verdict == expected
     assert verdict.numbers.startswith("late-sam t0=175")  # the arm nearest 175 of 200 epochs
     assert f"{100 * gap.mean:.0f} [{100 * gap.low:.0f}, {100 * gap.high:.0f}] %" in verdict.numbers
+    assert "; full SAM - SGD " in verdict.numbers  # the gap being shared, with its interval
 
 
 @pytest.mark.parametrize("rule", ["flatness-gap", "generalisation-gap", "early-sam-gap"])
