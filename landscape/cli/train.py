@@ -53,6 +53,8 @@ CONFIG_FLAGS = (
     "sync_bn",
     "momentum_across_switch",
     "label_smoothing",
+    "label_noise",
+    "label_noise_seed",
     "augment",
     "seed",
     "dtype",
@@ -168,6 +170,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sgd.add_argument("--gamma", type=float, help="factor of each step drop (default: 0.1)")
     sgd.add_argument(
         "--label-smoothing", type=float, help="label smoothing of the cross-entropy (default: 0)"
+    )
+    sgd.add_argument(
+        "--label-noise",
+        type=float,
+        metavar="FRACTION",
+        help="replace this fraction of the training labels by another class, drawn at random "
+        "with --label-noise-seed; test labels stay clean (default: 0)",
+    )
+    sgd.add_argument(
+        "--label-noise-seed",
+        type=int,
+        metavar="SEED",
+        help="seed of the noisy labels, the same for every --seed (default: 0)",
     )
 
     sam = parser.add_argument_group("SAM")

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from landscape.data import Data, load_dataset
+from landscape.data import Data, load_dataset, with_label_noise
 from landscape.errors import UserError
 from landscape.loading.architecture import build_architecture, parse_kwargs
 from landscape.loading.checkpoint import (
@@ -187,12 +187,29 @@ def load_data(source: DataSource, checkpoints: list[LoadedCheckpoint] | None = N
             config.get("data_dir") if name == config.get("dataset") else None
         )
         data = load_dataset(name, data_dir, download=source.download)
+        data = _training_labels(data, config if name == config.get("dataset") else {})
     mean, std = source.mean, source.std
     if mean is None and std is None and not source.data:
         mean, std = _config_normalisation(config)
     if mean is not None or std is not None:
         data = renormalise(data, mean, std)
     return data
+
+
+def _training_labels(data: Data, config: dict[str, Any]) -> Data:
+    """The labels the checkpoint was trained on: its ``label_noise`` (``train --label-noise``)
+    applied again, so that train-split analyses measure the loss it minimised."""
+    fraction = float(config.get("label_noise") or 0.0)
+    if not fraction:
+        return data
+    seed = int(config.get("label_noise_seed") or 0)
+    log.info(
+        "training labels with the checkpoint's label noise %g (seed %d), as trained; "
+        "test labels clean",
+        fraction,
+        seed,
+    )
+    return with_label_noise(data, fraction, seed)
 
 
 def _load_tokens(source: DataSource, checkpoints: list[LoadedCheckpoint]) -> Data:

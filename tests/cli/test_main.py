@@ -177,7 +177,7 @@ def test_experiment_flags_show_their_choices():
     for shown in (
         "{step,cosine,constant}",
         "{eval,train}",
-        "{digits,cifar10,cifar100}",
+        "{digits,mnist1d,cifar10,cifar100}",
         "{keep,reset}",
     ):
         assert shown in text

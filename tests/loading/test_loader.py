@@ -227,6 +227,17 @@ def test_dataset_comes_from_the_checkpoint_config_unless_overridden(tmp_path, cn
     assert data.name == "digits"
 
 
+def test_the_training_split_carries_the_checkpoints_label_noise(tmp_path, cnn):
+    from landscape.data import load_dataset, with_label_noise
+
+    config = {"dataset": "digits", "label_noise": 0.2, "label_noise_seed": 4}
+    save_checkpoint(tmp_path / "c.pt", landscape_payload(cnn, config=config))
+    _, data = load_models([tmp_path / "c.pt"], ModelSource(), DataSource())
+    clean = load_dataset("digits")
+    assert torch.equal(data.train_y, with_label_noise(clean, 0.2, 4).train_y)
+    assert torch.equal(data.test_y, clean.test_y)
+
+
 @pytest.mark.parametrize("kind", ["pair", "dataset", "split"])
 def test_user_data_factories(tmp_path, kind):
     (tmp_path / "d.py").write_text(

@@ -50,6 +50,8 @@ def test_stored_config_is_the_base_and_overrides_win():
         ({"lr": 0}, "--lr"),
         ({"momentum": 1.0}, "--momentum"),
         ({"label_smoothing": 1.0}, "--label-smoothing"),
+        ({"label_noise": 1.0}, "--label-noise"),
+        ({"label_noise": -0.1}, "--label-noise"),
         ({"sam_start": "soon"}, "--sam-start"),
         ({"schedule": "linear"}, "--schedule"),
         ({"epochs": 0}, "--epochs"),

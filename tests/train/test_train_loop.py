@@ -197,3 +197,19 @@ def test_steps_per_epoch_drop_a_last_batch_that_leaves_a_rank_one_example(
     from landscape.train.loop import steps_per_epoch
 
     assert steps_per_epoch(examples, batch, world) == steps
+
+
+def test_label_noise_trains_on_the_noisy_labels_and_is_recorded_in_the_checkpoint(tmp_path, digits):
+    clean = run(tiny(epochs=1, sam_start="never"), tmp_path / "clean", digits)[-1]
+    noisy = run(
+        tiny(epochs=1, sam_start="never", label_noise=0.4, label_noise_seed=5),
+        tmp_path / "noisy",
+        digits,
+    )[-1]
+    config = load(noisy)["config"]
+    assert (config["label_noise"], config["label_noise_seed"]) == (0.4, 5)
+    assert json.loads((tmp_path / "noisy" / "config.json").read_text())["label_noise"] == 0.4
+    first = [json.loads((tmp_path / r / "metrics.jsonl").read_text().splitlines()[0])
+             for r in ("clean", "noisy")]  # fmt: skip
+    assert first[1]["train_acc"] < first[0]["train_acc"] - 0.1  # fits labels that are wrong
+    assert not torch.equal(*(load(p)["model"]["layers.1.weight"] for p in (clean, noisy)))
