@@ -86,9 +86,22 @@ def open_result_file(path: str | Path) -> h5py.File:
             f"{path} is not an HDF5 result file (was it a checkpoint? use 'landscape info')"
         )
     try:
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except OSError as exc:
         raise UserError(f"{path} is not a readable HDF5 file: {exc}") from exc
+    try:
+        _integrity().verify_file(f, path)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _integrity():
+    """:mod:`landscape.results.integrity` (imported late: results imports this module)."""
+    from landscape.results import integrity
+
+    return integrity
 
 
 @contextmanager
@@ -109,8 +122,10 @@ def transaction(path: str | Path, command: list[str] | None = None) -> Iterator[
         _remove_stale_partials(path)
         handle = _open_in_memory(path)
         with handle as f:
+            before = _integrity().verify_file(f, path)  # damage is refused, never rewritten
             _stamp_root(f, command)
             yield f
+            _integrity().seal_changed(f, before)
             f.flush()
             image = f.id.get_file_image()
         write_atomic(path, image)
@@ -162,10 +177,7 @@ def _open_in_memory(path: Path) -> h5py.File:
 def corrupt_message(path: Path, exc: BaseException) -> str:
     """For a result file that exists but cannot be read: name it and say what to do."""
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return (
-        f"result file {path} is damaged ({detail}); it was left untouched: move it away "
-        f"(mv {path} {path}.damaged) and rerun the same command, which then starts a new file"
-    )
+    return _integrity().damaged_message(path, detail)
 
 
 def _remove_stale_partials(path: Path) -> None:
@@ -293,6 +305,8 @@ def read_attrs(obj: h5py.Group | h5py.Dataset) -> dict[str, Any]:
     """Attributes as Python values; JSON strings for ``config`` decoded."""
     out: dict[str, Any] = {}
     for key, value in obj.attrs.items():
+        if key == "digest":  # the group's checksum (landscape.results.integrity), not a value
+            continue
         if isinstance(value, bytes):
             value = value.decode()
         if isinstance(value, np.generic):
@@ -308,7 +322,9 @@ def read_attrs(obj: h5py.Group | h5py.Dataset) -> dict[str, Any]:
 
 def write_dataset(group: h5py.Group, name: str, data: Any, **attrs: Any) -> h5py.Dataset:
     """A dataset with attributes; numeric arrays carry a Fletcher-32 checksum per chunk, so that
-    a bit flipped on disk is a read error (naming the file) instead of a silently wrong value."""
+    a bit flipped on disk is a read error (naming the file) instead of a silently wrong value;
+    scalars and attributes are covered by their group's digest (:mod:`landscape.results.
+    integrity`), written by :func:`transaction`."""
     if name in group:
         del group[name]
     array = np.asarray(data)

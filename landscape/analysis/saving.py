@@ -36,6 +36,7 @@ from landscape import interrupt, store
 from landscape.atomic import WriteError
 from landscape.errors import UserError
 from landscape.parallel import SINGLE, Partition
+from landscape.results import integrity
 
 log = logging.getLogger("landscape.surface")
 
@@ -43,24 +44,44 @@ R = TypeVar("R")
 
 
 def read_previous(
-    out: Path, group_path: str, sha256: str, config: dict, read: Callable[[h5py.Group], R]
+    out: Path,
+    group_path: str,
+    sha256: str,
+    config: dict,
+    read: Callable[[h5py.Group], R],
+    shape: tuple[int, ...] | None = None,
 ) -> R | None:
     """``read(group)`` of an earlier run of the same analysis, or None (absent, or computed from
-    another checkpoint or with other options: the group is then replaced, said on stderr)."""
+    another checkpoint or with other options: the group is then replaced, said on stderr).
+
+    ``shape`` is the grid the options define (None: fitted from the file's own axes); a group
+    whose ``done`` mask or metrics have another shape, a ``config`` attribute that is not JSON
+    and a digest that does not match (:mod:`landscape.results.integrity`) make the file
+    damaged: an error that discards nothing, never a resume of the wrong points or a restart.
+    """
     try:
-        return _read_previous(out, group_path, sha256, config, read)
+        return _read_previous(out, group_path, sha256, config, read, shape)
+    except UserError:
+        raise
     except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise UserError(store.corrupt_message(out, exc)) from exc
 
 
-def _read_previous(out, group_path, sha256, config, read):
+def _read_previous(out, group_path, sha256, config, read, shape):
     if not out.exists():
         return None
     with h5py.File(out, "r") as f:
         if group_path not in f:
             return None
+        integrity.verify_file(f, out)
         g = f[group_path]
         attrs = store.read_attrs(g)
+        if isinstance(attrs.get("config"), str):  # read_attrs keeps what is not JSON as text
+            raise integrity.DamagedResult(
+                integrity.damaged_message(
+                    out, f"group {group_path}: its config attribute is not JSON"
+                )
+            )
         recorded = json.loads(json.dumps(config))
         if attrs.get("checkpoint_sha256") != sha256 or attrs.get("config") != recorded:
             changed = _changed_keys(attrs.get("config"), recorded)
@@ -75,7 +96,26 @@ def _read_previous(out, group_path, sha256, config, read):
             return None
         if "done" not in g:
             return None
-        return read(g)
+        result = read(g)
+    _check_shapes(out, group_path, result, shape)
+    return result
+
+
+def _check_shapes(out: Path, group_path: str, result: Any, shape: tuple[int, ...] | None) -> None:
+    """Every metric and the ``done`` mask have the grid's shape (a flipped bit in a dataset's
+    dimension would otherwise resume as "all points done" and leave points NaN)."""
+    if shape is None:
+        shape = tuple(result.shape) if hasattr(result, "shape") else result.alpha.shape
+    stored = {"done": result.done.shape, **{k: v.shape for k, v in result.metrics.items()}}
+    for name, found in stored.items():
+        if tuple(found) != tuple(shape):
+            raise integrity.DamagedResult(
+                integrity.damaged_message(
+                    out,
+                    f"group {group_path}: {name} has shape {tuple(found)}, "
+                    f"the grid of these options {tuple(shape)}",
+                )
+            )
 
 
 def _changed_keys(old, new) -> list[str]:
