@@ -60,7 +60,25 @@ def check_output_path(path: str | Path) -> Path:
                 f"output {path} exists but is not an HDF5 file; it was left untouched, "
                 "choose another --out"
             )
+        _check_existing_results(path)
     return path
+
+
+def _check_existing_results(path: Path) -> None:
+    """An existing output that the final save would refuse is refused before the work: a damaged
+    group (:mod:`landscape.results.integrity`), or a result kind that is not a group."""
+    try:
+        handle = h5py.File(path, "r", locking=False)
+    except OSError as exc:
+        raise UserError(corrupt_message(path, exc)) from exc
+    with handle as f:
+        for kind in RESULT_KINDS:
+            if kind in f and not isinstance(f[kind], h5py.Group):
+                raise UserError(
+                    f"output {path} holds '{kind}' as a dataset, where landscape keeps a group "
+                    "of results; it was left untouched, choose another --out"
+                )
+        _integrity().verify_file(f, path)
 
 
 def resolve_output(out: str | Path | None, default: str | Path) -> Path:

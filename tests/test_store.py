@@ -61,11 +61,26 @@ def test_failed_transaction_leaves_old_file_untouched_and_no_temp(tmp_path):
     assert sorted(os.listdir(tmp_path)) == [".out.h5.lock", "out.h5"]  # the writers' lock stays
 
 
+def _hessian_dataset(path):
+    with h5py.File(path, "w") as f:
+        f["hessian"] = np.arange(3.0)
+
+
+def _damaged_group(path):
+    with store.transaction(path) as f:
+        store.write_dataset(store.replace_group(f, "hessian/a"), "trace", 18.77)
+    data = path.read_bytes()
+    value = np.float64(18.77).tobytes()
+    path.write_bytes(data.replace(value, np.float64(26.77).tobytes()))
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
         (lambda p: p.write_text("not hdf5"), "not an HDF5 file"),
         (lambda p: p.mkdir(), "is a directory"),
+        (_hessian_dataset, "holds 'hessian' as a dataset, where landscape keeps a group"),
+        (_damaged_group, r"is damaged \(group hessian/a: its attributes or scalar values"),
     ],
 )
 def test_check_output_path_refuses_bad_existing_outputs(tmp_path, make, message):
