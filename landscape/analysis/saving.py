@@ -187,7 +187,7 @@ class PeriodicSaver:
         self.finished, self.total = finished, total
         self.partition, self.before_save = partition, before_save
         self.last, self.cost, self.pending, self.failed = time.monotonic(), 0.0, False, False
-        self.saved = finished()
+        self.saved = self.initial = finished()
         self.note_saved()
 
     def claim(self) -> None:
@@ -215,6 +215,7 @@ class PeriodicSaver:
                     with store.transaction(self.out) as f:
                         store.owned_group(f, self.group)
                         write(f)
+                        note_session(f[self.group], self.partition, count - self.initial)
             except WriteError as exc:
                 self.failed = True
                 exc.lost = (
@@ -239,6 +240,26 @@ class PeriodicSaver:
         interrupt.note_saved(
             f"{self.out}:{self.group} with {self.saved} of {self.total} points done"
         )
+
+
+def note_session(group: h5py.Group, partition: Partition, points: int) -> None:
+    """Attribute ``sessions`` of a point-by-point result: one entry per run that computed some
+    of its points -- ``world_size``, ``backend`` and ``points`` -- so that a surface begun on two
+    processes and finished on one says so (the group's ``world_size`` is its first run's).
+    This run's entry (by :data:`landscape.store.WRITER`) is updated at each save."""
+    raw = group.attrs.get("sessions", "[]")
+    try:
+        sessions = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+    except json.JSONDecodeError:
+        sessions = []  # unreachable behind the group's digest; a hand-edited file: start over
+    if not isinstance(sessions, list):
+        sessions = []
+    entry = {**partition.provenance(), "points": int(points), "writer": store.WRITER}
+    if sessions and isinstance(sessions[-1], dict) and sessions[-1].get("writer") == store.WRITER:
+        sessions[-1] = entry
+    else:
+        sessions.append(entry)
+    group.attrs["sessions"] = json.dumps(sessions)
 
 
 def write_new_group(out: Path, group_path: str, result: Any, partition: Partition = SINGLE) -> None:

@@ -369,7 +369,29 @@ def _path_values(kind: str, group) -> dict:
             out["eigenvector_split"] = str(result.attrs["curvature_split"])
     if kind == "interpolation":
         out["barriers"] = dict(result.barriers)
+    if runs := _sessions(group):
+        out["computed by"] = runs
     return out
+
+
+def _sessions(group) -> str | None:
+    """The runs that computed a resumed result's points (attr ``sessions``), when several:
+    ``2 processes (gloo): 580 points; 1 process: 381 points``."""
+    import json
+
+    raw = group.attrs.get("sessions")
+    try:
+        sessions = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw or "[]"))
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(sessions, list) or len(sessions) < 2:
+        return None
+    parts = []
+    for s in sessions:
+        n = int(s.get("world_size", 1))
+        backend = f" ({s['backend']})" if s.get("backend") not in (None, "none") else ""
+        parts.append(f"{n} process{'es' if n > 1 else ''}{backend}: {s.get('points')} points")
+    return "; ".join(parts)
 
 
 def _number(value) -> str:

@@ -440,3 +440,16 @@ def test_a_chunk_that_fails_its_checksum_is_an_error_naming_the_file(tmp_path, c
     code, out, err = info(capsys, path)
     assert code == 1 and out == ""
     assert err.startswith(f"landscape: error: result file {path} is damaged (")
+
+
+def test_a_result_finished_by_another_run_shows_what_computed_each_part(tmp_path, capsys):
+    path = _result_file(tmp_path / "r.h5")
+    sessions = [
+        {"world_size": 2, "backend": "gloo", "points": 4},
+        {"world_size": 1, "backend": "none", "points": 6},
+    ]
+    with store.transaction(path) as f:
+        f["surface/run_epoch-010-sgd-random-2d"].attrs["sessions"] = json.dumps(sessions)
+    code, out, _ = info(capsys, path)
+    assert code == 0
+    assert "computed by: 2 processes (gloo): 4 points; 1 process: 6 points" in out
