@@ -227,3 +227,20 @@ def test_digits_config_is_the_no_argument_default():
     _, subparsers = build_parser()
     values = read_config_file(REPO / "configs" / "digits.toml", subparsers["train"])
     assert resolve_config(values) == resolve_config({})
+
+
+def test_a_read_only_output_folder_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    import errno
+
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):  # what a read-only folder does (root ignores chmod)
+        if self.parent == tmp_path / "ro":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    assert main(["train", "--out", str(tmp_path / "ro"), "--run", "r", *TINY]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"landscape: error: output folder {tmp_path / 'ro'} is not writable")
+    assert "\n" not in err
