@@ -137,7 +137,11 @@ def add_config(parser: argparse.ArgumentParser) -> None:
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps (default: auto)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto|cpu|cuda|cuda:N (default: auto; mps is refused: it has no float64)",
+    )
 
 
 def add_fast_evaluation(parser: argparse.ArgumentParser) -> None:

@@ -21,6 +21,7 @@ A language model's logits are ``(blocks, positions, vocabulary)``;
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -186,7 +187,10 @@ def hf_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str,
         converted, info = type(model).from_pretrained(
             None, config=model.config, state_dict=state, output_loading_info=True
         )
-    except Exception:  # noqa: BLE001 - any failure: keep the original names for the report
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        # a state dict the conversion cannot place (shapes, names, a config it rejects): keep
+        # the original names, so the usual mismatch report names them; anything else is a bug
+        logging.getLogger("landscape.loading").debug("weight-name conversion failed: %s", exc)
         return state
     finally:
         hf_logging.set_verbosity(verbosity)
