@@ -255,6 +255,18 @@ CASES = [
         r"result file \S+flipped.h5 is damaged \(group hessian/a: .*digest",
     ),
     Case(
+        "data-ignore-index-labels",
+        analysis("{ws}/raw.pt", "--arch", "cnn-bn", "--data", "{ws}/user_code.py:ignored_labels"),
+        r"1 of 4 examples have label -100 \(PyTorch's ignore_index\)",
+        needs=ANALYSIS,
+    ),
+    Case(
+        "device-without-float64",
+        [ANALYSIS, "{ws}/good.pt", "--samples", "8", "--device", "mps", "--out", "out.h5"],
+        r"--device mps: Apple's MPS has no float64",
+        needs=ANALYSIS,
+    ),
+    Case(
         "output-kind-is-a-dataset",
         analysis("{ws}/good.pt", out="{ws}/odd.h5"),
         r"holds 'hessian' as a dataset",
@@ -278,6 +290,9 @@ USER_CODE = textwrap.dedent(
 
     def rgb_data():
         return torch.zeros(4, 3, 32, 32), torch.arange(4)
+
+    def ignored_labels():
+        return torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, -100, 2])
     """
 )
 
