@@ -54,14 +54,23 @@ def damaged_message(path: str | Path, detail: str) -> str:
 
 def digest(group: h5py.Group) -> str:
     """``sha256:<hex>`` of ``group``'s canonical serialisation (see the module docstring)."""
+    return _digest(group.id)
+
+
+def _digest(gid: h5py.h5g.GroupID) -> str:
+    # h5py's low-level identifiers: a high-level object per member costs several times more,
+    # and a surface of a large model holds a few hundred direction datasets
     hasher = hashlib.new(ALGORITHM)
-    _feed_attrs(hasher, group, skip=DIGEST_ATTR)
-    for name, item in _members(group):
-        _feed(hasher, b"member", name.encode())
-        if isinstance(item, h5py.Group):
-            _feed(hasher, b"group", digest(item).encode())
-        else:
-            _feed_dataset(hasher, item)
+    _feed_attrs(hasher, gid, skip=DIGEST_ATTR)
+    for name in sorted(gid):
+        if gid.links.get_info(name).type != h5py.h5l.TYPE_HARD:
+            continue  # links name other objects, which are checked where they live
+        member = h5py.h5o.open(gid, name)
+        _feed(hasher, b"member", name)
+        if isinstance(member, h5py.h5g.GroupID):
+            _feed(hasher, b"group", _digest(member).encode())
+        elif isinstance(member, h5py.h5d.DatasetID):
+            _feed_dataset(hasher, member)
     return f"{ALGORITHM}:{hasher.hexdigest()}"
 
 
@@ -79,24 +88,29 @@ def seal(group: h5py.Group) -> None:
 
 def verify(group: h5py.Group, path: str | Path | None = None) -> bool:
     """Check ``group`` against its digest: True if it matches, False if it has none (written
-    before digests); a mismatch (or a digest HDF5 cannot even read) is :class:`DamagedResult`."""
+    before digests); a mismatch (or a group HDF5 cannot even read) is :class:`DamagedResult`."""
+    stored = stored_digest(group)
+    _checked_digest(group, path)
+    return stored is not None
+
+
+def _checked_digest(group: h5py.Group, path: str | Path | None) -> str:
+    """The digest of ``group`` as it is now, after checking it against the stored one."""
     where = group.name.lstrip("/")
     path = path if path is not None else group.file.filename
     try:
         stored = stored_digest(group)
-        if stored is None:
-            return False
         actual = digest(group)
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DamagedResult(damaged_message(path, f"group {where}: {detail}")) from exc
-    if stored != actual:
+    if stored is not None and stored != actual:
         raise DamagedResult(
             damaged_message(
                 path, f"group {where}: its attributes or scalar values do not match its digest"
             )
         )
-    return True
+    return actual
 
 
 def result_groups(f: h5py.File) -> list[h5py.Group]:
@@ -114,11 +128,7 @@ def result_groups(f: h5py.File) -> list[h5py.Group]:
 def verify_file(f: h5py.File, path: str | Path | None = None) -> dict[str, str]:
     """Verify every sealed result group of ``f``; return the digest of each result group as it
     is now (sealed or not), by path, for :func:`seal_changed`."""
-    now = {}
-    for group in result_groups(f):
-        verify(group, path)
-        now[group.name] = digest(group)
-    return now
+    return {group.name: _checked_digest(group, path) for group in result_groups(f)}
 
 
 def seal_changed(f: h5py.File, before: dict[str, str]) -> None:
@@ -129,15 +139,6 @@ def seal_changed(f: h5py.File, before: dict[str, str]) -> None:
             seal(group)
 
 
-def _members(group: h5py.Group) -> list[tuple[str, Any]]:
-    out = []
-    for name in sorted(group):
-        item = group.get(name, getlink=False)
-        if isinstance(item, (h5py.Group, h5py.Dataset)):
-            out.append((name, item))
-    return out
-
-
 def _feed(hasher: Any, *parts: bytes) -> None:
     """Each part length-prefixed, so that no two serialisations run together."""
     for part in parts:
@@ -145,25 +146,30 @@ def _feed(hasher: Any, *parts: bytes) -> None:
         hasher.update(part)
 
 
-def _feed_attrs(hasher: Any, obj: h5py.HLObject, skip: str | None = None) -> None:
-    for key in sorted(obj.attrs):
+def _feed_attrs(hasher: Any, oid: Any, skip: str | None = None) -> None:
+    if h5py.h5a.get_num_attrs(oid) == 0:
+        return
+    attrs = (h5py.Group(oid) if isinstance(oid, h5py.h5g.GroupID) else h5py.Dataset(oid)).attrs
+    for key in sorted(attrs):
         if key == skip or key in SCALE_ATTRS:
             continue
-        _feed(hasher, b"attr", key.encode(), _value_bytes(obj.attrs[key]))
+        _feed(hasher, b"attr", key.encode(), _value_bytes(attrs[key]))
 
 
-def _feed_dataset(hasher: Any, dataset: h5py.Dataset) -> None:
-    checksummed = bool(dataset.fletcher32)
+def _feed_dataset(hasher: Any, dsid: h5py.h5d.DatasetID) -> None:
+    plist = dsid.get_create_plist()
+    filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    checksummed = h5py.h5z.FILTER_FLETCHER32 in filters
     _feed(
         hasher,
         b"dataset",
-        str(dataset.dtype).encode(),
-        repr(tuple(dataset.shape)).encode(),
+        str(dsid.dtype).encode(),
+        repr(tuple(dsid.shape)).encode(),
         b"fletcher32" if checksummed else b"plain",
     )
-    _feed_attrs(hasher, dataset)
+    _feed_attrs(hasher, dsid)
     if not checksummed:
-        _feed(hasher, b"value", _value_bytes(dataset[()]))
+        _feed(hasher, b"value", _value_bytes(h5py.Dataset(dsid)[()]))
 
 
 def _value_bytes(value: Any) -> bytes:
