@@ -160,3 +160,26 @@ def test_the_default_output_folder_is_created_and_an_explicit_out_wins(tmp_path,
     assert store.resolve_output(None, "analyses/hessian.h5") == Path("analyses/hessian.h5")
     assert (tmp_path / "analyses").is_dir()
     assert store.resolve_output("mine.h5", "analyses/x.h5") == Path("mine.h5")
+
+
+def test_a_save_that_finds_its_own_last_write_in_place_does_not_verify_it_again(
+    tmp_path, monkeypatch
+):
+    from landscape.results import integrity
+
+    path, calls = tmp_path / "r.h5", []
+    verify_file = integrity.verify_file
+    monkeypatch.setattr(
+        integrity, "verify_file", lambda f, p=None: calls.append(p) or verify_file(f, p)
+    )
+    for value in (1.25, 18.77):
+        with store.transaction(path) as f:
+            store.write_dataset(store.replace_group(f, "hessian/a"), "trace", value)
+    assert len(calls) == 1  # the first transaction; the second found its own file
+    path.write_bytes(path.read_bytes())  # the same bytes, rewritten: still its own file
+    data = bytearray(path.read_bytes())
+    data[data.index(np.float64(18.77).tobytes()) + 6] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(integrity.DamagedResult), store.transaction(path) as f:
+        store.replace_group(f, "hessian/b")
+    assert len(calls) == 2

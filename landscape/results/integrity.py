@@ -131,12 +131,16 @@ def verify_file(f: h5py.File, path: str | Path | None = None) -> dict[str, str]:
     return {group.name: _checked_digest(group, path) for group in result_groups(f)}
 
 
-def seal_changed(f: h5py.File, before: dict[str, str]) -> None:
+def seal_changed(f: h5py.File, before: dict[str, str]) -> dict[str, str]:
     """Seal the result groups that are new or changed since ``before`` (:func:`verify_file`);
-    unchanged groups of older files stay as they were (unverified, not blessed)."""
+    unchanged groups of older files stay as they were (unverified, not blessed). Returns the
+    digest of every result group, as :func:`verify_file` would."""
+    now = {}
     for group in result_groups(f):
-        if before.get(group.name) != digest(group):
-            seal(group)
+        now[group.name] = digest(group)
+        if before.get(group.name) != now[group.name]:
+            group.attrs[DIGEST_ATTR] = now[group.name]  # not part of the digest
+    return now
 
 
 def _feed(hasher: Any, *parts: bytes) -> None:
