@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 
 from landscape import __version__, interrupt
-from landscape.atomic import write_atomic, write_error
+from landscape.atomic import write_atomic, write_error, write_target
 from landscape.errors import UserError
 
 SCHEMA_VERSION = 1
@@ -46,7 +46,8 @@ def is_hdf5(path: str | Path) -> bool:
 def check_output_path(path: str | Path) -> Path:
     """Refuse, before any work is done, an output that cannot be written or is not HDF5."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
+    target = write_target(path)  # a symbolic link is written through
+    folder = target.parent if str(target.parent) else Path(".")
     if path.is_dir():
         raise UserError(f"output {path} is a directory; give a file name ending in .h5")
     if not folder.is_dir():
@@ -135,7 +136,7 @@ def transaction(path: str | Path, command: list[str] | None = None) -> Iterator[
     :func:`landscape.atomic.write_atomic`, so a full disk or a read-only folder is one
     :class:`~landscape.atomic.WriteError` and the old file stays as it was.
     """
-    path = Path(path)
+    path = write_target(path)  # through a symbolic link: the target is locked and replaced
     _check_target(path)
     with interrupt.held(), _file_lock(path):
         _remove_stale_partials(path)

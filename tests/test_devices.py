@@ -7,9 +7,18 @@ from landscape.devices import resolve_device, resolve_dtype, seed_everything
 from landscape.errors import UserError
 
 
-def test_cpu_and_auto_resolve():
+def test_cpu_resolves_to_the_cpu():
     assert resolve_device("cpu") == torch.device("cpu")
-    assert isinstance(resolve_device("auto"), torch.device)
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"),
+    [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")],
+)
+def test_auto_prefers_cuda_then_mps_then_the_cpu(monkeypatch, cuda, mps, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert resolve_device("auto") == torch.device(expected)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -1,5 +1,6 @@
 """``import landscape`` keeps torch's OpenMP threads from busy-waiting, or says how to (item 3)."""
 
+import subprocess
 import sys
 import types
 
@@ -48,4 +49,11 @@ def test_imported_after_torch_it_warns_when_threads_can_spin(fresh_env, recwarn,
 
 
 def test_load_is_there_without_importing_torch_at_import_time():
-    assert callable(landscape.load) and "model, data, metadata" in landscape.__doc__
+    # A fresh interpreter: this one has long imported torch.
+    probe = (
+        "import sys, landscape; "
+        "assert 'torch' not in sys.modules, 'import landscape imported torch'; "
+        "assert callable(landscape.load)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -183,3 +183,19 @@ def test_a_save_that_finds_its_own_last_write_in_place_does_not_verify_it_again(
     with pytest.raises(integrity.DamagedResult), store.transaction(path) as f:
         store.replace_group(f, "hessian/b")
     assert len(calls) == 2
+
+
+def test_a_result_file_behind_a_symbolic_link_gets_the_result_and_the_lock(tmp_path):
+    (tmp_path / "shared").mkdir()
+    target = tmp_path / "shared" / "results.h5"
+    link = tmp_path / "link.h5"
+    link.symlink_to(target)  # not there yet: the first result creates it
+    for name in ("a", "b"):
+        assert store.check_output_path(link) == link
+        with store.transaction(link) as f:
+            store.write_dataset(store.replace_group(f, f"hessian/{name}"), "trace", [1.0])
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    with h5py.File(target, "r") as f:
+        assert sorted(f["hessian"]) == ["a", "b"]
+    assert (tmp_path / "shared" / ".results.h5.lock").exists()
+    assert not (tmp_path / ".link.h5.lock").exists()

@@ -277,7 +277,8 @@ def add_model_source(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--trust-checkpoint",
         action="store_true",
-        help="allow arbitrary unpickling (TorchScript, pickled modules): only for files you trust",
+        help="allow arbitrary unpickling (TorchScript, pickled modules) and the code and loading "
+        "options a file names for its own model (docs/security.md): only for files you trust",
     )
     group.add_argument(
         "--non-strict", action="store_true", help="load the weights that fit and report the rest"

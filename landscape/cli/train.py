@@ -244,7 +244,9 @@ def run(args: argparse.Namespace) -> int:
     if from_path is not None:
         config.from_checkpoint = str(from_path.resolve())
         config.from_epoch = int(source["epoch"])
-    run_dir = out_root / (args.run or config.run_name())
+    if args.run is not None:
+        run_files.check_run_name(args.run)
+    run_dir = out_root / (args.run or run_files.check_run_name(config.run_name(), given=False))
     if args.resume:
         stored = run_files.read_config_file(run_dir)
         if stored is None:

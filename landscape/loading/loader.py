@@ -26,6 +26,7 @@ from landscape.loading.checkpoint import (
     file_sha256,
     load_checkpoint,
 )
+from landscape.loading.recorded import vet_recorded_arch
 from landscape.loading.state_fit import align_prefix, fit_state_dict, mismatch_summary
 from landscape.loading.tokens import is_token_spec
 from landscape.store import checkpoint_label, safe_group_name
@@ -122,6 +123,12 @@ def load_models(
     targets = []
     for path, ckpt in zip(paths, loaded):
         model, arch, report = build_model_for(ckpt, model_source, data)
+        if device.type == "cuda":
+            from landscape.loading.architecture import module_bytes
+            from landscape.memory import check_fits
+
+            size = module_bytes(model) * dtype.itemsize // 4  # float32 built, cast to dtype
+            check_fits(size, f"model {arch} from {path}", device)
         model = model.to(device=device, dtype=dtype).eval()
         # The weights now live in the model; dropping the checkpoint's copy halves the memory
         # of long trajectories (the tensor count stays in load_report).
@@ -193,8 +200,14 @@ def _load_tokens(source: DataSource, checkpoints: list[LoadedCheckpoint]) -> Dat
     from landscape.loading.external import config_context_length
     from landscape.loading.tokens import DEFAULT_BLOCK_SIZE, load_token_data
 
+    # Only a model folder given on the command line, never a folder named inside a file.
     folder = next(
-        (c.config["model_folder"] for c in checkpoints if c.config.get("model_folder")), None
+        (
+            c.config["model_folder"]
+            for c in checkpoints
+            if c.format.endswith("-folder") and c.config.get("model_folder")
+        ),
+        None,
     )
     block_size = source.block_size
     if block_size is None:
@@ -280,15 +293,28 @@ def build_model_for(
         )
     check_finite(ckpt.state_dict, ckpt.path)
     kwargs = parse_kwargs(source.arch_kwargs)
-    if source.arch is None and isinstance(ckpt.config.get("arch_kwargs"), dict):
-        kwargs = {**ckpt.config["arch_kwargs"], **kwargs}
+    if source.arch is None:
+        # The file's own say-so: built-in builders and plain shape arguments only (recorded.py).
+        recorded = ckpt.config.get("arch_kwargs")
+        recorded = vet_recorded_arch(
+            arch,
+            recorded if isinstance(recorded, dict) else {},
+            source=_recorded_source(ckpt),
+            trust=source.trust,
+        )
+        kwargs = {**recorded, **kwargs}
     num_classes = source.num_classes or _config_int(ckpt.config, "num_classes") or data.num_classes
+    # Strict loading fills every parameter from the file: a model needing more is refused
+    # before it is built (every tensor counts: tied weights are stored once, BatchNorm
+    # counters and integer tensors only make the bound looser).
+    numbers = sum(t.numel() for t in ckpt.state_dict.values())
     model = build_architecture(
         arch,
         input_shape=tuple(data.input_shape),
         num_classes=num_classes,
         kwargs=kwargs,
         explicit_num_classes=source.num_classes is not None,
+        weights=(numbers, _recorded_source(ckpt)) if source.strict else None,
     )
     state = ckpt.state_dict
     if arch.startswith("hf:"):
@@ -297,6 +323,12 @@ def build_model_for(
         state = hf_state_dict(model, state)  # save_pretrained's names -> the model's
     report = fit_state_dict(model, state, strict=source.strict, path=ckpt.path, arch=arch)
     return model, arch, report
+
+
+def _recorded_source(ckpt: LoadedCheckpoint) -> str:
+    """Where a checkpoint's architecture is written, for messages."""
+    folder = ckpt.config.get("model_folder") if ckpt.format.endswith("-folder") else None
+    return f"model folder {folder}" if folder else f"checkpoint {ckpt.path}"
 
 
 def _config_int(config: dict, key: str) -> int | None:

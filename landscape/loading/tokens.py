@@ -89,9 +89,15 @@ def _tokenise_text(path: Path, folder: str | Path | None) -> np.ndarray:
             "(tokenizer.json), or give token ids (.bin or .npy)"
         )
     try:
-        from transformers import AutoTokenizer
+        from landscape.loading.external import hub_offline
 
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        with hub_offline():
+            from transformers import AutoTokenizer
+
+            # No code from the folder (a tokenizer's auto_map), nothing from the Hub.
+            tokenizer = AutoTokenizer.from_pretrained(
+                str(folder), local_files_only=True, trust_remote_code=False
+            )
     except ImportError as exc:
         raise UserError("tokenising text needs transformers; pip install transformers") from exc
     except Exception as exc:  # missing files raise OSError, ValueError, ... by version

@@ -208,6 +208,13 @@ def resolve_config(overrides: dict[str, Any], base: dict[str, Any] | None = None
 
         values["arch_kwargs"] = parse_kwargs(values["arch_kwargs"])
     _check(isinstance(values["arch_kwargs"], dict), "--arch-kwargs must be a JSON object")
+    if base is not None and "arch_kwargs" not in given:
+        # A stored config is a file's say-so: no loading options (recorded.py).
+        from landscape.loading.recorded import vet_recorded_arch
+
+        values["arch_kwargs"] = vet_recorded_arch(
+            values["arch"], values["arch_kwargs"], source="the stored run config", trust_flag=False
+        )
     _check(
         not values["arch_kwargs"] or values["arch"].startswith("timm:"),
         "--arch-kwargs applies to --arch timm:NAME only in training",

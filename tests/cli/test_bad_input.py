@@ -97,6 +97,40 @@ CASES = [
         absent=["{ws}/pwned"],
     ),
     Case("torchscript-untrusted", ["info", "{ws}/scripted.pt"], r"TorchScript.*--trust-checkpoint"),
+    # ---- files that name code or loading options for their own model (docs/security.md)
+    Case(
+        "recorded-shell-command",
+        analysis("{ws}/recorded_command.pt"),
+        r"'subprocess:getoutput', which is code.*nothing was run.*--trust-checkpoint",
+        needs=ANALYSIS,
+        fast=True,
+        absent=["{ws}/pwned_by_command"],
+    ),
+    Case(
+        "safetensors-names-python-file",
+        analysis("{ws}/recorded_code.safetensors"),
+        r"recorded_arch\.py:build', which is code.*nothing was run",
+        needs=ANALYSIS,
+        absent=["{ws}/pwned_by_import"],
+    ),
+    Case(
+        "timm-folder-checkpoint-path",
+        analysis("{ws}/timm_folder"),
+        r"checkpoint_path=.*loading option.*--trust-checkpoint",
+        needs=ANALYSIS,
+    ),
+    # ---- tiny inputs that ask for more memory than any machine has (docs/security.md)
+    Case(
+        "compressed-checkpoint-beyond-memory",
+        ["info", "{ws}/inflating.pt"],
+        r"inflating\.pt \(.* on disk, \d+ compressed entries\).* needs 1\.0 TiB, more than",
+    ),
+    Case(
+        "grid-beyond-memory",
+        ["surface", "{ws}/good.pt", "--x=-1:1:1000000", "--y=-1:1:1000000"],
+        r"a grid of 1,000,000 x 1,000,000 points needs .*TiB, more than .* available",
+        needs="surface",
+    ),
     # ---- checkpoints that do not fit the model
     Case("no-arch-for-third-party", analysis("{ws}/raw.pt"), r"give --arch", needs=ANALYSIS),
     Case(
@@ -231,6 +265,12 @@ CASES = [
         r"is a directory",
         needs=ANALYSIS,
     ),
+    Case(
+        "train-run-is-a-path",
+        ["train", "--run", "../../escaped", "--epochs", "1"],
+        r"--run '\.\./\.\./escaped' is not a run name",
+        needs="train",
+    ),
     # ---- flags
     Case(
         "negative-rho",
@@ -359,11 +399,56 @@ def build_workspace(ws: Path) -> None:
     (ws / "flipped.h5").write_bytes(flipped)
     torch.jit.trace(torch.nn.Linear(2, 2), torch.zeros(1, 2)).save(str(ws / "scripted.pt"))
 
+    write_files_naming_code(ws, state)
+
     class Evil:
         def __reduce__(self):
             return (open, (str(ws / "pwned"), "w"))
 
     torch.save({"state_dict": state, "extra": Evil()}, ws / "evil.pt")
+
+
+def write_files_naming_code(ws: Path, state: dict) -> None:
+    """Data-only files (no pickled code) that name code or loading options for their model."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from landscape.loading.checkpoint import FORMAT, save_checkpoint
+
+    command = f"touch {ws / 'pwned_by_command'}"
+    save_checkpoint(
+        ws / "recorded_command.pt",
+        {
+            "format": FORMAT,
+            "arch": "subprocess:getoutput",
+            "model": state,
+            "config": {"dataset": "digits", "arch_kwargs": {"cmd": command}},
+        },
+    )
+    code = ws / "recorded_arch.py"
+    code.write_text(f"open({str(ws / 'pwned_by_import')!r}, 'w')\ndef build():\n    pass\n")
+    save_file(state, str(ws / "recorded_code.safetensors"), metadata={"arch": f"{code}:build"})
+    write_inflating_zip(ws / "raw.pt", ws / "inflating.pt", 1 << 40)
+    folder = ws / "timm_folder"
+    folder.mkdir()
+    config = {"architecture": "resnet18", "model_args": {"checkpoint_path": str(ws / "raw.pt")}}
+    (folder / "config.json").write_text(json.dumps(config))
+    save_file(state, str(folder / "model.safetensors"))
+
+
+def write_inflating_zip(source: Path, target: Path, declared: int) -> None:
+    """``source`` (a torch.save zip) deflated, its tensor entry declaring ``declared`` bytes
+    in the archive's directory: a file of a kilobyte that claims a terabyte of contents."""
+    import zipfile
+
+    with (
+        zipfile.ZipFile(source) as old,
+        zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as new,
+    ):
+        for entry in old.infolist():
+            new.writestr(entry.filename, old.read(entry.filename))
+        next(e for e in new.filelist if "/data/" in e.filename).file_size = declared
 
 
 def fingerprint(folder: Path) -> dict[str, str]:

@@ -1,17 +1,32 @@
-"""Models from timm and Transformers: what a failed weight-name conversion may and may not hide."""
+"""Models from timm and Transformers: the Hub stays offline while landscape builds one, and a
+failed weight-name conversion hides only the failures it expects."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
 from torch import nn
 
-from landscape.loading.external import hf_state_dict
+from landscape.loading.external import OFFLINE_VARIABLES, hf_state_dict, hub_offline
 
-pytest.importorskip("transformers")
+
+def test_the_hub_is_offline_inside_and_as_before_outside(monkeypatch):
+    constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with hub_offline():
+        assert constants.is_offline_mode()
+        assert all(os.environ[name] == "1" for name in OFFLINE_VARIABLES)
+    assert not constants.is_offline_mode()
+    assert "HF_HUB_OFFLINE" not in os.environ and os.environ["TRANSFORMERS_OFFLINE"] == "0"
 
 
 def _model_whose_conversion_raises(exc: Exception) -> nn.Module:
+    pytest.importorskip("transformers")
+
     class Model(nn.Linear):
         config = None
 

@@ -314,3 +314,44 @@ def test_tied_parameters_stored_once_fill_every_name():
     weight = torch.randn(5, 3)
     report = fit_state_dict(model, {"embed.weight": weight})
     assert report["missing"] == [] and torch.equal(model.head.weight, weight)
+
+
+def test_a_model_beyond_the_free_device_memory_is_refused_before_the_move(
+    tmp_path, cnn, monkeypatch
+):
+    from landscape import memory
+
+    monkeypatch.setattr(
+        memory, "available_bytes", lambda device="cpu": 1024 if device.type == "cuda" else 1 << 40
+    )
+    torch.save(cnn.state_dict(), tmp_path / "raw.pt")
+    with pytest.raises(
+        UserError, match=r"model cnn-bn from .*raw\.pt needs .* free memory on cuda"
+    ):
+        load_models(
+            tmp_path / "raw.pt", ModelSource(arch="cnn-bn"), DataSource(), "cuda", torch.float64
+        )
+
+
+def test_a_folder_config_far_larger_than_its_weights_is_refused_unbuilt(tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    import json
+
+    from landscape import memory
+    from landscape.loading import external
+    from tests import external_models as em
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 1 << 40)
+    builds = []
+    real = external._hf_model
+    monkeypatch.setattr(
+        external, "_hf_model", lambda *a: builds.append(torch.get_default_device()) or real(*a)
+    )
+    folder = em.save_gpt2(tmp_path / "gpt2")
+    config = json.loads((folder / "config.json").read_text())
+    config["vocab_size"] = 10**8  # a 100-byte edit: 400 million parameters
+    (folder / "config.json").write_text(json.dumps(config))
+    data = DataSource(data=f"tokens:{em.token_file(tmp_path / 'train.bin')}", block_size=8)
+    with pytest.raises(UserError, match=r"has 400,00\d,\d+ parameters, more than the \d+ numbers"):
+        load_models(folder, ModelSource(), data)
+    assert builds == [torch.device("meta")]
