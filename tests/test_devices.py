@@ -44,3 +44,23 @@ def test_seeding_repeats_draws():
     a = torch.randn(3)
     seed_everything(3)
     assert torch.equal(a, torch.randn(3))
+
+
+@pytest.fixture
+def apple_silicon(monkeypatch):
+    """A machine with MPS and no CUDA."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+
+
+def test_mps_is_refused_in_one_line_because_it_has_no_float64(apple_silicon):
+    with pytest.raises(
+        UserError, match=r"^--device mps: Apple's MPS has no float64, .*--device cpu"
+    ):
+        resolve_device("mps")
+
+
+def test_auto_on_apple_silicon_is_the_cpu(apple_silicon, caplog):
+    with caplog.at_level("INFO", logger="landscape"):
+        assert resolve_device("auto") == torch.device("cpu")
+    assert "MPS has no float64" in caplog.text

@@ -21,6 +21,7 @@ A language model's logits are ``(blocks, positions, vocabulary)``;
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -238,7 +239,10 @@ def hf_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str,
                 output_loading_info=True,
                 local_files_only=True,
             )
-    except Exception:  # noqa: BLE001 - any failure: keep the original names for the report
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        # a state dict the conversion cannot place (shapes, names, a config it rejects): keep
+        # the original names, so the usual mismatch report names them; anything else is a bug
+        logging.getLogger("landscape.loading").debug("weight-name conversion failed: %s", exc)
         return state
     finally:
         hf_logging.set_verbosity(verbosity)

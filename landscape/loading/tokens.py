@@ -72,6 +72,13 @@ def read_token_stream(path: str | Path, tokenizer_folder: str | Path | None = No
         raise UserError(f"--data tokens:{path}: {ids.size} token(s); a block needs at least 2")
     if np.issubdtype(ids.dtype, np.signedinteger) and ids.min() < 0:
         raise UserError(f"--data tokens:{path}: negative token ids")
+    if np.issubdtype(ids.dtype, np.unsignedinteger) and ids.dtype.itemsize >= 8:
+        largest = int(ids.max())  # ids become int64 below; a larger one would wrap to negative
+        if largest > np.iinfo(np.int64).max:
+            raise UserError(
+                f"--data tokens:{path}: token id {largest} (at position "
+                f"{int(np.argmax(ids))}) is larger than any vocabulary; is it a token file?"
+            )
     return ids
 
 

@@ -403,7 +403,10 @@ def train(
             log.info("branching from %s at epoch %d", from_checkpoint, trainer.epoch)
 
     if partition.is_writer:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only --out, say: one line naming the folder
+            raise write_error(exc, Path(exc.filename or run_dir), 0) from None
         run_files.remove_partial_files(run_dir)
         if stored is None:
             run_files.write_config_file(run_dir, config.to_dict())

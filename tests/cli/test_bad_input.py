@@ -288,6 +288,30 @@ CASES = [
     Case(
         "config-not-toml", ["info", "{ws}/good.pt", "--config", "{ws}/notes.txt"], r"not valid TOML"
     ),
+    # ---- result files damaged where HDF5 does not look (docs/reliability.md)
+    Case(
+        "result-scalar-bit-flipped",
+        ["info", "{ws}/flipped.h5"],
+        r"result file \S+flipped.h5 is damaged \(group hessian/a: .*digest",
+    ),
+    Case(
+        "data-ignore-index-labels",
+        analysis("{ws}/raw.pt", "--arch", "cnn-bn", "--data", "{ws}/user_code.py:ignored_labels"),
+        r"1 of 4 examples have label -100 \(PyTorch's ignore_index\)",
+        needs=ANALYSIS,
+    ),
+    Case(
+        "device-without-float64",
+        [ANALYSIS, "{ws}/good.pt", "--samples", "8", "--device", "mps", "--out", "out.h5"],
+        r"--device mps: Apple's MPS has no float64",
+        needs=ANALYSIS,
+    ),
+    Case(
+        "output-kind-is-a-dataset",
+        analysis("{ws}/good.pt", out="{ws}/odd.h5"),
+        r"holds 'hessian' as a dataset",
+        needs=ANALYSIS,
+    ),
 ]
 
 
@@ -306,6 +330,9 @@ USER_CODE = textwrap.dedent(
 
     def rgb_data():
         return torch.zeros(4, 3, 32, 32), torch.arange(4)
+
+    def ignored_labels():
+        return torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, -100, 2])
     """
 )
 
@@ -313,8 +340,10 @@ USER_CODE = textwrap.dedent(
 def build_workspace(ws: Path) -> None:
     """Every input file of the corpus, written once."""
     import h5py
+    import numpy as np
     import torch
 
+    from landscape import store
     from landscape.loading.checkpoint import FORMAT, save_checkpoint
     from landscape.models import build_model
 
@@ -358,6 +387,16 @@ def build_workspace(ws: Path) -> None:
     (ws / "user_code.py").write_text(USER_CODE)
     with h5py.File(ws / "result.h5", "w") as f:
         f.attrs["schema_version"] = 1
+    with h5py.File(ws / "odd.h5", "w") as f:
+        f["hessian"] = [1.0, 2.0]
+    with store.transaction(ws / "flipped.h5") as f:
+        store.write_dataset(store.replace_group(f, "hessian/a"), "trace", 18.77)
+    flipped = (
+        (ws / "flipped.h5")
+        .read_bytes()
+        .replace(np.float64(18.77).tobytes(), np.float64(26.77).tobytes())
+    )
+    (ws / "flipped.h5").write_bytes(flipped)
     torch.jit.trace(torch.nn.Linear(2, 2), torch.zeros(1, 2)).save(str(ws / "scripted.pt"))
 
     write_files_naming_code(ws, state)

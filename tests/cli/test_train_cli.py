@@ -229,6 +229,23 @@ def test_digits_config_is_the_no_argument_default():
     assert resolve_config(values) == resolve_config({})
 
 
+def test_a_read_only_output_folder_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    import errno
+
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):  # what a read-only folder does (root ignores chmod)
+        if self.parent == tmp_path / "ro":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    assert main(["train", "--out", str(tmp_path / "ro"), "--run", "r", *TINY]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"landscape: error: output folder {tmp_path / 'ro'} is not writable")
+    assert "\n" not in err
+
+
 @pytest.mark.parametrize("run", ["../../escaped", "/tmp/escaped-abs", "a/b", "..", " "])
 def test_a_run_name_that_is_a_path_is_refused_before_anything_is_written(tmp_path, capsys, run):
     out = tmp_path / "deep" / "out"
