@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from landscape.loading.context import FIXED_BATCH, AnalysisRequest
+
 # The names of landscape.losses (not imported here: it imports torch).
 LOSS_NAMES = ("cross-entropy", "mse", "half-sse")
 LOSS_HELP = (
@@ -32,9 +34,6 @@ BN_MODES = {
 # Old spellings still accepted, with a warning: option names and values.
 BN_OPTION_ALIASES = ("--bn-mode",)
 BN_VALUE_ALIASES = {"recompute": "recalibrate"}
-# Where the batch defines the operator (--bn train) the batch size is part of the result and is
-# never tuned: this is the batch of every command then, unless --batch-size says otherwise.
-FIXED_BATCH = 512
 # The analysis subset is drawn by --subset-seed in every command; --seed seeds everything else
 # (directions, probes, sampled labels), so changing it never changes the examples.
 DEFAULT_SUBSET_SEED = 0
@@ -444,23 +443,60 @@ def library_advice_as_flags() -> Iterator[None]:
         raise UserError(f"{exc}: --dtype float64") from exc
 
 
+def analysis_request(
+    args: argparse.Namespace, checkpoints: list[str], *, seed: bool = True
+) -> AnalysisRequest:
+    """The model, data and run flags as the typed request of
+    :func:`landscape.loading.context.build_context`; ``seed``: seed everything by ``--seed``
+    (the commands that draw from the global generators)."""
+    return AnalysisRequest(
+        checkpoints=tuple(checkpoints),
+        model=model_source_from_args(args),
+        data=data_source_from_args(args),
+        device=args.device,
+        dtype=args.dtype,
+        seed=args.seed if seed else None,
+        batch_size=getattr(args, "batch_size", None),
+    )
+
+
 def load_for_analysis(
     args: argparse.Namespace, checkpoints: list[str], split: str, default_samples: int
 ) -> tuple:
-    """What every analysis command sets up: --device, --dtype and --seed, the checkpoints
-    (models on the device) and the analysis subset drawn by --subset-seed; under torchrun the
-    process group joined and this rank's device. Returns ``(targets, data, x, y, partition)``."""
-    from landscape.analysis.subset import analysis_subset
-    from landscape.devices import resolve_device, resolve_dtype, seed_everything
-    from landscape.distributed import join
-    from landscape.loading.loader import load_models
+    """What every one-model analysis command sets up: the context of its flags
+    (:func:`landscape.loading.context.build_context`: models on the device, the data, under
+    torchrun the process group joined and this rank's device) and the analysis subset drawn by
+    --subset-seed. Returns ``(context, x, y)``."""
+    from landscape.loading.context import build_context
 
-    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    partition, device = join(device)  # torchrun: this rank's share; else one process
-    seed_everything(args.seed)
-    targets, data = load_models(
-        checkpoints, model_source_from_args(args), data_source_from_args(args), device, dtype
+    context = build_context(analysis_request(args, checkpoints))
+    x, y = context.subset(split, args.samples or default_samples, args.subset_seed)
+    return context, x, y
+
+
+def load_setup_from_args(
+    args: argparse.Namespace,
+    checkpoints: list[str],
+    splits: list[str],
+    *,
+    bn_train: bool = False,
+    stack: bool = False,
+):
+    """What the grid commands (surface, interpolate) set up: the context of their flags, and the
+    subsets of ``splits`` with their batches (:func:`landscape.analysis.setup.load_setup`);
+    ``--seed`` seeds the directions, not the global generators."""
+    from landscape.analysis.setup import load_setup
+    from landscape.loading.context import build_context
+
+    context = build_context(analysis_request(args, checkpoints, seed=False))
+    return load_setup(
+        context,
+        dict.fromkeys(splits, args.samples),
+        subset_seed=args.subset_seed,
+        recalibrate=args.bn == "recalibrate",
+        bn_train=bn_train,
+        stack=stack,
+        channels_last=bool(getattr(args, "channels_last", False)),
+        bf16=bool(getattr(args, "bf16", False)),
+        recalibration_samples=args.samples,
     )
-    samples = args.samples or default_samples
-    x, y = analysis_subset(data, split, samples, args.subset_seed, device, dtype)
-    return targets, data, x, y, partition

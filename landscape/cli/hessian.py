@@ -295,9 +295,8 @@ def run(args: argparse.Namespace) -> int:
             "--curvature fisher-mc needs the loss to be the model's negative log-likelihood: "
             "drop --label-smoothing (or use --curvature ggn, its expectation)"
         )
-    targets, data, x, y, partition = load_for_analysis(
-        args, args.checkpoints, args.split, DEFAULT_SAMPLES
-    )
+    context, x, y = load_for_analysis(args, args.checkpoints, args.split, DEFAULT_SAMPLES)
+    targets, data, partition = context.targets, context.data, context.partition
     for target in targets:  # all flags checked against every model before any product
         dim = sum(p.numel() for p in target.model.parameters() if p.requires_grad)
         for flag, k in (("--top-k", args.top_k), ("--bottom-k", args.bottom_k)):

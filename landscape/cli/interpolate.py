@@ -82,7 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from landscape import store
     from landscape.analysis.interpolation import InterpolationOptions, compute_interpolation
-    from landscape.analysis.setup import batch_config, check_same_parameters, load_setup
+    from landscape.analysis.setup import batch_config, check_same_parameters
+    from landscape.cli.common import load_setup_from_args
     from landscape.cli.surface import output_path, parse_splits, short_label
     from landscape.errors import UserError
 
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         [store.checkpoint_label(first), *(short_label(p, first) for p in args.checkpoints[1:])]
     )
 
-    setup = load_setup(args, args.checkpoints, splits, recalibrate=args.bn == "recalibrate")
+    setup = load_setup_from_args(args, args.checkpoints, splits)
     targets = setup.targets
     partition = setup.partition  # torchrun: points dealt to ranks, rank 0 writes
     name = partition.broadcast(
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         "splits": splits,
         "samples": setup.samples,
         "subset_seed": args.subset_seed,
-        **batch_config(args, setup),
+        **batch_config(setup, args.bn),
         "loss": args.loss,
         "dataset": setup.data.name,
         "dtype": args.dtype,

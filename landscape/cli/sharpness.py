@@ -176,9 +176,8 @@ def run(args: argparse.Namespace) -> int:
     resolve_curvature(args)  # like every measure parameter, unused by the measures without it
     if args.split not in ("train", "test"):
         raise UserError(f"--split must be train or test, not {args.split!r}")
-    targets, data, x, y, partition = load_for_analysis(
-        args, args.checkpoints, args.split, DEFAULT_SAMPLES
-    )
+    context, x, y = load_for_analysis(args, args.checkpoints, args.split, DEFAULT_SAMPLES)
+    targets, data, partition = context.targets, context.data, context.partition
     with library_advice_as_flags():
         done = analyse_sharpness(
             options_from_args(args, data.name),

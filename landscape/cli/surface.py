@@ -155,14 +155,14 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from landscape import store
-    from landscape.analysis.setup import batch_config, check_same_parameters, load_setup
+    from landscape.analysis.setup import batch_config, check_same_parameters
     from landscape.analysis.surface import (
         AUTO_POINTS,
         PlaneError,
         SurfaceOptions,
         compute_surface,
     )
-    from landscape.cli.common import resolve_curvature
+    from landscape.cli.common import load_setup_from_args, resolve_curvature
     from landscape.errors import UserError
 
     x_spec, y_spec = _grid_specs(args)
@@ -175,11 +175,10 @@ def run(args: argparse.Namespace) -> int:
     out = output_path(args.out, store.checkpoint_label(args.checkpoint))
     base_name = args.name or _default_name(args, x_spec is not None and y_spec is None)
 
-    setup = load_setup(
+    setup = load_setup_from_args(
         args,
         [args.checkpoint, *(args.trajectory or []), *([args.other] if args.other else [])],
         splits,
-        recalibrate=args.bn == "recalibrate",
         bn_train=args.bn == "train",
         stack=args.bn == "eval",
     )
@@ -204,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
         "splits": splits,
         "samples": setup.samples,
         "subset_seed": args.subset_seed,
-        **batch_config(args, setup),
+        **batch_config(setup, args.bn),
         "loss": args.loss,
         "dataset": setup.data.name,
         "dtype": args.dtype,
