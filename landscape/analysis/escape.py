@@ -17,13 +17,12 @@ import torch
 
 from landscape import store
 from landscape.analysis.provenance import provenance_of
+from landscape.loading.context import FIXED_BATCH
 from landscape.parallel import SINGLE, Partition
 from landscape.progress import Reporter
 from landscape.results.escape import EscapeCurve
 
 log = logging.getLogger("landscape.escape")
-
-FIXED_BATCH = 512  # the batch where it defines the statistics (bn_mode="train"), as in cli.common
 
 
 @dataclass

@@ -18,13 +18,12 @@ import torch
 
 from landscape import store
 from landscape.analysis.provenance import provenance_of
+from landscape.loading.context import FIXED_BATCH
 from landscape.parallel import SINGLE, Partition
 from landscape.progress import Reporter
 from landscape.results.sharpness import MeasureValue, SharpnessResult, write_merged
 
 log = logging.getLogger("landscape.sharpness")
-
-FIXED_BATCH = 512  # the batch where it defines the statistics (bn_mode="train"), as in cli.common
 
 
 @dataclass
