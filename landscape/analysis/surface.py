@@ -135,11 +135,11 @@ def span_plane(
     )
     try:
         if kind.phase is None:
-            return kind.make(request)
-        label = kind.phase.replace("{matrix}", dirs.CURVATURE_NAMES[request.curvature])
+            return kind.span(request)
+        label = kind.phase.replace("{matrix}", dirs.CURVATURE_KINDS[request.curvature].title)
         with reporter.phase(label, unit="products") as phase:
             request.progress = phase
-            return kind.make(request)
+            return kind.span(request)
     except ValueError as exc:
         raise PlaneError(str(exc)) from exc
     except ImportError as exc:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from landscape.loading.context import FIXED_BATCH, AnalysisRequest
+from landscape.registry import CURVATURE_KINDS  # torch-free: --help imports no torch
 
 # The names of landscape.losses (not imported here: it imports torch).
 LOSS_NAMES = ("cross-entropy", "mse", "half-sse")
@@ -197,9 +198,6 @@ def add_bn(
     ).modes = modes
 
 
-# The registry's keys (landscape.curvature.gauss_newton.CURVATURES), kept here so that --help
-# does not import torch; tests/curvature checks that the two agree.
-CURVATURE_CHOICES = ("hessian", "ggn", "fisher", "fisher-mc")
 CURVATURE_HELP = (
     "the matrix analysed: the Hessian (default), the generalised Gauss-Newton "
     "J^T H_out J (ggn), the empirical Fisher mean g_i g_i^T (fisher), or the Fisher "
@@ -210,7 +208,7 @@ CURVATURE_HELP = (
 def add_curvature(parser: argparse.ArgumentParser) -> None:
     """``--curvature`` and ``--fisher-samples``, the same in every command that takes them;
     both default to None (given or not), :func:`resolve_curvature` fills them in."""
-    parser.add_argument("--curvature", choices=list(CURVATURE_CHOICES), help=CURVATURE_HELP)
+    parser.add_argument("--curvature", choices=list(CURVATURE_KINDS), help=CURVATURE_HELP)
     parser.add_argument(
         "--fisher-samples",
         type=positive_int,

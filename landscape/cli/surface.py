@@ -22,6 +22,7 @@ from landscape.cli.common import (
     nonnegative_float,
     parse_grid,
 )
+from landscape.registry import DIRECTION_KINDS  # torch-free: --help imports no torch
 
 log = logging.getLogger("landscape.surface")
 
@@ -67,24 +68,6 @@ DEFAULT_GRID = "-1:1:51"
 DEFAULT_SAMPLES = 2000
 
 
-class _DirectionKinds:
-    """The choices of --directions: the registered direction kinds
-    (:data:`landscape.surface.directions.DIRECTION_KINDS`), read only when the flag is parsed
-    or the help is shown, so that building the parser does not import torch."""
-
-    @staticmethod
-    def _kinds() -> dict:
-        from landscape.surface.directions import DIRECTION_KINDS
-
-        return DIRECTION_KINDS
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._kinds()
-
-    def __iter__(self):
-        return iter(self._kinds())
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "checkpoint", metavar="CKPT", help="the centre checkpoint (A for --directions between)"
@@ -100,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--directions",
-        choices=_DirectionKinds(),
+        choices=DIRECTION_KINDS,  # the live registry: kinds registered later are choices too
         default="random",
         metavar="KIND",
         help="how the plane is spanned, one of %(choices)s (default: random)",
@@ -276,7 +259,6 @@ OTHERS_FLAGS = {
 
 def _resolve_norm(args) -> str:
     from landscape.errors import UserError
-    from landscape.surface.directions import DIRECTION_KINDS
 
     kind = DIRECTION_KINDS[args.directions]
     if args.norm is not None and args.norm not in kind.norms:
@@ -289,7 +271,6 @@ def _resolve_norm(args) -> str:
 
 def _check_direction_flags(args) -> None:
     from landscape.errors import UserError
-    from landscape.surface.directions import DIRECTION_KINDS
 
     needs = DIRECTION_KINDS[args.directions].others
     for others, (flag, takes) in OTHERS_FLAGS.items():
