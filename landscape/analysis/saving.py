@@ -5,10 +5,9 @@ One home for the three rules every such analysis follows:
 * **Resume** -- :func:`read_previous`: an earlier group of the same checkpoint and options is
   read back and only its missing points are computed; a group of other options is replaced
   (said on stderr); a damaged file is an error naming it, never silently restarted.
-* **Sharing the points** -- :func:`owned_mask`: the points left to do are dealt by
-  :meth:`Partition.owned`, whatever the world size of the run that left them.
-  Points this process does not own are presented to the engine as done, so the engine's own
-  skip-what-is-done loop evaluates exactly this process's share.
+* **Sharing the points** -- the engines deal the points left to do by
+  :meth:`Partition.owned`, whatever the world size of the run that left them, and gather
+  their values; :class:`OwnedPoints` carries what they finished into the result's ``done``.
 * **Saving** -- :class:`PeriodicSaver`: finished values are gathered to the writer
   (:func:`gather_values`) and only the writer writes, through the locked, atomic
   :func:`landscape.store.transaction`.
@@ -84,37 +83,21 @@ def _changed_keys(old, new) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
-def owned_mask(done: np.ndarray, partition: Partition = SINGLE) -> np.ndarray:
-    """``done`` as this process's engine should see it: True where a point is done or belongs
-    to another process (the points left are dealt by ``partition.owned``)."""
-    seen = np.ones(done.shape, dtype=bool)
-    left = np.flatnonzero(~done.reshape(-1))
-    seen.reshape(-1)[partition.owned(left)] = False
-    return seen
-
-
 class OwnedPoints:
-    """This process's share of the points left in a result's ``done`` mask.
+    """The points of a result's ``done`` mask as the engine sees them.
 
-    The engine fills ``view`` (:func:`owned_mask`) and the shared ``metrics`` arrays in place;
-    :meth:`sync` brings the points every process has computed since into ``done`` and
-    ``metrics`` on every process (``partition.gather``), ready for the writer to save.
+    The engine deals the points left to the processes itself (:meth:`Partition.owned` in
+    :mod:`landscape.surface.grid`), gathers their values every few seconds and fills the
+    shared ``metrics`` arrays in place; it marks what it finished in ``view``, a copy of
+    ``done``, and :meth:`sync` carries the marks into ``done``, ready for the writer to save.
     """
 
-    def __init__(
-        self, metrics: dict[str, np.ndarray], done: np.ndarray, partition: Partition = SINGLE
-    ) -> None:
-        self.metrics, self.done, self.partition = metrics, done, partition
-        self.view = owned_mask(done, partition)
-        self._before = self.view.copy()
+    def __init__(self, metrics: dict[str, np.ndarray], done: np.ndarray) -> None:
+        self.metrics, self.done = metrics, done
+        self.view = done.copy()
 
     def sync(self) -> None:
-        mine = np.flatnonzero((self.view & ~self._before).reshape(-1))
-        values = {k: v.reshape(-1)[mine] for k, v in self.metrics.items()}
-        for indices, share in self.partition.gather((mine, values)):
-            self.done.reshape(-1)[indices] = True
-            for name, array in self.metrics.items():
-                array.reshape(-1)[indices] = share[name]
+        self.done |= self.view
 
 
 class PeriodicSaver:

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from landscape.loading.context import FIXED_BATCH, AnalysisRequest
 from landscape.registry import CURVATURE_KINDS  # torch-free: --help imports no torch
@@ -498,3 +499,34 @@ def load_setup_from_args(
         bf16=bool(getattr(args, "bf16", False)),
         recalibration_samples=args.samples,
     )
+
+
+# --------------------------------------------------------- the grid commands (surface, interpolate)
+
+
+def parse_splits(text: str) -> list[str]:
+    from landscape.errors import UserError
+
+    splits = [s.strip() for s in str(text).split(",") if s.strip()]
+    bad = [s for s in splits if s not in ("train", "test")]
+    if not splits or bad or len(set(splits)) != len(splits):
+        raise UserError(f"--split {text!r}: give train, test or train,test")
+    return splits
+
+
+def output_path(out: str | None, stem: str) -> Path:
+    """``--out`` checked before any work; default analyses/<label>.h5 (the folder is created)."""
+    from landscape import store
+
+    return store.resolve_output(out, Path("analyses") / f"{stem}.h5")
+
+
+def short_label(path, first) -> str:
+    """A second checkpoint's part of a name: its stem when it lies in the first one's run folder
+    (``run_epoch-045-sgd-to-epoch-060-sam``), else its full ``<run>_<stem>`` label."""
+    import os
+
+    from landscape import store
+
+    same_run = os.path.dirname(os.path.abspath(path)) == os.path.dirname(os.path.abspath(first))
+    return Path(path).stem if same_run else store.checkpoint_label(path)

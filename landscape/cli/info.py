@@ -210,15 +210,6 @@ def describe_result_file(path: str) -> dict:
 
 def result_values(kind: str, group) -> dict:
     """The numbers of one result group that a user asks for, as plain Python values."""
-    import numpy as np
-
-    def array(name: str):
-        return np.asarray(group[name][()], dtype=np.float64) if name in group else None
-
-    def scalar(value):
-        value = np.asarray(value, dtype=np.float64)
-        return float(value) if value.size == 1 else None
-
     out: dict = {}
     if kind == "hessian":
         out.update(_hessian_values(group))

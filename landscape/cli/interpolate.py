@@ -83,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from landscape import store
     from landscape.analysis.interpolation import InterpolationOptions, compute_interpolation
     from landscape.analysis.setup import batch_config, check_same_parameters
-    from landscape.cli.common import load_setup_from_args
-    from landscape.cli.surface import output_path, parse_splits, short_label
+    from landscape.cli.common import load_setup_from_args, output_path, parse_splits, short_label
     from landscape.errors import UserError
 
     if len(args.checkpoints) < 2:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from landscape.cli.common import (
     FIXED_BATCH,
@@ -20,7 +19,10 @@ from landscape.cli.common import (
     add_curvature,
     add_run_options,
     nonnegative_float,
+    output_path,
     parse_grid,
+    parse_splits,
+    short_label,
 )
 from landscape.registry import DIRECTION_KINDS  # torch-free: --help imports no torch
 
@@ -299,22 +301,9 @@ def _default_name(args, one_d: bool) -> str:
         kind = f"between-{short_label(args.other, args.checkpoint)}"
     elif kind == "hessian" and args.curvature not in (None, "hessian"):
         kind = args.curvature  # run_final-ggn-2d beside run_final-hessian-2d, not replacing it
-    return f"{_label(args.checkpoint)}-{kind}-{'1d' if one_d else '2d'}"
-
-
-def _label(path) -> str:
     from landscape.store import checkpoint_label
 
-    return checkpoint_label(path)
-
-
-def short_label(path, first) -> str:
-    """A second checkpoint's part of a name: its stem when it lies in the first one's run folder
-    (``run_epoch-045-sgd-to-epoch-060-sam``), else its full ``<run>_<stem>`` label."""
-    import os
-
-    same_run = os.path.dirname(os.path.abspath(path)) == os.path.dirname(os.path.abspath(first))
-    return Path(path).stem if same_run else _label(path)
+    return f"{checkpoint_label(args.checkpoint)}-{kind}-{'1d' if one_d else '2d'}"
 
 
 def _centre_index(xs, ys):
@@ -329,36 +318,9 @@ def _centre_index(xs, ys):
     return (int(ix[0]), int(iy[0])) if iy.size else None
 
 
-# ------------------------------------------------------------- shared with `landscape interpolate`
-
-
-def parse_splits(text: str) -> list[str]:
-    from landscape.errors import UserError
-
-    splits = [s.strip() for s in str(text).split(",") if s.strip()]
-    bad = [s for s in splits if s not in ("train", "test")]
-    if not splits or bad or len(set(splits)) != len(splits):
-        raise UserError(f"--split {text!r}: give train, test or train,test")
-    return splits
-
-
-def output_path(out: str | None, stem: str) -> Path:
-    """``--out`` checked before any work; default analyses/<label>.h5 (the folder is created)."""
-    from landscape import store
-
-    return store.resolve_output(out, Path("analyses") / f"{stem}.h5")
-
-
 def grid_values(spec):
     """The grid of a spec, with values within rounding of 0 and 1 snapped to exactly 0 and 1
     (the checkpoint itself, and B in a between plane, are then evaluated exactly)."""
     from landscape.analysis.surface import snap_grid
 
     return snap_grid(spec.values())
-
-
-def fit_grid(coordinates, points: int | None = None):
-    """:func:`landscape.analysis.surface.fit_grid` (kept here for existing imports)."""
-    from landscape.analysis.surface import AUTO_POINTS, fit_grid
-
-    return fit_grid(coordinates, points or AUTO_POINTS)

@@ -23,7 +23,6 @@ from landscape import store
 from landscape.errors import UserError
 from landscape.results import interpolation as results_interpolation
 from landscape.results import surface as results_surface
-from landscape.results.interpolation import json_list
 
 log = logging.getLogger(__name__)
 
@@ -235,12 +234,6 @@ def read_meta(group: h5py.Group) -> Meta:
     )
 
 
-def _array(group: h5py.Group, name: str) -> np.ndarray | None:
-    if name not in group or not isinstance(group[name], h5py.Dataset):
-        return None
-    return np.asarray(group[name][()], dtype=float)
-
-
 def _strings(dataset: h5py.Dataset) -> list[str | None]:
     values = dataset[()]
     return [_text(v.decode() if isinstance(v, bytes) else v) for v in np.atleast_1d(values)]
@@ -365,12 +358,6 @@ def read_interpolation(group: h5py.Group) -> Interpolation:
         done=done,
         alpha_label=_text(label),
     )
-
-
-def _json_list(value: Any) -> list:
-    if isinstance(value, np.ndarray):
-        return [_text(v) for v in value.tolist()]
-    return json_list(value)
 
 
 def read_hessian(group: h5py.Group) -> HessianRecord:
