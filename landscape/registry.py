@@ -5,15 +5,18 @@ refuses a name twice), and a spec names its code as ``"module:attribute"`` (or h
 which :func:`resolve` imports only when it runs. So listing a vocabulary -- the command line's
 choices, its help -- imports no torch, and a new entry is one spec in one ``register`` call.
 
-Three registries use it:
+Four registries use it:
 
 * the sharpness measures, :data:`landscape.sharpness.registry.MEASURES` (``--measure``);
 * the curvature matrices, :data:`CURVATURE_KINDS` here (``--curvature``; their operator
   classes through :data:`landscape.curvature.gauss_newton.CURVATURES`);
-* the direction kinds of ``surface``, :data:`DIRECTION_KINDS` here (``--directions``).
+* the direction kinds of ``surface``, :data:`DIRECTION_KINDS` here (``--directions``);
+* the result kinds, :data:`RESULT_KINDS` here: a result file's groups, and what ``info``,
+  ``plot`` and ``report`` show of them.
 
-The curvatures and direction kinds are declared here rather than beside their code because
-the packages that hold the code (``curvature/``, ``surface/``) import torch when imported.
+The curvatures, direction kinds and result kinds are declared here rather than beside their
+code because the packages that hold the code (``curvature/``, ``surface/``, ``plot/``) import
+torch, h5py or matplotlib when imported.
 """
 
 from __future__ import annotations
@@ -150,3 +153,112 @@ for _kind in (
     ),
 ):
     register_direction_kind(_kind)
+
+
+# -------------------------------------------------------------------------------- result kinds
+
+
+@dataclass(frozen=True)
+class ResultKind:
+    """One kind of result, the top-level group ``<name>/`` of a result file, and everything that
+    reads it back, declared once. Each reference is ``"module:attribute"``:
+
+    * ``record``: the stored record, a class with ``write(group)`` and ``read(group)``
+      (:mod:`landscape.results`; docs/file-format.md documents its layout);
+    * ``values``: ``group -> dict``, the numbers ``landscape info`` shows (``--json``: all of
+      them); ``lines``: ``values -> list[str]``, how info words them (None: one line per value);
+      ``options``: ``group -> dict``, the options that made it, by flag name (None: none);
+    * ``reader``: ``group -> record or None``, the figures' view of it (None: not plotted);
+      ``figures``: ``(records, prefix) -> list[FigureJob]``, the figures of a file's records
+      of this kind (:mod:`landscape.plot.discover`);
+    * ``section``: the heading of its section in ``landscape report``.
+
+    Listings (the groups of a file, ``info``, the report's sections) order the kinds by
+    ``rank``, then by registration; ``plot``'s figures and ``--only`` by registration.
+    """
+
+    name: str
+    record: str
+    section: str
+    values: str | None = None
+    lines: str | None = None
+    options: str | None = None
+    reader: str | None = None
+    figures: str | None = None
+    rank: int = 1
+
+
+RESULT_KINDS: dict[str, ResultKind] = {}
+
+
+def register_result_kind(kind: ResultKind) -> ResultKind:
+    """Add ``kind`` to :data:`RESULT_KINDS`: the store lists its groups, ``info``, ``plot`` and
+    ``report`` show them."""
+    return register(RESULT_KINDS, kind, what="result kind")
+
+
+_SUMMARY, _READ, _FIGURES = (
+    "landscape.results.summary",
+    "landscape.plot.results",
+    ("landscape.plot.discover"),
+)
+for _result in (
+    ResultKind(
+        "surface",
+        "landscape.results.surface:Surface",
+        "Loss surfaces",
+        values=f"{_SUMMARY}:surface_values",
+        options=f"{_SUMMARY}:surface_options",
+        reader=f"{_READ}:read_surface",
+        figures=f"{_FIGURES}:surface_figures",
+    ),
+    ResultKind(
+        "interpolation",
+        "landscape.results.interpolation:Interpolation",
+        "Interpolation",
+        values=f"{_SUMMARY}:interpolation_values",
+        reader=f"{_READ}:read_interpolation",
+        figures=f"{_FIGURES}:interpolation_figures",
+    ),
+    ResultKind(
+        "hessian",
+        "landscape.results.hessian:HessianResult",
+        "Curvature",
+        rank=0,  # info and the report lead with the curvature
+        values=f"{_SUMMARY}:hessian_values",
+        lines=f"{_SUMMARY}:hessian_lines",
+        options=f"{_SUMMARY}:hessian_options",
+        reader=f"{_READ}:read_hessian",
+        figures=f"{_FIGURES}:hessian_figures",
+    ),
+    ResultKind(
+        "sharpness",
+        "landscape.results.sharpness:SharpnessResult",
+        "Sharpness",
+        values=f"{_SUMMARY}:sharpness_values",
+        options=f"{_SUMMARY}:sharpness_options",
+        reader=f"{_READ}:read_sharpness",
+        figures=f"{_FIGURES}:sharpness_figures",
+    ),
+    ResultKind(
+        "escape",
+        "landscape.results.escape:EscapeCurve",
+        "Escape from a minimum",
+        values=f"{_SUMMARY}:escape_values",
+        reader=f"{_READ}:read_escape",
+        figures=f"{_FIGURES}:escape_figures",
+    ),
+    ResultKind(
+        "experiment",
+        "landscape.results.experiment:ExperimentResult",
+        "Experiment",
+        reader=f"{_READ}:read_experiment",
+        figures=f"{_FIGURES}:experiment_figures",
+    ),
+):
+    register_result_kind(_result)
+
+
+def ranked_result_kinds() -> list[ResultKind]:
+    """The registered result kinds in the order of listings: by ``rank``, then registration."""
+    return sorted(RESULT_KINDS.values(), key=lambda kind: kind.rank)  # sorted() is stable

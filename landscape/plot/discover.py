@@ -28,6 +28,7 @@ from landscape.plot import (
     surface2d,
 )
 from landscape.plot.results import ResultFile, TrainingLog, read_result_file, read_training_log
+from landscape.registry import RESULT_KINDS, resolve
 
 LOSSES = ("train_loss", "test_loss")
 ACCURACIES = ("train_acc", "test_acc")
@@ -153,7 +154,9 @@ def _plane_words(s) -> str:
 
 
 def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
-    """Every figure one source gives, in a stable order."""
+    """Every figure one source gives, in a stable order: a run's training curves; a result
+    file's figures kind by kind, in the order of :data:`landscape.registry.RESULT_KINDS`,
+    each kind's ``figures`` function on its records."""
     prefix = prefix or source_label(source)
     jobs: list[FigureJob] = []
     if isinstance(source, TrainingLog):
@@ -165,7 +168,20 @@ def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
             lambda source=source: _training(source),
         )
         return jobs
-    for s in source.surfaces:
+    for kind, spec in RESULT_KINDS.items():
+        records = source.records.get(kind)
+        if records and spec.figures is not None:
+            jobs.extend(resolve(spec.figures)(records, prefix))
+    return jobs
+
+
+# Default arguments bind each lambda to its own records (closures would see the last ones).
+
+
+def surface_figures(surfaces: list, prefix: str) -> list[FigureJob]:
+    """Slices, contours, colour maps and 3-D views of each surface."""
+    jobs: list[FigureJob] = []
+    for s in surfaces:
         base = f"{prefix}-surface-{s.name}"
         where = f"{_plane_words(s)} around {_checkpoint_words(s.meta)}"
         if s.ndim == 1:
@@ -209,7 +225,13 @@ def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
                 f"The {words} on {where}, as a colour map.",
                 lambda s=s, m=metric: surface2d.plot_filled(s, m),
             )
-    for it in source.interpolations:
+    return jobs
+
+
+def interpolation_figures(interpolations: list, prefix: str) -> list[FigureJob]:
+    """One figure per interpolation: loss and error along the line, with the barriers."""
+    jobs: list[FigureJob] = []
+    for it in interpolations:
         _job(
             jobs,
             f"{prefix}-interpolation-{it.name}",
@@ -219,71 +241,98 @@ def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
             + ", with the barrier heights.",
             lambda it=it: interpolation.plot_interpolation(it),
         )
-    # Default arguments bind each lambda to its own records (closures would see the last ones).
-    if source.hessian:
-        hess = source.hessian
-        if hessian.has_epoch_series(hess):
-            _job(
-                jobs,
-                f"{prefix}-hessian-epochs",
-                "hessian",
-                "Top Hessian eigenvalues and trace against epoch.",
-                lambda hess=hess: hessian.plot_hessian_vs_epoch(hessian.group_by_run(hess)),
-            )
-        else:
-            _job(
-                jobs,
-                f"{prefix}-hessian-topk",
-                "hessian",
-                "Top Hessian eigenvalues.",
-                lambda hess=hess: hessian.plot_top_eigenvalues(hess),
-            )
-        for r in (r for r in hess if r.blocks):
-            _job(
-                jobs,
-                f"{prefix}-hessian-blocks-{r.name}",
-                "hessian",
-                f"Per-block spectra of {_checkpoint_words(r.meta)}: the largest eigenvalue, trace "
-                "and spectral density of each diagonal block.",
-                lambda r=r: hessian.plot_blocks(r),
-            )
-        dense = [r for r in hess if r.density_grid is not None]
-        if len(dense) > 1:
-            _job(
-                jobs,
-                f"{prefix}-hessian-density",
-                "hessian",
-                "Spectral densities of all checkpoints.",
-                lambda dense=dense: hessian.plot_density(dense),
-            )
-        for r in dense:
-            _job(
-                jobs,
-                f"{prefix}-hessian-density-{r.name}",
-                "hessian",
-                f"Hessian spectral density of {_checkpoint_words(r.meta)}, "
-                "with its top eigenvalues.",
-                lambda r=r: hessian.plot_density([r]),
-            )
-    if source.sharpness:
-        sharp = source.sharpness
-        if sharpness.scalar_measures(sharp):
-            _job(
-                jobs,
-                f"{prefix}-sharpness-measures",
-                "sharpness",
-                "Sharpness measures per checkpoint.",
-                lambda sharp=sharp: sharpness.plot_sharpness_measures(sharp),
-            )
-        for measure in sharpness.curve_measures(sharp):
-            _job(
-                jobs,
-                f"{prefix}-sharpness-{measure}",
-                "sharpness",
-                f"Sharpness measure {measure}.",
-                lambda m=measure, sharp=sharp: sharpness.plot_sharpness_curve(sharp, m),
-            )
-    for x in source.experiments:
+    return jobs
+
+
+def hessian_figures(hess: list, prefix: str) -> list[FigureJob]:
+    """Eigenvalues (against epoch where there are several), per-block spectra, densities."""
+    jobs: list[FigureJob] = []
+    if hessian.has_epoch_series(hess):
+        _job(
+            jobs,
+            f"{prefix}-hessian-epochs",
+            "hessian",
+            "Top Hessian eigenvalues and trace against epoch.",
+            lambda hess=hess: hessian.plot_hessian_vs_epoch(hessian.group_by_run(hess)),
+        )
+    else:
+        _job(
+            jobs,
+            f"{prefix}-hessian-topk",
+            "hessian",
+            "Top Hessian eigenvalues.",
+            lambda hess=hess: hessian.plot_top_eigenvalues(hess),
+        )
+    for r in (r for r in hess if r.blocks):
+        _job(
+            jobs,
+            f"{prefix}-hessian-blocks-{r.name}",
+            "hessian",
+            f"Per-block spectra of {_checkpoint_words(r.meta)}: the largest eigenvalue, trace "
+            "and spectral density of each diagonal block.",
+            lambda r=r: hessian.plot_blocks(r),
+        )
+    dense = [r for r in hess if r.density_grid is not None]
+    if len(dense) > 1:
+        _job(
+            jobs,
+            f"{prefix}-hessian-density",
+            "hessian",
+            "Spectral densities of all checkpoints.",
+            lambda dense=dense: hessian.plot_density(dense),
+        )
+    for r in dense:
+        _job(
+            jobs,
+            f"{prefix}-hessian-density-{r.name}",
+            "hessian",
+            f"Hessian spectral density of {_checkpoint_words(r.meta)}, with its top eigenvalues.",
+            lambda r=r: hessian.plot_density([r]),
+        )
+    return jobs
+
+
+def sharpness_figures(sharp: list, prefix: str) -> list[FigureJob]:
+    """The scalar measures per checkpoint, and each measure with a curve."""
+    jobs: list[FigureJob] = []
+    if sharpness.scalar_measures(sharp):
+        _job(
+            jobs,
+            f"{prefix}-sharpness-measures",
+            "sharpness",
+            "Sharpness measures per checkpoint.",
+            lambda sharp=sharp: sharpness.plot_sharpness_measures(sharp),
+        )
+    for measure in sharpness.curve_measures(sharp):
+        _job(
+            jobs,
+            f"{prefix}-sharpness-{measure}",
+            "sharpness",
+            f"Sharpness measure {measure}.",
+            lambda m=measure, sharp=sharp: sharpness.plot_sharpness_curve(sharp, m),
+        )
+    return jobs
+
+
+def escape_figures(escapes: list, prefix: str) -> list[FigureJob]:
+    """One figure per escape curve: distance, loss and top eigenvalue per SAM step."""
+    jobs: list[FigureJob] = []
+    for e in escapes:
+        _job(
+            jobs,
+            f"{prefix}-escape-{e.name}",
+            "escape",
+            f"SAM steps from {_checkpoint_words(e.meta)}: "
+            "distance travelled, loss and top eigenvalue.",
+            lambda e=e: escape.plot_escape(e),
+        )
+    return jobs
+
+
+def experiment_figures(experiments: list, prefix: str) -> list[FigureJob]:
+    """The late-SAM summary and its dose-response, where the tables hold them."""
+    jobs: list[FigureJob] = []
+    for x in experiments:
         if experiment.panels_present(x):
             _job(
                 jobs,
@@ -300,15 +349,6 @@ def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
                 f"Experiment {x.name}: share of the SGD → full-SAM gap closed against SAM steps.",
                 lambda x=x: experiment.plot_dose_response(x),
             )
-    for e in source.escapes:
-        _job(
-            jobs,
-            f"{prefix}-escape-{e.name}",
-            "escape",
-            f"SAM steps from {_checkpoint_words(e.meta)}: "
-            "distance travelled, loss and top eigenvalue.",
-            lambda e=e: escape.plot_escape(e),
-        )
     return jobs
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 
 from landscape import store
 from landscape.errors import UserError
+from landscape.registry import RESULT_KINDS, resolve
 from landscape.results import interpolation as results_interpolation
 from landscape.results import surface as results_surface
 
@@ -172,6 +174,10 @@ class Experiment:
 
 @dataclass
 class ResultFile:
+    """The records of one result file, by kind (:meth:`of`; the figure views of
+    :data:`READERS`), and the groups no figure reads (``skipped``). The built-in kinds have
+    named lists (``surfaces``, ...); kinds registered later go in ``others``."""
+
     path: Path
     surfaces: list[Surface] = field(default_factory=list)
     interpolations: list[Interpolation] = field(default_factory=list)
@@ -179,21 +185,37 @@ class ResultFile:
     sharpness: list[SharpnessRecord] = field(default_factory=list)
     escapes: list[Escape] = field(default_factory=list)
     experiments: list[Experiment] = field(default_factory=list)
+    others: dict[str, list] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
 
     @property
     def stem(self) -> str:
         return self.path.stem
 
+    def of(self, kind: str) -> list:
+        """The records of ``kind`` (the list itself: append to it)."""
+        if kind in NAMED_LISTS:
+            return getattr(self, NAMED_LISTS[kind])
+        return self.others.setdefault(kind, [])
+
+    @property
+    def records(self) -> dict[str, list]:
+        """Every kind's records, by kind."""
+        return {**{k: getattr(self, v) for k, v in NAMED_LISTS.items()}, **self.others}
+
     def is_empty(self) -> bool:
-        return not (
-            self.surfaces
-            or self.interpolations
-            or self.hessian
-            or self.sharpness
-            or self.escapes
-            or self.experiments
-        )
+        return not any(self.records.values())
+
+
+# The lists of ResultFile that hold the built-in kinds (the figure modules use these names).
+NAMED_LISTS = {
+    "surface": "surfaces",
+    "interpolation": "interpolations",
+    "hessian": "hessian",
+    "sharpness": "sharpness",
+    "escape": "escapes",
+    "experiment": "experiments",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -455,14 +477,24 @@ def read_experiment(group: h5py.Group) -> Experiment | None:
     )
 
 
-READERS = {
-    "surface": read_surface,
-    "interpolation": read_interpolation,
-    "hessian": read_hessian,
-    "sharpness": read_sharpness,
-    "escape": read_escape,
-    "experiment": read_experiment,
-}
+class _Readers(Mapping):
+    """The figure reader of every registered result kind that has one
+    (:data:`landscape.registry.RESULT_KINDS`, ``reader``), imported on access."""
+
+    def __getitem__(self, kind: str) -> Callable[[h5py.Group], Any]:
+        reader = RESULT_KINDS[kind].reader
+        if reader is None:
+            raise KeyError(kind)
+        return resolve(reader)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, spec in RESULT_KINDS.items() if spec.reader is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+READERS: Mapping[str, Callable[[h5py.Group], Any]] = _Readers()
 
 
 def read_result_file(path: str | Path) -> ResultFile:
@@ -479,14 +511,7 @@ def read_result_file(path: str | Path) -> ResultFile:
             if record is None:
                 result.skipped.append(f"{kind}/{name}")
                 continue
-            {
-                "surface": result.surfaces,
-                "interpolation": result.interpolations,
-                "hessian": result.hessian,
-                "sharpness": result.sharpness,
-                "escape": result.escapes,
-                "experiment": result.experiments,
-            }[kind].append(record)
+            result.of(kind).append(record)
     if result.skipped:
         log.info("%s: not plotted (no figure for these yet): %s", path, ", ".join(result.skipped))
     if result.is_empty():
