@@ -100,7 +100,7 @@ def measure_sharpness(
     partition: Partition = SINGLE,
 ) -> list[tuple[object, float]]:
     """Every measure of ``options`` on one model, each one phase of ``reporter``: the
-    :class:`landscape.sharpness.SharpnessResult` of each with its seconds, in order. With a
+    :class:`landscape.sharpness.SharpnessMeasurement` of each with its seconds, in order. With a
     ``partition`` of several processes the sums are data-parallel and the writer's measured
     batch size is everyone's."""
     from landscape.sharpness import MEASURES, compute_measure, worst_case_sharpness_radii

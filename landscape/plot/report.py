@@ -21,7 +21,7 @@ import numpy as np
 from landscape import __version__
 from landscape.plot import style
 from landscape.plot.discover import FigureJob, Source
-from landscape.plot.results import Experiment, Meta, ResultFile, Surface, TrainingLog
+from landscape.plot.results import Experiment, Meta, ResultFile, SurfaceRecord, TrainingLog
 from landscape.registry import ranked_result_kinds
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def _value_at(axis: np.ndarray, values: np.ndarray, point: float) -> float | Non
     return value if math.isfinite(value) else None
 
 
-def _centre_acc(surface: Surface) -> float | None:
+def _centre_acc(surface: SurfaceRecord) -> float | None:
     acc = surface.metrics["test_acc"]
     if surface.ndim == 1:
         return _value_at(surface.x, acc, 0.0)

@@ -62,7 +62,7 @@ class Trajectory:
 
 
 @dataclass
-class Surface:
+class SurfaceRecord:
     """``surface/<name>``: values shaped (nx,) or (nx, ny) in 'ij' order, NaN where not done."""
 
     name: str
@@ -86,7 +86,7 @@ class Surface:
 
 
 @dataclass
-class Interpolation:
+class InterpolationRecord:
     """``interpolation/<name>``; a polyline through K+1 checkpoints has checkpoint k at α = k."""
 
     name: str
@@ -179,8 +179,8 @@ class ResultFile:
     named lists (``surfaces``, ...); kinds registered later go in ``others``."""
 
     path: Path
-    surfaces: list[Surface] = field(default_factory=list)
-    interpolations: list[Interpolation] = field(default_factory=list)
+    surfaces: list[SurfaceRecord] = field(default_factory=list)
+    interpolations: list[InterpolationRecord] = field(default_factory=list)
     hessian: list[HessianRecord] = field(default_factory=list)
     sharpness: list[SharpnessRecord] = field(default_factory=list)
     escapes: list[Escape] = field(default_factory=list)
@@ -288,7 +288,7 @@ def _metrics(stored: dict[str, np.ndarray], shape: tuple[int, ...], where: str) 
 # one reader per result kind: the result modules read, these check and prepare for drawing
 
 
-def read_surface(group: h5py.Group) -> Surface:
+def read_surface(group: h5py.Group) -> SurfaceRecord:
     where = group.name.lstrip("/")
     if "x" not in group:
         raise UserError(
@@ -333,7 +333,7 @@ def read_surface(group: h5py.Group) -> Surface:
         x, x_label = (y, y_label) if along_y else (x, x_label)
         metrics = {k: v.reshape(-1) for k, v in metrics.items()}
         done, y, y_label = done.reshape(-1), None, None
-    return Surface(
+    return SurfaceRecord(
         name=group.name.split("/")[-1],
         x=x,
         y=y,
@@ -347,7 +347,7 @@ def read_surface(group: h5py.Group) -> Surface:
     )
 
 
-def read_interpolation(group: h5py.Group) -> Interpolation:
+def read_interpolation(group: h5py.Group) -> InterpolationRecord:
     where = group.name.lstrip("/")
     if "alpha" not in group:
         raise UserError(
@@ -365,7 +365,7 @@ def read_interpolation(group: h5py.Group) -> Interpolation:
             metrics[name] = np.where(done, metrics[name], np.nan)
     barriers = {f"barrier_{k}": v for k, v in stored.barriers.items() if math.isfinite(v)}
     label = group["alpha"].attrs.get("label")
-    return Interpolation(
+    return InterpolationRecord(
         name=group.name.split("/")[-1],
         alpha=alpha,
         metrics=metrics,

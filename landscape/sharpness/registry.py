@@ -27,7 +27,7 @@ CURVATURE = ("curvature", "fisher_samples", "loss_name")  # the matrix of the cu
 class MeasureSpec:
     """One measure. ``function`` is ``"module:attribute"``, called as ``f(model, loss_fn,
     inputs, targets, **fixed, **accepted options)`` and returning a
-    :class:`landscape.sharpness.SharpnessResult`; ``radius`` is ``(parameter, options)``: the
+    :class:`landscape.sharpness.SharpnessMeasurement`; ``radius`` is ``(parameter, options)``: the
     first of ``options`` given replaces ``parameter``; ``work`` is ``"gradient"``,
     ``"forward"`` or ``"hvp"``."""
 
