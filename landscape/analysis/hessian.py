@@ -19,6 +19,7 @@ import torch
 
 from landscape import store
 from landscape.analysis.provenance import provenance_of
+from landscape.analysis.saving import save_result
 from landscape.errors import UserError
 from landscape.loading.context import FIXED_BATCH
 from landscape.parallel import SINGLE, Partition
@@ -384,13 +385,8 @@ def _config(options: HessianOptions, chosen: dict) -> dict:
 def save(out: str | Path, target, result: HessianResult) -> str:
     """Store one checkpoint's result in ``hessian/<name>`` of ``out``; returns the name used
     (a group holding another checkpoint's result is never replaced: NAME-2 instead)."""
-    with store.transaction(out) as f:
-        name, exists = store.claim_group_name(
-            f, "hessian", target.stem, [target.sha256], where=f" in {out}"
-        )
-        if exists:
-            log.warning(
-                "replacing hessian/%s in %s: the same checkpoint, analysed again", name, out
-            )
+
+    def write(f, name: str) -> None:
         result.write(store.replace_group(f, f"hessian/{name}"))
-    return name
+
+    return save_result(out, "hessian", target.stem, [target.sha256], write)

@@ -83,6 +83,35 @@ def _changed_keys(old, new) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
+def save_result(
+    out: str | Path,
+    kind: str,
+    base: str,
+    checkpoints: list[str],
+    write: Callable[[h5py.File, str], None],
+    *,
+    merge: bool = False,
+) -> str:
+    """Save a one-shot result (hessian, sharpness, escape) as ``<kind>/<name>`` of ``out`` in
+    one transaction, ``write(f, name)`` writing it; returns the name. The name is ``base``
+    unless that group holds another checkpoint's result (by the ``checkpoints``' hashes): then
+    ``base-2``, ... -- a result is never replaced by another checkpoint's. The same checkpoint
+    analysed again replaces its group (``merge``: its measures are merged, said at info level)."""
+    with store.transaction(out) as f:
+        name, exists = store.claim_group_name(f, kind, base, checkpoints, where=f" in {out}")
+        if exists:
+            logging.getLogger(f"landscape.{kind}").log(
+                logging.INFO if merge else logging.WARNING,
+                "%s %s/%s in %s: the same checkpoint, analysed again",
+                "updating" if merge else "replacing",
+                kind,
+                name,
+                out,
+            )
+        write(f, name)
+    return name
+
+
 class OwnedPoints:
     """The points of a result's ``done`` mask as the engine sees them.
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from landscape import store
 from landscape.analysis.provenance import provenance_of
+from landscape.analysis.saving import save_result
 from landscape.loading.context import FIXED_BATCH
 from landscape.parallel import SINGLE, Partition
 from landscape.progress import Reporter
@@ -192,11 +192,8 @@ def _config(options: SharpnessOptions) -> dict:
 def save(out: str | Path, target, result: SharpnessResult) -> str:
     """Write ``result`` to ``sharpness/<name>`` of ``out`` (merged with the measures there from
     the same checkpoint and examples); returns the name used."""
-    with store.transaction(out) as f:
-        name, exists = store.claim_group_name(
-            f, "sharpness", target.stem, [target.sha256], where=f" in {out}"
-        )
-        if exists:
-            log.info("updating sharpness/%s in %s: the same checkpoint, analysed again", name, out)
+
+    def write(f, name: str) -> None:
         write_merged(f, name, result)
-    return name
+
+    return save_result(out, "sharpness", target.stem, [target.sha256], write, merge=True)
