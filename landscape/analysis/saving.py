@@ -112,6 +112,18 @@ def save_result(
     return name
 
 
+def claim_grid_group(
+    out: str | Path, kind: str, base: str, checkpoints: list[str], partition: Partition = SINGLE
+) -> str:
+    """The group ``<kind>/<name>`` a grid (surface, interpolation) of the ``checkpoints``
+    (hashes) goes to: ``base``, unless it holds other checkpoints' result (then ``base-2``,
+    ...); claimed by the writer and taken by every process."""
+    name = partition.broadcast(
+        store.claim_group_name_in(out, kind, base, checkpoints)[0] if partition.is_writer else None
+    )
+    return f"{kind}/{name}"
+
+
 class OwnedPoints:
     """The points of a result's ``done`` mask as the engine sees them.
 

@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.analysis.saving import OwnedPoints, PeriodicSaver, read_previous, write_new_group
+from landscape.analysis.saving import (
+    OwnedPoints,
+    PeriodicSaver,
+    claim_grid_group,
+    read_previous,
+    write_new_group,
+)
 from landscape.analysis.setup import Setup
 from landscape.parallel import SINGLE, Partition
 from landscape.progress import Reporter, cli_reporter
@@ -206,6 +212,12 @@ def new_surface(
         trajectory=trajectory,
     )
     return surface, plane.directions
+
+
+def surface_group(out: Path, setup: Setup, base: str) -> str:
+    """The group ``surface/<name>`` of ``out`` a surface around ``setup``'s centre checkpoint
+    goes to (:func:`~landscape.analysis.saving.claim_grid_group`)."""
+    return claim_grid_group(out, "surface", base, [setup.targets[0].sha256], setup.partition)
 
 
 def compute_surface(

@@ -81,7 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from landscape import store
-    from landscape.analysis.interpolation import InterpolationOptions, compute_interpolation
+    from landscape.analysis.interpolation import (
+        InterpolationOptions,
+        compute_interpolation,
+        interpolation_group,
+    )
     from landscape.analysis.setup import batch_config, check_same_parameters
     from landscape.cli.common import load_setup_from_args, output_path, parse_splits, short_label
     from landscape.errors import UserError
@@ -97,13 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     setup = load_setup_from_args(args, args.checkpoints, splits)
     targets = setup.targets
-    partition = setup.partition  # torchrun: points dealt to ranks, rank 0 writes
-    name = partition.broadcast(
-        store.claim_group_name_in(out, "interpolation", base_name, [t.sha256 for t in targets])[0]
-        if partition.is_writer
-        else None
-    )
-    group_path = f"interpolation/{name}"
+    group_path = interpolation_group(out, setup, base_name)  # torchrun: claimed by rank 0
     for target in targets[1:]:
         check_same_parameters(targets[0], target)
     config = {

@@ -146,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         PlaneError,
         SurfaceOptions,
         compute_surface,
+        surface_group,
     )
     from landscape.cli.common import load_setup_from_args, resolve_curvature
     from landscape.errors import UserError
@@ -168,12 +169,7 @@ def run(args: argparse.Namespace) -> int:
         stack=args.bn == "eval",
     )
     centre = setup.targets[0]
-    partition = setup.partition  # torchrun: grid points dealt to ranks, rank 0 writes
-    name = partition.broadcast(
-        store.claim_group_name_in(out, "surface", base_name, [centre.sha256])[0]
-        if partition.is_writer
-        else None
-    )
+    group_path = surface_group(out, setup, base_name)  # torchrun: claimed by rank 0, the writer
     others = setup.targets[1:]
     for target in others:
         check_same_parameters(centre, target)
@@ -216,7 +212,6 @@ def run(args: argparse.Namespace) -> int:
         fisher_samples=args.fisher_samples,
         loss=args.loss,
     )
-    group_path = f"surface/{name}"
     try:
         surface = compute_surface(options, setup, out, group_path, partition=setup.partition)
     except PlaneError as exc:
