@@ -169,7 +169,7 @@ class ResultKind:
       them); ``lines``: ``values -> list[str]``, how info words them (None: one line per value);
       ``options``: ``group -> dict``, the options that made it, by flag name (None: none);
     * ``reader``: ``group -> record or None``, the figures' view of it (None: not plotted);
-      ``figures``: ``(records, prefix) -> list[FigureJob]``, the figures of a file's records
+      ``figures``: ``(records, prefix) -> iterable of FigureJob``, the figures of a file's records
       of this kind (:mod:`landscape.plot.discover`);
     * ``section``: the heading of its section in ``landscape report``.
 

@@ -19,13 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from landscape.analysis.saving import (
-    OwnedPoints,
-    PeriodicSaver,
-    claim_grid_group,
-    read_previous,
-    write_new_group,
-)
+from landscape.analysis.saving import OwnedPoints, PeriodicSaver, read_previous, write_new_group
 from landscape.analysis.setup import Setup
 from landscape.parallel import SINGLE, Partition
 from landscape.progress import Reporter, cli_reporter
@@ -91,6 +85,8 @@ def interpolation_group(out: Path, setup: Setup, base: str) -> str:
     """The group ``interpolation/<name>`` of ``out`` the path through ``setup``'s checkpoints
     goes to (:func:`~landscape.analysis.saving.claim_grid_group`)."""
     shas = [t.sha256 for t in setup.targets]
+    from landscape.analysis.saving import claim_grid_group
+
     return claim_grid_group(out, "interpolation", base, shas, setup.partition)
 
 

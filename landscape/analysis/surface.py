@@ -21,13 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.analysis.saving import (
-    OwnedPoints,
-    PeriodicSaver,
-    claim_grid_group,
-    read_previous,
-    write_new_group,
-)
+from landscape.analysis.saving import OwnedPoints, PeriodicSaver, read_previous, write_new_group
 from landscape.analysis.setup import Setup
 from landscape.parallel import SINGLE, Partition
 from landscape.progress import Reporter, cli_reporter
@@ -217,6 +211,8 @@ def new_surface(
 def surface_group(out: Path, setup: Setup, base: str) -> str:
     """The group ``surface/<name>`` of ``out`` a surface around ``setup``'s centre checkpoint
     goes to (:func:`~landscape.analysis.saving.claim_grid_group`)."""
+    from landscape.analysis.saving import claim_grid_group
+
     return claim_grid_group(out, "surface", base, [setup.targets[0].sha256], setup.partition)
 
 

@@ -473,6 +473,22 @@ def load_for_analysis(
     return context, x, y
 
 
+def grid_config(args: argparse.Namespace, setup, splits: list[str]) -> dict:
+    """The entries of a grid's config (its resume identity) that surface and interpolate share:
+    the examples, the batches that change the numbers, the loss, the data and the dtype."""
+    from landscape.analysis.setup import batch_config
+
+    return {
+        "splits": splits,
+        "samples": setup.samples,
+        "subset_seed": args.subset_seed,
+        **batch_config(setup, args.bn),
+        "loss": args.loss,
+        "dataset": setup.data.name,
+        "dtype": args.dtype,
+    }
+
+
 def load_setup_from_args(
     args: argparse.Namespace,
     checkpoints: list[str],
@@ -502,6 +518,26 @@ def load_setup_from_args(
 
 
 # --------------------------------------------------------- the grid commands (surface, interpolate)
+
+GRID_SAMPLES = 2000  # examples per split of surface and interpolate
+
+
+def add_grid_run_options(
+    parser: argparse.ArgumentParser, out_help: str, *, splits: str, batch: str, seed: bool
+) -> None:
+    """The options the grid commands share, after their own: --save-every, the run options
+    (with --channels-last and --bf16) and the model and data flags, --samples defaulting to
+    :data:`GRID_SAMPLES` per split and --batch-size as ``batch`` says."""
+    parser.add_argument(
+        "--save-every",
+        type=nonnegative_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="write finished points to the file this often (default: 5)",
+    )
+    add_run_options(parser, out_help, seed=seed, fast=True)
+    add_analysis_inputs(parser, splits=splits, samples=f"{GRID_SAMPLES} per split", batch=batch)
+    parser.set_defaults(samples=GRID_SAMPLES)
 
 
 def parse_splits(text: str) -> list[str]:

@@ -14,11 +14,10 @@ import logging
 
 from landscape.cli.common import (
     FIXED_BATCH,
-    add_analysis_inputs,
+    GRID_SAMPLES,
     add_bn,
     add_curvature,
-    add_run_options,
-    nonnegative_float,
+    add_grid_run_options,
     output_path,
     parse_grid,
     parse_splits,
@@ -67,7 +66,7 @@ examples:
 """
 
 DEFAULT_GRID = "-1:1:51"
-DEFAULT_SAMPLES = 2000
+DEFAULT_SAMPLES = GRID_SAMPLES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,33 +113,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="result group name (default: <run>_<stem>-<directions>-<1d|2d>; a --curvature "
         "other than hessian in place of <directions>)",
     )
-    parser.add_argument(
-        "--save-every",
-        type=nonnegative_float,
-        default=5.0,
-        metavar="SECONDS",
-        help="write finished points to the file this often (default: 5)",
-    )
-    add_run_options(
+    add_grid_run_options(
         parser,
         "result file (default: analyses/<run>_<stem>.h5, run = the checkpoint's folder)",
-        fast=True,
-    )
-    add_analysis_inputs(
-        parser,
         splits="train",
-        samples=f"{DEFAULT_SAMPLES} per split",
         batch=f"measured; {FIXED_BATCH} (or the subset size if smaller) where batches define "
         "BatchNorm statistics",
+        seed=True,
     )
-    parser.set_defaults(samples=DEFAULT_SAMPLES)
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from landscape import store
-    from landscape.analysis.setup import batch_config, check_same_parameters
+    from landscape.analysis.setup import check_same_parameters
     from landscape.analysis.surface import (
         AUTO_POINTS,
         PlaneError,
@@ -148,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         compute_surface,
         surface_group,
     )
-    from landscape.cli.common import load_setup_from_args, resolve_curvature
+    from landscape.cli.common import grid_config, load_setup_from_args, resolve_curvature
     from landscape.errors import UserError
 
     x_spec, y_spec = _grid_specs(args)
@@ -181,13 +168,7 @@ def run(args: argparse.Namespace) -> int:
         "bn": args.bn,
         "x": f"auto:{AUTO_POINTS}" if auto else str(x_spec),
         "y": f"auto:{AUTO_POINTS}" if auto else (None if y_spec is None else str(y_spec)),
-        "splits": splits,
-        "samples": setup.samples,
-        "subset_seed": args.subset_seed,
-        **batch_config(setup, args.bn),
-        "loss": args.loss,
-        "dataset": setup.data.name,
-        "dtype": args.dtype,
+        **grid_config(args, setup, splits),
         "seed": args.seed,
         **_curvature_config(args),
         "trajectory": [{"path": str(t.path), "sha256": t.sha256} for t in others]

@@ -9,7 +9,7 @@ comparisons across sources are ``compare-<kind>``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,7 +123,11 @@ def source_label(source: Source) -> str:
 
 
 def _job(jobs: list, name: str, kind: str, caption: str, build: Callable[[], Figure]) -> None:
-    jobs.append(FigureJob(safe_name(name), kind, caption, build))
+    jobs.append(_figure(name, kind, caption, build))
+
+
+def _figure(name: str, kind: str, caption: str, build: Callable[[], Figure]) -> FigureJob:
+    return FigureJob(safe_name(name), kind, caption, build)
 
 
 QUANTITY_WORDS = {
@@ -178,15 +182,13 @@ def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
 # Default arguments bind each lambda to its own records (closures would see the last ones).
 
 
-def surface_figures(surfaces: list, prefix: str) -> list[FigureJob]:
+def surface_figures(surfaces: list, prefix: str) -> Iterator[FigureJob]:
     """Slices, contours, colour maps and 3-D views of each surface."""
-    jobs: list[FigureJob] = []
     for s in surfaces:
         base = f"{prefix}-surface-{s.name}"
         where = f"{_plane_words(s)} around {_checkpoint_words(s.meta)}"
         if s.ndim == 1:
-            _job(
-                jobs,
+            yield _figure(
                 f"{base}-slice",
                 "surface",
                 f"Loss and accuracy along {where}.",
@@ -195,22 +197,19 @@ def surface_figures(surfaces: list, prefix: str) -> list[FigureJob]:
             continue
         for metric in (m for m in LOSSES if m in s.metrics):
             words = QUANTITY_WORDS.get(metric, metric)
-            _job(
-                jobs,
+            yield _figure(
                 f"{base}-contour-{metric}",
                 "surface",
                 f"Contour lines of the {words} on {where}.",
                 lambda s=s, m=metric: surface2d.plot_contour(s, m),
             )
-            _job(
-                jobs,
+            yield _figure(
                 f"{base}-filled-{metric}",
                 "surface",
                 f"The {words} on {where}, as a colour map.",
                 lambda s=s, m=metric: surface2d.plot_filled(s, m),
             )
-            _job(
-                jobs,
+            yield _figure(
                 f"{base}-3d-{metric}",
                 "surface",
                 f"The {words} on {where}, in 3-D.",
@@ -218,22 +217,18 @@ def surface_figures(surfaces: list, prefix: str) -> list[FigureJob]:
             )
         for metric in (m for m in ACCURACIES if m in s.metrics):
             words = QUANTITY_WORDS.get(metric, metric)
-            _job(
-                jobs,
+            yield _figure(
                 f"{base}-filled-{metric}",
                 "surface",
                 f"The {words} on {where}, as a colour map.",
                 lambda s=s, m=metric: surface2d.plot_filled(s, m),
             )
-    return jobs
 
 
-def interpolation_figures(interpolations: list, prefix: str) -> list[FigureJob]:
+def interpolation_figures(interpolations: list, prefix: str) -> Iterator[FigureJob]:
     """One figure per interpolation: loss and error along the line, with the barriers."""
-    jobs: list[FigureJob] = []
     for it in interpolations:
-        _job(
-            jobs,
+        yield _figure(
             f"{prefix}-interpolation-{it.name}",
             "interpolation",
             f"Loss and error on the straight line from {it.a_name} to {it.b_name}"
@@ -241,31 +236,26 @@ def interpolation_figures(interpolations: list, prefix: str) -> list[FigureJob]:
             + ", with the barrier heights.",
             lambda it=it: interpolation.plot_interpolation(it),
         )
-    return jobs
 
 
-def hessian_figures(hess: list, prefix: str) -> list[FigureJob]:
+def hessian_figures(hess: list, prefix: str) -> Iterator[FigureJob]:
     """Eigenvalues (against epoch where there are several), per-block spectra, densities."""
-    jobs: list[FigureJob] = []
     if hessian.has_epoch_series(hess):
-        _job(
-            jobs,
+        yield _figure(
             f"{prefix}-hessian-epochs",
             "hessian",
             "Top Hessian eigenvalues and trace against epoch.",
             lambda hess=hess: hessian.plot_hessian_vs_epoch(hessian.group_by_run(hess)),
         )
     else:
-        _job(
-            jobs,
+        yield _figure(
             f"{prefix}-hessian-topk",
             "hessian",
             "Top Hessian eigenvalues.",
             lambda hess=hess: hessian.plot_top_eigenvalues(hess),
         )
     for r in (r for r in hess if r.blocks):
-        _job(
-            jobs,
+        yield _figure(
             f"{prefix}-hessian-blocks-{r.name}",
             "hessian",
             f"Per-block spectra of {_checkpoint_words(r.meta)}: the largest eigenvalue, trace "
@@ -274,82 +264,68 @@ def hessian_figures(hess: list, prefix: str) -> list[FigureJob]:
         )
     dense = [r for r in hess if r.density_grid is not None]
     if len(dense) > 1:
-        _job(
-            jobs,
+        yield _figure(
             f"{prefix}-hessian-density",
             "hessian",
             "Spectral densities of all checkpoints.",
             lambda dense=dense: hessian.plot_density(dense),
         )
     for r in dense:
-        _job(
-            jobs,
+        yield _figure(
             f"{prefix}-hessian-density-{r.name}",
             "hessian",
             f"Hessian spectral density of {_checkpoint_words(r.meta)}, with its top eigenvalues.",
             lambda r=r: hessian.plot_density([r]),
         )
-    return jobs
 
 
-def sharpness_figures(sharp: list, prefix: str) -> list[FigureJob]:
+def sharpness_figures(sharp: list, prefix: str) -> Iterator[FigureJob]:
     """The scalar measures per checkpoint, and each measure with a curve."""
-    jobs: list[FigureJob] = []
     if sharpness.scalar_measures(sharp):
-        _job(
-            jobs,
+        yield _figure(
             f"{prefix}-sharpness-measures",
             "sharpness",
             "Sharpness measures per checkpoint.",
             lambda sharp=sharp: sharpness.plot_sharpness_measures(sharp),
         )
     for measure in sharpness.curve_measures(sharp):
-        _job(
-            jobs,
+        yield _figure(
             f"{prefix}-sharpness-{measure}",
             "sharpness",
             f"Sharpness measure {measure}.",
             lambda m=measure, sharp=sharp: sharpness.plot_sharpness_curve(sharp, m),
         )
-    return jobs
 
 
-def escape_figures(escapes: list, prefix: str) -> list[FigureJob]:
+def escape_figures(escapes: list, prefix: str) -> Iterator[FigureJob]:
     """One figure per escape curve: distance, loss and top eigenvalue per SAM step."""
-    jobs: list[FigureJob] = []
     for e in escapes:
-        _job(
-            jobs,
+        yield _figure(
             f"{prefix}-escape-{e.name}",
             "escape",
             f"SAM steps from {_checkpoint_words(e.meta)}: "
             "distance travelled, loss and top eigenvalue.",
             lambda e=e: escape.plot_escape(e),
         )
-    return jobs
 
 
-def experiment_figures(experiments: list, prefix: str) -> list[FigureJob]:
+def experiment_figures(experiments: list, prefix: str) -> Iterator[FigureJob]:
     """The late-SAM summary and its dose-response, where the tables hold them."""
-    jobs: list[FigureJob] = []
     for x in experiments:
         if experiment.panels_present(x):
-            _job(
-                jobs,
+            yield _figure(
                 f"{prefix}-experiment-{x.name}",
                 "experiment",
                 f"Experiment {x.name}: test error and sharpness against the SAM start epoch.",
                 lambda x=x: experiment.plot_late_sam_summary(x),
             )
         if experiment.gap_panels_present(x):
-            _job(
-                jobs,
+            yield _figure(
                 f"{prefix}-experiment-{x.name}-dose-response",
                 "experiment",
                 f"Experiment {x.name}: share of the SGD → full-SAM gap closed against SAM steps.",
                 lambda x=x: experiment.plot_dose_response(x),
             )
-    return jobs
 
 
 def _training(log: TrainingLog) -> Figure:
