@@ -1,10 +1,10 @@
 """``landscape.load``: from a checkpoint file to a model, its data and what is known about it.
 
-The notebook's way in. It goes through :func:`landscape.loading.loader.load_models`, the loading
-path of every analysis command, so a checkpoint that ``landscape hessian CKPT --arch ...
---dataset ...`` reads, ``landscape.load(CKPT, arch=..., dataset=...)`` reads the same way:
-the same formats and safety rules, the same architecture resolution and mismatch reports,
-the same data and normalisation.
+The notebook's way in. It goes through :func:`landscape.loading.context.build_context`, the
+loading path of every analysis command and of the experiment, so a checkpoint that
+``landscape hessian CKPT --arch ... --dataset ...`` reads, ``landscape.load(CKPT, arch=...,
+dataset=...)`` reads the same way: the same formats and safety rules, the same architecture
+resolution and mismatch reports, the same data and normalisation.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ def load(
     Bad input raises :class:`landscape.errors.UserError` with the message the command line
     would print.
     """
-    from landscape.devices import resolve_device, resolve_dtype
-    from landscape.loading.loader import DataSource, ModelSource, load_models
+    from landscape.loading.context import AnalysisRequest, build_context
+    from landscape.loading.loader import DataSource, ModelSource
 
     model_source = ModelSource(
         arch=arch,
@@ -85,11 +85,19 @@ def load(
         std=None if std is None else tuple(std),
         download=download,
     )
-    torch_device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
-    torch_dtype = resolve_dtype(dtype) if isinstance(dtype, str) else dtype
-    (target,), loaded_data = load_models(
-        [path], model_source, data_source, torch_device, torch_dtype
+    # a notebook is one process: no process group is joined even under torchrun
+    context = build_context(
+        AnalysisRequest(
+            checkpoints=(path,),
+            model=model_source,
+            data=data_source,
+            device=device,
+            dtype=dtype,
+            distributed=False,
+        )
     )
+    (target,), loaded_data = context.targets, context.data
+    torch_device, torch_dtype = context.device, context.dtype
     metadata = {
         "path": target.path,
         "name": target.stem,

@@ -29,9 +29,9 @@ import numpy as np
 from landscape import __version__, interrupt
 from landscape.atomic import write_atomic, write_error, write_target
 from landscape.errors import UserError
+from landscape.registry import ranked_result_kinds
 
 SCHEMA_VERSION = 1
-RESULT_KINDS = ("hessian", "surface", "interpolation", "sharpness", "escape", "experiment")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
@@ -74,7 +74,7 @@ def _check_existing_results(path: Path) -> None:
     except OSError as exc:
         raise UserError(corrupt_message(path, exc)) from exc
     with handle as f:
-        for kind in RESULT_KINDS:
+        for kind in (k.name for k in ranked_result_kinds()):
             if kind in f and not isinstance(f[kind], h5py.Group):
                 raise UserError(
                     f"output {path} holds '{kind}' as a dataset, where landscape keeps a group "
@@ -375,7 +375,7 @@ def write_dataset(group: h5py.Group, name: str, data: Any, **attrs: Any) -> h5py
 def list_results(f: h5py.File) -> list[tuple[str, str]]:
     """``(kind, name)`` for every result group in a file, in file order."""
     found = []
-    for kind in RESULT_KINDS:
+    for kind in (k.name for k in ranked_result_kinds()):  # registered (landscape.registry)
         if kind in f and isinstance(f[kind], h5py.Group):
             for name in f[kind]:
                 found.append((kind, name))

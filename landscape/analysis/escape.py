@@ -17,13 +17,13 @@ import torch
 
 from landscape import store
 from landscape.analysis.provenance import provenance_of
+from landscape.analysis.saving import save_result
+from landscape.loading.context import FIXED_BATCH
 from landscape.parallel import SINGLE, Partition
 from landscape.progress import Reporter
 from landscape.results.escape import EscapeCurve
 
 log = logging.getLogger("landscape.escape")
-
-FIXED_BATCH = 512  # the batch where it defines the statistics (bn_mode="train"), as in cli.common
 
 
 @dataclass
@@ -130,11 +130,8 @@ def analyse_escape(
 
 def save(out: str | Path, target, curve: EscapeCurve, base: str) -> str:
     """Write ``curve`` to ``escape/<name>`` of ``out``; returns the name used."""
-    with store.transaction(out) as f:
-        name, exists = store.claim_group_name(
-            f, "escape", base, [target.sha256], where=f" in {out}"
-        )
-        if exists:
-            log.warning("replacing escape/%s in %s: the same checkpoint, analysed again", name, out)
+
+    def write(f, name: str) -> None:
         curve.write(store.replace_group(f, f"escape/{name}"))
-    return name
+
+    return save_result(out, "escape", base, [target.sha256], write)

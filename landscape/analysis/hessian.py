@@ -19,14 +19,15 @@ import torch
 
 from landscape import store
 from landscape.analysis.provenance import provenance_of
+from landscape.analysis.saving import save_result
+from landscape.errors import UserError
+from landscape.loading.context import FIXED_BATCH
 from landscape.parallel import SINGLE, Partition
 from landscape.progress import Reporter
 from landscape.results import Provenance
 from landscape.results.hessian import Density, Eigenvalues, HessianResult, Trace
 
 log = logging.getLogger("landscape.hessian")
-
-FIXED_BATCH = 512  # the batch where it defines the operator (bn_mode="train"), as in cli.common
 
 
 @dataclass
@@ -70,15 +71,17 @@ class HessianOptions:
             self.stop = "residual" if self.eigenvectors else "gap"
 
 
+class MissingWeightDecay(UserError):
+    """The checkpoint's weight decay was asked for, and its config names none."""
+
+
 def weight_decay_of(options: HessianOptions, config: dict) -> float:
     """The L2 term of one checkpoint: the options' value, or its config's ``weight_decay``."""
-    from landscape.errors import UserError
-
     if options.weight_decay is not None:
         return float(options.weight_decay)
     value = config.get("weight_decay")
     if not isinstance(value, (int, float)):
-        raise UserError("the checkpoint's config names no weight_decay; give the value")
+        raise MissingWeightDecay("the checkpoint's config names no weight_decay; give the value")
     return float(value)
 
 
@@ -382,13 +385,8 @@ def _config(options: HessianOptions, chosen: dict) -> dict:
 def save(out: str | Path, target, result: HessianResult) -> str:
     """Store one checkpoint's result in ``hessian/<name>`` of ``out``; returns the name used
     (a group holding another checkpoint's result is never replaced: NAME-2 instead)."""
-    with store.transaction(out) as f:
-        name, exists = store.claim_group_name(
-            f, "hessian", target.stem, [target.sha256], where=f" in {out}"
-        )
-        if exists:
-            log.warning(
-                "replacing hessian/%s in %s: the same checkpoint, analysed again", name, out
-            )
+
+    def write(f, name: str) -> None:
         result.write(store.replace_group(f, f"hessian/{name}"))
-    return name
+
+    return save_result(out, "hessian", target.stem, [target.sha256], write)

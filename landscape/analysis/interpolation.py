@@ -81,6 +81,15 @@ def new_interpolation(
     return result
 
 
+def interpolation_group(out: Path, setup: Setup, base: str) -> str:
+    """The group ``interpolation/<name>`` of ``out`` the path through ``setup``'s checkpoints
+    goes to (:func:`~landscape.analysis.saving.claim_grid_group`)."""
+    shas = [t.sha256 for t in setup.targets]
+    from landscape.analysis.saving import claim_grid_group
+
+    return claim_grid_group(out, "interpolation", base, shas, setup.partition)
+
+
 def compute_interpolation(
     options: InterpolationOptions,
     setup: Setup,

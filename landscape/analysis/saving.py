@@ -5,10 +5,9 @@ One home for the three rules every such analysis follows:
 * **Resume** -- :func:`read_previous`: an earlier group of the same checkpoint and options is
   read back and only its missing points are computed; a group of other options is replaced
   (said on stderr); a damaged file is an error naming it, never silently restarted.
-* **Sharing the points** -- :func:`owned_mask`: the points left to do are dealt by
-  :meth:`Partition.owned`, whatever the world size of the run that left them.
-  Points this process does not own are presented to the engine as done, so the engine's own
-  skip-what-is-done loop evaluates exactly this process's share.
+* **Sharing the points** -- the engines deal the points left to do by
+  :meth:`Partition.owned`, whatever the world size of the run that left them, and gather
+  their values; :class:`OwnedPoints` carries what they finished into the result's ``done``.
 * **Saving** -- :class:`PeriodicSaver`: finished values are gathered to the writer
   (:func:`gather_values`) and only the writer writes, through the locked, atomic
   :func:`landscape.store.transaction`.
@@ -124,37 +123,62 @@ def _changed_keys(old, new) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
-def owned_mask(done: np.ndarray, partition: Partition = SINGLE) -> np.ndarray:
-    """``done`` as this process's engine should see it: True where a point is done or belongs
-    to another process (the points left are dealt by ``partition.owned``)."""
-    seen = np.ones(done.shape, dtype=bool)
-    left = np.flatnonzero(~done.reshape(-1))
-    seen.reshape(-1)[partition.owned(left)] = False
-    return seen
+def save_result(
+    out: str | Path,
+    kind: str,
+    base: str,
+    checkpoints: list[str],
+    write: Callable[[h5py.File, str], None],
+    *,
+    merge: bool = False,
+) -> str:
+    """Save a one-shot result (hessian, sharpness, escape) as ``<kind>/<name>`` of ``out`` in
+    one transaction, ``write(f, name)`` writing it; returns the name. The name is ``base``
+    unless that group holds another checkpoint's result (by the ``checkpoints``' hashes): then
+    ``base-2``, ... -- a result is never replaced by another checkpoint's. The same checkpoint
+    analysed again replaces its group (``merge``: its measures are merged, said at info level)."""
+    with store.transaction(out) as f:
+        name, exists = store.claim_group_name(f, kind, base, checkpoints, where=f" in {out}")
+        if exists:
+            logging.getLogger(f"landscape.{kind}").log(
+                logging.INFO if merge else logging.WARNING,
+                "%s %s/%s in %s: the same checkpoint, analysed again",
+                "updating" if merge else "replacing",
+                kind,
+                name,
+                out,
+            )
+        write(f, name)
+    return name
+
+
+def claim_grid_group(
+    out: str | Path, kind: str, base: str, checkpoints: list[str], partition: Partition = SINGLE
+) -> str:
+    """The group ``<kind>/<name>`` a grid (surface, interpolation) of the ``checkpoints``
+    (hashes) goes to: ``base``, unless it holds other checkpoints' result (then ``base-2``,
+    ...); claimed by the writer and taken by every process."""
+    name = partition.broadcast(
+        store.claim_group_name_in(out, kind, base, checkpoints)[0] if partition.is_writer else None
+    )
+    return f"{kind}/{name}"
 
 
 class OwnedPoints:
-    """This process's share of the points left in a result's ``done`` mask.
+    """The points of a result's ``done`` mask as the engine sees them.
 
-    The engine fills ``view`` (:func:`owned_mask`) and the shared ``metrics`` arrays in place;
-    :meth:`sync` brings the points every process has computed since into ``done`` and
-    ``metrics`` on every process (``partition.gather``), ready for the writer to save.
+    The engine deals the points left to the processes itself (:meth:`Partition.owned` in
+    :mod:`landscape.surface.grid`), gathers their values every few seconds and fills the
+    shared ``metrics`` arrays in place; it marks what it finished in ``view``, a copy of
+    ``done``, and :meth:`sync` carries the marks into ``done``, ready for the writer to save.
     """
 
-    def __init__(
-        self, metrics: dict[str, np.ndarray], done: np.ndarray, partition: Partition = SINGLE
-    ) -> None:
-        self.metrics, self.done, self.partition = metrics, done, partition
-        self.view = owned_mask(done, partition)
-        self._before = self.view.copy()
+    def __init__(self, metrics: dict[str, np.ndarray], done: np.ndarray) -> None:
+        self.metrics, self.done = metrics, done
+        self.view = done.copy()
 
     def sync(self) -> None:
-        mine = np.flatnonzero((self.view & ~self._before).reshape(-1))
-        values = {k: v.reshape(-1)[mine] for k, v in self.metrics.items()}
-        for indices, share in self.partition.gather((mine, values)):
-            self.done.reshape(-1)[indices] = True
-            for name, array in self.metrics.items():
-                array.reshape(-1)[indices] = share[name]
+        self.done |= self.view
 
 
 class PeriodicSaver:

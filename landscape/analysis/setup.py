@@ -1,18 +1,23 @@
 """What every point of a surface or an interpolation needs: the loaded checkpoints, the data
-subsets on the device, the loss and the batch sizes (:class:`Setup`, :func:`load_setup`).
+subsets on the device, the loss and the batch sizes (:class:`Setup`, :func:`load_setup`),
+from the :class:`~landscape.loading.context.AnalysisContext` every analysis starts from.
 
 The subsets are drawn by ``subset_seed`` (``--subset-seed``; the same rule in every command) and
 stay on the device for the whole job. Where batches define BatchNorm statistics (``--bn train``,
 recalibration) the batch is part of the result and fixed (``--batch-size``, else
-:data:`landscape.cli.common.FIXED_BATCH`); otherwise it is measured
+:data:`landscape.loading.context.FIXED_BATCH`); otherwise it is measured
 (:mod:`landscape.batching`), and several grid points go through one batched call
 (:mod:`landscape.surface.stacked`).
 """
 
 from __future__ import annotations
 
-from landscape.cli.common import FIXED_BATCH
+from typing import TYPE_CHECKING
+
 from landscape.parallel import SINGLE
+
+if TYPE_CHECKING:
+    from landscape.loading.context import AnalysisContext
 
 
 class Setup:
@@ -38,12 +43,14 @@ class Setup:
         points_per_pass=1,
         autocast=None,
         partition=None,
+        given_batch=None,
     ):
         self.targets, self.data, self.splits, self.loss_fn = targets, data, splits, loss_fn
         self.batch_size, self.samples, self.bn_inputs = batch_size, samples, bn_inputs
         self.bn_batch_size = bn_batch_size or batch_size
         self.points_per_pass, self.autocast = points_per_pass, autocast
         self.partition = partition or SINGLE  # this process's share (torchrun), else SINGLE
+        self.given_batch = given_batch  # the batch size asked for (--batch-size), else None
 
     def measure(self, bn_mode: str):
         """The :class:`landscape.surface.PointEvaluator` of these subsets and batches."""
@@ -61,12 +68,11 @@ class Setup:
         )
 
 
-def batch_config(args, setup: Setup) -> dict:
+def batch_config(setup: Setup, bn: str = "eval") -> dict:
     """The batch entries of a result's config: only batches that change the numbers (BatchNorm
     statistics) are pinned; a measured evaluation batch is "auto", so that a rerun whose probe
     picks another size still resumes. bf16 autocast changes the numbers and is recorded."""
-    bn = getattr(args, "bn", "eval")
-    config = {"batch_size": setup.batch_size if bn == "train" else (args.batch_size or "auto")}
+    config = {"batch_size": setup.batch_size if bn == "train" else (setup.given_batch or "auto")}
     if bn in ("recalibrate", "recompute"):
         config["bn_batch_size"] = setup.bn_batch_size
     if setup.autocast is not None:
@@ -75,28 +81,33 @@ def batch_config(args, setup: Setup) -> dict:
 
 
 def load_setup(
-    args, paths, splits, *, recalibrate: bool, bn_train: bool = False, stack: bool = False
+    context: AnalysisContext,
+    subsets: dict[str, int | None],
+    *,
+    subset_seed: int,
+    recalibrate: bool,
+    bn_train: bool = False,
+    stack: bool = False,
+    channels_last: bool = False,
+    bf16: bool = False,
+    recalibration_samples: int | None = None,
 ) -> Setup:
-    """Targets and data on the device, and the batch sizes: ``--batch-size``, else (unless
-    ``bn_train``: batches define the statistics) measured on the centre model and cached
-    (:mod:`landscape.batching`); ``stack`` also measures several grid points per pass."""
+    """The subsets (``split -> samples``, None: the whole split) on the context's device, the
+    loss and the batch sizes of ``context.batch``: the given batch, else (unless ``bn_train``:
+    batches define the statistics) measured on the centre model and cached
+    (:mod:`landscape.batching`); ``stack`` also measures several grid points per pass.
+    ``recalibrate``: training inputs for BatchNorm recalibration (the train subset, else
+    ``recalibration_samples`` drawn from the train split); ``channels_last`` and ``bf16``:
+    the fast-evaluation options (``--channels-last``, ``--bf16``)."""
     import torch
 
-    from landscape.analysis.subset import say_short_splits
-    from landscape.cli.common import data_source_from_args, model_source_from_args
     from landscape.data import fixed_subset
-    from landscape.devices import resolve_device, resolve_dtype
-    from landscape.distributed import join
-    from landscape.loading.loader import load_models
+    from landscape.loading.context import say_short_splits
     from landscape.losses import make_loss
 
-    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    partition, device = join(device)  # torchrun: this rank's share; else one process
-    targets, data = load_models(
-        paths, model_source_from_args(args), data_source_from_args(args), device, dtype
-    )
-    channels_last = bool(getattr(args, "channels_last", False))
-    autocast = torch.bfloat16 if getattr(args, "bf16", False) else None
+    targets, data, partition = context.targets, context.data, context.partition
+    device, dtype = context.device, context.dtype
+    autocast = torch.bfloat16 if bf16 else None
 
     def resident(x):  # inputs stay on the device for the whole job
         x = x.to(device=device, dtype=dtype)
@@ -107,49 +118,51 @@ def load_setup(
     if channels_last:
         for target in targets:
             target.model.to(memory_format=torch.channels_last)
-    subsets = {}
-    for split in splits:
-        x, y = data.split(split)
-        x, y = fixed_subset(x, y, args.samples, args.subset_seed)
-        subsets[split] = (resident(x), y.to(device))
-    say_short_splits(args.samples, data.name, {k: v[0].shape[0] for k, v in subsets.items()})
+    splits = {}
+    for split, samples in subsets.items():
+        x, y = fixed_subset(*data.split(split), samples, subset_seed)
+        splits[split] = (resident(x), y.to(device))
+    requested = next(iter(subsets.values()), None)
+    say_short_splits(requested, data.name, {k: v[0].shape[0] for k, v in splits.items()})
     bn_inputs = None
     if recalibrate:
-        if "train" in subsets:
-            bn_inputs = subsets["train"][0]
+        if "train" in splits:
+            bn_inputs = splits["train"][0]
         else:
-            x, y = fixed_subset(*data.split("train"), args.samples, args.subset_seed)
+            x, y = fixed_subset(*data.split("train"), recalibration_samples, subset_seed)
             bn_inputs = resident(x)
-    samples = next(iter(subsets.values()))[0].shape[0]
-    loss_fn = make_loss(args.loss)
+    samples = next(iter(splits.values()))[0].shape[0]
+    loss_fn = make_loss(context.loss)
+    given = context.batch.batch_size
     # Where batches define BatchNorm statistics (--bn train, recalibration) the batch is part of
-    # the result: --batch-size, else FIXED_BATCH (the subset if smaller).
-    fixed = args.batch_size or min(FIXED_BATCH, max(v[0].shape[0] for v in subsets.values()))
-    if args.batch_size or bn_train:
+    # the result: the given batch, else FIXED_BATCH (the subset if smaller).
+    fixed = context.batch.fixed(max(v[0].shape[0] for v in splits.values()))
+    if given or bn_train:
         return Setup(
             targets,
             data,
-            subsets,
+            splits,
             loss_fn,
             fixed,
             samples,
             bn_inputs,
             autocast=autocast,
             partition=partition,
+            given_batch=given,
         )
     from landscape.surface.stacked import choose_evaluation
 
     # measured by the writer alone (no rank competing for the CPU) and taken by every rank, so
     # that all evaluate in the same steps
     choice = partition.broadcast(
-        choose_evaluation(targets[0].model, loss_fn, subsets, stack=stack, autocast=autocast)
+        choose_evaluation(targets[0].model, loss_fn, splits, stack=stack, autocast=autocast)
         if partition.is_writer
         else None
     )
     return Setup(
         targets,
         data,
-        subsets,
+        splits,
         loss_fn,
         choice.batch_size,
         samples,

@@ -11,69 +11,18 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from landscape import store
 from landscape.analysis.provenance import provenance_of
+from landscape.analysis.saving import save_result
 from landscape.parallel import SINGLE, Partition
 from landscape.progress import Reporter
 from landscape.results.sharpness import MeasureValue, SharpnessResult, write_merged
+from landscape.sharpness.options import SharpnessOptions
 
 log = logging.getLogger("landscape.sharpness")
-
-FIXED_BATCH = 512  # the batch where it defines the statistics (bn_mode="train"), as in cli.common
-
-
-@dataclass
-class SharpnessOptions:
-    """The measures (registry names) and their parameters. ``radii``: worst-case sharpness at
-    each (stored as ``worst_case_rho<r>`` when there are several); ``batch_size`` None:
-    FIXED_BATCH with ``bn_mode="train"``, else the fastest for each measure's work, measured."""
-
-    measures: list[str] = field(default_factory=lambda: ["worst-case"])
-    radii: list[float] = field(default_factory=lambda: [0.05])
-    adaptive_rho: float = 0.5
-    linf_rho: float = 0.001
-    steps: int = 20
-    m: int | None = None
-    sigma: float = 0.01
-    adaptive_sigma: float = 0.1
-    draws: int = 100
-    tol: float = 1e-3
-    rel_stderr: float = 0.05
-    bn_mode: str = "eval"
-    batch_size: int | None = None
-    loss: str = "cross-entropy"
-    split: str = "train"
-    dtype: str = "float32"
-    seed: int = 0
-    subset_seed: int | None = None  # the examples' seed, where they were drawn (recorded only)
-    dataset: str | None = None  # the examples' dataset's name (recorded only)
-    curvature: str = "hessian"  # the matrix of top-eigenvalue and trace (CURVATURES)
-    fisher_samples: int = 1  # labels per example of curvature "fisher-mc"
-
-    def measure_options(self) -> dict:
-        """The keyword options every measure picks its own from (the stored ``config``)."""
-        batch = self.batch_size or (FIXED_BATCH if self.bn_mode == "train" else "auto")
-        return {
-            "rho": self.radii[0],
-            "adaptive_rho": self.adaptive_rho,
-            "steps": self.steps,
-            "m": self.m,
-            "sigma": self.sigma,
-            "adaptive_sigma": self.adaptive_sigma,
-            "draws": self.draws,
-            "batch_size": batch,
-            "bn_mode": self.bn_mode,
-            "seed": self.seed,
-            "tol": self.tol,
-            "rel_stderr": self.rel_stderr,
-            "curvature": self.curvature,
-            "fisher_samples": self.fisher_samples,
-        }
 
 
 def measured_batch(measure: str, model, loss_fn, x, y) -> int:
@@ -101,7 +50,7 @@ def measure_sharpness(
     partition: Partition = SINGLE,
 ) -> list[tuple[object, float]]:
     """Every measure of ``options`` on one model, each one phase of ``reporter``: the
-    :class:`landscape.sharpness.SharpnessResult` of each with its seconds, in order. With a
+    :class:`landscape.sharpness.SharpnessMeasurement` of each with its seconds, in order. With a
     ``partition`` of several processes the sums are data-parallel and the writer's measured
     batch size is everyone's."""
     from landscape.sharpness import MEASURES, compute_measure, worst_case_sharpness_radii
@@ -113,7 +62,6 @@ def measure_sharpness(
         started = time.monotonic()
         opts = {
             **options.measure_options(),
-            "linf_rho": options.linf_rho,
             "loss_name": options.loss,  # fisher-mc samples the loss's predictive distribution
         }
         if opts["batch_size"] == "auto":  # measured by the writer, taken by every process
@@ -182,7 +130,6 @@ def _config(options: SharpnessOptions) -> dict:
     return {
         **options.measure_options(),
         "rho": radii if len(radii) > 1 else radii[0],
-        "linf_rho": options.linf_rho,
         "measures": list(options.measures),
         "loss": options.loss,
         "dataset": options.dataset,
@@ -193,11 +140,8 @@ def _config(options: SharpnessOptions) -> dict:
 def save(out: str | Path, target, result: SharpnessResult) -> str:
     """Write ``result`` to ``sharpness/<name>`` of ``out`` (merged with the measures there from
     the same checkpoint and examples); returns the name used."""
-    with store.transaction(out) as f:
-        name, exists = store.claim_group_name(
-            f, "sharpness", target.stem, [target.sha256], where=f" in {out}"
-        )
-        if exists:
-            log.info("updating sharpness/%s in %s: the same checkpoint, analysed again", name, out)
+
+    def write(f, name: str) -> None:
         write_merged(f, name, result)
-    return name
+
+    return save_result(out, "sharpness", target.stem, [target.sha256], write, merge=True)

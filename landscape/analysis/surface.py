@@ -135,11 +135,11 @@ def span_plane(
     )
     try:
         if kind.phase is None:
-            return kind.make(request)
-        label = kind.phase.replace("{matrix}", dirs.CURVATURE_NAMES[request.curvature])
+            return kind.span(request)
+        label = kind.phase.replace("{matrix}", dirs.CURVATURE_KINDS[request.curvature].title)
         with reporter.phase(label, unit="products") as phase:
             request.progress = phase
-            return kind.make(request)
+            return kind.span(request)
     except ValueError as exc:
         raise PlaneError(str(exc)) from exc
     except ImportError as exc:
@@ -213,6 +213,14 @@ def _grid_shape(options: SurfaceOptions) -> tuple[int, ...] | None:
     if options.x is None:
         return None
     return (options.x.size,) if options.y is None else (options.x.size, options.y.size)
+
+
+def surface_group(out: Path, setup: Setup, base: str) -> str:
+    """The group ``surface/<name>`` of ``out`` a surface around ``setup``'s centre checkpoint
+    goes to (:func:`~landscape.analysis.saving.claim_grid_group`)."""
+    from landscape.analysis.saving import claim_grid_group
+
+    return claim_grid_group(out, "surface", base, [setup.targets[0].sha256], setup.partition)
 
 
 def compute_surface(

@@ -11,6 +11,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+
+from landscape.loading.context import FIXED_BATCH, AnalysisRequest
+from landscape.registry import CURVATURE_KINDS  # torch-free: --help imports no torch
 
 # The names of landscape.losses (not imported here: it imports torch).
 LOSS_NAMES = ("cross-entropy", "mse", "half-sse")
@@ -32,9 +36,6 @@ BN_MODES = {
 # Old spellings still accepted, with a warning: option names and values.
 BN_OPTION_ALIASES = ("--bn-mode",)
 BN_VALUE_ALIASES = {"recompute": "recalibrate"}
-# Where the batch defines the operator (--bn train) the batch size is part of the result and is
-# never tuned: this is the batch of every command then, unless --batch-size says otherwise.
-FIXED_BATCH = 512
 # The analysis subset is drawn by --subset-seed in every command; --seed seeds everything else
 # (directions, probes, sampled labels), so changing it never changes the examples.
 DEFAULT_SUBSET_SEED = 0
@@ -202,9 +203,6 @@ def add_bn(
     ).modes = modes
 
 
-# The registry's keys (landscape.curvature.gauss_newton.CURVATURES), kept here so that --help
-# does not import torch; tests/curvature checks that the two agree.
-CURVATURE_CHOICES = ("hessian", "ggn", "fisher", "fisher-mc")
 CURVATURE_HELP = (
     "the matrix analysed: the Hessian (default), the generalised Gauss-Newton "
     "J^T H_out J (ggn), the empirical Fisher mean g_i g_i^T (fisher), or the Fisher "
@@ -215,7 +213,7 @@ CURVATURE_HELP = (
 def add_curvature(parser: argparse.ArgumentParser) -> None:
     """``--curvature`` and ``--fisher-samples``, the same in every command that takes them;
     both default to None (given or not), :func:`resolve_curvature` fills them in."""
-    parser.add_argument("--curvature", choices=list(CURVATURE_CHOICES), help=CURVATURE_HELP)
+    parser.add_argument("--curvature", choices=list(CURVATURE_KINDS), help=CURVATURE_HELP)
     parser.add_argument(
         "--fisher-samples",
         type=positive_int,
@@ -449,24 +447,128 @@ def library_advice_as_flags() -> Iterator[None]:
         raise UserError(f"{exc}: --dtype float64") from exc
 
 
+def analysis_request(
+    args: argparse.Namespace, checkpoints: list[str], *, seed: bool = True
+) -> AnalysisRequest:
+    """The model, data and run flags as the typed request of
+    :func:`landscape.loading.context.build_context`; ``seed``: seed everything by ``--seed``
+    (the commands that draw from the global generators)."""
+    return AnalysisRequest(
+        checkpoints=tuple(checkpoints),
+        model=model_source_from_args(args),
+        data=data_source_from_args(args),
+        device=args.device,
+        dtype=args.dtype,
+        seed=args.seed if seed else None,
+        batch_size=getattr(args, "batch_size", None),
+    )
+
+
 def load_for_analysis(
     args: argparse.Namespace, checkpoints: list[str], split: str, default_samples: int
 ) -> tuple:
-    """What every analysis command sets up: --device, --dtype and --seed, the checkpoints
-    (models on the device) and the analysis subset drawn by --subset-seed; under torchrun the
-    process group joined and this rank's device. Returns ``(targets, data, x, y, partition)``."""
-    from landscape.analysis.subset import analysis_subset, say_short_splits
-    from landscape.devices import resolve_device, resolve_dtype, seed_everything
-    from landscape.distributed import join
-    from landscape.loading.loader import load_models
+    """What every one-model analysis command sets up: the context of its flags
+    (:func:`landscape.loading.context.build_context`: models on the device, the data, under
+    torchrun the process group joined and this rank's device) and the analysis subset drawn by
+    --subset-seed. Returns ``(context, x, y)``."""
+    from landscape.loading.context import build_context, say_short_splits
 
-    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    partition, device = join(device)  # torchrun: this rank's share; else one process
-    seed_everything(args.seed)
-    targets, data = load_models(
-        checkpoints, model_source_from_args(args), data_source_from_args(args), device, dtype
+    context = build_context(analysis_request(args, checkpoints))
+    x, y = context.subset(split, args.samples or default_samples, args.subset_seed)
+    say_short_splits(args.samples, context.data.name, {split: x.shape[0]})
+    return context, x, y
+
+
+def grid_config(args: argparse.Namespace, setup, splits: list[str]) -> dict:
+    """The entries of a grid's config (its resume identity) that surface and interpolate share:
+    the examples, the batches that change the numbers, the loss, the data and the dtype."""
+    from landscape.analysis.setup import batch_config
+
+    return {
+        "splits": splits,
+        "samples": setup.samples,
+        "subset_seed": args.subset_seed,
+        **batch_config(setup, args.bn),
+        "loss": args.loss,
+        "dataset": setup.data.name,
+        "dtype": args.dtype,
+    }
+
+
+def load_setup_from_args(
+    args: argparse.Namespace,
+    checkpoints: list[str],
+    splits: list[str],
+    *,
+    bn_train: bool = False,
+    stack: bool = False,
+):
+    """What the grid commands (surface, interpolate) set up: the context of their flags, and the
+    subsets of ``splits`` with their batches (:func:`landscape.analysis.setup.load_setup`);
+    ``--seed`` seeds the directions, not the global generators."""
+    from landscape.analysis.setup import load_setup
+    from landscape.loading.context import build_context
+
+    context = build_context(analysis_request(args, checkpoints, seed=False))
+    return load_setup(
+        context,
+        dict.fromkeys(splits, args.samples),
+        subset_seed=args.subset_seed,
+        recalibrate=args.bn == "recalibrate",
+        bn_train=bn_train,
+        stack=stack,
+        channels_last=bool(getattr(args, "channels_last", False)),
+        bf16=bool(getattr(args, "bf16", False)),
+        recalibration_samples=args.samples,
     )
-    samples = args.samples or default_samples
-    x, y = analysis_subset(data, split, samples, args.subset_seed, device, dtype)
-    say_short_splits(args.samples, data.name, {split: x.shape[0]})
-    return targets, data, x, y, partition
+
+
+# --------------------------------------------------------- the grid commands (surface, interpolate)
+
+GRID_SAMPLES = 2000  # examples per split of surface and interpolate
+
+
+def add_grid_run_options(
+    parser: argparse.ArgumentParser, out_help: str, *, splits: str, batch: str, seed: bool
+) -> None:
+    """The options the grid commands share, after their own: --save-every, the run options
+    (with --channels-last and --bf16) and the model and data flags, --samples defaulting to
+    :data:`GRID_SAMPLES` per split and --batch-size as ``batch`` says."""
+    parser.add_argument(
+        "--save-every",
+        type=nonnegative_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="write finished points to the file this often (default: 5)",
+    )
+    add_run_options(parser, out_help, seed=seed, fast=True)
+    add_analysis_inputs(parser, splits=splits, samples=f"{GRID_SAMPLES} per split", batch=batch)
+    parser.set_defaults(samples=GRID_SAMPLES)
+
+
+def parse_splits(text: str) -> list[str]:
+    from landscape.errors import UserError
+
+    splits = [s.strip() for s in str(text).split(",") if s.strip()]
+    bad = [s for s in splits if s not in ("train", "test")]
+    if not splits or bad or len(set(splits)) != len(splits):
+        raise UserError(f"--split {text!r}: give train, test or train,test")
+    return splits
+
+
+def output_path(out: str | None, stem: str) -> Path:
+    """``--out`` checked before any work; default analyses/<label>.h5 (the folder is created)."""
+    from landscape import store
+
+    return store.resolve_output(out, Path("analyses") / f"{stem}.h5")
+
+
+def short_label(path, first) -> str:
+    """A second checkpoint's part of a name: its stem when it lies in the first one's run folder
+    (``run_epoch-045-sgd-to-epoch-060-sam``), else its full ``<run>_<stem>`` label."""
+    import os
+
+    from landscape import store
+
+    same_run = os.path.dirname(os.path.abspath(path)) == os.path.dirname(os.path.abspath(first))
+    return Path(path).stem if same_run else store.checkpoint_label(path)

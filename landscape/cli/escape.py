@@ -134,9 +134,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("escape runs SAM on training examples: --split must be train")
     if args.fit_window and args.fit_window[1] > args.steps:
         raise UserError(f"--fit-window ends after the last step ({args.steps})")
-    (target,), _, x, y, partition = load_for_analysis(
-        args, [args.checkpoint], "train", DEFAULT_SAMPLES
-    )
+    context, x, y = load_for_analysis(args, [args.checkpoint], "train", DEFAULT_SAMPLES)
+    (target,), partition = context.targets, context.partition
     with library_advice_as_flags():
         name, curve = analyse_escape(
             options_from_args(args),

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 
 from landscape.cli.common import (
+    FIXED_BATCH,
     add_config,
     add_device,
     float_list,
@@ -104,7 +105,7 @@ FIELDS = {
     "samples": (positive_int, "training examples of the analyses"),
     "analysis_batch_size": (
         positive_int,
-        "batch size of the analyses (default: measured, and 512 "
+        f"batch size of the analyses (default: measured, and {FIXED_BATCH} "
         "where batches define BatchNorm statistics)",
     ),
     "bn_mode": (str, "BatchNorm statistics in the analyses: eval or train"),

@@ -199,8 +199,6 @@ def resolve_plan(args: argparse.Namespace) -> None:
         args.top_k = DEFAULT_TOP_K
     args.top_k, args.bottom_k = args.top_k or 0, args.bottom_k or 0
     args.trace, args.density = bool(args.trace), bool(args.density)
-    if args.stop is None:  # eigenvectors need small residuals; eigenvalues only a small error
-        args.stop = "residual" if args.eigenvectors else "gap"
     if not (args.top_k or args.bottom_k or args.trace or args.density):
         raise UserError("nothing to compute: name --top-k K, --bottom-k K, --trace or --density")
     for quantity, defaults in (("trace", TRACE_DEFAULTS), ("density", DENSITY_DEFAULTS)):
@@ -213,22 +211,6 @@ def resolve_plan(args: argparse.Namespace) -> None:
                     f"{flag} is an option of the {quantity}, which is not computed: "
                     f"add --{quantity}"
                 )
-
-
-def weight_decay_of(args: argparse.Namespace, config: dict) -> float:
-    if args.weight_decay_term is None:
-        return 0.0
-    if args.weight_decay_term >= 0:
-        return float(args.weight_decay_term)
-    from landscape.errors import UserError
-
-    value = config.get("weight_decay")
-    if not isinstance(value, (int, float)):
-        raise UserError(
-            "--weight-decay-term without a value needs a checkpoint whose config names "
-            "weight_decay; give the value, e.g. --weight-decay-term 5e-4"
-        )
-    return float(value)
 
 
 def options_from_args(args: argparse.Namespace):
@@ -274,7 +256,7 @@ def options_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from landscape import store
-    from landscape.analysis.hessian import analyse_hessian
+    from landscape.analysis.hessian import MissingWeightDecay, analyse_hessian, weight_decay_of
     from landscape.cli.common import (
         library_advice_as_flags,
         load_for_analysis,
@@ -295,18 +277,24 @@ def run(args: argparse.Namespace) -> int:
             "--curvature fisher-mc needs the loss to be the model's negative log-likelihood: "
             "drop --label-smoothing (or use --curvature ggn, its expectation)"
         )
-    targets, data, x, y, partition = load_for_analysis(
-        args, args.checkpoints, args.split, DEFAULT_SAMPLES
-    )
+    context, x, y = load_for_analysis(args, args.checkpoints, args.split, DEFAULT_SAMPLES)
+    targets, data, partition = context.targets, context.data, context.partition
+    options = options_from_args(args)
     for target in targets:  # all flags checked against every model before any product
         dim = sum(p.numel() for p in target.model.parameters() if p.requires_grad)
         for flag, k in (("--top-k", args.top_k), ("--bottom-k", args.bottom_k)):
             if k > dim:
                 raise UserError(f"{flag} {k} is larger than the {dim} parameters of {target.path}")
-        weight_decay_of(args, target.config)
+        try:
+            weight_decay_of(options, target.config)
+        except MissingWeightDecay as exc:
+            raise UserError(
+                "--weight-decay-term without a value needs a checkpoint whose config names "
+                "weight_decay; give the value, e.g. --weight-decay-term 5e-4"
+            ) from exc
     with library_advice_as_flags():
         done = analyse_hessian(
-            options_from_args(args),
+            options,
             targets,
             data.name,
             x,

@@ -12,10 +12,9 @@ import logging
 
 from landscape.cli.common import (
     FIXED_BATCH,
-    add_analysis_inputs,
+    GRID_SAMPLES,
     add_bn,
-    add_run_options,
-    nonnegative_float,
+    add_grid_run_options,
     parse_grid,
 )
 
@@ -43,7 +42,7 @@ example:
 """
 
 DEFAULT_ALPHA = "-0.2:1.2:29"
-DEFAULT_SAMPLES = 2000
+DEFAULT_SAMPLES = GRID_SAMPLES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,31 +58,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_bn(parser, ("recalibrate", "interpolate"), "recalibrate")
     parser.add_argument("--name", help="result group name (default: <A run>_<A stem>-to-<B stem>)")
-    parser.add_argument(
-        "--save-every",
-        type=nonnegative_float,
-        default=5.0,
-        metavar="SECONDS",
-        help="write finished points to the file this often (default: 5)",
-    )
-    add_run_options(
-        parser, "result file (default: analyses/<A run>_<A stem>.h5)", seed=False, fast=True
-    )
-    add_analysis_inputs(
+    add_grid_run_options(
         parser,
+        "result file (default: analyses/<A run>_<A stem>.h5)",
         splits="train,test",
-        samples=f"{DEFAULT_SAMPLES} per split",
         batch=f"measured; {FIXED_BATCH} (or the subset size if smaller) for BatchNorm "
         "recalibration",
+        seed=False,
     )
-    parser.set_defaults(samples=DEFAULT_SAMPLES)
 
 
 def run(args: argparse.Namespace) -> int:
     from landscape import store
-    from landscape.analysis.interpolation import InterpolationOptions, compute_interpolation
-    from landscape.analysis.setup import batch_config, check_same_parameters, load_setup
-    from landscape.cli.surface import output_path, parse_splits, short_label
+    from landscape.analysis.interpolation import (
+        InterpolationOptions,
+        compute_interpolation,
+        interpolation_group,
+    )
+    from landscape.analysis.setup import check_same_parameters
+    from landscape.cli.common import (
+        grid_config,
+        load_setup_from_args,
+        output_path,
+        parse_splits,
+        short_label,
+    )
     from landscape.errors import UserError
 
     if len(args.checkpoints) < 2:
@@ -95,27 +94,15 @@ def run(args: argparse.Namespace) -> int:
         [store.checkpoint_label(first), *(short_label(p, first) for p in args.checkpoints[1:])]
     )
 
-    setup = load_setup(args, args.checkpoints, splits, recalibrate=args.bn == "recalibrate")
+    setup = load_setup_from_args(args, args.checkpoints, splits)
     targets = setup.targets
-    partition = setup.partition  # torchrun: points dealt to ranks, rank 0 writes
-    name = partition.broadcast(
-        store.claim_group_name_in(out, "interpolation", base_name, [t.sha256 for t in targets])[0]
-        if partition.is_writer
-        else None
-    )
-    group_path = f"interpolation/{name}"
+    group_path = interpolation_group(out, setup, base_name)  # torchrun: claimed by rank 0
     for target in targets[1:]:
         check_same_parameters(targets[0], target)
     config = {
         "alpha": str(args.alpha),
         "bn": args.bn,
-        "splits": splits,
-        "samples": setup.samples,
-        "subset_seed": args.subset_seed,
-        **batch_config(args, setup),
-        "loss": args.loss,
-        "dataset": setup.data.name,
-        "dtype": args.dtype,
+        **grid_config(args, setup, splits),
         "checkpoints": [{"path": str(t.path), "sha256": t.sha256} for t in targets],
     }
     options = InterpolationOptions(

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from landscape.cli.common import (
-    add_analysis_inputs,
-    add_bn,
-    add_curvature,
-    add_run_options,
-    nonnegative_float,
-    positive_float,
-    positive_int,
-)
+from landscape.cli import common
+from landscape.cli.common import add_analysis_inputs, add_bn, add_curvature, add_run_options
+from landscape.sharpness.options import SharpnessOptions, parameter_defaults, parameters
 
 HELP = (
     "worst-case, adaptive, average-case sharpness, gradient and Fisher-Rao norms, lambda_max, trace"
@@ -62,68 +56,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="measures to compute (default: worst-case); 'all' for every one",
     )
     group = parser.add_argument_group("measure parameters")
-    group.add_argument(
-        "--rho",
-        type=nonnegative_float,
-        nargs="+",
-        default=[0.05],
-        metavar="RHO",
-        help="l2 radius (or radii) of worst-case (default: 0.05)",
-    )
-    group.add_argument(
-        "--adaptive-rho",
-        type=nonnegative_float,
-        default=0.5,
-        help="radius of adaptive-worst-case, relative to |w| (default: 0.5)",
-    )
-    group.add_argument(
-        "--linf-rho",
-        type=nonnegative_float,
-        default=0.001,
-        help="radius of adaptive-worst-case-linf, relative to |w| (default: 0.001)",
-    )
-    group.add_argument("--steps", type=positive_int, default=20, help="ascent steps (default: 20)")
-    group.add_argument(
-        "--m",
-        "--group-size",  # the same flag under torchrun, whose own parser takes --m for its options
-        dest="m",
-        type=positive_int,
-        help="m-sharpness: maximise per group of m examples and average (default: all at once)",
-    )
-    group.add_argument(
-        "--sigma",
-        type=nonnegative_float,
-        default=0.01,
-        help="noise std of average-case (default: 0.01)",
-    )
-    group.add_argument(
-        "--adaptive-sigma",
-        type=nonnegative_float,
-        default=0.1,
-        help="relative noise std of adaptive-average-case (default: 0.1)",
-    )
-    group.add_argument(
-        "--draws",
-        type=positive_int,
-        default=100,
-        help="Monte-Carlo draws of average-case (default: 100)",
-    )
-    group.add_argument(
-        "--tol",
-        type=positive_float,
-        default=1e-3,
-        help="relative residual of the top eigenvalue (default: 1e-3)",
-    )
-    group.add_argument(
-        "--trace-rel-stderr",
-        type=positive_float,
-        default=0.05,
-        help="relative standard error of the Hessian trace (default: 0.05)",
-    )
+    for name, default in parameter_defaults().items():  # one field each (sharpness/options.py)
+        spelling = parameters()[name]
+        shown = spelling.default_text or " ".join(f"{v:g}" for v in _as_list(default))
+        group.add_argument(
+            spelling.flag,
+            *spelling.aliases,
+            dest=spelling.dest,
+            type=getattr(common, spelling.type),
+            nargs=spelling.nargs,
+            default=default,
+            metavar=spelling.metavar,
+            help=f"{spelling.help} (default: {shown})",
+        )
     add_curvature(group)
     add_bn(group, ("eval", "train"), "eval", dest="bn_mode")
     add_analysis_inputs(parser, splits="train", samples=str(DEFAULT_SAMPLES))
     add_run_options(parser, f"result file (default: {DEFAULT_OUT})")
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, list) else [value]
 
 
 def selected_measures(names: list[str]) -> list[str]:
@@ -134,20 +87,13 @@ def selected_measures(names: list[str]) -> list[str]:
 
 def options_from_args(args: argparse.Namespace, dataset: str | None = None):
     """The analysis options of ``args``; ``dataset``: the loaded data's name, recorded."""
-    from landscape.analysis.sharpness import SharpnessOptions
-
+    given = {}
+    for name, spelling in parameters().items():
+        value = getattr(args, spelling.dest)
+        given[name] = list(dict.fromkeys(value)) if spelling.nargs == "+" else value
     return SharpnessOptions(
         measures=selected_measures(args.measure),
-        radii=list(dict.fromkeys(args.rho)),
-        adaptive_rho=args.adaptive_rho,
-        linf_rho=args.linf_rho,
-        steps=args.steps,
-        m=args.m,
-        sigma=args.sigma,
-        adaptive_sigma=args.adaptive_sigma,
-        draws=args.draws,
-        tol=args.tol,
-        rel_stderr=args.trace_rel_stderr,
+        **given,
         bn_mode=args.bn_mode,
         batch_size=args.batch_size,
         loss=args.loss,
@@ -176,9 +122,8 @@ def run(args: argparse.Namespace) -> int:
     resolve_curvature(args)  # like every measure parameter, unused by the measures without it
     if args.split not in ("train", "test"):
         raise UserError(f"--split must be train or test, not {args.split!r}")
-    targets, data, x, y, partition = load_for_analysis(
-        args, args.checkpoints, args.split, DEFAULT_SAMPLES
-    )
+    context, x, y = load_for_analysis(args, args.checkpoints, args.split, DEFAULT_SAMPLES)
+    targets, data, partition = context.targets, context.data, context.partition
     with library_advice_as_flags():
         done = analyse_sharpness(
             options_from_args(args, data.name),

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from landscape.cli.common import (
     FIXED_BATCH,
-    add_analysis_inputs,
+    GRID_SAMPLES,
     add_bn,
     add_curvature,
-    add_run_options,
-    nonnegative_float,
+    add_grid_run_options,
+    output_path,
     parse_grid,
+    parse_splits,
+    short_label,
 )
+from landscape.registry import DIRECTION_KINDS  # torch-free: --help imports no torch
 
 log = logging.getLogger("landscape.surface")
 
@@ -64,25 +66,7 @@ examples:
 """
 
 DEFAULT_GRID = "-1:1:51"
-DEFAULT_SAMPLES = 2000
-
-
-class _DirectionKinds:
-    """The choices of --directions: the registered direction kinds
-    (:data:`landscape.surface.directions.DIRECTION_KINDS`), read only when the flag is parsed
-    or the help is shown, so that building the parser does not import torch."""
-
-    @staticmethod
-    def _kinds() -> dict:
-        from landscape.surface.directions import DIRECTION_KINDS
-
-        return DIRECTION_KINDS
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._kinds()
-
-    def __iter__(self):
-        return iter(self._kinds())
+DEFAULT_SAMPLES = GRID_SAMPLES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--directions",
-        choices=_DirectionKinds(),
+        choices=DIRECTION_KINDS,  # the live registry: kinds registered later are choices too
         default="random",
         metavar="KIND",
         help="how the plane is spanned, one of %(choices)s (default: random)",
@@ -129,40 +113,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="result group name (default: <run>_<stem>-<directions>-<1d|2d>; a --curvature "
         "other than hessian in place of <directions>)",
     )
-    parser.add_argument(
-        "--save-every",
-        type=nonnegative_float,
-        default=5.0,
-        metavar="SECONDS",
-        help="write finished points to the file this often (default: 5)",
-    )
-    add_run_options(
+    add_grid_run_options(
         parser,
         "result file (default: analyses/<run>_<stem>.h5, run = the checkpoint's folder)",
-        fast=True,
-    )
-    add_analysis_inputs(
-        parser,
         splits="train",
-        samples=f"{DEFAULT_SAMPLES} per split",
         batch=f"measured; {FIXED_BATCH} (or the subset size if smaller) where batches define "
         "BatchNorm statistics",
+        seed=True,
     )
-    parser.set_defaults(samples=DEFAULT_SAMPLES)
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from landscape import store
-    from landscape.analysis.setup import batch_config, check_same_parameters, load_setup
+    from landscape.analysis.setup import check_same_parameters
     from landscape.analysis.surface import (
         AUTO_POINTS,
         PlaneError,
         SurfaceOptions,
         compute_surface,
+        surface_group,
     )
-    from landscape.cli.common import resolve_curvature
+    from landscape.cli.common import grid_config, load_setup_from_args, resolve_curvature
     from landscape.errors import UserError
 
     x_spec, y_spec = _grid_specs(args)
@@ -176,21 +149,15 @@ def run(args: argparse.Namespace) -> int:
     out = output_path(args.out, store.checkpoint_label(args.checkpoint))
     base_name = args.name or _default_name(args, x_spec is not None and y_spec is None)
 
-    setup = load_setup(
+    setup = load_setup_from_args(
         args,
         [args.checkpoint, *(args.trajectory or []), *([args.other] if args.other else [])],
         splits,
-        recalibrate=args.bn == "recalibrate",
         bn_train=args.bn == "train",
         stack=args.bn == "eval",
     )
     centre = setup.targets[0]
-    partition = setup.partition  # torchrun: grid points dealt to ranks, rank 0 writes
-    name = partition.broadcast(
-        store.claim_group_name_in(out, "surface", base_name, [centre.sha256])[0]
-        if partition.is_writer
-        else None
-    )
+    group_path = surface_group(out, setup, base_name)  # torchrun: claimed by rank 0, the writer
     others = setup.targets[1:]
     for target in others:
         check_same_parameters(centre, target)
@@ -202,13 +169,7 @@ def run(args: argparse.Namespace) -> int:
         "bn": args.bn,
         "x": f"auto:{AUTO_POINTS}" if auto else str(x_spec),
         "y": f"auto:{AUTO_POINTS}" if auto else (None if y_spec is None else str(y_spec)),
-        "splits": splits,
-        "samples": setup.samples,
-        "subset_seed": args.subset_seed,
-        **batch_config(args, setup),
-        "loss": args.loss,
-        "dataset": setup.data.name,
-        "dtype": args.dtype,
+        **grid_config(args, setup, splits),
         "seed": args.seed,
         **_curvature_config(args),
         "trajectory": [{"path": str(t.path), "sha256": t.sha256} for t in others]
@@ -233,7 +194,6 @@ def run(args: argparse.Namespace) -> int:
         fisher_samples=args.fisher_samples,
         loss=args.loss,
     )
-    group_path = f"surface/{name}"
     try:
         surface = compute_surface(options, setup, out, group_path, partition=setup.partition)
     except PlaneError as exc:
@@ -293,7 +253,6 @@ OTHERS_FLAGS = {
 
 def _resolve_norm(args) -> str:
     from landscape.errors import UserError
-    from landscape.surface.directions import DIRECTION_KINDS
 
     kind = DIRECTION_KINDS[args.directions]
     if args.norm is not None and args.norm not in kind.norms:
@@ -306,7 +265,6 @@ def _resolve_norm(args) -> str:
 
 def _check_direction_flags(args) -> None:
     from landscape.errors import UserError
-    from landscape.surface.directions import DIRECTION_KINDS
 
     needs = DIRECTION_KINDS[args.directions].others
     for others, (flag, takes) in OTHERS_FLAGS.items():
@@ -335,22 +293,9 @@ def _default_name(args, one_d: bool) -> str:
         kind = f"between-{short_label(args.other, args.checkpoint)}"
     elif kind == "hessian" and args.curvature not in (None, "hessian"):
         kind = args.curvature  # run_final-ggn-2d beside run_final-hessian-2d, not replacing it
-    return f"{_label(args.checkpoint)}-{kind}-{'1d' if one_d else '2d'}"
-
-
-def _label(path) -> str:
     from landscape.store import checkpoint_label
 
-    return checkpoint_label(path)
-
-
-def short_label(path, first) -> str:
-    """A second checkpoint's part of a name: its stem when it lies in the first one's run folder
-    (``run_epoch-045-sgd-to-epoch-060-sam``), else its full ``<run>_<stem>`` label."""
-    import os
-
-    same_run = os.path.dirname(os.path.abspath(path)) == os.path.dirname(os.path.abspath(first))
-    return Path(path).stem if same_run else _label(path)
+    return f"{checkpoint_label(args.checkpoint)}-{kind}-{'1d' if one_d else '2d'}"
 
 
 def _centre_index(xs, ys):
@@ -365,36 +310,9 @@ def _centre_index(xs, ys):
     return (int(ix[0]), int(iy[0])) if iy.size else None
 
 
-# ------------------------------------------------------------- shared with `landscape interpolate`
-
-
-def parse_splits(text: str) -> list[str]:
-    from landscape.errors import UserError
-
-    splits = [s.strip() for s in str(text).split(",") if s.strip()]
-    bad = [s for s in splits if s not in ("train", "test")]
-    if not splits or bad or len(set(splits)) != len(splits):
-        raise UserError(f"--split {text!r}: give train, test or train,test")
-    return splits
-
-
-def output_path(out: str | None, stem: str) -> Path:
-    """``--out`` checked before any work; default analyses/<label>.h5 (the folder is created)."""
-    from landscape import store
-
-    return store.resolve_output(out, Path("analyses") / f"{stem}.h5")
-
-
 def grid_values(spec):
     """The grid of a spec, with values within rounding of 0 and 1 snapped to exactly 0 and 1
     (the checkpoint itself, and B in a between plane, are then evaluated exactly)."""
     from landscape.analysis.surface import snap_grid
 
     return snap_grid(spec.values())
-
-
-def fit_grid(coordinates, points: int | None = None):
-    """:func:`landscape.analysis.surface.fit_grid` (kept here for existing imports)."""
-    from landscape.analysis.surface import AUTO_POINTS, fit_grid
-
-    return fit_grid(coordinates, points or AUTO_POINTS)

@@ -286,11 +286,10 @@ def _train(config, run_dir, args: argparse.Namespace, from_path) -> int:
     from landscape.train.loop import train
     from landscape.train.run_files import METRICS_FILE, load_run_checkpoint
 
-    device = distributed.rank_device(resolve_device(args.device))
-    partition = distributed.partition_from_environment(device)
+    # the set-up call of every command: under torchrun this rank's device and share, and the
+    # other ranks made quiet (rank 0 reports; the others only print their errors)
+    partition, device = distributed.join(resolve_device(args.device))
     check_world_size(config, partition.world_size)
-    if not partition.is_writer:  # rank 0 reports; the others only print their errors
-        logging.getLogger("landscape").setLevel(logging.WARNING)
     data = load_dataset(config.dataset, config.data_dir, download=args.download)
     ranks = f", {partition.world_size} ranks ({partition.backend})" * partition.is_distributed
     logging.getLogger("landscape.train").info(

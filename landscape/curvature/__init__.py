@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from landscape.curvature.density import Density, slq_density
+from landscape.curvature.density import SpectralDensity, slq_density
 from landscape.curvature.lanczos import EigResult, lanczos_eigs
 from landscape.curvature.operator import HessianOperator, as_batches
 from landscape.curvature.trace import (
@@ -47,7 +47,7 @@ from landscape.curvature.trace import (
 from landscape.progress import ProgressFn
 
 __all__ = [
-    "Density",
+    "SpectralDensity",
     "EigResult",
     "HessianOperator",
     "TraceResult",
@@ -160,7 +160,7 @@ def spectral_density(
     lockstep: bool = False,
     progress: ProgressFn | None = None,
     **operator_options: Any,
-) -> Density:
+) -> SpectralDensity:
     """Hessian eigenvalue density by stochastic Lanczos quadrature (``lockstep``: the runs
     advanced together, one batched product per step; see :func:`slq_density`)."""
     with _operator(model, loss_fn, inputs, targets, operator_options) as op:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from landscape.curvature.density import Density, slq_density
+from landscape.curvature.density import SpectralDensity, slq_density
 from landscape.curvature.lanczos import EigResult, lanczos_eigs
 from landscape.curvature.trace import TRACE_METHODS, TraceResult
 from landscape.errors import UserError
@@ -139,7 +139,7 @@ class BlockSpectrum:
     top: EigResult | None = None
     bottom: EigResult | None = None
     trace: TraceResult | None = None
-    density: Density | None = None
+    density: SpectralDensity | None = None
     hvp_count: int = 0
 
 

@@ -34,7 +34,7 @@ from landscape.progress import ProgressFn, report
 
 
 @dataclass
-class Density:
+class SpectralDensity:
     """``values`` on ``grid`` (integrates to 1); ``nodes``/``weights`` are (runs, steps),
     padded with NaN nodes and zero weights where a run ended early (invariant subspace);
     ``lockstep``: whether the runs advanced together (:func:`slq_density`)."""
@@ -79,7 +79,7 @@ def slq_density(
     seed: int = 0,
     lockstep: bool = False,
     progress: ProgressFn | None = None,
-) -> Density:
+) -> SpectralDensity:
     """``runs`` independent SLQ runs of ``steps`` Lanczos steps each (``progress``: one report
     per product, products so far of ``runs * steps``, and which run).
 
@@ -138,4 +138,4 @@ def slq_density(
         raise ValueError(f"sigma must be > 0, not {sigma}")
     grid = np.linspace(lo - 6 * sigma, hi + 6 * sigma, grid_points)
     values = smoothed_density(nodes, weights, grid, sigma)
-    return Density(grid, values, nodes, weights, sigma, hvps, lockstep=bool(lockstep))
+    return SpectralDensity(grid, values, nodes, weights, sigma, hvps, lockstep=bool(lockstep))

@@ -30,7 +30,7 @@ Lanczos, the trace estimators and SLQ use them unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Protocol
 
@@ -41,6 +41,7 @@ from torch import nn
 
 from landscape.curvature.hvp import Batch, LossFn, _SavedBytes, _zeros_for_missing
 from landscape.curvature.operator import HessianOperator
+from landscape.registry import CURVATURE_KINDS, resolve
 
 # (batch index, batch outputs, batch targets) -> (outputs o to differentiate, u -> M u on o)
 OutputSpace = Callable[
@@ -332,12 +333,21 @@ class MonteCarloFisherOperator(_GaussNewtonOperator):
         )
 
 
-CURVATURES: dict[str, type[HessianOperator]] = {
-    "hessian": HessianOperator,
-    "ggn": GGNOperator,
-    "fisher": EmpiricalFisherOperator,
-    "fisher-mc": MonteCarloFisherOperator,
-}
+class _Operators(Mapping):
+    """The operator class of every registered curvature (:data:`landscape.registry.
+    CURVATURE_KINDS`, the torch-free registry that ``--curvature`` lists), imported on access."""
+
+    def __getitem__(self, name: str) -> type[HessianOperator]:
+        return resolve(CURVATURE_KINDS[name].operator)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(CURVATURE_KINDS)
+
+    def __len__(self) -> int:
+        return len(CURVATURE_KINDS)
+
+
+CURVATURES: Mapping[str, type[HessianOperator]] = _Operators()
 
 
 def curvature_operator(

@@ -38,7 +38,7 @@ import torch
 
 from landscape import store
 from landscape.bn import has_batchnorm
-from landscape.data import Data, fixed_subset, load_dataset, with_label_noise
+from landscape.data import Data, load_dataset, with_label_noise
 from landscape.evaluate import evaluate
 from landscape.experiment.config import LateSamConfig
 from landscape.experiment.plan import Run, checkpoint_path, plan_runs, run_dir, save_every_for
@@ -53,6 +53,7 @@ from landscape.experiment.summary import (
     summarise,
 )
 from landscape.experiment.verdicts import Verdict, fit_advantage, format_verdicts, judge
+from landscape.loading.context import FIXED_BATCH, AnalysisRequest, build_context
 from landscape.losses import make_loss
 from landscape.results import Provenance
 from landscape.results.escape import EscapeCurve
@@ -63,7 +64,6 @@ log = logging.getLogger("landscape.experiment")
 
 RESULT_FILE = "result.h5"
 ANALYSIS_SEED = 0  # the same analysis examples and random vectors for every run
-FIXED_BATCH = 512  # analysis batch where batches define BatchNorm statistics (bn_mode="train")
 
 
 @dataclass
@@ -317,32 +317,36 @@ class _Context:
         dtype: torch.dtype,
         command: list[str] | None,
     ):
+        from landscape.loading.loader import DataSource
+
         self.config, self.root, self.result_path = config, root, result_path
         self.data, self.device, self.dtype, self.command = data, device, dtype, command
-        self.loss_fn = make_loss("cross-entropy")
-        # the training objective: with label noise, the labels the runs were trained on
+        # the one loading path of every analysis (landscape.loading.context), on the data
+        # already loaded for training; the experiment is one process. The training objective:
+        # with label noise, the labels the runs were trained on (test labels stay clean).
         noisy = with_label_noise(data, config.label_noise, config.label_noise_seed)
-        x, y = fixed_subset(noisy.train_x, noisy.train_y, config.samples, ANALYSIS_SEED)
-        self.x, self.y = x.to(device=device, dtype=dtype), y.to(device)
-        self.test_x = data.test_x.to(device=device, dtype=dtype)
-        self.test_y = data.test_y.to(device)
+        self.context = build_context(
+            AnalysisRequest(
+                data=DataSource(dataset=config.dataset, data_dir=config.data_dir),
+                device=device,
+                dtype=dtype,
+                batch_size=config.analysis_batch_size,
+                distributed=False,
+            ),
+            data=noisy,
+        )
+        self.loss_fn = make_loss(self.context.loss)
+        self.x, self.y = self.context.subset("train", config.samples, ANALYSIS_SEED)
+        self.test_x, self.test_y = self.context.subset("test", None, ANALYSIS_SEED)
         self.options = config.analysis_options()
         self._targets: dict[Path, object] = {}
 
     # -- loading
     def target(self, path: Path):
         """The checkpoint as a landscape.loading.loader.LoadedModel (model on the device, eval
-        mode)."""
-        from landscape.loading.checkpoint import file_sha256, load_checkpoint
-        from landscape.loading.loader import LoadedModel, ModelSource, build_model_for
-
+        mode, checked against the data), loaded by the analysis context."""
         if path not in self._targets:
-            ckpt = load_checkpoint(path)
-            model, arch, _ = build_model_for(ckpt, ModelSource(), self.data)
-            model = model.to(device=self.device, dtype=self.dtype).eval()
-            self._targets[path] = LoadedModel(
-                path, file_sha256(path), model, arch, ckpt.epoch, ckpt.phase, ckpt.config, ckpt
-            )
+            self._targets[path] = self.context.load([path])[0]
             while len(self._targets) > 4:  # keep a few models only
                 self._targets.pop(next(iter(self._targets)))
         return self._targets[path]
@@ -519,7 +523,7 @@ class _Context:
         and result kind as ``landscape interpolate`` (dimension scale, barriers, checkpoints);
         returns its barriers (``train_error_frankle``, ...)."""
         from landscape.analysis.interpolation import InterpolationOptions, compute_interpolation
-        from landscape.analysis.setup import Setup
+        from landscape.analysis.setup import load_setup
 
         cfg = self.config
         a, b = self.target(self.final(sgd)), self.target(self.final(other))
@@ -533,15 +537,11 @@ class _Context:
                 return dict(Interpolation.read(f[name]).barriers)
         t = time.monotonic()
         bn = "recalibrate" if has_batchnorm(a.model) else "eval"
-        setup = Setup(
-            [a, b],
-            self.data,
-            {"train": (self.x, self.y), "test": (self.test_x, self.test_y)},
-            self.loss_fn,
-            self.batch("forward", a.model),
-            self.x.shape[0],
-            self.x,
-            bn_batch_size=cfg.analysis_batch_size or FIXED_BATCH,
+        setup = load_setup(
+            dataclasses.replace(self.context, targets=[a, b]),
+            {"train": cfg.samples, "test": None},
+            subset_seed=ANALYSIS_SEED,
+            recalibrate=bn == "recalibrate",
         )
         options = InterpolationOptions(
             alphas=np.linspace(0.0, 1.0, cfg.interpolation_points),
@@ -584,7 +584,7 @@ class _Context:
             model = copy.deepcopy(target.model)  # escape moves the weights
             # With batch statistics the batch defines the operator: fixed, not measured.
             batch = (
-                cfg.analysis_batch_size or FIXED_BATCH
+                self.context.batch.fixed()
                 if settings["bn_mode"] == "train"
                 else self.batch("gradient", model)
             )

@@ -352,7 +352,7 @@ def load_checkpoint(
 
         if ema:
             raise UserError(f"--ema was given but model folder {path} holds one set of weights")
-        return load_model_folder(path, trust=trust)
+        return load_model_folder(path, lambda weights: load_checkpoint(weights, trust=trust))
     container = sniff_container(path)
     if container == "safetensors":
         return _load_safetensors(path, ema)

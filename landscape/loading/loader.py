@@ -104,12 +104,15 @@ def load_models(
     data_source: DataSource,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    *,
+    data: Data | None = None,
 ) -> tuple[list[LoadedModel], Data]:
     """Load every checkpoint in ``paths`` and the data to analyse them on.
 
-    Data come from ``--data``/``--dataset`` when given, else from the first checkpoint's
-    config, else digits. Every model is checked against the data with one forward pass on
-    two examples, so a shape mismatch is a clear error before any expensive work.
+    Data come from ``data`` when given (already in memory), else from ``--data``/``--dataset``
+    when given, else from the first checkpoint's config, else digits. Every model is checked
+    against the data with one forward pass on two examples, so a shape mismatch is a clear
+    error before any expensive work.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -119,7 +122,8 @@ def load_models(
     device = torch.device(device)
     # Cheap checks first: every file is read (safely) before data are loaded.
     loaded = [load_checkpoint(p, trust=model_source.trust, ema=model_source.ema) for p in paths]
-    data = load_data(data_source, loaded)
+    if data is None:
+        data = load_data(data_source, loaded)
     targets = []
     for path, ckpt in zip(paths, loaded):
         model, arch, report = build_model_for(ckpt, model_source, data)

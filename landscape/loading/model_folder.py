@@ -18,6 +18,7 @@ in the folder is ever run and nothing is downloaded.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,15 +99,15 @@ def folder_weights(folder: Path) -> list[Path]:
     )
 
 
-def load_model_folder(folder: str | Path, *, trust: bool = False):
-    """The folder's weights, architecture and config as one LoadedCheckpoint."""
-    from landscape.loading.checkpoint import load_checkpoint
-
+def load_model_folder(folder: str | Path, read: Callable[[Path], Any]):
+    """The folder's weights, architecture and config as one LoadedCheckpoint; ``read`` reads
+    one weights file (:func:`landscape.loading.checkpoint.load_checkpoint` with its safety
+    rules, passed in so that this module does not import the one that imports it)."""
     folder = Path(folder)
     config = read_folder_config(folder)
     arch, kwargs = folder_arch(folder, config)
     files = folder_weights(folder)
-    parts = [load_checkpoint(path, trust=trust) for path in files]
+    parts = [read(path) for path in files]
     ckpt = parts[0]
     for part in parts[1:]:
         ckpt.state_dict.update(part.state_dict)

@@ -6,15 +6,13 @@ figures a file gives, ``report`` writes the HTML page, ``style`` holds the one s
 Figure functions return :class:`matplotlib.figure.Figure` objects built without pyplot.
 """
 
-# The figure kinds of `landscape plot --only` and `report --only`, in drawing order (no imports
-# here: the command line lists them while it builds its parser).
+from landscape.registry import RESULT_KINDS
+
+# The figure kinds of `landscape plot --only` and `report --only`: the registered result kinds
+# with figures (landscape.registry, which imports nothing heavy: the command line lists them
+# while it builds its parser), a run's training curves and the comparisons across runs.
 FIGURE_KINDS = (
-    "surface",
-    "interpolation",
-    "hessian",
-    "sharpness",
-    "escape",
-    "experiment",
+    *(name for name, kind in RESULT_KINDS.items() if kind.figures is not None),
     "training",
     "compare",
 )

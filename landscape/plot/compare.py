@@ -12,7 +12,13 @@ from matplotlib.ticker import MaxNLocator
 
 from landscape.plot import style
 from landscape.plot.hessian import plot_hessian_vs_epoch
-from landscape.plot.results import Escape, HessianRecord, Interpolation, Surface, TrainingLog
+from landscape.plot.results import (
+    Escape,
+    HessianRecord,
+    InterpolationRecord,
+    SurfaceRecord,
+    TrainingLog,
+)
 
 
 def _color(i: int) -> str:
@@ -48,7 +54,7 @@ def _log_if_wide(ax) -> None:
 
 
 @style.styled
-def plot_compare_slices(items: Sequence[tuple[str, Surface]]) -> Figure:
+def plot_compare_slices(items: Sequence[tuple[str, SurfaceRecord]]) -> Figure:
     """1D slices: train loss (top) and test accuracy (bottom), one colour per result."""
     fig, top, bottom = _two_panels()
     for i, (label, surface) in enumerate(items):
@@ -63,7 +69,7 @@ def plot_compare_slices(items: Sequence[tuple[str, Surface]]) -> Figure:
 
 
 @style.styled
-def plot_compare_interpolations(items: Sequence[tuple[str, Interpolation]]) -> Figure:
+def plot_compare_interpolations(items: Sequence[tuple[str, InterpolationRecord]]) -> Figure:
     """Interpolation curves: train loss (top) and test error (bottom) against α."""
     fig, top, bottom = _two_panels()
     for i, (label, interp) in enumerate(items):

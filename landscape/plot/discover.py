@@ -9,7 +9,7 @@ comparisons across sources are ``compare-<kind>``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from landscape.plot import (
     surface2d,
 )
 from landscape.plot.results import ResultFile, TrainingLog, read_result_file, read_training_log
+from landscape.registry import RESULT_KINDS, resolve
 
 LOSSES = ("train_loss", "test_loss")
 ACCURACIES = ("train_acc", "test_acc")
@@ -122,7 +123,11 @@ def source_label(source: Source) -> str:
 
 
 def _job(jobs: list, name: str, kind: str, caption: str, build: Callable[[], Figure]) -> None:
-    jobs.append(FigureJob(safe_name(name), kind, caption, build))
+    jobs.append(_figure(name, kind, caption, build))
+
+
+def _figure(name: str, kind: str, caption: str, build: Callable[[], Figure]) -> FigureJob:
+    return FigureJob(safe_name(name), kind, caption, build)
 
 
 QUANTITY_WORDS = {
@@ -153,7 +158,9 @@ def _plane_words(s) -> str:
 
 
 def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
-    """Every figure one source gives, in a stable order."""
+    """Every figure one source gives, in a stable order: a run's training curves; a result
+    file's figures kind by kind, in the order of :data:`landscape.registry.RESULT_KINDS`,
+    each kind's ``figures`` function on its records."""
     prefix = prefix or source_label(source)
     jobs: list[FigureJob] = []
     if isinstance(source, TrainingLog):
@@ -165,12 +172,23 @@ def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
             lambda source=source: _training(source),
         )
         return jobs
-    for s in source.surfaces:
+    for kind, spec in RESULT_KINDS.items():
+        records = source.records.get(kind)
+        if records and spec.figures is not None:
+            jobs.extend(resolve(spec.figures)(records, prefix))
+    return jobs
+
+
+# Default arguments bind each lambda to its own records (closures would see the last ones).
+
+
+def surface_figures(surfaces: list, prefix: str) -> Iterator[FigureJob]:
+    """Slices, contours, colour maps and 3-D views of each surface."""
+    for s in surfaces:
         base = f"{prefix}-surface-{s.name}"
         where = f"{_plane_words(s)} around {_checkpoint_words(s.meta)}"
         if s.ndim == 1:
-            _job(
-                jobs,
+            yield _figure(
                 f"{base}-slice",
                 "surface",
                 f"Loss and accuracy along {where}.",
@@ -179,22 +197,19 @@ def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
             continue
         for metric in (m for m in LOSSES if m in s.metrics):
             words = QUANTITY_WORDS.get(metric, metric)
-            _job(
-                jobs,
+            yield _figure(
                 f"{base}-contour-{metric}",
                 "surface",
                 f"Contour lines of the {words} on {where}.",
                 lambda s=s, m=metric: surface2d.plot_contour(s, m),
             )
-            _job(
-                jobs,
+            yield _figure(
                 f"{base}-filled-{metric}",
                 "surface",
                 f"The {words} on {where}, as a colour map.",
                 lambda s=s, m=metric: surface2d.plot_filled(s, m),
             )
-            _job(
-                jobs,
+            yield _figure(
                 f"{base}-3d-{metric}",
                 "surface",
                 f"The {words} on {where}, in 3-D.",
@@ -202,16 +217,18 @@ def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
             )
         for metric in (m for m in ACCURACIES if m in s.metrics):
             words = QUANTITY_WORDS.get(metric, metric)
-            _job(
-                jobs,
+            yield _figure(
                 f"{base}-filled-{metric}",
                 "surface",
                 f"The {words} on {where}, as a colour map.",
                 lambda s=s, m=metric: surface2d.plot_filled(s, m),
             )
-    for it in source.interpolations:
-        _job(
-            jobs,
+
+
+def interpolation_figures(interpolations: list, prefix: str) -> Iterator[FigureJob]:
+    """One figure per interpolation: loss and error along the line, with the barriers."""
+    for it in interpolations:
+        yield _figure(
             f"{prefix}-interpolation-{it.name}",
             "interpolation",
             f"Loss and error on the straight line from {it.a_name} to {it.b_name}"
@@ -219,97 +236,96 @@ def figures_for(source: Source, prefix: str | None = None) -> list[FigureJob]:
             + ", with the barrier heights.",
             lambda it=it: interpolation.plot_interpolation(it),
         )
-    # Default arguments bind each lambda to its own records (closures would see the last ones).
-    if source.hessian:
-        hess = source.hessian
-        if hessian.has_epoch_series(hess):
-            _job(
-                jobs,
-                f"{prefix}-hessian-epochs",
-                "hessian",
-                "Top Hessian eigenvalues and trace against epoch.",
-                lambda hess=hess: hessian.plot_hessian_vs_epoch(hessian.group_by_run(hess)),
-            )
-        else:
-            _job(
-                jobs,
-                f"{prefix}-hessian-topk",
-                "hessian",
-                "Top Hessian eigenvalues.",
-                lambda hess=hess: hessian.plot_top_eigenvalues(hess),
-            )
-        for r in (r for r in hess if r.blocks):
-            _job(
-                jobs,
-                f"{prefix}-hessian-blocks-{r.name}",
-                "hessian",
-                f"Per-block spectra of {_checkpoint_words(r.meta)}: the largest eigenvalue, trace "
-                "and spectral density of each diagonal block.",
-                lambda r=r: hessian.plot_blocks(r),
-            )
-        dense = [r for r in hess if r.density_grid is not None]
-        if len(dense) > 1:
-            _job(
-                jobs,
-                f"{prefix}-hessian-density",
-                "hessian",
-                "Spectral densities of all checkpoints.",
-                lambda dense=dense: hessian.plot_density(dense),
-            )
-        for r in dense:
-            _job(
-                jobs,
-                f"{prefix}-hessian-density-{r.name}",
-                "hessian",
-                f"Hessian spectral density of {_checkpoint_words(r.meta)}, "
-                "with its top eigenvalues.",
-                lambda r=r: hessian.plot_density([r]),
-            )
-    if source.sharpness:
-        sharp = source.sharpness
-        if sharpness.scalar_measures(sharp):
-            _job(
-                jobs,
-                f"{prefix}-sharpness-measures",
-                "sharpness",
-                "Sharpness measures per checkpoint.",
-                lambda sharp=sharp: sharpness.plot_sharpness_measures(sharp),
-            )
-        for measure in sharpness.curve_measures(sharp):
-            _job(
-                jobs,
-                f"{prefix}-sharpness-{measure}",
-                "sharpness",
-                f"Sharpness measure {measure}.",
-                lambda m=measure, sharp=sharp: sharpness.plot_sharpness_curve(sharp, m),
-            )
-    for x in source.experiments:
-        if experiment.panels_present(x):
-            _job(
-                jobs,
-                f"{prefix}-experiment-{x.name}",
-                "experiment",
-                f"Experiment {x.name}: test error and sharpness against the SAM start epoch.",
-                lambda x=x: experiment.plot_late_sam_summary(x),
-            )
-        if experiment.gap_panels_present(x):
-            _job(
-                jobs,
-                f"{prefix}-experiment-{x.name}-dose-response",
-                "experiment",
-                f"Experiment {x.name}: share of the SGD → full-SAM gap closed against SAM steps.",
-                lambda x=x: experiment.plot_dose_response(x),
-            )
-    for e in source.escapes:
-        _job(
-            jobs,
+
+
+def hessian_figures(hess: list, prefix: str) -> Iterator[FigureJob]:
+    """Eigenvalues (against epoch where there are several), per-block spectra, densities."""
+    if hessian.has_epoch_series(hess):
+        yield _figure(
+            f"{prefix}-hessian-epochs",
+            "hessian",
+            "Top Hessian eigenvalues and trace against epoch.",
+            lambda hess=hess: hessian.plot_hessian_vs_epoch(hessian.group_by_run(hess)),
+        )
+    else:
+        yield _figure(
+            f"{prefix}-hessian-topk",
+            "hessian",
+            "Top Hessian eigenvalues.",
+            lambda hess=hess: hessian.plot_top_eigenvalues(hess),
+        )
+    for r in (r for r in hess if r.blocks):
+        yield _figure(
+            f"{prefix}-hessian-blocks-{r.name}",
+            "hessian",
+            f"Per-block spectra of {_checkpoint_words(r.meta)}: the largest eigenvalue, trace "
+            "and spectral density of each diagonal block.",
+            lambda r=r: hessian.plot_blocks(r),
+        )
+    dense = [r for r in hess if r.density_grid is not None]
+    if len(dense) > 1:
+        yield _figure(
+            f"{prefix}-hessian-density",
+            "hessian",
+            "Spectral densities of all checkpoints.",
+            lambda dense=dense: hessian.plot_density(dense),
+        )
+    for r in dense:
+        yield _figure(
+            f"{prefix}-hessian-density-{r.name}",
+            "hessian",
+            f"Hessian spectral density of {_checkpoint_words(r.meta)}, with its top eigenvalues.",
+            lambda r=r: hessian.plot_density([r]),
+        )
+
+
+def sharpness_figures(sharp: list, prefix: str) -> Iterator[FigureJob]:
+    """The scalar measures per checkpoint, and each measure with a curve."""
+    if sharpness.scalar_measures(sharp):
+        yield _figure(
+            f"{prefix}-sharpness-measures",
+            "sharpness",
+            "Sharpness measures per checkpoint.",
+            lambda sharp=sharp: sharpness.plot_sharpness_measures(sharp),
+        )
+    for measure in sharpness.curve_measures(sharp):
+        yield _figure(
+            f"{prefix}-sharpness-{measure}",
+            "sharpness",
+            f"Sharpness measure {measure}.",
+            lambda m=measure, sharp=sharp: sharpness.plot_sharpness_curve(sharp, m),
+        )
+
+
+def escape_figures(escapes: list, prefix: str) -> Iterator[FigureJob]:
+    """One figure per escape curve: distance, loss and top eigenvalue per SAM step."""
+    for e in escapes:
+        yield _figure(
             f"{prefix}-escape-{e.name}",
             "escape",
             f"SAM steps from {_checkpoint_words(e.meta)}: "
             "distance travelled, loss and top eigenvalue.",
             lambda e=e: escape.plot_escape(e),
         )
-    return jobs
+
+
+def experiment_figures(experiments: list, prefix: str) -> Iterator[FigureJob]:
+    """The late-SAM summary and its dose-response, where the tables hold them."""
+    for x in experiments:
+        if experiment.panels_present(x):
+            yield _figure(
+                f"{prefix}-experiment-{x.name}",
+                "experiment",
+                f"Experiment {x.name}: test error and sharpness against the SAM start epoch.",
+                lambda x=x: experiment.plot_late_sam_summary(x),
+            )
+        if experiment.gap_panels_present(x):
+            yield _figure(
+                f"{prefix}-experiment-{x.name}-dose-response",
+                "experiment",
+                f"Experiment {x.name}: share of the SGD → full-SAM gap closed against SAM steps.",
+                lambda x=x: experiment.plot_dose_response(x),
+            )
 
 
 def _training(log: TrainingLog) -> Figure:

@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from landscape.plot import style
-from landscape.plot.results import Interpolation
+from landscape.plot.results import InterpolationRecord
 
 SPLIT_STYLE = {"train": "-", "test": "--"}
 
@@ -46,7 +46,9 @@ def chord_excess(alpha: np.ndarray, values: np.ndarray) -> tuple[float, float, f
     return best
 
 
-def barrier_value(interp: Interpolation, split: str, quantity: str, method: str) -> float | None:
+def barrier_value(
+    interp: InterpolationRecord, split: str, quantity: str, method: str
+) -> float | None:
     """``barrier_<split>_<quantity>_<method>`` (as ``landscape interpolate`` writes), else the
     split-less ``barrier_<quantity>_<method>``."""
     for key in (f"barrier_{split}_{quantity}_{method}", f"barrier_{quantity}_{method}"):
@@ -57,7 +59,7 @@ def barrier_value(interp: Interpolation, split: str, quantity: str, method: str)
 
 def _annotate_barrier(
     ax,
-    interp: Interpolation,
+    interp: InterpolationRecord,
     values: np.ndarray,
     quantity: str,
     scale: float,
@@ -112,7 +114,7 @@ def _annotate_barrier(
         )
 
 
-def _mark_endpoints(ax_top, axes, interp: Interpolation) -> None:
+def _mark_endpoints(ax_top, axes, interp: InterpolationRecord) -> None:
     names = interp.checkpoint_names
     ticks = [float(k) for k in range(len(names)) if k <= np.nanmax(interp.alpha) + 1e-9]
     for ax in axes:
@@ -137,7 +139,7 @@ def _mark_endpoints(ax_top, axes, interp: Interpolation) -> None:
         tick_labels[-1].set_horizontalalignment("right")
 
 
-def _mark_missing(ax, interp: Interpolation) -> None:
+def _mark_missing(ax, interp: InterpolationRecord) -> None:
     if interp.done is None or interp.done.all():
         return
     from landscape.plot.surface1d import mark_missing_1d
@@ -146,7 +148,7 @@ def _mark_missing(ax, interp: Interpolation) -> None:
 
 
 @style.styled
-def plot_interpolation(interp: Interpolation) -> Figure:
+def plot_interpolation(interp: InterpolationRecord) -> Figure:
     """Loss (top) and error in % (bottom) against α, endpoints labelled, barriers annotated."""
     has_acc = any(k.endswith("_acc") for k in interp.metrics)
     fig = style.new_figure(style.COLUMN_WIDTH, 3.8 if has_acc else 2.6)

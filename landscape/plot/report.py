@@ -21,7 +21,8 @@ import numpy as np
 from landscape import __version__
 from landscape.plot import style
 from landscape.plot.discover import FigureJob, Source
-from landscape.plot.results import Experiment, Meta, ResultFile, Surface, TrainingLog
+from landscape.plot.results import Experiment, Meta, ResultFile, SurfaceRecord, TrainingLog
+from landscape.registry import ranked_result_kinds
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def _value_at(axis: np.ndarray, values: np.ndarray, point: float) -> float | Non
     return value if math.isfinite(value) else None
 
 
-def _centre_acc(surface: Surface) -> float | None:
+def _centre_acc(surface: SurfaceRecord) -> float | None:
     acc = surface.metrics["test_acc"]
     if surface.ndim == 1:
         return _value_at(surface.x, acc, 0.0)
@@ -188,26 +189,17 @@ BARRIER_ORDER = [
     for split in ("train", "test")
     for m in ("frankle", "entezari")
 ]
-SECTION_ORDER = (
-    "training",
-    "hessian",
-    "surface",
-    "interpolation",
-    "sharpness",
-    "escape",
-    "experiment",
-    "compare",
-)
-SECTION_TITLES = {
-    "training": "Training",
-    "hessian": "Curvature",
-    "surface": "Loss surfaces",
-    "interpolation": "Interpolation",
-    "sharpness": "Sharpness",
-    "escape": "Escape from a minimum",
-    "experiment": "Experiment",
-    "compare": "Comparisons",
-}
+# The sections of the report: a run's training, then the result kinds by their rank, each under
+# its heading (landscape.registry.RESULT_KINDS), then comparisons.
+TRAINING_TITLE, COMPARE_TITLE = "Training", "Comparisons"
+
+
+def section_titles() -> dict[str, str]:
+    """Every section's heading, in the report's order."""
+    kinds = {kind.name: kind.section for kind in ranked_result_kinds()}
+    return {"training": TRAINING_TITLE, **kinds, "compare": COMPARE_TITLE}
+
+
 BN_WORDS = {
     "eval": "running statistics",
     "train": "batch statistics",
@@ -511,9 +503,8 @@ def build_html(sources: Sequence[Source], jobs: Sequence[FigureJob], dpi: int = 
     )
     sections = []
     found = list(dict.fromkeys(job.kind for job in jobs))
-    for kind in [k for k in SECTION_ORDER if k in found] + [
-        k for k in found if k not in SECTION_ORDER
-    ]:
+    titles = section_titles()
+    for kind in [k for k in titles if k in found] + [k for k in found if k not in titles]:
         figures = []
         for job in (j for j in jobs if j.kind == kind):
             data = base64.b64encode(render_png(job, dpi)).decode("ascii")
@@ -522,7 +513,7 @@ def build_html(sources: Sequence[Source], jobs: Sequence[FigureJob], dpi: int = 
                 f'src="data:image/png;base64,{data}" title="{html.escape(job.name)}">'
                 f"<figcaption>{html.escape(job.caption)}</figcaption></figure>"
             )
-        heading = SECTION_TITLES.get(kind, kind)
+        heading = titles.get(kind, kind)
         sections.append(
             f'<h2>{html.escape(heading)}</h2>\n<div class="figures">\n'
             + "\n".join(figures)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,9 @@ import numpy as np
 
 from landscape import store
 from landscape.errors import UserError
+from landscape.registry import RESULT_KINDS, resolve
 from landscape.results import interpolation as results_interpolation
 from landscape.results import surface as results_surface
-from landscape.results.interpolation import json_list
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class Trajectory:
 
 
 @dataclass
-class Surface:
+class SurfaceRecord:
     """``surface/<name>``: values shaped (nx,) or (nx, ny) in 'ij' order, NaN where not done."""
 
     name: str
@@ -85,7 +86,7 @@ class Surface:
 
 
 @dataclass
-class Interpolation:
+class InterpolationRecord:
     """``interpolation/<name>``; a polyline through K+1 checkpoints has checkpoint k at α = k."""
 
     name: str
@@ -174,28 +175,48 @@ class Experiment:
 
 @dataclass
 class ResultFile:
+    """The records of one result file, by kind (:meth:`of`; the figure views of
+    :data:`READERS`), and the groups no figure reads (``skipped``). The built-in kinds have
+    named lists (``surfaces``, ...); kinds registered later go in ``others``."""
+
     path: Path
-    surfaces: list[Surface] = field(default_factory=list)
-    interpolations: list[Interpolation] = field(default_factory=list)
+    surfaces: list[SurfaceRecord] = field(default_factory=list)
+    interpolations: list[InterpolationRecord] = field(default_factory=list)
     hessian: list[HessianRecord] = field(default_factory=list)
     sharpness: list[SharpnessRecord] = field(default_factory=list)
     escapes: list[Escape] = field(default_factory=list)
     experiments: list[Experiment] = field(default_factory=list)
+    others: dict[str, list] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
 
     @property
     def stem(self) -> str:
         return self.path.stem
 
+    def of(self, kind: str) -> list:
+        """The records of ``kind`` (the list itself: append to it)."""
+        if kind in NAMED_LISTS:
+            return getattr(self, NAMED_LISTS[kind])
+        return self.others.setdefault(kind, [])
+
+    @property
+    def records(self) -> dict[str, list]:
+        """Every kind's records, by kind."""
+        return {**{k: getattr(self, v) for k, v in NAMED_LISTS.items()}, **self.others}
+
     def is_empty(self) -> bool:
-        return not (
-            self.surfaces
-            or self.interpolations
-            or self.hessian
-            or self.sharpness
-            or self.escapes
-            or self.experiments
-        )
+        return not any(self.records.values())
+
+
+# The lists of ResultFile that hold the built-in kinds (the figure modules use these names).
+NAMED_LISTS = {
+    "surface": "surfaces",
+    "interpolation": "interpolations",
+    "hessian": "hessian",
+    "sharpness": "sharpness",
+    "escape": "escapes",
+    "experiment": "experiments",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,12 +257,6 @@ def read_meta(group: h5py.Group) -> Meta:
     )
 
 
-def _array(group: h5py.Group, name: str) -> np.ndarray | None:
-    if name not in group or not isinstance(group[name], h5py.Dataset):
-        return None
-    return np.asarray(group[name][()], dtype=float)
-
-
 def _strings(dataset: h5py.Dataset) -> list[str | None]:
     values = dataset[()]
     return [_text(v.decode() if isinstance(v, bytes) else v) for v in np.atleast_1d(values)]
@@ -274,7 +289,7 @@ def _metrics(stored: dict[str, np.ndarray], shape: tuple[int, ...], where: str) 
 # one reader per result kind: the result modules read, these check and prepare for drawing
 
 
-def read_surface(group: h5py.Group) -> Surface:
+def read_surface(group: h5py.Group) -> SurfaceRecord:
     where = group.name.lstrip("/")
     if "x" not in group:
         raise UserError(
@@ -319,7 +334,7 @@ def read_surface(group: h5py.Group) -> Surface:
         x, x_label = (y, y_label) if along_y else (x, x_label)
         metrics = {k: v.reshape(-1) for k, v in metrics.items()}
         done, y, y_label = done.reshape(-1), None, None
-    return Surface(
+    return SurfaceRecord(
         name=group.name.split("/")[-1],
         x=x,
         y=y,
@@ -333,7 +348,7 @@ def read_surface(group: h5py.Group) -> Surface:
     )
 
 
-def read_interpolation(group: h5py.Group) -> Interpolation:
+def read_interpolation(group: h5py.Group) -> InterpolationRecord:
     where = group.name.lstrip("/")
     if "alpha" not in group:
         raise UserError(
@@ -351,7 +366,7 @@ def read_interpolation(group: h5py.Group) -> Interpolation:
             metrics[name] = np.where(done, metrics[name], np.nan)
     barriers = {f"barrier_{k}": v for k, v in stored.barriers.items() if math.isfinite(v)}
     label = group["alpha"].attrs.get("label")
-    return Interpolation(
+    return InterpolationRecord(
         name=group.name.split("/")[-1],
         alpha=alpha,
         metrics=metrics,
@@ -366,12 +381,6 @@ def read_interpolation(group: h5py.Group) -> Interpolation:
         done=done,
         alpha_label=_text(label),
     )
-
-
-def _json_list(value: Any) -> list:
-    if isinstance(value, np.ndarray):
-        return [_text(v) for v in value.tolist()]
-    return json_list(value)
 
 
 def read_hessian(group: h5py.Group) -> HessianRecord:
@@ -470,14 +479,24 @@ def read_experiment(group: h5py.Group) -> Experiment | None:
     )
 
 
-READERS = {
-    "surface": read_surface,
-    "interpolation": read_interpolation,
-    "hessian": read_hessian,
-    "sharpness": read_sharpness,
-    "escape": read_escape,
-    "experiment": read_experiment,
-}
+class _Readers(Mapping):
+    """The figure reader of every registered result kind that has one
+    (:data:`landscape.registry.RESULT_KINDS`, ``reader``), imported on access."""
+
+    def __getitem__(self, kind: str) -> Callable[[h5py.Group], Any]:
+        reader = RESULT_KINDS[kind].reader
+        if reader is None:
+            raise KeyError(kind)
+        return resolve(reader)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, spec in RESULT_KINDS.items() if spec.reader is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+READERS: Mapping[str, Callable[[h5py.Group], Any]] = _Readers()
 
 
 def read_result_file(path: str | Path) -> ResultFile:
@@ -494,14 +513,7 @@ def read_result_file(path: str | Path) -> ResultFile:
             if record is None:
                 result.skipped.append(f"{kind}/{name}")
                 continue
-            {
-                "surface": result.surfaces,
-                "interpolation": result.interpolations,
-                "hessian": result.hessian,
-                "sharpness": result.sharpness,
-                "escape": result.escapes,
-                "experiment": result.experiments,
-            }[kind].append(record)
+            result.of(kind).append(record)
     if result.skipped:
         log.info("%s: not plotted (no figure for these yet): %s", path, ", ".join(result.skipped))
     if result.is_empty():

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from landscape.plot import style
-from landscape.plot.results import Surface
+from landscape.plot.results import SurfaceRecord
 
 SPLIT_STYLE = {"train": "-", "test": "--"}
 
@@ -30,7 +30,7 @@ def mark_missing_1d(ax, x: np.ndarray, done: np.ndarray) -> None:
         )
 
 
-def _title(surface: Surface) -> str:
+def _title(surface: SurfaceRecord) -> str:
     title = surface.name
     if surface.meta.checkpoint_name:
         title = f"{surface.meta.checkpoint_name}: {title}"
@@ -40,7 +40,7 @@ def _title(surface: Surface) -> str:
 
 
 @style.styled
-def plot_slice_1d(surface: Surface) -> Figure:
+def plot_slice_1d(surface: SurfaceRecord) -> Figure:
     """Two panels sharing the x axis: loss (log scale when it spans decades) and accuracy."""
     fig = style.new_figure(style.COLUMN_WIDTH, 3.6)
     ax_loss, ax_acc = fig.subplots(2, 1, sharex=True)

@@ -16,7 +16,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from landscape.plot import style
-from landscape.plot.results import Surface, Trajectory, switch_epoch
+from landscape.plot.results import SurfaceRecord, Trajectory, switch_epoch
 
 QUANTITY_LABEL = {
     "train_loss": "train loss",
@@ -27,7 +27,7 @@ QUANTITY_LABEL = {
 MAX_EPOCH_LABELS = 9
 
 
-def _values(surface: Surface, metric: str) -> np.ndarray:
+def _values(surface: SurfaceRecord, metric: str) -> np.ndarray:
     values = surface.metrics[metric]
     return 100 * values if metric.endswith("_acc") else values
 
@@ -76,7 +76,7 @@ def _level_label(value: float) -> str:
     return f"{value:g}" if value >= 1e-3 else f"{value:.0e}"
 
 
-def _mesh(surface: Surface) -> tuple[np.ndarray, np.ndarray]:
+def _mesh(surface: SurfaceRecord) -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(surface.x, surface.y, indexing="ij")
 
 
@@ -87,7 +87,7 @@ def _edges(centres: np.ndarray) -> np.ndarray:
     return np.concatenate([[2 * centres[0] - mids[0]], mids, [2 * centres[-1] - mids[-1]]])
 
 
-def mark_missing_2d(ax, surface: Surface) -> bool:
+def mark_missing_2d(ax, surface: SurfaceRecord) -> bool:
     """Grey cells where the grid is not computed yet; True if there were any.
 
     The grey is drawn under the data and grown by one cell, so it reaches exactly to the
@@ -248,7 +248,7 @@ def wrap_label(text: str | None, width: int = 32) -> str | None:
     return text
 
 
-def _decorate(ax, fig, surface: Surface, metric: str, handles: list) -> None:
+def _decorate(ax, fig, surface: SurfaceRecord, metric: str, handles: list) -> None:
     ax.set_xlabel(wrap_label(surface.x_label, 48))
     ax.set_ylabel(wrap_label(surface.y_label))
     ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
@@ -295,7 +295,7 @@ def _inside(value: float, axis: np.ndarray) -> bool:
 
 
 @style.styled
-def plot_contour(surface: Surface, metric: str = "train_loss") -> Figure:
+def plot_contour(surface: SurfaceRecord, metric: str = "train_loss") -> Figure:
     """Contour lines on round levels (1-2-5 per decade for losses), each labelled with its
     value, and a colour bar that maps line colour to value."""
     fig = style.new_figure(style.COLUMN_WIDTH, 3.3)
@@ -320,7 +320,7 @@ def plot_contour(surface: Surface, metric: str = "train_loss") -> Figure:
 
 
 @style.styled
-def plot_filled(surface: Surface, metric: str = "train_loss") -> Figure:
+def plot_filled(surface: SurfaceRecord, metric: str = "train_loss") -> Figure:
     """Filled contours with a colour bar (log colour scale for losses that span decades)."""
     fig = style.new_figure(style.COLUMN_WIDTH, 3.3)
     ax = fig.add_subplot()
@@ -349,7 +349,7 @@ def plot_filled(surface: Surface, metric: str = "train_loss") -> Figure:
 
 
 @style.styled
-def plot_surface_3d(surface: Surface, metric: str = "train_loss") -> Figure:
+def plot_surface_3d(surface: SurfaceRecord, metric: str = "train_loss") -> Figure:
     """The surface in 3D; losses spanning decades are drawn as log10 so the basin stays visible."""
     # 3D axes and constrained layout disagree about margins: place the axes by hand.
     fig = style.new_figure(style.COLUMN_WIDTH, 3.2, layout="none")

@@ -114,11 +114,11 @@ def _checked_digest(group: h5py.Group, path: str | Path | None) -> str:
 
 
 def result_groups(f: h5py.File) -> list[h5py.Group]:
-    """Every result group ``<kind>/<name>`` of a file (the kinds of ``store.RESULT_KINDS``)."""
-    from landscape.store import RESULT_KINDS
+    """Every result group ``<kind>/<name>`` of a file (the registered result kinds)."""
+    from landscape.registry import ranked_result_kinds
 
     groups = []
-    for kind in RESULT_KINDS:
+    for kind in (k.name for k in ranked_result_kinds()):
         folder = f.get(kind)
         if isinstance(folder, h5py.Group):
             groups += [g for g in folder.values() if isinstance(g, h5py.Group)]

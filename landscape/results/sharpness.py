@@ -60,7 +60,7 @@ class MeasureValue:
 
     @classmethod
     def from_measure(cls, result: Any, seconds: float) -> MeasureValue:
-        """From a :class:`landscape.sharpness.SharpnessResult`; its scalar ``extra`` numbers
+        """From a :class:`landscape.sharpness.SharpnessMeasurement`; its scalar ``extra`` numbers
         are kept as parameters (lists, such as per-group values, are not stored)."""
         parameters = {k: v for k, v in result.params.items() if k not in GROUP_OPTIONS}
         parameters.update({k: v for k, v in result.extra.items() if not isinstance(v, list)})

@@ -1,7 +1,7 @@
 """Sharpness measures of a model at its current weights, on in-memory tensors.
 
 Every function takes ``(model, loss_fn, inputs, targets, **parameters)`` and returns a
-:class:`SharpnessResult`; the model's weights and BatchNorm statistics are left as found.
+:class:`SharpnessMeasurement`; the model's weights and BatchNorm statistics are left as found.
 :data:`MEASURES` (:mod:`landscape.sharpness.registry`) maps the measure names used by
 ``landscape sharpness --measure`` to them. The functions are imported on first use, so that
 the registry (the command line's choices) is read without importing torch.
@@ -20,7 +20,7 @@ _FUNCTIONS = {
     "gradient_norm": "gradient",
     "hessian_trace": "hessian",
     "top_eigenvalue": "hessian",
-    "SharpnessResult": "result",
+    "SharpnessMeasurement": "result",
     "worst_case_sharpness": "worst_case",
     "worst_case_sharpness_radii": "worst_case",
 }
@@ -52,7 +52,7 @@ def compute_measure(name: str, model, loss_fn, inputs, targets, **options):
 __all__ = [
     "MEASURES",
     "MeasureSpec",
-    "SharpnessResult",
+    "SharpnessMeasurement",
     "average_case_sharpness",
     "compute_measure",
     "dataset_name",

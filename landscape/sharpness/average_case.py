@@ -23,7 +23,7 @@ from landscape.losses import LossFn
 from landscape.parallel import SINGLE, Partition
 from landscape.progress import ProgressFn, report
 from landscape.sharpness._batched import loss_and_accuracy, perturbable
-from landscape.sharpness.result import SharpnessResult
+from landscape.sharpness.result import SharpnessMeasurement
 
 
 def average_case_sharpness(
@@ -41,7 +41,7 @@ def average_case_sharpness(
     seed: int = 0,
     progress: ProgressFn | None = None,
     partition: Partition = SINGLE,
-) -> SharpnessResult:
+) -> SharpnessMeasurement:
     """Monte-Carlo estimate of E[L(w + delta)] - L(w), with its standard error (``progress``:
     draws done of ``draws``, the running mean and its standard error)."""
     if sigma < 0 or draws < 1:
@@ -89,7 +89,7 @@ def average_case_sharpness(
                 )
     values = torch.tensor(gaps, dtype=torch.float64)
     stderr = values.std(unbiased=True).item() / math.sqrt(draws) if draws > 1 else float("nan")
-    return SharpnessResult(
+    return SharpnessMeasurement(
         measure="adaptive_average_case" if adaptive else "average_case",
         value=values.mean().item(),
         stderr=stderr,

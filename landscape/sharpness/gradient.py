@@ -12,7 +12,7 @@ from landscape.bn import analysis_mode
 from landscape.losses import LossFn
 from landscape.parallel import SINGLE, Partition
 from landscape.sharpness._batched import global_norm, loss_and_grad, trainable_parameters
-from landscape.sharpness.result import SharpnessResult
+from landscape.sharpness.result import SharpnessMeasurement
 
 
 def gradient_norm(
@@ -24,13 +24,13 @@ def gradient_norm(
     batch_size: int | None = None,
     bn_mode: str = "eval",
     partition: Partition = SINGLE,
-) -> SharpnessResult:
+) -> SharpnessMeasurement:
     """||grad_w L(w)||_2 of the mean loss over all the examples (the full-batch gradient)."""
     with analysis_mode(model, bn_mode):
         loss, _, grads = loss_and_grad(
             model, loss_fn, inputs, targets, trainable_parameters(model), batch_size, partition
         )
-    return SharpnessResult(
+    return SharpnessMeasurement(
         measure="gradient_norm",
         value=global_norm(grads).item(),
         loss=loss,
@@ -48,7 +48,7 @@ def fisher_rao_norm(
     batch_size: int | None = None,
     bn_mode: str = "eval",
     partition: Partition = SINGLE,
-) -> SharpnessResult:
+) -> SharpnessMeasurement:
     """Empirical Fisher-Rao norm ||w||_fr = sqrt( (1/n) sum_i <w, grad_w l(f_w(x_i), y_i)>^2 ).
 
     This is <w, I(w) w> with the empirical Fisher information I = E[grad l grad l^T] over
@@ -84,7 +84,7 @@ def fisher_rao_norm(
             directional = (per_example * tangent).flatten(1).sum(dim=1).double()
             total += (directional**2).sum()
     total = partition.sum_(total).item()
-    return SharpnessResult(
+    return SharpnessMeasurement(
         measure="fisher_rao_norm",
         value=math.sqrt(total / n),
         params={

@@ -15,7 +15,7 @@ from torch import nn
 from landscape.losses import LossFn
 from landscape.parallel import SINGLE, Partition
 from landscape.progress import ProgressFn
-from landscape.sharpness.result import SharpnessResult
+from landscape.sharpness.result import SharpnessMeasurement
 
 
 def top_eigenvalue(
@@ -33,7 +33,7 @@ def top_eigenvalue(
     curvature: str = "hessian",
     fisher_samples: int = 1,
     loss_name: str = "cross-entropy",
-) -> SharpnessResult:
+) -> SharpnessMeasurement:
     """lambda_max of the Hessian (or the ``curvature`` matrix) of the mean loss (Lanczos,
     landscape.curvature); ``fisher_samples`` and ``loss_name`` (the predictive distribution)
     define ``fisher-mc``, whose labels are seeded by ``seed``."""
@@ -53,7 +53,7 @@ def top_eigenvalue(
         partition=partition,
         **_curvature_options(curvature, fisher_samples, loss_name, seed),
     )
-    return SharpnessResult(
+    return SharpnessMeasurement(
         measure="top_eigenvalue",
         value=float(result.eigenvalues[0]),
         params={
@@ -85,7 +85,7 @@ def hessian_trace(
     curvature: str = "hessian",
     fisher_samples: int = 1,
     loss_name: str = "cross-entropy",
-) -> SharpnessResult:
+) -> SharpnessMeasurement:
     """tr(H) (or the trace of the ``curvature`` matrix) of the mean loss (Hutch++,
     landscape.curvature), with its standard error; other options as :func:`top_eigenvalue`."""
     from landscape.curvature import hessian_trace as curvature_trace
@@ -104,7 +104,7 @@ def hessian_trace(
         partition=partition,
         **_curvature_options(curvature, fisher_samples, loss_name, seed),
     )
-    return SharpnessResult(
+    return SharpnessMeasurement(
         measure="trace",
         value=float(result.trace),
         stderr=float(result.stderr),

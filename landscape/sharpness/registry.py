@@ -4,17 +4,19 @@ Each :class:`MeasureSpec` says which function computes the measure (resolved whe
 that listing the measures -- the CLI's choices -- does not import torch), the keyword
 parameters it accepts, which option replaces its radius (the adaptive measures' natural radius
 is much larger than the plain ones'), the progress unit and what work it repeats (so that the
-batch can be measured for it). A new measure is one :func:`register_measure` call: the command
-line, ``all`` and the result file pick it up.
+batch can be measured for it). A new measure is one :func:`register_measure` call (the registry
+mechanism of :mod:`landscape.registry`): the command line, ``all`` and the result file pick it
+up.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
+
+from landscape.registry import register, resolve
 
 ASCENT = ("rho", "steps", "m", "batch_size", "bn_mode", "seed", "progress", "partition")
 NOISE = ("sigma", "draws", "batch_size", "bn_mode", "seed", "progress", "partition")
@@ -25,7 +27,7 @@ CURVATURE = ("curvature", "fisher_samples", "loss_name")  # the matrix of the cu
 class MeasureSpec:
     """One measure. ``function`` is ``"module:attribute"``, called as ``f(model, loss_fn,
     inputs, targets, **fixed, **accepted options)`` and returning a
-    :class:`landscape.sharpness.SharpnessResult`; ``radius`` is ``(parameter, options)``: the
+    :class:`landscape.sharpness.SharpnessMeasurement`; ``radius`` is ``(parameter, options)``: the
     first of ``options`` given replaces ``parameter``; ``work`` is ``"gradient"``,
     ``"forward"`` or ``"hvp"``."""
 
@@ -39,8 +41,7 @@ class MeasureSpec:
     work: str = "gradient"
 
     def resolve(self) -> Callable[..., Any]:
-        module, attribute = self.function.split(":")
-        return partial(getattr(importlib.import_module(module), attribute), **self.fixed)
+        return partial(resolve(self.function), **self.fixed)
 
     def arguments(self, options: dict[str, Any]) -> dict[str, Any]:
         """The keyword arguments this measure takes from ``options`` (None: not given)."""
@@ -62,10 +63,8 @@ MEASURES: dict[str, MeasureSpec] = {}
 
 
 def register_measure(spec: MeasureSpec) -> MeasureSpec:
-    if spec.name in MEASURES or spec.name == "all":
-        raise ValueError(f"a sharpness measure named {spec.name!r} exists already")
-    MEASURES[spec.name] = spec
-    return spec
+    """Add ``spec`` to :data:`MEASURES` (``all`` is reserved: every measure)."""
+    return register(MEASURES, spec, what="sharpness measure", reserved=("all",))
 
 
 def dataset_name(measure: str) -> str:

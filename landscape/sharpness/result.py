@@ -7,7 +7,7 @@ from typing import Any
 
 
 @dataclass
-class SharpnessResult:
+class SharpnessMeasurement:
     """One measure on one model.
 
     ``value`` is the measure; ``stderr`` its Monte-Carlo standard error (NaN for

@@ -38,7 +38,7 @@ from landscape.sharpness._batched import (
     loss_and_grad,
     perturbable,
 )
-from landscape.sharpness.result import SharpnessResult
+from landscape.sharpness.result import SharpnessMeasurement
 
 NORMS = ("l2", "linf")
 
@@ -185,7 +185,7 @@ def worst_case_sharpness(
     seed: int = 0,
     progress: ProgressFn | None = None,
     partition: Partition = SINGLE,
-) -> SharpnessResult:
+) -> SharpnessMeasurement:
     """max_{||delta / c||_p <= rho} L(w + delta) - L(w), averaged over groups of m examples.
 
     ``c = |w| + adaptive_eta`` elementwise when ``adaptive`` (else 1); ``norm`` is "l2" or
@@ -233,7 +233,7 @@ def worst_case_sharpness_radii(
     seed: int = 0,
     progress: ProgressFn | None = None,
     partition: Partition = SINGLE,
-) -> list[SharpnessResult]:
+) -> list[SharpnessMeasurement]:
     """:func:`worst_case_sharpness` at every radius in ``radii``, in one pass over the groups.
 
     Each group of m examples is taken once: its unperturbed loss is computed once and the
@@ -314,7 +314,7 @@ def worst_case_sharpness_radii(
             "examples": n,
         }
         results.append(
-            SharpnessResult(
+            SharpnessMeasurement(
                 measure=name,
                 value=gap[i] / n,
                 loss=base_total / n,

@@ -23,17 +23,23 @@ name)``: a direction depends on names and shapes only, never on module order.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
 import torch
 
 from landscape.progress import ProgressFn
+from landscape.registry import CURVATURE_KINDS, NORMS
+
+# The direction kinds' registry lives in landscape.registry (torch-free, for --help); the kinds'
+# code is here.
+from landscape.registry import DIRECTION_KINDS as DIRECTION_KINDS
+from landscape.registry import DirectionKind as DirectionKind
+from landscape.registry import register_direction_kind as register_direction_kind
 
 Direction = dict[str, torch.Tensor]
 
-NORMS = ("filter", "layer", "none")
 IGNORES = ("biasbn", "none")
 
 
@@ -377,15 +383,6 @@ def between_plane(r: DirectionRequest) -> Plane:
     return Plane(_axes(r, dx, dy), labels, {"a": a, "b": b})
 
 
-# How the axis labels name each matrix of landscape.curvature.gauss_newton.CURVATURES.
-CURVATURE_NAMES = {
-    "hessian": "Hessian",
-    "ggn": "GGN",
-    "fisher": "empirical Fisher",
-    "fisher-mc": "Monte-Carlo Fisher",
-}
-
-
 HESSIAN_PLANE_TOL = 1e-4  # Lanczos tolerance of a hessian plane's eigenvectors (recorded)
 
 
@@ -407,7 +404,7 @@ def hessian_plane(r: DirectionRequest) -> Plane:
     if r.norm != "none":
         dx = normalize_direction(dx, r.weights, norm=r.norm, ignore=r.ignore)
         dy = normalize_direction(dy, r.weights, norm=r.norm, ignore=r.ignore)
-    matrix = CURVATURE_NAMES[r.curvature]
+    matrix = CURVATURE_KINDS[r.curvature].title
     labels = (f"{matrix} eigenvector 1", f"{matrix} eigenvector 2")
     attrs = {"eigenvalues": eigenvalues, "curvature": r.curvature, "tol": HESSIAN_PLANE_TOL}
     attrs["curvature_split"] = r.split
@@ -425,67 +422,3 @@ def pca_plane(r: DirectionRequest) -> Plane:
         coordinates=plane.coordinates,
         distance_to_plane=plane.distance_to_plane,
     )
-
-
-# ------------------------------------------------------------------ the direction-kind registry
-
-
-@dataclass(frozen=True)
-class DirectionKind:
-    """One way to span a surface and what it needs.
-
-    ``make(request) -> Plane``. ``others``: which other
-    checkpoints it takes (``"trajectory"``: two or more, ``"other"``: exactly one B, ``None``:
-    none). ``norms``: the normalisations it accepts, ``default_norm`` the one used when none is
-    asked for. ``phase``: a progress label for kinds that work long before the first point
-    (``{matrix}`` in it: the name of the request's curvature matrix, :data:`CURVATURE_NAMES`)."""
-
-    name: str
-    help: str
-    make: Callable[[DirectionRequest], Plane]
-    default_norm: str = "filter"
-    norms: tuple[str, ...] = NORMS
-    others: str | None = None
-    phase: str | None = None
-
-
-DIRECTION_KINDS: dict[str, DirectionKind] = {}
-
-
-def register_direction_kind(kind: DirectionKind) -> DirectionKind:
-    """Add ``kind`` to :data:`DIRECTION_KINDS`."""
-    if kind.name in DIRECTION_KINDS:
-        raise ValueError(f"direction kind {kind.name!r} is already registered")
-    if kind.default_norm not in kind.norms:
-        raise ValueError(f"{kind.name}: default norm {kind.default_norm!r} not in {kind.norms}")
-    if kind.others not in (None, "trajectory", "other"):
-        raise ValueError(f"{kind.name}: others must be None, 'trajectory' or 'other'")
-    DIRECTION_KINDS[kind.name] = kind
-    return kind
-
-
-for _kind in (
-    DirectionKind("random", "Gaussian, normalised per --norm", random_plane),
-    DirectionKind(
-        "pca",
-        "top two principal components of --trajectory",
-        pca_plane,
-        default_norm="none",
-        norms=("none",),
-        others="trajectory",
-    ),
-    DirectionKind(
-        "hessian",
-        "top two eigenvectors of the Hessian (or of --curvature)",
-        hessian_plane,
-        default_norm="none",
-        phase="{matrix} directions (top-2 eigenvectors)",
-    ),
-    DirectionKind(
-        "between",
-        "CKPT to --other plus an orthogonal random direction",
-        between_plane,
-        others="other",
-    ),
-):
-    register_direction_kind(_kind)

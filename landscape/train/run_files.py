@@ -28,7 +28,7 @@ import torch
 
 from landscape.atomic import write_atomic, write_error
 from landscape.errors import UserError
-from landscape.loading.checkpoint import FORMAT, VERSION, read_torch_object, save_checkpoint
+from landscape.loading.checkpoint import FORMAT, VERSION, read_torch_object
 
 CHECKPOINT_RE = re.compile(r"^epoch-(\d+)-(sgd|sam)\.pt$")
 METRICS_FILE = "metrics.jsonl"
@@ -162,13 +162,6 @@ def _to_cpu(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(_to_cpu(v) for v in obj)
     return obj
-
-
-def save_run_checkpoint(run_dir: Path, **state: Any) -> Path:
-    """Write ``epoch-XXX-<phase>.pt`` in the checkpoint format of docs/file-format.md,
-    atomically."""
-    payload = run_checkpoint_payload(**state)
-    return save_checkpoint(run_dir / checkpoint_name(payload["epoch"], payload["phase"]), payload)
 
 
 def run_checkpoint_payload(

@@ -5,39 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from landscape import store
-from landscape.analysis.saving import OwnedPoints, PeriodicSaver, owned_mask
-from landscape.parallel import SINGLE, Partition
-
-
-@pytest.mark.parametrize("world_size", [1, 2, 3])
-def test_the_points_left_are_dealt_once_each_whatever_was_done_before(world_size):
-    done = np.zeros((4, 5), dtype=bool)
-    done[0, :3] = done[2, 1] = True  # left by an earlier run of another world size
-    free = [~owned_mask(done, Partition(rank, world_size)) for rank in range(world_size)]
-    assert np.array_equal(np.sum(free, axis=0), (~done).astype(int))  # each left point once
-    assert max(f.sum() for f in free) - min(f.sum() for f in free) <= 1  # balanced
-
-
-def test_a_single_process_owns_every_point_left():
-    done = np.array([True, False, False, True])
-    np.testing.assert_array_equal(owned_mask(done, SINGLE), done)
-
-
-class _Exchange(Partition):
-    """Rank ``rank`` of two, whose gather returns the other rank's recorded share too."""
-
-    def __init__(self, rank: int, other_share=None) -> None:
-        super().__init__(rank, 2, "test")
-        object.__setattr__(self, "other", other_share)
-        object.__setattr__(self, "sent", None)
-
-    def gather(self, value):
-        object.__setattr__(self, "sent", value)
-        shares = [value, self.other] if self.rank == 0 else [self.other, value]
-        return [s for s in shares if s is not None]
+from landscape.analysis.saving import OwnedPoints, PeriodicSaver
+from landscape.parallel import Partition
 
 
 def _compute(share: OwnedPoints) -> None:
@@ -48,18 +19,46 @@ def _compute(share: OwnedPoints) -> None:
         flat[i] = True
 
 
-def test_sync_brings_every_processes_points_into_the_writers_arrays():
+def test_sync_marks_exactly_the_points_the_engine_finished_as_done():
     done = np.zeros(7, dtype=bool)
     done[2] = True  # resumed: point 2 was on disk already
-    arrays = [{"train_loss": np.where(done, 12.0, np.nan)} for _ in range(2)]
-    second = OwnedPoints(arrays[1], done.copy(), _Exchange(1))
-    _compute(second)
-    second.sync()
-    first = OwnedPoints(arrays[0], done.copy(), _Exchange(0, second.partition.sent))
-    _compute(first)
-    first.sync()
-    assert first.done.all()
-    np.testing.assert_array_equal(arrays[0]["train_loss"], 10.0 + np.arange(7))
+    share = OwnedPoints({"train_loss": np.where(done, 12.0, np.nan)}, done)
+    share.view[[0, 5]] = True  # the engine finished points 0 and 5 so far
+    assert not done[0]  # the engine's marks reach the result only through sync
+    share.sync()
+    np.testing.assert_array_equal(np.flatnonzero(done), [0, 2, 5])
+    _compute(share)
+    share.sync()
+    assert done.all()
+    np.testing.assert_array_equal(share.metrics["train_loss"][[1, 6]], [11.0, 16.0])
+
+
+def test_save_result_claims_a_new_name_for_another_checkpoint_and_replaces_its_own(
+    tmp_path, caplog
+):
+    import logging
+
+    import h5py
+
+    from landscape.analysis.saving import save_result
+
+    out = tmp_path / "r.h5"
+
+    def write(sha, value):
+        def into(f, name):
+            group = f.require_group(f"escape/{name}")
+            group.attrs.update({"checkpoint_sha256": sha, "v": value})
+
+        return into
+
+    a, b = "a" * 64, "b" * 64
+    assert save_result(out, "escape", "ckpt", [a], write(a, 1)) == "ckpt"
+    assert save_result(out, "escape", "ckpt", [b], write(b, 2)) == "ckpt-2"
+    with caplog.at_level(logging.INFO):
+        assert save_result(out, "escape", "ckpt", [a], write(a, 3), merge=True) == "ckpt"
+    assert "updating escape/ckpt in" in caplog.text
+    with h5py.File(out) as f:
+        assert (f["escape/ckpt"].attrs["v"], f["escape/ckpt-2"].attrs["v"]) == (3, 2)
 
 
 def test_each_run_that_computed_points_is_recorded_with_its_processes(tmp_path, monkeypatch):

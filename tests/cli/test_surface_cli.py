@@ -444,7 +444,7 @@ def _done_count(path: Path) -> int:
 
 
 def test_pca_grid_without_bounds_covers_the_trajectory():
-    from landscape.cli.surface import fit_grid
+    from landscape.analysis.surface import fit_grid
 
     grid = fit_grid(np.array([-19.5, -3.0, 0.0]), points=11)
     assert grid[0] < -19.5 and grid[-1] > 0 and 0.0 in grid and len(grid) == 11

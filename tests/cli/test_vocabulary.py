@@ -70,7 +70,7 @@ def test_the_curvature_commands_draw_the_subset_by_subset_seed(command):
 
 def test_the_curvature_flags_are_the_same_in_every_command_that_takes_them():
     from landscape import cli
-    from landscape.cli.common import CURVATURE_CHOICES
+    from landscape.registry import CURVATURE_KINDS as CURVATURE_CHOICES
 
     def flags(command):
         actions = cli.build_parser()[1][command]._actions

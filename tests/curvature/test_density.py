@@ -6,8 +6,8 @@ import torch
 
 from landscape.curvature import HessianOperator, slq_density
 from landscape.curvature.lanczos import lanczos_tridiagonal, lanczos_tridiagonal_lockstep
-from landscape.curvature.operator import MatrixOperator
 from landscape.curvature.trace import _rademacher
+from tests.curvature.matrix_operator import MatrixOperator
 from tests.curvature.tiny_models import MODELS, loss_fn, reference
 
 

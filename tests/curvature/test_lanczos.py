@@ -6,7 +6,7 @@ import torch
 
 from landscape.curvature import HessianOperator, lanczos_eigs
 from landscape.curvature.lanczos import error_bounds as lanczos_error_bounds
-from landscape.curvature.operator import MatrixOperator
+from tests.curvature.matrix_operator import MatrixOperator
 from tests.curvature.tiny_models import MODELS, clustered_operator, loss_fn, reference
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from landscape.curvature import TRACE_METHODS, lanczos_eigs, slq_density
-from landscape.curvature.operator import MatrixOperator
+from tests.curvature.matrix_operator import MatrixOperator
 
 
 def _operator(dim: int = 120, seed: int = 0) -> MatrixOperator:

@@ -11,7 +11,7 @@ from landscape.curvature import (
     hutchpp_trace,
     krylov_hutchpp_trace,
 )
-from landscape.curvature.operator import MatrixOperator
+from tests.curvature.matrix_operator import MatrixOperator
 from tests.curvature.tiny_models import clustered_operator, loss_fn, reference
 
 

@@ -12,7 +12,7 @@ from torch import nn
 from torch.func import functional_call, hessian
 
 from landscape.curvature.hvp import evaluation_context
-from landscape.curvature.operator import MatrixOperator
+from tests.curvature.matrix_operator import MatrixOperator
 
 
 class ResidualBlock(nn.Module):

@@ -6,7 +6,7 @@ import pytest
 
 from landscape.results import Provenance
 from landscape.results.sharpness import MeasureValue, SharpnessResult, write_merged
-from landscape.sharpness import SharpnessResult as Measured
+from landscape.sharpness import SharpnessMeasurement as Measured
 
 PROVENANCE = Provenance(
     checkpoint="a.pt", checkpoint_sha256="ab" * 32, split="train", samples=64, seed=0

@@ -107,7 +107,7 @@ def test_a_config_from_before_torchrun_reads_as_one_process():
 
 @pytest.mark.parametrize(("batch", "world"), [(128, 1), (128, 2), (129, 3)])
 def test_a_global_batch_that_splits_evenly_over_the_ranks_is_accepted(batch, world):
-    assert check_world_size(resolve_config({"batch_size": batch}), world) is None  # no UserError
+    assert check_world_size(resolve_config({"batch_size": batch}), world) is None  # no error
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from landscape.analysis.subset import say_short_splits
+from landscape.loading.context import say_short_splits
 
 
 def test_more_samples_than_the_split_has_is_one_line_naming_the_count_used(caplog):
