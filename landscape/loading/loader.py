@@ -336,6 +336,9 @@ def check_model_fits_data(
                 f"model {arch} from {path} returns {shape}, not (blocks, tokens, vocabulary) logits"
             )
         return
+    if getattr(model, "landscape_task", None) == "token-classification":
+        _check_token_labels(out, y, data, f"model {arch} from {path}", source)
+        return
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise UserError(f"model {arch} from {path} returns {shape}, not (batch, classes) logits")
@@ -355,6 +358,22 @@ def check_model_fits_data(
 
     if loss not in LOSS_NAMES:
         raise UserError(f"unknown loss {loss!r}: use {', '.join(LOSS_NAMES)}")
+
+
+def _check_token_labels(out: Any, y: torch.Tensor, data: Data, model: str, source: str) -> None:
+    """A token classifier's ``(sequences, positions, labels)`` logits fit per-token labels
+    (-100, Transformers' ignored label, aside)."""
+    if not isinstance(out, torch.Tensor) or out.ndim != 3 or tuple(out.shape[:2]) != tuple(y.shape):
+        shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise UserError(
+            f"{model} returns {shape}, not (sequences, tokens, labels) logits for the per-token "
+            f"labels of shape {list(y.shape)} from {source}"
+        )
+    labels = data.train_y[data.train_y != -100]
+    if labels.numel() and int(labels.max()) >= out.shape[2]:
+        raise UserError(
+            f"{model} has {out.shape[2]} labels but {source} has labels up to {int(labels.max())}"
+        )
 
 
 def _check_language_model(model: nn.Module, data: Data, path: str | Path, arch: str) -> bool:
