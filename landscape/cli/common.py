@@ -328,8 +328,9 @@ def add_data_source(
         group.add_argument(
             "--batch-size",
             type=positive_int,
-            help="evaluation batch size (default: the fastest, measured by a short probe and "
-            "cached in $XDG_CACHE_HOME/landscape; fixed where batches define BatchNorm statistics)",
+            # The command states its default (state_default); "measured" is explained once here.
+            help="evaluation batch size; 'measured' is the fastest, found by a short probe and "
+            "cached in $XDG_CACHE_HOME/landscape",
         )
     group.add_argument(
         "--mean",
