@@ -58,7 +58,7 @@ def test_failed_transaction_leaves_old_file_untouched_and_no_temp(tmp_path):
         del f["g"]
         raise RuntimeError("killed halfway")
     assert path.read_bytes() == before
-    assert sorted(os.listdir(tmp_path)) == [".out.h5.lock", "out.h5"]  # the writers' lock stays
+    assert sorted(os.listdir(tmp_path)) == ["out.h5"]  # no temp file, and no lock file left
 
 
 @pytest.mark.parametrize(
@@ -145,3 +145,9 @@ def test_the_default_output_folder_is_created_and_an_explicit_out_wins(tmp_path,
     assert store.resolve_output(None, "analyses/hessian.h5") == Path("analyses/hessian.h5")
     assert (tmp_path / "analyses").is_dir()
     assert store.resolve_output("mine.h5", "analyses/x.h5") == Path("mine.h5")
+
+
+def test_an_explicit_out_in_a_new_folder_creates_the_folder(tmp_path):
+    out = tmp_path / "new" / "deeper" / "x.h5"
+    assert store.resolve_output(str(out), "analyses/x.h5") == out
+    assert out.parent.is_dir() and not out.exists()
