@@ -177,6 +177,13 @@ def test_every_option_states_at_most_one_default(command):
     assert not twice
 
 
+def test_hessian_tol_help_describes_the_default_gap_rule_first():
+    action = next(
+        a for a in cli.build_parser()[1]["hessian"]._actions if "--tol" in a.option_strings
+    )
+    assert action.help.index("error bound min(r, r^2/gap)") < action.help.index("residual")
+
+
 def test_train_help_states_one_timing_and_no_garbled_default():
     text = " ".join(_help("train").split())
     assert "minute" not in text and text.count("about 10 s") == 1
