@@ -297,8 +297,16 @@ def add_data_source(
     group.add_argument(
         "--data",
         metavar="FILE.py:factory",
-        help="user data factory returning a Dataset or (inputs, targets), or tokens:FILE for a "
-        "language model (nanoGPT .bin, .npy, or text with the model folder's tokenizer)",
+        help="user data factory returning a Dataset or (inputs, targets); tokens:FILE for a "
+        "language model (nanoGPT .bin, .npy, or text with the model folder's tokenizer); "
+        "imagefolder:DIR for images in class subfolders (torchvision's ImageFolder; DIR/train "
+        "and DIR/test as splits), preprocessed as the model's weights were",
+    )
+    group.add_argument(
+        "--image-size",
+        type=positive_int,
+        metavar="PX",
+        help="crop size of --data imagefolder:DIR (default: the model's, else 224)",
     )
     group.add_argument(
         "--block-size",
@@ -425,6 +433,7 @@ def data_source_from_args(args: argparse.Namespace):
         dataset=getattr(args, "dataset", None),
         data=getattr(args, "data", None),
         block_size=getattr(args, "block_size", None),
+        image_size=getattr(args, "image_size", None),
         data_dir=getattr(args, "data_dir", None),
         loss=getattr(args, "loss", None) or "cross-entropy",
         mean=getattr(args, "mean", None),

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from landscape.data import Data, load_dataset
+from landscape.data import DATASETS, Data, load_dataset
 from landscape.errors import UserError
 from landscape.loading.architecture import build_architecture, parse_kwargs
 from landscape.loading.checkpoint import (
@@ -26,6 +26,7 @@ from landscape.loading.checkpoint import (
     file_sha256,
     load_checkpoint,
 )
+from landscape.loading.images import is_imagefolder_spec
 from landscape.loading.state_fit import align_prefix, fit_state_dict, mismatch_summary
 from landscape.loading.tokens import is_token_spec
 from landscape.store import checkpoint_label, safe_group_name
@@ -69,6 +70,7 @@ class DataSource:
     dataset: str | None = None
     data: str | None = None  # path/to/file.py:factory, package.module:factory or tokens:FILE
     block_size: int | None = None  # tokens per block of --data tokens:FILE
+    image_size: int | None = None  # crop size of --data imagefolder:DIR (else the model's)
     data_dir: str | None = None
     loss: str = "cross-entropy"
     mean: tuple[float, ...] | None = None  # input normalisation overriding the checkpoint's
@@ -118,7 +120,7 @@ def load_models(
     device = torch.device(device)
     # Cheap checks first: every file is read (safely) before data are loaded.
     loaded = [load_checkpoint(p, trust=model_source.trust, ema=model_source.ema) for p in paths]
-    data = load_data(data_source, loaded)
+    data = load_data(data_source, loaded, arch=model_source.arch)
     targets = []
     for path, ckpt in zip(paths, loaded):
         model, arch, report = build_model_for(ckpt, model_source, data)
@@ -147,16 +149,23 @@ def load_models(
 # ----------------------------------------------------------------------------------------- data
 
 
-def load_data(source: DataSource, checkpoints: list[LoadedCheckpoint] | None = None) -> Data:
-    """The analysis data from the flags, else the checkpoints' config, else digits."""
+def load_data(
+    source: DataSource, checkpoints: list[LoadedCheckpoint] | None = None, arch: str | None = None
+) -> Data:
+    """The analysis data from the flags, else the checkpoints' config, else digits. ``arch``
+    (``--arch``, else the first checkpoint's) gives an image folder its preprocessing."""
     checkpoints = checkpoints or []
     if source.data and source.dataset:
         raise UserError("give either --dataset or --data, not both")
     config = next((c.config for c in checkpoints if c.config), {})
     if source.block_size is not None and not is_token_spec(source.data):
         raise UserError("--block-size applies to --data tokens:FILE only")
+    if source.image_size is not None and not is_imagefolder_spec(source.data):
+        raise UserError("--image-size applies to --data imagefolder:DIR only")
     if is_token_spec(source.data):
         data = _load_tokens(source, checkpoints)
+    elif is_imagefolder_spec(source.data):
+        return _load_image_folder(source, checkpoints, arch)
     elif source.data:
         from landscape.loading.user_data import load_user_data
 
@@ -205,6 +214,31 @@ def _load_tokens(source: DataSource, checkpoints: list[LoadedCheckpoint]) -> Dat
         ]
         block_size = min([DEFAULT_BLOCK_SIZE] + [n for n in contexts if n])
     return load_token_data(source.data, block_size, tokenizer_folder=folder)
+
+
+def _load_image_folder(
+    source: DataSource, checkpoints: list[LoadedCheckpoint], arch: str | None
+) -> Data:
+    """An image folder preprocessed as the model was (``landscape.loading.images``); the
+    flags ``--image-size``, ``--mean`` and ``--std`` override the model's values."""
+    from dataclasses import replace
+
+    from landscape.loading.images import load_image_folder, model_preprocessing, with_image_size
+
+    first = checkpoints[0] if checkpoints else None
+    prep = model_preprocessing(
+        arch or (first.arch if first else None),
+        first.config.get("model_folder") if first else None,
+    )
+    prep = with_image_size(prep, source.image_size)
+    if source.mean is not None or source.std is not None:
+        prep = replace(
+            prep,
+            mean=tuple(source.mean or prep.mean),
+            std=tuple(source.std or prep.std),
+            source=f"{prep.source}, --mean/--std",
+        )
+    return load_image_folder(source.data, prep)
 
 
 def _config_normalisation(config: dict) -> tuple[Any, Any]:
@@ -349,7 +383,7 @@ def check_model_fits_data(
                 f"model {arch} from {path} has {classes} outputs but the targets of {source} "
                 f"have shape {list(y.shape[1:])}"
             )
-    elif classes < data.num_classes or (data.name != "custom" and classes != data.num_classes):
+    elif classes < data.num_classes or (data.name in DATASETS and classes != data.num_classes):
         raise UserError(
             f"model {arch} from {path} has {classes} outputs but {source} has {data.num_classes} "
             "classes; check --arch/--num-classes or the dataset"
