@@ -253,23 +253,35 @@ def _listing(folder: Path, spec: str) -> tuple[list[tuple[Path, int]], list[str]
 
 def _read(files: list[tuple[Path, int]], prep: Preprocessing, spec: str):
     from PIL import Image, UnidentifiedImageError
+
+    def images():
+        for path, _ in files:
+            try:
+                with Image.open(path) as image:
+                    image.load()
+                    yield image
+            except (OSError, UnidentifiedImageError) as exc:
+                raise UserError(f"--data {spec}: cannot read image {path}: {exc}") from exc
+
+    inputs = preprocess_images(images(), len(files), prep)
+    return inputs, torch.tensor([label for _, label in files], dtype=torch.int64)
+
+
+def preprocess_images(images, count: int, prep: Preprocessing) -> torch.Tensor:
+    """``count`` PIL images as one normalised ``(count, 3, size, size)`` float32 tensor."""
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms.v2 import functional as TF
 
+    if len(prep.mean) != 3 or len(prep.std) != 3:
+        raise UserError("images are read as RGB: --mean and --std need 3 values")
     mode = InterpolationMode(prep.interpolation)
     mean = torch.tensor(prep.mean).view(-1, 1, 1)
     std = torch.tensor(prep.std).view(-1, 1, 1)
-    if len(prep.mean) != 3 or len(prep.std) != 3:
-        raise UserError("imagefolder images are RGB: --mean and --std need 3 values")
-    inputs = torch.empty(len(files), 3, prep.size, prep.size)
-    for i, (path, _) in enumerate(files):
-        try:
-            with Image.open(path) as image:
-                # Resized as a PIL image, as torchvision's and timm's evaluation transforms do
-                # (the same 8-bit rounding, so the same inputs).
-                image = TF.resize(image.convert("RGB"), [prep.resize], interpolation=mode)
-        except (OSError, UnidentifiedImageError) as exc:
-            raise UserError(f"--data {spec}: cannot read image {path}: {exc}") from exc
+    inputs = torch.empty(count, 3, prep.size, prep.size)
+    for i, image in enumerate(images):
+        # Resized as a PIL image, as torchvision's and timm's evaluation transforms do (the
+        # same 8-bit rounding, so the same inputs).
+        image = TF.resize(image.convert("RGB"), [prep.resize], interpolation=mode)
         pixels = TF.pil_to_tensor(TF.center_crop(image, [prep.size, prep.size]))
         inputs[i] = (pixels.float() / 255.0 - mean) / std
-    return inputs, torch.tensor([label for _, label in files], dtype=torch.int64)
+    return inputs

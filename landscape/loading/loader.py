@@ -26,7 +26,8 @@ from landscape.loading.checkpoint import (
     file_sha256,
     load_checkpoint,
 )
-from landscape.loading.images import is_imagefolder_spec
+from landscape.loading.hf_dataset import is_hf_dataset_spec
+from landscape.loading.images import Preprocessing, is_imagefolder_spec, load_image_folder
 from landscape.loading.state_fit import align_prefix, fit_state_dict, mismatch_summary
 from landscape.loading.tokens import is_token_spec
 from landscape.store import checkpoint_label, safe_group_name
@@ -71,6 +72,7 @@ class DataSource:
     data: str | None = None  # path/to/file.py:factory, package.module:factory or tokens:FILE
     block_size: int | None = None  # tokens per block of --data tokens:FILE
     image_size: int | None = None  # crop size of --data imagefolder:DIR (else the model's)
+    columns: str | None = None  # INPUT[,LABEL] of --data hf-dataset:DIR
     data_dir: str | None = None
     loss: str = "cross-entropy"
     mean: tuple[float, ...] | None = None  # input normalisation overriding the checkpoint's
@@ -160,12 +162,28 @@ def load_data(
     config = next((c.config for c in checkpoints if c.config), {})
     if source.block_size is not None and not is_token_spec(source.data):
         raise UserError("--block-size applies to --data tokens:FILE only")
-    if source.image_size is not None and not is_imagefolder_spec(source.data):
-        raise UserError("--image-size applies to --data imagefolder:DIR only")
+    if source.image_size is not None and not (
+        is_imagefolder_spec(source.data) or is_hf_dataset_spec(source.data)
+    ):
+        raise UserError("--image-size applies to --data imagefolder:DIR and hf-dataset:DIR only")
+    if source.columns is not None and not is_hf_dataset_spec(source.data):
+        raise UserError("--columns applies to --data hf-dataset:DIR only")
     if is_token_spec(source.data):
         data = _load_tokens(source, checkpoints)
     elif is_imagefolder_spec(source.data):
-        return _load_image_folder(source, checkpoints, arch)
+        return load_image_folder(source.data, _image_preprocessing(source, checkpoints, arch))
+    elif is_hf_dataset_spec(source.data):
+        from landscape.loading.hf_dataset import load_hf_dataset
+
+        return load_hf_dataset(
+            source.data,
+            source.columns,
+            lambda: _image_preprocessing(source, checkpoints, arch),
+            next(
+                (c.config["model_folder"] for c in checkpoints if c.config.get("model_folder")),
+                None,
+            ),
+        )
     elif source.data:
         from landscape.loading.user_data import load_user_data
 
@@ -216,14 +234,14 @@ def _load_tokens(source: DataSource, checkpoints: list[LoadedCheckpoint]) -> Dat
     return load_token_data(source.data, block_size, tokenizer_folder=folder)
 
 
-def _load_image_folder(
+def _image_preprocessing(
     source: DataSource, checkpoints: list[LoadedCheckpoint], arch: str | None
-) -> Data:
-    """An image folder preprocessed as the model was (``landscape.loading.images``); the
-    flags ``--image-size``, ``--mean`` and ``--std`` override the model's values."""
+) -> Preprocessing:
+    """Images preprocessed as the model's were (``landscape.loading.images``); the flags
+    ``--image-size``, ``--mean`` and ``--std`` override the model's values."""
     from dataclasses import replace
 
-    from landscape.loading.images import load_image_folder, model_preprocessing, with_image_size
+    from landscape.loading.images import model_preprocessing, with_image_size
 
     first = checkpoints[0] if checkpoints else None
     prep = model_preprocessing(
@@ -238,7 +256,7 @@ def _load_image_folder(
             std=tuple(source.std or prep.std),
             source=f"{prep.source}, --mean/--std",
         )
-    return load_image_folder(source.data, prep)
+    return prep
 
 
 def _config_normalisation(config: dict) -> tuple[Any, Any]:
