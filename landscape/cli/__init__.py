@@ -29,6 +29,7 @@ COMMANDS = (
     "experiment",
     "plot",
     "report",
+    "export",
     "info",
 )
 
