@@ -300,8 +300,6 @@ def lanczos_eigs(
         scale = float(np.max(np.abs(theta)))
         if previous_beta is not None and restarts == 0 and j <= SYMMETRY_STEPS:
             asymmetry = max(asymmetry, abs(coupling_seen - previous_beta) / max(scale, 1e-300))
-            if asymmetry > suspicious and not product_error:
-                _warn_precision(asymmetry, dtype)
             if asymmetry > suspicious:
                 product_error = PRODUCT_ERROR_FACTOR * asymmetry
                 precision = max(precision, product_error)
@@ -374,6 +372,8 @@ def lanczos_eigs(
     converged = bool(
         len(wanted) == k and np.all(measure <= tol * np.abs(theta[wanted]) + precision * scale)
     )
+    if product_error:  # once the check is over: the largest asymmetry seen is the one used
+        _warn_precision(asymmetry, dtype)
     vectors = None
     if eigenvectors:
         vectors = torch.as_tensor(S[:, wanted].T.copy(), device=device) @ basis[:n]
