@@ -175,7 +175,7 @@ def load_data(
     elif is_hf_dataset_spec(source.data):
         from landscape.loading.hf_dataset import load_hf_dataset
 
-        return load_hf_dataset(
+        data = load_hf_dataset(
             source.data,
             source.columns,
             lambda: _image_preprocessing(source, checkpoints, arch),
@@ -184,6 +184,12 @@ def load_data(
                 None,
             ),
         )
+        if (source.mean is not None or source.std is not None) and not data.mean:
+            raise UserError(
+                "--mean and --std apply to an image column of --data hf-dataset:DIR; this one "
+                "has none (its inputs are used as stored)"
+            )
+        return data
     elif source.data:
         from landscape.loading.user_data import load_user_data
 

@@ -73,6 +73,12 @@ def test_text_is_tokenised_with_the_model_folders_tokenizer(tmp_path):
     assert data.train_x.tolist() == [[2, 3, 4], [5, 6, 7]]  # word i has id i + 1
 
 
+def test_mean_and_std_without_an_image_column_are_an_error(tmp_path):
+    folder = save(tmp_path / "ids", {"train": {"input_ids": [[1, 2], [3, 4]], "label": [0, 1]}})
+    with pytest.raises(UserError, match="--mean and --std apply to an image column"):
+        load_data(DataSource(data=f"hf-dataset:{folder}", mean=(0.5,), std=(0.2,)))
+
+
 @pytest.mark.parametrize(
     "columns, make, message",
     [
