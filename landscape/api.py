@@ -41,6 +41,8 @@ def load(
     dataset: str | None = None,
     data: str | None = None,
     block_size: int | None = None,
+    image_size: int | None = None,
+    columns: str | None = None,
     data_dir: str | Path | None = None,
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
@@ -58,7 +60,8 @@ def load(
     landscape checkpoints need none of them; a plain state_dict needs ``arch`` (a registry
     name, ``torchvision:NAME``, ``timm:NAME``, ``hf:NAME`` or ``file.py:factory``; a model
     folder needs none) and usually ``dataset``/``data`` (``data="tokens:FILE"`` with
-    ``block_size`` for a language model).
+    ``block_size`` for a language model, ``data="imagefolder:DIR"`` with ``image_size``,
+    ``data="hf-dataset:DIR"`` with ``columns``).
     Files are read with ``torch.load(weights_only=True)`` unless ``trust_checkpoint=True``.
     ``device`` takes ``"auto"`` like ``--device``; the data stay on the CPU.
 
@@ -80,6 +83,8 @@ def load(
         dataset=dataset,
         data=data,
         block_size=block_size,
+        image_size=image_size,
+        columns=columns,
         data_dir=None if data_dir is None else str(data_dir),
         mean=None if mean is None else tuple(mean),
         std=None if std is None else tuple(std),

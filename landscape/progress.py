@@ -120,7 +120,8 @@ def describe(status: Status) -> str:
     if status.estimate is not None:
         parts.append(f"{status.name} {_number(status.estimate)}".strip())
     if status.error is not None:
-        text = f"{status.error_name} {status.error:.2g}"
+        # Two significant digits always ("7.0e-09", not "7e-09"; "0.020", not "0.02").
+        text = f"{status.error_name} {status.error:#.2g}"
         if status.target is not None:
             text += f" (target {status.target:.2g})"
         parts.append(text)

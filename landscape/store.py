@@ -84,12 +84,18 @@ def _check_existing_results(path: Path) -> None:
 
 
 def resolve_output(out: str | Path | None, default: str | Path) -> Path:
-    """The one output rule of every command: ``--out`` if given, else ``default`` (whose folder
-    is created); checked by :func:`check_output_path` before any work is done."""
-    if out is None:
-        Path(default).parent.mkdir(parents=True, exist_ok=True)
-        out = default
-    return check_output_path(out)
+    """The one output rule of every command: ``--out`` if given, else ``default``; its folder is
+    created (as ``plot --out`` and ``report --out`` create theirs), then the path is checked by
+    :func:`check_output_path` before any work is done."""
+    path = Path(default if out is None else out)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission, ...
+        raise UserError(
+            f"cannot create output folder {folder} ({exc.strerror}); choose another --out"
+        ) from exc
+    return check_output_path(path)
 
 
 def open_result_file(path: str | Path) -> h5py.File:
@@ -129,16 +135,16 @@ def transaction(path: str | Path, command: list[str] | None = None) -> Iterator[
     """Open ``path`` for changes that land all at once (or not at all).
 
     Concurrent writers of one file (a job array putting every result into one file) are
-    serialised by an advisory lock on ``.<name>.lock`` next to it, held from reading the
-    current file to its replacement: each transaction changes the file as the previous one
-    left it, so no writer puts back a copy taken before another's save. The file is changed
-    in memory (HDF5's core driver, nothing written through HDF5) and then written by
+    serialised by an advisory lock on ``.<name>.lock`` next to it (removed when free), held
+    from reading the current file to its replacement: each transaction changes the file as the
+    previous one left it, so no writer puts back a copy taken before another's save. The file
+    is changed in memory (HDF5's core driver, nothing written through HDF5) and then written by
     :func:`landscape.atomic.write_atomic`, so a full disk or a read-only folder is one
     :class:`~landscape.atomic.WriteError` and the old file stays as it was.
     """
     path = write_target(path)  # through a symbolic link: the target is locked and replaced
     _check_target(path)
-    with interrupt.held(), _file_lock(path):
+    with interrupt.held(), writer_lock(path):
         _remove_stale_partials(path)
         handle = _open_in_memory(path)
         with handle as f:
@@ -180,24 +186,51 @@ def _check_target(path: Path) -> None:
 
 
 @contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``.<name>.lock`` (kept: removing a lock file races with its
-    users)."""
+def writer_lock(path: Path) -> Iterator[None]:
+    """The writers' lock of result file ``path``: an exclusive ``flock`` on ``.<name>.lock``,
+    removed again when it is released (what :func:`transaction` holds).
+
+    Removing a lock file is safe only with a check on both sides: the holder unlinks it while
+    still holding the lock, and a writer that was waiting on it then holds a lock on a file that
+    no longer has that name, which it sees (the path is gone or is another inode) and so locks
+    the file now at the path instead. A lock file this process may not remove (another user's,
+    in a shared folder) stays.
+    """
     lock_path = path.with_name(f".{path.name}.lock")
+    while True:
+        fd = _open_lock_file(lock_path, path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            current = os.stat(lock_path)
+            if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+                break
+        except FileNotFoundError:
+            pass  # unlinked by the previous holder after we opened it: lock the new one
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        yield
+    finally:
+        try:
+            os.unlink(lock_path)
+        except OSError:
+            pass  # not ours to remove (a shared folder): it stays, harmless
+        os.close(fd)  # releases the lock
+
+
+def _open_lock_file(lock_path: Path, path: Path) -> int:
+    try:
+        return os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
     except PermissionError as exc:
         try:  # another user's lock file in a shared folder: flock needs no write access
-            fd = os.open(lock_path, os.O_RDONLY)
+            return os.open(lock_path, os.O_RDONLY)
         except OSError:
             raise write_error(exc, path, 0) from None
     except OSError as exc:
         raise write_error(exc, path, 0) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _open_in_memory(path: Path) -> h5py.File:

@@ -10,6 +10,7 @@ from landscape.progress import (
     Reporter,
     Status,
     clock,
+    describe,
     geometric_total,
     projected_total,
     report,
@@ -154,3 +155,9 @@ def test_with_only_a_budget_the_line_shows_it_but_makes_no_eta(caplog):
     phase(Status(done=8, limit=2000, estimate=3.0, name="trace", note="pilot 8 samples"))
     assert caplog.messages[0].startswith("trace: 8 (limit 2000) products, trace 3")
     assert "ETA" not in caplog.messages[0]
+
+
+@pytest.mark.parametrize("error, shown", [(7e-9, "7.0e-09"), (0.02, "0.020"), (0.018, "0.018")])
+def test_the_error_is_shown_to_two_significant_digits(error, shown):
+    status = Status(done=1, error=error, error_name="rel. eigenvalue error bound", target=1e-4)
+    assert f"rel. eigenvalue error bound {shown} (target" in describe(status)

@@ -58,7 +58,7 @@ def test_failed_transaction_leaves_old_file_untouched_and_no_temp(tmp_path):
         del f["g"]
         raise RuntimeError("killed halfway")
     assert path.read_bytes() == before
-    assert sorted(os.listdir(tmp_path)) == [".out.h5.lock", "out.h5"]  # the writers' lock stays
+    assert sorted(os.listdir(tmp_path)) == ["out.h5"]  # no temp file, and no lock file left
 
 
 def _hessian_dataset(path):
@@ -194,8 +194,15 @@ def test_a_result_file_behind_a_symbolic_link_gets_the_result_and_the_lock(tmp_p
         assert store.check_output_path(link) == link
         with store.transaction(link) as f:
             store.write_dataset(store.replace_group(f, f"hessian/{name}"), "trace", [1.0])
+            # the lock is held beside the target while writing (and removed when released)
+            assert (tmp_path / "shared" / ".results.h5.lock").exists()
+            assert not (tmp_path / ".link.h5.lock").exists()
     assert link.is_symlink() and os.readlink(link) == str(target)
     with h5py.File(target, "r") as f:
         assert sorted(f["hessian"]) == ["a", "b"]
-    assert (tmp_path / "shared" / ".results.h5.lock").exists()
-    assert not (tmp_path / ".link.h5.lock").exists()
+
+
+def test_an_explicit_out_in_a_new_folder_creates_the_folder(tmp_path):
+    out = tmp_path / "new" / "deeper" / "x.h5"
+    assert store.resolve_output(str(out), "analyses/x.h5") == out
+    assert out.parent.is_dir() and not out.exists()

@@ -39,6 +39,7 @@ COMMANDS = (
     "experiment",
     "plot",
     "report",
+    "export",
     "info",
 )
 
@@ -81,6 +82,9 @@ def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
 
 def _did_you_mean(word: str, candidates: list[str]) -> str:
     close = difflib.get_close_matches(word, candidates, n=2, cutoff=0.75)
+    if len(close) > 1:  # a second guess only when it is about as close (--topk: not --stop)
+        score = [difflib.SequenceMatcher(None, word, c).ratio() for c in close]
+        close = [c for c, r in zip(close, score) if r >= score[0] - 0.05]
     if not close and word.startswith(
         "--"
     ):  # an abbreviation of a longer flag: --sampl -> --samples

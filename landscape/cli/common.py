@@ -300,8 +300,24 @@ def add_data_source(
     group.add_argument(
         "--data",
         metavar="FILE.py:factory",
-        help="user data factory returning a Dataset or (inputs, targets), or tokens:FILE for a "
-        "language model (nanoGPT .bin, .npy, or text with the model folder's tokenizer)",
+        help="user data factory returning a Dataset or (inputs, targets); tokens:FILE for a "
+        "language model (nanoGPT .bin, .npy, or text with the model folder's tokenizer); "
+        "imagefolder:DIR for images in class subfolders (torchvision's ImageFolder; DIR/train "
+        "and DIR/test as splits), preprocessed as the model's weights were; hf-dataset:DIR "
+        "for a Hugging Face datasets folder (save_to_disk)",
+    )
+    group.add_argument(
+        "--image-size",
+        type=positive_int,
+        metavar="PX",
+        help="crop size of the images of --data imagefolder:DIR or hf-dataset:DIR "
+        "(default: the model's, else 224)",
+    )
+    group.add_argument(
+        "--columns",
+        metavar="INPUT[,LABEL]",
+        help="input and label columns of --data hf-dataset:DIR (default: found by name: "
+        "image, img, pixel_values, input_ids, text, sentence; label, labels)",
     )
     group.add_argument(
         "--block-size",
@@ -331,8 +347,9 @@ def add_data_source(
         group.add_argument(
             "--batch-size",
             type=positive_int,
-            help="evaluation batch size (default: the fastest, measured by a short probe and "
-            "cached in $XDG_CACHE_HOME/landscape; fixed where batches define BatchNorm statistics)",
+            # The command states its default (state_default); "measured" is explained once here.
+            help="evaluation batch size; 'measured' is the fastest, found by a short probe and "
+            "cached in $XDG_CACHE_HOME/landscape",
         )
     group.add_argument(
         "--mean",
@@ -427,6 +444,8 @@ def data_source_from_args(args: argparse.Namespace):
         dataset=getattr(args, "dataset", None),
         data=getattr(args, "data", None),
         block_size=getattr(args, "block_size", None),
+        image_size=getattr(args, "image_size", None),
+        columns=getattr(args, "columns", None),
         data_dir=getattr(args, "data_dir", None),
         loss=getattr(args, "loss", None) or "cross-entropy",
         mean=getattr(args, "mean", None),

@@ -82,7 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tol",
         type=positive_float,
         default=1e-4,
-        help="stop when every residual ||Hv - lambda v|| <= tol |lambda| (default: 1e-4)",
+        help="relative accuracy of the eigenvalues: by default (--stop gap) every eigenvalue "
+        "error bound min(r, r^2/gap) <= tol |lambda|; with --stop residual or --eigenvectors "
+        "every residual r = ||Hv - lambda v|| <= tol |lambda| (default: 1e-4)",
     )
     group.add_argument(
         "--stop",

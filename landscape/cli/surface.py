@@ -199,16 +199,17 @@ def run(args: argparse.Namespace) -> int:
     except PlaneError as exc:
         raise UserError(f"--directions {args.directions}: {exc}") from exc
 
-    first = f"{splits[0]}_loss"
-    values = surface.metrics[first]
     centre_idx = _centre_index(surface.x, surface.y)
     seconds = surface.provenance.seconds or 0.0
     print(f"{out}:{group_path}  {surface.done.sum()}/{surface.done.size} points, {seconds:.1f} s")
-    if centre_idx is not None and np.isfinite(values[centre_idx]):
-        print(
-            f"  {first} at the centre {values[centre_idx]:.6g}, min {np.nanmin(values):.6g}, "
-            f"max {np.nanmax(values):.6g}"
-        )
+    for split in splits:  # one line per split, in the order given
+        name = f"{split}_loss"
+        values = surface.metrics.get(name)
+        if values is not None and centre_idx is not None and np.isfinite(values[centre_idx]):
+            print(
+                f"  {name} at the centre {values[centre_idx]:.6g}, min {np.nanmin(values):.6g}, "
+                f"max {np.nanmax(values):.6g}"
+            )
     if not surface.done.all():
         raise UserError(
             f"{int((~surface.done).sum())} points were not computed; rerun the command to resume"

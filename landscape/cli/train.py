@@ -127,7 +127,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--arch",
         help="architecture: mlp, mlp-bn, cnn, cnn-bn, resnet20/32/56, vgg11-bn, vgg16-bn, "
-        "wrn16-8, wrn28-10, or timm:NAME (default: cnn-bn)",
+        "wrn16-8, wrn28-10, or timm:NAME (default: cnn-bn; cnn1d-bn for --dataset mnist1d)",
     )
     data.add_argument(
         "--arch-kwargs",

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from landscape.bn import BN_TYPES, analysis_mode
-from landscape.curvature.attention import twice_differentiable_attention
+from landscape.curvature.substitutions import twice_differentiable
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -68,8 +68,8 @@ class ProductEngine(Protocol):
 def evaluation_context(model: nn.Module, bn_mode: str) -> Iterator[nn.Module]:
     """``landscape.bn.analysis_mode`` plus the guarantees the engines need.
 
-    Attention runs with a kernel that has a double backward
-    (:mod:`landscape.curvature.attention`).
+    Attention and hardsigmoid run in forms that have a double backward
+    (:mod:`landscape.curvature.substitutions`).
 
     In ``train`` mode BatchNorm normalises with batch statistics. Its running statistics
     are then not even passed to the kernel (``track_running_stats`` is switched off for the
@@ -93,7 +93,7 @@ def evaluation_context(model: nn.Module, bn_mode: str) -> Iterator[nn.Module]:
                 module.forward = _frozen_batchnorm_forward(module)
                 affine.append((module, module.forward))
         try:
-            with torch.enable_grad(), twice_differentiable_attention():
+            with torch.enable_grad(), twice_differentiable():
                 yield model
         finally:
             for module in switched:

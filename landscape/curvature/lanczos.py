@@ -38,10 +38,21 @@ Choices here:
   are kept with the residual vector, so memory stays bounded and nothing converged is lost.
   ``T`` is then no longer tridiagonal, so it is kept as a small dense matrix filled from the
   Gram-Schmidt coefficients, which covers both cases with one code path.
+* The products are checked for symmetry on the first steps, for free: the coupling
+  ``beta_{j-1} = q_j . H q_{j-1}`` is known before ``H q_j`` is computed, and its coefficient
+  on ``q_{j-1}`` is ``q_{j-1} . H q_j``. They agree to rounding for an exact symmetric product;
+  a model that computes inside in a lower precision than the operator's dtype (Llama's RMSNorm
+  casts to float32 even for a float64 model) makes them differ by about that precision
+  (2.7e-9 of ``max |theta|`` on a tiny float64 Llama, 1e-17 on a float64 GPT-2). Beyond
+  :data:`SUSPICIOUS_ASYMMETRY` for the dtype, the product error ``PRODUCT_ERROR_FACTOR`` times
+  the asymmetry (the skew part is one sample of the error) is added to every error bound and
+  replaces the stopping floor, and a warning says so once per process: a bound below the
+  products' own precision would certify digits that the products do not have.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +62,39 @@ import numpy as np
 import torch
 
 from landscape.progress import ProgressFn, geometric_total, report
+
+log = logging.getLogger("landscape.curvature")
+
+# |q_{j-1} . H q_j - q_j . H q_{j-1}| / max|theta| above which products are taken to be computed
+# in a lower precision than their dtype: far above float64 rounding (1e-17 measured) and far
+# below float32's (1e-7 .. 1e-9), and likewise for float32 against float16/bfloat16.
+SUSPICIOUS_ASYMMETRY = {torch.float64: 1e-11, torch.float32: 1e-5}
+SYMMETRY_STEPS = 6  # products checked (the first ones, before any restart)
+# The skew part is one sample of the products' error, and the model computed in the lower
+# precision is itself a slightly different function: on the tiny float64 Llama the top
+# eigenvalue was 2.0e-8 off the true float64 one, 7x the measured asymmetry; 100x leaves room.
+PRODUCT_ERROR_FACTOR = 100.0
+_warned_precision = False
+
+
+def _warn_precision(asymmetry: float, dtype: torch.dtype) -> None:
+    global _warned_precision
+    if not _warned_precision:
+        _warned_precision = True
+        log.warning(
+            "warning: the Hessian products are not symmetric to %s precision (w.Hv and v.Hw "
+            "differ by %.1e of the largest eigenvalue): the model computes in a lower precision "
+            "inside; eigenvalue error bounds are widened to %.1e of it",
+            str(dtype).removeprefix("torch."),
+            asymmetry,
+            PRODUCT_ERROR_FACTOR * asymmetry,
+        )
+
+
+def reset_precision_warning() -> None:
+    """Forget that the warning was given (tests that check it appears once)."""
+    global _warned_precision
+    _warned_precision = False
 
 
 class LinearOperator(Protocol):
@@ -77,6 +121,9 @@ class EigResult:
     restarts: int = 0
     error_bounds: np.ndarray | None = None  # bound on |lambda_i - exact| (see module docstring)
     stop: str = "residual"
+    # The products' measured error relative to max|theta| when they were found asymmetric
+    # (added to error_bounds), else 0.
+    product_error: float = 0.0
 
     @property
     def relative_residuals(self) -> np.ndarray:
@@ -138,6 +185,18 @@ def _wanted(theta: np.ndarray, which: str) -> np.ndarray:
 
 
 STOP_RULES = ("residual", "gap")
+
+
+def _projected_total(history: list[float], tol: float, limit: int) -> int | None:
+    """The product count at which the error reaches ``tol``, projected from its decay over the
+    last products; None (no ETA, only the limit shown) while it is not decaying yet, since the
+    limit is a budget that converging runs seldom reach."""
+    recent = [e for e in history[-5:] if e > 0 and math.isfinite(e)]
+    if history and history[-1] == 0.0:
+        return len(history)
+    if len(recent) < 2 or not recent[-1] < recent[0]:
+        return None
+    return geometric_total(history, tol, limit)
 
 
 def error_bounds(theta: np.ndarray, residuals: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -208,7 +267,11 @@ def lanczos_eigs(
         raise ValueError(f"basis_size must be at least k + 2 = {k + 2}")
     max_hvps = max_hvps or max(500, 60 * k)
     generator = torch.Generator().manual_seed(seed)
-    precision = 1e-10 if getattr(op, "dtype", torch.float64) == torch.float64 else 1e-6
+    dtype = getattr(op, "dtype", torch.float64)
+    precision = 1e-10 if dtype == torch.float64 else 1e-6
+    suspicious = SUSPICIOUS_ASYMMETRY.get(dtype, math.inf)
+    asymmetry = product_error = 0.0
+    previous_beta: float | None = None  # q_j . H q_{j-1}, the coupling of the newest vector
 
     basis = torch.zeros(min(m, 2), dim, dtype=torch.float64, device=device)
     if start is None:
@@ -221,7 +284,8 @@ def lanczos_eigs(
     theta = S = None
     beta = 0.0
     history: list[float] = []  # the largest relative error of the wanted values, per product
-    error_name = "rel. residual" if stop == "residual" else "rel. error bound"
+    # Named for what it bounds: the largest, over the k wanted values, relative to |lambda|.
+    error_name = "rel. residual" if stop == "residual" else "rel. eigenvalue error bound"
     while True:
         j = n - 1
         w = op.matvec(basis[j]).to(torch.float64)
@@ -229,28 +293,41 @@ def lanczos_eigs(
         h = _orthogonalise(w, basis[:n]).cpu().numpy()
         T[:n, j] = h
         T[j, :n] = h
+        coupling_seen = h[j - 1] if j >= 1 else None
         beta = float(w.norm())
         theta, S = np.linalg.eigh(T[:n, :n])
         residuals = beta * np.abs(S[j, :])
         scale = float(np.max(np.abs(theta)))
+        if previous_beta is not None and restarts == 0 and j <= SYMMETRY_STEPS:
+            asymmetry = max(asymmetry, abs(coupling_seen - previous_beta) / max(scale, 1e-300))
+            if asymmetry > suspicious:
+                product_error = PRODUCT_ERROR_FACTOR * asymmetry
+                precision = max(precision, product_error)
         wanted = _wanted(theta, which)[: min(k, n)]
         floor = precision * scale
         errors = residuals if stop == "residual" else None
         if stop == "gap" and n > k:  # the k-th value needs a neighbour for its gap
             errors = np.zeros_like(residuals)
             errors[wanted] = error_bounds(theta, residuals, wanted)
+        if errors is not None and product_error:
+            errors = errors + product_error * scale
         if progress is not None:
             shown = residuals if errors is None else errors
-            relative = (shown[wanted] - floor) / np.maximum(np.abs(theta[wanted]), 1e-300)
-            history.append(float(max(np.max(relative), 0.0)) if n >= k else math.inf)
+            relative = shown[wanted] / np.maximum(np.abs(theta[wanted]), 1e-300)
+            # What is left to converge: the error above the floor, against tol.
+            history.append(
+                float(max(np.max(relative - floor / np.abs(theta[wanted]).clip(1e-300)), 0.0))
+                if n >= k
+                else math.inf
+            )
             report(
                 progress,
                 done=hvps,
-                total=geometric_total(history, tol, max_hvps),
+                total=_projected_total(history, tol, max_hvps),
                 limit=max_hvps,
                 estimate=float(theta[wanted[0]]),
                 name="lambda1" if which == "top" else "lambda_min",
-                error=history[-1],
+                error=float(np.max(relative)) if n >= k else math.inf,
                 error_name=error_name,
                 target=tol,
             )
@@ -266,7 +343,9 @@ def lanczos_eigs(
         # (an invariant subspace was found; its Ritz values are exact).
         if beta > 1e-12 * max(scale, 1e-300):
             nxt, coupling = w / beta, beta
+            previous_beta = beta
         else:
+            previous_beta = None  # a fresh vector: no coupling to compare
             nxt = torch.randn(dim, generator=generator, dtype=torch.float64).to(device)
             _orthogonalise(nxt, basis[:n])
             nxt /= nxt.norm()
@@ -288,11 +367,13 @@ def lanczos_eigs(
     wanted = _wanted(theta, which)[:k]
     residuals = beta * np.abs(S[n - 1, wanted])
     scale = float(np.max(np.abs(theta)))
-    bounds = error_bounds(theta, beta * np.abs(S[n - 1, :]), wanted)
+    bounds = error_bounds(theta, beta * np.abs(S[n - 1, :]), wanted) + product_error * scale
     measure = residuals if stop == "residual" else bounds
     converged = bool(
         len(wanted) == k and np.all(measure <= tol * np.abs(theta[wanted]) + precision * scale)
     )
+    if product_error:  # once the check is over: the largest asymmetry seen is the one used
+        _warn_precision(asymmetry, dtype)
     vectors = None
     if eigenvectors:
         vectors = torch.as_tensor(S[:, wanted].T.copy(), device=device) @ basis[:n]
@@ -307,6 +388,7 @@ def lanczos_eigs(
         restarts=restarts,
         error_bounds=bounds,
         stop=stop,
+        product_error=product_error,
     )
 
 

@@ -103,6 +103,11 @@ def _import_file(path: Path, what: str) -> Any:
         raise UserError(f"{what}: cannot import {path} as Python code")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
+    # The file's own folder comes first on the import path while it is imported, as when it is
+    # run as a script, so that its neighbours import (``from models import Net`` beside
+    # ``train.py``); only for that import, so nothing else resolves names against it.
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
@@ -110,6 +115,8 @@ def _import_file(path: Path, what: str) -> Any:
         raise UserError(
             f"{what}: importing {path} raised {type(exc).__name__}: {_first_line(exc)}"
         ) from exc
+    finally:
+        sys.path.remove(folder)  # the first occurrence: the one inserted above
     return module
 
 

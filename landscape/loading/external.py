@@ -8,7 +8,10 @@ Both libraries are optional: they are imported only when a spec names them.
 * ``hf:NAME`` -- a Transformers model built from a config, never from the Hub: NAME is a model
   class (``GPT2LMHeadModel``, ``ViTForImageClassification``) or a model type (``gpt2``, ``vit``,
   ``llama``); the keyword arguments are the config's fields (a model folder's ``config.json``).
-  Causal language models and image classifiers are supported.
+  Causal language models, image classifiers, and sequence and token classifiers
+  (``BertForSequenceClassification``, ``BertForTokenClassification``: named by class, as a
+  folder's ``architectures`` names them) are supported; a class of any other head
+  (``BertForMaskedLM``) is refused rather than rebuilt as a different model.
 
 A Transformers model returns an output object; landscape's analyses want a logits tensor, so the
 model gets two forward hooks (its class, parameter names and state dict stay the library's own):
@@ -16,7 +19,9 @@ the logits are taken from the output, and a language model's token ids, which th
 commands cast to the compute dtype with every other input, are turned back into integers
 (exact: float32 holds every integer below 2**24, far above any vocabulary).
 A language model's logits are ``(blocks, positions, vocabulary)``;
-:func:`landscape.losses.make_loss` takes the next-token cross-entropy over every position.
+:func:`landscape.losses.make_loss` takes the next-token cross-entropy over every position. A
+token classifier's are ``(sequences, positions, labels)`` against per-token labels, the same loss
+(labels -100 are ignored, as in Transformers); a sequence classifier's are ``(sequences, labels)``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,18 @@ from torch import nn
 
 from landscape.errors import UserError
 
-HF_TASKS = ("causal-lm", "image-classification")
+HF_TASKS = (
+    "causal-lm",
+    "image-classification",
+    "sequence-classification",
+    "token-classification",
+)
+# Tasks whose inputs are token ids (cast back to integers by a hook, see the module docstring).
+TOKEN_TASKS = ("causal-lm", "sequence-classification", "token-classification")
+# Tasks that a bare model type (hf:gpt2, hf:vit) means, in this order.
+TYPE_TASKS = ("causal-lm", "image-classification")
+# Tasks whose output size is a class count (config num_labels, --num-classes).
+LABEL_TASKS = ("image-classification", "sequence-classification", "token-classification")
 # Config fields that describe the saving library, not the model.
 _CONFIG_BOOKKEEPING = ("architectures", "transformers_version", "_name_or_path", "model_type")
 
@@ -114,53 +130,86 @@ def _transformers():
     return transformers
 
 
-def hf_task(model_type: str) -> str | None:
-    """``causal-lm`` or ``image-classification`` for a Transformers model type, else None."""
+def _task_classes() -> dict[str, dict[str, Any]]:
+    """For each task, Transformers' ``{model type: class name(s)}`` mapping."""
     with hub_offline():  # often the first import of Transformers: it reads the variables then
         from transformers.models.auto import modeling_auto as auto
 
-    if model_type in auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        return "causal-lm"
-    if model_type in auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES:
-        return "image-classification"
+    return {
+        "causal-lm": auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        "image-classification": auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+        "sequence-classification": auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+        "token-classification": auto.MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES,
+    }
+
+
+def _class_names(value: Any) -> tuple[str, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+def _task_of_class(class_name: str) -> tuple[str, str] | None:
+    """``(task, model type)`` of a Transformers class name, or None for any other class."""
+    for task, mapping in _task_classes().items():
+        for model_type, names in mapping.items():
+            if class_name in _class_names(names):
+                return task, model_type
     return None
 
 
+def hf_task(model_type: str, class_name: str | None = None) -> str | None:
+    """The task of ``class_name`` (a folder's ``architectures[0]``) when it has one of
+    :data:`HF_TASKS`, else of ``model_type`` alone (``causal-lm`` before
+    ``image-classification``), else None."""
+    found = _task_of_class(class_name) if class_name else None
+    if found:
+        return found[0]
+    classes = _task_classes()
+    return next((task for task in TYPE_TASKS if model_type in classes[task]), None)
+
+
+SUPPORTED_CLASSES = (
+    "causal language models (hf:gpt2, hf:llama, *ForCausalLM), image classifiers (hf:vit, "
+    "*ForImageClassification), *ForSequenceClassification and *ForTokenClassification"
+)
+
+
 def _hf_class(name: str, config: dict[str, Any]):
-    """The model class and model type that ``hf:NAME`` with ``config`` means."""
+    """The model class, model type and task that ``hf:NAME`` with ``config`` means."""
     transformers = _transformers()
     from transformers.models.auto import modeling_auto as auto
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
-    known = {
-        **auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-        **auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
-    }
-    supported = set(known.values())
-    if name not in supported and config.get("model_type") in known:
-        # A folder of a head-less or other-task class (GPT2Model): its type's supported class.
-        name = str(config["model_type"])
-    if name in CONFIG_MAPPING_NAMES:  # a model type: the task's class
+    classes = _task_classes()
+    found = _task_of_class(name)
+    if found is not None:
+        task, model_type = found
+        class_name = name
+        model_type = config.get("model_type") or model_type
+    else:
+        base_classes = {c for v in auto.MODEL_MAPPING_NAMES.values() for c in _class_names(v)}
+        if name in base_classes and hf_task(str(config.get("model_type"))) is not None:
+            # A folder of a head-less class (GPT2Model): its type's class with a head.
+            name = str(config["model_type"])
+        if name not in CONFIG_MAPPING_NAMES:
+            known_class = name in {
+                c for v in auto.MODEL_MAPPING_NAMES.values() for c in _class_names(v)
+            }
+            what = (
+                "a Transformers class with no head landscape analyses"
+                if (known_class or hasattr(transformers, name))
+                else "an unknown Transformers model type or class"
+            )
+            raise UserError(f"--arch hf:{name}: {what}; supported: {SUPPORTED_CLASSES}")
         model_type = name
         task = hf_task(model_type)
         if task is None:
             raise UserError(
                 f"--arch hf:{name}: model type {name!r} is neither a causal language model nor "
-                "an image classifier, the two kinds landscape analyses"
+                f"an image classifier (the tasks a bare model type means); supported: "
+                f"{SUPPORTED_CLASSES}"
             )
-        class_name = known[model_type]
-    elif name in supported:
-        class_name = name
-        model_type = config.get("model_type") or next(t for t, c in known.items() if c == name)
-    else:
-        raise UserError(
-            f"--arch hf:{name}: unknown Transformers model type or class; use a causal language "
-            "model or image classifier (e.g. hf:gpt2, hf:llama, hf:vit, hf:convnext, "
-            "hf:GPT2LMHeadModel)"
-        )
-    if isinstance(class_name, (tuple, list)):  # a few mappings list several classes
-        class_name = class_name[0]
-    return getattr(transformers, class_name), str(model_type)
+        class_name = classes[task][model_type]
+    return getattr(transformers, _class_names(class_name)[0]), str(model_type), task
 
 
 def hf_model(name: str, num_classes: int | None, kwargs: dict[str, Any]) -> nn.Module:
@@ -173,12 +222,11 @@ def _hf_model(name: str, num_classes: int | None, kwargs: dict[str, Any]) -> nn.
     _transformers()
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-    cls, model_type = _hf_class(name, kwargs)
+    cls, model_type, task = _hf_class(name, kwargs)
     if model_type not in CONFIG_MAPPING:
         raise UserError(f"--arch hf:{name}: unknown Transformers model type {model_type!r}")
     fields = {k: v for k, v in kwargs.items() if k not in _CONFIG_BOOKKEEPING}
-    task = hf_task(model_type)
-    if task == "image-classification" and num_classes is not None:
+    if task in LABEL_TASKS and num_classes is not None:
         fields = {
             k: v for k, v in fields.items() if k not in ("id2label", "label2id", "num_classes")
         }
@@ -191,7 +239,7 @@ def _hf_model(name: str, num_classes: int | None, kwargs: dict[str, Any]) -> nn.
         raise UserError(
             f"--arch hf:{name}: could not build it from its config: {_first_line(exc)}"
         ) from exc
-    return with_logits(model, task or "image-classification")
+    return with_logits(model, task)
 
 
 def _logits_hook(module: nn.Module, args: tuple, output: Any) -> Any:
@@ -206,9 +254,10 @@ def _integer_ids_hook(module: nn.Module, args: tuple) -> tuple | None:
 
 
 def with_logits(model: nn.Module, task: str) -> nn.Module:
-    """``model`` returning its logits tensor (taking token ids of any dtype, for ``causal-lm``)."""
+    """``model`` returning its logits tensor (taking token ids of any dtype, for the
+    :data:`TOKEN_TASKS`)."""
     model.register_forward_hook(_logits_hook)
-    if task == "causal-lm":
+    if task in TOKEN_TASKS:
         model.register_forward_pre_hook(_integer_ids_hook)
     model.landscape_task = task
     return model

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from landscape.data import Data, load_dataset, with_label_noise
+from landscape.data import DATASETS, Data, load_dataset, with_label_noise
 from landscape.errors import UserError
 from landscape.loading.architecture import build_architecture, parse_kwargs
 from landscape.loading.checkpoint import (
@@ -26,6 +26,8 @@ from landscape.loading.checkpoint import (
     file_sha256,
     load_checkpoint,
 )
+from landscape.loading.hf_dataset import is_hf_dataset_spec
+from landscape.loading.images import Preprocessing, is_imagefolder_spec, load_image_folder
 from landscape.loading.recorded import vet_recorded_arch
 from landscape.loading.state_fit import align_prefix, fit_state_dict, mismatch_summary
 from landscape.loading.tokens import is_token_spec
@@ -70,6 +72,8 @@ class DataSource:
     dataset: str | None = None
     data: str | None = None  # path/to/file.py:factory, package.module:factory or tokens:FILE
     block_size: int | None = None  # tokens per block of --data tokens:FILE
+    image_size: int | None = None  # crop size of --data imagefolder:DIR (else the model's)
+    columns: str | None = None  # INPUT[,LABEL] of --data hf-dataset:DIR
     data_dir: str | None = None
     loss: str = "cross-entropy"
     mean: tuple[float, ...] | None = None  # input normalisation overriding the checkpoint's
@@ -123,7 +127,7 @@ def load_models(
     # Cheap checks first: every file is read (safely) before data are loaded.
     loaded = [load_checkpoint(p, trust=model_source.trust, ema=model_source.ema) for p in paths]
     if data is None:
-        data = load_data(data_source, loaded)
+        data = load_data(data_source, loaded, arch=model_source.arch)
     targets = []
     for path, ckpt in zip(paths, loaded):
         model, arch, report = build_model_for(ckpt, model_source, data)
@@ -158,16 +162,45 @@ def load_models(
 # ----------------------------------------------------------------------------------------- data
 
 
-def load_data(source: DataSource, checkpoints: list[LoadedCheckpoint] | None = None) -> Data:
-    """The analysis data from the flags, else the checkpoints' config, else digits."""
+def load_data(
+    source: DataSource, checkpoints: list[LoadedCheckpoint] | None = None, arch: str | None = None
+) -> Data:
+    """The analysis data from the flags, else the checkpoints' config, else digits. ``arch``
+    (``--arch``, else the first checkpoint's) gives an image folder its preprocessing."""
     checkpoints = checkpoints or []
     if source.data and source.dataset:
         raise UserError("give either --dataset or --data, not both")
     config = next((c.config for c in checkpoints if c.config), {})
     if source.block_size is not None and not is_token_spec(source.data):
         raise UserError("--block-size applies to --data tokens:FILE only")
+    if source.image_size is not None and not (
+        is_imagefolder_spec(source.data) or is_hf_dataset_spec(source.data)
+    ):
+        raise UserError("--image-size applies to --data imagefolder:DIR and hf-dataset:DIR only")
+    if source.columns is not None and not is_hf_dataset_spec(source.data):
+        raise UserError("--columns applies to --data hf-dataset:DIR only")
     if is_token_spec(source.data):
         data = _load_tokens(source, checkpoints)
+    elif is_imagefolder_spec(source.data):
+        return load_image_folder(source.data, _image_preprocessing(source, checkpoints, arch))
+    elif is_hf_dataset_spec(source.data):
+        from landscape.loading.hf_dataset import load_hf_dataset
+
+        data = load_hf_dataset(
+            source.data,
+            source.columns,
+            lambda: _image_preprocessing(source, checkpoints, arch),
+            next(
+                (c.config["model_folder"] for c in checkpoints if c.config.get("model_folder")),
+                None,
+            ),
+        )
+        if (source.mean is not None or source.std is not None) and not data.mean:
+            raise UserError(
+                "--mean and --std apply to an image column of --data hf-dataset:DIR; this one "
+                "has none (its inputs are used as stored)"
+            )
+        return data
     elif source.data:
         from landscape.loading.user_data import load_user_data
 
@@ -239,6 +272,31 @@ def _load_tokens(source: DataSource, checkpoints: list[LoadedCheckpoint]) -> Dat
         ]
         block_size = min([DEFAULT_BLOCK_SIZE] + [n for n in contexts if n])
     return load_token_data(source.data, block_size, tokenizer_folder=folder)
+
+
+def _image_preprocessing(
+    source: DataSource, checkpoints: list[LoadedCheckpoint], arch: str | None
+) -> Preprocessing:
+    """Images preprocessed as the model's were (``landscape.loading.images``); the flags
+    ``--image-size``, ``--mean`` and ``--std`` override the model's values."""
+    from dataclasses import replace
+
+    from landscape.loading.images import model_preprocessing, with_image_size
+
+    first = checkpoints[0] if checkpoints else None
+    prep = model_preprocessing(
+        arch or (first.arch if first else None),
+        first.config.get("model_folder") if first else None,
+    )
+    prep = with_image_size(prep, source.image_size)
+    if source.mean is not None or source.std is not None:
+        prep = replace(
+            prep,
+            mean=tuple(source.mean or prep.mean),
+            std=tuple(source.std or prep.std),
+            source=f"{prep.source}, --mean/--std",
+        )
+    return prep
 
 
 def _config_normalisation(config: dict) -> tuple[Any, Any]:
@@ -389,6 +447,9 @@ def check_model_fits_data(
                 f"model {arch} from {path} returns {shape}, not (blocks, tokens, vocabulary) logits"
             )
         return
+    if getattr(model, "landscape_task", None) == "token-classification":
+        _check_token_labels(out, y, data, f"model {arch} from {path}", source)
+        return
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise UserError(f"model {arch} from {path} returns {shape}, not (batch, classes) logits")
@@ -399,7 +460,7 @@ def check_model_fits_data(
                 f"model {arch} from {path} has {classes} outputs but the targets of {source} "
                 f"have shape {list(y.shape[1:])}"
             )
-    elif classes < data.num_classes or (data.name != "custom" and classes != data.num_classes):
+    elif classes < data.num_classes or (data.name in DATASETS and classes != data.num_classes):
         raise UserError(
             f"model {arch} from {path} has {classes} outputs but {source} has {data.num_classes} "
             "classes; check --arch/--num-classes or the dataset"
@@ -408,6 +469,22 @@ def check_model_fits_data(
 
     if loss not in LOSS_NAMES:
         raise UserError(f"unknown loss {loss!r}: use {', '.join(LOSS_NAMES)}")
+
+
+def _check_token_labels(out: Any, y: torch.Tensor, data: Data, model: str, source: str) -> None:
+    """A token classifier's ``(sequences, positions, labels)`` logits fit per-token labels
+    (-100, Transformers' ignored label, aside)."""
+    if not isinstance(out, torch.Tensor) or out.ndim != 3 or tuple(out.shape[:2]) != tuple(y.shape):
+        shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise UserError(
+            f"{model} returns {shape}, not (sequences, tokens, labels) logits for the per-token "
+            f"labels of shape {list(y.shape)} from {source}"
+        )
+    labels = data.train_y[data.train_y != -100]
+    if labels.numel() and int(labels.max()) >= out.shape[2]:
+        raise UserError(
+            f"{model} has {out.shape[2]} labels but {source} has labels up to {int(labels.max())}"
+        )
 
 
 def _check_language_model(model: nn.Module, data: Data, path: str | Path, arch: str) -> bool:

@@ -118,13 +118,10 @@ def load_model_folder(folder: str | Path, read: Callable[[Path], Any]):
     if arch.startswith("timm:") and isinstance(kwargs.get("num_classes"), int):
         ckpt.config["num_classes"] = kwargs["num_classes"]
     elif arch.startswith("hf:"):
-        from landscape.loading.external import hf_task
+        from landscape.loading.external import LABEL_TASKS, hf_task
 
         labels = config.get("id2label")
-        if (
-            hf_task(config["model_type"]) == "image-classification"
-            and isinstance(labels, dict)
-            and labels
-        ):
+        task = hf_task(config["model_type"], arch.split(":", 1)[1])
+        if task in LABEL_TASKS and isinstance(labels, dict) and labels:
             ckpt.config["num_classes"] = len(labels)
     return ckpt

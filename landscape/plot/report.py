@@ -22,6 +22,7 @@ from landscape import __version__
 from landscape.plot import style
 from landscape.plot.discover import FigureJob, Source
 from landscape.plot.results import Experiment, Meta, ResultFile, SurfaceRecord, TrainingLog
+from landscape.plot.view3d import views_html
 from landscape.registry import ranked_result_kinds
 
 log = logging.getLogger(__name__)
@@ -519,6 +520,8 @@ def build_html(sources: Sequence[Source], jobs: Sequence[FigureJob], dpi: int = 
             + "\n".join(figures)
             + "\n</div>"
         )
+        if kind == "surface":  # rotatable views of the same surfaces, after their figures
+            sections.append(views_html(sources))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>\n"

@@ -9,6 +9,7 @@ from torch import nn
 from torch.func import functional_call, jvp
 
 from landscape.bn import analysis_mode
+from landscape.curvature.substitutions import twice_differentiable
 from landscape.losses import LossFn
 from landscape.parallel import SINGLE, Partition
 from landscape.sharpness._batched import global_norm, loss_and_grad, trainable_parameters
@@ -77,7 +78,8 @@ def fisher_rao_norm(
             def outputs_of(params, x=x):
                 return functional_call(model, params, (x,))
 
-            out, tangent = jvp(outputs_of, (weights,), ({k: weights[k] for k in names},))
+            with twice_differentiable():  # fused attention has no forward-mode derivative
+                out, tangent = jvp(outputs_of, (weights,), ({k: weights[k] for k in names},))
             out = out.detach().requires_grad_(True)
             with torch.enable_grad():
                 per_example = torch.autograd.grad(loss_fn(out, y) * x.shape[0], out)[0]

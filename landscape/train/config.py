@@ -24,6 +24,9 @@ SAM_ASCENTS = ("global", "per-rank")
 # Fields that may differ between the runs writing one run folder: they do not change
 # the trajectory (where the data is, how often to save, which collective library).
 RUNTIME_FIELDS = ("data_dir", "save_every", "backend")
+# The architecture a dataset trains with when --arch is not given (otherwise TrainConfig.arch):
+# MNIST-1D's (1, 40) sequences need the paper's 1-D CNN (Greydanus 2020), not a 2-D one.
+DEFAULT_ARCHS = {"mnist1d": "cnn1d-bn"}
 
 
 @dataclass
@@ -132,6 +135,9 @@ def resolve_config(overrides: dict[str, Any], base: dict[str, Any] | None = None
     if base is None and "sam_start" not in given:
         values["sam_start"] = "auto"
     values.update(given)
+    if base is None and "arch" not in given:
+        dataset = str(values["dataset"]).strip().lower()
+        values["arch"] = DEFAULT_ARCHS.get(dataset, values["arch"])
 
     epochs = _as_int(values["epochs"], "--epochs")
     if epochs < 1:

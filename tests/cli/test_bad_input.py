@@ -240,9 +240,9 @@ CASES = [
     ),
     # ---- outputs that cannot be written
     Case(
-        "output-folder-missing",
-        analysis("{ws}/good.pt", out="no/such/folder/out.h5"),
-        r"output folder no/such/folder does not exist",
+        "output-folder-under-a-file",
+        analysis("{ws}/good.pt", out="{ws}/precious.txt/sub/out.h5"),
+        r"cannot create output folder .*precious.txt/sub \(Not a directory\)",
         needs=ANALYSIS,
     ),
     Case(

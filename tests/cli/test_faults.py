@@ -4,7 +4,6 @@ signals at a random moment, an output folder that vanishes or turns read-only, d
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import random
@@ -22,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 
+from landscape import store
 from landscape.cli import main
 from landscape.loading.checkpoint import save_checkpoint
 from landscape.models import build_model
@@ -153,7 +153,7 @@ def test_a_file_size_limit_is_one_line_and_the_rerun_resumes(tmp_path, ckpt):
         _one_line(done.stderr),
     )
     assert out.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.h5.lock", "r.h5"]  # no temp file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.h5"]  # no temp file, no lock file
 
     subprocess.run(command, env=ENV, check=True, capture_output=True)
     assert _done(out, "surface/k") == 81
@@ -181,7 +181,7 @@ def test_a_full_disk_at_the_end_of_a_command_says_its_work_was_not_saved(
         r"free space and rerun the same command to resume\n",
         err.splitlines(keepends=True)[-1],
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".h.h5.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------------- stop signals
@@ -310,8 +310,7 @@ def test_surfaces_into_one_file_lose_nothing_and_a_second_writer_of_a_group_take
     _wait_for(first_a, lambda: _done(out, "surface/A") >= 5)
     # Pause the first writer of A between two saves (holding the writers' lock ourselves, it cannot
     # be inside one), so that the second one surely takes A over while the first is still running.
-    with open(out.with_name(f".{out.name}.lock")) as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with store.writer_lock(out):
         os.kill(first_a.pid, signal.SIGSTOP)
     second_a = subprocess.Popen(
         _surface(ckpt, out, "A"), env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE

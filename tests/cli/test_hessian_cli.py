@@ -382,7 +382,7 @@ def test_progress_names_each_phase_with_its_estimate_against_the_target(ckpts, t
     assert (
         "products" in eig
         and "lambda1 " in eig
-        and "rel. error bound" in eig
+        and "rel. eigenvalue error bound" in eig
         and "(target 0.001)" in eig
     )
     trace = next(line for line in lines if line.startswith("trace (krylov-hutch++): "))

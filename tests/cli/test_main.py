@@ -152,6 +152,10 @@ def test_missing_config_file_is_a_user_error(tmp_path):
         ),
         (["train", "--epochz", "3"], "did you mean --epochs? (see 'landscape train --help')"),
         (
+            ["hessian", "c.pt", "--topk", "3"],
+            "--topk 3; did you mean --top-k? (see 'landscape hessian --help')",
+        ),
+        (
             ["hesian", "c.pt"],
             "unknown command 'hesian'; did you mean hessian? (see 'landscape --help')",
         ),
@@ -189,6 +193,20 @@ def _help(command: str) -> str:
 def test_analysis_commands_state_their_subset_defaults(command, option, default):
     action = next(a for a in cli.build_parser()[1][command]._actions if option in a.option_strings)
     assert f"(default: {default}" in action.help
+
+
+@pytest.mark.parametrize("command", cli.COMMANDS)
+def test_every_option_states_at_most_one_default(command):
+    parser = cli.build_parser()[1][command]
+    twice = [a.option_strings for a in parser._actions if (a.help or "").count("(default") > 1]
+    assert not twice
+
+
+def test_hessian_tol_help_describes_the_default_gap_rule_first():
+    action = next(
+        a for a in cli.build_parser()[1]["hessian"]._actions if "--tol" in a.option_strings
+    )
+    assert action.help.index("error bound min(r, r^2/gap)") < action.help.index("residual")
 
 
 def test_train_help_states_one_timing_and_no_garbled_default():

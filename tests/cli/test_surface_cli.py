@@ -103,7 +103,10 @@ def test_non_square_2d_surface_layout(tmp_path, ckpts, capsys):
         )
         == 0
     )
-    assert f"{out}:surface/run-sf_epoch-000-sgd-random-2d" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"{out}:surface/run-sf_epoch-000-sgd-random-2d" in printed
+    summaries = [line.split()[0] for line in printed.splitlines() if "at the centre" in line]
+    assert summaries == ["train_loss", "test_loss"]  # every split's summary, in order
     with h5py.File(out, "r") as f:
         g = f["surface/run-sf_epoch-000-sgd-random-2d"]
         for name in ("train_loss", "train_acc", "test_loss", "test_acc", "done"):

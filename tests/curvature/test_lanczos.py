@@ -1,11 +1,14 @@
 """Lanczos: extreme eigenpairs to the requested relative residual, honestly reported."""
 
+import logging
+
 import numpy as np
 import pytest
 import torch
 
 from landscape.curvature import HessianOperator, lanczos_eigs
 from landscape.curvature.lanczos import error_bounds as lanczos_error_bounds
+from landscape.curvature.lanczos import reset_precision_warning
 from tests.curvature.matrix_operator import MatrixOperator
 from tests.curvature.tiny_models import MODELS, clustered_operator, loss_fn, reference
 
@@ -157,3 +160,81 @@ def test_a_warm_start_still_finds_an_outlier_the_old_vectors_miss():
     after = MatrixOperator(before.matrix + 20.0 * torch.outer(new, new))
     warm = lanczos_eigs(after, 1, tol=1e-8, start=warm_start(old))
     assert warm.eigenvalues[0] == pytest.approx(float(torch.linalg.eigvalsh(after.matrix)[-1]))
+
+
+def _spectrum_operator(seed: int = 3, dim: int = 60) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(dim, dim, generator=g, dtype=torch.float64))
+    values = torch.cat([torch.tensor([9.0, 7.0, 5.0]), torch.linspace(-1, 1, dim - 3)])
+    return (q * values.to(torch.float64)) @ q.T
+
+
+@pytest.fixture
+def precision_log(caplog):
+    reset_precision_warning()
+    with caplog.at_level(logging.WARNING, logger="landscape.curvature"):
+        yield caplog
+    reset_precision_warning()
+
+
+def _precision_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "not symmetric" in r.getMessage()]
+
+
+def test_products_below_their_precision_widen_the_bound_past_the_true_error_and_warn_once(
+    precision_log,
+):
+    exact = _spectrum_operator()
+    g = torch.Generator().manual_seed(4)
+    noise = torch.randn(exact.shape, generator=g, dtype=torch.float64)
+    # What float32 rounding inside a float64 model does: a product error of ~1e-8, not symmetric.
+    rounded = MatrixOperator(exact + 1e-8 * 9.0 * noise / torch.linalg.matrix_norm(noise, 2))
+    results = [lanczos_eigs(rounded, 2, tol=1e-13, eigenvectors=False) for _ in range(2)]
+    true_error = np.abs(results[0].eigenvalues - np.array([9.0, 7.0]))
+    assert results[0].product_error > 1e-9
+    assert np.all(true_error <= results[0].error_bounds)
+    assert np.all(results[0].error_bounds >= 1e-9 * 9.0)
+    assert len(_precision_warnings(precision_log)) == 1
+
+
+def test_exact_symmetric_products_keep_their_bound_and_give_no_warning(precision_log):
+    result = lanczos_eigs(MatrixOperator(_spectrum_operator()), 2, tol=1e-13, eigenvectors=False)
+    assert result.product_error == 0.0
+    assert np.all(result.error_bounds <= 1e-10 * 9.0)  # the float64 floor, not widened
+    assert not _precision_warnings(precision_log)
+
+
+@pytest.mark.slow
+def test_llama_float64_with_its_float32_rmsnorm_has_a_bound_covering_the_true_float64_value(
+    precision_log, tmp_path
+):
+    transformers = pytest.importorskip("transformers")
+    from landscape.loading.external import with_logits
+    from landscape.losses import make_loss
+    from tests import external_models as em
+
+    def llama():
+        model = transformers.LlamaForCausalLM.from_pretrained(
+            em.save_hf("llama", tmp_path / "llama"), dtype=torch.float64
+        )
+        model.model.embed_tokens.requires_grad_(False)
+        model.lm_head.requires_grad_(False)
+        return with_logits(model.eval(), "causal-lm")
+
+    def rms_norm_in_float64(self, hidden: torch.Tensor) -> torch.Tensor:
+        variance = hidden.pow(2).mean(-1, keepdim=True)
+        return self.weight * hidden * torch.rsqrt(variance + self.variance_epsilon)
+
+    x, y = em.token_blocks(count=3, block=8)
+    with HessianOperator(llama(), make_loss(), x, y) as op:
+        got = lanczos_eigs(op, 1, tol=1e-12, eigenvectors=False)
+    reference = llama()
+    for module in reference.modules():
+        if type(module).__name__ == "LlamaRMSNorm":
+            module.forward = rms_norm_in_float64.__get__(module)
+    with HessianOperator(reference, make_loss(), x, y) as op:
+        exact = lanczos_eigs(op, 1, tol=1e-13, eigenvectors=False)
+    assert exact.product_error == 0.0 and exact.converged
+    assert abs(got.eigenvalues[0] - exact.eigenvalues[0]) <= got.error_bounds[0]
+    assert got.product_error > 1e-10
+    assert len(_precision_warnings(precision_log)) == 1

@@ -27,8 +27,27 @@ def test_lanczos_reports_each_product_and_ends_on_its_result(stop):
     assert [s.done for s in seen] == list(range(1, result.hvp_count + 1))
     last = seen[-1]
     assert last.estimate == pytest.approx(result.eigenvalues[0]) and last.target == 1e-8
-    assert last.error <= 1e-8 < seen[0].error
-    assert all(s.total <= s.limit for s in seen) and last.total == last.done
+    assert last.error <= 1e-8 + 1e-10 * 50 / 20 < seen[0].error  # tol, plus the float64 floor
+    assert all(s.total is None or s.total <= s.limit for s in seen) and last.total == last.done
+
+
+def test_lanczos_projects_its_total_from_convergence_not_from_the_product_limit():
+    seen = []
+    result = lanczos_eigs(
+        _operator(dim=400), 3, tol=1e-10, max_hvps=100_000, eigenvectors=False, progress=seen.append
+    )
+    assert result.converged and result.hvp_count < 200
+    assert all(s.limit == 100_000 for s in seen)
+    assert all(s.total is None for s in seen[:3])  # before a decay is seen: no made-up total
+    projected = [s.total for s in seen if s.total is not None]
+    assert projected and max(projected) < 1_000
+
+
+def test_lanczos_progress_names_and_shows_a_bound_at_the_float64_floor_instead_of_zero():
+    seen = []
+    lanczos_eigs(_operator(), 2, tol=1e-14, eigenvectors=False, progress=seen.append)
+    assert seen[-1].error_name == "rel. eigenvalue error bound"
+    assert 0 < seen[-1].error < 1e-9
 
 
 @pytest.mark.parametrize("method", list(TRACE_METHODS))

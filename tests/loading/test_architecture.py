@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 
 import pytest
@@ -105,6 +106,19 @@ def test_factory_file_that_fails_to_import_is_a_user_error(tmp_path):
     (tmp_path / "broken.py").write_text("import no_such_module_anywhere\n")
     with pytest.raises(UserError, match="ModuleNotFoundError"):
         load_factory(f"{tmp_path / 'broken.py'}:f")
+
+
+def test_factory_file_imports_its_neighbours_and_leaves_the_import_path_as_it_was(tmp_path):
+    folder = tmp_path / "project_31"
+    (folder / "nets_31").mkdir(parents=True)
+    (folder / "nets_31" / "__init__.py").write_text(
+        "import torch\n\ndef mlp():\n    return torch.nn.Linear(64, 10)\n"
+    )
+    (folder / "train.py").write_text("from nets_31 import mlp\n\ndef net():\n    return mlp()\n")
+    path_before = list(sys.path)
+    model = build(f"{folder / 'train.py'}:net")
+    assert model.out_features == 10
+    assert sys.path == path_before
 
 
 @pytest.mark.parametrize("text", ["{bad json", "[1, 2]"])

@@ -91,6 +91,7 @@ def test_the_report_is_titled_by_its_runs_and_ordered_training_curvature_surface
         "Training",
         "Curvature",
         "Loss surfaces",
+        "Loss surfaces in 3-D",
         "Interpolation",
     ]
     tables = re.findall(r"<caption>(.*?)</caption>", html)

@@ -19,6 +19,23 @@ def test_defaults_are_the_offline_digits_run_with_sam_for_the_last_quarter():
     assert (config.lr, config.momentum, config.weight_decay, config.rho) == (0.1, 0.9, 5e-4, 0.05)
 
 
+@pytest.mark.parametrize(
+    "dataset, input_shape", [("digits", (1, 8, 8)), ("mnist1d", (1, 40)), ("cifar10", (3, 32, 32))]
+)
+def test_each_dataset_has_a_default_architecture_that_takes_its_inputs(dataset, input_shape):
+    import torch
+
+    from landscape.models import build_model
+
+    config = resolve_config({"dataset": dataset})
+    model = build_model(config.arch, input_shape, 10)
+    assert model(torch.zeros(2, *input_shape)).shape == (2, 10)
+
+
+def test_an_explicit_arch_wins_over_the_datasets_default():
+    assert resolve_config({"dataset": "mnist1d", "arch": "mlp"}).arch == "mlp"
+
+
 def test_milestones_follow_epochs_unless_given():
     assert resolve_config({"epochs": 160, "sam_start": 150}).milestones == [80]
     assert resolve_config({"epochs": 160, "milestones": "60,120"}).milestones == [60, 120]

@@ -7,7 +7,9 @@ of the same weights in the library's own explicit attention (Transformers' ``eag
 
 from __future__ import annotations
 
+import copy
 import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from landscape.curvature import HessianOperator, lanczos_eigs
-from landscape.curvature.attention import reset_announcement
+from landscape.curvature.substitutions import reset_announcement, twice_differentiable
 from landscape.curvature.trace import hutchpp_trace
 from landscape.loading.external import with_logits
 from landscape.losses import make_loss
@@ -171,3 +173,155 @@ def test_models_without_attention_are_not_announced(caplog):
         ) as op:
             op.matvec(torch.ones(op.dim))
     assert not any("math kernel" in r.getMessage() for r in caplog.records)
+
+
+class EncoderClassifier(torch.nn.Module):
+    """A sequence classifier built from PyTorch's own nn.TransformerEncoder (nn.MultiheadAttention
+    inside, so attention runs in F.multi_head_attention_forward, not in a direct SDPA call)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Linear(3, 4)
+        layer = torch.nn.TransformerEncoderLayer(4, 2, 6, dropout=0.0, batch_first=True)
+        self.encoder = torch.nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+        self.head = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(self.embed(x)).mean(dim=1))
+
+
+def encoder_problem(training: bool):
+    torch.manual_seed(0)
+    model = EncoderClassifier().double().train(training)
+    x = torch.randn(3, 5, 3, dtype=torch.float64)
+    return model, x, torch.tensor([0, 1, 1])
+
+
+def test_without_the_switch_double_backward_through_transformer_encoder_fails(fused_attention):
+    model, x, y = encoder_problem(training=False)
+    params = list(model.parameters())
+    grads = torch.autograd.grad(make_loss()(model(x), y), params, create_graph=True)
+    with pytest.raises(RuntimeError, match="not implemented"):
+        torch.autograd.grad(grads, params, grad_outputs=[torch.ones_like(g) for g in grads])
+
+
+@pytest.mark.parametrize("engine", ["cached", "func"])
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_transformer_encoder_products_equal_the_dense_float64_hessian(
+    engine, training, fused_attention
+):
+    model, x, y = encoder_problem(training)
+    loss_fn = make_loss()
+    with sdpa_kernel([SDPBackend.MATH]):  # the reference: the math kernel for the whole run
+        dense = dense_hessian(model, loss_fn, x, y)
+        column = finite_difference_column(model, loss_fn, x, y, index=dense.shape[0] - 5)
+    np.testing.assert_allclose(dense[:, -5], column, atol=1e-7)
+    v = torch.randn(dense.shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with HessianOperator(model, loss_fn, x, y, engine=engine) as op:
+        np.testing.assert_allclose(op.matvec(v).numpy(), dense @ v.numpy(), rtol=1e-9, atol=1e-11)
+    assert torch.backends.mha.get_fastpath_enabled()  # switched back on after the products
+
+
+def test_products_silence_torchs_jit_script_warning_and_no_other(recwarn):
+    # torch prints it once per process, on its first forward-mode product (it compiles its jvp
+    # decompositions with torch.jit.script), so the test raises the same warning itself.
+    with twice_differentiable():
+        warnings.warn(JIT_SCRIPT_WARNING, FutureWarning, stacklevel=1)
+        warnings.warn("something else", FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in recwarn] == ["something else"]
+
+
+JIT_SCRIPT_WARNING = (
+    "`torch.jit.script` is deprecated. Please switch to `torch.compile` or `torch.export`."
+)
+
+
+def activations() -> dict[str, torch.nn.Module]:
+    """Every activation module of torch.nn that maps a tensor elementwise or along a dim."""
+    special = {
+        "Threshold": lambda: torch.nn.Threshold(0.1, 2.0),
+        "GLU": lambda: torch.nn.GLU(),  # halves the last dimension (size 2)
+        "MultiheadAttention": None,
+        "RReLU": lambda: torch.nn.RReLU().eval(),  # deterministic slope
+    }
+    found = {}
+    for name in torch.nn.modules.activation.__all__:
+        if name in special:
+            if special[name] is not None:
+                found[name] = special[name]()
+            continue
+        cls = getattr(torch.nn, name)
+        found[name] = cls(dim=1) if "dim" in cls.__init__.__code__.co_varnames else cls()
+    return found
+
+
+ACTIVATIONS = activations()
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_every_activation_has_a_correct_second_derivative_in_products(name):
+    module = ACTIVATIONS[name].double()
+    x = torch.linspace(-4.9, 4.7, 24, dtype=torch.float64).reshape(2, 3, 2, 2)
+
+    def loss(z: torch.Tensor) -> torch.Tensor:
+        return module(z).pow(3).sum()
+
+    def gradient(z: torch.Tensor) -> torch.Tensor:
+        z = z.clone().requires_grad_(True)
+        return torch.autograd.grad(loss(z), z)[0]
+
+    v = torch.cos(torch.arange(24, dtype=torch.float64)).reshape(x.shape)
+    with twice_differentiable():
+        z = x.clone().requires_grad_(True)
+        g = torch.autograd.grad(loss(z), z, create_graph=True)[0]
+        hv = torch.autograd.grad(g, z, grad_outputs=v)[0]
+    eps = 1e-6
+    np.testing.assert_allclose(
+        hv.numpy(), ((gradient(x + eps * v) - gradient(x - eps * v)) / (2 * eps)).numpy(), atol=1e-6
+    )
+
+
+def test_hardsigmoid_has_no_double_backward_without_the_substitution():
+    z = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    g = torch.autograd.grad(F.hardsigmoid(z).pow(3).sum(), z, create_graph=True)[0]
+    with pytest.raises(RuntimeError, match="hardsigmoid_backward"):
+        torch.autograd.grad(g.sum(), z)
+
+
+def relu6_twin(model: torch.nn.Module) -> torch.nn.Module:
+    """The model with every nn.Hardsigmoid replaced by hand by relu6(x + 3) / 6."""
+
+    class Relu6Hardsigmoid(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.relu6(x + 3) / 6
+
+    twin = copy.deepcopy(model)
+    for parent in twin.modules():
+        for child_name, child in parent.named_children():
+            if isinstance(child, torch.nn.Hardsigmoid):
+                setattr(parent, child_name, Relu6Hardsigmoid())
+    assert not any(isinstance(m, torch.nn.Hardsigmoid) for m in twin.modules())
+    return twin
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["cached", "func"])
+def test_mobilenet_v3_small_products_equal_the_relu6_twin_in_float64(engine, caplog):
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = torchvision.models.mobilenet_v3_small(num_classes=3).double().eval()
+    x, y = torch.randn(2, 3, 32, 32, dtype=torch.float64), torch.tensor([0, 2])
+    loss_fn = make_loss()
+    twin = relu6_twin(model)
+    params = list(twin.parameters())
+    grads = torch.autograd.grad(loss_fn(twin(x), y), params, create_graph=True)
+    v = [torch.randn_like(p) for p in params]
+    expected = torch.cat([h.reshape(-1) for h in torch.autograd.grad(grads, params, v)])
+    reset_announcement()
+    with caplog.at_level(logging.INFO, logger="landscape.curvature"):
+        with HessianOperator(model, loss_fn, x, y, engine=engine) as op:
+            got = op.matvec(torch.cat([p.reshape(-1) for p in v]))
+            op.matvec(torch.cat([p.reshape(-1) for p in v]))
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-10, atol=1e-12)
+    notes = [r.getMessage() for r in caplog.records if "hardsigmoid" in r.getMessage()]
+    assert len(notes) == 1 and "relu6(x + 3) / 6" in notes[0]
