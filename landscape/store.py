@@ -30,7 +30,7 @@ from landscape.atomic import write_atomic, write_error
 from landscape.errors import UserError
 
 SCHEMA_VERSION = 1
-RESULT_KINDS = ("hessian", "surface", "interpolation", "sharpness", "escape", "experiment")
+RESULT_KINDS = ("hessian", "surface", "interpolation", "sharpness", "escape", "experiment", "track")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
