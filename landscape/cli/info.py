@@ -228,6 +228,10 @@ def result_values(kind: str, group) -> dict:
         out.update(_sharpness_values(group))
     elif kind == "escape":
         out.update(_escape_values(group))
+    elif kind == "track":
+        from landscape.results.track import TrackResult
+
+        out.update(TrackResult.read(group).summary())
     return out
 
 

@@ -14,6 +14,7 @@ FIGURE_KINDS = (
     "hessian",
     "sharpness",
     "escape",
+    "track",
     "experiment",
     "training",
     "compare",

@@ -180,6 +180,7 @@ class ResultFile:
     sharpness: list[SharpnessRecord] = field(default_factory=list)
     escapes: list[Escape] = field(default_factory=list)
     experiments: list[Experiment] = field(default_factory=list)
+    tracks: list = field(default_factory=list)  # landscape.plot.track.Track
     skipped: list[str] = field(default_factory=list)
 
     @property
@@ -194,6 +195,7 @@ class ResultFile:
             or self.sharpness
             or self.escapes
             or self.experiments
+            or self.tracks
         )
 
 
@@ -468,6 +470,12 @@ def read_experiment(group: h5py.Group) -> Experiment | None:
     )
 
 
+def _read_track(group: h5py.Group):
+    from landscape.plot.track import read_track  # it imports this module: read when used
+
+    return read_track(group)
+
+
 READERS = {
     "surface": read_surface,
     "interpolation": read_interpolation,
@@ -475,6 +483,7 @@ READERS = {
     "sharpness": read_sharpness,
     "escape": read_escape,
     "experiment": read_experiment,
+    "track": _read_track,
 }
 
 
@@ -499,6 +508,7 @@ def read_result_file(path: str | Path) -> ResultFile:
                 "sharpness": result.sharpness,
                 "escape": result.escapes,
                 "experiment": result.experiments,
+                "track": result.tracks,
             }[kind].append(record)
     if result.skipped:
         log.info("%s: not plotted (no figure for these yet): %s", path, ", ".join(result.skipped))

@@ -102,3 +102,28 @@ class TrackResult:
         attrs = store.read_attrs(group)
         parameters = {k: v for k, v in attrs.items() if k not in own}
         return cls(provenance=provenance, steps=steps, series=series, parameters=parameters)
+
+    def summary(self) -> dict[str, Any]:
+        """What ``landscape info`` shows: the steps, and per series its range and last value."""
+        requested = self.parameters.get("requested")
+        out: dict[str, Any] = {"measures": requested or ", ".join(self.measures)}
+        if self.steps.size:
+            out["steps"] = {
+                "min": int(self.steps[0]),
+                "max": int(self.steps[-1]),
+                "num": int(self.steps.size),
+            }
+        for key in self.measures:
+            values = self.series[key]
+            if values.ndim != 1 or key in ("seconds", "hvp_count", "lambda1_error_bound"):
+                continue
+            if key == "trace_stderr":
+                continue
+            finite = values[np.isfinite(values)]
+            if finite.size:
+                out[key] = {"min": float(finite.min()), "max": float(finite.max())}
+                out[f"{key}_last"] = float(finite[-1])
+        seconds = self.series.get("seconds")
+        if seconds is not None and seconds.size:
+            out["seconds_per_measurement"] = float(np.nanmean(seconds))
+        return out
