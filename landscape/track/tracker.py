@@ -270,10 +270,12 @@ class Tracker:
 
     def step(self, step: int | None = None) -> dict[str, Any] | None:
         """Call after each optimizer step with the number of steps done (None: one more than
-        the last call's). Measures when the step is due and returns the values (else None)."""
+        the last call's). Measures when the step is due and returns the values (else None); a
+        step just measured is not measured again (a framework that calls back after every
+        micro-batch of an accumulated step passes the same step several times)."""
         step = self._count + 1 if step is None else int(step)
         self._count = step
-        if not self.due(step):
+        if step == self._last_step or not self.due(step):  # called twice for one step
             return None
         return self.measure(step)
 
