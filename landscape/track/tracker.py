@@ -221,6 +221,7 @@ class Tracker:
         self._last_step: int | None = None  # the step and the end of the last measurement
         self._last_end = time.monotonic()
         self._count = 0
+        self._owns_writer = tensorboard is not None and not hasattr(tensorboard, "add_scalar")
         self._tensorboard = self._summary_writer(tensorboard)
 
     # ------------------------------------------------------------------ file
@@ -321,9 +322,12 @@ class Tracker:
         self._next = self.partition.broadcast(step + steps)
 
     def close(self) -> None:
-        """Flush the TensorBoard writer; the file is complete after every measurement."""
+        """Flush the TensorBoard writer (close it if the tracker made it); the HDF5 file is
+        complete after every measurement already."""
         if self._tensorboard is not None:
             self._tensorboard.flush()
+            if self._owns_writer:
+                self._tensorboard.close()
 
     def __enter__(self) -> Tracker:
         return self

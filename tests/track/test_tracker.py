@@ -236,3 +236,26 @@ def test_tracked_lambda1_equals_landscape_hessian_of_the_state_saved_at_that_ste
     tracked = tracker.result.series["lambda1"][-1]
     assert tracker.result.steps[-1] == 6
     assert abs(tracked - expected) <= 2e-4 * abs(expected)  # both within 1e-4 of the truth
+
+
+def test_values_are_mirrored_to_tensorboard_when_asked(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with landscape.Tracker(
+        _model(),
+        nn.CrossEntropyLoss(),
+        X,
+        Y,
+        every=1,
+        measures="loss",
+        out=None,
+        tensorboard=tmp_path / "tb",
+    ) as tracker:
+        tracker.step(1)
+        tracker.step(2)
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    loss = events.Scalars("landscape/loss")
+    assert [e.step for e in loss] == [1, 2]
+    assert loss[-1].value == pytest.approx(tracker.result.series["loss"][-1], rel=1e-6)
