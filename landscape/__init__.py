@@ -1,7 +1,8 @@
 """landscape: sharpness and loss-landscape analysis of PyTorch models.
 
 ``landscape.load(path, ...)`` -> ``model, data, metadata`` is the notebook's way in
-(:mod:`landscape.api`); the numerical functions live in :mod:`landscape.curvature`,
+(:mod:`landscape.api`); ``landscape.Tracker`` measures sharpness inside a training loop
+(:mod:`landscape.track`); the numerical functions live in :mod:`landscape.curvature`,
 :mod:`landscape.surface`, :mod:`landscape.sharpness` and :mod:`landscape.escape`.
 """
 
@@ -9,7 +10,7 @@ import os
 import sys
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "load"]
+__all__ = ["Tracker", "__version__", "load"]
 
 OPENMP_NOTE = (
     "torch was imported before landscape with OMP_WAIT_POLICY unset: its OpenMP threads "
@@ -50,4 +51,8 @@ def __getattr__(name: str):
         from landscape.api import load
 
         return load
+    if name == "Tracker":
+        from landscape.track import Tracker
+
+        return Tracker
     raise AttributeError(f"module 'landscape' has no attribute {name!r}")

@@ -249,6 +249,14 @@ for _result in (
         figures=f"{_FIGURES}:escape_figures",
     ),
     ResultKind(
+        "track",
+        "landscape.results.track:TrackResult",
+        "Sharpness along training",
+        values=f"{_SUMMARY}:track_values",
+        reader="landscape.plot.track:read_track",
+        figures=f"{_FIGURES}:track_figures",
+    ),
+    ResultKind(
         "experiment",
         "landscape.results.experiment:ExperimentResult",
         "Experiment",

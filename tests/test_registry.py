@@ -67,33 +67,33 @@ def test_a_reference_is_imported_when_resolved_and_a_callable_is_itself():
 # ------------------------------------------------------------------- a result kind, registered
 
 
-def track_values(group) -> dict:
+def journal_values(group) -> dict:
     return {"last_loss": float(group["loss"][-1])}
 
 
-def read_track(group):
+def read_journal(group):
     return group.name.split("/")[-1], group["loss"][()]
 
 
-def track_figures(records: list, prefix: str) -> list:
+def journal_figures(records: list, prefix: str) -> list:
     from landscape.plot.discover import FigureJob
 
     return [
-        FigureJob(f"{prefix}-track-{name}", "track", "loss", lambda: None) for name, _ in records
+        FigureJob(f"{prefix}-journal-{name}", "journal", "loss", lambda: None) for name, _ in records
     ]
 
 
 @pytest.fixture
-def track_kind():
+def journal_kind():
     here = "tests.test_registry"
     kind = registry.register_result_kind(
         registry.ResultKind(
-            "track",
-            record=f"{here}:read_track",
+            "journal",
+            record=f"{here}:read_journal",
             section="Tracked runs",
-            values=f"{here}:track_values",
-            reader=f"{here}:read_track",
-            figures=f"{here}:track_figures",
+            values=f"{here}:journal_values",
+            reader=f"{here}:read_journal",
+            figures=f"{here}:journal_figures",
         )
     )
     yield kind
@@ -101,7 +101,7 @@ def track_kind():
 
 
 def test_a_registered_result_kind_is_listed_shown_plotted_and_reported(
-    tmp_path, capsys, track_kind
+    tmp_path, capsys, journal_kind
 ):
     from landscape import store
     from landscape.cli import main
@@ -110,12 +110,12 @@ def test_a_registered_result_kind_is_listed_shown_plotted_and_reported(
 
     path = tmp_path / "r.h5"
     with store.transaction(path) as f:
-        f.create_group("track/run1").create_dataset("loss", data=[3.0, 2.0, 0.5])
+        f.create_group("journal/run1").create_dataset("loss", data=[3.0, 2.0, 0.5])
     with store.open_result_file(path) as f:
-        assert store.list_results(f) == [("track", "run1")]
+        assert store.list_results(f) == [("journal", "run1")]
     assert main(["info", str(path)]) == 0
     assert "last_loss: 0.5" in capsys.readouterr().out
     jobs = discover.figures_for(read_result_file(path), "r")
-    assert [(job.name, job.kind) for job in jobs] == [("r-track-run1", "track")]
-    assert list(report.section_titles())[-2:] == ["track", "compare"]
-    assert report.section_titles()["track"] == "Tracked runs"
+    assert [(job.name, job.kind) for job in jobs] == [("r-journal-run1", "journal")]
+    assert list(report.section_titles())[-2:] == ["journal", "compare"]
+    assert report.section_titles()["journal"] == "Tracked runs"

@@ -11,8 +11,10 @@ HELP = "render figures from result files (.h5) and training runs (checkpoints/RU
 DESCRIPTION = """\
 Render every result found in the given files: 1D slices, 2D contours / filled maps / 3D
 surfaces (with the PCA trajectory), interpolation curves with barriers, Hessian spectra
-against epoch and spectral densities, sharpness measures, escape runs, late-SAM experiment
-summaries. A run folder (checkpoints/RUN, holding metrics.jsonl) gives its training curves.
+against epoch and spectral densities, sharpness measures, escape runs, sharpness along
+training (track: each measure against the step, lambda1 with 2/lr), late-SAM experiment
+summaries. A run folder (checkpoints/RUN, holding metrics.jsonl) gives its training curves
+(and its track.h5, from train --track).
 Any other folder stands for every run folder and result file in it: the --out folder of
 'landscape train', an experiment folder (result.h5 and checkpoints/), or a folder of those.
 With several inputs, comparison figures put them on one axis. Prints the paths written.

@@ -23,6 +23,7 @@ examples:
   landscape train --epochs 160 --sam-start never --save-every 10 --run trunk --dataset cifar10
   landscape train --from checkpoints/trunk/epoch-120-sgd.pt --sam-start 120 --run branch120
   landscape train --run trunk --resume                  # after a crash or a kill
+  landscape train --track lambda1,trace --track-every 50  # sharpness every 50 steps
 
 On several processes (DistributedDataParallel; Gloo on CPU, NCCL on CUDA, each rank on
 cuda:LOCAL_RANK): --batch-size stays the global batch, split evenly over the ranks; rank 0
@@ -104,6 +105,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=common.positive_int,
         metavar="N",
         help="CPU threads for torch (default: torch's choice; 1 is fastest for the small models)",
+    )
+    track = parser.add_argument_group("tracking (sharpness along training; docs/tracking.md)")
+    track.add_argument(
+        "--track",
+        metavar="MEASURES",
+        help="measure these every --track-every optimizer steps into <run>/track.h5, "
+        "comma-separated: lambda1, top-k, trace, worst-case, gradient-norm, loss "
+        "(the weights are the same without it)",
+    )
+    track.add_argument(
+        "--track-every",
+        type=common.positive_int,
+        default=100,
+        metavar="K",
+        help="steps between measurements (default: 100)",
+    )
+    track.add_argument(
+        "--track-samples",
+        type=common.positive_int,
+        default=1024,
+        metavar="N",
+        help="training examples the measures are taken on, drawn once (default: 1024)",
     )
     run.add_argument(
         "--progress",
@@ -276,6 +299,25 @@ def run(args: argparse.Namespace) -> int:
     return _train(config, run_dir, args, from_path)
 
 
+def track_request(args: argparse.Namespace):
+    """``--track`` and its settings as a :class:`landscape.train.tracking.TrackRequest`, or
+    None; an unknown measure is a one-line error before any work."""
+    if not args.track:
+        return None
+    from landscape.errors import UserError
+    from landscape.track.measures import MEASURES
+    from landscape.train.tracking import TrackRequest
+
+    measures = tuple(m.strip() for m in args.track.split(",") if m.strip())
+    unknown = [m for m in measures if m not in MEASURES]
+    if unknown or not measures:
+        raise UserError(
+            f"--track: unknown measure {', '.join(unknown) or repr(args.track)}; "
+            f"choose from {', '.join(MEASURES)}"
+        )
+    return TrackRequest(measures, args.track_every, args.track_samples)
+
+
 def _train(config, run_dir, args: argparse.Namespace, from_path) -> int:
     import logging
 
@@ -286,6 +328,7 @@ def _train(config, run_dir, args: argparse.Namespace, from_path) -> int:
     from landscape.train.loop import train
     from landscape.train.run_files import METRICS_FILE, load_run_checkpoint
 
+    track = track_request(args)
     # the set-up call of every command: under torchrun this rank's device and share, and the
     # other ranks made quiet (rank 0 reports; the others only print their errors)
     partition, device = distributed.join(resolve_device(args.device))
@@ -304,6 +347,7 @@ def _train(config, run_dir, args: argparse.Namespace, from_path) -> int:
         data=data,
         progress=args.progress,
         partition=partition,
+        track=track,
     )
     distributed.shutdown()
     if not partition.is_writer:
@@ -330,4 +374,8 @@ def _train(config, run_dir, args: argparse.Namespace, from_path) -> int:
     for path in paths:
         print(f"  {path}")
     print(f"metrics: {run_dir / METRICS_FILE}")
+    if track is not None:
+        from landscape.train.tracking import TRACK_FILE
+
+        print(f"track: {run_dir / TRACK_FILE} (track/{run_dir.name})")
     return 0

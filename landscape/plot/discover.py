@@ -81,8 +81,11 @@ def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
             raise UserError(
                 f"{path} does not exist; give result files (.h5) or run folders (checkpoints/RUN)"
             )
-        if not path.is_dir() or (path / RUN_MARKER).is_file():
+        if not path.is_dir():
             out.append(path)
+            continue
+        if (path / RUN_MARKER).is_file():
+            out += _run_folder(path)
             continue
         found = _contents(path, SEARCH_DEPTH)
         if not found:
@@ -94,9 +97,15 @@ def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
+def _run_folder(folder: Path) -> list[Path]:
+    """A run folder, and the result files inside it (``track.h5`` of ``train --track``)."""
+    inside = sorted(c for c in folder.iterdir() if c.is_file() and c.suffix in RESULT_SUFFIXES)
+    return [folder, *inside]
+
+
 def _contents(folder: Path, depth: int) -> list[Path]:
     if (folder / RUN_MARKER).is_file():
-        return [folder]
+        return _run_folder(folder)
     if depth == 0:
         return []
     children = sorted(folder.iterdir())
@@ -306,6 +315,21 @@ def escape_figures(escapes: list, prefix: str) -> Iterator[FigureJob]:
             f"SAM steps from {_checkpoint_words(e.meta)}: "
             "distance travelled, loss and top eigenvalue.",
             lambda e=e: escape.plot_escape(e),
+        )
+
+
+def track_figures(tracks: list, prefix: str) -> Iterator[FigureJob]:
+    """One figure per track: each measure against the training step (with 2/lr on lambda1)."""
+    from landscape.plot import track
+
+    for t in tracks:
+        yield _figure(
+            f"{prefix}-track-{t.name}",
+            "track",
+            f"Sharpness along training ({t.name}) against the training step"
+            + (", with 2/lr" if track.stability_line(t.result) is not None else "")
+            + ".",
+            lambda t=t: track.plot_track(t),
         )
 
 

@@ -235,7 +235,7 @@ def settings_rows(sources: Sequence[Source]) -> list[list[str]]:
         groups += [("interpolation", r) for r in source.interpolations] + [
             ("sharpness", r) for r in source.sharpness
         ]
-        groups += [("escape", r) for r in source.escapes]
+        groups += [("escape", r) for r in source.escapes] + [("track", r) for r in source.tracks]
         for kind, record in groups:
             attrs = record.meta.attrs
             bn = str(attrs.get("bn_mode", "")) or "–"
@@ -354,6 +354,12 @@ def tables_html(sources: Sequence[Source]) -> str:
                 ["escape", "from", "growth rate / step", "ρ", "lr"], body, "Escape from a minimum"
             )
         )
+    tracks = [(s, t) for s in sources if isinstance(s, ResultFile) for t in s.tracks]
+    if tracks:
+        from landscape.plot import track
+
+        body = [track.table_row(s.stem, t, fmt) for s, t in tracks]
+        parts.append(_table(track.TABLE_HEADERS, body, "Sharpness along training"))
     for source in sources:
         if isinstance(source, ResultFile):
             parts.extend(_experiment_table(source, x) for x in source.experiments)

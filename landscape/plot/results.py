@@ -186,6 +186,7 @@ class ResultFile:
     sharpness: list[SharpnessRecord] = field(default_factory=list)
     escapes: list[Escape] = field(default_factory=list)
     experiments: list[Experiment] = field(default_factory=list)
+    tracks: list = field(default_factory=list)  # landscape.plot.track.Track
     others: dict[str, list] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
 
@@ -216,6 +217,7 @@ NAMED_LISTS = {
     "sharpness": "sharpness",
     "escape": "escapes",
     "experiment": "experiments",
+    "track": "tracks",
 }
 
 

@@ -224,3 +224,10 @@ def _sessions(group) -> str | None:
         backend = f" ({s['backend']})" if s.get("backend") not in (None, "none") else ""
         parts.append(f"{n} process{'es' if n > 1 else ''}{backend}: {s.get('points')} points")
     return "; ".join(parts)
+
+
+def track_values(group) -> dict:
+    """Steps measured and each measure's last and largest value (:mod:`landscape.results.track`)."""
+    from landscape.results.track import TrackResult
+
+    return TrackResult.read(group).summary()

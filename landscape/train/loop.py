@@ -314,6 +314,7 @@ def train(
     data: Data | None = None,
     progress: bool | None = None,
     partition: Partition = SINGLE,
+    track: Any = None,
 ) -> list[Path]:
     """Train ``config`` into ``run_dir``; returns the run's checkpoint paths, oldest first.
 
@@ -329,6 +330,8 @@ def train(
     - ``partition``: this rank's share under torch.distributed (``landscape.distributed``);
       every rank calls ``train`` with the same arguments, rank 0 alone writes and reports.
       ``config.batch_size`` is the global batch and must be divisible by the world size.
+    - ``track``: a :class:`landscape.train.tracking.TrackRequest`: sharpness measured every
+      few optimizer steps into ``<run_dir>/track.h5`` (the weights are the same without it).
     """
     run_dir = Path(run_dir)
     device = torch.device(device)
@@ -418,6 +421,11 @@ def train(
         return existing
 
     steps = steps_per_epoch(train_x.shape[0], config.batch_size, partition.world_size)
+    tracker = None
+    if track is not None:
+        from landscape.train.tracking import start_tracker
+
+        tracker = start_tracker(track, trainer, train_x, train_y, run_dir)
     saved = _Saved(run_dir, trainer.epoch, config.epochs, writes=partition.is_writer)
     reporter = _reporter(progress) if partition.is_writer else _silent_reporter()
     with reporter.phase(
@@ -425,7 +433,9 @@ def train(
     ) as phase:
         try:
             while trainer.epoch < config.epochs:
-                _run_one_epoch(trainer, run_dir, train_x, train_y, test_x, test_y, phase, saved)
+                _run_one_epoch(
+                    trainer, run_dir, train_x, train_y, test_x, test_y, phase, saved, tracker, steps
+                )
         except interrupt.Interrupted:
             # A stop signal mid-epoch: the epoch under way is dropped (its data order and random
             # streams cannot be resumed half-way), the last finished one is saved if it is not yet.
@@ -478,9 +488,20 @@ class _Saved:
 
 
 def _run_one_epoch(
-    trainer: Trainer, run_dir: Path, train_x, train_y, test_x, test_y, phase, saved: _Saved
+    trainer: Trainer,
+    run_dir: Path,
+    train_x,
+    train_y,
+    test_x,
+    test_y,
+    phase,
+    saved: _Saved,
+    tracker: Any = None,
+    steps: int = 0,
 ) -> None:
-    """One epoch; a checkpoint that is not due is kept in ``saved.pending`` for a stop signal."""
+    """One epoch; a checkpoint that is not due is kept in ``saved.pending`` for a stop signal.
+    A ``tracker`` is called after every optimizer step with the steps done in the run
+    (``steps`` per epoch)."""
     config = trainer.config
     epoch = trainer.epoch
     current = trainer.phase(epoch)
@@ -494,6 +515,15 @@ def _run_one_epoch(
     lr = trainer.lr(epoch)
     phase.advance(0, note=f"epoch {epoch + 1}/{config.epochs} {current}")
 
+    on_step = phase.advance
+    if tracker is not None:
+        done = [epoch * steps]
+
+        def on_step() -> None:
+            phase.advance()
+            done[0] += 1
+            tracker.step(done[0])
+
     start = time.perf_counter()
     stats = train_epoch(
         trainer.forward,
@@ -505,7 +535,7 @@ def _run_one_epoch(
         optimizer=trainer.optimizer,
         sam=trainer.sam if current == SAM_PHASE else None,
         generators=trainer.generators,
-        on_step=phase.advance,
+        on_step=on_step,
         partition=trainer.partition,
         sam_ascent=config.sam_ascent,
     )

@@ -288,6 +288,16 @@ def write_escape(f: h5py.File, name: str = "epoch-080-sgd") -> None:
     ).write(f.create_group(f"escape/{name}"))
 
 
+def write_track(f: h5py.File, name: str = "run") -> None:
+    from landscape.results import Provenance
+    from landscape.results.track import TrackResult
+
+    result = TrackResult(Provenance(checkpoint="", checkpoint_sha256=""))
+    for step in range(20, 201, 20):
+        result.append(step, {"lambda1": 40 * (1 - np.exp(-step / 60)), "lr": 0.05})
+    result.write(f.create_group(f"track/{name}"))
+
+
 BUILDERS = {
     "surface1d": [write_surface_1d],
     "surface2d": [write_surface_2d],
@@ -297,6 +307,7 @@ BUILDERS = {
     "sharpness": [write_sharpness],
     "escape": [write_escape],
     "experiment": [lambda f: write_experiment(f)],
+    "track": [write_track],
 }
 
 

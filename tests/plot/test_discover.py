@@ -21,6 +21,7 @@ def test_one_file_with_every_kind_lists_every_figure_family(files, run_dir):
         "all-sharpness-measures",
         "all-sharpness-average",
         "all-escape-epoch-080-sgd",
+        "all-track-run",
         "late-sam-training",
         "compare-training",
     } - {"compare-training"}  # one run only: nothing to compare
