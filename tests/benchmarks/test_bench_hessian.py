@@ -81,6 +81,7 @@ def _tiny():
     return model.double(), x, y
 
 
+@pytest.mark.slow  # importing curvlinops costs ~10 s
 def test_curvlinops_residual_samples_are_what_its_estimate_averages():
     pytest.importorskip("curvlinops")
     from curvlinops import hutchpp_trace
@@ -96,6 +97,7 @@ def test_curvlinops_residual_samples_are_what_its_estimate_averages():
     assert estimate == pytest.approx(float((q * aq).sum() + samples.mean()), rel=1e-10)
 
 
+@pytest.mark.slow
 def test_curvlinops_trace_is_credited_with_its_own_samples_not_a_peers_count():
     pytest.importorskip("curvlinops")
     model, x, y = _tiny()
@@ -106,3 +108,32 @@ def test_curvlinops_trace_is_credited_with_its_own_samples_not_a_peers_count():
     assert credit.estimated and credit.products > 3 * peers.MIN_SAMPLES  # 1e-9: extrapolated
     loose = peers.hutchpp_credit(start, ends, estimate, samples, 10.0)
     assert not loose.estimated and loose.products == 2 * peers.MIN_SAMPLES + peers.MIN_SAMPLES
+
+
+def test_the_lanczos_bound_grows_as_the_gap_closes():
+    wide, hard = (
+        bench.lanczos_bound(2.0, 1.0, 0.0, 10**5),
+        bench.lanczos_bound(1.15, 1.0, 0.0, 10**5),
+    )
+    assert wide < hard and bench.lanczos_bound(1.15, 1.0, -1.15, 10**5) > hard
+
+
+@pytest.mark.parametrize("ratio", [1.5, 1.15, 1.05])
+def test_lanczos_meets_1e4_within_the_bound_on_a_spectrum_with_that_gap(ratio):
+    from landscape.curvature import lanczos_eigs
+    from landscape.curvature.operator import MatrixOperator
+
+    n = 400
+    values = torch.cat(
+        [torch.tensor([ratio]), torch.linspace(1.0, 0.0, n - 1, dtype=torch.float64)]
+    )
+    op = MatrixOperator(torch.diag(values.double()))
+    bound = bench.lanczos_bound(ratio, 1.0, 0.0, n)
+    theta = None
+    for steps in range(2, bound + 1):  # the first product count whose top Ritz value is in
+        op.hvp_count = 0
+        r = lanczos_eigs(op, 1, tol=1e-12, max_hvps=steps, eigenvectors=False, seed=1)
+        theta = float(r.eigenvalues[0])
+        if abs(theta - ratio) / ratio <= 1e-4:
+            break
+    assert abs(theta - ratio) / ratio <= 1e-4
