@@ -32,6 +32,10 @@ gives each policy's time summed over the workloads and, per column, its ratio to
 
     flock -x /tmp/landscape-cpu.lock python benchmarks/bench_omp_wait.py --quick --load idle
     python benchmarks/bench_omp_wait.py --repeats 3          # median of 3 processes each
+    # in parts: each part appends its processes, then one table of them all
+    python benchmarks/bench_omp_wait.py --quick --load busy1 --policies unset,PASSIVE \
+        --record omp.jsonl
+    python benchmarks/bench_omp_wait.py --table omp.jsonl
 """
 
 from __future__ import annotations
@@ -100,7 +104,7 @@ def models():
                          torch.randint(0, 1000, (4, 64)), sequence_loss)
     return out
 
-REPS = {"forward": 6, "hvp": 3, "train": 4} if quick else {"forward": 12, "hvp": 6, "train": 8}
+REPS = {"forward": 4, "hvp": 2, "train": 3} if quick else {"forward": 12, "hvp": 6, "train": 8}
 
 def timed(fn, reps):
     fn()
@@ -110,7 +114,7 @@ def timed(fn, reps):
     return time.perf_counter() - started
 
 result = {"threads": torch.get_num_threads(),
-          "policy": landscape.openmp_choice().describe() if policy == "landscape" else None,
+          "chosen": landscape.openmp_choice().describe() if policy == "landscape" else None,
           "seconds": {}}
 for name, (model, x, y, loss_fn) in models().items():
     model.eval()
@@ -149,17 +153,24 @@ def run_job(policy: str, quick: bool) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure(policies: list[str], repeats: int, busy: int, quick: bool) -> tuple[dict, dict]:
+def measure(
+    policies: list[str], repeats: int, load: str, quick: bool, record: Path | None
+) -> tuple[dict, dict]:
     """Round-robin over the policies so that each sees the same load; the spinners run
-    through the whole column."""
-    spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(busy)]
+    through the whole column. Each finished process is appended to ``record`` (JSON lines)
+    at once, so that a long run can be made in parts (``--table`` reads them back)."""
+    spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(LOADS[load])]
     try:
-        if busy:
+        if spinners:
             time.sleep(1.0)
         runs: dict[str, list[dict]] = {p: [] for p in policies}
         for _ in range(repeats):
             for policy in policies:
                 runs[policy].append(run_job(policy, quick))
+                if record is not None:
+                    line = {"load": load, "policy": policy, "loadavg": os.getloadavg()[0]}
+                    with record.open("a") as f:
+                        f.write(json.dumps({**line, **runs[policy][-1]}) + "\n")
     finally:
         for proc in spinners:
             proc.kill()
@@ -168,7 +179,27 @@ def measure(policies: list[str], repeats: int, busy: int, quick: bool) -> tuple[
         p: {w: statistics.median(r["seconds"][w] for r in rs) for w in rs[0]["seconds"]}
         for p, rs in runs.items()
     }
-    chosen = {p: rs[0]["policy"] for p, rs in runs.items() if rs[0]["policy"]}
+    chosen = {p: rs[0]["chosen"] for p, rs in runs.items() if rs[0]["chosen"]}
+    return medians, chosen
+
+
+def read_record(path: Path) -> tuple[dict, dict]:
+    """Medians per load and policy, and the rule's choices, from a ``--record`` file."""
+    runs: dict[str, dict[str, list[dict]]] = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        runs.setdefault(row["load"], {}).setdefault(row["policy"], []).append(row)
+    medians = {
+        load: {
+            p: {w: statistics.median(r["seconds"][w] for r in rs) for w in rs[0]["seconds"]}
+            for p, rs in by_policy.items()
+        }
+        for load, by_policy in runs.items()
+    }
+    chosen = {
+        load: {p: rs[0]["chosen"] for p, rs in by_policy.items() if rs[0].get("chosen")}
+        for load, by_policy in runs.items()
+    }
     return medians, chosen
 
 
@@ -188,15 +219,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one process each, fewer reps")
     parser.add_argument("--load", choices=list(LOADS), action="append", help="column(s)")
     parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated")
-    parser.add_argument("--json", type=Path, help="also write the medians here")
+    parser.add_argument("--record", type=Path, help="append each process's times here (JSON lines)")
+    parser.add_argument("--table", type=Path, help="only print the table of a --record file")
     args = parser.parse_args()
     repeats = 1 if args.quick else args.repeats
     policies = args.policies.split(",")
     loads = args.load or list(LOADS)
     started_load = os.getloadavg()
-    per_load, chosen = {}, {}
-    for load in loads:
-        per_load[load], chosen[load] = measure(policies, repeats, LOADS[load], args.quick)
+    if args.table:
+        per_load, chosen = read_record(args.table)
+        loads = [load for load in LOADS if load in per_load]
+        policies = [p for p in POLICIES if all(p in per_load[load] for load in loads)]
+    else:
+        per_load, chosen = {}, {}
+        for load in loads:
+            per_load[load], chosen[load] = measure(policies, repeats, load, args.quick, args.record)
     workloads = list(next(iter(per_load[loads[0]].values())))
     print(
         f"{os.cpu_count()} cores, torch threads = cores; load average at start "
@@ -216,8 +253,6 @@ def main() -> None:
             best = min(per_load[load][p][w] for p in policies)
             cells = [f"{per_load[load][p][w] / best:.2f}" for p in policies]
             print(f"| {w} ({best:.2f} s) | " + " | ".join(cells) + " |")
-    if args.json:
-        args.json.write_text(json.dumps({"medians": per_load, "chosen": chosen}, indent=1))
 
 
 if __name__ == "__main__":

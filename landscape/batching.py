@@ -479,20 +479,22 @@ def autocast_context(device: torch.device, dtype: torch.dtype | None):
 # ------------------------------------------------------------------------- checking the pace
 
 PACE_TOLERANCE = 0.25  # observed seconds per point this far off the estimate: measure again
-PACE_POINTS = 3  # points timed (after the first, a warm-up) before the pace is judged
-PACE_SECONDS = 0.5  # ... and at least this long, so that a timer tick does not decide it
+PACE_POINTS = 3  # evaluations timed (after the first, a warm-up) before the pace is judged
+PACE_SECONDS = 0.25  # ... and at least this long in all, so that a timer tick does not decide,
+PACE_MOST_POINTS = 20  # ... unless this many were timed (tiny models: milliseconds each)
 
 
 class PaceCheck:
-    """Checks a job's first points against the probe's estimate, and measures again once.
+    """Checks a job's first evaluations against the probe's estimate, and measures again once.
 
     A cached choice was measured under another load, perhaps with another wait policy in
     effect; a probe taken while the machine was busy (or idle) would otherwise decide every
-    later run. Call the object after each point: once :data:`PACE_POINTS` points after the
-    first have taken :data:`PACE_SECONDS`, their mean is compared with ``estimate`` (seconds
-    per point); more than :data:`PACE_TOLERANCE` off, ``reprobe()`` is called (it measures,
-    replaces the cache entry, and returns the new choice) and one line goes to ``say``.
-    Nothing is checked after that.
+    later run. Call the object with the wall-clock seconds of each evaluation (the forward
+    passes the probe predicts; writing the weights of a point is not in them): once
+    :data:`PACE_POINTS` after the first have taken :data:`PACE_SECONDS` (or
+    :data:`PACE_MOST_POINTS` were timed), their median is compared with ``estimate``; more than
+    :data:`PACE_TOLERANCE` off, ``reprobe()`` is called (it measures, replaces the cache entry
+    and returns the new choice) and one line goes to ``say``. Nothing is checked after that.
     """
 
     def __init__(
@@ -500,38 +502,36 @@ class PaceCheck:
         estimate: float,
         reprobe: Callable[[], BatchChoice],
         *,
-        clock: Callable[[], float] | None = None,
         say: Callable[[str], None] | None = None,
     ) -> None:
         self.estimate, self.reprobe = estimate, reprobe
-        self.clock = clock or time.perf_counter
         self.say = say or _stderr_line
-        self.started: float | None = None
-        self.points = 0
+        self.seconds: list[float] = []
+        self.warmed_up = False
         self.done = not (estimate > 0 and math.isfinite(estimate))
         self.observed: float | None = None
         self.choice: BatchChoice | None = None  # the new choice, when one was measured
 
-    def __call__(self) -> None:
+    def __call__(self, seconds: float) -> None:
         if self.done:
             return
-        now = self.clock()
-        if self.started is None:  # the first point warms up; the clock starts after it
-            self.started = now
+        if not self.warmed_up:  # the first evaluation pays for allocations and kernel choice
+            self.warmed_up = True
             return
-        self.points += 1
-        elapsed = now - self.started
-        if self.points < PACE_POINTS or elapsed < PACE_SECONDS:
+        self.seconds.append(seconds)
+        enough = sum(self.seconds) >= PACE_SECONDS or len(self.seconds) >= PACE_MOST_POINTS
+        if len(self.seconds) < PACE_POINTS or not enough:
             return
         self.done = True
-        self.observed = elapsed / self.points
-        if abs(self.observed / self.estimate - 1) <= PACE_TOLERANCE:
+        self.observed = sorted(self.seconds)[len(self.seconds) // 2]
+        off = self.observed / self.estimate - 1
+        if abs(off) <= PACE_TOLERANCE:
             return
         self.choice = self.reprobe()
         self.say(
-            f"landscape: the first points took {self.observed:.3g} s each, "
-            f"{abs(self.observed / self.estimate - 1):.0%} off the {self.estimate:.3g} s the "
-            f"batch probe predicted; measured again: {self.choice.describe()}"
+            f"landscape: the first points took {self.observed:.3g} s each to evaluate, "
+            f"{abs(off):.0%} {'slower' if off > 0 else 'faster'} than the {self.estimate:.3g} s "
+            f"the batch probe predicted; measured again: {self.choice.describe()}"
         )
 
 

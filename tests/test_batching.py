@@ -158,13 +158,11 @@ def test_refresh_measures_again_and_replaces_the_cached_choice(tmp_path, monkeyp
 
 
 class _Job:
-    """A fake job for PaceCheck: points of ``seconds`` each on a fake clock."""
+    """A fake job for PaceCheck: evaluations of given seconds each."""
 
     def __init__(self, estimate: float) -> None:
-        self.now, self.reprobes, self.lines = 0.0, 0, []
-        self.check = batching.PaceCheck(
-            estimate, self.reprobe, clock=lambda: self.now, say=self.lines.append
-        )
+        self.reprobes, self.lines = 0, []
+        self.check = batching.PaceCheck(estimate, self.reprobe, say=self.lines.append)
 
     def reprobe(self) -> batching.BatchChoice:
         self.reprobes += 1
@@ -172,8 +170,7 @@ class _Job:
 
     def points(self, *seconds: float) -> None:
         for s in seconds:
-            self.now += s
-            self.check()
+            self.check(s)
 
 
 @pytest.mark.parametrize("observed", [0.2, 0.24, 0.16])
@@ -183,13 +180,13 @@ def test_points_within_a_quarter_of_the_estimate_keep_the_choice(observed):
     assert job.reprobes == 0 and job.lines == [] and job.check.done
 
 
-@pytest.mark.parametrize("observed", [0.3, 0.12])
-def test_points_off_the_estimate_measure_again_once_and_say_so(observed):
+@pytest.mark.parametrize(("observed", "word"), [(0.3, "slower"), (0.12, "faster")])
+def test_points_off_the_estimate_measure_again_once_and_say_so(observed, word):
     job = _Job(estimate=0.2)
     job.points(*[observed] * 20)
     assert job.reprobes == 1 and len(job.lines) == 1
-    assert "batch probe predicted" in job.lines[0] and "batch 64" in job.lines[0]
-    assert job.check.choice.batch_size == 64
+    assert f"{word} than the 0.2 s the batch probe predicted" in job.lines[0]
+    assert "batch 64" in job.lines[0] and job.check.choice.batch_size == 64
 
 
 def test_the_first_point_warms_up_and_is_not_judged():
@@ -198,12 +195,18 @@ def test_the_first_point_warms_up_and_is_not_judged():
     assert job.reprobes == 0
 
 
-def test_the_pace_is_judged_only_after_enough_time():
-    job = _Job(estimate=0.01)
-    job.points(*[0.02] * batching.PACE_POINTS, 0.02)  # 4 timed points, 0.08 s: too short
-    assert not job.check.done and job.reprobes == 0
-    job.points(*[0.02] * 30)
-    assert job.reprobes == 1
+def test_one_slow_evaluation_among_the_first_does_not_decide():
+    job = _Job(estimate=0.2)
+    job.points(0.2, 0.2, 3.0, 0.2)  # the median of the timed ones
+    assert job.check.done and job.reprobes == 0
+
+
+def test_the_pace_is_judged_after_enough_time_or_enough_points():
+    job = _Job(estimate=0.001)
+    job.points(*[0.002] * batching.PACE_POINTS)  # 2 timed, 4 ms: too little to judge
+    assert not job.check.done
+    job.points(*[0.002] * batching.PACE_MOST_POINTS)
+    assert job.check.done and job.reprobes == 1
 
 
 def test_an_unreadable_cache_is_probed_again_and_rewritten(tmp_path, monkeypatch, clock):
