@@ -208,7 +208,10 @@ def ratio_table(columns: dict[str, dict[str, float]], policies: list[str]) -> li
     lines = ["| policy | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     best = {c: min(v.values()) for c, v in columns.items()}
     for p in policies:
-        cells = [f"{columns[c][p]:.2f} s ({columns[c][p] / best[c]:.2f})" for c in columns]
+        cells = [
+            f"{columns[c][p]:.2f} s ({columns[c][p] / best[c]:.2f})" if p in columns[c] else "--"
+            for c in columns
+        ]
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
     return lines
 
@@ -229,7 +232,7 @@ def main() -> None:
     if args.table:
         per_load, chosen = read_record(args.table)
         loads = [load for load in LOADS if load in per_load]
-        policies = [p for p in POLICIES if all(p in per_load[load] for load in loads)]
+        policies = [p for p in POLICIES if any(p in per_load[load] for load in loads)]
     else:
         per_load, chosen = {}, {}
         for load in loads:
@@ -242,7 +245,10 @@ def main() -> None:
     for load, how in chosen.items():
         if how:
             print(f"  landscape's rule under {load}: {how['landscape']}")
-    total = {load: {p: sum(per_load[load][p].values()) for p in policies} for load in loads}
+    total = {
+        load: {p: sum(per_load[load][p].values()) for p in policies if p in per_load[load]}
+        for load in loads
+    }
     print("\nall workloads, summed (ratio to the best policy of the column):\n")
     print("\n".join(ratio_table(total, policies)))
     for load in loads:
@@ -250,8 +256,9 @@ def main() -> None:
         print("| workload | " + " | ".join(policies) + " |")
         print("|---|" + "---:|" * len(policies))
         for w in workloads:
-            best = min(per_load[load][p][w] for p in policies)
-            cells = [f"{per_load[load][p][w] / best:.2f}" for p in policies]
+            there = [p for p in policies if p in per_load[load]]
+            best = min(per_load[load][p][w] for p in there)
+            cells = [f"{per_load[load][p][w] / best:.2f}" if p in there else "--" for p in policies]
             print(f"| {w} ({best:.2f} s) | " + " | ".join(cells) + " |")
 
 
