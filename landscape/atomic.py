@@ -81,13 +81,23 @@ def write_error(exc: OSError, path: Path, size: int) -> WriteError:
     )
 
 
+def write_target(path: str | Path) -> Path:
+    """The file that writing ``path`` replaces: the final target of a symbolic link (the link is
+    kept and sees the new contents, as with any program that writes through a link), else
+    ``path`` itself. Without this, the atomic rename would put a regular file in the link's
+    place and the target would never get the result."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def write_atomic(path: str | Path, data: bytes | bytearray | memoryview) -> None:
     """Replace ``path`` by ``data`` atomically; raise :class:`WriteError` when it cannot.
 
     A new file gets the usual ``0o666 & ~umask`` mode, a replaced one keeps its mode. A first
     stop signal during the write waits until the file is in place (see :mod:`landscape.interrupt`).
+    A symbolic link is written through (:func:`write_target`).
     """
-    path = Path(path)
+    path = write_target(path)
     folder = path.parent if str(path.parent) else Path(".")
     view = memoryview(data).cast("B")
     size = view.nbytes

@@ -17,6 +17,7 @@ import os
 import socket
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +27,7 @@ import h5py
 import numpy as np
 
 from landscape import __version__, interrupt
-from landscape.atomic import write_atomic, write_error
+from landscape.atomic import write_atomic, write_error, write_target
 from landscape.errors import UserError
 
 SCHEMA_VERSION = 1
@@ -45,7 +46,8 @@ def is_hdf5(path: str | Path) -> bool:
 def check_output_path(path: str | Path) -> Path:
     """Refuse, before any work is done, an output that cannot be written or is not HDF5."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
+    target = write_target(path)  # a symbolic link is written through
+    folder = target.parent if str(target.parent) else Path(".")
     if path.is_dir():
         raise UserError(f"output {path} is a directory; give a file name ending in .h5")
     if not folder.is_dir():
@@ -60,7 +62,25 @@ def check_output_path(path: str | Path) -> Path:
                 f"output {path} exists but is not an HDF5 file; it was left untouched, "
                 "choose another --out"
             )
+        _check_existing_results(path)
     return path
+
+
+def _check_existing_results(path: Path) -> None:
+    """An existing output that the final save would refuse is refused before the work: a damaged
+    group (:mod:`landscape.results.integrity`), or a result kind that is not a group."""
+    try:
+        handle = h5py.File(path, "r", locking=False)
+    except OSError as exc:
+        raise UserError(corrupt_message(path, exc)) from exc
+    with handle as f:
+        for kind in RESULT_KINDS:
+            if kind in f and not isinstance(f[kind], h5py.Group):
+                raise UserError(
+                    f"output {path} holds '{kind}' as a dataset, where landscape keeps a group "
+                    "of results; it was left untouched, choose another --out"
+                )
+        _integrity().verify_file(f, path)
 
 
 def resolve_output(out: str | Path | None, default: str | Path) -> Path:
@@ -86,9 +106,22 @@ def open_result_file(path: str | Path) -> h5py.File:
             f"{path} is not an HDF5 result file (was it a checkpoint? use 'landscape info')"
         )
     try:
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except OSError as exc:
         raise UserError(f"{path} is not a readable HDF5 file: {exc}") from exc
+    try:
+        _integrity().verify_file(f, path)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _integrity():
+    """:mod:`landscape.results.integrity` (imported late: results imports this module)."""
+    from landscape.results import integrity
+
+    return integrity
 
 
 @contextmanager
@@ -103,17 +136,37 @@ def transaction(path: str | Path, command: list[str] | None = None) -> Iterator[
     :func:`landscape.atomic.write_atomic`, so a full disk or a read-only folder is one
     :class:`~landscape.atomic.WriteError` and the old file stays as it was.
     """
-    path = Path(path)
+    path = write_target(path)  # through a symbolic link: the target is locked and replaced
     _check_target(path)
     with interrupt.held(), _file_lock(path):
         _remove_stale_partials(path)
         handle = _open_in_memory(path)
         with handle as f:
+            written = _WRITTEN.get(path.resolve())
+            if written is not None and written[0] == _image_crc(f):
+                before = written[1]  # byte for byte the file this process wrote last
+            else:
+                before = _integrity().verify_file(f, path)  # damage is refused
             _stamp_root(f, command)
             yield f
+            after = _integrity().seal_changed(f, before)
             f.flush()
             image = f.id.get_file_image()
+        _WRITTEN.pop(path.resolve(), None)
         write_atomic(path, image)
+        _WRITTEN[path.resolve()] = ((len(image), zlib.crc32(image)), after)
+
+
+# The digests of the result groups of each file this process wrote, with the size and CRC-32 of
+# what it wrote: a periodic save that finds the file exactly as its last save left it skips the
+# second verification (a CRC-32 detects every error burst up to 32 bits, and another writer's
+# changes), so a save digests the groups once instead of twice.
+_WRITTEN: dict[Path, tuple[tuple[int, int], dict[str, str]]] = {}
+
+
+def _image_crc(f: h5py.File) -> tuple[int, int]:
+    image = f.id.get_file_image()
+    return len(image), zlib.crc32(image)
 
 
 def _check_target(path: Path) -> None:
@@ -162,10 +215,7 @@ def _open_in_memory(path: Path) -> h5py.File:
 def corrupt_message(path: Path, exc: BaseException) -> str:
     """For a result file that exists but cannot be read: name it and say what to do."""
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return (
-        f"result file {path} is damaged ({detail}); it was left untouched: move it away "
-        f"(mv {path} {path}.damaged) and rerun the same command, which then starts a new file"
-    )
+    return _integrity().damaged_message(path, detail)
 
 
 def _remove_stale_partials(path: Path) -> None:
@@ -293,6 +343,8 @@ def read_attrs(obj: h5py.Group | h5py.Dataset) -> dict[str, Any]:
     """Attributes as Python values; JSON strings for ``config`` decoded."""
     out: dict[str, Any] = {}
     for key, value in obj.attrs.items():
+        if key == "digest":  # the group's checksum (landscape.results.integrity), not a value
+            continue
         if isinstance(value, bytes):
             value = value.decode()
         if isinstance(value, np.generic):
@@ -308,7 +360,9 @@ def read_attrs(obj: h5py.Group | h5py.Dataset) -> dict[str, Any]:
 
 def write_dataset(group: h5py.Group, name: str, data: Any, **attrs: Any) -> h5py.Dataset:
     """A dataset with attributes; numeric arrays carry a Fletcher-32 checksum per chunk, so that
-    a bit flipped on disk is a read error (naming the file) instead of a silently wrong value."""
+    a bit flipped on disk is a read error (naming the file) instead of a silently wrong value;
+    scalars and attributes are covered by their group's digest (:mod:`landscape.results.
+    integrity`), written by :func:`transaction`."""
     if name in group:
         del group[name]
     array = np.asarray(data)

@@ -115,3 +115,15 @@ def test_a_new_file_gets_the_umask_mode_and_a_replaced_one_keeps_its_mode(tmp_pa
         assert (tmp_path / "a").read_bytes() == b"2"
     finally:
         os.umask(mask)
+
+
+def test_a_symbolic_link_is_written_through_and_kept(tmp_path):
+    (tmp_path / "store").mkdir()
+    target = tmp_path / "store" / "real.bin"
+    target.write_bytes(OLD)
+    link = tmp_path / "link.bin"
+    link.symlink_to(os.path.join("store", "real.bin"))  # relative, as ln -s makes it
+    write_atomic(link, NEW)
+    assert link.is_symlink() and os.readlink(link) == os.path.join("store", "real.bin")
+    assert target.read_bytes() == NEW
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

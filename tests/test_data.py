@@ -21,6 +21,7 @@ from landscape.data import (
     load_dataset,
     random_crop,
     random_flip,
+    with_label_noise,
 )
 from landscape.errors import UserError
 
@@ -457,3 +458,37 @@ def test_data_to_device_returns_a_moved_copy(digits):
     moved = digits.to("cpu")
     assert moved is not digits and moved.input_shape == digits.input_shape
     assert torch.equal(moved.test_x, digits.test_x) and moved.augmentation == digits.augmentation
+
+
+# -------------------------------------------------------------------------------- label noise
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.4])
+def test_label_noise_changes_exactly_that_fraction_of_training_labels_to_another_class(
+    digits, fraction
+):
+    noisy = with_label_noise(digits, fraction, seed=3)
+    changed = noisy.train_y != digits.train_y
+    assert int(changed.sum()) == round(fraction * digits.train_y.numel())
+    assert noisy.train_y.min() >= 0 and noisy.train_y.max() < digits.num_classes
+    # the wrong classes are spread over the others, not one fixed shift
+    offsets = (noisy.train_y - digits.train_y)[changed] % digits.num_classes
+    assert len(set(offsets.tolist())) == digits.num_classes - 1
+
+
+def test_label_noise_leaves_the_test_labels_and_the_inputs_alone(digits):
+    noisy = with_label_noise(digits, 0.3, seed=0)
+    assert torch.equal(noisy.test_y, digits.test_y) and torch.equal(noisy.test_x, digits.test_x)
+    assert torch.equal(noisy.train_x, digits.train_x)
+
+
+def test_label_noise_is_seeded(digits):
+    a, b = (with_label_noise(digits, 0.2, seed=s).train_y for s in (1, 1))
+    other = with_label_noise(digits, 0.2, seed=2).train_y
+    assert torch.equal(a, b) and not torch.equal(a, other)
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0])
+def test_label_noise_outside_0_to_1_is_a_user_error(digits, fraction):
+    with pytest.raises(UserError, match="--label-noise"):
+        with_label_noise(digits, fraction, seed=0)

@@ -61,11 +61,26 @@ def test_failed_transaction_leaves_old_file_untouched_and_no_temp(tmp_path):
     assert sorted(os.listdir(tmp_path)) == [".out.h5.lock", "out.h5"]  # the writers' lock stays
 
 
+def _hessian_dataset(path):
+    with h5py.File(path, "w") as f:
+        f["hessian"] = np.arange(3.0)
+
+
+def _damaged_group(path):
+    with store.transaction(path) as f:
+        store.write_dataset(store.replace_group(f, "hessian/a"), "trace", 18.77)
+    data = path.read_bytes()
+    value = np.float64(18.77).tobytes()
+    path.write_bytes(data.replace(value, np.float64(26.77).tobytes()))
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
         (lambda p: p.write_text("not hdf5"), "not an HDF5 file"),
         (lambda p: p.mkdir(), "is a directory"),
+        (_hessian_dataset, "holds 'hessian' as a dataset, where landscape keeps a group"),
+        (_damaged_group, r"is damaged \(group hessian/a: its attributes or scalar values"),
     ],
 )
 def test_check_output_path_refuses_bad_existing_outputs(tmp_path, make, message):
@@ -145,3 +160,42 @@ def test_the_default_output_folder_is_created_and_an_explicit_out_wins(tmp_path,
     assert store.resolve_output(None, "analyses/hessian.h5") == Path("analyses/hessian.h5")
     assert (tmp_path / "analyses").is_dir()
     assert store.resolve_output("mine.h5", "analyses/x.h5") == Path("mine.h5")
+
+
+def test_a_save_that_finds_its_own_last_write_in_place_does_not_verify_it_again(
+    tmp_path, monkeypatch
+):
+    from landscape.results import integrity
+
+    path, calls = tmp_path / "r.h5", []
+    verify_file = integrity.verify_file
+    monkeypatch.setattr(
+        integrity, "verify_file", lambda f, p=None: calls.append(p) or verify_file(f, p)
+    )
+    for value in (1.25, 18.77):
+        with store.transaction(path) as f:
+            store.write_dataset(store.replace_group(f, "hessian/a"), "trace", value)
+    assert len(calls) == 1  # the first transaction; the second found its own file
+    path.write_bytes(path.read_bytes())  # the same bytes, rewritten: still its own file
+    data = bytearray(path.read_bytes())
+    data[data.index(np.float64(18.77).tobytes()) + 6] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(integrity.DamagedResult), store.transaction(path) as f:
+        store.replace_group(f, "hessian/b")
+    assert len(calls) == 2
+
+
+def test_a_result_file_behind_a_symbolic_link_gets_the_result_and_the_lock(tmp_path):
+    (tmp_path / "shared").mkdir()
+    target = tmp_path / "shared" / "results.h5"
+    link = tmp_path / "link.h5"
+    link.symlink_to(target)  # not there yet: the first result creates it
+    for name in ("a", "b"):
+        assert store.check_output_path(link) == link
+        with store.transaction(link) as f:
+            store.write_dataset(store.replace_group(f, f"hessian/{name}"), "trace", [1.0])
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    with h5py.File(target, "r") as f:
+        assert sorted(f["hessian"]) == ["a", "b"]
+    assert (tmp_path / "shared" / ".results.h5.lock").exists()
+    assert not (tmp_path / ".link.h5.lock").exists()

@@ -100,16 +100,15 @@ def compute_interpolation(
     targets = setup.targets
     measure = setup.measure("recalibrate" if options.bn == "recalibrate" else "eval")
     previous = None
+    segment, alpha = path_points(options.alphas, len(targets))
     if resume:  # the writer reads, every process starts from the same copy
         previous = partition.broadcast(
-            read_previous(out, group_path, targets[0].sha256, options.config, Interpolation.read)
+            read_previous(
+                out, group_path, targets[0].sha256, options.config, Interpolation.read, alpha.shape
+            )
             if partition.is_writer
             else None
         )
-    segment, alpha = path_points(options.alphas, len(targets))
-    if previous is not None and previous.done.shape != alpha.shape:
-        log.warning("%s:%s holds other points than this grid; recomputing it", out, group_path)
-        previous = None
     if previous is not None:
         result = previous
         log.info(

@@ -36,6 +36,7 @@ from landscape import interrupt, store
 from landscape.atomic import WriteError
 from landscape.errors import UserError
 from landscape.parallel import SINGLE, Partition
+from landscape.results import integrity
 
 log = logging.getLogger("landscape.surface")
 
@@ -43,24 +44,44 @@ R = TypeVar("R")
 
 
 def read_previous(
-    out: Path, group_path: str, sha256: str, config: dict, read: Callable[[h5py.Group], R]
+    out: Path,
+    group_path: str,
+    sha256: str,
+    config: dict,
+    read: Callable[[h5py.Group], R],
+    shape: tuple[int, ...] | None = None,
 ) -> R | None:
     """``read(group)`` of an earlier run of the same analysis, or None (absent, or computed from
-    another checkpoint or with other options: the group is then replaced, said on stderr)."""
+    another checkpoint or with other options: the group is then replaced, said on stderr).
+
+    ``shape`` is the grid the options define (None: fitted from the file's own axes); a group
+    whose ``done`` mask or metrics have another shape, a ``config`` attribute that is not JSON
+    and a digest that does not match (:mod:`landscape.results.integrity`) make the file
+    damaged: an error that discards nothing, never a resume of the wrong points or a restart.
+    """
     try:
-        return _read_previous(out, group_path, sha256, config, read)
+        return _read_previous(out, group_path, sha256, config, read, shape)
+    except UserError:
+        raise
     except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise UserError(store.corrupt_message(out, exc)) from exc
 
 
-def _read_previous(out, group_path, sha256, config, read):
+def _read_previous(out, group_path, sha256, config, read, shape):
     if not out.exists():
         return None
     with h5py.File(out, "r") as f:
         if group_path not in f:
             return None
+        integrity.verify_file(f, out)
         g = f[group_path]
         attrs = store.read_attrs(g)
+        if isinstance(attrs.get("config"), str):  # read_attrs keeps what is not JSON as text
+            raise integrity.DamagedResult(
+                integrity.damaged_message(
+                    out, f"group {group_path}: its config attribute is not JSON"
+                )
+            )
         recorded = json.loads(json.dumps(config))
         if attrs.get("checkpoint_sha256") != sha256 or attrs.get("config") != recorded:
             changed = _changed_keys(attrs.get("config"), recorded)
@@ -75,7 +96,26 @@ def _read_previous(out, group_path, sha256, config, read):
             return None
         if "done" not in g:
             return None
-        return read(g)
+        result = read(g)
+    _check_shapes(out, group_path, result, shape)
+    return result
+
+
+def _check_shapes(out: Path, group_path: str, result: Any, shape: tuple[int, ...] | None) -> None:
+    """Every metric and the ``done`` mask have the grid's shape (a flipped bit in a dataset's
+    dimension would otherwise resume as "all points done" and leave points NaN)."""
+    if shape is None:
+        shape = tuple(result.shape) if hasattr(result, "shape") else result.alpha.shape
+    stored = {"done": result.done.shape, **{k: v.shape for k, v in result.metrics.items()}}
+    for name, found in stored.items():
+        if tuple(found) != tuple(shape):
+            raise integrity.DamagedResult(
+                integrity.damaged_message(
+                    out,
+                    f"group {group_path}: {name} has shape {tuple(found)}, "
+                    f"the grid of these options {tuple(shape)}",
+                )
+            )
 
 
 def _changed_keys(old, new) -> list[str]:
@@ -147,7 +187,7 @@ class PeriodicSaver:
         self.finished, self.total = finished, total
         self.partition, self.before_save = partition, before_save
         self.last, self.cost, self.pending, self.failed = time.monotonic(), 0.0, False, False
-        self.saved = finished()
+        self.saved = self.initial = finished()
         self.note_saved()
 
     def claim(self) -> None:
@@ -175,6 +215,7 @@ class PeriodicSaver:
                     with store.transaction(self.out) as f:
                         store.owned_group(f, self.group)
                         write(f)
+                        note_session(f[self.group], self.partition, count - self.initial)
             except WriteError as exc:
                 self.failed = True
                 exc.lost = (
@@ -199,6 +240,26 @@ class PeriodicSaver:
         interrupt.note_saved(
             f"{self.out}:{self.group} with {self.saved} of {self.total} points done"
         )
+
+
+def note_session(group: h5py.Group, partition: Partition, points: int) -> None:
+    """Attribute ``sessions`` of a point-by-point result: one entry per run that computed some
+    of its points -- ``world_size``, ``backend`` and ``points`` -- so that a surface begun on two
+    processes and finished on one says so (the group's ``world_size`` is its first run's).
+    This run's entry (by :data:`landscape.store.WRITER`) is updated at each save."""
+    raw = group.attrs.get("sessions", "[]")
+    try:
+        sessions = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+    except json.JSONDecodeError:
+        sessions = []  # unreachable behind the group's digest; a hand-edited file: start over
+    if not isinstance(sessions, list):
+        sessions = []
+    entry = {**partition.provenance(), "points": int(points), "writer": store.WRITER}
+    if sessions and isinstance(sessions[-1], dict) and sessions[-1].get("writer") == store.WRITER:
+        sessions[-1] = entry
+    else:
+        sessions.append(entry)
+    group.attrs["sessions"] = json.dumps(sessions)
 
 
 def write_new_group(out: Path, group_path: str, result: Any, partition: Partition = SINGLE) -> None:

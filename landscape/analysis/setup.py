@@ -119,6 +119,7 @@ def load_setup(
     (:mod:`landscape.batching`); ``stack`` also measures several grid points per pass."""
     import torch
 
+    from landscape.analysis.subset import say_short_splits
     from landscape.cli.common import data_source_from_args, model_source_from_args
     from landscape.data import fixed_subset
     from landscape.devices import resolve_device, resolve_dtype
@@ -148,6 +149,7 @@ def load_setup(
         x, y = data.split(split)
         x, y = fixed_subset(x, y, args.samples, args.subset_seed)
         subsets[split] = (resident(x), y.to(device))
+    say_short_splits(args.samples, data.name, {k: v[0].shape[0] for k, v in subsets.items()})
     bn_inputs = None
     if recalibrate:
         if "train" in subsets:

@@ -7,6 +7,8 @@ never changes the examples and two commands on the same checkpoint see the same 
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from landscape.data import fixed_subset
@@ -25,3 +27,18 @@ def analysis_subset(
     x = x.to(device=device, dtype=dtype)
     y = y.to(device) if not y.is_floating_point() else y.to(device=device, dtype=dtype)
     return x, y
+
+
+def say_short_splits(samples: int | None, dataset: str, sizes: dict[str, int]) -> None:
+    """One line when ``--samples`` (``samples``; None when not given) asks for more examples
+    than a split has: all of them are used, and the result records the count used."""
+    short = {split: n for split, n in sizes.items() if samples is not None and n < samples}
+    if short:
+        have = ", ".join(f"the {split} split {n:,}" for split, n in short.items())
+        logging.getLogger("landscape.data").warning(
+            "--samples %s is more than %s has (%s); using all of them (recorded: samples=%d)",
+            f"{samples:,}",
+            dataset,
+            have,
+            next(iter(sizes.values())),
+        )

@@ -208,6 +208,13 @@ def new_surface(
     return surface, plane.directions
 
 
+def _grid_shape(options: SurfaceOptions) -> tuple[int, ...] | None:
+    """The shape of the grid the options give (None: fitted to a trajectory, ``auto``)."""
+    if options.x is None:
+        return None
+    return (options.x.size,) if options.y is None else (options.x.size, options.y.size)
+
+
 def compute_surface(
     options: SurfaceOptions,
     setup: Setup,
@@ -226,7 +233,9 @@ def compute_surface(
     measure = setup.measure(options.bn)
     # the writer reads what an earlier run left and every process starts from the same copy
     surface = partition.broadcast(
-        read_previous(out, group_path, centre.sha256, options.config, Surface.read)
+        read_previous(
+            out, group_path, centre.sha256, options.config, Surface.read, _grid_shape(options)
+        )
         if partition.is_writer
         else None
     )

@@ -4,6 +4,12 @@ Each command lives in ``landscape/cli/<command>.py`` with three names:
 ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
 Command modules import torch, h5py and matplotlib only inside ``run`` so that
 ``landscape --help`` and usage errors answer in well under a second.
+
+Exit statuses (docs/reliability.md): 0 done; 1 an error the user can fix (bad input, a damaged
+file, a full disk, out of memory), one line ``landscape: error: ...``; 2 a command line that
+does not parse (argparse's); 3 an internal error -- a bug in landscape -- one line that says so
+and how to report it; 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 138 SIGUSR1) after
+saving what was finished.
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ import sys
 
 from landscape import __version__, interrupt, openmp_choice
 from landscape.errors import UserError
+
+EXIT_USER_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL_ERROR = 3
 
 COMMANDS = (
     "train",
@@ -179,6 +189,14 @@ def _run(args, argv, parser, subparsers, debug: bool) -> int:
             )
         _say(f"landscape: error: {exc}{_rank_note()}")
         return 1
+    except OSError as exc:  # the system refused (permissions, a device error): not a bug
+        if debug:
+            raise
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if exc.strerror and exc.filename:
+            detail = f"{exc.strerror}: {exc.filename}"
+        _say(f"landscape: error: {detail}{_rank_note()}")
+        return EXIT_USER_ERROR
     except KeyboardInterrupt as exc:  # interrupt.Interrupted, or a Ctrl-C before the handlers
         name = exc.name if isinstance(exc, interrupt.Interrupted) else "SIGINT"
         on_disk = interrupt.saved()
@@ -193,11 +211,32 @@ def _run(args, argv, parser, subparsers, debug: bool) -> int:
         if debug:
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if _is_out_of_memory(exc):
+            _say(f"landscape: error: {_out_of_memory_message(exc, message)}{_rank_note()}")
+            return EXIT_USER_ERROR
         _say(
-            f"landscape: error: {type(exc).__name__}: {message} (rerun with --debug for the "
-            f"traceback){_rank_note()}"
+            f"landscape: error: internal error (a bug in landscape): {type(exc).__name__}: "
+            f"{message}; rerun the same command with --debug and report the traceback"
+            f"{_rank_note()}"
         )
-        return 1
+        return EXIT_INTERNAL_ERROR
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """torch's OutOfMemoryError (CUDA, and a RuntimeError before torch 2.1 names it), or
+    Python's MemoryError (a CPU allocation that failed)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _out_of_memory_message(exc: BaseException, message: str) -> str:
+    where = "the CPU" if isinstance(exc, MemoryError) else "the GPU"
+    detail = f" ({message})" if message else ""
+    return (
+        f"out of memory on {where}{detail}; lower --batch-size, --samples, the grid (--x/--y), "
+        "--top-k or --density-runs, or use a larger device"
+    )
 
 
 def _say(line: str) -> None:

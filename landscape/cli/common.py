@@ -137,7 +137,11 @@ def add_config(parser: argparse.ArgumentParser) -> None:
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps (default: auto)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto|cpu|cuda|cuda:N (default: auto; mps is refused: it has no float64)",
+    )
 
 
 def add_fast_evaluation(parser: argparse.ArgumentParser) -> None:
@@ -273,7 +277,8 @@ def add_model_source(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--trust-checkpoint",
         action="store_true",
-        help="allow arbitrary unpickling (TorchScript, pickled modules): only for files you trust",
+        help="allow arbitrary unpickling (TorchScript, pickled modules) and the code and loading "
+        "options a file names for its own model (docs/security.md): only for files you trust",
     )
     group.add_argument(
         "--non-strict", action="store_true", help="load the weights that fit and report the rest"
@@ -450,7 +455,7 @@ def load_for_analysis(
     """What every analysis command sets up: --device, --dtype and --seed, the checkpoints
     (models on the device) and the analysis subset drawn by --subset-seed; under torchrun the
     process group joined and this rank's device. Returns ``(targets, data, x, y, partition)``."""
-    from landscape.analysis.subset import analysis_subset
+    from landscape.analysis.subset import analysis_subset, say_short_splits
     from landscape.devices import resolve_device, resolve_dtype, seed_everything
     from landscape.distributed import join
     from landscape.loading.loader import load_models
@@ -463,4 +468,5 @@ def load_for_analysis(
     )
     samples = args.samples or default_samples
     x, y = analysis_subset(data, split, samples, args.subset_seed, device, dtype)
+    say_short_splits(args.samples, data.name, {split: x.shape[0]})
     return targets, data, x, y, partition

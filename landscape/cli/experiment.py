@@ -26,8 +26,10 @@ solution to the SAM solutions, runs the escape curve from the SGD trunk at the l
 whose loss blows up is stopped and reported as DIVERGED, with no growth rate), prints
 mean +- std over seeds per arm and, paired within each seed, the share of the SGD ->
 full-SAM gap each arm closes (mean [95 % t-interval] over seeds) beside its SAM steps,
-and renders the figures with `landscape plot` (error and sharpness against t0, gap
-closed against SAM steps).
+then one verdict line per claim of the paper (rules below), and renders the figures with
+`landscape plot` (error and sharpness against t0, gap closed against SAM steps).
+While it runs: one line per run (run i/N, arm, seed, ETA); -v adds every epoch.
+--dry-run prints the plan and the expected training time without training.
 Everything lands in OUT/ (checkpoints/<run>/, result.h5, figures/). Re-running skips
 finished runs and analyses, so an interrupted experiment continues where it stopped.
 
@@ -37,6 +39,9 @@ examples:
   landscape experiment late-sam --config configs/late-sam-cifar10-resnet20.toml --device cuda
   landscape experiment late-sam --config configs/late-sam-digits-quick.toml   \
 # 60 epochs: few SAM steps
+  landscape experiment late-sam --config configs/late-sam-label-noise.toml --threads 1 \
+# MNIST-1D, 20 % noisy labels: where SAM's accuracy gain resolves
+  landscape experiment late-sam --config configs/late-sam-cifar10-wrn16-8.toml --dry-run
   landscape experiment late-sam --dataset mnist1d --arch cnn1d --epochs 40 --batch-size 128
 
 time: the digits default took 15-22 min of training and about 3.5 min of analyses per seed
@@ -79,6 +84,11 @@ FIELDS = {
     "dtype": (str, "float32 or float64"),
     "data_dir": (str, "folder holding the CIFAR files"),
     "momentum_across_switch": (str, "keep or reset the momentum at a SGD/SAM switch"),
+    "label_noise": (
+        nonnegative_float,
+        "fraction of training labels replaced by another class (test labels stay clean)",
+    ),
+    "label_noise_seed": (int, "seed of the noisy labels, the same for every seed"),
     "switch_epochs": (
         int_list,
         "late-SAM arms: epochs t0 at which SAM starts, comma-separated "
@@ -137,7 +147,7 @@ FIELDS = {
 
 # Flags with a fixed set of values: argparse shows and checks them (also for --config keys).
 CHOICES = {
-    "dataset": ["digits", "cifar10", "cifar100"],
+    "dataset": ["digits", "mnist1d", "cifar10", "cifar100"],
     "schedule": ["step", "cosine", "constant"],
     "augment": ["default", "none", "crop-flip", "crop-flip-cutout"],
     "dtype": ["float32", "float64"],
@@ -148,6 +158,12 @@ CHOICES = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from landscape.experiment.config import LateSamConfig
+    from landscape.experiment.rules import rules_text
+
+    parser.epilog = (
+        "verdicts: the command ends with one line per claim of the paper, each decided by "
+        "its rule\n(landscape/experiment/rules.py; docs/experiment.md):\n" + rules_text()
+    )
 
     parser.add_argument("experiment", choices=["late-sam"], help="which experiment (late-sam)")
     defaults = LateSamConfig().to_dict()
@@ -178,6 +194,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="render the figures with `landscape plot` at the end (default: yes)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (runs per arm, epochs, SAM steps) and the expected training time "
+        "from a few SGD steps measured now on --device, then exit without training",
     )
     parser.add_argument(
         "--threads",
@@ -213,6 +235,9 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    if args.dry_run:
+        print(dry_run(config, str(device)))
+        return 0
     root = Path(args.out or f"experiments/{config.name}-{config.dataset}-{config.arch}")
     outcome = run_late_sam(config, root, device=device, command=["landscape", *sys.argv[1:]])
     print(outcome.table)
@@ -224,3 +249,26 @@ def run(args: argparse.Namespace) -> int:
         if code != 0:
             log.warning("figures could not be rendered (landscape plot exited %d)", code)
     return 0
+
+
+def dry_run(config, device: str) -> str:
+    """The plan of ``config`` with a per-step time measured now on ``device``."""
+    import torch
+
+    from landscape.experiment.estimate import DATASET_SHAPES, format_plan, measure_step_seconds
+
+    if config.dataset in DATASET_SHAPES:
+        examples, shape, classes = DATASET_SHAPES[config.dataset]
+    else:
+        from landscape.data import load_dataset
+
+        data = load_dataset(config.dataset, config.data_dir)
+        examples, shape, classes = data.train_x.shape[0], data.input_shape, data.num_classes
+    steps = 3
+    seconds = measure_step_seconds(config.arch, shape, classes, config.batch_size, device, steps)
+    basis = (
+        f" (median of {steps} steps of batch {config.batch_size} on random inputs, {device}, "
+        f"{torch.get_num_threads()} thread(s), measured now; optimizer steps only: the "
+        "per-epoch test evaluation, augmentation and checkpoints come on top)"
+    )
+    return format_plan(config, examples, seconds, basis)

@@ -169,36 +169,48 @@ def _load_model(path: str, args: argparse.Namespace) -> dict:
 
 
 def describe_result_file(path: str) -> dict:
+    from landscape.errors import UserError
+    from landscape.store import corrupt_message, open_result_file
+
+    with open_result_file(path) as f:  # every group's digest is verified here
+        try:
+            return _describe_open_result_file(path, f)
+        except OSError as exc:  # a chunk whose Fletcher-32 checksum fails, say: name the file
+            raise UserError(corrupt_message(path, exc)) from exc
+
+
+def _describe_open_result_file(path: str, f) -> dict:
     import h5py
 
-    from landscape.store import PROVENANCE_KEYS, list_results, open_result_file, read_attrs
+    from landscape.results.integrity import stored_digest
+    from landscape.store import PROVENANCE_KEYS, list_results, read_attrs
 
-    with open_result_file(path) as f:
-        root = read_attrs(f)
-        results = []
-        for kind, name in list_results(f):
-            group = f[kind][name]
-            shapes: dict[str, list[int]] = {}
+    root = read_attrs(f)
+    results = []
+    for kind, name in list_results(f):
+        group = f[kind][name]
+        shapes: dict[str, list[int]] = {}
 
-            def visit(key: str, obj, shapes=shapes) -> None:
-                if isinstance(obj, h5py.Dataset):
-                    shapes[key] = list(obj.shape)
+        def visit(key: str, obj, shapes=shapes) -> None:
+            if isinstance(obj, h5py.Dataset):
+                shapes[key] = list(obj.shape)
 
-            group.visititems(visit)
-            attrs = read_attrs(group)
-            results.append(
-                {
-                    "group": f"{kind}/{name}",
-                    "values": result_values(kind, group),
-                    "options": result_options(kind, group),
-                    "datasets": shapes,
-                    "provenance": {
-                        k: attrs[k]
-                        for k in PROVENANCE_KEYS + EVALUATION_KEYS
-                        if k in attrs and k not in PROVENANCE_HIDDEN
-                    },
-                }
-            )
+        group.visititems(visit)
+        attrs = read_attrs(group)
+        results.append(
+            {
+                "group": f"{kind}/{name}",
+                "values": result_values(kind, group),
+                "options": result_options(kind, group),
+                "datasets": shapes,
+                "verified": stored_digest(group) is not None,
+                "provenance": {
+                    k: attrs[k]
+                    for k in PROVENANCE_KEYS + EVALUATION_KEYS
+                    if k in attrs and k not in PROVENANCE_HIDDEN
+                },
+            }
+        )
     return {
         "kind": "result",
         "path": str(path),
@@ -359,7 +371,29 @@ def _path_values(kind: str, group) -> dict:
             out["eigenvector_split"] = str(result.attrs["curvature_split"])
     if kind == "interpolation":
         out["barriers"] = dict(result.barriers)
+    if runs := _sessions(group):
+        out["computed by"] = runs
     return out
+
+
+def _sessions(group) -> str | None:
+    """The runs that computed a resumed result's points (attr ``sessions``), when several:
+    ``2 processes (gloo): 580 points; 1 process: 381 points``."""
+    import json
+
+    raw = group.attrs.get("sessions")
+    try:
+        sessions = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw or "[]"))
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(sessions, list) or len(sessions) < 2:
+        return None
+    parts = []
+    for s in sessions:
+        n = int(s.get("world_size", 1))
+        backend = f" ({s['backend']})" if s.get("backend") not in (None, "none") else ""
+        parts.append(f"{n} process{'es' if n > 1 else ''}{backend}: {s.get('points')} points")
+    return "; ".join(parts)
 
 
 def _number(value) -> str:
@@ -544,6 +578,8 @@ def _render_result(info: dict) -> str:
         prov = result["provenance"]
         where = ", ".join(f"{k}={_number(v)}" for k, v in prov.items() if v not in ("", None))
         lines.append(f"  {result['group']}" + (f"  [{where}]" if where else ""))
+        if not result.get("verified", True):
+            lines.append("    unverified: written before result digests (docs/reliability.md)")
         if result.get("options"):
             lines.extend(_wrapped("options: ", _flags(result["options"]), indent=4))
         kind = result["group"].split("/", 1)[0]

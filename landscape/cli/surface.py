@@ -167,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
 
     x_spec, y_spec = _grid_specs(args)
     splits = parse_splits(args.split)
+    _check_grid_fits(x_spec, y_spec, splits)
     norm = _resolve_norm(args)
     _check_direction_flags(args)
     resolve_curvature(
@@ -266,6 +267,21 @@ def _grid_specs(args):
         return parse_grid(default), parse_grid(DEFAULT_GRID)
     x = args.x or parse_grid("-0.5:1.5:51" if args.directions == "between" else DEFAULT_GRID)
     return x, args.y
+
+
+def _check_grid_fits(x_spec, y_spec, splits) -> None:
+    """Refuse, before any work, a grid whose result arrays the memory cannot hold."""
+    from landscape.memory import check_fits
+    from landscape.surface.grid import grid_bytes, metric_names
+
+    if x_spec is None:  # fitted around a trajectory: a fixed, small grid
+        return
+    shape = [x_spec.num] if y_spec is None else [x_spec.num, y_spec.num]
+    check_fits(
+        grid_bytes(shape, len(metric_names(splits))),
+        f"a grid of {' x '.join(f'{n:,}' for n in shape)} points",
+        hint="give fewer points in --x/--y",
+    )
 
 
 # The flag that names a direction kind's other checkpoints, and what it takes.

@@ -53,6 +53,8 @@ CONFIG_FLAGS = (
     "sync_bn",
     "momentum_across_switch",
     "label_smoothing",
+    "label_noise",
+    "label_noise_seed",
     "augment",
     "seed",
     "dtype",
@@ -169,6 +171,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sgd.add_argument(
         "--label-smoothing", type=float, help="label smoothing of the cross-entropy (default: 0)"
     )
+    sgd.add_argument(
+        "--label-noise",
+        type=float,
+        metavar="FRACTION",
+        help="replace this fraction of the training labels by another class, drawn at random "
+        "with --label-noise-seed; test labels stay clean (default: 0)",
+    )
+    sgd.add_argument(
+        "--label-noise-seed",
+        type=int,
+        metavar="SEED",
+        help="seed of the noisy labels, the same for every --seed (default: 0)",
+    )
 
     sam = parser.add_argument_group("SAM")
     sam.add_argument(
@@ -244,7 +259,9 @@ def run(args: argparse.Namespace) -> int:
     if from_path is not None:
         config.from_checkpoint = str(from_path.resolve())
         config.from_epoch = int(source["epoch"])
-    run_dir = out_root / (args.run or config.run_name())
+    if args.run is not None:
+        run_files.check_run_name(args.run)
+    run_dir = out_root / (args.run or run_files.check_run_name(config.run_name(), given=False))
     if args.resume:
         stored = run_files.read_config_file(run_dir)
         if stored is None:

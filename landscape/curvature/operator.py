@@ -18,6 +18,7 @@ statistics); the batch size is part of what defines it and is recorded.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -349,8 +350,22 @@ class HessianOperator(AbstractContextManager):
                 for index, weight in enumerate(self.weights):
                     hv = self.engine.products(index, parts)
                     total += torch.cat([h.reshape(m, -1) for h in hv], dim=1).double() * weight
+        except torch.OutOfMemoryError:
+            # m vectors at once hold m times the memory of one product: one at a time may fit
+            del total
+            log.info(
+                "batched products of %d vectors ran out of memory on %s; one product per "
+                "vector from now on",
+                m,
+                self.device,
+            )
+            self._batched = False
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            return torch.stack([self.matvec(v) for v in vectors])
         except (RuntimeError, NotImplementedError) as exc:
-            # an operation without a batching rule for its double backward: one at a time
+            if not _no_batching_rule(exc):
+                raise  # a bug or a real failure: not hidden behind a slower path
             log.info("batched products unavailable (%s); one product per vector", exc)
             self._batched = False
             return torch.stack([self.matvec(v) for v in vectors])
@@ -434,3 +449,11 @@ class MatrixOperator:
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         self.hvp_count += 1
         return (self.matrix @ v.to(self.matrix)).to(v.dtype)
+
+
+def _no_batching_rule(exc: BaseException) -> bool:
+    """Whether ``exc`` says an operation cannot be vmapped (``is_grads_batched`` runs the
+    double backward under vmap): a missing batching rule, or an operation vmap refuses."""
+    return isinstance(exc, NotImplementedError) or bool(
+        re.search(r"vmap|batching rule|batched", str(exc), flags=re.IGNORECASE)
+    )

@@ -26,6 +26,8 @@ TRAIN_FIELDS = (
     "dtype",
     "data_dir",
     "momentum_across_switch",
+    "label_noise",
+    "label_noise_seed",
 )
 
 
@@ -59,6 +61,10 @@ class LateSamConfig:
     dtype: str = "float32"
     data_dir: str | None = None
     momentum_across_switch: str = "keep"
+    # a fraction of training labels replaced by another class, the same for every seed
+    # (landscape.data.with_label_noise); the analyses use these labels too, test labels are clean
+    label_noise: float = 0.0
+    label_noise_seed: int = 0
     # arms
     switch_epochs: list[int] | None = None  # None: SAM for the last 25, 15, 10 and 5 % of epochs
     full_sam: bool = True
@@ -137,6 +143,8 @@ class LateSamConfig:
 
     def validate(self) -> LateSamConfig:
         """Check the options and fill in the switch epochs that follow ``epochs``."""
+        if not 0 <= self.label_noise < 1:
+            raise UserError(f"label_noise must be in [0, 1), got {self.label_noise}")
         if self.epochs < 2:
             raise UserError(f"the experiment needs at least 2 epochs, got {self.epochs}")
         if self.switch_epochs is None:

@@ -9,8 +9,12 @@
 4. The escape curve: real SAM steps (landscape.escape) from the SGD trunk at the latest
    switch epoch, with the learning rate of that epoch.
 5. Mean +- std over seeds per arm and, within each seed, the share of the SGD -> full-SAM
-   gap each arm closes (mean and 95 % t-interval over seeds), printed and stored in
-   ``experiment/<name>/`` (landscape.experiment.summary).
+   gap each arm closes (mean and 95 % t-interval over seeds), then one verdict per claim of
+   the paper by the rules of landscape.experiment.rules; printed and stored in
+   ``experiment/<name>/`` (landscape.experiment.summary, landscape.experiment.verdicts).
+
+While it runs it says one line per run (landscape.experiment.progress); the per-epoch lines
+and the analyses' progress lines show with ``-v``.
 
 Everything goes into ``<root>/result.h5`` (docs/file-format.md), one transaction per finished
 piece, so a killed experiment loses at most the piece in progress. Re-running skips trained
@@ -19,6 +23,7 @@ runs and every analysis whose inputs (checkpoint hash, options) are unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -33,18 +38,21 @@ import torch
 
 from landscape import store
 from landscape.bn import has_batchnorm
-from landscape.data import Data, fixed_subset, load_dataset
+from landscape.data import Data, fixed_subset, load_dataset, with_label_noise
 from landscape.evaluate import evaluate
 from landscape.experiment.config import LateSamConfig
 from landscape.experiment.plan import Run, checkpoint_path, plan_runs, run_dir, save_every_for
+from landscape.experiment.progress import ExperimentProgress
 from landscape.experiment.summary import (
     PAIRED,
+    ArmSummary,
     format_summary,
     metrics_of,
     paired_columns,
     radius_metric,
     summarise,
 )
+from landscape.experiment.verdicts import Verdict, fit_advantage, format_verdicts, judge
 from landscape.losses import make_loss
 from landscape.results import Provenance
 from landscape.results.escape import EscapeCurve
@@ -82,37 +90,66 @@ def run_late_sam(
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
     data = load_dataset(config.dataset, config.data_dir)
     runs = plan_runs(config)
-    steps_per_epoch = config.steps_per_epoch(data.train_x.shape[0])
     started = time.monotonic()
+    tracker = ExperimentProgress(runs, config.epochs)
 
     for i, run in enumerate(runs, 1):
-        _train(run, runs, config, root, data, device, progress, f"[{i}/{len(runs)}]")
+        _train(run, runs, config, root, data, device, progress, tracker, i)
+    tracker.close()
     log.info("training done (%.0f s)", time.monotonic() - started)
 
+    with _quiet_unless_verbose():
+        return _analyse_all(config, root, result_path, data, device, dtype, command, runs, tracker)
+
+
+def _analyse_all(config, root, result_path, data, device, dtype, command, runs, tracker) -> Outcome:
+    """Steps 2-5 of the module docstring: every analysis, the summary and the verdicts."""
+    started = time.monotonic()
+    steps_per_epoch = config.steps_per_epoch(data.train_x.shape[0])
     ctx = _Context(config, root, result_path, data, device, dtype, command)
     previous = ctx.previous_rows()
     rows = []
-    for run in runs:
+    for i, run in enumerate(runs, 1):
+        tracker.analyse(i, run)
         row = ctx.analyse(run, previous.get(run.label))
         row["sam_steps"] = float(sam_epochs(run, config.epochs) * steps_per_epoch)
         rows.append(row)
         ctx.write_rows(rows)
+    tracker.close()
     escapes = []
+    by_label = {row["label"]: row for row in rows}
     for seed in config.seeds:
         for run in runs:
             if run.seed == seed and run.arm in ("late-sam", "full-sam"):
-                ctx.interpolate(next(r for r in runs if r.arm == "sgd" and r.seed == seed), run)
+                sgd = next(r for r in runs if r.arm == "sgd" and r.seed == seed)
+                barriers = ctx.interpolate(sgd, run)
+                by_label[run.label]["barrier_train_error"] = barriers.get(
+                    "train_error_frankle", math.nan
+                )
+                by_label[run.label]["barrier_train_loss"] = barriers.get(
+                    "train_loss_frankle", math.nan
+                )
         if config.escape:
             escapes.append(ctx.escape(next(r for r in runs if r.arm == "sgd" and r.seed == seed)))
     for row, paired in zip(rows, paired_columns(rows)):
         row.update(paired)
-    summaries = summarise(rows)
-    table = format_summary(summaries)
-    if escapes:
-        table += "\n\n" + format_escapes(escapes)
-    ctx.write_summary(rows, summaries, table)
-    log.info("experiment done (%.0f s)", time.monotonic() - started)
+    summaries, verdicts, table = render(rows, escapes, config.epochs)
+    ctx.write_summary(rows, summaries, table, verdicts)
+    log.info("analyses done (%.0f s)", time.monotonic() - started)
     return Outcome(result_path, table, rows)
+
+
+def render(
+    rows: list[dict], escapes: list[dict], epochs: int
+) -> tuple[list[ArmSummary], list[Verdict], str]:
+    """The per-arm summaries, the verdicts and the text the command prints, from the per-run
+    rows (as stored in ``experiment/<name>/runs``) and the escape summaries."""
+    summaries = summarise(rows)
+    verdicts = judge(summaries, rows, escapes, epochs)
+    text = format_summary(summaries)
+    if escapes:
+        text += "\n\n" + format_escapes(escapes)
+    return summaries, verdicts, text + "\n\n" + format_verdicts(verdicts)
 
 
 def sam_epochs(run: Run, epochs: int) -> int:
@@ -202,45 +239,65 @@ def _train(
     data: Data,
     device: torch.device,
     progress: bool | None,
-    counter: str,
+    tracker: ExperimentProgress,
+    index: int,
 ) -> None:
     from landscape.train import train
 
     final = checkpoint_path(root, run, config.epochs, run.final_phase)
+    tracker.train(index, run, done=final.exists())
     if final.exists():
-        log.info("%s %s: trained (%s)", counter, run.label, final)
         return
     source = None
     if run.parent is not None:
         parent = next(r for r in runs if r.label == run.parent)
         source = checkpoint_path(root, parent, run.branch_epoch, run.branch_phase)
-    log.info("%s training %s%s", counter, run.label, f" from {source}" if source else "")
-    t = time.monotonic()
-    train(
-        train_config(run, runs, config),
-        run_dir(root, run),
-        device=device,
-        from_checkpoint=source,
-        data=data,
-        progress=progress,
-    )
-    log.info("%s %s trained in %.0f s", counter, run.label, time.monotonic() - t)
+    with _quiet_unless_verbose():
+        train(
+            train_config(run, runs, config),
+            run_dir(root, run),
+            device=device,
+            from_checkpoint=source,
+            data=data,
+            progress=progress if _verbose() else False,
+        )
+
+
+def _verbose() -> bool:
+    """``-v``: the experiment shows every epoch and every analysis' progress lines."""
+    return log.isEnabledFor(logging.DEBUG)
+
+
+# Loggers whose lines come per epoch or per measurement: shown with -v only (training's per-epoch
+# lines stay in each run's metrics.jsonl).
+CHATTY = ("landscape.train", "landscape.progress", "landscape.batching")
+
+
+@contextlib.contextmanager
+def _quiet_unless_verbose():
+    """The :data:`CHATTY` loggers at WARNING for the block, unless ``-v``."""
+    if _verbose():
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in CHATTY]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 # ------------------------------------------------------------------------------- analyses
 
 
-def _phase(name: str, unit: str, total: int | None = None):
-    """One phase of the experiment's progress on stderr (see landscape.progress)."""
-    from landscape.progress import cli_reporter
-
-    return cli_reporter().phase(name, total, unit=unit)
-
-
 def _reporter():
+    """The analyses' progress lines: shown with ``-v`` only (one line per run otherwise)."""
     from landscape.progress import cli_reporter
 
-    return cli_reporter()
+    return cli_reporter() if _verbose() else cli_reporter(False)
 
 
 def _key(*parts) -> str:
@@ -263,7 +320,9 @@ class _Context:
         self.config, self.root, self.result_path = config, root, result_path
         self.data, self.device, self.dtype, self.command = data, device, dtype, command
         self.loss_fn = make_loss("cross-entropy")
-        x, y = fixed_subset(data.train_x, data.train_y, config.samples, ANALYSIS_SEED)
+        # the training objective: with label noise, the labels the runs were trained on
+        noisy = with_label_noise(data, config.label_noise, config.label_noise_seed)
+        x, y = fixed_subset(noisy.train_x, noisy.train_y, config.samples, ANALYSIS_SEED)
         self.x, self.y = x.to(device=device, dtype=dtype), y.to(device)
         self.test_x = data.test_x.to(device=device, dtype=dtype)
         self.test_y = data.test_y.to(device)
@@ -344,7 +403,7 @@ class _Context:
         target = self.target(path)
         key = _key(target.sha256, self.options)
         if previous is not None and previous.get("key") == key and previous.get("done"):
-            log.info("%s: analysed", run.label)
+            log.debug("%s: analysed", run.label)
             return previous
         cfg, t = self.config, time.monotonic()
         model = target.model
@@ -353,9 +412,8 @@ class _Context:
         train_loss, train_acc = evaluate(model, self.x, self.y, self.loss_fn, forward)
         from landscape.analysis.hessian import HessianOptions, hessian_of
         from landscape.analysis.sharpness import SharpnessOptions, measure_sharpness
-        from landscape.progress import cli_reporter
 
-        reporter, prefix = cli_reporter(), f"{run.label}: "
+        reporter, prefix = _reporter(), f"{run.label}: "
         hessian_batch = self.batch("hvp", model)
         t_h = time.monotonic()
         hessian, _ = hessian_of(
@@ -440,7 +498,7 @@ class _Context:
             hessian.write(group)
             store.set_attrs(group, experiment_key=key)
             write_merged(f, run.label, sharpness)
-        log.info(
+        log.debug(
             "%s: test acc %.2f%%, lambda1 %.4g, trace %.4g, worst-case %.4g (%.0f s)",
             run.label,
             100 * test_acc,
@@ -456,9 +514,10 @@ class _Context:
             write_table(store.replace_group(f, f"experiment/{self.config.name}/runs"), rows)
 
     # -- interpolation
-    def interpolate(self, sgd: Run, other: Run) -> None:
+    def interpolate(self, sgd: Run, other: Run) -> dict[str, float]:
         """The straight line from ``sgd``'s solution to ``other``'s, through the same analysis
-        and result kind as ``landscape interpolate`` (dimension scale, barriers, checkpoints)."""
+        and result kind as ``landscape interpolate`` (dimension scale, barriers, checkpoints);
+        returns its barriers (``train_error_frankle``, ...)."""
         from landscape.analysis.interpolation import InterpolationOptions, compute_interpolation
         from landscape.analysis.setup import Setup
 
@@ -468,7 +527,10 @@ class _Context:
         key = _key(a.sha256, b.sha256, cfg.interpolation_points, self.options)
         if self._attr(name) == key:
             log.info("%s: done", name)
-            return
+            from landscape.results.interpolation import Interpolation
+
+            with store.open_result_file(self.result_path) as f:
+                return dict(Interpolation.read(f[name]).barriers)
         t = time.monotonic()
         bn = "recalibrate" if has_batchnorm(a.model) else "eval"
         setup = Setup(
@@ -498,13 +560,13 @@ class _Context:
             result.barriers.get("train_loss_frankle", math.nan),
             time.monotonic() - t,
         )
+        return dict(result.barriers)
 
     # -- escape
     def escape(self, sgd: Run) -> dict:
         """Run (or read back) the escape curve from the SGD trunk at the latest switch epoch;
         returns its summary for the experiment's table."""
         from landscape.analysis.escape import EscapeOptions, escape_curve
-        from landscape.progress import cli_reporter
 
         cfg = self.config
         t0 = max(cfg.switch_epochs)
@@ -530,7 +592,7 @@ class _Context:
                 steps=cfg.escape_steps, eig_every=cfg.escape_eig_every, batch_size=batch, **settings
             )
             result = escape_curve(
-                model, self.loss_fn, self.x, self.y, options, cli_reporter(), f"{name}: SAM escape"
+                model, self.loss_fn, self.x, self.y, options, _reporter(), f"{name}: SAM escape"
             )
             provenance = self.provenance(target, time.monotonic() - t, result.params)
             provenance["bn_mode"] = settings["bn_mode"]
@@ -559,6 +621,7 @@ class _Context:
             **settings,
             "diverged_at": diverged_at,
             "growth_rate": growth_rate,
+            "fit_advantage": fit_advantage(distance, (curve.fit_start, curve.fit_stop)),
             "loss_start": float(loss[0]),
             "loss_end": float(loss[finite][-1]),
             "distance": float(distance[np.isfinite(distance)][-1]),
@@ -567,7 +630,9 @@ class _Context:
         }
 
     # -- summary
-    def write_summary(self, rows: list[dict], summaries, table: str) -> None:
+    def write_summary(
+        self, rows: list[dict], summaries, table: str, verdicts: list[Verdict]
+    ) -> None:
         cfg = self.config
         result = ExperimentResult(
             kind="late-sam",
@@ -580,6 +645,7 @@ class _Context:
             summary_text=table,
             runs=rows,
             summary=[_summary_row(s, metrics_of(rows)) for s in summaries],
+            verdicts=[dataclasses.asdict(v) for v in verdicts],
         )
         with store.transaction(self.result_path, self.command) as f:
             result.write(f.require_group(f"experiment/{cfg.name}"))

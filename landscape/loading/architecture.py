@@ -11,7 +11,9 @@ Three kinds of spec:
   keyword arguments of ``--arch-kwargs`` (and ``num_classes`` when given and accepted).
 
 Importing user code runs it: that is the user's own code, named on the command line,
-unlike a checkpoint's pickle which landscape never runs without --trust-checkpoint.
+unlike a checkpoint's pickle which landscape never runs without --trust-checkpoint. A spec
+written inside a file is vetted first (:mod:`landscape.loading.recorded`): never code, never a
+loading option.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from landscape.errors import UserError
@@ -143,20 +146,15 @@ def build_architecture(
     num_classes: int,
     kwargs: dict[str, Any] | None = None,
     explicit_num_classes: bool = False,
+    weights: tuple[int, str] | None = None,
 ) -> nn.Module:
-    """A freshly initialised model for ``spec`` (see the module docstring for the forms)."""
-    kwargs = dict(kwargs or {})
-    if spec.startswith("torchvision:"):
-        model = _torchvision_model(spec.split(":", 1)[1], num_classes, kwargs)
-    elif spec.startswith(("timm:", "hf:")):
-        from landscape.loading.external import hf_model, timm_model
+    """A freshly initialised model for ``spec`` (see the module docstring for the forms).
 
-        library, name = spec.split(":", 1)
-        build = timm_model if library == "timm" else hf_model
-        # A class count in the kwargs (a model folder's config) wins unless --num-classes was given.
-        own_count = any(k in kwargs for k in ("num_classes", "num_labels", "id2label"))
-        model = build(name, num_classes if explicit_num_classes or not own_count else None, kwargs)
-    elif is_factory_spec(spec) or spec.endswith(".py"):
+    ``weights``: ``(number count, where)`` of the state dict that must fill every parameter
+    (strict loading); a built-in model with more parameters is refused before it is built.
+    """
+    kwargs = dict(kwargs or {})
+    if is_factory_spec(spec) or spec.endswith(".py"):
         factory = load_factory(spec)
         if (
             explicit_num_classes
@@ -166,19 +164,93 @@ def build_architecture(
             kwargs["num_classes"] = num_classes
         model = call_factory(factory, spec, kwargs)
     else:
-        from landscape.models import build_model
+        # Built-in builders: sized on the meta device first, so that a config asking for a
+        # billion-token vocabulary is refused before a byte of it is allocated.
+        def build() -> nn.Module:
+            return _builtin_model(spec, input_shape, num_classes, kwargs, explicit_num_classes)
 
-        try:
-            model = build_model(spec, tuple(input_shape), num_classes, **kwargs)
-        except UserError:
-            raise
-        except TypeError as exc:
-            raise UserError(f"--arch {spec}: bad --arch-kwargs: {_first_line(exc)}") from exc
+        check_model_fits(build, spec, weights)
+        model = build()
     if not isinstance(model, nn.Module):
         raise UserError(
             f"--arch {spec}: the factory returned a {type(model).__name__}, not a torch.nn.Module"
         )
     return model
+
+
+def _builtin_model(
+    spec: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    kwargs: dict[str, Any],
+    explicit_num_classes: bool,
+) -> nn.Module:
+    kwargs = dict(kwargs)
+    if spec.startswith("torchvision:"):
+        return _torchvision_model(spec.split(":", 1)[1], num_classes, kwargs)
+    if spec.startswith(("timm:", "hf:")):
+        from landscape.loading.external import hf_model, timm_model
+
+        library, name = spec.split(":", 1)
+        build = timm_model if library == "timm" else hf_model
+        # A class count in the kwargs (a model folder's config) wins unless --num-classes was given.
+        own_count = any(k in kwargs for k in ("num_classes", "num_labels", "id2label"))
+        return build(name, num_classes if explicit_num_classes or not own_count else None, kwargs)
+    from landscape.models import build_model
+
+    try:
+        return build_model(spec, tuple(input_shape), num_classes, **kwargs)
+    except UserError:
+        raise
+    except TypeError as exc:
+        raise UserError(f"--arch {spec}: bad --arch-kwargs: {_first_line(exc)}") from exc
+
+
+def module_bytes(model: nn.Module) -> int:
+    """Bytes of a module's parameters and buffers (a meta-device module's included)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+# A model this many parameters larger than the weights that must fill it is refused unbuilt
+# (256 MiB of float32 that could never be loaded); smaller mismatches are left to the
+# state-dict report, which names the keys and suggests the fix.
+EXCESS_PARAMETERS = 1 << 26
+
+
+def check_model_fits(
+    build: Callable[[], nn.Module], spec: str, weights: tuple[int, str] | None = None
+) -> None:
+    """Refuse, with one line, a model that the available memory cannot hold, or (``weights``)
+    one with far more parameters (:data:`EXCESS_PARAMETERS`) than the state dict that must fill
+    them all has numbers: a config whose ``vocab_size`` was edited would otherwise be built in
+    full before the mismatch shows.
+    Sized by ``build()`` on the meta device (shapes only, no storage). A builder that cannot
+    run on the meta device is not sized: the real build then reports its own errors."""
+    from landscape.memory import check_fits
+
+    try:
+        with torch.device("meta"):
+            shell = build()
+    except UserError:
+        raise
+    except Exception:  # noqa: BLE001 - e.g. .item() on a meta tensor in a library's init
+        return
+    if not isinstance(shell, nn.Module):
+        return
+    count = sum(p.numel() for p in shell.parameters())
+    check_fits(
+        module_bytes(shell),
+        f"model {spec} ({count:,} parameters)",
+        hint="check the sizes in its config (vocab_size, hidden sizes, layers)",
+    )
+    if weights is not None and count - weights[0] > EXCESS_PARAMETERS:
+        raise UserError(
+            f"model {spec} has {count:,} parameters, more than the {weights[0]:,} numbers of "
+            f"the weights in {weights[1]}, which must fill them all; nothing was built: check "
+            "the sizes in its config (vocab_size, hidden sizes, layers) or --arch, or pass "
+            "--non-strict"
+        )
 
 
 def _torchvision_model(name: str, num_classes: int, kwargs: dict[str, Any]) -> nn.Module:

@@ -123,12 +123,14 @@ def sniff_container(path: str | Path) -> str:
     if head.startswith(ZIP_MAGIC):
         try:
             with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
+                entries = archive.infolist()
         except (zipfile.BadZipFile, OSError) as exc:
             raise UserError(
                 f"checkpoint {path} is a truncated or corrupt zip archive; "
                 "was it written completely?"
             ) from exc
+        names = [entry.filename for entry in entries]
+        check_zip_contents_fit(path, entries, size)
         # TorchScript archives carry compiled code and constants beside the pickle.
         if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
             return "torchscript"
@@ -148,6 +150,28 @@ def sniff_container(path: str | Path) -> str:
     raise UserError(
         f"{path} is not a checkpoint in any known format (PyTorch zip or legacy pickle, "
         "safetensors, TorchScript)"
+    )
+
+
+def check_zip_contents_fit(path: Path, entries: list[zipfile.ZipInfo], size: int) -> None:
+    """Refuse a zip checkpoint whose contents would not fit in memory, judged from the sizes
+    that the archive's directory declares, before anything is decompressed.
+
+    torch's writer stores every entry uncompressed, so an honest checkpoint holds about its
+    own size; a compressed entry can inflate a 1 MB file into a gigabyte tensor, which
+    ``torch.load`` (and the CRC check) would then allocate.
+    """
+    from landscape.memory import check_fits, format_bytes
+
+    total = sum(entry.file_size for entry in entries)
+    if total <= size:
+        return
+    compressed = sum(entry.compress_type != zipfile.ZIP_STORED for entry in entries)
+    check_fits(
+        total,
+        f"checkpoint {path} ({format_bytes(size)} on disk, {compressed} compressed "
+        f"entr{'y' if compressed == 1 else 'ies'}) when decompressed",
+        hint="torch.save never compresses, so such a file was not written by it",
     )
 
 

@@ -21,6 +21,10 @@ A language model's logits are ``(blocks, positions, vocabulary)``;
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -38,11 +42,49 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+@contextmanager
+def hub_offline() -> Iterator[None]:
+    """The Hugging Face Hub offline while landscape builds or reads a model: no download, no
+    kernel lookup, whatever a config says (the project's rule: no network at run time).
+
+    The variables are set before timm, Transformers or huggingface_hub is first imported (they
+    read them then); huggingface_hub's flag, which every Hub call consults, is set as well in
+    case it was imported already. Both are restored afterwards, for the Python API's callers.
+    """
+    saved = {name: os.environ.get(name) for name in OFFLINE_VARIABLES}
+    os.environ.update(dict.fromkeys(OFFLINE_VARIABLES, "1"))
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - neither timm nor Transformers is installed
+        constants = None
+    flag = getattr(constants, "HF_HUB_OFFLINE", None)
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        if constants is not None:
+            constants.HF_HUB_OFFLINE = flag
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 # ------------------------------------------------------------------------------------------ timm
 
 
 def timm_model(name: str, num_classes: int | None, kwargs: dict[str, Any]) -> nn.Module:
     """A randomly initialised timm model (``pretrained=False``: never a download)."""
+    with hub_offline():
+        return _timm_model(name, num_classes, kwargs)
+
+
+def _timm_model(name: str, num_classes: int | None, kwargs: dict[str, Any]) -> nn.Module:
     try:
         import timm
     except ImportError as exc:
@@ -74,7 +116,8 @@ def _transformers():
 
 def hf_task(model_type: str) -> str | None:
     """``causal-lm`` or ``image-classification`` for a Transformers model type, else None."""
-    from transformers.models.auto import modeling_auto as auto
+    with hub_offline():  # often the first import of Transformers: it reads the variables then
+        from transformers.models.auto import modeling_auto as auto
 
     if model_type in auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         return "causal-lm"
@@ -122,6 +165,11 @@ def _hf_class(name: str, config: dict[str, Any]):
 
 def hf_model(name: str, num_classes: int | None, kwargs: dict[str, Any]) -> nn.Module:
     """A randomly initialised Transformers model from a config (``kwargs``), with logits hooks."""
+    with hub_offline():
+        return _hf_model(name, num_classes, kwargs)
+
+
+def _hf_model(name: str, num_classes: int | None, kwargs: dict[str, Any]) -> nn.Module:
     _transformers()
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
@@ -183,10 +231,18 @@ def hf_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str,
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        converted, info = type(model).from_pretrained(
-            None, config=model.config, state_dict=state, output_loading_info=True
-        )
-    except Exception:  # noqa: BLE001 - any failure: keep the original names for the report
+        with hub_offline():
+            converted, info = type(model).from_pretrained(
+                None,
+                config=model.config,
+                state_dict=state,
+                output_loading_info=True,
+                local_files_only=True,
+            )
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        # a state dict the conversion cannot place (shapes, names, a config it rejects): keep
+        # the original names, so the usual mismatch report names them; anything else is a bug
+        logging.getLogger("landscape.loading").debug("weight-name conversion failed: %s", exc)
         return state
     finally:
         hf_logging.set_verbosity(verbosity)

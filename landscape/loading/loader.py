@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from landscape.data import Data, load_dataset
+from landscape.data import Data, load_dataset, with_label_noise
 from landscape.errors import UserError
 from landscape.loading.architecture import build_architecture, parse_kwargs
 from landscape.loading.checkpoint import (
@@ -26,6 +26,7 @@ from landscape.loading.checkpoint import (
     file_sha256,
     load_checkpoint,
 )
+from landscape.loading.recorded import vet_recorded_arch
 from landscape.loading.state_fit import align_prefix, fit_state_dict, mismatch_summary
 from landscape.loading.tokens import is_token_spec
 from landscape.store import checkpoint_label, safe_group_name
@@ -122,6 +123,12 @@ def load_models(
     targets = []
     for path, ckpt in zip(paths, loaded):
         model, arch, report = build_model_for(ckpt, model_source, data)
+        if device.type == "cuda":
+            from landscape.loading.architecture import module_bytes
+            from landscape.memory import check_fits
+
+            size = module_bytes(model) * dtype.itemsize // 4  # float32 built, cast to dtype
+            check_fits(size, f"model {arch} from {path}", device)
         model = model.to(device=device, dtype=dtype).eval()
         # The weights now live in the model; dropping the checkpoint's copy halves the memory
         # of long trajectories (the tensor count stays in load_report).
@@ -180,6 +187,7 @@ def load_data(source: DataSource, checkpoints: list[LoadedCheckpoint] | None = N
             config.get("data_dir") if name == config.get("dataset") else None
         )
         data = load_dataset(name, data_dir, download=source.download)
+        data = _training_labels(data, config if name == config.get("dataset") else {})
     mean, std = source.mean, source.std
     if mean is None and std is None and not source.data:
         mean, std = _config_normalisation(config)
@@ -188,13 +196,35 @@ def load_data(source: DataSource, checkpoints: list[LoadedCheckpoint] | None = N
     return data
 
 
+def _training_labels(data: Data, config: dict[str, Any]) -> Data:
+    """The labels the checkpoint was trained on: its ``label_noise`` (``train --label-noise``)
+    applied again, so that train-split analyses measure the loss it minimised."""
+    fraction = float(config.get("label_noise") or 0.0)
+    if not fraction:
+        return data
+    seed = int(config.get("label_noise_seed") or 0)
+    log.info(
+        "training labels with the checkpoint's label noise %g (seed %d), as trained; "
+        "test labels clean",
+        fraction,
+        seed,
+    )
+    return with_label_noise(data, fraction, seed)
+
+
 def _load_tokens(source: DataSource, checkpoints: list[LoadedCheckpoint]) -> Data:
     """Token blocks; the default block size is the first model's context, at most 256."""
     from landscape.loading.external import config_context_length
     from landscape.loading.tokens import DEFAULT_BLOCK_SIZE, load_token_data
 
+    # Only a model folder given on the command line, never a folder named inside a file.
     folder = next(
-        (c.config["model_folder"] for c in checkpoints if c.config.get("model_folder")), None
+        (
+            c.config["model_folder"]
+            for c in checkpoints
+            if c.format.endswith("-folder") and c.config.get("model_folder")
+        ),
+        None,
     )
     block_size = source.block_size
     if block_size is None:
@@ -280,15 +310,28 @@ def build_model_for(
         )
     check_finite(ckpt.state_dict, ckpt.path)
     kwargs = parse_kwargs(source.arch_kwargs)
-    if source.arch is None and isinstance(ckpt.config.get("arch_kwargs"), dict):
-        kwargs = {**ckpt.config["arch_kwargs"], **kwargs}
+    if source.arch is None:
+        # The file's own say-so: built-in builders and plain shape arguments only (recorded.py).
+        recorded = ckpt.config.get("arch_kwargs")
+        recorded = vet_recorded_arch(
+            arch,
+            recorded if isinstance(recorded, dict) else {},
+            source=_recorded_source(ckpt),
+            trust=source.trust,
+        )
+        kwargs = {**recorded, **kwargs}
     num_classes = source.num_classes or _config_int(ckpt.config, "num_classes") or data.num_classes
+    # Strict loading fills every parameter from the file: a model needing more is refused
+    # before it is built (every tensor counts: tied weights are stored once, BatchNorm
+    # counters and integer tensors only make the bound looser).
+    numbers = sum(t.numel() for t in ckpt.state_dict.values())
     model = build_architecture(
         arch,
         input_shape=tuple(data.input_shape),
         num_classes=num_classes,
         kwargs=kwargs,
         explicit_num_classes=source.num_classes is not None,
+        weights=(numbers, _recorded_source(ckpt)) if source.strict else None,
     )
     state = ckpt.state_dict
     if arch.startswith("hf:"):
@@ -297,6 +340,12 @@ def build_model_for(
         state = hf_state_dict(model, state)  # save_pretrained's names -> the model's
     report = fit_state_dict(model, state, strict=source.strict, path=ckpt.path, arch=arch)
     return model, arch, report
+
+
+def _recorded_source(ckpt: LoadedCheckpoint) -> str:
+    """Where a checkpoint's architecture is written, for messages."""
+    folder = ckpt.config.get("model_folder") if ckpt.format.endswith("-folder") else None
+    return f"model folder {folder}" if folder else f"checkpoint {ckpt.path}"
 
 
 def _config_int(config: dict, key: str) -> int | None:

@@ -72,6 +72,13 @@ def read_token_stream(path: str | Path, tokenizer_folder: str | Path | None = No
         raise UserError(f"--data tokens:{path}: {ids.size} token(s); a block needs at least 2")
     if np.issubdtype(ids.dtype, np.signedinteger) and ids.min() < 0:
         raise UserError(f"--data tokens:{path}: negative token ids")
+    if np.issubdtype(ids.dtype, np.unsignedinteger) and ids.dtype.itemsize >= 8:
+        largest = int(ids.max())  # ids become int64 below; a larger one would wrap to negative
+        if largest > np.iinfo(np.int64).max:
+            raise UserError(
+                f"--data tokens:{path}: token id {largest} (at position "
+                f"{int(np.argmax(ids))}) is larger than any vocabulary; is it a token file?"
+            )
     return ids
 
 
@@ -82,9 +89,15 @@ def _tokenise_text(path: Path, folder: str | Path | None) -> np.ndarray:
             "(tokenizer.json), or give token ids (.bin or .npy)"
         )
     try:
-        from transformers import AutoTokenizer
+        from landscape.loading.external import hub_offline
 
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        with hub_offline():
+            from transformers import AutoTokenizer
+
+            # No code from the folder (a tokenizer's auto_map), nothing from the Hub.
+            tokenizer = AutoTokenizer.from_pretrained(
+                str(folder), local_files_only=True, trust_remote_code=False
+            )
     except ImportError as exc:
         raise UserError("tokenising text needs transformers; pip install transformers") from exc
     except Exception as exc:  # missing files raise OSError, ValueError, ... by version

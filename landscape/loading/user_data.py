@@ -83,7 +83,35 @@ def _as_tensors(result: Any, spec: str) -> tuple[Tensor, Tensor]:
         y = y.long()
     if not bool(torch.isfinite(x).all()):
         raise UserError(f"--data {spec}: the inputs contain NaN or Inf")
+    _check_targets(y, spec)
     return x.contiguous(), y.contiguous()
+
+
+def _check_targets(y: Tensor, spec: str) -> None:
+    """Targets every loss uses as given. A class label of -100 is PyTorch's ``ignore_index``:
+    cross-entropy would skip those examples while the result records them as measured, so
+    they are refused rather than counted (the measures average over examples, and an example
+    that is not in the average is a question the user did not ask); other negative labels
+    are no class at all, and NaN targets would be blamed on the weights."""
+    if y.is_floating_point():
+        if not bool(torch.isfinite(y).all()):
+            bad = int((~torch.isfinite(y)).reshape(y.shape[0], -1).any(dim=1).sum())
+            raise UserError(
+                f"--data {spec}: the targets of {bad} of {y.shape[0]} examples contain NaN or Inf"
+            )
+        return
+    negative = y < 0
+    if bool(negative.any()):
+        ignored = int((y == -100).reshape(y.shape[0], -1).any(dim=1).sum())
+        if ignored:
+            raise UserError(
+                f"--data {spec}: {ignored} of {y.shape[0]} examples have label -100 (PyTorch's "
+                "ignore_index): the loss would skip them while the result counts them; drop "
+                "them from the data or give them their classes"
+            )
+        raise UserError(
+            f"--data {spec}: class labels must be 0 or more, found {int(y[negative][0])}"
+        )
 
 
 def _is_dataset(obj: Any) -> bool:

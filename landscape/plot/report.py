@@ -365,6 +365,7 @@ def tables_html(sources: Sequence[Source]) -> str:
         if isinstance(source, ResultFile):
             parts.extend(_experiment_table(source, x) for x in source.experiments)
             parts.extend(_gap_table(source, x) for x in source.experiments if _gap_metrics(x))
+            parts.extend(_verdict_table(source, x) for x in source.experiments if x.verdicts)
     settings = settings_rows(sources)
     if settings:
         parts.append(
@@ -455,6 +456,21 @@ def _gap_table(source: ResultFile, x: Experiment) -> str:
         body,
         f"Experiment {x.name} ({source.stem}): share of the SGD → full-SAM gap closed, "
         "paired within each seed; mean [95 % t-interval] over seeds",
+    )
+
+
+def _verdict_table(source: ResultFile, x: Experiment) -> str:
+    """One row per claim of the paper: the verdict its rule gave and the deciding numbers."""
+    v = x.verdicts
+    body = [
+        [str(v["verdict"][i]), str(v["claim"][i]), str(v["rule"][i]), str(v["numbers"][i])]
+        for i in range(len(v.get("verdict", [])))
+    ]
+    return _table(
+        ["verdict", "claim", "rule", "deciding numbers"],
+        body,
+        f"Experiment {x.name} ({source.stem}): verdicts on the paper's claims "
+        "(rules: docs/experiment.md)",
     )
 
 

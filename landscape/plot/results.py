@@ -169,6 +169,7 @@ class Experiment:
     attrs: dict[str, Any]
     summary: dict[str, np.ndarray]
     runs: dict[str, np.ndarray]
+    verdicts: dict[str, np.ndarray] = field(default_factory=dict)  # one row per claim
 
 
 @dataclass
@@ -465,6 +466,7 @@ def read_experiment(group: h5py.Group) -> Experiment | None:
         store.read_attrs(group),
         _columns(result.summary),
         _columns(result.runs),
+        _columns(result.verdicts),
     )
 
 

@@ -1,4 +1,5 @@
-"""``experiment/<name>/``: the tables of an experiment (``landscape experiment late-sam``).
+"""``experiment/<name>/``: the tables of an experiment (``landscape experiment late-sam``):
+``runs``, ``summary`` and ``verdicts`` (one row per claim of the paper).
 
 The layout is docs/file-format.md, "experiment"; this module is the only code that writes or
 reads it. A table is one 1-D dataset per column, one row per run (``runs``) or per arm
@@ -21,8 +22,8 @@ from landscape.results.arrays import fields_equal, number
 
 
 def _column(values: list) -> np.ndarray:
-    if values and isinstance(values[0], str):
-        return np.array(values, dtype=object).astype("S")
+    if values and isinstance(values[0], str):  # UTF-8 bytes: a verdict's numbers say "λ1", "R²"
+        return np.array([v.encode() for v in values], dtype=object).astype("S")
     return np.asarray(values)
 
 
@@ -64,6 +65,8 @@ class ExperimentResult:
     summary_text: str
     runs: list[dict[str, Any]] = field(default_factory=list)
     summary: list[dict[str, Any]] = field(default_factory=list)
+    # one row per claim: claim, rule, verdict, numbers (landscape.experiment.verdicts)
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
     confidence: float = 0.95
     interval: str = "student-t over seeds"
 
@@ -83,7 +86,11 @@ class ExperimentResult:
             confidence=float(self.confidence),
             interval=self.interval,
         )
-        for name, rows in (("runs", self.runs), ("summary", self.summary)):
+        for name, rows in (
+            ("runs", self.runs),
+            ("summary", self.summary),
+            ("verdicts", self.verdicts),
+        ):
             table = store.replace_group(group, name)
             if rows:
                 write_table(table, rows)
@@ -103,6 +110,7 @@ class ExperimentResult:
             summary_text=str(attrs.get("summary_text", "")),
             runs=_rows(group, "runs"),
             summary=_rows(group, "summary"),
+            verdicts=_rows(group, "verdicts"),
             confidence=number(attrs.get("confidence"), 0.95),
             interval=str(attrs.get("interval", "student-t over seeds")),
         )

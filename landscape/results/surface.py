@@ -252,6 +252,7 @@ class Surface:
             done = np.all(finite, axis=0) if finite else np.zeros(shape, dtype=bool)
         # the group's own attributes, and the writer's claim (landscape.store.claim_group)
         known = {*Provenance.__dataclass_fields__, "directions", "norm", "ignore", "writer"}
+        known.add("sessions")  # the runs that computed its points (analysis.saving)
         return cls(
             provenance=Provenance.read(group),
             x=x,

@@ -301,6 +301,14 @@ class SurfaceResult:
         return cls(x, y, {n: np.full(shape, np.nan) for n in names}, np.zeros(shape, dtype=bool))
 
 
+def grid_bytes(shape: Sequence[int], metrics: int) -> int:
+    """Bytes a surface on a grid of ``shape`` allocates at least: a float64 array per metric,
+    the done flags and the coefficient table of :func:`_grid_coefficients` (the meshgrid's two
+    float64 arrays and their stacked copy: four numbers per point)."""
+    points = math.prod(int(n) for n in shape)
+    return points * (8 * metrics + 1 + 8 * 2 * len(shape))
+
+
 class PlaneWriter:
     """Writes ``theta0 + sum_k c_k d_k`` into the model through one reusable flat buffer."""
 

@@ -48,6 +48,10 @@ class TrainConfig:
     sync_bn: bool = False  # SyncBatchNorm across ranks instead of per-rank batch statistics
     momentum_across_switch: str = "keep"
     label_smoothing: float = 0.0
+    # A fraction of training labels replaced by another class (landscape.data.with_label_noise),
+    # drawn with label_noise_seed: the same noisy labels for every seed of an experiment.
+    label_noise: float = 0.0
+    label_noise_seed: int = 0
     augment: str = "default"  # "default": the dataset's standard augmentation
     seed: int = 0
     dtype: str = "float32"
@@ -161,7 +165,8 @@ def resolve_config(overrides: dict[str, Any], base: dict[str, Any] | None = None
     values["batch_size"] = _as_int(values["batch_size"], "--batch-size")
     values["seed"] = _as_int(values["seed"], "--seed")
     values["save_every"] = _as_int(values["save_every"], "--save-every")
-    for key in ("lr", "momentum", "weight_decay", "gamma", "rho", "label_smoothing"):
+    values["label_noise_seed"] = _as_int(values["label_noise_seed"], "--label-noise-seed")
+    for key in ("lr", "momentum", "weight_decay", "gamma", "rho", "label_smoothing", "label_noise"):
         values[key] = float(values[key])
     _check(
         values["batch_size"] >= 1, f"--batch-size must be at least 1, got {values['batch_size']}"
@@ -179,6 +184,10 @@ def resolve_config(overrides: dict[str, Any], base: dict[str, Any] | None = None
     _check(
         0 <= values["label_smoothing"] < 1,
         f"--label-smoothing must be in [0, 1), got {values['label_smoothing']}",
+    )
+    _check(
+        0 <= values["label_noise"] < 1,
+        f"--label-noise must be in [0, 1), got {values['label_noise']}",
     )
     _check(values["save_every"] >= 0, f"--save-every must be >= 0, got {values['save_every']}")
     _check(values["schedule"] in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}")
@@ -208,6 +217,13 @@ def resolve_config(overrides: dict[str, Any], base: dict[str, Any] | None = None
 
         values["arch_kwargs"] = parse_kwargs(values["arch_kwargs"])
     _check(isinstance(values["arch_kwargs"], dict), "--arch-kwargs must be a JSON object")
+    if base is not None and "arch_kwargs" not in given:
+        # A stored config is a file's say-so: no loading options (recorded.py).
+        from landscape.loading.recorded import vet_recorded_arch
+
+        values["arch_kwargs"] = vet_recorded_arch(
+            values["arch"], values["arch_kwargs"], source="the stored run config", trust_flag=False
+        )
     _check(
         not values["arch_kwargs"] or values["arch"].startswith("timm:"),
         "--arch-kwargs applies to --arch timm:NAME only in training",

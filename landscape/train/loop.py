@@ -30,7 +30,7 @@ from torch import nn
 from landscape import interrupt
 from landscape.atomic import WriteError, write_error
 from landscape.bn import BN_TYPES
-from landscape.data import Data, augment_batch, batches, load_dataset
+from landscape.data import Data, augment_batch, batches, load_dataset, with_label_noise
 from landscape.devices import make_deterministic, resolve_dtype, seed_everything
 from landscape.errors import UserError
 from landscape.evaluate import evaluate_sums
@@ -322,7 +322,8 @@ def train(
     - ``from_checkpoint``: start from another run's checkpoint, continuing its epoch count,
       learning-rate schedule, optimizer state (momentum) and random streams; its history is
       copied so the branch's metrics tell the whole trajectory.
-    - ``data``: the dataset (default: ``load_dataset(config.dataset, config.data_dir)``).
+    - ``data``: the dataset (default: ``load_dataset(config.dataset, config.data_dir)``), clean:
+      ``config.label_noise`` is applied here (:func:`landscape.data.with_label_noise`).
     - ``progress``: a tqdm bar (None: when stderr is a terminal); otherwise a progress line
       (steps done of all, ETA) every few seconds and one log line per epoch.
     - ``partition``: this rank's share under torch.distributed (``landscape.distributed``);
@@ -339,6 +340,7 @@ def train(
         config.arch = canonical_name(config.arch)
     if data is None:
         data = load_dataset(config.dataset, config.data_dir)
+    data = with_label_noise(data, config.label_noise, config.label_noise_seed)
     if config.augment == "default":
         config.augment = data.augmentation
 
@@ -401,7 +403,10 @@ def train(
             log.info("branching from %s at epoch %d", from_checkpoint, trainer.epoch)
 
     if partition.is_writer:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only --out, say: one line naming the folder
+            raise write_error(exc, Path(exc.filename or run_dir), 0) from None
         run_files.remove_partial_files(run_dir)
         if stored is None:
             run_files.write_config_file(run_dir, config.to_dict())

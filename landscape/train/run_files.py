@@ -35,6 +35,27 @@ METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"
 
 
+def check_run_name(name: str, given: bool = True) -> str:
+    """``name`` if it is one folder name, else a UserError: a run folder lies directly under
+    ``--out``, so ``../x``, ``/abs`` or ``a/b`` (from ``--run`` or a config file's ``run``)
+    would write outside it. ``given=False``: the name was made from the config."""
+    where = "--run" if given else "the run name made from the config"
+    text = str(name)
+    if (
+        not text.strip()
+        or text in (".", "..")
+        or "/" in text
+        or "\\" in text
+        or "\0" in text
+        or Path(text).is_absolute()
+    ):
+        raise UserError(
+            f"{where} {text!r} is not a run name: it names a folder directly under --out, "
+            "without '/', '\\' or '..' (e.g. --run trunk); choose the folder with --out"
+        )
+    return text
+
+
 def checkpoint_name(epoch: int, phase: str) -> str:
     return f"epoch-{epoch:03d}-{phase}.pt"
 

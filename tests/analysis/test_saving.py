@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
-from landscape.analysis.saving import OwnedPoints, owned_mask
+from landscape import store
+from landscape.analysis.saving import OwnedPoints, PeriodicSaver, owned_mask
 from landscape.parallel import SINGLE, Partition
 
 
@@ -57,3 +60,26 @@ def test_sync_brings_every_processes_points_into_the_writers_arrays():
     first.sync()
     assert first.done.all()
     np.testing.assert_array_equal(arrays[0]["train_loss"], 10.0 + np.arange(7))
+
+
+def test_each_run_that_computed_points_is_recorded_with_its_processes(tmp_path, monkeypatch):
+    out, finished = tmp_path / "r.h5", [0]
+    with store.transaction(out) as f:
+        store.replace_group(f, "surface/A")
+        store.claim_group(f, "surface/A")
+
+    def run(partition, points_after):
+        saver = PeriodicSaver(out, 0.0, "surface/A", lambda: finished[0], 10, partition=partition)
+        saver.claim()
+        for finished[0] in points_after:  # one save after each step
+            saver.flush(lambda f: None)
+
+    run(Partition(0, 2, "gloo"), [4])  # begun by two processes, then killed
+    monkeypatch.setattr(store, "WRITER", "host:2:resumed")
+    run(Partition(), [7, 10])  # finished by one
+    with store.open_result_file(out) as f:
+        sessions = json.loads(f["surface/A"].attrs["sessions"])
+    assert [{k: s[k] for k in ("world_size", "backend", "points")} for s in sessions] == [
+        {"world_size": 2, "backend": "gloo", "points": 4},
+        {"world_size": 1, "backend": "none", "points": 6},
+    ]

@@ -97,6 +97,40 @@ CASES = [
         absent=["{ws}/pwned"],
     ),
     Case("torchscript-untrusted", ["info", "{ws}/scripted.pt"], r"TorchScript.*--trust-checkpoint"),
+    # ---- files that name code or loading options for their own model (docs/security.md)
+    Case(
+        "recorded-shell-command",
+        analysis("{ws}/recorded_command.pt"),
+        r"'subprocess:getoutput', which is code.*nothing was run.*--trust-checkpoint",
+        needs=ANALYSIS,
+        fast=True,
+        absent=["{ws}/pwned_by_command"],
+    ),
+    Case(
+        "safetensors-names-python-file",
+        analysis("{ws}/recorded_code.safetensors"),
+        r"recorded_arch\.py:build', which is code.*nothing was run",
+        needs=ANALYSIS,
+        absent=["{ws}/pwned_by_import"],
+    ),
+    Case(
+        "timm-folder-checkpoint-path",
+        analysis("{ws}/timm_folder"),
+        r"checkpoint_path=.*loading option.*--trust-checkpoint",
+        needs=ANALYSIS,
+    ),
+    # ---- tiny inputs that ask for more memory than any machine has (docs/security.md)
+    Case(
+        "compressed-checkpoint-beyond-memory",
+        ["info", "{ws}/inflating.pt"],
+        r"inflating\.pt \(.* on disk, \d+ compressed entries\).* needs 1\.0 TiB, more than",
+    ),
+    Case(
+        "grid-beyond-memory",
+        ["surface", "{ws}/good.pt", "--x=-1:1:1000000", "--y=-1:1:1000000"],
+        r"a grid of 1,000,000 x 1,000,000 points needs .*TiB, more than .* available",
+        needs="surface",
+    ),
     # ---- checkpoints that do not fit the model
     Case("no-arch-for-third-party", analysis("{ws}/raw.pt"), r"give --arch", needs=ANALYSIS),
     Case(
@@ -231,6 +265,12 @@ CASES = [
         r"is a directory",
         needs=ANALYSIS,
     ),
+    Case(
+        "train-run-is-a-path",
+        ["train", "--run", "../../escaped", "--epochs", "1"],
+        r"--run '\.\./\.\./escaped' is not a run name",
+        needs="train",
+    ),
     # ---- flags
     Case(
         "negative-rho",
@@ -247,6 +287,30 @@ CASES = [
     Case("top-k-zero", ["hessian", "{ws}/good.pt", "--top-k", "0"], r"--top-k", needs="hessian"),
     Case(
         "config-not-toml", ["info", "{ws}/good.pt", "--config", "{ws}/notes.txt"], r"not valid TOML"
+    ),
+    # ---- result files damaged where HDF5 does not look (docs/reliability.md)
+    Case(
+        "result-scalar-bit-flipped",
+        ["info", "{ws}/flipped.h5"],
+        r"result file \S+flipped.h5 is damaged \(group hessian/a: .*digest",
+    ),
+    Case(
+        "data-ignore-index-labels",
+        analysis("{ws}/raw.pt", "--arch", "cnn-bn", "--data", "{ws}/user_code.py:ignored_labels"),
+        r"1 of 4 examples have label -100 \(PyTorch's ignore_index\)",
+        needs=ANALYSIS,
+    ),
+    Case(
+        "device-without-float64",
+        [ANALYSIS, "{ws}/good.pt", "--samples", "8", "--device", "mps", "--out", "out.h5"],
+        r"--device mps: Apple's MPS has no float64",
+        needs=ANALYSIS,
+    ),
+    Case(
+        "output-kind-is-a-dataset",
+        analysis("{ws}/good.pt", out="{ws}/odd.h5"),
+        r"holds 'hessian' as a dataset",
+        needs=ANALYSIS,
     ),
 ]
 
@@ -266,6 +330,9 @@ USER_CODE = textwrap.dedent(
 
     def rgb_data():
         return torch.zeros(4, 3, 32, 32), torch.arange(4)
+
+    def ignored_labels():
+        return torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, -100, 2])
     """
 )
 
@@ -273,8 +340,10 @@ USER_CODE = textwrap.dedent(
 def build_workspace(ws: Path) -> None:
     """Every input file of the corpus, written once."""
     import h5py
+    import numpy as np
     import torch
 
+    from landscape import store
     from landscape.loading.checkpoint import FORMAT, save_checkpoint
     from landscape.models import build_model
 
@@ -318,13 +387,68 @@ def build_workspace(ws: Path) -> None:
     (ws / "user_code.py").write_text(USER_CODE)
     with h5py.File(ws / "result.h5", "w") as f:
         f.attrs["schema_version"] = 1
+    with h5py.File(ws / "odd.h5", "w") as f:
+        f["hessian"] = [1.0, 2.0]
+    with store.transaction(ws / "flipped.h5") as f:
+        store.write_dataset(store.replace_group(f, "hessian/a"), "trace", 18.77)
+    flipped = (
+        (ws / "flipped.h5")
+        .read_bytes()
+        .replace(np.float64(18.77).tobytes(), np.float64(26.77).tobytes())
+    )
+    (ws / "flipped.h5").write_bytes(flipped)
     torch.jit.trace(torch.nn.Linear(2, 2), torch.zeros(1, 2)).save(str(ws / "scripted.pt"))
+
+    write_files_naming_code(ws, state)
 
     class Evil:
         def __reduce__(self):
             return (open, (str(ws / "pwned"), "w"))
 
     torch.save({"state_dict": state, "extra": Evil()}, ws / "evil.pt")
+
+
+def write_files_naming_code(ws: Path, state: dict) -> None:
+    """Data-only files (no pickled code) that name code or loading options for their model."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from landscape.loading.checkpoint import FORMAT, save_checkpoint
+
+    command = f"touch {ws / 'pwned_by_command'}"
+    save_checkpoint(
+        ws / "recorded_command.pt",
+        {
+            "format": FORMAT,
+            "arch": "subprocess:getoutput",
+            "model": state,
+            "config": {"dataset": "digits", "arch_kwargs": {"cmd": command}},
+        },
+    )
+    code = ws / "recorded_arch.py"
+    code.write_text(f"open({str(ws / 'pwned_by_import')!r}, 'w')\ndef build():\n    pass\n")
+    save_file(state, str(ws / "recorded_code.safetensors"), metadata={"arch": f"{code}:build"})
+    write_inflating_zip(ws / "raw.pt", ws / "inflating.pt", 1 << 40)
+    folder = ws / "timm_folder"
+    folder.mkdir()
+    config = {"architecture": "resnet18", "model_args": {"checkpoint_path": str(ws / "raw.pt")}}
+    (folder / "config.json").write_text(json.dumps(config))
+    save_file(state, str(folder / "model.safetensors"))
+
+
+def write_inflating_zip(source: Path, target: Path, declared: int) -> None:
+    """``source`` (a torch.save zip) deflated, its tensor entry declaring ``declared`` bytes
+    in the archive's directory: a file of a kilobyte that claims a terabyte of contents."""
+    import zipfile
+
+    with (
+        zipfile.ZipFile(source) as old,
+        zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as new,
+    ):
+        for entry in old.infolist():
+            new.writestr(entry.filename, old.read(entry.filename))
+        next(e for e in new.filelist if "/data/" in e.filename).file_size = declared
 
 
 def fingerprint(folder: Path) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -410,3 +411,45 @@ def test_json_gives_the_options_by_flag_name(analysed, capsys):
     if kind == "sharpness":
         measures = results[0]["values"]
         assert measures["worst_case"]["options"] == {"rho": 0.02, "steps": 2, "m": 16}
+
+
+def test_a_group_written_before_digests_is_shown_as_unverified(tmp_path, capsys):
+    path = _result_file(tmp_path / "r.h5")
+    import h5py
+
+    with h5py.File(path, "r+") as f:  # what an older landscape wrote
+        del f["hessian/run_epoch-010-sgd"].attrs["digest"]
+    code, out, _ = info(capsys, path)
+    sections = re.split(r"\n  (?=\S)", out)  # one per group
+    hessian = next(s for s in sections if s.startswith("hessian/"))
+    surface = next(s for s in sections if s.startswith("surface/"))
+    assert code == 0
+    assert "unverified: written before result digests" in hessian
+    assert "unverified" not in surface
+
+
+def test_a_chunk_that_fails_its_checksum_is_an_error_naming_the_file(tmp_path, capsys):
+    import h5py
+
+    path = _result_file(tmp_path / "r.h5")
+    with h5py.File(path, "r") as f:
+        offset = f["surface/run_epoch-010-sgd-random-2d/train_loss"].id.get_chunk_info(0)
+    data = bytearray(path.read_bytes())
+    data[offset.byte_offset + 3] ^= 0x10
+    path.write_bytes(bytes(data))
+    code, out, err = info(capsys, path)
+    assert code == 1 and out == ""
+    assert err.startswith(f"landscape: error: result file {path} is damaged (")
+
+
+def test_a_result_finished_by_another_run_shows_what_computed_each_part(tmp_path, capsys):
+    path = _result_file(tmp_path / "r.h5")
+    sessions = [
+        {"world_size": 2, "backend": "gloo", "points": 4},
+        {"world_size": 1, "backend": "none", "points": 6},
+    ]
+    with store.transaction(path) as f:
+        f["surface/run_epoch-010-sgd-random-2d"].attrs["sessions"] = json.dumps(sessions)
+    code, out, _ = info(capsys, path)
+    assert code == 0
+    assert "computed by: 2 processes (gloo): 4 points; 1 process: 6 points" in out

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from landscape import cli
 from landscape.config_file import read_config_file
@@ -55,16 +56,40 @@ def _fake_command(monkeypatch, exc):
             "landscape: error: the file is missing; give another",
         ),
         (
-            RuntimeError("boom\nsecond line"),
-            "landscape: error: RuntimeError: boom (rerun with --debug",
+            MemoryError(),
+            "landscape: error: out of memory on the CPU; lower --batch-size, --samples",
+        ),
+        (
+            torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+            "landscape: error: out of memory on the GPU (CUDA out of memory. Tried to allocate "
+            "20.00 GiB); lower --batch-size, --samples",
+        ),
+        (
+            PermissionError(13, "Permission denied", "/data/x.h5"),
+            "landscape: error: Permission denied: /data/x.h5",
         ),
     ],
+    ids=["user-error", "cpu-out-of-memory", "gpu-out-of-memory", "system-refused"],
 )
-def test_errors_are_one_line_with_exit_status_1(monkeypatch, capsys, exc, expected):
+def test_errors_the_user_can_fix_are_one_line_with_exit_status_1(
+    monkeypatch, capsys, exc, expected
+):
     _fake_command(monkeypatch, exc)
     assert cli.main(["fake"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(expected)
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("boom\nsecond line"), KeyError("boom")])
+def test_an_internal_error_has_exit_status_3_and_says_how_to_report_it(monkeypatch, capsys, exc):
+    _fake_command(monkeypatch, exc)
+    assert cli.main(["fake"]) == cli.EXIT_INTERNAL_ERROR == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(
+        f"landscape: error: internal error (a bug in landscape): {type(exc).__name__}: "
+    )
+    assert err.rstrip().endswith("rerun the same command with --debug and report the traceback")
 
 
 def test_debug_shows_the_traceback(monkeypatch):
@@ -177,7 +202,7 @@ def test_experiment_flags_show_their_choices():
     for shown in (
         "{step,cosine,constant}",
         "{eval,train}",
-        "{digits,cifar10,cifar100}",
+        "{digits,mnist1d,cifar10,cifar100}",
         "{keep,reset}",
     ):
         assert shown in text

@@ -108,5 +108,8 @@ def test_channels_last_gives_the_same_surface_and_bf16_is_close_and_recorded(ckp
     _, channels_last = _surface(ckpt, tmp_path / "cl.h5", "--batch-size", "50", "--channels-last")
     config, bf16 = _surface(ckpt, tmp_path / "bf16.h5", "--batch-size", "50", "--bf16")
     np.testing.assert_allclose(channels_last, loss, rtol=1e-6)
-    np.testing.assert_allclose(bf16, loss, rtol=2e-2)
+    # docs/guide.md: bf16 autocast moves the loss by a few 1e-4 relative. Equal values would
+    # mean autocast did nothing; more than 1e-3 would contradict the docs.
+    relative = np.abs(bf16 - loss) / np.abs(loss)
+    assert 1e-6 < relative.max() < 1e-3, relative
     assert config["autocast"] == "bfloat16" and "autocast" not in plain

@@ -643,3 +643,18 @@ def test_registering_a_kind_twice_is_refused():
 
     with pytest.raises(ValueError, match="already registered"):
         dirs.register_direction_kind(dirs.DirectionKind("random", "again", lambda r: None))
+
+
+def test_a_grid_beyond_the_available_memory_is_refused_before_any_work(
+    tmp_path, ckpts, capsys, monkeypatch
+):
+    from landscape import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 1 << 30)
+    out = tmp_path / "big.h5"
+    argv = ["surface", str(ckpts["ep0"]), "--x=-1:1:100000", "--y=-1:1:100000", "--out", str(out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and not out.exists()
+    assert "a grid of 100,000 x 100,000 points needs 456.3 GiB" in err[0]
+    assert "1.0 GiB of memory available" in err[0]

@@ -227,3 +227,40 @@ def test_digits_config_is_the_no_argument_default():
     _, subparsers = build_parser()
     values = read_config_file(REPO / "configs" / "digits.toml", subparsers["train"])
     assert resolve_config(values) == resolve_config({})
+
+
+def test_a_read_only_output_folder_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    import errno
+
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):  # what a read-only folder does (root ignores chmod)
+        if self.parent == tmp_path / "ro":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    assert main(["train", "--out", str(tmp_path / "ro"), "--run", "r", *TINY]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"landscape: error: output folder {tmp_path / 'ro'} is not writable")
+    assert "\n" not in err
+
+
+@pytest.mark.parametrize("run", ["../../escaped", "/tmp/escaped-abs", "a/b", "..", " "])
+def test_a_run_name_that_is_a_path_is_refused_before_anything_is_written(tmp_path, capsys, run):
+    out = tmp_path / "deep" / "out"
+    out.mkdir(parents=True)
+    assert main(["train", "--out", str(out), "--run", run, *TINY]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("landscape: error: --run ") and "is not a run name" in err
+    assert [p for p in tmp_path.rglob("*") if p != out and p != out.parent] == []
+    assert not Path("/tmp/escaped-abs").exists()
+
+
+def test_a_run_path_in_a_config_file_is_refused(tmp_path, capsys):
+    config = tmp_path / "c.toml"
+    config.write_text('run = "../../escaped"\n')
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--out", str(out), *TINY]) == 1
+    assert "'../../escaped' is not a run name" in capsys.readouterr().err
+    assert not (tmp_path.parent / "escaped").exists()

@@ -249,9 +249,26 @@ def test_the_conveniences_take_a_curvature():
     assert abs(eig.eigenvalues[0] - float(top)) < 1e-6 * float(top)
 
 
-@pytest.mark.parametrize("curvature", list(CURVATURES))
-def test_every_operator_s_engine_follows_the_engine_protocol(curvature):
+DENSE = {
+    "hessian": lambda model, x, y: exact_hessian(model, x, y),
+    "ggn": dense_ggn,
+    "fisher": dense_fisher,
+}
+
+
+@pytest.mark.parametrize("curvature", list(DENSE))
+def test_every_engine_s_batch_product_is_the_batch_s_dense_matrix_times_v(curvature):
+    # The protocol: product(index, parts) gives C_b v per parameter, shaped like the parts, and
+    # release() frees what is kept without changing later products.
     model, x, y = problem("mlp")
-    engine = CURVATURES[curvature](model, loss_fn, x, y).engine
-    assert isinstance(engine.name, str) and callable(engine.product) and callable(engine.release)
-    assert all(hasattr(engine, m) for m in ("name", "product", "release"))
+    op = CURVATURES[curvature](model, loss_fn, x, y, batch_size=len(x))
+    v = torch.randn(op.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    expected = DENSE[curvature](model, x, y) @ v
+    parts = op.split(v)
+    with evaluation_context(model, "eval"):
+        first = op.engine.product(0, parts)
+        op.engine.release()
+        again = op.engine.product(0, parts)
+    assert [p.shape for p in first] == [p.shape for p in parts]
+    for product in (first, again):
+        _close(torch.cat([p.reshape(-1) for p in product]), expected)

@@ -333,3 +333,33 @@ def test_batched_products_fall_back_to_one_at_a_time_where_an_operation_refuses(
     V = torch.randn(2, op.dim, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     assert torch.allclose(op.matmat(V), V @ H, rtol=0, atol=1e-12 * H.abs().max())
     assert not op._batched and op.hvp_count == 2
+
+
+def test_batched_products_that_run_out_of_memory_say_so_and_go_one_at_a_time(monkeypatch, caplog):
+    from landscape.curvature.hvp import CachedGraphEngine
+
+    def products(self, index, v_parts):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(CachedGraphEngine, "products", products)
+    model, x, y, H = reference("mlp")
+    op = HessianOperator(model, loss_fn, x, y)
+    V = torch.randn(2, op.dim, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    with caplog.at_level("INFO", logger="landscape"):
+        assert torch.allclose(op.matmat(V), V @ H, rtol=0, atol=1e-12 * H.abs().max())
+    assert "batched products of 2 vectors ran out of memory on cpu" in caplog.text
+    assert not op._batched and op.hvp_count == 2
+
+
+def test_a_batched_product_that_fails_for_another_reason_is_not_hidden(monkeypatch):
+    from landscape.curvature.hvp import CachedGraphEngine
+
+    def products(self, index, v_parts):
+        raise RuntimeError("expected scalar type Float but found Double")
+
+    monkeypatch.setattr(CachedGraphEngine, "products", products)
+    model, x, y, _ = reference("mlp")
+    op = HessianOperator(model, loss_fn, x, y)
+    V = torch.randn(2, op.dim, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="expected scalar type"):
+        op.matmat(V)

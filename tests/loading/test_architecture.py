@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from torch import nn
+import torch
 
 from landscape.errors import UserError
 from landscape.loading.architecture import build_architecture, load_factory, parse_kwargs
@@ -43,8 +43,8 @@ def build(spec, **kwargs):
 
 
 def test_registry_name_builds_for_the_data_shape():
-    model = build("mlp")
-    assert isinstance(model, nn.Module)
+    model = build("mlp")  # input (1, 8, 8), 10 classes
+    assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
 
 
 def test_unknown_registry_name_is_a_user_error():
@@ -73,12 +73,14 @@ def test_explicit_class_count_is_passed_to_a_factory_that_accepts_it(factory_fil
 
 
 def test_explicit_class_count_is_not_forced_on_a_factory_without_it(factory_file):
-    assert isinstance(build(f"{factory_file}:fixed", explicit_num_classes=True), nn.Linear)
+    model = build(f"{factory_file}:fixed", explicit_num_classes=True)
+    assert (model.in_features, model.out_features) == (4, 2)  # as the factory built it
 
 
 def test_module_factory_is_imported_by_dotted_name(factory_file, monkeypatch):
     monkeypatch.syspath_prepend(str(factory_file.parent))
-    assert isinstance(build("my_models:fixed"), nn.Linear)
+    model = build("my_models:fixed")
+    assert (model.in_features, model.out_features) == (4, 2)
 
 
 @pytest.mark.parametrize(
@@ -113,3 +115,32 @@ def test_arch_kwargs_must_be_a_json_object(text):
 
 def test_arch_kwargs_json_is_parsed():
     assert parse_kwargs('{"width": 2}') == {"width": 2} and parse_kwargs(None) == {}
+
+
+@pytest.fixture
+def eight_mib(monkeypatch):
+    """A machine with 8 MiB of memory available."""
+    from landscape import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 8 << 20)
+
+
+def test_a_config_asking_for_more_memory_than_there_is_is_refused_before_building(
+    eight_mib, monkeypatch
+):
+    pytest.importorskip("transformers")
+    from landscape.loading import external
+
+    built = []
+    real = external._hf_model
+    monkeypatch.setattr(
+        external, "_hf_model", lambda *a: built.append(torch.get_default_device()) or real(*a)
+    )
+    config = {"model_type": "gpt2", "n_embd": 4, "n_layer": 1, "n_head": 2, "vocab_size": 10**6}
+    with pytest.raises(UserError, match=r"model hf:gpt2 \(4,0\d\d,\d\d\d parameters\) needs 15\.3"):
+        build("hf:gpt2", kwargs=config)
+    assert built == [torch.device("meta")], "sized on the meta device, never built for real"
+
+
+def test_a_model_that_fits_is_built_after_sizing(eight_mib):
+    assert sum(p.numel() for p in build("cnn-bn").parameters()) > 0

@@ -278,3 +278,34 @@ def test_code_hidden_in_an_object_array_is_still_refused(tmp_path, state):
     with pytest.raises(UserError, match="--trust-checkpoint"):
         load_checkpoint(tmp_path / "c.pt")
     assert not marker.exists()
+
+
+def deflated_copy(source: Path, target: Path) -> Path:
+    """``source``, a torch.save zip, rewritten with every entry deflated (as no torch writes)."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
+        for entry in old.infolist():
+            new.writestr(entry.filename, old.read(entry.filename))
+    return target
+
+
+def test_a_compressed_checkpoint_inflating_beyond_memory_is_refused_unread(tmp_path, monkeypatch):
+    from landscape import memory
+
+    torch.save({"w": torch.zeros(1 << 20)}, tmp_path / "plain.pt")  # 4 MiB of zeros
+    bomb = deflated_copy(tmp_path / "plain.pt", tmp_path / "bomb.pt")
+    assert bomb.stat().st_size < 64 << 10
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 1 << 20)
+    loads = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a))
+    with pytest.raises(UserError, match=r"bomb\.pt .*compressed entr.* needs 4\.0 MiB.*1\.0 MiB"):
+        load_checkpoint(bomb)
+    assert loads == []
+
+
+def test_a_compressed_checkpoint_that_fits_still_loads(tmp_path, state):
+    torch.save(state, tmp_path / "plain.pt")
+    packed = deflated_copy(tmp_path / "plain.pt", tmp_path / "packed.pt")
+    loaded = load_checkpoint(packed)
+    assert all(torch.equal(loaded.state_dict[k], v) for k, v in state.items())

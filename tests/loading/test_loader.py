@@ -227,6 +227,17 @@ def test_dataset_comes_from_the_checkpoint_config_unless_overridden(tmp_path, cn
     assert data.name == "digits"
 
 
+def test_the_training_split_carries_the_checkpoints_label_noise(tmp_path, cnn):
+    from landscape.data import load_dataset, with_label_noise
+
+    config = {"dataset": "digits", "label_noise": 0.2, "label_noise_seed": 4}
+    save_checkpoint(tmp_path / "c.pt", landscape_payload(cnn, config=config))
+    _, data = load_models([tmp_path / "c.pt"], ModelSource(), DataSource())
+    clean = load_dataset("digits")
+    assert torch.equal(data.train_y, with_label_noise(clean, 0.2, 4).train_y)
+    assert torch.equal(data.test_y, clean.test_y)
+
+
 @pytest.mark.parametrize("kind", ["pair", "dataset", "split"])
 def test_user_data_factories(tmp_path, kind):
     (tmp_path / "d.py").write_text(
@@ -314,3 +325,44 @@ def test_tied_parameters_stored_once_fill_every_name():
     weight = torch.randn(5, 3)
     report = fit_state_dict(model, {"embed.weight": weight})
     assert report["missing"] == [] and torch.equal(model.head.weight, weight)
+
+
+def test_a_model_beyond_the_free_device_memory_is_refused_before_the_move(
+    tmp_path, cnn, monkeypatch
+):
+    from landscape import memory
+
+    monkeypatch.setattr(
+        memory, "available_bytes", lambda device="cpu": 1024 if device.type == "cuda" else 1 << 40
+    )
+    torch.save(cnn.state_dict(), tmp_path / "raw.pt")
+    with pytest.raises(
+        UserError, match=r"model cnn-bn from .*raw\.pt needs .* free memory on cuda"
+    ):
+        load_models(
+            tmp_path / "raw.pt", ModelSource(arch="cnn-bn"), DataSource(), "cuda", torch.float64
+        )
+
+
+def test_a_folder_config_far_larger_than_its_weights_is_refused_unbuilt(tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    import json
+
+    from landscape import memory
+    from landscape.loading import external
+    from tests import external_models as em
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 1 << 40)
+    builds = []
+    real = external._hf_model
+    monkeypatch.setattr(
+        external, "_hf_model", lambda *a: builds.append(torch.get_default_device()) or real(*a)
+    )
+    folder = em.save_gpt2(tmp_path / "gpt2")
+    config = json.loads((folder / "config.json").read_text())
+    config["vocab_size"] = 10**8  # a 100-byte edit: 400 million parameters
+    (folder / "config.json").write_text(json.dumps(config))
+    data = DataSource(data=f"tokens:{em.token_file(tmp_path / 'train.bin')}", block_size=8)
+    with pytest.raises(UserError, match=r"has 400,00\d,\d+ parameters, more than the \d+ numbers"):
+        load_models(folder, ModelSource(), data)
+    assert builds == [torch.device("meta")]

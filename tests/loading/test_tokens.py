@@ -68,3 +68,10 @@ def test_text_without_a_tokenizer_is_a_user_error(tmp_path):
     (tmp_path / "a.txt").write_text("hello world")
     with pytest.raises(UserError, match="needs a model folder with a tokenizer"):
         load_token_data(f"tokens:{tmp_path / 'a.txt'}", block_size=2)
+
+
+def test_a_uint64_token_id_beyond_int64_is_reported_with_its_real_value(tmp_path):
+    path = tmp_path / "t.npy"
+    np.save(path, np.array([1, 2, 2**64 - 1, 3], dtype=np.uint64))
+    with pytest.raises(UserError, match=r"token id 18446744073709551615 \(at position 2\)"):
+        load_token_data(f"tokens:{path}", block_size=2)

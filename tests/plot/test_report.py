@@ -29,13 +29,14 @@ def page(files, run_dir, tmp_path_factory):
     return path, path.read_text(), len(jobs)
 
 
-def test_report_embeds_every_figure_and_references_no_missing_file(page):
+def test_report_embeds_every_figure_and_references_no_file(page):
     path, html, figures = page
     links = Links()
     links.feed(html)
     assert links.images == figures
-    for ref in links.refs:
-        assert ref.startswith("data:") or (path.parent / ref).exists(), ref
+    # Self-contained: every image is inline data and every link an anchor within the page, so
+    # the one HTML file can be mailed or moved alone.
+    assert links.refs and all(ref.startswith(("data:", "#")) for ref in links.refs), links.refs
     assert "http://" not in html and "https://" not in html  # views offline
 
 
@@ -156,3 +157,33 @@ def test_experiment_gap_table_shows_the_paired_share_closed_with_its_interval(bu
     assert "share of the SGD → full-SAM gap closed" in html
     assert "<tr><td>late-sam t0=25</td><td>900</td><td>60 [50, 70]</td></tr>" in html
     assert "<td>full-sam</td><td>3600</td>" not in html
+
+
+def test_experiment_verdicts_table_shows_each_claim_with_its_rule_and_numbers(tmp_path):
+    import h5py
+
+    from landscape.plot import results
+    from landscape.results.experiment import ExperimentResult
+
+    verdict = {
+        "claim": "late SAM reaches full SAM's flatness",
+        "rule": "flatness-gap",
+        "verdict": "partly",
+        "numbers": "late-sam t0=25 (900 SAM steps): gap closed 60 [20, 90] %, 4 seeds",
+    }
+    stored = ExperimentResult(
+        "late-sam", {}, "digits", "mlp", 50, 0.05, [0, 1], "", summary=[{"arm": "sgd"}],
+        verdicts=[verdict],
+    )  # fmt: skip
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        stored.write(f.create_group("experiment/late-sam"))
+    html = report.tables_html([results.read_result_file(tmp_path / "x.h5")])
+    assert "verdicts on the paper&#x27;s claims" in html
+    cells = [verdict[k] for k in ("verdict", "claim", "rule", "numbers")]
+    assert "<tr>" + "".join(f"<td>{html_escape(c)}</td>" for c in cells) + "</tr>" in html
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text)

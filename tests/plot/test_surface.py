@@ -1,5 +1,7 @@
 """1D slices and 2D surfaces: the right data on the right axes, missing points marked."""
 
+import dataclasses
+
 import h5py
 import numpy as np
 import pytest
@@ -142,6 +144,26 @@ def test_pca_trajectory_colours_phases_labels_epochs_and_stars_the_switch(loaded
 def test_2d_figures_render_to_a_decent_png(loaded, tmp_path, check_png, plot):
     fig = plot(loaded["pca"].surfaces[0])
     check_png(style.save_figure(fig, tmp_path / "f", dpi=60)[0], style.COLUMN_WIDTH, 60)
+
+
+@pytest.mark.parametrize(
+    "plot", [surface2d.plot_contour, surface2d.plot_filled], ids=["contour", "filled"]
+)
+def test_2d_figures_draw_the_values_they_are_given(loaded, tmp_path, check_png, plot):
+    # A figure of other values (the same surface shifted by a third along x) must look
+    # different: the pixels come from the data, not only from axes, labels and colour bar.
+    surface = loaded["pca"].surfaces[0]
+    shift = surface.x.size // 3
+    shifted = dataclasses.replace(
+        surface, metrics={k: np.roll(v, shift, axis=0) for k, v in surface.metrics.items()}
+    )
+    images = [
+        check_png(style.save_figure(plot(s), tmp_path / name, dpi=60)[0])
+        for s, name in ((surface, "a"), (shifted, "b"))
+    ]
+    assert images[0].shape == images[1].shape
+    changed = np.any(np.abs(images[0] - images[1]) > 0.05, axis=-1).mean()
+    assert changed > 0.02, changed
 
 
 def test_a_grid_one_point_wide_is_drawn_as_a_1d_slice(build, tmp_path):

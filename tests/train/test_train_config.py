@@ -50,6 +50,8 @@ def test_stored_config_is_the_base_and_overrides_win():
         ({"lr": 0}, "--lr"),
         ({"momentum": 1.0}, "--momentum"),
         ({"label_smoothing": 1.0}, "--label-smoothing"),
+        ({"label_noise": 1.0}, "--label-noise"),
+        ({"label_noise": -0.1}, "--label-noise"),
         ({"sam_start": "soon"}, "--sam-start"),
         ({"schedule": "linear"}, "--schedule"),
         ({"epochs": 0}, "--epochs"),
@@ -105,7 +107,7 @@ def test_a_config_from_before_torchrun_reads_as_one_process():
 
 @pytest.mark.parametrize(("batch", "world"), [(128, 1), (128, 2), (129, 3)])
 def test_a_global_batch_that_splits_evenly_over_the_ranks_is_accepted(batch, world):
-    check_world_size(resolve_config({"batch_size": batch}), world)
+    assert check_world_size(resolve_config({"batch_size": batch}), world) is None  # no UserError
 
 
 @pytest.mark.parametrize(
@@ -134,3 +136,15 @@ def test_branch_cannot_put_sam_where_the_source_ran_sgd(tmp_path):
         check_branch_point(
             resolve_config({"epochs": 6, "sam_start": 6}), history, 6, tmp_path / "t.pt"
         )
+
+
+def test_a_stored_config_cannot_make_timm_read_a_file():
+    stored = TrainConfig(arch="timm:resnet18", arch_kwargs={"checkpoint_path": "/x.pth"})
+    with pytest.raises(UserError, match=r"stored run config.*checkpoint_path.*--arch-kwargs"):
+        resolve_config({}, base=stored.to_dict())
+
+
+def test_loading_options_given_on_the_command_line_are_the_users_own():
+    stored = TrainConfig(arch="timm:resnet18").to_dict()
+    given = {"arch_kwargs": '{"checkpoint_path": "/x.pth"}'}
+    assert resolve_config(given, base=stored).arch_kwargs == {"checkpoint_path": "/x.pth"}

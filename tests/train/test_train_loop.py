@@ -148,6 +148,31 @@ def test_momentum_reset_at_the_switch_changes_the_trajectory(tmp_path, digits):
     assert any(not torch.equal(after[0][k], after[1][k]) for k in after[0])
 
 
+@pytest.mark.parametrize(("policy", "carried"), [("reset", False), ("keep", True)])
+def test_the_first_sam_epoch_starts_with_or_without_the_sgd_momentum(
+    tmp_path, digits, monkeypatch, policy, carried
+):
+    from landscape.train import loop
+
+    buffers_at_start = []  # per epoch: the momentum buffers the optimizer holds when it begins
+    original = loop.train_epoch
+
+    def recording(*args, optimizer, **kwargs):
+        buffers_at_start.append(
+            [s["momentum_buffer"].clone() for s in optimizer.state.values() if s]
+        )
+        return original(*args, optimizer=optimizer, **kwargs)
+
+    monkeypatch.setattr(loop, "train_epoch", recording)
+    run(tiny(momentum_across_switch=policy), tmp_path / policy, digits)
+    sgd_last, sam_first = buffers_at_start[1], buffers_at_start[2]  # sam_start=2
+    assert sgd_last and any(b.abs().sum() > 0 for b in sgd_last)  # SGD built momentum
+    if carried:
+        assert len(sam_first) == len(sgd_last) and all(b.abs().sum() > 0 for b in sam_first)
+    else:
+        assert sam_first == []  # the buffers are gone: SAM starts from zero momentum
+
+
 def test_sam_epochs_do_not_move_batchnorm_statistics_twice_per_step(tmp_path, digits):
     paths = run(tiny(epochs=2, sam_start=0), tmp_path / "r", digits)
     steps = sum(1 for _ in range(0, 1437, 256)) * 2
@@ -172,3 +197,19 @@ def test_steps_per_epoch_drop_a_last_batch_that_leaves_a_rank_one_example(
     from landscape.train.loop import steps_per_epoch
 
     assert steps_per_epoch(examples, batch, world) == steps
+
+
+def test_label_noise_trains_on_the_noisy_labels_and_is_recorded_in_the_checkpoint(tmp_path, digits):
+    clean = run(tiny(epochs=1, sam_start="never"), tmp_path / "clean", digits)[-1]
+    noisy = run(
+        tiny(epochs=1, sam_start="never", label_noise=0.4, label_noise_seed=5),
+        tmp_path / "noisy",
+        digits,
+    )[-1]
+    config = load(noisy)["config"]
+    assert (config["label_noise"], config["label_noise_seed"]) == (0.4, 5)
+    assert json.loads((tmp_path / "noisy" / "config.json").read_text())["label_noise"] == 0.4
+    first = [json.loads((tmp_path / r / "metrics.jsonl").read_text().splitlines()[0])
+             for r in ("clean", "noisy")]  # fmt: skip
+    assert first[1]["train_acc"] < first[0]["train_acc"] - 0.1  # fits labels that are wrong
+    assert not torch.equal(*(load(p)["model"]["layers.1.weight"] for p in (clean, noisy)))
