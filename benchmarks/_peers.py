@@ -367,15 +367,45 @@ def curvlinops_top(model, batches, k: int, reference: np.ndarray, seed: int):
     return Credit(seconds, products, False, f"tol {tol:.0e}"), values
 
 
-def curvlinops_trace(model, batches, budget: int) -> tuple[float, float]:
-    """Its ``hutchpp_trace`` with ``budget`` products: (seconds, estimate)."""
+def curvlinops_trace(model, batches, budget: int):
+    """Its ``hutchpp_trace`` with ``budget`` products, credited by its own samples: (start,
+    end time of each product, estimate, residual samples), as :func:`eigenthings_trace`.
+
+    ``hutchpp_trace`` makes three block products ``A @ X`` of ``budget / 3`` columns (sketch,
+    ``A Q``, the projected residual vectors ``X = (I - QQ^T) G``) and returns only the
+    estimate; the residual samples ``g_i^T (I - QQ^T) A (I - QQ^T) g_i = x_i^T (A x_i)`` are
+    read off the last block, and each column's end time is spread evenly over its block."""
     from curvlinops import hutchpp_trace
 
     start = time.perf_counter()
-    estimate = float(hutchpp_trace(curvlinops_operator(model, batches), budget))
-    seconds = time.perf_counter() - start
+    op = curvlinops_operator(model, batches)
+    blocks = record_matmuls(op)
+    estimate = float(hutchpp_trace(op, budget))
     model.zero_grad(set_to_none=True)
-    return seconds, estimate
+    ends = [
+        t0 + (j + 1) * (t1 - t0) / x.shape[1] for x, _, t0, t1 in blocks for j in range(x.shape[1])
+    ]
+    x, ax, _, _ = blocks[-1]
+    samples = (x.double() * ax.double()).sum(0).cpu().numpy()
+    return start, ends, estimate, samples
+
+
+def record_matmuls(op) -> list:
+    """Record ``(X, A @ X, start, end)`` of every block product ``op @ X`` (a list, filled as
+    it runs): the operator's class is swapped for a subclass that records."""
+    blocks: list = []
+    base = type(op)
+
+    class Recorded(base):
+        def __matmul__(self, X):
+            t0 = time.perf_counter()
+            out = base.__matmul__(self, X)
+            if isinstance(X, torch.Tensor) and X.ndim == 2:
+                blocks.append((X.detach(), out.detach(), t0, time.perf_counter()))
+            return out
+
+    op.__class__ = Recorded
+    return blocks
 
 
 # ---------------------------------------------------------------------------- one product

@@ -42,18 +42,20 @@ products, the other two rebuild it per product, as they are built to). Per check
 * trace to 5% and 1% relative standard error, each level its own run of ours (Krylov
   Hutch++, stopping by itself; its deflation rank, printed, is chosen for that level and
   capped at half the products), up to a cap of products (ResNet-20 60 for 5% and 200 for
-  1%, digits 1,500; quick 40/120 and 400). PyHessian's Hutchinson and hessian-eigenthings'
-  Hutch++ are run for a few samples (ResNet-20 6 and 18 products, digits 24 and 72). Every
-  library's count follows ours' rule (``_peers.sampled_credit``): at least 10 samples, read
-  off at the first that meets the target, else extrapolated ("est.") from the per-sample
-  variance at the measured seconds per sample, the deflation (ours) or sketch (Hutch++)
-  kept. The asymmetries that remain: ours' extrapolated count keeps the deflation of its
-  capped run (an upper bound: a longer run would deflate more); eigenthings' keeps its short
-  run's sketch and adds samples only -- a user would pass ``num_matvecs`` of three times the
-  samples (its split is fixed at thirds), whose bigger sketch would lower the variance, so
-  its count is no bound either way; Hutchinson has nothing to keep. curvlinops'
-  ``hutchpp_trace`` is the same estimator as eigenthings' and has no error estimate: credited
-  with that count at its own measured time per product.
+  1%, digits 1,500; quick 40/120 and 400). PyHessian's Hutchinson, hessian-eigenthings' and
+  curvlinops' Hutch++ are run for the samples the rule reads a standard error off (ResNet-20
+  10 samples, Hutch++ 30 products; digits 40 and 120). Every library's count follows ours'
+  rule (``_peers.sampled_credit``): at least 10 samples, read off at the first that meets the
+  target, else extrapolated ("est.", "~" in the ratios) from the per-sample variance at the
+  measured seconds per sample, the deflation (ours) or sketch (Hutch++) kept. Extrapolated
+  figures are shown but left out of every verdict. The asymmetries that remain: ours'
+  extrapolated count keeps the deflation of its capped run (an upper bound: a longer run
+  would deflate more); the Hutch++ counts keep their short runs' sketch and add samples only
+  -- a user would pass ``num_matvecs`` of three times the samples (the split is fixed at
+  thirds), whose bigger sketch would lower the variance, so those counts are no bound either
+  way; Hutchinson has nothing to keep. curvlinops' ``hutchpp_trace`` returns no samples:
+  they are read off its last block product (``_peers.curvlinops_trace``).
+* top-1 and top-5 where a ratio is within 20% of its target: the median of 3 runs.
 * one product (median, all timed in turn so that a busy machine slows all alike);
 * peak memory of the memory-lean mode, in a fresh process each, over batches of a quarter of
   the inputs: ours ``memory_budget=0`` (each batch's graph rebuilt per product) against
@@ -78,6 +80,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -381,15 +384,30 @@ def one_product(ck: Checkpoint, found: list[str], repeats: int) -> dict[str, flo
     return {name: statistics.median(values) for name, values in timings.items()}
 
 
-def measure(ck: Checkpoint, found: list[str], args, workdir: str) -> dict:
-    """All measurements of one checkpoint: {job: {library: Credit or seconds or MiB}}."""
-    dim = sum(p.numel() for p in ck.model.parameters())
-    log(f"\n## {ck.label}: {dim} parameters, {torch.get_num_threads()} thread(s)")
-    batches = [(ck.x, ck.y)]
-    out: dict[str, dict] = {"top-1": {}, "top-5": {}, "trace 5%": {}, "trace 1%": {}}
-    agree: dict[str, float] = {}
+def lanczos_bound(l1: float, l2: float, low: float, dim: int, tol: float = TARGET) -> int:
+    """Products a Lanczos run from a Gaussian start needs, at most, for its top Ritz value to
+    be within relative ``tol`` of ``l1``: the Kaniel-Paige-Saad bound (Saad, *Numerical
+    Methods for Large Eigenvalue Problems*, 2nd ed., Thm 6.4)
 
-    ref = reference_top5(ck, args)
+        l1 - theta_1 <= (l1 - low) * (tan(phi_0) / T_{k-1}(1 + 2 gamma))^2,
+        gamma = (l1 - l2) / (l2 - low),
+
+    with ``tan^2(phi_0) = dim`` (its typical value for a Gaussian start in ``dim``
+    dimensions), ``low`` the spectrum's lowest eigenvalue and T the Chebyshev polynomial.
+    A worst case over spectra with that gap; real spectra converge sooner."""
+    gamma = (l1 - l2) / (l2 - low)
+    need = math.sqrt((l1 - low) * dim / (tol * abs(l1)))  # T_{k-1}(1 + 2 gamma) must reach this
+    return 1 + math.ceil(math.acosh(need) / math.acosh(1 + 2 * gamma))
+
+
+NEAR = 0.2  # a ratio this close to its target is measured REPEATS_NEAR times
+REPEATS_NEAR = 3
+
+
+def top_jobs(ck: Checkpoint, found: list[str], args, ref: np.ndarray, batches):
+    """One run of every library's top-1 and top-5: ({job: {library: Credit}}, agreement)."""
+    out: dict[str, dict] = {"top-1": {}, "top-5": {}}
+    agree: dict[str, float] = {}
     for k in (1, 5):
         seconds, r = ours_top(ck, k, TARGET, 0)
         err = float(np.max(np.abs(r.eigenvalues - ref[:k]) / np.abs(ref[:k])))
@@ -418,6 +436,62 @@ def measure(ck: Checkpoint, found: list[str], args, workdir: str) -> dict:
             out[f"top-{k}"]["curvlinops"] = credit
             if k == 1:
                 agree["curvlinops"] = peers.relative_error(values[0], ref[0])
+    return out, agree
+
+
+def near_target(top: dict) -> list[str]:
+    """The top-k targets whose ratio on this checkpoint is within :data:`NEAR` of the target."""
+    found = []
+    ours = {job: top[job].get("landscape") for job in top}
+    for job in ("top-1", "top-5"):
+        theirs = top[job].get("pyhessian")
+        if theirs is not None and ours[job] is not None:
+            name = f"{job} vs PyHessian"
+            if abs(credit_ratio(ours[job], theirs).value / TARGETS[name] - 1) <= NEAR:
+                found.append(name)
+    others = [c for n, c in top["top-1"].items() if n in ("eigenthings", "curvlinops")]
+    if others and ours["top-1"] is not None:
+        fastest = min(others, key=lambda c: c.seconds)
+        name = "top-1 vs fastest other"
+        if abs(credit_ratio(ours["top-1"], fastest).value / TARGETS[name] - 1) <= NEAR:
+            found.append(name)
+    return found
+
+
+def median_credit(credits: list[Credit]) -> Credit:
+    """One library's credit over repeated runs: the run of median seconds (its products and
+    note); reached only if every run reached; estimated if any run was."""
+    if len(credits) == 1:
+        return credits[0]
+    middle = sorted(credits, key=lambda c: c.seconds)[(len(credits) - 1) // 2]
+    note = ", ".join(filter(None, [middle.note, f"median of {len(credits)}"]))
+    return Credit(
+        middle.seconds,
+        middle.products,
+        all(c.reached for c in credits),
+        note,
+        any(c.estimated for c in credits),
+    )
+
+
+def measure(ck: Checkpoint, found: list[str], args, workdir: str) -> dict:
+    """All measurements of one checkpoint: {job: {library: Credit or seconds or MiB}}."""
+    dim = sum(p.numel() for p in ck.model.parameters())
+    log(f"\n## {ck.label}: {dim} parameters, {torch.get_num_threads()} thread(s)")
+    batches = [(ck.x, ck.y)]
+    out: dict[str, dict] = {"top-1": {}, "top-5": {}, "trace 5%": {}, "trace 1%": {}}
+    agree: dict[str, float] = {}
+
+    ref = reference_top5(ck, args)
+    runs = [top_jobs(ck, found, args, ref, batches)]
+    near = near_target(runs[0][0])
+    if near:  # a ratio within 20% of its target: decided by the median of 3 runs
+        log(f"within {NEAR:.0%} of a target ({', '.join(near)}): {REPEATS_NEAR} runs, median")
+        runs += [top_jobs(ck, found, args, ref, batches) for _ in range(REPEATS_NEAR - 1)]
+    for job in ("top-1", "top-5"):
+        for name in runs[0][0][job]:
+            out[job][name] = median_credit([top[job][name] for top, _ in runs])
+    agree.update(runs[0][1])
     for job in ("top-1", "top-5"):
         log(f"{job}: " + "; ".join(f"{n} {c.shown()}" for n, c in out[job].items()))
 
@@ -436,20 +510,15 @@ def measure(ck: Checkpoint, found: list[str], args, workdir: str) -> dict:
         for rel in TRACE_LEVELS:
             credit = peers.hutchinson_credit(values, times, start, rel)
             out[f"trace {rel:.0%}"]["pyhessian"] = credit
-    hutchpp = None
     if "eigenthings" in found:
         hutchpp = peers.eigenthings_trace(ck.model, batches, 3 * samples, 0)
         for rel in TRACE_LEVELS:
             credit = peers.hutchpp_credit(*hutchpp, rel)
             out[f"trace {rel:.0%}"]["eigenthings"] = credit
-    if "curvlinops" in found and hutchpp is not None:
-        seconds, _ = peers.curvlinops_trace(ck.model, batches, 3 * samples)
-        per_product = seconds / (3 * samples)
+    if "curvlinops" in found:
+        run = peers.curvlinops_trace(ck.model, batches, 3 * samples)
         for rel in TRACE_LEVELS:
-            theirs = out[f"trace {rel:.0%}"]["eigenthings"]
-            out[f"trace {rel:.0%}"]["curvlinops"] = Credit(
-                per_product * theirs.products, theirs.products, True, "Hutch++ count", True
-            )
+            out[f"trace {rel:.0%}"]["curvlinops"] = peers.hutchpp_credit(*run, rel)
     for rel in TRACE_LEVELS:
         job = f"trace {rel:.0%}"
         log(f"{job}: " + "; ".join(f"{n} {c.shown()}" for n, c in out[job].items()))
@@ -473,6 +542,15 @@ def measure(ck: Checkpoint, found: list[str], args, workdir: str) -> dict:
     )
     out["agree"] = agree
     out["ratio lambda1/lambda2"] = float(ref[0] / ref[1])
+    bound_0 = lanczos_bound(ref[0], ref[1], 0.0, dim)
+    bound_neg = lanczos_bound(ref[0], ref[1], -ref[0], dim)
+    ours = out["top-1"]["landscape"]
+    out["lanczos bound"] = (bound_0, bound_neg, ours.products)
+    log(
+        f"top-1 at lambda1/lambda2 = {ref[0] / ref[1]:.3f}: the Lanczos bound for 1e-4 from a "
+        f"random start is {bound_0} products (spectrum down to 0; {bound_neg} down to "
+        f"-lambda1); ours used {ours.products} (set-up included)"
+    )
     return out
 
 
@@ -496,36 +574,71 @@ def bound(ours: Credit, theirs: Credit) -> str:
     )
 
 
-def ratios(out: dict) -> dict[str, tuple[float, str]]:
-    """The ratios the targets are about for one checkpoint: (ratio, :func:`bound` mark)."""
-    result: dict[str, tuple[float, str]] = {}
+@dataclass(frozen=True)
+class Ratio:
+    """theirs / ours for one checkpoint: ``mark`` as :func:`bound`; ``estimated`` where either
+    figure was extrapolated (``Credit.estimated``): shown with "~", never in a verdict."""
+
+    value: float
+    mark: str = ""
+    estimated: bool = False
+
+    def shown(self) -> str:
+        return (
+            ("~" if self.estimated else "")
+            + (f"{self.mark} " if self.mark else "")
+            + (f"{self.value:.2f}")
+        )
+
+
+def credit_ratio(ours: Credit, theirs: Credit) -> Ratio:
+    return Ratio(
+        theirs.seconds / ours.seconds, bound(ours, theirs), ours.estimated or theirs.estimated
+    )
+
+
+def ratios(out: dict) -> dict[str, Ratio]:
+    """The ratios the targets are about for one checkpoint."""
+    result: dict[str, Ratio] = {}
     for job in ("top-1", "top-5", "trace 1%"):
         ours, theirs = out[job]["landscape"], out[job].get("pyhessian")
         if theirs is not None:
-            result[f"{job} vs PyHessian"] = (theirs.seconds / ours.seconds, bound(ours, theirs))
+            result[f"{job} vs PyHessian"] = credit_ratio(ours, theirs)
     others = [c for n, c in out["top-1"].items() if n in ("eigenthings", "curvlinops")]
     if others:
         ours, fastest = out["top-1"]["landscape"], min(others, key=lambda c: c.seconds)
-        result["top-1 vs fastest other"] = (fastest.seconds / ours.seconds, bound(ours, fastest))
+        result["top-1 vs fastest other"] = credit_ratio(ours, fastest)
     products = {n: s for n, s in out["one HVP"].items() if n not in ("landscape", "gradient")}
     if products:
-        result["HVP vs fastest peer"] = (min(products.values()) / out["one HVP"]["landscape"], "")
+        result["HVP vs fastest peer"] = Ratio(min(products.values()) / out["one HVP"]["landscape"])
     lean = {n: m for n, m in out["lean MiB"].items() if n != "landscape"}
     if lean:
-        result["lean memory vs leanest"] = (min(lean.values()) / out["lean MiB"]["landscape"], "")
+        result["lean memory vs leanest"] = Ratio(min(lean.values()) / out["lean MiB"]["landscape"])
     return result
 
 
-def verdict(median: float, marks: set[str], target: float) -> tuple[str, str]:
-    """(mark of the median, met?): a median of lower bounds is a lower bound of the median,
-    so it decides "yes" only at or above the target; one of upper bounds decides only "no"."""
+def verdict(values: list[Ratio], target: float) -> tuple[str, str]:
+    """(the median as shown, met?) over the checkpoints' measured ratios only: extrapolated
+    ones ("~") are shown but decide nothing. A median of lower bounds (">") is a lower bound
+    of the median, so it decides "yes" only at or above the target; one of upper bounds ("<")
+    decides only "no"."""
+    measured = [r for r in values if not r.estimated]
+    if not measured:
+        return "--", f"not measured ({len(values)} extrapolated)"
+    median = statistics.median(r.value for r in measured)
+    marks = {r.mark for r in measured if r.mark}
+    note = (
+        f" ({len(values) - len(measured)} extrapolated left out)"
+        if len(measured) < len(values)
+        else ""
+    )
     if not marks:
-        return "", "yes" if median >= target else "no"
+        return f"{median:.2f}x", ("yes" if median >= target else "no") + note
     if marks == {">"}:
-        return "> ", "yes" if median >= target else "not shown"
+        return f"> {median:.2f}x", ("yes" if median >= target else "not shown") + note
     if marks == {"<"}:
-        return "< ", "no" if median < target else "not shown"
-    return "? ", "not shown"
+        return f"< {median:.2f}x", ("no" if median < target else "not shown") + note
+    return f"? {median:.2f}x", "not shown" + note
 
 
 TARGETS = {
@@ -554,10 +667,9 @@ def print_tables(panel: list[tuple[Checkpoint, dict]]) -> None:
         if not values:
             print(f"| {name} >= {target:g}x | -- | peer not installed | -- |")
             continue
-        median = statistics.median(v for v, _ in values)
-        shown = ", ".join((f"{mark} " if mark else "") + f"{v:.2f}" for v, mark in values)
-        mark, met = verdict(median, {m for _, m in values if m}, target)
-        print(f"| {name} >= {target:g}x | {mark}{median:.2f}x | {shown} | {met} |")
+        median, met = verdict(values, target)
+        shown = ", ".join(r.shown() for r in values)
+        print(f"| {name} >= {target:g}x | {median} | {shown} | {met} |")
 
 
 def main() -> None:
@@ -572,7 +684,7 @@ def main() -> None:
     parser.add_argument("--pyhessian-iters", type=int, help="its cap per eigenvalue (60; quick 40)")
     parser.add_argument("--lanczos-steps", type=int, help="eigenthings' steps (30; quick 25)")
     parser.add_argument(
-        "--trace-samples", type=int, help="peers' trace samples, ResNet (6; quick 5)"
+        "--trace-samples", type=int, help="peers' trace samples, ResNet (at least 10)"
     )
     parser.add_argument("--repeats", type=int, help="timed products per library (3)")
     # internal: the memory probe runs in a fresh process
@@ -591,7 +703,8 @@ def main() -> None:
     args.digits_inputs = args.digits_inputs or (300 if quick else 1000)
     args.pyhessian_iters = args.pyhessian_iters or (PYHESSIAN_QUICK if quick else PYHESSIAN_ITERS)
     args.lanczos_steps = args.lanczos_steps or (25 if quick else 30)
-    few = args.trace_samples or (5 if quick else 6)  # peers' samples (digits: 4x as many)
+    # peers' samples (digits: 4x as many): at least what the rule reads a stderr off
+    few = max(args.trace_samples or 0, peers.MIN_SAMPLES)
     args.trace_samples = {"resnet20": few, "cnn-bn": 4 * few}
     args.repeats = args.repeats or 3
     args.reference_hvps = 80 if quick else 150

@@ -13,10 +13,18 @@ from small to large (time is not a smooth function of the batch: on a busy 2-cor
 small sizes were 20x slower than their neighbours), until one runs out of memory; one whose
 warm-up alone is 5x slower than the best so far is not timed further, and the three fastest
 are timed again (load only ever adds time), so the probe costs a few passes over the data.
+Every timing is wall-clock time, what the user waits for: the fastest of repeated blocks, so
+that other load (which only ever adds time) does not decide it. (The process CPU clock used
+before issue 29 adds up both threads' work, so a batch that leaves a thread idle looked cheap:
+on a 2-core CPU it chose a ResNet-20 batch of 40 at 0.31 s of CPU per pass over 128, 0.49 s of
+CPU but 0.28 s of wall time.)
+
 The choice is stored in ``$XDG_CACHE_HOME/landscape/batch-sizes.json`` (``~/.cache`` by
 default) under a key made of the work kind, the model's structure (module types, parameter
-and buffer shapes), the input shape, ``n``, the device, dtype, thread count and torch
-version: a rerun of the same job does not probe.
+and buffer shapes), the input shape, ``n``, the device, dtype, thread count, OpenMP wait
+policy and torch version, with the load at the time of the probe: a rerun of the same job
+does not probe. A job checks its first points against the cached estimate
+(:class:`PaceCheck`) and measures again, once, when they are more than 25% off.
 
 Numerical code never calls this with a batch size that defines the result (BatchNorm with batch
 statistics): there the caller's batch is part of the operator and is not tuned.
@@ -64,6 +72,7 @@ class BatchChoice:
     probe_seconds: float = 0.0  # what the probe cost here (0 when the choice came from the cache)
     cached: bool = False
     timings: dict[str, float] = field(default_factory=dict)  # "batch[xpoints]" -> seconds per point
+    load: float = math.nan  # other processes' load (cores) when it was measured
 
     def describe(self) -> str:
         """e.g. ``batch 240, 1 point per pass (measured: 12 batch sizes, 2 stacked, in 3.5 s)``."""
@@ -91,6 +100,7 @@ class BatchChoice:
             0.0,
             True,
             dict(entry.get("timings", {})),
+            float(entry.get("load", math.nan)),
         )
 
 
@@ -183,13 +193,8 @@ def _timed(
 
 
 def clock(device: torch.device | None) -> float:
-    """The probe's clock. On a CPU: this process's CPU seconds per intra-op thread. On a shared
-    CPU, wall time is mostly other processes' load (on the 2-core machine of issue 18, a 6-8x
-    oversubscribed run timed the same batch 1x and 4x apart), while CPU time counts only our
-    work, and spinning or serial sections keep CPU time per thread close to wall time on an idle
-    machine. On accelerators: wall time after synchronising."""
-    if device is not None and device.type == "cpu":
-        return time.process_time() / max(1, torch.get_num_threads())
+    """The probe's clock: wall time (after synchronising an accelerator). Other load only
+    adds to it, which the fastest of repeated blocks (:func:`probe`) filters out."""
     return time.perf_counter()
 
 
@@ -232,10 +237,41 @@ def cache_key(
         "n": int(inputs.shape[0]),
         "device": device_name(inputs.device),
         "threads": torch.get_num_threads() if inputs.device.type == "cpu" else None,
+        "openmp": openmp_policy() if inputs.device.type == "cpu" else None,
         "torch": torch.__version__,
         **dict(extra or {}),
     }
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def openmp_policy() -> str:
+    """The OpenMP wait policy this process runs under (its environment, read by libgomp when
+    torch loaded): part of the cache key, since it changes which batch is fastest."""
+    from landscape import OPENMP_VARIABLES
+
+    return " ".join(f"{k}={os.environ[k]}" for k in OPENMP_VARIABLES if k in os.environ)
+
+
+def current_load() -> float:
+    """Other processes' load now, in cores (:func:`landscape.other_load`)."""
+    import landscape
+
+    average = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return landscape.other_load(average, landscape._runnable_now(3))
+
+
+def entry_of(choice: BatchChoice, kind: str) -> dict:
+    """The cache entry of a measured choice."""
+    return {
+        "batch_size": choice.batch_size,
+        "points": choice.points,
+        "seconds": choice.seconds,
+        "timings": choice.timings,
+        "probe_seconds": choice.probe_seconds,
+        "load": choice.load,
+        "kind": kind,
+        "created": time.time(),
+    }
 
 
 def read_cache(key: str) -> dict | None:
@@ -281,17 +317,20 @@ def choose(
     rounds: int = ROUNDS,
     retime: bool = True,
     cache: bool = True,
+    refresh: bool = False,
     announce: bool = True,
 ) -> BatchChoice:
     """The fastest balanced batch size for ``run`` over all of ``inputs`` (probed or cached);
-    ``announce`` logs the choice at INFO (else DEBUG)."""
+    ``refresh`` measures again and replaces the cached entry; ``announce`` logs the choice at
+    INFO (else DEBUG)."""
     level = logging.INFO if announce else logging.DEBUG
     n = int(inputs.shape[0])
     key = cache_key(kind, model, inputs, {**dict(extra or {}), "largest": largest, "step": step})
-    if cache and (entry := read_cache(key)) is not None:
+    if cache and not refresh and (entry := read_cache(key)) is not None:
         choice = BatchChoice.from_cache(entry)
         log.log(level, "%s: %s", kind, choice.describe())
         return choice
+    load = current_load()
     started = time.perf_counter()
     timings = probe(
         run,
@@ -309,20 +348,10 @@ def choose(
         time.perf_counter() - started,
         False,
         {str(b): t for b, t in timings.items()},
+        load,
     )
     if cache:
-        write_cache(
-            key,
-            {
-                "batch_size": size,
-                "points": 1,
-                "seconds": choice.seconds,
-                "timings": choice.timings,
-                "probe_seconds": choice.probe_seconds,
-                "kind": kind,
-                "created": time.time(),
-            },
-        )
+        write_cache(key, entry_of(choice, kind))
     log.log(level, "%s: %s", kind, choice.describe())
     return choice
 
@@ -333,6 +362,7 @@ def forward_batch_size(
     *,
     autocast: torch.dtype | None = None,
     cache: bool = True,
+    refresh: bool = False,
     announce: bool = True,
 ) -> BatchChoice:
     """Fastest batch for inference passes of ``model`` over ``inputs`` (eval mode, no grad)."""
@@ -353,6 +383,7 @@ def forward_batch_size(
         run,
         extra={"autocast": str(autocast)},
         cache=cache,
+        refresh=refresh,
         announce=announce,
     )
 
@@ -443,3 +474,68 @@ def autocast_context(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+# ------------------------------------------------------------------------- checking the pace
+
+PACE_TOLERANCE = 0.25  # observed seconds per point this far off the estimate: measure again
+PACE_POINTS = 3  # evaluations timed (after the first, a warm-up) before the pace is judged
+PACE_SECONDS = 0.25  # ... and at least this long in all, so that a timer tick does not decide,
+PACE_MOST_POINTS = 20  # ... unless this many were timed (tiny models: milliseconds each)
+
+
+class PaceCheck:
+    """Checks a job's first evaluations against the probe's estimate, and measures again once.
+
+    A cached choice was measured under another load, perhaps with another wait policy in
+    effect; a probe taken while the machine was busy (or idle) would otherwise decide every
+    later run. Call the object with the wall-clock seconds of each evaluation (the forward
+    passes the probe predicts; writing the weights of a point is not in them): once
+    :data:`PACE_POINTS` after the first have taken :data:`PACE_SECONDS` (or
+    :data:`PACE_MOST_POINTS` were timed), their median is compared with ``estimate``; more than
+    :data:`PACE_TOLERANCE` off, ``reprobe()`` is called (it measures, replaces the cache entry
+    and returns the new choice) and one line goes to ``say``. Nothing is checked after that.
+    """
+
+    def __init__(
+        self,
+        estimate: float,
+        reprobe: Callable[[], BatchChoice],
+        *,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
+        self.estimate, self.reprobe = estimate, reprobe
+        self.say = say or _stderr_line
+        self.seconds: list[float] = []
+        self.warmed_up = False
+        self.done = not (estimate > 0 and math.isfinite(estimate))
+        self.observed: float | None = None
+        self.choice: BatchChoice | None = None  # the new choice, when one was measured
+
+    def __call__(self, seconds: float) -> None:
+        if self.done:
+            return
+        if not self.warmed_up:  # the first evaluation pays for allocations and kernel choice
+            self.warmed_up = True
+            return
+        self.seconds.append(seconds)
+        enough = sum(self.seconds) >= PACE_SECONDS or len(self.seconds) >= PACE_MOST_POINTS
+        if len(self.seconds) < PACE_POINTS or not enough:
+            return
+        self.done = True
+        self.observed = sorted(self.seconds)[len(self.seconds) // 2]
+        off = self.observed / self.estimate - 1
+        if abs(off) <= PACE_TOLERANCE:
+            return
+        self.choice = self.reprobe()
+        self.say(
+            f"landscape: the first points took {self.observed:.3g} s each to evaluate, "
+            f"{abs(off):.0%} {'slower' if off > 0 else 'faster'} than the {self.estimate:.3g} s "
+            f"the batch probe predicted; measured again: {self.choice.describe()}"
+        )
+
+
+def _stderr_line(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr, flush=True)

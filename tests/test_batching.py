@@ -87,13 +87,12 @@ def test_probe_stops_at_the_first_size_that_does_not_fit(clock):
     assert timings and max(timings) <= 100
 
 
-def test_cpu_work_is_timed_on_the_cpu_clock_per_thread(monkeypatch):
-    # Another process holding the core makes wall time run on; CPU time per thread does not.
+def test_work_is_timed_on_the_wall_clock_on_every_device(monkeypatch):
+    # the process CPU clock adds both threads' work: a batch that leaves one idle looked cheap
     monkeypatch.setattr(batching.time, "process_time", lambda: 8.0)
     monkeypatch.setattr(batching.time, "perf_counter", lambda: 100.0)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    assert batching.clock(torch.device("cpu")) == 4.0
-    assert batching.clock(torch.device("cuda")) == batching.clock(None) == 100.0
+    assert batching.clock(torch.device("cpu")) == batching.clock(None) == 100.0
 
 
 def test_probe_repeats_calls_too_short_to_time(clock):
@@ -119,7 +118,7 @@ def test_choice_is_cached_and_a_rerun_does_not_probe(tmp_path, monkeypatch, cloc
     )
 
 
-@pytest.mark.parametrize("change", ["threads", "n", "model", "kind"])
+@pytest.mark.parametrize("change", ["threads", "n", "model", "kind", "openmp"])
 def test_cache_key_covers_what_changes_the_best_size(tmp_path, monkeypatch, clock, change):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     model, x, kind = nn.Linear(3, 2), torch.zeros(100, 3), "forward"
@@ -130,10 +129,84 @@ def test_cache_key_covers_what_changes_the_best_size(tmp_path, monkeypatch, cloc
         x = torch.zeros(99, 3)
     elif change == "model":
         model = nn.Linear(3, 4)
+    elif change == "openmp":
+        monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE" if batching.openmp_policy() else "PASSIVE")
     else:
         kind = "hvp"
     calls: list[int] = []
     assert not choose(kind, model, x, _work(clock, lambda b: 0.01, calls)).cached and calls
+
+
+def test_the_load_at_probe_time_is_kept_in_the_cache(tmp_path, monkeypatch, clock):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(batching, "current_load", lambda: 1.5)
+    model, x = nn.Linear(3, 2), torch.zeros(10, 3)
+    assert choose("forward", model, x, _work(clock, lambda b: 0.01)).load == 1.5
+    (entry,) = json.loads(cache_file().read_text()).values()
+    assert entry["load"] == 1.5
+    assert choose("forward", model, x, _work(clock, lambda b: 0.01)).load == 1.5  # cached
+
+
+def test_refresh_measures_again_and_replaces_the_cached_choice(tmp_path, monkeypatch, clock):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    model, x = nn.Linear(3, 2), torch.zeros(100, 3)
+    smallest = min(candidate_sizes(100))
+    assert choose("forward", model, x, _work(clock, lambda b: 1e-3 * b * b)).batch_size == smallest
+    flipped = choose("forward", model, x, _work(clock, lambda b: 0.01), refresh=True)
+    assert not flipped.cached and flipped.batch_size == 100
+    assert choose("forward", model, x, _work(clock, lambda b: 0.01)).batch_size == 100
+
+
+class _Job:
+    """A fake job for PaceCheck: evaluations of given seconds each."""
+
+    def __init__(self, estimate: float) -> None:
+        self.reprobes, self.lines = 0, []
+        self.check = batching.PaceCheck(estimate, self.reprobe, say=self.lines.append)
+
+    def reprobe(self) -> batching.BatchChoice:
+        self.reprobes += 1
+        return batching.BatchChoice(64, seconds=0.2, probe_seconds=1.0)
+
+    def points(self, *seconds: float) -> None:
+        for s in seconds:
+            self.check(s)
+
+
+@pytest.mark.parametrize("observed", [0.2, 0.24, 0.16])
+def test_points_within_a_quarter_of_the_estimate_keep_the_choice(observed):
+    job = _Job(estimate=0.2)
+    job.points(*[observed] * 20)
+    assert job.reprobes == 0 and job.lines == [] and job.check.done
+
+
+@pytest.mark.parametrize(("observed", "word"), [(0.3, "slower"), (0.12, "faster")])
+def test_points_off_the_estimate_measure_again_once_and_say_so(observed, word):
+    job = _Job(estimate=0.2)
+    job.points(*[observed] * 20)
+    assert job.reprobes == 1 and len(job.lines) == 1
+    assert f"{word} than the 0.2 s the batch probe predicted" in job.lines[0]
+    assert "batch 64" in job.lines[0] and job.check.choice.batch_size == 64
+
+
+def test_the_first_point_warms_up_and_is_not_judged():
+    job = _Job(estimate=0.2)
+    job.points(5.0, *[0.2] * 10)  # a slow first call (allocator, kernel choice)
+    assert job.reprobes == 0
+
+
+def test_one_slow_evaluation_among_the_first_does_not_decide():
+    job = _Job(estimate=0.2)
+    job.points(0.2, 0.2, 3.0, 0.2)  # the median of the timed ones
+    assert job.check.done and job.reprobes == 0
+
+
+def test_the_pace_is_judged_after_enough_time_or_enough_points():
+    job = _Job(estimate=0.001)
+    job.points(*[0.002] * batching.PACE_POINTS)  # 2 timed, 4 ms: too little to judge
+    assert not job.check.done
+    job.points(*[0.002] * batching.PACE_MOST_POINTS)
+    assert job.check.done and job.reprobes == 1
 
 
 def test_an_unreadable_cache_is_probed_again_and_rewritten(tmp_path, monkeypatch, clock):

@@ -79,7 +79,8 @@ def journal_figures(records: list, prefix: str) -> list:
     from landscape.plot.discover import FigureJob
 
     return [
-        FigureJob(f"{prefix}-journal-{name}", "journal", "loss", lambda: None) for name, _ in records
+        FigureJob(f"{prefix}-journal-{name}", "journal", "loss", lambda: None)
+        for name, _ in records
     ]
 
 

@@ -44,6 +44,7 @@ class Setup:
         autocast=None,
         partition=None,
         given_batch=None,
+        batch_choice=None,
     ):
         self.targets, self.data, self.splits, self.loss_fn = targets, data, splits, loss_fn
         self.batch_size, self.samples, self.bn_inputs = batch_size, samples, bn_inputs
@@ -51,12 +52,13 @@ class Setup:
         self.points_per_pass, self.autocast = points_per_pass, autocast
         self.partition = partition or SINGLE  # this process's share (torchrun), else SINGLE
         self.given_batch = given_batch  # the batch size asked for (--batch-size), else None
+        self.batch_choice = batch_choice  # the measured BatchChoice, None for a fixed batch
 
     def measure(self, bn_mode: str):
         """The :class:`landscape.surface.PointEvaluator` of these subsets and batches."""
         from landscape.surface import PointEvaluator
 
-        return PointEvaluator(
+        measure = PointEvaluator(
             self.loss_fn,
             self.splits,
             batch_size=self.batch_size,
@@ -66,6 +68,41 @@ class Setup:
             points_per_pass=self.points_per_pass if bn_mode == "eval" else 1,
             autocast=self.autocast,
         )
+        self._check_pace(measure)
+        return measure
+
+    def _check_pace(self, measure) -> None:
+        """Time the first points against the probe's estimate and measure again, once, when
+        they are off (:class:`landscape.batching.PaceCheck`): only where a measured batch is
+        all that a point costs (one point per pass, stored statistics, one process)."""
+        choice = self.batch_choice
+        if (
+            choice is None
+            or measure.points_per_pass > 1
+            or measure.bn_mode != "eval"
+            or self.partition.is_distributed
+        ):
+            return
+        from landscape.batching import PaceCheck
+        from landscape.surface.stacked import choose_evaluation
+
+        sizes = [x.shape[0] for x, _ in self.splits.values()]
+        estimate = choice.seconds * sum(sizes) / max(sizes)  # the probe timed the largest split
+
+        def reprobe():
+            new = choose_evaluation(
+                self.targets[0].model,
+                self.loss_fn,
+                self.splits,
+                stack=False,
+                autocast=self.autocast,
+                refresh=True,
+            )
+            measure.batch_size = self.batch_size = new.batch_size
+            self.batch_choice = new
+            return new
+
+        measure.after_point = PaceCheck(estimate, reprobe)
 
 
 def batch_config(setup: Setup, bn: str = "eval") -> dict:
@@ -171,6 +208,7 @@ def load_setup(
         points_per_pass=choice.points,
         autocast=autocast,
         partition=partition,
+        batch_choice=choice,
     )
 
 

@@ -279,6 +279,9 @@ def compute_surface(
         for share in shares:
             share.sync()
         surface.provenance.seconds = seconds0 + time.monotonic() - started
+        # what the points ran with (the batch may have been measured again: PaceCheck)
+        surface.provenance.evaluation_batch = int(setup.batch_size)
+        surface.provenance.points_per_pass = int(measure.points_per_pass)
 
     def finished() -> int:
         return int(surface.done.sum()) + (0 if trajectory is None else trajectory.finished)

@@ -22,7 +22,7 @@ import os
 import re
 import sys
 
-from landscape import __version__, interrupt
+from landscape import __version__, interrupt, openmp_choice
 from landscape.errors import UserError
 
 EXIT_USER_ERROR = 1
@@ -146,9 +146,8 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # OpenMP threads that busy-wait slow torch down badly on a shared CPU; this must be
-    # set before torch is imported, which happens inside the commands.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # The OpenMP wait policy was chosen by ``import landscape`` (above, before torch loads):
+    # the load and the thread count decide it (docs/performance.md); -v says which.
     argv = list(sys.argv[1:] if argv is None else argv)
     if _rank_note() and os.environ["RANK"] != "0":
         # under torchrun rank 0 alone prints help and results; every rank prints its errors
@@ -183,6 +182,7 @@ def _run(args, argv, parser, subparsers, debug: bool) -> int:
             )
             args = parser.parse_args(argv)
         _configure_logging(args)
+        logging.getLogger("landscape").debug(openmp_choice().describe())
         return int(args._run(args) or 0)
     except UserError as exc:
         if debug:

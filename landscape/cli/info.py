@@ -29,6 +29,8 @@ examples:
 
 # the provenance shown: every attribute but the checksum and the config (which has its own line)
 PROVENANCE_HIDDEN = ("checkpoint_sha256", "config")
+# shown where a result has them: how a surface was evaluated (speed only, not in its config)
+EVALUATION_KEYS = ("evaluation_batch", "points_per_pass")
 CONTAINERS = {
     "torch-zip": "torch.save zip archive",
     "torch-legacy": "legacy torch.save pickle",
@@ -204,7 +206,7 @@ def _describe_open_result_file(path: str, f) -> dict:
                 "verified": stored_digest(group) is not None,
                 "provenance": {
                     k: attrs[k]
-                    for k in PROVENANCE_KEYS
+                    for k in PROVENANCE_KEYS + EVALUATION_KEYS
                     if k in attrs and k not in PROVENANCE_HIDDEN
                 },
             }

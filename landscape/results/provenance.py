@@ -17,7 +17,9 @@ class Provenance:
     """Where a result came from and how it was computed.
 
     ``config`` holds the kind's own settings (a JSON attribute); ``world_size`` and ``backend``
-    say how many processes computed it (1 and "none" for one process).
+    say how many processes computed it (1 and "none" for one process); ``evaluation_batch``
+    and ``points_per_pass`` how a surface was evaluated (speed only: they do not change the
+    values, so they are not in ``config``).
     """
 
     checkpoint: str
@@ -34,6 +36,8 @@ class Provenance:
     seconds: float | None = None
     world_size: int = 1
     backend: str = "none"
+    evaluation_batch: int | None = None  # surfaces: examples per forward pass (measured or given)
+    points_per_pass: int | None = None  # surfaces: grid points per batched call
     config: dict[str, Any] = field(default_factory=dict)
 
     def write(self, group: h5py.Group) -> None:

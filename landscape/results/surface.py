@@ -224,12 +224,17 @@ class Surface:
             self.trajectory.write(group.create_group("trajectory"))
 
     def write_values(self, group: h5py.Group) -> None:
-        """Overwrite what computing points changes -- metrics, done masks, ``seconds`` -- in
-        place in a group written by :meth:`write` (dimension scales stay attached)."""
+        """Overwrite what computing points changes -- metrics, done masks, ``seconds``, the
+        evaluation batch -- in place in a group written by :meth:`write` (dimension scales
+        stay attached)."""
         for name, values in self.metrics.items():
             group[name][...] = values
         group["done"][...] = self.done
         group.attrs["seconds"] = float(self.provenance.seconds or 0.0)
+        prov = self.provenance
+        store.set_attrs(
+            group, evaluation_batch=prov.evaluation_batch, points_per_pass=prov.points_per_pass
+        )
         if self.trajectory is not None:
             self.trajectory.write_values(group["trajectory"])
 

@@ -88,10 +88,13 @@ class PointEvaluator:
         self.bn_batch_size = bn_batch_size or batch_size
         self.points_per_pass, self.autocast = max(1, int(points_per_pass)), autocast
         self.names = metric_names(self.splits)
+        # called with each evaluation's wall-clock seconds (batching.PaceCheck)
+        self.after_point: Callable[[float], None] | None = None
         # examples per split, for each of its two metrics (means taken on the host, in float64)
         self._counts = [x.shape[0] for x, _ in self.splits.values() for _ in range(2)]
 
     def __call__(self, model: nn.Module) -> dict[str, float]:
+        started = time.perf_counter()
         if self.bn_mode == "recalibrate":
             recalibrate_batchnorm(model, self.bn_inputs, self.bn_batch_size)
         sums = []
@@ -103,6 +106,8 @@ class PointEvaluator:
             for inputs, targets in self.splits.values():
                 sums.append(evaluate_sums(model, inputs, targets, self.loss_fn, self.batch_size))
         values = (sums[0] if len(sums) == 1 else torch.cat(sums)).tolist()  # one read-back
+        if self.after_point is not None:
+            self.after_point(time.perf_counter() - started)
         return {name: value / n for name, value, n in zip(self.names, values, self._counts)}
 
     def _mode(self, model: nn.Module):

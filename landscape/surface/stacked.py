@@ -27,6 +27,7 @@ from landscape.batching import (
     autocast_context,
     cache_key,
     candidate_sizes,
+    entry_of,
     forward_batch_size,
     probe,
     read_cache,
@@ -159,7 +160,9 @@ def choose_points(
             break
         best = BatchChoice(size, k, found[size], 0.0, False, {})
     probe_seconds = one_point.probe_seconds + time.perf_counter() - started
-    return BatchChoice(best.batch_size, best.points, best.seconds, probe_seconds, False, timings)
+    return BatchChoice(
+        best.batch_size, best.points, best.seconds, probe_seconds, False, timings, one_point.load
+    )
 
 
 def choose_evaluation(
@@ -170,20 +173,21 @@ def choose_evaluation(
     stack: bool = True,
     autocast: torch.dtype | None = None,
     cache: bool = True,
+    refresh: bool = False,
 ) -> BatchChoice:
     """Batch size (and points per pass, with ``stack``) for evaluating many weight vectors of
     ``model`` on ``splits``: measured on the largest split, cached like
-    :func:`landscape.batching.choose`."""
+    :func:`landscape.batching.choose` (``refresh``: measured again, the cache replaced)."""
     inputs, targets = max(splits.values(), key=lambda xy: xy[0].shape[0])
     one_point = forward_batch_size(
-        model, inputs, autocast=autocast, cache=cache, announce=not stack
+        model, inputs, autocast=autocast, cache=cache, refresh=refresh, announce=not stack
     )
     if not stack:
         return one_point
     key = cache_key(
         "points", model, inputs, {"autocast": str(autocast), "batch": one_point.batch_size}
     )
-    if cache and (entry := read_cache(key)) is not None:
+    if cache and not refresh and (entry := read_cache(key)) is not None:
         choice = BatchChoice.from_cache(entry)
     else:
         evaluator = StackedEvaluator(
@@ -191,17 +195,6 @@ def choose_evaluation(
         )
         choice = choose_points(evaluator, one_point, inputs, targets)
         if cache:
-            write_cache(
-                key,
-                {
-                    "batch_size": choice.batch_size,
-                    "points": choice.points,
-                    "seconds": choice.seconds,
-                    "timings": choice.timings,
-                    "probe_seconds": choice.probe_seconds,
-                    "kind": "points",
-                    "created": time.time(),
-                },
-            )
+            write_cache(key, entry_of(choice, "points"))
     log.info("evaluation: %s", choice.describe())
     return choice

@@ -108,3 +108,21 @@ def test_an_interpolation_is_computed_by_shares_and_finished_by_any_world_size(t
     with h5py.File(out) as f:
         stored = Interpolation.read(f["interpolation/i"])
     assert stored == done and done.done.all() and np.isfinite(done.barriers["train_loss_frankle"])
+
+
+def test_a_surface_records_the_batch_and_points_per_pass_it_ran_with(tmp_path):
+    out = tmp_path / "s.h5"
+    compute_surface(_surface_options(), _setup(0), out, "surface/s", reporter=QUIET)
+    with h5py.File(out) as f:
+        prov = Surface.read(f["surface/s"]).provenance
+    assert (prov.evaluation_batch, prov.points_per_pass) == (16, 1)
+
+
+def test_info_shows_the_batch_and_points_per_pass_a_surface_ran_with(tmp_path):
+    from landscape.cli.info import describe_result_file
+
+    out = tmp_path / "s.h5"
+    compute_surface(_surface_options(), _setup(0), out, "surface/s", reporter=QUIET)
+    (result,) = describe_result_file(str(out))["results"]
+    assert result["provenance"]["evaluation_batch"] == 16
+    assert result["provenance"]["points_per_pass"] == 1

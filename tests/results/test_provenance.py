@@ -20,6 +20,8 @@ def test_provenance_round_trips_through_a_group(tmp_path):
         seconds=2.5,
         world_size=2,
         backend="gloo",
+        evaluation_batch=128,
+        points_per_pass=4,
         config={"batch_size": 128, "tol": 1e-4},
     )
     with h5py.File(tmp_path / "r.h5", "w") as f:
