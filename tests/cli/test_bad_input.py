@@ -11,7 +11,6 @@ rest are marked slow).
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import re
 import subprocess
@@ -28,16 +27,9 @@ IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 ERROR_PREFIX = "landscape: error:"
 
 
-def is_available(command: str) -> bool:
-    """Commands still being written are placeholders whose HELP says so."""
-    return "not yet available" not in importlib.import_module(f"landscape.cli.{command}").HELP
-
-
-# The analysis command the model/data cases go through: hessian once it exists.
-ANALYSIS = "hessian" if is_available("hessian") else "sharpness"
-ANALYSIS_FLAGS = ["--device", "cpu", "--samples", "8"] + (
-    ["--measure", "gradient-norm"] if ANALYSIS == "sharpness" else []
-)
+# The analysis command the model/data cases go through.
+ANALYSIS = "hessian"
+ANALYSIS_FLAGS = ["--device", "cpu", "--samples", "8"]
 
 
 @dataclass
@@ -45,7 +37,6 @@ class Case:
     id: str
     argv: list[str]  # {ws} is the shared input folder; relative paths are in the case's own folder
     expect: str  # regex the error line must match
-    needs: str = "info"  # the command it exercises; skipped while that is a placeholder
     fast: bool = False  # in the default run
     skip_if: str = ""  # reason to skip, when set
     absent: list[str] = field(default_factory=list)  # paths that must not exist afterwards
@@ -67,13 +58,11 @@ CASES = [
         "hdf5-as-checkpoint",
         analysis("{ws}/result.h5", "--arch", "cnn-bn"),
         r"HDF5 result file, not a checkpoint.*landscape info",
-        needs=ANALYSIS,
     ),
     Case(
         "checkpoint-as-result-file",
         ["plot", "{ws}/good.pt"],
         r"not an HDF5 result file",
-        needs="plot",
     ),
     Case(
         "unreadable-permissions",
@@ -92,7 +81,6 @@ CASES = [
         "unsafe-pickle",
         analysis("{ws}/evil.pt", "--arch", "cnn-bn"),
         r"arbitrary unpickling.*io\.open.*--trust-checkpoint",
-        needs=ANALYSIS,
         fast=True,
         absent=["{ws}/pwned"],
     ),
@@ -102,7 +90,6 @@ CASES = [
         "recorded-shell-command",
         analysis("{ws}/recorded_command.pt"),
         r"'subprocess:getoutput', which is code.*nothing was run.*--trust-checkpoint",
-        needs=ANALYSIS,
         fast=True,
         absent=["{ws}/pwned_by_command"],
     ),
@@ -110,14 +97,12 @@ CASES = [
         "safetensors-names-python-file",
         analysis("{ws}/recorded_code.safetensors"),
         r"recorded_arch\.py:build', which is code.*nothing was run",
-        needs=ANALYSIS,
         absent=["{ws}/pwned_by_import"],
     ),
     Case(
         "timm-folder-checkpoint-path",
         analysis("{ws}/timm_folder"),
         r"checkpoint_path=.*loading option.*--trust-checkpoint",
-        needs=ANALYSIS,
     ),
     # ---- tiny inputs that ask for more memory than any machine has (docs/security.md)
     Case(
@@ -129,73 +114,60 @@ CASES = [
         "grid-beyond-memory",
         ["surface", "{ws}/good.pt", "--x=-1:1:1000000", "--y=-1:1:1000000"],
         r"a grid of 1,000,000 x 1,000,000 points needs .*TiB, more than .* available",
-        needs="surface",
     ),
     # ---- checkpoints that do not fit the model
-    Case("no-arch-for-third-party", analysis("{ws}/raw.pt"), r"give --arch", needs=ANALYSIS),
+    Case("no-arch-for-third-party", analysis("{ws}/raw.pt"), r"give --arch"),
     Case(
         "wrong-architecture",
         analysis("{ws}/raw.pt", "--arch", "mlp"),
         r"does not fit architecture mlp: .*missing",
-        needs=ANALYSIS,
     ),
     Case(
         "wrong-class-count",
         analysis("{ws}/three_classes.pt", "--arch", "cnn-bn", "--dataset", "digits"),
         r"shape mismatches.*--num-classes 3",
-        needs=ANALYSIS,
     ),
     Case(
         "nan-weights",
         analysis("{ws}/nan.pt", "--arch", "cnn-bn"),
         r"NaN or Inf weights in \S+",
-        needs=ANALYSIS,
     ),
     Case(
         "inf-weights",
         analysis("{ws}/inf.pt", "--arch", "cnn-bn"),
         r"NaN or Inf weights in \S+",
-        needs=ANALYSIS,
     ),
-    Case(
-        "ema-absent", analysis("{ws}/raw.pt", "--arch", "cnn-bn", "--ema"), r"--ema", needs=ANALYSIS
-    ),
+    Case("ema-absent", analysis("{ws}/raw.pt", "--arch", "cnn-bn", "--ema"), r"--ema"),
     # ---- architectures that cannot be built
     Case(
         "unknown-architecture",
         analysis("{ws}/raw.pt", "--arch", "resnet9000"),
         r"unknown architecture 'resnet9000'",
-        needs=ANALYSIS,
     ),
     Case(
         "unknown-torchvision-model",
         analysis("{ws}/raw.pt", "--arch", "torchvision:resnet9000"),
         r"no such torchvision",
-        needs=ANALYSIS,
     ),
     Case(
         "factory-raises",
         analysis("{ws}/raw.pt", "--arch", "{ws}/user_code.py:raises"),
         r"factory raised ValueError: width must be even",
-        needs=ANALYSIS,
     ),
     Case(
         "factory-returns-non-module",
         analysis("{ws}/raw.pt", "--arch", "{ws}/user_code.py:not_a_module"),
         r"returned a str, not a torch.nn.Module",
-        needs=ANALYSIS,
     ),
     Case(
         "factory-file-missing",
         analysis("{ws}/raw.pt", "--arch", "{ws}/missing_code.py:net"),
         r"does not exist",
-        needs=ANALYSIS,
     ),
     Case(
         "bad-arch-kwargs",
         analysis("{ws}/raw.pt", "--arch", "cnn-bn", "--arch-kwargs", "{width: 2"),
         r"--arch-kwargs is not valid JSON",
-        needs=ANALYSIS,
     ),
     # ---- data that do not fit
     Case(
@@ -208,13 +180,11 @@ CASES = [
             "{ws}/user_code.py:rgb_data",
         ),
         r"does not accept inputs of shape \[3, 32, 32\]",
-        needs=ANALYSIS,
     ),
     Case(
         "data-factory-returns-garbage",
         analysis("{ws}/raw.pt", "--arch", "cnn-bn", "--data", "{ws}/user_code.py:not_a_module"),
         r"--data .*returned a str",
-        needs=ANALYSIS,
     ),
     Case(
         "missing-dataset-folder",
@@ -222,7 +192,6 @@ CASES = [
             "{ws}/raw.pt", "--arch", "cnn-bn", "--dataset", "cifar10", "--data-dir", "{ws}/no_data"
         ),
         r"cifar10 not found.*--download",
-        needs=ANALYSIS,
     ),
     Case(
         "dataset-and-data",
@@ -236,55 +205,47 @@ CASES = [
             "{ws}/user_code.py:rgb_data",
         ),
         r"either --dataset or --data",
-        needs=ANALYSIS,
     ),
     # ---- outputs that cannot be written
     Case(
         "output-folder-under-a-file",
         analysis("{ws}/good.pt", out="{ws}/precious.txt/sub/out.h5"),
         r"cannot create output folder .*precious.txt/sub \(Not a directory\)",
-        needs=ANALYSIS,
     ),
     Case(
         "output-folder-not-writable",
         analysis("{ws}/good.pt", out="{ws}/read_only/out.h5"),
         r"not writable",
-        needs=ANALYSIS,
         skip_if="root writes anywhere" if IS_ROOT else "",
     ),
     Case(
         "output-exists-not-hdf5",
         analysis("{ws}/good.pt", out="{ws}/precious.txt"),
         r"exists but is not an HDF5 file",
-        needs=ANALYSIS,
         fast=True,
     ),
     Case(
         "output-is-directory",
         analysis("{ws}/good.pt", out="{ws}/a_folder"),
         r"is a directory",
-        needs=ANALYSIS,
     ),
     Case(
         "train-run-is-a-path",
         ["train", "--run", "../../escaped", "--epochs", "1"],
         r"--run '\.\./\.\./escaped' is not a run name",
-        needs="train",
     ),
     # ---- flags
     Case(
         "negative-rho",
         ["sharpness", "{ws}/good.pt", "--rho", "-1"],
         r"--rho: must be a finite number",
-        needs="sharpness",
     ),
     Case(
         "bad-grid-spec",
         ["surface", "{ws}/good.pt", "--x=1:-1:5"],
         r"MIN must be smaller than MAX",
-        needs="surface",
     ),
-    Case("top-k-zero", ["hessian", "{ws}/good.pt", "--top-k", "0"], r"--top-k", needs="hessian"),
+    Case("top-k-zero", ["hessian", "{ws}/good.pt", "--top-k", "0"], r"--top-k"),
     Case(
         "config-not-toml", ["info", "{ws}/good.pt", "--config", "{ws}/notes.txt"], r"not valid TOML"
     ),
@@ -298,19 +259,16 @@ CASES = [
         "data-ignore-index-labels",
         analysis("{ws}/raw.pt", "--arch", "cnn-bn", "--data", "{ws}/user_code.py:ignored_labels"),
         r"1 of 4 examples have label -100 \(PyTorch's ignore_index\)",
-        needs=ANALYSIS,
     ),
     Case(
         "device-without-float64",
         [ANALYSIS, "{ws}/good.pt", "--samples", "8", "--device", "mps", "--out", "out.h5"],
         r"--device mps: Apple's MPS has no float64",
-        needs=ANALYSIS,
     ),
     Case(
         "output-kind-is-a-dataset",
         analysis("{ws}/good.pt", out="{ws}/odd.h5"),
         r"holds 'hessian' as a dataset",
-        needs=ANALYSIS,
     ),
 ]
 
@@ -491,9 +449,7 @@ def corpus(request, tmp_path_factory):
     ws = tmp_path_factory.mktemp("inputs")
     build_workspace(ws)
     before = fingerprint(ws)
-    runnable = [
-        c for c in selected_cases(request.session) if not c.skip_if and is_available(c.needs)
-    ]
+    runnable = [c for c in selected_cases(request.session) if not c.skip_if]
     workers = max(2, min(4, os.cpu_count() or 2))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {
@@ -513,8 +469,6 @@ PARAMS = [pytest.param(c, id=c.id, marks=() if c.fast else pytest.mark.slow) for
 def test_bad_input_is_one_clear_error(case, corpus):
     if case.skip_if:
         pytest.skip(case.skip_if)
-    if not is_available(case.needs):
-        pytest.skip(f"'landscape {case.needs}' is not written yet")
     ws, before, results = corpus
     done = results[case.id]
     lines = done.stderr.strip().splitlines()
