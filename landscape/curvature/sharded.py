@@ -155,6 +155,9 @@ class ShardedHessianOperator:
         for module in model.modules():  # FSDP2 sums over the ranks instead of averaging
             if hasattr(module, "set_gradient_divide_factor"):
                 module.set_gradient_divide_factor(1.0)
+                # a plain SUM (in float32 FSDP2 would otherwise scale inside the collective,
+                # PREMUL_SUM, which Gloo does not have)
+                module.set_force_sum_reduction_for_comms(True)
         self.unit_roundoff = _unit_roundoff(self.dtype)
         self.step = float(step) if step is not None else self.unit_roundoff ** (1 / 3)
         self.product_error = 0.0  # of the last product, per unit vector (module notes)
