@@ -78,7 +78,7 @@ def save(kind: str, folder) -> str:
 
 
 def analyses(op) -> dict:
-    eig = lanczos_eigs(op, 2, tol=1e-6, seed=0, eigenvectors=False, max_hvps=80)
+    eig = lanczos_eigs(op, 2, tol=1e-5, seed=0, eigenvectors=False, max_hvps=80)
     trace = TRACE_METHODS["hutch++"](op, sketch_rank=3, rel_stderr=1e-12, max_hvps=9, seed=3)
     density = slq_density(op, runs=1, steps=6, seed=5)
     return {
@@ -158,7 +158,7 @@ def test_sharded_curvature_is_one_process_float64_answer(saved, expected, world)
         for answer in (r[kind] for r in ranks):
             assert answer["plan"]["world_size"] == world and answer["plan"]["sharded"]
             assert answer["product"]["product"] == "finite-difference"
-            assert answer["converged"]  # within tol 1e-6 despite the products' error
+            assert answer["converged"]  # within tol 1e-5 despite the products' error
             got = torch.tensor(answer["eigenvalues"])
             torch.testing.assert_close(got, torch.tensor(want["eigenvalues"]), rtol=1e-6, atol=0)
             error = (got - torch.tensor(want["eigenvalues"])).abs()
