@@ -24,12 +24,11 @@ import torch
 
 from landscape.curvature.lanczos import (
     LinearOperator,
-    _device,
     gauss_quadrature,
     lanczos_tridiagonal,
     lanczos_tridiagonal_lockstep,
 )
-from landscape.curvature.trace import _rademacher
+from landscape.curvature.vectors import vector_space
 from landscape.progress import ProgressFn, report
 
 
@@ -79,6 +78,7 @@ def slq_density(
     seed: int = 0,
     lockstep: bool = False,
     progress: ProgressFn | None = None,
+    max_basis: int | None = None,
 ) -> SpectralDensity:
     """``runs`` independent SLQ runs of ``steps`` Lanczos steps each (``progress``: one report
     per product, products so far of ``runs * steps``, and which run).
@@ -90,18 +90,24 @@ def slq_density(
     CPU: per product 1.15x (digits ``cnn-bn``) and 1.05x (ResNet-20) of one run at a time
     (``benchmarks/bench_batched_products.py --only slq``); on a GPU, measure first.
 
+    ``max_basis`` bounds each run's stored basis to that many vectors (local
+    reorthogonalisation; see :func:`~landscape.curvature.lanczos.lanczos_tridiagonal` for what
+    it costs the nodes); not with ``lockstep``.
+
     ``sigma`` defaults to 1% of the span of all nodes; the grid covers the nodes with
     ``6 sigma`` to spare on both sides, so the discretised density integrates to one.
     """
     if runs < 1 or steps < 1 or grid_points < 2:
         raise ValueError("runs and steps must be >= 1, grid_points >= 2")
-    dim, device = int(op.dim), _device(op)
+    if lockstep and max_basis is not None:
+        raise ValueError("max_basis bounds one run's basis; it does not apply to lockstep runs")
+    dim = int(op.dim)
     steps = min(steps, dim)
-    generator = torch.Generator().manual_seed(seed)
+    probes = vector_space(op).stream(seed)
     nodes = np.full((runs, steps), np.nan)
     weights = np.zeros((runs, steps))
     if lockstep:
-        starts = torch.stack([_rademacher(dim, generator, device) for _ in range(runs)])
+        starts = torch.stack([probes.rademacher() for _ in range(runs)])
         done = 0
 
         def on_product(run: int, j: int) -> None:
@@ -121,7 +127,7 @@ def slq_density(
 
             recurrences.append(
                 lanczos_tridiagonal(
-                    op, _rademacher(dim, generator, device), steps, on_step if progress else None
+                    op, probes.rademacher(), steps, on_step if progress else None, max_basis
                 )
             )
             hvps += len(recurrences[-1][0])

@@ -61,6 +61,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from landscape.curvature.vectors import VectorSpace, vector_space
 from landscape.progress import ProgressFn, geometric_total, report
 
 log = logging.getLogger("landscape.curvature")
@@ -159,11 +160,20 @@ def warm_start(vectors: torch.Tensor, seed: int = 0, noise: float = 0.1) -> torc
     return start / start.norm()
 
 
-def _orthogonalise(w: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-    """Coefficients ``h = basis w`` and ``w <- w - basis^T h``, applied twice (CGS2)."""
-    h = basis @ w
+def _orthogonalise(
+    w: torch.Tensor, basis: torch.Tensor, space: VectorSpace | None = None
+) -> torch.Tensor:
+    """Coefficients ``h = basis w`` and ``w <- w - basis^T h``, applied twice (CGS2); the
+    coefficients are all-reduced over the ranks when the vectors are shards."""
+    if space is None or not space.sharded:
+        h = basis @ w
+        w -= basis.T @ h
+        h2 = basis @ w
+        w -= basis.T @ h2
+        return h + h2
+    h = space.coefficients(basis, w)
     w -= basis.T @ h
-    h2 = basis @ w
+    h2 = space.coefficients(basis, w)
     w -= basis.T @ h2
     return h + h2
 
@@ -199,11 +209,41 @@ def _projected_total(history: list[float], tol: float, limit: int) -> int | None
     return geometric_total(history, tol, limit)
 
 
-def error_bounds(theta: np.ndarray, residuals: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+def _residuals(beta: float, S: np.ndarray, j: int, errors: np.ndarray | None) -> np.ndarray:
+    """Residual norms of the Ritz pairs of ``T[:j+1, :j+1]`` (eigenvectors ``S``).
+
+    With exact products, ``||H y_i - theta_i y_i|| = beta |S[j, i]|``. When the product
+    behind basis vector ``q_l`` is known only to within ``errors[l]`` (finite-difference
+    products, :mod:`landscape.curvature.sharded`: ``product_error`` for a computed product,
+    ``sum_l |s_l| errors[l]`` for a Ritz vector kept by a restart), the Ritz vector
+    ``y_i = Q s_i`` has ``H y_i = sum_l s_li (computed H q_l - e_l)``, so the true residual is
+    at most the recurrence's plus ``sum_l |S[l, i]| errors[l]``: the bound used, so that no
+    certificate is tighter than the products allow."""
+    residuals = beta * np.abs(S[j, :])
+    if errors is not None:
+        residuals = residuals + _inexactness(S, errors)
+    return residuals
+
+
+def _inexactness(S: np.ndarray, errors: np.ndarray | None) -> np.ndarray | None:
+    """``sum_l |S[l, i]| errors[l]`` per Ritz pair: how far a Ritz value of inexact products
+    can be from the Rayleigh quotient of the true ``H`` (None with exact products)."""
+    return None if errors is None else np.abs(S).T @ errors[: S.shape[0]]
+
+
+def error_bounds(
+    theta: np.ndarray,
+    residuals: np.ndarray,
+    wanted: np.ndarray,
+    inexactness: np.ndarray | None = None,
+) -> np.ndarray:
     """Eigenvalue error bounds ``min(r_i, r_i^2 / delta_i)`` for the Ritz values ``wanted``.
 
     ``delta_i`` is the distance from ``theta_i`` to the other Ritz values, each shrunk by its
     residual (the interval where an eigenvalue must lie); with no positive gap, ``r_i``.
+    With inexact products the quadratic bound holds for the true Rayleigh quotient, which is
+    within ``inexactness_i`` of ``theta_i`` (:func:`_inexactness`): ``min(r_i, r_i^2 / delta_i
+    + inexactness_i)``, ``r_i`` already including it (:func:`_residuals`).
     """
     bounds = residuals[wanted].copy()
     for slot, i in enumerate(wanted):
@@ -212,7 +252,8 @@ def error_bounds(theta: np.ndarray, residuals: np.ndarray, wanted: np.ndarray) -
             continue
         gap = float(np.min(np.abs(theta[others] - theta[i]) - residuals[others]))
         if gap > 0:
-            bounds[slot] = min(bounds[slot], residuals[i] ** 2 / gap)
+            extra = 0.0 if inexactness is None else float(inexactness[i])
+            bounds[slot] = min(bounds[slot], residuals[i] ** 2 / gap + extra)
     return bounds
 
 
@@ -262,22 +303,27 @@ def lanczos_eigs(
     if stop not in STOP_RULES:
         raise ValueError(f"stop must be one of {STOP_RULES}, not {stop!r}")
     device = _device(op)
+    space = vector_space(op)
     m = min(dim, basis_size or max(2 * k + 20, 50))
     if m < min(dim, k + 2):
         raise ValueError(f"basis_size must be at least k + 2 = {k + 2}")
     max_hvps = max_hvps or max(500, 60 * k)
-    generator = torch.Generator().manual_seed(seed)
+    probes = space.stream(seed)
     dtype = getattr(op, "dtype", torch.float64)
     precision = 1e-10 if dtype == torch.float64 else 1e-6
     suspicious = SUSPICIOUS_ASYMMETRY.get(dtype, math.inf)
-    asymmetry = product_error = 0.0
+    asymmetry = asymmetry_error = 0.0
     previous_beta: float | None = None  # q_j . H q_{j-1}, the coupling of the newest vector
+    # inexact products (an operator with `product_error`, known after its first product):
+    # the error behind each basis vector, see _residuals
+    product_errors = np.zeros(m) if hasattr(op, "product_error") else None
 
-    basis = torch.zeros(min(m, 2), dim, dtype=torch.float64, device=device)
+    basis = torch.zeros(min(m, 2), space.local_dim, dtype=torch.float64, device=device)
     if start is None:
-        basis[0] = random_unit_vector(dim, generator, device)
+        v = probes.gaussian()
+        basis[0] = (v / space.norm(v)).to(device)
     else:
-        basis[0] = start.to(device=device, dtype=torch.float64) / start.norm()
+        basis[0] = start.to(device=device, dtype=torch.float64) / space.norm(start)
     T = np.zeros((m, m))
     n = 1  # vectors in the basis; the last one still needs its product
     hvps = restarts = 0
@@ -290,27 +336,29 @@ def lanczos_eigs(
         j = n - 1
         w = op.matvec(basis[j]).to(torch.float64)
         hvps += 1
-        h = _orthogonalise(w, basis[:n]).cpu().numpy()
+        if product_errors is not None:
+            product_errors[j] = float(op.product_error or 0.0)
+        h = _orthogonalise(w, basis[:n], space).cpu().numpy()
         T[:n, j] = h
         T[j, :n] = h
         coupling_seen = h[j - 1] if j >= 1 else None
-        beta = float(w.norm())
+        beta = space.norm(w)
         theta, S = np.linalg.eigh(T[:n, :n])
-        residuals = beta * np.abs(S[j, :])
+        residuals = _residuals(beta, S, j, product_errors)
         scale = float(np.max(np.abs(theta)))
         if previous_beta is not None and restarts == 0 and j <= SYMMETRY_STEPS:
             asymmetry = max(asymmetry, abs(coupling_seen - previous_beta) / max(scale, 1e-300))
             if asymmetry > suspicious:
-                product_error = PRODUCT_ERROR_FACTOR * asymmetry
-                precision = max(precision, product_error)
+                asymmetry_error = PRODUCT_ERROR_FACTOR * asymmetry
+                precision = max(precision, asymmetry_error)
         wanted = _wanted(theta, which)[: min(k, n)]
         floor = precision * scale
         errors = residuals if stop == "residual" else None
         if stop == "gap" and n > k:  # the k-th value needs a neighbour for its gap
             errors = np.zeros_like(residuals)
-            errors[wanted] = error_bounds(theta, residuals, wanted)
-        if errors is not None and product_error:
-            errors = errors + product_error * scale
+            errors[wanted] = error_bounds(theta, residuals, wanted, _inexactness(S, product_errors))
+        if errors is not None and asymmetry_error:
+            errors = errors + asymmetry_error * scale
         if progress is not None:
             shown = residuals if errors is None else errors
             relative = shown[wanted] / np.maximum(np.abs(theta[wanted]), 1e-300)
@@ -346,15 +394,17 @@ def lanczos_eigs(
             previous_beta = beta
         else:
             previous_beta = None  # a fresh vector: no coupling to compare
-            nxt = torch.randn(dim, generator=generator, dtype=torch.float64).to(device)
-            _orthogonalise(nxt, basis[:n])
-            nxt /= nxt.norm()
+            nxt = probes.gaussian().to(device)
+            _orthogonalise(nxt, basis[:n], space)
+            nxt /= space.norm(nxt)
             coupling = 0.0
         if n == m:  # thick restart: keep the best Ritz vectors and the residual direction
             keep = min(m - 2, max(k + 1, m // 2))
             chosen = _wanted(theta, which)[:keep]
             ritz = torch.as_tensor(S[:, chosen].T.copy(), device=device) @ basis[:n]
             basis[:keep] = ritz
+            if product_errors is not None:
+                product_errors[:keep] = np.abs(S[:, chosen]).T @ product_errors[:n]
             T[:] = 0.0
             T[np.arange(keep), np.arange(keep)] = theta[chosen]
             T[keep, :keep] = T[:keep, keep] = coupling * S[j, chosen]
@@ -365,14 +415,18 @@ def lanczos_eigs(
         n += 1
 
     wanted = _wanted(theta, which)[:k]
-    residuals = beta * np.abs(S[n - 1, wanted])
+    all_residuals = _residuals(beta, S, n - 1, product_errors)
+    residuals = all_residuals[wanted]
     scale = float(np.max(np.abs(theta)))
-    bounds = error_bounds(theta, beta * np.abs(S[n - 1, :]), wanted) + product_error * scale
+    bounds = (
+        error_bounds(theta, all_residuals, wanted, _inexactness(S, product_errors))
+        + asymmetry_error * scale
+    )
     measure = residuals if stop == "residual" else bounds
     converged = bool(
         len(wanted) == k and np.all(measure <= tol * np.abs(theta[wanted]) + precision * scale)
     )
-    if product_error:  # once the check is over: the largest asymmetry seen is the one used
+    if asymmetry_error:  # once the check is over: the largest asymmetry seen is the one used
         _warn_precision(asymmetry, dtype)
     vectors = None
     if eigenvectors:
@@ -388,7 +442,7 @@ def lanczos_eigs(
         restarts=restarts,
         error_bounds=bounds,
         stop=stop,
-        product_error=product_error,
+        product_error=asymmetry_error,
     )
 
 
@@ -397,34 +451,85 @@ def lanczos_tridiagonal(
     start: torch.Tensor,
     steps: int,
     on_step: Callable[[int], None] | None = None,
+    max_basis: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``steps`` Lanczos steps from ``start`` with full reorthogonalisation (``on_step(j)``
     after the ``j``-th product).
 
     Returns the diagonal ``alpha`` (m) and off-diagonal ``beta`` (m - 1) of ``T_m``; ``m`` is
     smaller than ``steps`` when the Krylov space is exhausted (an invariant subspace).
+
+    ``max_basis`` (memory-bounded mode) keeps only the last ``max_basis`` vectors and
+    reorthogonalises against those alone (local reorthogonalisation, CGS2), so the basis costs
+    ``8 * max_basis * local_dim`` bytes per rank instead of ``8 * steps * local_dim``. Its
+    effect: once an eigenvalue converges, orthogonality to its Ritz vector is lost outside the
+    window and the Gauss rule can hold "ghost" copies of it, which split that eigenvalue's
+    weight between several nodes. The rule of the finite-precision recurrence is still a
+    quadrature of ``v^T f(H) v`` accurate for smooth ``f`` (Greenbaum, Linear Algebra Appl.
+    113, 1989; Knizhnerman 1996), so a smoothed density and its moments stay estimates of the
+    same quantities, but the nodes are no longer Ritz values of an orthonormal basis: do not
+    read eigenvalues or their multiplicities off them.
     """
     dim = int(op.dim)
     steps = min(steps, dim)
     device = _device(op)
-    basis = torch.zeros(min(steps, 8), dim, dtype=torch.float64, device=device)
-    basis[0] = start.to(device=device, dtype=torch.float64) / start.norm()
+    space = vector_space(op)
+    if max_basis is not None:
+        return _lanczos_tridiagonal_window(op, space, start, steps, max_basis, on_step)
+    basis = torch.zeros(min(steps, 8), space.local_dim, dtype=torch.float64, device=device)
+    basis[0] = start.to(device=device, dtype=torch.float64) / space.norm(start)
     alphas: list[float] = []
     betas: list[float] = []
     scale = 0.0
     for j in range(steps):
         w = op.matvec(basis[j]).to(torch.float64)
-        h = _orthogonalise(w, basis[: j + 1])
+        h = _orthogonalise(w, basis[: j + 1], space)
         alphas.append(float(h[j]))
         if on_step is not None:
             on_step(j + 1)
-        beta = float(w.norm())
+        beta = space.norm(w)
         scale = max(scale, abs(alphas[-1]), beta)
         if j + 1 == steps or beta <= 1e-12 * max(scale, 1e-300):
             break
         betas.append(beta)
         basis = _grown(basis, j + 2, steps)
         basis[j + 1] = w / beta
+    return np.array(alphas), np.array(betas)
+
+
+def _lanczos_tridiagonal_window(
+    op: LinearOperator,
+    space: VectorSpace,
+    start: torch.Tensor,
+    steps: int,
+    window: int,
+    on_step: Callable[[int], None] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`lanczos_tridiagonal` keeping only the last ``window`` (>= 2) basis vectors and
+    reorthogonalising against them alone (its ``max_basis`` mode)."""
+    if window < 2:
+        raise ValueError(f"max_basis must be at least 2, not {window}")
+    device = _device(op)
+    # A ring of `window` rows: vector j lives in row j % window (the order of the rows does
+    # not matter to Gram-Schmidt), so memory is fixed from the start.
+    ring = torch.zeros(min(window, steps), space.local_dim, dtype=torch.float64, device=device)
+    ring[0] = start.to(device=device, dtype=torch.float64) / space.norm(start)
+    alphas: list[float] = []
+    betas: list[float] = []
+    scale = 0.0
+    for j in range(steps):
+        slot = j % ring.shape[0]
+        w = op.matvec(ring[slot]).to(torch.float64)
+        h = _orthogonalise(w, ring[: min(j + 1, ring.shape[0])], space)
+        alphas.append(float(h[slot]))
+        if on_step is not None:
+            on_step(j + 1)
+        beta = space.norm(w)
+        scale = max(scale, abs(alphas[-1]), beta)
+        if j + 1 == steps or beta <= 1e-12 * max(scale, 1e-300):
+            break
+        betas.append(beta)
+        ring[(j + 1) % ring.shape[0]] = w / beta
     return np.array(alphas), np.array(betas)
 
 
@@ -448,12 +553,13 @@ def lanczos_tridiagonal_lockstep(
     dim = int(op.dim)
     steps = min(steps, dim)
     device = _device(op)
+    space = vector_space(op)
     runs = starts.shape[0]
     matmat = getattr(op, "matmat", None)
     bases = []
     for start in starts:
-        basis = torch.zeros(min(steps, 8), dim, dtype=torch.float64, device=device)
-        basis[0] = start.to(device=device, dtype=torch.float64) / start.norm()
+        basis = torch.zeros(min(steps, 8), space.local_dim, dtype=torch.float64, device=device)
+        basis[0] = start.to(device=device, dtype=torch.float64) / space.norm(start)
         bases.append(basis)
     alphas: list[list[float]] = [[] for _ in range(runs)]
     betas: list[list[float]] = [[] for _ in range(runs)]
@@ -467,11 +573,11 @@ def lanczos_tridiagonal_lockstep(
             products = torch.stack([op.matvec(v).to(torch.float64) for v in block])
         going = []
         for r, w in zip(active, products):
-            h = _orthogonalise(w, bases[r][: j + 1])
+            h = _orthogonalise(w, bases[r][: j + 1], space)
             alphas[r].append(float(h[j]))
             if on_step is not None:
                 on_step(r, j + 1)
-            beta = float(w.norm())
+            beta = space.norm(w)
             scales[r] = max(scales[r], abs(alphas[r][-1]), beta)
             if j + 1 == steps or beta <= 1e-12 * max(scales[r], 1e-300):
                 continue

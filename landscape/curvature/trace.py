@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import torch
 
 from landscape.curvature.lanczos import LinearOperator, _device, _grown, _orthogonalise
+from landscape.curvature.vectors import vector_space
 from landscape.progress import ProgressFn, projected_total, report
 
 
@@ -106,7 +107,7 @@ def _block_size(op: LinearOperator, per_vector: dict[int, float]) -> int:
 
 def _sample_until(
     op: LinearOperator,
-    generator: torch.Generator,
+    probes,
     project,
     offset: float,
     rel_stderr: float,
@@ -118,7 +119,7 @@ def _sample_until(
     """Projected Hutchinson samples until the relative stderr of ``offset + mean`` is
     ``rel_stderr``; ``progress`` sees products ``spent`` before plus those here, and the count
     at which the stderr, falling as ``1/sqrt(n)``, reaches the target."""
-    device = _device(op)
+    space = vector_space(op)
     stats = _RunningMean()
     pending: list[float] = []
     per_vector: dict[int, float] = {}  # block size -> seconds per vector, of the trial passes
@@ -126,9 +127,9 @@ def _sample_until(
         if not pending:  # the next samples, several per pass where that was measured to pay
             block = min(_block_size(op, per_vector), budget - stats.n)
             started = time.perf_counter()
-            Z = torch.stack([project(_rademacher(op.dim, generator, device)) for _ in range(block)])
+            Z = torch.stack([project(probes.rademacher()) for _ in range(block)])
             HZ = op.matmat(Z) if block > 1 else op.matvec(Z[0])[None]
-            pending = [float(z @ hz.to(torch.float64)) for z, hz in zip(Z, HZ)]
+            pending = [space.dot(z, hz.to(torch.float64)) for z, hz in zip(Z, HZ)]
             per_vector.setdefault(block, (time.perf_counter() - started) / block)
         stats.add(pending.pop(0))
         relative = stats.stderr / abs(offset + stats.mean) if offset + stats.mean else math.inf
@@ -170,9 +171,9 @@ def hutchinson_trace(
 ) -> TraceResult:
     """Plain Hutchinson with Rademacher vectors, stopped at ``rel_stderr``."""
     _check(rel_stderr, min_samples)
-    generator = torch.Generator().manual_seed(seed)
+    probes = vector_space(op).stream(seed)
     stats, converged = _sample_until(
-        op, generator, lambda z: z, 0.0, rel_stderr, min_samples, max_hvps, progress
+        op, probes, lambda z: z, 0.0, rel_stderr, min_samples, max_hvps, progress
     )
     return TraceResult(
         trace=stats.mean,
@@ -198,37 +199,37 @@ def hutchpp_trace(
     until ``rel_stderr``. Costs ``2 * sketch_rank + samples`` products. When the sketch
     covers the whole space (``sketch_rank >= dim``) the trace is exact with stderr 0."""
     _check(rel_stderr, min_samples)
-    dim, device = int(op.dim), _device(op)
-    generator = torch.Generator().manual_seed(seed)
+    dim = int(op.dim)
+    space = vector_space(op)
+    probes = space.stream(seed)
     rank = min(sketch_rank, dim)
     if rank == dim:  # the exact trace costs no more than the sketch would
         exact = sum(
-            float(op.matvec(e)[i])
-            for i, e in enumerate(torch.eye(dim, dtype=torch.float64, device=device))
+            space.dot(e, op.matvec(e).to(torch.float64)) for e in space.coordinate_vectors()
         )
         return TraceResult(exact, 0.0, dim, 0, "hutch++", True, dim, exact)
 
     def sketch_step(done: int) -> None:
         report(progress, done=done, limit=max_hvps, note=f"sketch {done}/{2 * rank} products")
 
-    sketch = torch.stack([_rademacher(dim, generator, device) for _ in range(rank)], dim=1)
+    sketch = torch.stack([probes.rademacher() for _ in range(rank)], dim=1)
     images = []
     for i in range(rank):
         images.append(op.matvec(sketch[:, i]).to(torch.float64))
         sketch_step(i + 1)
-    Q, _ = torch.linalg.qr(torch.stack(images, dim=1))  # (dim, rank), orthonormal columns
+    Q = space.orthonormal_columns(torch.stack(images, dim=1))  # (dim, rank), orthonormal
     parts = []
     for i in range(rank):
-        parts.append(float(Q[:, i] @ op.matvec(Q[:, i]).to(torch.float64)))
+        parts.append(space.dot(Q[:, i], op.matvec(Q[:, i]).to(torch.float64)))
         sketch_step(rank + i + 1)
     low_rank = math.fsum(parts)
 
     def project(z: torch.Tensor) -> torch.Tensor:
-        return z - Q @ (Q.T @ z)
+        return z - Q @ space.coefficients(Q.T, z)
 
     stats, converged = _sample_until(
         op,
-        generator,
+        probes,
         project,
         low_rank,
         rel_stderr,
@@ -268,15 +269,16 @@ def krylov_hutchpp_trace(
     """
     _check(rel_stderr, min_samples)
     dim, device = int(op.dim), _device(op)
-    generator = torch.Generator().manual_seed(seed)
+    space = vector_space(op)
+    probes = space.stream(seed)
     if max_rank is None:
-        max_rank = min(300, max(1, (1 << 30) // (8 * dim)))
+        max_rank = min(300, max(1, (1 << 30) // (8 * space.local_dim)))
     max_rank = max(1, min(max_rank, dim, max_hvps // 2))
 
     pilot = _RunningMean()
     for _ in range(min(pilot_samples, max_hvps // 4)):
-        z = _rademacher(dim, generator, device)
-        pilot.add(float(z @ op.matvec(z).to(torch.float64)))
+        z = probes.rademacher()
+        pilot.add(space.dot(z, op.matvec(z).to(torch.float64)))
         report(
             progress,
             done=pilot.n,
@@ -288,17 +290,17 @@ def krylov_hutchpp_trace(
     # Samples saved per unit of ||.||_F^2 removed; with no pilot, deflate to max_rank.
     scale = 2.0 / (rel_stderr * abs(pilot.mean)) ** 2 if pilot.n and pilot.mean else math.inf
 
-    basis = torch.zeros(min(max_rank, 8), dim, dtype=torch.float64, device=device)
-    start = torch.randn(dim, generator=generator, dtype=torch.float64)
-    basis[0] = (start / start.norm()).to(device)
+    basis = torch.zeros(min(max_rank, 8), space.local_dim, dtype=torch.float64, device=device)
+    start = probes.gaussian()
+    basis[0] = (start / space.norm(start)).to(device)
     alphas: list[float] = []
     gains: list[float] = []
     exhausted = False
     rank = 0
     while rank < max_rank:
         w = op.matvec(basis[rank]).to(torch.float64)
-        h = _orthogonalise(w, basis[: rank + 1])
-        alpha, beta = float(h[rank]), float(w.norm())
+        h = _orthogonalise(w, basis[: rank + 1], space)
+        alpha, beta = float(h[rank]), space.norm(w)
         alphas.append(alpha)
         gains.append(scale * (alpha**2 + 2 * beta**2))
         rank += 1
@@ -329,11 +331,11 @@ def krylov_hutchpp_trace(
     Q = basis[:rank]
 
     def project(z: torch.Tensor) -> torch.Tensor:
-        return z - Q.T @ (Q @ z)
+        return z - Q.T @ space.coefficients(Q, z)
 
     stats, converged = _sample_until(
         op,
-        generator,
+        probes,
         project,
         low_rank,
         rel_stderr,
