@@ -13,9 +13,9 @@ def test_cpu_resolves_to_the_cpu():
 
 @pytest.mark.parametrize(
     ("cuda", "mps", "expected"),
-    [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")],
+    [(True, True, "cuda"), (False, True, "cpu"), (False, False, "cpu")],
 )
-def test_auto_prefers_cuda_then_mps_then_the_cpu(monkeypatch, cuda, mps, expected):
+def test_auto_prefers_cuda_and_otherwise_the_cpu_never_mps(monkeypatch, cuda, mps, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
     assert resolve_device("auto") == torch.device(expected)
