@@ -139,7 +139,6 @@ def load_setup(
     import torch
 
     from landscape.data import fixed_subset
-    from landscape.loading.context import say_short_splits
     from landscape.losses import make_loss
 
     targets, data, partition = context.targets, context.data, context.partition
@@ -159,8 +158,6 @@ def load_setup(
     for split, samples in subsets.items():
         x, y = fixed_subset(*data.split(split), samples, subset_seed)
         splits[split] = (resident(x), y.to(device))
-    requested = next(iter(subsets.values()), None)
-    say_short_splits(requested, data.name, {k: v[0].shape[0] for k, v in splits.items()})
     bn_inputs = None
     if recalibrate:
         if "train" in splits:

@@ -526,10 +526,10 @@ def load_setup_from_args(
     subsets of ``splits`` with their batches (:func:`landscape.analysis.setup.load_setup`);
     ``--seed`` seeds the directions, not the global generators."""
     from landscape.analysis.setup import load_setup
-    from landscape.loading.context import build_context
+    from landscape.loading.context import build_context, say_short_splits
 
     context = build_context(analysis_request(args, checkpoints, seed=False))
-    return load_setup(
+    setup = load_setup(
         context,
         dict.fromkeys(splits, args.samples),
         subset_seed=args.subset_seed,
@@ -540,6 +540,12 @@ def load_setup_from_args(
         bf16=bool(getattr(args, "bf16", False)),
         recalibration_samples=args.samples,
     )
+    # The default (GRID_SAMPLES per split, "all of them if the split is smaller") is no request
+    # to tell about; a --samples the user chose that a split cannot meet is.
+    asked = None if args.samples == GRID_SAMPLES else args.samples
+    sizes = {split: x.shape[0] for split, (x, _) in setup.splits.items()}
+    say_short_splits(asked, context.data.name, sizes)
+    return setup
 
 
 # --------------------------------------------------------- the grid commands (surface, interpolate)
