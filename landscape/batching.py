@@ -529,13 +529,15 @@ class PaceCheck:
             return
         self.choice = self.reprobe()
         self.say(
-            f"landscape: the first points took {self.observed:.3g} s each to evaluate, "
+            f"the first points took {self.observed:.3g} s each to evaluate, "
             f"{abs(off):.0%} {'slower' if off > 0 else 'faster'} than the {self.estimate:.3g} s "
             f"the batch probe predicted; measured again: {self.choice.describe()}"
         )
 
 
 def _stderr_line(line: str) -> None:
-    import sys
+    # A progress note like the probe's own "evaluation: ..." line (-q silences it), not a
+    # "landscape: ..." line: those are kept for errors and stops, one per run.
+    import logging
 
-    print(line, file=sys.stderr, flush=True)
+    logging.getLogger("landscape.batching").info(line)
