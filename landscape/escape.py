@@ -158,6 +158,11 @@ def sam_escape(
             loss_fn, inputs, targets, batch_size, bn_mode, partition
         )
     params = trainable_parameters(model)
+
+    def full_batch_gradient() -> tuple[float, float, list[torch.Tensor]]:
+        """Loss, accuracy and gradient of all the examples at the model's current weights."""
+        return loss_and_grad(model, loss_fn, inputs, targets, params, batch_size, partition)
+
     start = [p.detach().clone() for p in params]
     velocity = [torch.zeros_like(p) for p in params]
     records = {
@@ -173,9 +178,7 @@ def sam_escape(
                     model, loss_fn, inputs, targets, batch_size, partition
                 )
             else:
-                loss, acc, grads = loss_and_grad(
-                    model, loss_fn, inputs, targets, params, batch_size, partition
-                )
+                loss, acc, grads = full_batch_gradient()
             records["train_loss"][t], records["train_acc"][t] = loss, acc
             report(
                 progress,
@@ -205,20 +208,15 @@ def sam_escape(
             if t == steps:
                 break
             _sam_update(
-                model,
-                loss_fn,
-                inputs,
-                targets,
                 params,
                 grads,
                 velocity,
+                full_batch_gradient,
                 rho=rho,
                 lr=lr,
                 unnormalized=unnormalized,
                 momentum=momentum,
                 weight_decay=weight_decay,
-                batch_size=batch_size,
-                partition=partition,
             )
     if math.isfinite(diverged_at) and (fit_window is None or fit_window[1] >= diverged_at):
         growth_rate, window = math.nan, (-1, -1)
@@ -246,23 +244,19 @@ def sam_escape(
 
 
 def _sam_update(
-    model,
-    loss_fn,
-    inputs,
-    targets,
     params,
     grads,
     velocity,
+    full_batch_gradient,
     *,
     rho,
     lr,
     unnormalized,
     momentum,
     weight_decay,
-    batch_size,
-    partition=SINGLE,
 ) -> None:
-    """Ascent to w + e, gradient there, descent from w (the step the released script omits)."""
+    """Ascent to w + e, gradient there (``full_batch_gradient()``), descent from w (the step
+    the released script omits)."""
     if unnormalized:
         scale = rho
     else:
@@ -272,7 +266,7 @@ def _sam_update(
     with torch.no_grad():
         for p, g in zip(params, grads):
             p.add_(g, alpha=scale)
-    _, _, sam_grads = loss_and_grad(model, loss_fn, inputs, targets, params, batch_size, partition)
+    _, _, sam_grads = full_batch_gradient()
     with torch.no_grad():
         for p, w, v, sg in zip(params, here, velocity, sam_grads):
             p.copy_(w)  # back to w_t exactly

@@ -446,6 +446,37 @@ def lanczos_eigs(
     )
 
 
+class _Tridiagonal:
+    """The coefficients of ``T_m`` as a single-vector Lanczos recurrence produces them, and
+    where it stops: after ``steps`` products, or when the new residual norm is negligible
+    against the largest coefficient so far (an invariant subspace)."""
+
+    def __init__(
+        self, space: VectorSpace, steps: int, on_step: Callable[[int], None] | None
+    ) -> None:
+        self.space, self.steps, self.on_step = space, steps, on_step
+        self.alphas: list[float] = []
+        self.betas: list[float] = []
+        self.scale = 0.0
+
+    def step(self, j: int, alpha: float, w: torch.Tensor) -> float | None:
+        """Record ``alpha_j`` and the residual ``w`` of step ``j``; return ``beta = ||w||``
+        (to normalise the next basis vector), or None where the recurrence ends."""
+        self.alphas.append(alpha)
+        if self.on_step is not None:
+            self.on_step(j + 1)
+        beta = self.space.norm(w)
+        self.scale = max(self.scale, abs(alpha), beta)
+        if j + 1 == self.steps or beta <= 1e-12 * max(self.scale, 1e-300):
+            return None
+        self.betas.append(beta)
+        return beta
+
+    def coefficients(self) -> tuple[np.ndarray, np.ndarray]:
+        """The diagonal ``alpha`` (m) and off-diagonal ``beta`` (m - 1) recorded."""
+        return np.array(self.alphas), np.array(self.betas)
+
+
 def lanczos_tridiagonal(
     op: LinearOperator,
     start: torch.Tensor,
@@ -478,23 +509,16 @@ def lanczos_tridiagonal(
         return _lanczos_tridiagonal_window(op, space, start, steps, max_basis, on_step)
     basis = torch.zeros(min(steps, 8), space.local_dim, dtype=torch.float64, device=device)
     basis[0] = start.to(device=device, dtype=torch.float64) / space.norm(start)
-    alphas: list[float] = []
-    betas: list[float] = []
-    scale = 0.0
+    tridiagonal = _Tridiagonal(space, steps, on_step)
     for j in range(steps):
         w = op.matvec(basis[j]).to(torch.float64)
         h = _orthogonalise(w, basis[: j + 1], space)
-        alphas.append(float(h[j]))
-        if on_step is not None:
-            on_step(j + 1)
-        beta = space.norm(w)
-        scale = max(scale, abs(alphas[-1]), beta)
-        if j + 1 == steps or beta <= 1e-12 * max(scale, 1e-300):
+        beta = tridiagonal.step(j, float(h[j]), w)
+        if beta is None:
             break
-        betas.append(beta)
         basis = _grown(basis, j + 2, steps)
         basis[j + 1] = w / beta
-    return np.array(alphas), np.array(betas)
+    return tridiagonal.coefficients()
 
 
 def _lanczos_tridiagonal_window(
@@ -514,23 +538,16 @@ def _lanczos_tridiagonal_window(
     # not matter to Gram-Schmidt), so memory is fixed from the start.
     ring = torch.zeros(min(window, steps), space.local_dim, dtype=torch.float64, device=device)
     ring[0] = start.to(device=device, dtype=torch.float64) / space.norm(start)
-    alphas: list[float] = []
-    betas: list[float] = []
-    scale = 0.0
+    tridiagonal = _Tridiagonal(space, steps, on_step)
     for j in range(steps):
         slot = j % ring.shape[0]
         w = op.matvec(ring[slot]).to(torch.float64)
         h = _orthogonalise(w, ring[: min(j + 1, ring.shape[0])], space)
-        alphas.append(float(h[slot]))
-        if on_step is not None:
-            on_step(j + 1)
-        beta = space.norm(w)
-        scale = max(scale, abs(alphas[-1]), beta)
-        if j + 1 == steps or beta <= 1e-12 * max(scale, 1e-300):
+        beta = tridiagonal.step(j, float(h[slot]), w)
+        if beta is None:
             break
-        betas.append(beta)
         ring[(j + 1) % ring.shape[0]] = w / beta
-    return np.array(alphas), np.array(betas)
+    return tridiagonal.coefficients()
 
 
 def lanczos_tridiagonal_lockstep(

@@ -227,26 +227,18 @@ def hutchpp_trace(
     def project(z: torch.Tensor) -> torch.Tensor:
         return z - Q @ space.coefficients(Q.T, z)
 
-    stats, converged = _sample_until(
+    return _deflated_trace(
         op,
         probes,
         project,
         low_rank,
+        "hutch++",
+        rank,
+        2 * rank,
         rel_stderr,
         min_samples,
-        max(max_hvps - 2 * rank, min_samples),
+        max_hvps,
         progress,
-        2 * rank,
-    )
-    return TraceResult(
-        trace=low_rank + stats.mean,
-        stderr=stats.stderr,
-        hvp_count=2 * rank + stats.n,
-        samples=stats.n,
-        method="hutch++",
-        converged=converged,
-        sketch_rank=rank,
-        low_rank_trace=low_rank,
     )
 
 
@@ -333,6 +325,38 @@ def krylov_hutchpp_trace(
     def project(z: torch.Tensor) -> torch.Tensor:
         return z - Q.T @ space.coefficients(Q, z)
 
+    return _deflated_trace(
+        op,
+        probes,
+        project,
+        low_rank,
+        "krylov-hutch++",
+        rank,
+        spent,
+        rel_stderr,
+        min_samples,
+        max_hvps,
+        progress,
+    )
+
+
+def _deflated_trace(
+    op: LinearOperator,
+    probes,
+    project,
+    low_rank: float,
+    method: str,
+    rank: int,
+    spent: int,
+    rel_stderr: float,
+    min_samples: int,
+    max_hvps: int,
+    progress: ProgressFn | None,
+) -> TraceResult:
+    """``low_rank`` (the trace on a rank-``rank`` basis, ``spent`` products so far) plus
+    Hutchinson samples of the ``project``-ed remainder until ``rel_stderr``, within what is
+    left of ``max_hvps`` (at least ``min_samples``): the second half of Hutch++ (Meyer, Musco,
+    Musco & Woodruff, SOSA 2021) and of its Krylov-deflated form."""
     stats, converged = _sample_until(
         op,
         probes,
@@ -349,7 +373,7 @@ def krylov_hutchpp_trace(
         stderr=stats.stderr,
         hvp_count=spent + stats.n,
         samples=stats.n,
-        method="krylov-hutch++",
+        method=method,
         converged=converged,
         sketch_rank=rank,
         low_rank_trace=low_rank,

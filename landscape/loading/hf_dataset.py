@@ -28,6 +28,7 @@ import torch
 
 from landscape.data import Data
 from landscape.errors import UserError
+from landscape.loading.user_data import in_memory_data
 
 PREFIX = "hf-dataset:"
 IMAGE_COLUMNS = ("image", "img")
@@ -92,25 +93,17 @@ def load_hf_dataset(
     reader = _Reader(spec, input_column, label_column, prep, tokenizer_folder)
     train_x, train_y = reader(train)
     test_x, test_y = (train_x, train_y) if test is train else reader(test)
-    if tuple(test_x.shape[1:]) != tuple(train_x.shape[1:]):
-        raise UserError(
-            f"--data {spec}: train inputs have shape {tuple(train_x.shape[1:])} but test "
-            f"inputs {tuple(test_x.shape[1:])}"
-        )
     described = f"columns {input_column}, {label_column}"
     if prep is not None:
         described += f"; {prep.describe()}"
-    return Data(
-        name=f"{PREFIX}{root} [{described}]",
-        train_x=train_x,
-        train_y=train_y,
-        test_x=test_x,
-        test_y=test_y,
-        num_classes=_num_classes(train_y, test_y),
-        input_shape=tuple(train_x.shape[1:]),
+    return in_memory_data(
+        spec,
+        f"{PREFIX}{root} [{described}]",
+        (train_x, train_y),
+        (test_x, test_y),
+        _num_classes,
         mean=prep.mean if prep else (),
         std=prep.std if prep else (),
-        augmentation="none",
     )
 
 

@@ -34,21 +34,37 @@ def load_user_data(spec: str) -> Data:
     else:
         train_x, train_y = _as_tensors(call_factory(factory, spec, {}, "--data"), spec)
         test_x, test_y = train_x, train_y
+    return in_memory_data(spec, "custom", (train_x, train_y), (test_x, test_y), _num_classes)
+
+
+def in_memory_data(
+    spec: str,
+    name: str,
+    train: tuple[Tensor, Tensor],
+    test: tuple[Tensor, Tensor],
+    count_classes: Callable[..., int],
+    mean: tuple[float, ...] = (),
+    std: tuple[float, ...] = (),
+) -> Data:
+    """The ``(inputs, targets)`` of both splits as a :class:`Data` without augmentation,
+    refused when the splits' inputs differ in shape (``spec``: the ``--data`` it came from);
+    ``count_classes(train_targets, test_targets)`` is asked only once the shapes agree."""
+    (train_x, train_y), (test_x, test_y) = train, test
     if tuple(train_x.shape[1:]) != tuple(test_x.shape[1:]):
         raise UserError(
             f"--data {spec}: train inputs have shape {tuple(train_x.shape[1:])} "
             f"but test inputs {tuple(test_x.shape[1:])}"
         )
     return Data(
-        name="custom",
+        name=name,
         train_x=train_x,
         train_y=train_y,
         test_x=test_x,
         test_y=test_y,
-        num_classes=_num_classes(train_y, test_y),
+        num_classes=count_classes(train_y, test_y),
         input_shape=tuple(train_x.shape[1:]),
-        mean=(),
-        std=(),
+        mean=mean,
+        std=std,
         augmentation="none",
     )
 

@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -277,6 +278,65 @@ def _evaluate_dealt(
     return computed
 
 
+class TimedFill:
+    """Fills the missing points of a resumable ``result`` (its ``metrics``, ``done`` and
+    ``seconds``) and keeps ``result.seconds`` the wall time of every run that worked on it:
+    the time of earlier runs plus this one's since the fill was made. ``on_save(result)``
+    sees the seconds brought up to date each time."""
+
+    def __init__(
+        self,
+        result: Any,
+        on_save: Callable[[Any], None] | None,
+        save_every: float,
+        progress: ProgressFn | None,
+        partition: Partition,
+    ) -> None:
+        self.result, self.on_save = result, on_save
+        self.save_every, self.progress, self.partition = save_every, progress, partition
+        self.start, self.seconds0 = time.monotonic(), result.seconds
+
+    def save(self) -> None:
+        self.result.seconds = self.seconds0 + time.monotonic() - self.start
+        if self.on_save is not None:
+            self.on_save(self.result)
+
+    def points(
+        self, write_point: Callable[[int], None], measure: Callable[[], dict[str, float]]
+    ) -> None:
+        """:func:`evaluate_points` into the result."""
+        evaluate_points(
+            write_point,
+            measure,
+            self.result.metrics,
+            self.result.done,
+            on_save=self.save,
+            save_every=self.save_every,
+            progress=self.progress,
+            partition=self.partition,
+        )
+
+    def groups(
+        self, measure_group: Callable[[list[int]], list[dict[str, float]]], group: int
+    ) -> None:
+        """:func:`evaluate_point_groups` into the result."""
+        evaluate_point_groups(
+            measure_group,
+            self.result.metrics,
+            self.result.done,
+            group=group,
+            on_save=self.save,
+            save_every=self.save_every,
+            progress=self.progress,
+            partition=self.partition,
+        )
+
+    def finish(self) -> Any:
+        """The result, its seconds up to now."""
+        self.result.seconds = self.seconds0 + time.monotonic() - self.start
+        return self.result
+
+
 @dataclass
 class SurfaceResult:
     """Metrics on a 1-D or 2-D grid, ``'ij'`` ordered: ``metrics[name][i, j]`` is at
@@ -367,8 +427,7 @@ def evaluate_surface(
         raise ValueError("give one direction for a 1-D slice (y=None) and two for a 2-D surface")
     if result is None:
         result = SurfaceResult.empty(x, y, measure.names)
-    start = time.monotonic()
-    seconds0 = result.seconds
+    fill = TimedFill(result, on_save, save_every, progress, partition)
     with preserved_state(model):  # restores the train/eval flags too
         writer = PlaneWriter(model, directions)
         shape = result.shape
@@ -378,11 +437,6 @@ def evaluate_surface(
         def write_point(i: int) -> None:
             idx = np.unravel_index(i, shape)
             writer.write([result.x[idx[0]]] if y is None else [result.x[idx[0]], result.y[idx[1]]])
-
-        def save() -> None:
-            result.seconds = seconds0 + time.monotonic() - start
-            if on_save is not None:
-                on_save(result)
 
         if measure.points_per_pass > 1:
             stacked = StackedEvaluator(
@@ -397,29 +451,10 @@ def evaluate_surface(
             def measure_group(indices: list[int]) -> list[dict[str, float]]:
                 return stacked(writer.points(grid[indices]))
 
-            evaluate_point_groups(
-                measure_group,
-                result.metrics,
-                result.done,
-                group=measure.points_per_pass,
-                on_save=save,
-                save_every=save_every,
-                progress=progress,
-                partition=partition,
-            )
+            fill.groups(measure_group, measure.points_per_pass)
         else:
-            evaluate_points(
-                write_point,
-                lambda: measure(model),
-                result.metrics,
-                result.done,
-                on_save=save,
-                save_every=save_every,
-                progress=progress,
-                partition=partition,
-            )
-    result.seconds = seconds0 + time.monotonic() - start
-    return result
+            fill.points(write_point, lambda: measure(model))
+    return fill.finish()
 
 
 def _grid_coefficients(result: SurfaceResult, two_d: bool) -> np.ndarray:

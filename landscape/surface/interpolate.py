@@ -22,7 +22,6 @@ interpolates the running statistics like the weights (as the paper code of most 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -33,7 +32,7 @@ from torch import nn
 from landscape.parallel import SINGLE, Partition
 from landscape.progress import ProgressFn
 from landscape.surface.flat import FlatParameters, preserved_state
-from landscape.surface.grid import PointEvaluator, evaluate_points
+from landscape.surface.grid import PointEvaluator, TimedFill
 
 BN_POLICIES = ("recompute", "interpolate")
 
@@ -177,24 +176,11 @@ def interpolate(
     if result is None:
         segment, alpha = path_points(alphas, len(states))
         result = InterpolationResult.empty(segment, alpha, measure.names)
-    start, seconds0 = time.monotonic(), result.seconds
-
-    def save() -> None:
-        result.seconds = seconds0 + time.monotonic() - start
-        if on_save is not None:
-            on_save(result)
-
+    fill = TimedFill(result, on_save, save_every, progress, partition)
     with preserved_state(model):
         writer = PathWriter(model, states, interpolate_buffers=bn == "interpolate")
-        evaluate_points(
+        fill.points(
             lambda i: writer.write(int(result.segment[i]), float(result.alpha[i])),
             lambda: measure(model),
-            result.metrics,
-            result.done,
-            on_save=save,
-            save_every=save_every,
-            progress=progress,
-            partition=partition,
         )
-    result.seconds = seconds0 + time.monotonic() - start
-    return result
+    return fill.finish()
