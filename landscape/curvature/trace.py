@@ -94,15 +94,34 @@ class _RunningMean:
 SAMPLE_BLOCK = 4
 
 
-def _block_size(op: LinearOperator, per_vector: dict[int, float]) -> int:
-    """Samples in the next pass: 1, then SAMPLE_BLOCK (trials, each timed once), then the
-    cheaper per vector of the two; 1 for an operator without ``matmat``."""
-    if not hasattr(op, "matmat") or SAMPLE_BLOCK == 1:
-        return 1
-    for trial in (1, SAMPLE_BLOCK):
-        if trial not in per_vector:
-            return trial
-    return min(per_vector, key=per_vector.get)
+class _BlockChoice:
+    """Samples per pass: 1, then SAMPLE_BLOCK (trials, each timed once), then the cheaper per
+    vector of the two; always 1 for an operator without ``matmat``.
+
+    Under torchrun every product is a collective whose size is the block's, so all ranks must
+    make the same choice: the writer's timings decide and are broadcast once (timed alone, two
+    ranks can disagree, and their collectives then no longer match)."""
+
+    def __init__(self, op: LinearOperator) -> None:
+        self.op = op
+        self.per_vector: dict[int, float] = {}  # block size -> seconds per vector, of the trials
+        self.chosen: int | None = None if hasattr(op, "matmat") and SAMPLE_BLOCK > 1 else 1
+
+    def next(self) -> int:
+        if self.chosen is not None:
+            return self.chosen
+        for trial in (1, SAMPLE_BLOCK):
+            if trial not in self.per_vector:
+                return trial
+        best = min(self.per_vector, key=self.per_vector.get)
+        partition = getattr(self.op, "partition", None)
+        if partition is not None and partition.is_distributed:
+            best = partition.broadcast(best)
+        self.chosen = best
+        return best
+
+    def timed(self, block: int, seconds: float) -> None:
+        self.per_vector.setdefault(block, seconds / block)
 
 
 def _sample_until(
@@ -122,15 +141,15 @@ def _sample_until(
     space = vector_space(op)
     stats = _RunningMean()
     pending: list[float] = []
-    per_vector: dict[int, float] = {}  # block size -> seconds per vector, of the trial passes
+    blocks = _BlockChoice(op)
     while stats.n < budget:
         if not pending:  # the next samples, several per pass where that was measured to pay
-            block = min(_block_size(op, per_vector), budget - stats.n)
+            block = min(blocks.next(), budget - stats.n)
             started = time.perf_counter()
             Z = torch.stack([project(probes.rademacher()) for _ in range(block)])
             HZ = op.matmat(Z) if block > 1 else op.matvec(Z[0])[None]
             pending = [space.dot(z, hz.to(torch.float64)) for z, hz in zip(Z, HZ)]
-            per_vector.setdefault(block, (time.perf_counter() - started) / block)
+            blocks.timed(block, time.perf_counter() - started)
         stats.add(pending.pop(0))
         relative = stats.stderr / abs(offset + stats.mean) if offset + stats.mean else math.inf
         if progress is not None:

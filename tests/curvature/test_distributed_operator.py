@@ -5,6 +5,8 @@ products are all-reduced, so eigenvalues, the trace estimate (same probes) and t
 equal one process's to 1e-10 (float64) and 1e-5 (float32), and every rank holds the same answer.
 """
 
+import time
+
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -80,3 +82,42 @@ def test_each_rank_sums_over_its_share_only(results):
     assert one["examples"] == SAMPLES and one["reduce_s"] == 0
     # one all-reduce per pass: a product, or a batch of products (HessianOperator.matmat)
     assert 0 < rank0["reduce_s"] <= rank0["hvp_count"]
+
+
+class _Slowed(HessianOperator):
+    """An operator that idles after its single products (``slow="matvec"``) or its batched ones
+    (``"matmat"``). Idling after the all-reduce is seen by this rank's clock alone, so that
+    each rank, timing alone, would choose another Hutchinson block size."""
+
+    def __init__(self, *args, slow: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.slow = slow
+
+    def matvec(self, v):
+        out = super().matvec(v)
+        if self.slow == "matvec":
+            time.sleep(0.2)
+        return out
+
+    def matmat(self, V):
+        out = super().matmat(V)
+        if self.slow == "matmat":
+            time.sleep(0.4)
+        return out
+
+
+def trace_with_disagreeing_timings(partition) -> torch.Tensor:
+    torch.set_num_threads(1)
+    model, x, y = problem("residual", samples=SAMPLES, dtype=torch.float64)
+    op = _Slowed(model, loss_fn, x, y, batch_size=5, partition=partition, slow="")
+    op.matvec(torch.ones(op.dim, dtype=torch.float64))  # graphs built: the trials time products
+    op.slow = "matmat" if partition.rank == 0 else "matvec"  # rank 0 alone would keep 1, rank 1 4
+    trace = TRACE_METHODS["hutchinson"](op, rel_stderr=1e-9, max_hvps=12, seed=0)
+    return torch.tensor([trace.trace, trace.stderr, op.hvp_count], dtype=torch.float64)
+
+
+def test_ranks_that_time_blocks_differently_still_run_the_same_products():
+    # Each product is an all-reduce of the block's size: a block size chosen per rank from its
+    # own timings would make the collectives mismatch (gloo aborts); the writer's choice holds.
+    first, second = run_ranks(trace_with_disagreeing_timings, 2)
+    assert torch.equal(first, second)
