@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 GRID = ["--x=-1:1:31", "--y=-1:1:31", "--samples", "1000"]
 POINTS = 31 * 31
+SLOW_A = ("--bn", "recalibrate")
 RESUME_HINT = "rerun the same command to resume"
 
 
@@ -291,7 +292,9 @@ def test_surfaces_into_one_file_lose_nothing_and_a_second_writer_of_a_group_take
     out = tmp_path / "race.h5"
     small = ["--x=-1:1:30", "--y=-1:1:3", "--save-every", "0"]
     first_a = subprocess.Popen(
-        _surface(ckpt, out, "A", "--save-every", "0"),
+        # Recalibrated BatchNorm makes each point a pass over the data, so that A runs for
+        # several saves (a save waits 20x its own cost, digests included) and can be taken over.
+        _surface(ckpt, out, "A", *SLOW_A, "--save-every", "0"),
         env=ENV,
         text=True,
         stdout=subprocess.PIPE,
@@ -313,7 +316,11 @@ def test_surfaces_into_one_file_lose_nothing_and_a_second_writer_of_a_group_take
     with store.writer_lock(out):
         os.kill(first_a.pid, signal.SIGSTOP)
     second_a = subprocess.Popen(
-        _surface(ckpt, out, "A"), env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        _surface(ckpt, out, "A", *SLOW_A),
+        env=ENV,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )  # same command: it resumes A and takes it over
     try:
         _wait_for(second_a, lambda: f":{second_a.pid}:" in _writer(out, "surface/A"))
