@@ -19,19 +19,11 @@ from landscape.errors import UserError
 from landscape.loading.external import OFFLINE_VARIABLES, hf_state_dict, hub_offline
 from landscape.losses import make_loss
 from tests.curvature.test_substitutions import dense_hessian, finite_difference_column
+from tests.loading.tiny_hf import TINY_BERT
 
 transformers = pytest.importorskip("transformers")
 
-BERT = dict(
-    vocab_size=16,
-    hidden_size=4,
-    num_hidden_layers=1,
-    num_attention_heads=2,
-    intermediate_size=8,
-    max_position_embeddings=8,
-    type_vocab_size=1,
-    num_labels=3,
-)
+BERT = TINY_BERT
 CLASSES = {
     "sequence": "BertForSequenceClassification",
     "token": "BertForTokenClassification",

@@ -12,6 +12,7 @@ from landscape.cli import main
 from landscape.errors import UserError
 from landscape.loading.hf_dataset import load_hf_dataset
 from landscape.loading.loader import DataSource, load_data
+from tests.loading.tiny_hf import TINY_BERT
 
 datasets = pytest.importorskip("datasets")
 torchvision = pytest.importorskip("torchvision")
@@ -101,16 +102,7 @@ def test_bad_datasets_are_one_line_errors(tmp_path, columns, make, message):
 def test_a_sequence_classifier_folder_runs_on_a_saved_dataset_from_the_command_line(tmp_path):
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=16,
-        hidden_size=4,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=8,
-        max_position_embeddings=8,
-        type_vocab_size=1,
-        num_labels=3,
-    )
+    config = transformers.BertConfig(**TINY_BERT)
     transformers.BertForSequenceClassification(config).save_pretrained(tmp_path / "bert")
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, 16, (6, 5), generator=g).tolist()
